@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Step 1: curate the sources in sources/huggingface_urls.jsonl into data/merged/.
+# Usage: bash curate_data.sh [--config configs/curate.yaml] [key=value ...]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+# shellcheck source=scripts/bootstrap.sh
+source scripts/bootstrap.sh
+exec "$PY" curate_data.py "$@"

@@ -1,0 +1,55 @@
+"""What every entry point does first: parse --config and key=value overrides, set up logging,
+read token.env, print the effective config."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any, Sequence
+
+from .config import ConfigError, dump_config, load_config
+from .log import setup_logging
+from .paths import resolve
+from .secrets import TokenFileError, load_token_env
+
+
+def build_parser(prog: str, description: str, default_config: str, steps: Sequence[str] = ()) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog="Overrides: key=value (nested keys with dots, values parsed as YAML), e.g. train.max_steps=50",
+    )
+    if steps:
+        parser.add_argument("step", nargs="?", default="all", choices=[*steps, "all"],
+                            help="which step to run (default: all, in order)")
+    parser.add_argument("--config", default=default_config, help=f"YAML config (default: {default_config})")
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--print-config", action="store_true", help="print the effective config and exit")
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
+    return parser
+
+
+def start(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> tuple[dict[str, Any], argparse.Namespace]:
+    """Parse arguments and return (effective config, args). Exits with a clear message on bad input."""
+    args = parser.parse_args(argv)
+    # argparse puts a bare key=value into 'step' when no step is given; move it back.
+    if getattr(args, "step", None) and "=" in args.step:
+        args.overrides.insert(0, args.step)
+        args.step = "all"
+    log = setup_logging(args.log_level)
+    try:
+        cfg = load_config(resolve(args.config), args.overrides)
+        load_token_env()
+    except (ConfigError, TokenFileError) as exc:
+        log.error("%s", exc)
+        sys.exit(2)
+    log.info("effective config (%s%s):\n%s", args.config,
+             f" + {len(args.overrides)} override(s)" if args.overrides else "", dump_config(cfg).rstrip())
+    if args.print_config:
+        sys.exit(0)
+    return cfg, args
+
+
+def fail(message: str, code: int = 1) -> None:
+    logging.getLogger("sft_playbook").error("%s", message)
+    sys.exit(code)

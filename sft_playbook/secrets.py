@@ -1,0 +1,70 @@
+"""Secrets (HF_TOKEN, WANDB_API_KEY) from the environment or token.env. Never printed or logged.
+
+The environment wins over token.env. Values are only exported into os.environ so that the
+libraries that need them (huggingface_hub, wandb) find them; nothing here ever writes a value
+to a log, a config dump or an error message.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from .paths import REPO_ROOT
+
+SECRET_KEYS = ("HF_TOKEN", "WANDB_API_KEY")
+log = logging.getLogger(__name__)
+
+
+class TokenFileError(ValueError):
+    pass
+
+
+def parse_token_env(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):].strip()
+        if "=" not in line:
+            raise TokenFileError(f"{path}:{lineno}: expected KEY=value (the value is not shown)")
+        key, value = line.split("=", 1)
+        key, value = key.strip(), value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if not key.replace("_", "").isalnum():
+            raise TokenFileError(f"{path}:{lineno}: {key!r} is not a valid variable name")
+        values[key] = value
+    return values
+
+
+def load_token_env(path: str | Path | None = None) -> list[str]:
+    """Export token.env's non-empty values that the environment does not already set.
+
+    Returns the names (never the values) that are now available.
+    """
+    path = Path(path) if path is not None else REPO_ROOT / "token.env"
+    if path.is_file():
+        for key, value in parse_token_env(path).items():
+            if value and not os.environ.get(key):
+                os.environ[key] = value
+    available = [k for k in (*SECRET_KEYS, "WANDB_PROJECT", "HF_ENDPOINT") if os.environ.get(k)]
+    log.info("credentials available: %s", ", ".join(available) if available else "none (offline defaults)")
+    return available
+
+
+def redact(text: str) -> str:
+    """Replace any secret value that appears in text (for error messages and logs)."""
+    for key in SECRET_KEYS:
+        value = os.environ.get(key)
+        if value and len(value) >= 4:
+            text = text.replace(value, f"<{key}>")
+    return text
+
+
+def scrubbed_env() -> dict[str, str]:
+    """A copy of the environment without secrets, for subprocesses that run untrusted code."""
+    drop = set(SECRET_KEYS) | {"HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN"}
+    return {k: v for k, v in os.environ.items() if k not in drop and "TOKEN" not in k and "SECRET" not in k and "KEY" not in k}

@@ -1,0 +1,144 @@
+"""Run a tool on untrusted Verilog: own temporary folder, wall-clock timeout, CPU/memory/file-size
+limits, no secrets in the environment, and a cap on the output read back.
+
+Every generated or downloaded design is untrusted: it can loop forever, print forever, write
+files with $fopen, or pretend to pass. Callers give the source files as strings; they are
+written into a fresh temporary folder that is removed afterwards.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+# Defaults sized for small RTL designs and testbenches.
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_CPU_S = 60
+DEFAULT_MEM_BYTES = 2 * 1024**3
+DEFAULT_FILE_BYTES = 16 * 1024**2     # any single file a candidate writes, stdout/stderr included
+DEFAULT_OUTPUT_CAP = 256 * 1024        # bytes of stdout/stderr read back
+
+
+@dataclass
+class SandboxResult:
+    returncode: int | None       # None when killed for the timeout
+    stdout: str
+    stderr: str
+    timed_out: bool
+    truncated: bool              # output was longer than the cap (or hit the file-size limit)
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+def _limits(cpu_s: int, mem_bytes: int, file_bytes: int):
+    def apply() -> None:
+        os.setsid()  # own process group: a timeout kills everything it started
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+        resource.setrlimit(resource.RLIMIT_AS, (mem_bytes, mem_bytes))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return apply
+
+
+def _clean_env(workdir: str) -> dict[str, str]:
+    """Only what the tools need: no tokens, keys or the caller's variables."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+    }
+
+
+def _read_capped(path: Path, cap: int) -> tuple[str, bool]:
+    with open(path, "rb") as fh:
+        data = fh.read(cap + 1)
+    truncated = len(data) > cap
+    return data[:cap].decode("utf-8", errors="replace"), truncated
+
+
+def run_sandboxed(
+    argv: Sequence[str],
+    files: Mapping[str, str] | None = None,
+    *,
+    workdir: str | os.PathLike | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    cpu_s: int = DEFAULT_CPU_S,
+    mem_bytes: int = DEFAULT_MEM_BYTES,
+    file_bytes: int = DEFAULT_FILE_BYTES,
+    output_cap: int = DEFAULT_OUTPUT_CAP,
+) -> SandboxResult:
+    """Run argv in workdir (a fresh temporary folder when None, removed afterwards) after writing
+    `files` (name -> text) into it."""
+    own = workdir is None
+    wd = Path(tempfile.mkdtemp(prefix="sftpb-sim-")) if own else Path(workdir)
+    try:
+        for name, text in (files or {}).items():
+            target = (wd / name).resolve()
+            if wd.resolve() not in target.parents:
+                raise ValueError(f"sandbox file name {name!r} escapes the work folder")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        out_path, err_path = wd / ".stdout", wd / ".stderr"
+        t0 = time.monotonic()
+        timed_out = False
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            proc = subprocess.Popen(
+                list(argv), cwd=wd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                env=_clean_env(str(wd)), preexec_fn=_limits(cpu_s, mem_bytes, file_bytes),
+            )
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+        seconds = time.monotonic() - t0
+        stdout, t1 = _read_capped(out_path, output_cap)
+        stderr, t2 = _read_capped(err_path, output_cap)
+        # SIGXFSZ (file-size limit) shows as -25: the program tried to write more than allowed.
+        truncated = t1 or t2 or proc.returncode == -signal.SIGXFSZ
+        return SandboxResult(None if timed_out else proc.returncode, stdout, stderr, timed_out, truncated, seconds)
+    finally:
+        if own:
+            shutil.rmtree(wd, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=1)
+def iverilog_available() -> bool:
+    return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
+
+
+@functools.lru_cache(maxsize=1)
+def iverilog_version() -> tuple[int, int] | None:
+    """(major, minor) of the installed Icarus Verilog, or None."""
+    if not iverilog_available():
+        return None
+    proc = subprocess.run(["iverilog", "-V"], capture_output=True, text=True, timeout=30)
+    m = re.search(r"version (\d+)\.(\d+)", proc.stdout + proc.stderr)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def compile_check(code: str, *, flags: Sequence[str] = ("-g2012",), timeout_s: float = 20.0,
+                  top: str | None = None) -> SandboxResult:
+    """Compile (parse + elaborate) one Verilog source with iverilog; nothing is simulated."""
+    argv = ["iverilog", *flags, "-o", "design.vvp"]
+    if top:
+        argv += ["-s", top]
+    return run_sandboxed([*argv, "design.sv"], {"design.sv": code}, timeout_s=timeout_s)
