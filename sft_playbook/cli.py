@@ -20,8 +20,9 @@ def build_parser(prog: str, description: str, default_config: str, steps: Sequen
         epilog="Overrides: key=value (nested keys with dots, values parsed as YAML), e.g. train.max_steps=50",
     )
     if steps:
-        parser.add_argument("step", nargs="?", default="all", choices=[*steps, "all"],
-                            help="which step to run (default: all, in order)")
+        parser.add_argument("step", nargs="?", default="all",
+                            help=f"one of {', '.join(steps)} or all (default: all, in order)")
+        parser.set_defaults(_steps=(*steps, "all"))
     parser.add_argument("--config", default=default_config, help=f"YAML config (default: {default_config})")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--print-config", action="store_true", help="print the effective config and exit")
@@ -36,6 +37,8 @@ def start(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) ->
     if getattr(args, "step", None) and "=" in args.step:
         args.overrides.insert(0, args.step)
         args.step = "all"
+    if getattr(args, "step", None) and args.step not in args._steps:
+        parser.error(f"unknown step {args.step!r}; choose from {', '.join(args._steps)}")
     log = setup_logging(args.log_level)
     try:
         cfg = load_config(resolve(args.config), args.overrides)

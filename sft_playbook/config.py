@@ -48,6 +48,11 @@ def parse_override(text: str) -> tuple[list[str], Any, bool]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str):  # YAML 1.1 reads "5e-5" as a string; a user means a number
+        try:
+            value = float(value) if any(c in value for c in ".eE") else value
+        except ValueError:
+            pass
     return key.split("."), value, add
 
 
