@@ -34,9 +34,9 @@ _bs_in_nemo_container() {
 }
 
 _bs_pick_python() {
-  if [ -n "${SFT_PLAYBOOK_PYTHON:-}" ]; then echo "$SFT_PLAYBOOK_PYTHON"; return 0; fi
-  local c
-  for c in python3 python3.12 python3.11 python3.10; do
+  local c candidates=(python3 python3.12 python3.11 python3.10)
+  [ -n "${SFT_PLAYBOOK_PYTHON:-}" ] && candidates=("$SFT_PLAYBOOK_PYTHON")
+  for c in "${candidates[@]}"; do
     if command -v "$c" >/dev/null 2>&1 &&
        "$c" -c 'import sys; sys.exit(0 if (3,10) <= sys.version_info[:2] <= (3,12) else 1)' 2>/dev/null; then
       echo "$c"; return 0

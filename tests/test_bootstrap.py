@@ -40,8 +40,9 @@ def test_missing_deps_lists_only_what_is_not_installed(tmp_path):
 def test_scripts_fail_clearly_without_python(tmp_path):
     """With no usable interpreter and no venv, set-up stops with a message, not a traceback."""
     env = {"PATH": "/usr/bin:/bin", "SFT_PLAYBOOK_VENV": str(tmp_path / "venv"),
-           "SFT_PLAYBOOK_PYTHON": str(tmp_path / "no-python-here"), "HOME": str(tmp_path)}
+           "SFT_PLAYBOOK_PYTHON": str(tmp_path / "no-python-here"), "HOME": str(tmp_path), "SFT_PLAYBOOK_NO_APT": "1"}
     proc = subprocess.run(["bash", "-c", "source scripts/bootstrap.sh"], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "set-up failed" in proc.stderr
+    assert "no Python 3.10-3.12 found" in proc.stderr
