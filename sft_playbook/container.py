@@ -1,0 +1,292 @@
+"""Run curate_data.sh / run_sft.sh inside the course's NeMo container (nvcr.io/nvidia/nemo:24.12).
+
+Standard library only: the shell scripts call this through ``scripts/container_launch.py`` BEFORE
+any virtual environment exists, with whatever ``python3`` the machine has.
+
+Decision (first match wins):
+
+1. already inside the container (``SFT_PLAYBOOK_CONTAINER=1``, ``/opt/NeMo`` or ``NEMO_VERSION``):
+   run here;
+2. ``--no-container`` on the command line: run here;
+3. ``--container`` on the command line: run in the container (an error if Docker is missing);
+4. the mode from ``SFT_PLAYBOOK_CONTAINER_MODE`` or, if unset, ``mode:`` in
+   ``configs/container.yaml``: ``always`` / ``never`` / ``auto``;
+5. ``auto``: in the container when the ``docker`` client is on PATH, its daemon answers and
+   ``nvidia-smi -L`` lists a GPU; here otherwise.
+
+``--dry-run`` prints the decision and the exact ``docker run`` command, then exits. Secrets are
+passed as ``-e NAME`` (the value travels in docker's own environment, never on its command line
+or in a log); the repository is mounted read-write as the working folder, so ``results/``,
+``data/`` and ``.cache/`` (converted models) stay on the host, and the Hugging Face cache is
+mounted from the host too.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+#: exit code of the launcher meaning "not launched: go on and run here" (read by the .sh scripts)
+NOT_LAUNCHED = 200
+FLAGS = ("--container", "--no-container", "--dry-run")
+MODES = ("auto", "always", "never")
+#: names passed into the container when set on the host or in token.env (values never printed)
+PASSED_ENV = ("HF_TOKEN", "WANDB_API_KEY", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_MODE", "HF_ENDPOINT",
+              "CUDA_VISIBLE_DEVICES", "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST")
+DEFAULTS = {
+    "image": "nvcr.io/nvidia/nemo:24.12",
+    "mode": "auto",
+    "gpus": "all",
+    "workdir": "/workspace/sft-playbook",
+    "hf_cache": "~/.cache/huggingface",
+    "docker_args": "",
+}
+
+
+class ContainerError(RuntimeError):
+    """A setting or a request cannot be honoured; the message says which and how to fix it."""
+
+
+@dataclass
+class Settings:
+    image: str = DEFAULTS["image"]
+    mode: str = DEFAULTS["mode"]
+    gpus: str = DEFAULTS["gpus"]
+    workdir: str = DEFAULTS["workdir"]
+    hf_cache: str = DEFAULTS["hf_cache"]
+    docker_args: list[str] = field(default_factory=list)
+
+
+def _scalar(raw: str, where: str) -> str:
+    value = raw.split(" #", 1)[0].strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
+    elif value.startswith(("[", "{", "|", ">", "&", "*")):
+        raise ContainerError(f"{where}: only plain scalar values are allowed in this file")
+    return value
+
+
+def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the flat ``key: value`` YAML file (a subset of YAML, parsed without PyYAML).
+
+    ``SFT_PLAYBOOK_CONTAINER_MODE`` and ``SFT_PLAYBOOK_CONTAINER_IMAGE`` override the file.
+    """
+    env = os.environ if env is None else env
+    values = dict(DEFAULTS)
+    if path.is_file():
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            where = f"{path}:{lineno}"
+            if line[0].isspace() or ":" not in stripped:
+                raise ContainerError(f"{where}: expected 'key: value' at the start of the line")
+            key, raw = stripped.split(":", 1)
+            key = key.strip()
+            if key not in DEFAULTS:
+                raise ContainerError(f"{where}: unknown key {key!r} (known: {', '.join(DEFAULTS)})")
+            values[key] = _scalar(raw, where)
+    if env.get("SFT_PLAYBOOK_CONTAINER_MODE"):
+        values["mode"] = env["SFT_PLAYBOOK_CONTAINER_MODE"].strip()
+    if env.get("SFT_PLAYBOOK_CONTAINER_IMAGE"):
+        values["image"] = env["SFT_PLAYBOOK_CONTAINER_IMAGE"].strip()
+    if values["mode"] not in MODES:
+        raise ContainerError(f"container mode {values['mode']!r} is not one of {', '.join(MODES)} "
+                             f"(set in {path} 'mode:' or SFT_PLAYBOOK_CONTAINER_MODE)")
+    if not values["image"]:
+        raise ContainerError(f"{path}: 'image' is empty")
+    return Settings(image=values["image"], mode=values["mode"], gpus=values["gpus"] or "all",
+                    workdir=values["workdir"], hf_cache=values["hf_cache"],
+                    docker_args=shlex.split(values["docker_args"]))
+
+
+def split_flags(args: Sequence[str]) -> tuple[set[str], list[str]]:
+    """Separate the launcher's own flags from the arguments that are forwarded to the script."""
+    ours = {a for a in args if a in FLAGS}
+    if {"--container", "--no-container"} <= ours:
+        raise ContainerError("--container and --no-container contradict each other; give one")
+    return ours, [a for a in args if a not in FLAGS]
+
+
+# ----- detection ---------------------------------------------------------------------------------
+
+def inside_container(env: Mapping[str, str], exists: Callable[[str], bool] = os.path.exists) -> bool:
+    """The same test as scripts/bootstrap.sh's _bs_in_nemo_container."""
+    return env.get("SFT_PLAYBOOK_CONTAINER") == "1" or exists("/opt/NeMo") or bool(env.get("NEMO_VERSION"))
+
+
+def _runs_ok(argv: list[str], timeout: float = 15.0) -> bool:
+    try:
+        return subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=timeout, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@dataclass
+class Probe:
+    """What the machine offers. Each callable is replaceable in tests."""
+    which: Callable[[str], str | None] = shutil.which
+    runs_ok: Callable[[list[str]], bool] = _runs_ok
+
+    def docker(self) -> tuple[bool, str]:
+        if not self.which("docker"):
+            return False, "no 'docker' command on PATH"
+        if not self.runs_ok(["docker", "info"]):
+            return False, "'docker info' failed (daemon not running, or no permission: add yourself to the 'docker' group)"
+        return True, "Docker is available"
+
+    def gpu(self) -> tuple[bool, str]:
+        if not self.which("nvidia-smi"):
+            return False, "no NVIDIA driver ('nvidia-smi' not found)"
+        if not self.runs_ok(["nvidia-smi", "-L"]):
+            return False, "'nvidia-smi -L' lists no GPU"
+        return True, "NVIDIA GPU present"
+
+
+@dataclass
+class Decision:
+    launch: bool
+    reason: str
+
+
+def decide(flags: set[str], settings: Settings, env: Mapping[str, str], probe: Probe,
+           exists: Callable[[str], bool] = os.path.exists) -> Decision:
+    if inside_container(env, exists):
+        return Decision(False, "already inside the NeMo container")
+    if "--no-container" in flags:
+        return Decision(False, "--no-container given")
+    if "--container" in flags or settings.mode == "always":
+        why = "--container given" if "--container" in flags else "container mode is 'always'"
+        ok, detail = probe.docker()
+        if not ok:
+            raise ContainerError(f"{why}, but Docker cannot be used: {detail}. Install Docker and the NVIDIA "
+                                 "Container Toolkit, or run without the container (--no-container).")
+        return Decision(True, why)
+    if settings.mode == "never":
+        return Decision(False, "container mode is 'never'")
+    ok_docker, why_docker = probe.docker()
+    if not ok_docker:
+        return Decision(False, f"auto: {why_docker}")
+    ok_gpu, why_gpu = probe.gpu()
+    if not ok_gpu:
+        return Decision(False, f"auto: {why_gpu}")
+    return Decision(True, "auto: Docker and an NVIDIA GPU are present")
+
+
+# ----- the command -------------------------------------------------------------------------------
+
+def token_names(repo_root: Path, env: Mapping[str, str]) -> list[str]:
+    """Names (never values) of PASSED_ENV set in the environment or with a value in token.env."""
+    names = {k for k in PASSED_ENV if env.get(k)}
+    token_file = repo_root / "token.env"
+    if token_file.is_file():
+        for line in token_file.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line.startswith("export "):
+                line = line[len("export "):].strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            key, value = (part.strip() for part in line.split("=", 1))
+            if key in PASSED_ENV and value.strip("'\""):
+                names.add(key)
+    return sorted(names)
+
+
+def host_hf_cache(settings: Settings, repo_root: Path) -> Path:
+    path = Path(os.path.expanduser(settings.hf_cache))
+    return path if path.is_absolute() else repo_root.resolve() / path
+
+
+def build_command(script: str, args: Sequence[str], settings: Settings, repo_root: Path,
+                  env: Mapping[str, str], tty: bool = False) -> list[str]:
+    """The exact ``docker run`` argv that runs ``bash <script> <args>`` in the container."""
+    repo_root = repo_root.resolve()
+    hf_cache = host_hf_cache(settings, repo_root)
+    cmd = ["docker", "run", "--gpus", settings.gpus, "--ipc=host", "--ulimit", "memlock=-1",
+           "--ulimit", "stack=67108864", "--rm"]
+    if tty:
+        cmd.append("-it")
+    cmd += ["-v", f"{repo_root}:{settings.workdir}", "-w", settings.workdir,
+            "-v", f"{hf_cache}:/root/.cache/huggingface",
+            "-e", "SFT_PLAYBOOK_CONTAINER=1", "-e", "HF_HOME=/root/.cache/huggingface",
+            "-e", f"NEMO_HOME={settings.workdir}/.cache/nemo"]
+    for name in token_names(repo_root, env):
+        cmd += ["-e", name]  # value taken from docker's environment (see run()), never on argv
+    cmd += list(settings.docker_args)
+    cmd += [settings.image, "bash", script, *args]
+    return cmd
+
+
+def child_env(repo_root: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """docker's own environment: ours plus token.env's values (for the ``-e NAME`` flags)."""
+    out = dict(env)
+    token_file = repo_root / "token.env"
+    if token_file.is_file():
+        for line in token_file.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line.startswith("export "):
+                line = line[len("export "):].strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            key, value = (part.strip() for part in line.split("=", 1))
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            if key in PASSED_ENV and value and not out.get(key):
+                out[key] = value
+    return out
+
+
+def _say(message: str) -> None:
+    print(f"[container] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+         probe: Probe | None = None, repo_root: Path | None = None,
+         runner: Callable[[list[str], dict[str, str]], int] | None = None) -> int:
+    """``container_launch.py SCRIPT [args...]``; returns the docker exit code, or NOT_LAUNCHED."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    env = dict(os.environ if env is None else env)
+    probe = probe or Probe()
+    repo_root = repo_root or Path(__file__).resolve().parent.parent
+    if not argv:
+        _say("usage: container_launch.py SCRIPT [--container|--no-container] [--dry-run] [args...]")
+        return 2
+    script, rest = argv[0], argv[1:]
+    try:
+        flags, forwarded = split_flags(rest)
+        settings = load_settings(repo_root / "configs" / "container.yaml", env)
+        decision = decide(flags, settings, env, probe)
+    except ContainerError as exc:
+        _say(f"ERROR: {exc}")
+        return 2
+    if not decision.launch:
+        if "--dry-run" in flags:
+            _say(f"not using the container ({decision.reason}); would run here: "
+                 f"{shlex.join(['bash', script, *forwarded])}")
+            return 0
+        return NOT_LAUNCHED
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    cmd = build_command(script, forwarded, settings, repo_root, env, tty=tty)
+    _say(f"running in {settings.image} ({decision.reason}); --no-container runs here instead")
+    print(shlex.join(cmd), flush=True)
+    if "--dry-run" in flags:
+        return 0
+    host_hf_cache(settings, repo_root).mkdir(parents=True, exist_ok=True)  # else docker creates it as root
+    runner = runner or (lambda c, e: subprocess.call(c, env=e))
+    try:
+        rc = runner(cmd, child_env(repo_root, env))
+    except KeyboardInterrupt:
+        return 130
+    if rc == NOT_LAUNCHED:  # never let the script mistake a failure inside for "not launched"
+        rc = 1
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
