@@ -1,7 +1,444 @@
-"""SFT recipe (filled in by the SFT issue)."""
+"""SFT recipe, native backend: convert -> train -> predict -> evaluate.
+
+The whole training loop is in this file (`SFTRecipe.train`), torchtune style: a config dict in,
+visible lines for accumulation, DDP / FSDP2, bf16 autocast, clipping, schedule, validation,
+checkpoints and resume. Single process by default; under `torchrun` one process per GPU.
+
+The NeMo backend (`backend: nemo`) gets the same steps: `main` hands it (cfg, steps, args), and it
+can reuse `model.prepare_model`, `data.read_split` / `data.build_prompt`, `predict.write_predictions`
+(the predictions.jsonl schema) and `report.evaluate_run`.
+"""
+from __future__ import annotations
+
+import json
 import logging
+import math
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from ..config import dump_config
+from ..paths import resolve
+from . import data as D
+from .model import ModelError, load_model, load_tokenizer, prepare_model
+
+log = logging.getLogger(__name__)
 
 
-def main(cfg, steps, args) -> int:
-    logging.getLogger(__name__).warning("the SFT steps %s are not implemented yet", steps)
+def main(cfg: dict, steps: list[str], args=None) -> int:
+    backend = cfg.get("backend", "native")
+    if backend == "nemo":
+        from . import nemo_backend
+
+        return nemo_backend.main(cfg, steps, args)
+    if backend != "native":
+        log.error("backend must be 'native' or 'nemo', not %r", backend)
+        return 2
+    try:
+        for step in steps:
+            log.info("=== step: %s ===", step)
+            if step == "convert":
+                log.info("model folder: %s", prepare_model(cfg))
+            elif step == "train":
+                recipe = SFTRecipe(cfg)
+                try:
+                    recipe.setup()
+                    recipe.train()
+                finally:
+                    recipe.cleanup()
+            elif step == "predict":
+                from .predict import predict_run
+
+                predict_run(cfg)
+            elif step == "evaluate":
+                from .report import evaluate_run
+
+                evaluate_run(cfg)
+            else:
+                raise ValueError(f"unknown step {step!r}")
+    except (ModelError, D.DataError) as exc:
+        log.error("%s", exc)
+        return 2
     return 0
+
+
+def run_dir(cfg: dict) -> Path:
+    return resolve(cfg["output_dir"]) / cfg["run_name"]
+
+
+def lr_at(step: int, tcfg: dict) -> float:
+    """Linear warmup to lr, then cosine down to lr * min_lr_ratio at max_steps. `step` counts from 0."""
+    lr, warm, total = float(tcfg["lr"]), int(tcfg["warmup_steps"]), int(tcfg["max_steps"])
+    if step < warm:
+        return lr * (step + 1) / warm
+    progress = min(1.0, (step - warm) / max(1, total - warm))
+    floor = lr * float(tcfg["min_lr_ratio"])
+    return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def loss_sum_and_count(model, batch, device, autocast_dtype):
+    """Sum of token cross-entropies over the output tokens of a micro-batch, and their count."""
+    import torch
+    import torch.nn.functional as F
+
+    batch = {k: v.to(device) for k, v in batch.items()}
+    with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       position_ids=batch["position_ids"], use_cache=False).logits
+    targets = batch["targets"]
+    loss_sum = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1),
+                               ignore_index=D.IGNORE, reduction="sum")
+    return loss_sum, (targets != D.IGNORE).sum()
+
+
+class SFTRecipe:
+    def __init__(self, cfg: dict):
+        self.cfg, self.tcfg, self.dcfg = cfg, cfg["train"], cfg["data"]
+        self.out = run_dir(cfg)
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        import torch
+        import torch.distributed as dist
+
+        cfg, tcfg = self.cfg, self.tcfg
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.world > 1:
+            dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local_rank)
+            self.device = torch.device("cuda", local_rank)
+        else:
+            self.device = torch.device("cpu")
+            if tcfg["threads"]:
+                torch.set_num_threads(int(tcfg["threads"]))
+        precision = tcfg["precision"]
+        if precision == "auto":
+            precision = "bf16" if self.device.type == "cuda" else "fp32"
+        self.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
+        self.is_main = self.rank == 0
+        torch.manual_seed(int(cfg["seed"]))
+
+        # Model and tokenizer: fp32 master weights; bf16 only inside autocast.
+        model_dir = prepare_model(cfg) if self.is_main or self.world == 1 else None
+        if self.world > 1:
+            holder = [str(model_dir) if model_dir else None]
+            dist.broadcast_object_list(holder, src=0)
+            model_dir = Path(holder[0])
+        self.model_dir = model_dir
+        self.tokenizer = load_tokenizer(model_dir)
+        model = load_model(model_dir)
+        if tcfg["gradient_checkpointing"]:
+            model.gradient_checkpointing_enable()
+            model.config.use_cache = False
+        if tcfg["method"] == "lora":
+            from peft import LoraConfig, get_peft_model
+
+            lcfg = cfg["lora"]
+            model = get_peft_model(model, LoraConfig(r=int(lcfg["r"]), lora_alpha=int(lcfg["alpha"]),
+                                                     lora_dropout=float(lcfg["dropout"]),
+                                                     target_modules=list(lcfg["target_modules"]),
+                                                     task_type="CAUSAL_LM"))
+        elif tcfg["method"] != "full":
+            raise ValueError(f"train.method must be 'full' or 'lora', not {tcfg['method']!r}")
+        model.to(self.device)
+        self.raw_model = model
+        if self.world > 1 and tcfg["parallel"] == "fsdp":
+            from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+            mp = MixedPrecisionPolicy(param_dtype=self.autocast_dtype, reduce_dtype=torch.float32) \
+                if self.autocast_dtype is not None else MixedPrecisionPolicy()
+            for layer in _decoder_layers(model):
+                fully_shard(layer, mp_policy=mp)
+            fully_shard(model, mp_policy=mp)
+            self.model = model
+        elif self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.model = DDP(model, device_ids=[local_rank] if self.device.type == "cuda" else None)
+        else:
+            self.model = model
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.n_trainable = sum(p.numel() for p in params)
+        self.optimizer = torch.optim.AdamW(params, lr=float(tcfg["lr"]), betas=tuple(float(b) for b in tcfg["betas"]),
+                                           weight_decay=float(tcfg["weight_decay"]),
+                                           fused=self.device.type == "cuda" and tcfg["parallel"] != "fsdp")
+
+        # Batch geometry: global = micro * accumulation * world.
+        micro, glob = int(tcfg["micro_batch_size"]), int(tcfg["global_batch_size"])
+        if glob % (micro * self.world):
+            raise ValueError(f"train.global_batch_size={glob} must be a multiple of micro_batch_size*world = {micro * self.world}")
+        self.micro, self.accum = micro, glob // (micro * self.world)
+
+        # Data: read, format, count what was truncated or dropped.
+        data_dir, level, seq = resolve(cfg["data_dir"]), cfg["level"], int(self.dcfg["max_seq_len"])
+        train_rows = D.read_split(data_dir, level, "train", self.dcfg["max_train_samples"])
+        val_rows = D.read_split(data_dir, level, "validation", self.dcfg["max_val_samples"])
+        enc_train = D.encode_rows(train_rows, self.tokenizer, self.dcfg, seq)
+        enc_val = D.encode_rows(val_rows, self.tokenizer, self.dcfg, seq)
+        for name, enc in (("train", enc_train), ("validation", enc_val)):
+            log.info("%s: %s", name, ", ".join(f"{k}={v}" for k, v in sorted(enc.stats.items())))
+        self.data_stats = {"train": dict(enc_train.stats), "validation": dict(enc_val.stats)}
+        self.packed = bool(self.dcfg["packing"])
+        self.schedule = D.StepSchedule(enc_train.examples, int(cfg["seed"]), glob, self.packed, seq)
+        self.val_batches = D.eval_batches(enc_val.examples, micro)[self.rank::self.world]
+        self.pad_id = self.tokenizer.pad_token_id
+
+        # Output folder, effective config, resume point.
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.start_step = 0
+        ckpt = latest_checkpoint(self.out) if cfg["resume"] else None
+        if cfg["resume"] and ckpt is None:
+            log.warning("resume=true but %s has no checkpoint: starting from step 0", self.out / "checkpoints")
+        if ckpt is not None:
+            self.start_step = self.load_checkpoint(ckpt)
+            log.info("resuming from %s at step %d", ckpt, self.start_step)
+        elif self.is_main and (self.out / "checkpoints").exists():
+            shutil.rmtree(self.out / "checkpoints")
+        if self.is_main:
+            _atomic_write(self.out / "config.yaml", dump_config(self.cfg))
+        from .tracking import Tracker
+
+        self.tracker = Tracker(self.out, cfg, self.start_step if ckpt else None, enabled=self.is_main)
+        log.info("training %s (%s, %.1fM trainable params) on %s x%d, %s; micro %d x accum %d x world %d = global %d; "
+                 "%d train items/epoch%s", model_dir.name, tcfg["method"], self.n_trainable / 1e6, self.device.type,
+                 self.world, precision, micro, self.accum, self.world, glob, self.schedule.items_per_epoch,
+                 " (packed)" if self.packed else "")
+
+    # ------------------------------------------------------------------ train
+    def train(self) -> None:
+        import torch
+        import torch.distributed as dist
+        from tqdm import tqdm
+
+        tcfg, model, opt = self.tcfg, self.model, self.optimizer
+        max_steps, eval_every, save_every = int(tcfg["max_steps"]), int(tcfg["eval_every"]), int(tcfg["save_every"])
+        stop_at = int(tcfg["stop_at_step"]) if tcfg["stop_at_step"] is not None else max_steps
+        if self.start_step == 0:
+            self.tracker.log({"step": 0, "val_loss": self.validate()})
+        t_start, tokens_seen = time.time(), 0
+        bar = tqdm(range(self.start_step, min(max_steps, stop_at)), desc="train", disable=not self.is_main,
+                   initial=self.start_step, total=max_steps)
+        step = self.start_step
+        for step in bar:
+            lr = lr_at(step, tcfg)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            model.train()
+            items = self.schedule.items(step)
+            mine = items[self.rank * self.micro * self.accum:(self.rank + 1) * self.micro * self.accum]
+            micro_batches = [D.collate(mine[i:i + self.micro], self.pad_id, self.packed)
+                             for i in range(0, len(mine), self.micro)]
+            # Normalise by the output tokens of the whole global batch (all ranks): exact under
+            # accumulation, packing and uneven lengths.
+            n_tokens = torch.tensor(sum(int((b["targets"] != D.IGNORE).sum()) for b in micro_batches),
+                                    device=self.device, dtype=torch.float32)
+            if self.world > 1:
+                dist.all_reduce(n_tokens)
+            loss_total = torch.zeros((), device=self.device)
+            for i, batch in enumerate(micro_batches):
+                last = i == len(micro_batches) - 1
+                sync_off = self.world > 1 and not last and tcfg["parallel"] != "fsdp"
+                ctx = model.no_sync() if sync_off else _nullcontext()
+                with ctx:
+                    loss_sum, _ = loss_sum_and_count(model, batch, self.device, self.autocast_dtype)
+                    # DDP / FSDP average gradients over ranks, so scale by world to get a sum over ranks.
+                    (loss_sum * self.world / n_tokens.clamp(min=1)).backward()
+                loss_total += loss_sum.detach()
+            tokens_seen += sum(len(ex["input_ids"]) for item in mine for ex in item)  # real (non-pad) tokens
+            grad_norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
+                                                       float(tcfg["grad_clip"]))
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if self.world > 1:
+                dist.all_reduce(loss_total)
+            train_loss = float(loss_total / n_tokens.clamp(min=1))
+            row = {"step": step + 1, "train_loss": train_loss, "lr": lr, "grad_norm": float(grad_norm),
+                   "epoch": round(self.schedule.epoch_of(step + 1), 4), "target_tokens": int(n_tokens),
+                   "tokens_per_s": round(tokens_seen * self.world / max(1e-9, time.time() - t_start), 1)}
+            if eval_every and ((step + 1) % eval_every == 0 or step + 1 == max_steps):
+                row["val_loss"] = self.validate()
+            self.tracker.log(row)
+            bar.set_postfix(loss=f"{train_loss:.3f}", lr=f"{lr:.2e}",
+                            **({"val": f"{row['val_loss']:.3f}"} if "val_loss" in row else {}))
+            if (save_every and (step + 1) % save_every == 0) or step + 1 == max_steps or step + 1 == stop_at:
+                self.save_checkpoint(step + 1)
+        bar.close()
+        done = step + 1 if max_steps > self.start_step else self.start_step
+        if done >= max_steps:
+            self.save_final()
+        else:
+            log.info("stopped at step %d of %d (train.stop_at_step); continue with resume=true", done, max_steps)
+        self.train_seconds = time.time() - t_start
+
+    def validate(self) -> float:
+        """Mean token loss over the validation split (every rank takes its share)."""
+        import torch
+        import torch.distributed as dist
+
+        self.model.eval()
+        total = torch.zeros(2, device=self.device)
+        with torch.no_grad():
+            for items in self.val_batches:
+                s, n = loss_sum_and_count(self.model, D.collate(items, self.pad_id, False), self.device,
+                                          self.autocast_dtype)
+                total += torch.stack([s.float(), n.float()])
+        if self.world > 1:
+            dist.all_reduce(total)
+        return float(total[0] / total[1].clamp(min=1))
+
+    # ------------------------------------------------------------ checkpoints
+    def _full_state(self):
+        """Trainable weights and optimizer state, gathered to full tensors on rank 0 (FSDP) or as is."""
+        if self.world > 1 and self.tcfg["parallel"] == "fsdp":
+            from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                                 get_optimizer_state_dict)
+
+            opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            return (get_model_state_dict(self.raw_model, options=opts),
+                    get_optimizer_state_dict(self.raw_model, self.optimizer, options=opts))
+        sd = {k: v for k, v in self.raw_model.state_dict().items()}
+        return sd, self.optimizer.state_dict()
+
+    def save_checkpoint(self, step: int) -> None:
+        import torch
+        import torch.distributed as dist
+
+        model_sd, optim_sd = self._full_state()
+        if self.is_main:
+            ckpt_root = self.out / "checkpoints"
+            tmp, final = ckpt_root / f".step_{step:06d}.tmp", ckpt_root / f"step_{step:06d}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            self._save_hf(tmp, model_sd)
+            torch.save({"optimizer": optim_sd, "step": step, "rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
+                        "config": self.cfg}, tmp / "trainer_state.pt")
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            keep = int(self.tcfg["keep_checkpoints"])
+            for old in sorted(ckpt_root.glob("step_*"))[:-keep] if keep > 0 else []:
+                shutil.rmtree(old)
+            log.info("checkpoint saved: %s", final)
+        if self.world > 1:
+            dist.barrier()
+
+    def _save_hf(self, folder: Path, model_sd: dict) -> None:
+        """HF format: full model (safetensors) or, for LoRA, the adapter; plus the tokenizer."""
+        self.raw_model.save_pretrained(folder, state_dict=model_sd, safe_serialization=True)
+        self.tokenizer.save_pretrained(folder)
+
+    def load_checkpoint(self, ckpt: Path) -> int:
+        import torch
+        from safetensors.torch import load_file
+
+        state = torch.load(ckpt / "trainer_state.pt", map_location="cpu", weights_only=False)
+        if self.tcfg["method"] == "lora":
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(self.raw_model, load_file(ckpt / "adapter_model.safetensors"))
+        elif self.world > 1 and self.tcfg["parallel"] == "fsdp":
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+            sd = {}
+            for f in sorted(ckpt.glob("*.safetensors")):
+                sd.update(load_file(f))
+            set_model_state_dict(self.raw_model, sd, options=StateDictOptions(full_state_dict=True, strict=False))
+        else:
+            sd = {}
+            for f in sorted(ckpt.glob("*.safetensors")):
+                sd.update(load_file(f))
+            missing, unexpected = self.raw_model.load_state_dict(sd, strict=False)
+            missing = [m for m in missing if not m.endswith("lm_head.weight")]  # tied to the embeddings
+            if missing or unexpected:
+                raise ModelError(f"checkpoint {ckpt} does not match the model: missing {missing[:3]}, "
+                                 f"unexpected {unexpected[:3]}")
+        if self.world > 1 and self.tcfg["parallel"] == "fsdp":
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+            set_optimizer_state_dict(self.raw_model, self.optimizer, state["optimizer"],
+                                     options=StateDictOptions(full_state_dict=True))
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        return int(state["step"])
+
+    def save_final(self) -> None:
+        """results/<run>/model: a HF checkpoint transformers loads offline (LoRA: adapter/ and, if asked, merged)."""
+        import torch.distributed as dist
+
+        model_sd, _ = self._full_state()
+        if self.is_main:
+            if self.tcfg["method"] == "lora":
+                self._atomic_dir(self.out / "adapter", lambda d: self._save_hf(d, model_sd))
+                if self.cfg["lora"]["merge"]:
+                    fsdp = self.world > 1 and self.tcfg["parallel"] == "fsdp"
+                    merged = None if fsdp else self.raw_model.merge_and_unload()
+                    if merged is None:
+                        log.warning("lora.merge with FSDP is not supported: merge later from %s", self.out / "adapter")
+                    else:
+                        self._atomic_dir(self.out / "model", lambda d: (merged.save_pretrained(d, safe_serialization=True),
+                                                                        self.tokenizer.save_pretrained(d)))
+            else:
+                self._atomic_dir(self.out / "model", lambda d: self._save_hf(d, model_sd))
+            _atomic_write(self.out / "train_summary.json", json.dumps({
+                "model_dir": str(self.model_dir), "trainable_params": self.n_trainable, "world_size": self.world,
+                "data": self.data_stats, "max_steps": int(self.tcfg["max_steps"])}, indent=2) + "\n")
+            from .tracking import plot_metrics
+
+            plot_metrics(self.out / "metrics.jsonl", self.out / "training.png",
+                         f"{self.cfg['run_name']}: {self.model_dir.name}, {self.tcfg['method']}")
+            log.info("final model: %s; metrics: %s; plot: %s", self.out / "model", self.out / "metrics.jsonl",
+                     self.out / "training.png")
+        if self.world > 1:
+            dist.barrier()
+
+    @staticmethod
+    def _atomic_dir(final: Path, write) -> None:
+        tmp = final.with_name(f".{final.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        write(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+
+    def cleanup(self) -> None:
+        import torch.distributed as dist
+
+        if getattr(self, "tracker", None) is not None:
+            self.tracker.close()
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    found = sorted(p for p in (out / "checkpoints").glob("step_*") if re.fullmatch(r"step_\d+", p.name))
+    return found[-1] if found else None
+
+
+def _decoder_layers(model):
+    for module in model.modules():
+        if type(module).__name__.endswith("DecoderLayer"):
+            yield module
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

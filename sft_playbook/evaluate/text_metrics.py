@@ -1,0 +1,31 @@
+"""Text metrics of predictions against references: exact match, BLEU (sacrebleu), ROUGE-L (rouge-score)."""
+from __future__ import annotations
+
+import re
+
+
+def normalize_ws(text: str) -> str:
+    """Collapse runs of whitespace and strip: layout differences do not count as a miss."""
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def text_metrics(predictions: list[str], references: list[str]) -> dict:
+    """Corpus BLEU (0-100), mean ROUGE-L F1 (0-1), exact match rates (raw and whitespace-normalised)."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
+    n = len(predictions)
+    if n == 0:
+        return {"n": 0, "exact_match": None, "exact_match_ws": None, "bleu": None, "rouge_l": None}
+    import sacrebleu
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    rouge = [scorer.score(ref, pred)["rougeL"].fmeasure for pred, ref in zip(predictions, references)]
+    bleu = sacrebleu.corpus_bleu(predictions, [references])
+    return {
+        "n": n,
+        "exact_match": sum(p.strip() == r.strip() for p, r in zip(predictions, references)) / n,
+        "exact_match_ws": sum(normalize_ws(p) == normalize_ws(r) for p, r in zip(predictions, references)) / n,
+        "bleu": round(bleu.score, 4),
+        "rouge_l": round(sum(rouge) / n, 6),
+    }

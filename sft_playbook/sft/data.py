@@ -1,0 +1,216 @@
+"""Data loading and formatting for SFT (shared by the native and NeMo backends).
+
+- `read_split(data_dir, level, split)`: rows {"input", "output", "id"} from
+  `<data_dir>/<level>/<split>.jsonl`, with errors that name file and line.
+- `build_prompt(tokenizer, text, data_cfg)`: the model's chat template when it has one (and
+  `prompt_template: chat`), a plain template otherwise. Used for training and for generation.
+- `encode_rows(...)`: token ids plus shifted targets; loss only on the output tokens; EOS
+  appended; over-length rows truncated or dropped as configured and counted with their reason.
+- `make_batches(...)` / `collate(...)`: padded micro-batches, or packed ones in which every
+  sample restarts its positions and sees only itself (4D block-diagonal causal mask).
+- `step_schedule(...)`: which items go into which optimizer step; a pure function of
+  (seed, step), so a resumed run sees exactly the data an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+IGNORE = -100
+SPLITS = ("train", "validation", "test")
+
+
+class DataError(ValueError):
+    """Bad or missing SFT data; the message names the file and line."""
+
+
+def split_path(data_dir: Path, level: str, split: str) -> Path:
+    return Path(data_dir) / level / f"{split}.jsonl"
+
+
+def read_split(data_dir: Path, level: str, split: str, limit: int | None = None) -> list[dict]:
+    path = split_path(data_dir, level, split)
+    if not path.is_file():
+        have = sorted(p.name for p in path.parent.glob("*.jsonl")) if path.parent.is_dir() else []
+        hint = f" (that folder has: {', '.join(have)})" if have else " (run `bash curate_data.sh` first)"
+        raise DataError(f"split {split!r} of level {level!r} not found: {path}{hint}")
+    rows: list[dict] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: expected a JSON object with 'input' and 'output'")
+            for key in ("input", "output"):
+                if key not in row:
+                    raise DataError(f"{where}: row has no {key!r} field")
+                if not isinstance(row[key], str) or not row[key].strip():
+                    raise DataError(f"{where}: field {key!r} must be a non-empty string")
+            rows.append({"id": str(row.get("id", f"{split}-{lineno}")), "input": row["input"], "output": row["output"]})
+    if not rows:
+        raise DataError(f"{path} is empty: no rows to use for split {split!r}")
+    if limit is not None and limit < len(rows):
+        rows = rows[: int(limit)]
+    return rows
+
+
+def uses_chat_template(tokenizer, data_cfg: dict) -> bool:
+    return data_cfg["prompt_template"] == "chat" and bool(getattr(tokenizer, "chat_template", None))
+
+
+def build_prompt(tokenizer, text: str, data_cfg: dict) -> str:
+    """The prompt text for one description (everything before the output the model must write)."""
+    if uses_chat_template(tokenizer, data_cfg):
+        messages = [{"role": "user", "content": text}]
+        if data_cfg.get("system_prompt"):
+            messages.insert(0, {"role": "system", "content": data_cfg["system_prompt"]})
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return data_cfg["plain_template"].format(input=text)
+
+
+def prompt_ids(tokenizer, text: str, data_cfg: dict) -> list[int]:
+    prompt = build_prompt(tokenizer, text, data_cfg)
+    # A chat template already holds its special tokens; a plain prompt gets the tokenizer's BOS if any.
+    return tokenizer(prompt, add_special_tokens=not uses_chat_template(tokenizer, data_cfg))["input_ids"]
+
+
+@dataclass
+class Encoded:
+    examples: list[dict]
+    stats: Counter = field(default_factory=Counter)
+
+
+def encode_rows(rows: list[dict], tokenizer, data_cfg: dict, max_len: int) -> Encoded:
+    """Each example: input_ids and targets (targets[i] = the token at i+1 when it is an output token, else -100)."""
+    overlength = data_cfg["overlength"]
+    if overlength not in ("truncate", "drop"):
+        raise DataError(f"data.overlength must be 'truncate' or 'drop', not {overlength!r}")
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise DataError("the tokenizer has no EOS token; set one in the model folder's tokenizer config")
+    out = Encoded(examples=[])
+    for row in rows:
+        p = prompt_ids(tokenizer, row["input"], data_cfg)
+        c = tokenizer(row["output"], add_special_tokens=False)["input_ids"] + [eos]
+        ids = p + c
+        if len(ids) > max_len:
+            out.stats["over_length"] += 1
+            if overlength == "drop" or len(p) >= max_len - 1:
+                out.stats["dropped_over_length" if overlength == "drop" else "dropped_prompt_too_long"] += 1
+                continue
+            ids = ids[:max_len]
+            out.stats["truncated"] += 1
+        labels = [IGNORE] * len(p) + ids[len(p):]
+        targets = labels[1:] + [IGNORE]
+        out.examples.append({"id": row["id"], "input_ids": ids, "targets": targets})
+        out.stats["kept"] += 1
+    out.stats["rows"] = len(rows)
+    return out
+
+
+def pack_examples(examples: list[dict], seq_len: int) -> list[list[dict]]:
+    """Greedy first-fit in the given order: each pack is a list of examples whose lengths sum to <= seq_len."""
+    packs: list[list[dict]] = []
+    cur: list[dict] = []
+    used = 0
+    for ex in examples:
+        n = len(ex["input_ids"])
+        if cur and used + n > seq_len:
+            packs.append(cur)
+            cur, used = [], 0
+        cur.append(ex)
+        used += n
+    if cur:
+        packs.append(cur)
+    return packs
+
+
+def collate(items: list[list[dict]], pad_id: int, packed: bool):
+    """items: a micro-batch; each item is a list of examples (one example unless packed).
+
+    Returns input_ids, targets, position_ids and an attention mask: 2D padding mask when every
+    item is one example, 4D block-diagonal causal bool mask (True = may attend) when packed.
+    """
+    import torch
+
+    width = max(sum(len(ex["input_ids"]) for ex in item) for item in items)
+    b = len(items)
+    input_ids = torch.full((b, width), pad_id, dtype=torch.long)
+    targets = torch.full((b, width), IGNORE, dtype=torch.long)
+    position_ids = torch.zeros((b, width), dtype=torch.long)
+    segment = torch.full((b, width), -1, dtype=torch.long)
+    for i, item in enumerate(items):
+        pos = 0
+        for s, ex in enumerate(item):
+            n = len(ex["input_ids"])
+            input_ids[i, pos:pos + n] = torch.tensor(ex["input_ids"])
+            targets[i, pos:pos + n] = torch.tensor(ex["targets"])
+            position_ids[i, pos:pos + n] = torch.arange(n)
+            segment[i, pos:pos + n] = s
+            pos += n
+        # padding: its own segment (attends to itself only, never in the loss)
+        position_ids[i, pos:] = torch.arange(width - pos)
+    if not packed:
+        return {"input_ids": input_ids, "targets": targets, "position_ids": position_ids,
+                "attention_mask": (segment >= 0).long()}
+    causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
+    same = segment[:, :, None] == segment[:, None, :]
+    mask = (same & causal)[:, None, :, :]
+    return {"input_ids": input_ids, "targets": targets, "position_ids": position_ids, "attention_mask": mask}
+
+
+def epoch_items(examples: list[dict], seed: int, epoch: int, packed: bool, seq_len: int) -> list[list[dict]]:
+    order = list(range(len(examples)))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    shuffled = [examples[i] for i in order]
+    return pack_examples(shuffled, seq_len) if packed else [[ex] for ex in shuffled]
+
+
+class StepSchedule:
+    """Items for optimizer step s: a fixed, seed-determined stream of items, epoch after epoch.
+
+    Step s takes items [s*G, (s+1)*G) of the stream (G = items per optimizer step over all ranks),
+    so the data of any step depends only on (seed, s), not on what ran before: resume-safe.
+    """
+
+    def __init__(self, examples: list[dict], seed: int, items_per_step: int, packed: bool, seq_len: int):
+        if not examples:
+            raise DataError("no training examples left after formatting (all rows over length?)")
+        self.examples, self.seed, self.per_step = examples, seed, items_per_step
+        self.packed, self.seq_len = packed, seq_len
+        self._epochs: dict[int, list[list[dict]]] = {}
+        self.items_per_epoch = len(self._epoch(0))
+
+    def _epoch(self, e: int) -> list[list[dict]]:
+        if e not in self._epochs:
+            self._epochs[e] = epoch_items(self.examples, self.seed, e, self.packed, self.seq_len)
+        return self._epochs[e]
+
+    def items(self, step: int) -> list[list[dict]]:
+        out = []
+        start = step * self.per_step
+        for k in range(start, start + self.per_step):
+            e, i = divmod(k, self.items_per_epoch)
+            epoch = self._epoch(e)
+            out.append(epoch[i % len(epoch)])
+        return out
+
+    def epoch_of(self, step: int) -> float:
+        return step * self.per_step / self.items_per_epoch
+
+
+def eval_batches(examples: list[dict], micro_batch_size: int) -> list[list[list[dict]]]:
+    """Validation: every example once, unpacked, in file order."""
+    items = [[ex] for ex in examples]
+    return [items[i:i + micro_batch_size] for i in range(0, len(items), micro_batch_size)]

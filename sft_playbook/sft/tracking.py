@@ -1,0 +1,104 @@
+"""Where training numbers go: a metrics jsonl, W&B (offline unless WANDB_API_KEY is set), a PNG."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class Tracker:
+    """Rank-0 sink for metric rows {"step", ...}. On resume, rows after the resumed step are dropped."""
+
+    def __init__(self, run_dir: Path, cfg: dict, resume_step: int | None, enabled: bool = True):
+        self.enabled = enabled
+        self.path = run_dir / "metrics.jsonl"
+        self.wandb = None
+        if not enabled:
+            return
+        rows = read_metrics(self.path) if resume_step is not None else []
+        rows = [r for r in rows if r.get("step", 0) <= (resume_step or 0)]
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        os.replace(tmp, self.path)
+        self._fh = self.path.open("a", encoding="utf-8")
+        wcfg = cfg["wandb"]
+        if wcfg["enabled"]:
+            self.wandb = _start_wandb(run_dir, cfg, wcfg)
+
+    def log(self, row: dict) -> None:
+        if not self.enabled:
+            return
+        self._fh.write(json.dumps(row) + "\n")
+        self._fh.flush()
+        if self.wandb is not None:
+            self.wandb.log({k: v for k, v in row.items() if k != "step"}, step=row["step"])
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        self._fh.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def _start_wandb(run_dir: Path, cfg: dict, wcfg: dict):
+    try:
+        import wandb
+    except ImportError:
+        log.warning("wandb is not installed: W&B logging is off (metrics.jsonl and the plot are still written)")
+        return None
+    mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+    log.info("W&B logging in %s mode (project %s)%s", mode, wcfg["project"],
+             "" if mode != "offline" else "; sync later with `wandb sync " + str(run_dir / "wandb") + "`")
+    try:
+        return wandb.init(project=wcfg["project"], name=cfg["run_name"], dir=str(run_dir), mode=mode,
+                          config={k: v for k, v in cfg.items()}, resume="allow")
+    except Exception as exc:  # a broken W&B set-up must not stop training
+        log.warning("W&B could not start (%s: %s); continuing without it", type(exc).__name__, exc)
+        return None
+
+
+def read_metrics(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def plot_metrics(metrics_path: Path, png_path: Path, title: str) -> Path | None:
+    """Train/validation loss and learning rate against step, in one PNG."""
+    rows = read_metrics(metrics_path)
+    train = [(r["step"], r["train_loss"]) for r in rows if "train_loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
+    lr = [(r["step"], r["lr"]) for r in rows if "lr" in r]
+    if not train and not val:
+        log.warning("no metrics in %s: no plot", metrics_path)
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    if train:
+        ax1.plot(*zip(*train), label="train loss", alpha=0.8)
+    if val:
+        ax1.plot(*zip(*val), "o-", label="validation loss")
+    ax1.set_xlabel("optimizer step")
+    ax1.set_ylabel("loss (mean over output tokens)")
+    ax1.legend()
+    ax1.grid(alpha=0.3)
+    if lr:
+        ax2.plot(*zip(*lr), color="tab:green")
+    ax2.set_xlabel("optimizer step")
+    ax2.set_ylabel("learning rate")
+    ax2.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = png_path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, png_path)
+    return png_path
