@@ -1,0 +1,122 @@
+"""The shared stage mechanism (datatrove's base filter, NeMo Curator's ScoreFilter/Modify idea).
+
+A stage is a small configured object with a ``name`` and ``process(df) -> df``. ``process`` gets a
+*copy* of one partition (a pandas DataFrame) and answers, per row, keep or drop: it calls
+``self.drop(df, mask, reason, detail)`` for the rows it rejects and may rewrite cells of the rows it
+keeps (cleaning, redaction). Everything else is done once, here:
+
+* the input partition is copied before ``process`` sees it (a stage cannot mutate its input);
+* two bookkeeping columns, ``_drop_reason`` ("" = keep) and ``_drop_detail``, are added;
+* integer columns a stage adds with the ``_n_`` prefix are counters (e.g. ``_n_email`` = e-mail
+  addresses redacted in that row); the pipeline sums them per stage;
+* an exception inside a partition is re-raised as ``StageError`` naming the stage and the ids of
+  the partition: failures surface, they are never swallowed.
+
+Stages that need a global view (deduplication, decontamination) implement ``fit(ddf, engine)``,
+which runs before ``process`` and may compute over the whole (persisted) data set; ``process``
+then applies the decision per partition.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+REASON = "_drop_reason"
+DETAIL = "_drop_detail"
+COUNTER_PREFIX = "_n_"
+BOOKKEEPING = (REASON, DETAIL)
+
+
+class StageError(RuntimeError):
+    """A stage failed inside a partition; the message names the stage and the partition's ids."""
+
+
+class Stage:
+    """Base class. Subclasses set ``name`` and implement ``process``; configuration comes in as
+    keyword arguments (from the YAML config) and is kept in ``self.config`` for the report."""
+
+    name: str = "stage"
+    #: True for stages that only rewrite cells (they never drop); only used for the report wording
+    modifies: bool = False
+
+    def __init__(self, **config: Any) -> None:
+        self.config = dict(config)
+
+    # -- to implement ---------------------------------------------------------------------------
+    def fit(self, ddf, engine) -> None:  # noqa: D401 - optional hook
+        """Global stages compute their decision here (runs once, before process)."""
+
+    def process(self, df: pd.DataFrame) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def summary(self) -> dict[str, Any]:
+        """Extra, stage-specific facts for the report (e.g. duplicate clusters)."""
+        return {}
+
+    # -- helpers for subclasses --------------------------------------------------------------
+    @staticmethod
+    def drop(df: pd.DataFrame, mask, reason: str, detail=None) -> None:
+        """Mark rows (boolean mask, aligned with df) as dropped with a reason, unless an earlier
+        rule of the same stage already dropped them (the first reason wins)."""
+        mask = pd.Series(mask, index=df.index).fillna(False).astype(bool) & (df[REASON] == "")
+        if not mask.any():
+            return
+        df.loc[mask, REASON] = reason
+        if detail is None:
+            df.loc[mask, DETAIL] = ""
+        elif isinstance(detail, pd.Series):
+            df.loc[mask, DETAIL] = detail[mask].astype(str)
+        else:
+            df.loc[mask, DETAIL] = str(detail)
+
+    @staticmethod
+    def kept(df: pd.DataFrame) -> pd.Series:
+        return df[REASON] == ""
+
+    # -- the shared wrapper (runs on a worker) ---------------------------------------------------
+    def __call__(self, partition: pd.DataFrame) -> pd.DataFrame:
+        df = partition.copy(deep=True)
+        df[REASON] = ""
+        df[DETAIL] = ""
+        try:
+            out = self.process(df)
+        except StageError:
+            raise
+        except Exception as exc:  # surface with context, never swallow
+            ids = list(partition["id"]) if "id" in partition.columns else []
+            where = f"{len(ids)} rows, ids {ids[0]}..{ids[-1]}" if ids else "empty partition"
+            raise StageError(f"stage {self.name!r} failed on a partition ({where}): "
+                             f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(out, pd.DataFrame) or REASON not in out.columns:
+            raise StageError(f"stage {self.name!r} must return the DataFrame with {REASON!r}")
+        if len(out) != len(partition):
+            raise StageError(f"stage {self.name!r} changed the number of rows "
+                             f"({len(partition)} -> {len(out)}); drop rows with self.drop instead")
+        out[REASON] = out[REASON].astype(str)
+        out[DETAIL] = out[DETAIL].astype(str)
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config.items())})"
+
+
+@dataclass
+class StageStats:
+    """What one stage did, for the report and the log."""
+
+    name: str
+    rows_in: int
+    rows_out: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "rows_in": self.rows_in, "rows_out": self.rows_out,
+            "dropped": dict(sorted(self.dropped.items())), "counters": dict(sorted(self.counters.items())),
+            "examples": self.examples, **({"extra": self.extra} if self.extra else {}),
+        }

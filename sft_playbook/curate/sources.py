@@ -1,0 +1,278 @@
+"""Sources: what to curate and how to get it.
+
+``sources/huggingface_urls.jsonl`` holds one JSON object per line. Fields:
+
+=================  ==========================================================================
+``name``           short name; prefixes generated ids and names ``data/raw/<name>/``
+``repo_id``        a Hugging Face hub dataset (``GaTech-EIC/MG-Verilog``) - or ``path`` instead
+``path``           a local file or folder (jsonl/json/parquet/arrow), relative to the repo root
+``repo_type``      ``dataset`` (default)
+``revision``       branch, tag or commit (default ``main``); pin a commit for reproducible data
+``split``          which split's files to use (``train``): files whose path contains it, or all
+``files``          optional list of glob patterns to download (default: the data files)
+``format``         ``mg-verilog`` (code + a description dict) or ``flat`` (one column per level)
+``id_field``       field holding a record id (default ``id``); missing -> ``<name>-<n:06d>``
+``code_field``     field with the code (default ``code``)
+``description_field``  field with the description dict (``mg-verilog`` format)
+``levels``         level name -> key in the description dict (or column, ``flat`` format)
+=================  ==========================================================================
+
+Hub downloads use ``huggingface_hub.snapshot_download`` (``HF_TOKEN`` from token.env,
+``HF_ENDPOINT`` for mirrors, interrupted downloads resume) into ``data/raw/<name>/``; every data
+file is converted to ``data/raw/<name>/records.jsonl`` (one record per line, stable ids).
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+
+from ..paths import resolve
+from ..secrets import redact
+from .io import write_jsonl_atomic
+
+log = logging.getLogger(__name__)
+
+DATA_SUFFIXES = (".parquet", ".arrow", ".jsonl", ".json")
+_SKIP_JSON = {"dataset_info.json", "state.json", "dataset_dict.json", "dataset_infos.json"}
+
+
+class SourceError(ValueError):
+    """Bad source spec or bad record; the message names the file and line (or field)."""
+
+
+class DownloadError(RuntimeError):
+    """The hub could not be reached or refused the download (network, token, missing repo)."""
+
+
+@dataclass
+class BadLines:
+    skipped: int = 0
+    examples: list[str] = None  # type: ignore[assignment]
+
+    def add(self, where: str, reason: str) -> None:
+        self.skipped += 1
+        self.examples = self.examples or []
+        if len(self.examples) < 5:
+            self.examples.append(f"{where}: {reason}")
+
+
+def read_source_specs(path: str | Path) -> list[dict[str, Any]]:
+    path = resolve(path)
+    if not path.is_file():
+        raise SourceError(f"sources file not found: {path}")
+    specs = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            spec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SourceError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from None
+        if not isinstance(spec, dict):
+            raise SourceError(f"{path}:{lineno}: expected a JSON object")
+        if bool(spec.get("repo_id")) == bool(spec.get("path")):
+            raise SourceError(f"{path}:{lineno}: give exactly one of 'repo_id' (hub) or 'path' (local)")
+        if not spec.get("name"):
+            raise SourceError(f"{path}:{lineno}: field 'name' is missing")
+        fmt = spec.setdefault("format", "mg-verilog")
+        if fmt not in ("mg-verilog", "flat"):
+            raise SourceError(f"{path}:{lineno}: format must be 'mg-verilog' or 'flat', not {fmt!r}")
+        if not isinstance(spec.get("levels"), dict) or not spec["levels"]:
+            raise SourceError(f"{path}:{lineno}: 'levels' must map level names to fields")
+        spec.setdefault("repo_type", "dataset")
+        spec.setdefault("revision", "main")
+        spec.setdefault("split", "train")
+        spec.setdefault("code_field", "code")
+        spec.setdefault("description_field", "description")
+        spec.setdefault("id_field", "id")
+        spec["_where"] = f"{path}:{lineno}"
+        specs.append(spec)
+    if not specs:
+        raise SourceError(f"{path}: no sources listed")
+    return specs
+
+
+# -- hub download ----------------------------------------------------------------------------------
+def download_hub(spec: dict[str, Any], raw_dir: Path, timeout_s: float = 30.0) -> Path:
+    """snapshot_download the spec's data files into raw_dir/<name>/; returns that folder."""
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(int(timeout_s)))
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(timeout_s)))
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    target = raw_dir / spec["name"]
+    patterns = spec.get("files") or [f"*{s}" for s in DATA_SUFFIXES]
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    log.info("downloading %s (%s, revision %s) from %s into %s", spec["repo_id"], spec["repo_type"],
+             spec["revision"], endpoint or "huggingface.co", target)
+    try:
+        snapshot_download(
+            repo_id=spec["repo_id"], repo_type=spec["repo_type"], revision=spec["revision"],
+            allow_patterns=patterns, local_dir=str(target), endpoint=endpoint,
+            token=os.environ.get("HF_TOKEN") or None,
+        )
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
+        raise DownloadError(redact(f"{type(exc).__name__}: {exc}").splitlines()[0]) from None
+    except Exception as exc:  # httpx connection errors and friends: the hub is not reachable
+        raise DownloadError(redact(f"{type(exc).__name__}: {exc}").splitlines()[0]) from None
+    return target
+
+
+def data_files(folder: Path, split: str | None) -> list[Path]:
+    """The data files under folder (sorted), restricted to the split's files when any match."""
+    if folder.is_file():
+        return [folder]
+    files = sorted(p for p in folder.rglob("*")
+                   if p.is_file() and p.name.endswith(DATA_SUFFIXES) and p.name not in _SKIP_JSON
+                   and ".cache" not in p.relative_to(folder).parts and p.name != "records.jsonl")
+    if split:
+        chosen = [p for p in files if split in str(p.relative_to(folder))]
+        if chosen:
+            return chosen
+    return files
+
+
+# -- reading records -------------------------------------------------------------------------------
+def _iter_file(path: Path, on_bad_line: str, bad: BadLines) -> Iterator[tuple[str, Any]]:
+    """Yield (where, record) from one data file; where = 'file:line' or 'file#row'."""
+    name = path.name
+    if name.endswith(".jsonl") or (name.endswith(".json") and _looks_like_jsonl(path)):
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{lineno}"
+                try:
+                    yield where, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    if on_bad_line == "skip":
+                        bad.add(where, f"not valid JSON ({exc.msg})")
+                        continue
+                    raise SourceError(f"{where}: not valid JSON ({exc.msg}); "
+                                      "set on_bad_line=skip to skip and count such lines") from None
+    elif name.endswith(".json"):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise SourceError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        rows = data if isinstance(data, list) else data.get("data") if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            raise SourceError(f"{path}: expected a list of records (or {{'data': [...]}})")
+        for i, rec in enumerate(rows):
+            yield f"{path}#{i}", rec
+    elif name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        for i, rec in enumerate(pq.read_table(path).to_pylist()):
+            yield f"{path}#{i}", rec
+    elif name.endswith(".arrow"):
+        import pyarrow as pa
+
+        try:
+            with pa.memory_map(str(path)) as src:
+                table = pa.ipc.open_stream(src).read_all()
+        except pa.ArrowInvalid:
+            with pa.memory_map(str(path)) as src:
+                table = pa.ipc.open_file(src).read_all()
+        for i, rec in enumerate(table.to_pylist()):
+            yield f"{path}#{i}", rec
+    else:
+        raise SourceError(f"{path}: unsupported file type (use {', '.join(DATA_SUFFIXES)})")
+
+
+def _looks_like_jsonl(path: Path) -> bool:
+    with open(path, encoding="utf-8") as fh:
+        head = fh.read(1).strip()
+        first = (head + fh.readline()).strip()
+    if not first.startswith("{"):
+        return False
+    try:
+        json.loads(first)
+        return True
+    except json.JSONDecodeError:
+        return False
+
+
+def _record(spec: dict[str, Any], where: str, rec: Any) -> dict[str, str]:
+    """Map one raw record onto the pipeline schema, or raise SourceError naming the field."""
+    if not isinstance(rec, dict):
+        raise SourceError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+    code = rec.get(spec["code_field"])
+    if not isinstance(code, str):
+        raise SourceError(f"{where}: field {spec['code_field']!r} is missing or not a string")
+    out = {"code": code}
+    if spec["format"] == "mg-verilog":
+        desc = rec.get(spec["description_field"])
+        if isinstance(desc, str):  # some copies store the dict as a JSON string
+            try:
+                desc = json.loads(desc)
+            except json.JSONDecodeError:
+                desc = None
+        if not isinstance(desc, dict):
+            raise SourceError(f"{where}: field {spec['description_field']!r} is missing or not a mapping")
+        for level, key in spec["levels"].items():
+            val = desc.get(key)
+            if not isinstance(val, str):
+                raise SourceError(f"{where}: field {spec['description_field']}.{key} is missing or not a string")
+            out[f"desc_{level}"] = val
+    else:
+        for level, key in spec["levels"].items():
+            val = rec.get(key)
+            if not isinstance(val, str):
+                raise SourceError(f"{where}: field {key!r} is missing or not a string")
+            out[f"desc_{level}"] = val
+    return out
+
+
+def load_records(spec: dict[str, Any], files: list[Path], on_bad_line: str, bad: BadLines) -> list[dict[str, Any]]:
+    records = []
+    n = 0
+    for path in files:
+        for where, rec in _iter_file(path, on_bad_line, bad):
+            try:
+                row = _record(spec, where, rec)
+            except SourceError as exc:
+                if on_bad_line == "skip":
+                    bad.add(where, str(exc).split(": ", 1)[-1])
+                    continue
+                raise SourceError(f"{exc}; set on_bad_line=skip to skip and count such records") from None
+            rid = rec.get(spec["id_field"]) if isinstance(rec, dict) else None
+            row["id"] = str(rid) if rid not in (None, "") else f"{spec['name']}-{n:06d}"
+            row["source"] = spec["name"]
+            row["_where"] = where
+            records.append(row)
+            n += 1
+    return records
+
+
+def to_jsonl_records(spec: dict[str, Any], records: list[dict[str, Any]], target: Path) -> Path:
+    """Write the converted records (pipeline schema, stable ids) next to the download."""
+    out = target / "records.jsonl"
+    write_jsonl_atomic(out, ({k: v for k, v in r.items() if k != "_where"} for r in records))
+    return out
+
+
+def records_frame(records: list[dict[str, Any]], levels: list[str]) -> pd.DataFrame:
+    cols = ["id", "source", "code", *[f"desc_{l}" for l in levels]]
+    seen: dict[str, str] = {}
+    for r in records:
+        if r["id"] in seen:
+            raise SourceError(f"{r['_where']}: id {r['id']!r} repeats the id of {seen[r['id']]}; ids must be unique")
+        seen[r["id"]] = r["_where"]
+        for lvl in levels:
+            if f"desc_{lvl}" not in r:
+                raise SourceError(f"{r['_where']}: no description for level {lvl!r} (check the source's 'levels')")
+    df = pd.DataFrame([{c: r[c] for c in cols} for r in records], columns=cols)
+    df.insert(2, "_order", range(len(df)))
+    return df
+
+
+def matches(path: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(path, p) for p in patterns)

@@ -1,0 +1,92 @@
+"""Small text helpers shared by the stages (pure functions, no state)."""
+from __future__ import annotations
+
+import re
+import zlib
+
+import ftfy
+
+# Characters ftfy can change even in ASCII text: HTML entities (&), control characters, \r and ESC.
+# Text made only of other printable ASCII (plus \t \n) is returned as is without calling ftfy:
+# mojibake needs non-ASCII characters, so this skips no repair and saves ~70 us per document.
+_NEEDS_FTFY = re.compile(r"[^\t\n\x20-\x25\x27-\x7e]")
+
+
+def fix_unicode(text: str) -> str:
+    if not text or not _NEEDS_FTFY.search(text):
+        return text
+    return ftfy.fix_text(text)
+
+
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+_MANY_BLANK = re.compile(r"\n{3,}")
+
+
+def normalize_prose(text: str) -> str:
+    """One space between words, no trailing blanks, at most one empty line between paragraphs."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return _MANY_BLANK.sub("\n\n", "\n".join(lines)).strip()
+
+
+def normalize_code_ws(code: str) -> str:
+    """Unix newlines, tabs to two spaces, no trailing blanks, no runs of empty lines."""
+    code = code.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "  ")
+    lines = [line.rstrip() for line in code.split("\n")]
+    return _MANY_BLANK.sub("\n\n", "\n".join(lines)).strip("\n")
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+URL_RE = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"')\]]+", re.IGNORECASE)
+
+
+def url_char_share(text: str) -> float:
+    if not text:
+        return 0.0
+    return sum(len(m) for m in URL_RE.findall(text)) / len(text)
+
+
+def top_ngram_share(text: str, n: int = 2) -> float:
+    """Gopher's 'fraction of characters in the most common word n-gram': characters covered by
+    the most frequent n-gram (counted each time it occurs) over the characters of all words."""
+    toks = text.lower().split()
+    if len(toks) < n + 1:
+        return 0.0
+    total = sum(len(t) for t in toks)
+    counts: dict[tuple, int] = {}
+    for i in range(len(toks) - n + 1):
+        key = tuple(toks[i:i + n])
+        counts[key] = counts.get(key, 0) + 1
+    gram, count = max(counts.items(), key=lambda kv: kv[1])
+    if count < 2:
+        return 0.0
+    return min(1.0, sum(len(t) for t in gram) * count / max(1, total))
+
+
+# -- Verilog tokens --------------------------------------------------------------------------
+_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
+_VTOKEN = re.compile(r"[A-Za-z_$][\w$]*|\d[\w']*|'[sS]?[bBoOdDhH][\w]+|\S")
+
+
+def strip_comments(code: str) -> str:
+    return _COMMENT.sub(" ", code)
+
+
+def code_tokens(code: str) -> list[str]:
+    """Verilog tokens without comments or whitespace (formatting-insensitive view of the code)."""
+    return _VTOKEN.findall(strip_comments(code))
+
+
+def normalized_code(code: str) -> str:
+    """What exact dedup hashes: the tokens of the code without comments, one space apart."""
+    return " ".join(code_tokens(code))
+
+
+def token_hashes(tokens: list[str]) -> list[int]:
+    return [zlib.crc32(t.encode("utf-8")) for t in tokens]
