@@ -63,10 +63,15 @@ def _clean_env(workdir: str) -> dict[str, str]:
     }
 
 
-def _read_capped(path: Path, cap: int) -> tuple[str, bool]:
+def _read_capped(path: Path, cap: int, tail: bool = False) -> tuple[str, bool]:
+    """At most `cap` bytes of a file: its beginning, or its end when `tail` (a simulation's verdict
+    is printed last, after whatever a candidate printed)."""
+    size = path.stat().st_size
     with open(path, "rb") as fh:
-        data = fh.read(cap + 1)
-    truncated = len(data) > cap
+        if tail and size > cap:
+            fh.seek(size - cap)
+        data = fh.read(cap + (0 if tail else 1))
+    truncated = size > cap
     return data[:cap].decode("utf-8", errors="replace"), truncated
 
 
@@ -80,9 +85,11 @@ def run_sandboxed(
     mem_bytes: int = DEFAULT_MEM_BYTES,
     file_bytes: int = DEFAULT_FILE_BYTES,
     output_cap: int = DEFAULT_OUTPUT_CAP,
+    output_tail: bool = False,
 ) -> SandboxResult:
     """Run argv in workdir (a fresh temporary folder when None, removed afterwards) after writing
-    `files` (name -> text) into it."""
+    `files` (name -> text) into it. With `output_tail`, the last `output_cap` bytes of stdout and
+    stderr are read back instead of the first."""
     own = workdir is None
     wd = Path(tempfile.mkdtemp(prefix="sftpb-sim-")) if own else Path(workdir)
     try:
@@ -110,8 +117,10 @@ def run_sandboxed(
                     pass
                 proc.wait()
         seconds = time.monotonic() - t0
-        stdout, t1 = _read_capped(out_path, output_cap)
-        stderr, t2 = _read_capped(err_path, output_cap)
+        stdout, t1 = _read_capped(out_path, output_cap, output_tail)
+        stderr, t2 = _read_capped(err_path, output_cap, output_tail)
+        out_path.unlink(missing_ok=True)
+        err_path.unlink(missing_ok=True)
         # SIGXFSZ (file-size limit) shows as -25: the program tried to write more than allowed.
         truncated = t1 or t2 or proc.returncode == -signal.SIGXFSZ
         return SandboxResult(None if timed_out else proc.returncode, stdout, stderr, timed_out, truncated, seconds)

@@ -1,0 +1,31 @@
+"""Run independent jobs over all cores. The work happens in iverilog/vvp subprocesses, so a
+thread pool is enough (threads only wait); results come back in input order."""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, TypeVar
+
+from tqdm import tqdm
+
+from .simulate import default_workers
+
+T = TypeVar("T")
+R = TypeVar("R")
+log = logging.getLogger(__name__)
+
+
+def parallel_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int | None = None,
+                 desc: str = "simulating", progress: bool = True) -> list[R]:
+    items = list(items)
+    n_workers = min(default_workers(workers), max(1, len(items)))
+    results: list[R] = [None] * len(items)  # type: ignore[list-item]
+    with ThreadPoolExecutor(max_workers=n_workers) as pool, \
+            tqdm(total=len(items), desc=desc, unit="job", disable=not progress or not items, leave=False) as bar:
+        futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+        from concurrent.futures import as_completed
+
+        for fut in as_completed(futures):
+            results[futures[fut]] = fut.result()
+            bar.update(1)
+    return results

@@ -1,0 +1,169 @@
+"""Compile and simulate untrusted Verilog with Icarus Verilog, one job per temporary folder.
+
+Every compile and every simulation goes through `sft_playbook.verilog.sandbox.run_sandboxed`
+(wall-clock timeout, CPU/memory/file-size limits, clean environment, capped output). A job
+compiles its sources, deletes them (the running simulation cannot read the testbench back),
+runs `vvp -n`, and reads back the END of the output, where the testbench prints its verdict.
+
+Verdicts are only read from a line that carries a per-run random nonce (see `new_nonce`), so a
+candidate that `$display`s a fake result line is never believed. Candidates that use system tasks
+which read files or command-line arguments (the only way a design could learn the nonce at run
+time) are refused before simulation (`forbidden_constructs`).
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from sft_playbook.verilog.sandbox import run_sandboxed
+
+# Statuses a candidate can end in (shared by the differential check and VerilogEval).
+PASS = "pass"
+MISMATCH = "mismatch"
+COMPILE_ERROR = "compile_error"
+TIMEOUT = "timeout"
+RUNTIME_ERROR = "runtime_error"        # no verdict: crashed, finished early, output limit, ...
+FORBIDDEN = "forbidden"                # reads files / plusargs / includes files
+EXTRACTION_FAILURE = "extraction_failure"
+UNSUPPORTED = "unsupported"            # the reference's ports are beyond the testbench generator
+REFERENCE_ERROR = "reference_error"    # the reference itself does not compile: not the candidate's fault
+STATUSES = (PASS, MISMATCH, COMPILE_ERROR, TIMEOUT, RUNTIME_ERROR, FORBIDDEN, EXTRACTION_FAILURE,
+            UNSUPPORTED, REFERENCE_ERROR)
+
+SIM_FILE_BYTES = 8 * 1024**2      # a simulation may write at most this much per file (stdout included)
+SIM_OUTPUT_CAP = 64 * 1024        # bytes of simulation output read back (the end of it)
+COMPILE_OUTPUT_CAP = 16 * 1024
+
+_FORBIDDEN_RE = re.compile(
+    r"(\$(?:fgets|fgetc|ungetc|fscanf|fread|fseek|frewind|rewind|ftell|feof|readmemh|readmemb|"
+    r"value\$plusargs|test\$plusargs|system|sreadmemh|sreadmemb)\b|`include\b)")
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(6)
+
+
+def strip_comments(code: str) -> str:
+    """Remove // and /* */ comments (string literals are respected)."""
+    out, i, n = [], 0, len(code)
+    while i < n:
+        c = code[i]
+        if c == '"':
+            j = i + 1
+            while j < n and code[j] != '"' and code[j] != "\n":
+                j += 2 if code[j] == "\\" else 1
+            out.append(code[i:j + 1])
+            i = j + 1
+        elif code.startswith("//", i):
+            j = code.find("\n", i)
+            i = n if j < 0 else j
+        elif code.startswith("/*", i):
+            j = code.find("*/", i + 2)
+            out.append(" ")
+            i = n if j < 0 else j + 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def forbidden_constructs(code: str) -> list[str]:
+    """System tasks/directives a design under test has no business using (they could read the
+    testbench or its arguments back)."""
+    return sorted(set(m.group(1) for m in _FORBIDDEN_RE.finditer(strip_comments(code))))
+
+
+_ERROR_CLASSES = [
+    ("syntax_error", re.compile(r"syntax error|Syntax in assignment|malformed|Invalid module item", re.I)),
+    ("unknown_module", re.compile(r"Unknown module type|Unable to find the root module|is not a valid module", re.I)),
+    ("port_mismatch", re.compile(r"port .*is not a port of|port ``.*'' is not a port|too many ports|"
+                                 r"port .* not found|has no port", re.I)),
+    ("undeclared_identifier", re.compile(r"Unable to bind|not declared|Unable to resolve|undeclared", re.I)),
+    ("redeclaration", re.compile(r"already (been )?declared|has already been defined|duplicate", re.I)),
+    ("invalid_lvalue", re.compile(r"l-value|cannot be driven by|is not a valid l|procedural assignment to a (net|wire)", re.I)),
+    ("unsupported_feature", re.compile(r"sorry:", re.I)),
+    ("width_or_type", re.compile(r"width|cannot be|not a constant|constant expression|type", re.I)),
+    ("elaboration_error", re.compile(r"elaborat", re.I)),
+]
+
+
+def classify_compile_error(text: str) -> str:
+    for name, rx in _ERROR_CLASSES:
+        if rx.search(text):
+            return name
+    return "timeout" if not text.strip() else "other"
+
+
+def first_error_line(text: str) -> str:
+    for line in text.splitlines():
+        if "error" in line.lower() or "sorry" in line.lower():
+            return line.strip()[:300]
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[0].strip()[:300] if lines else ""
+
+
+@dataclass
+class SimRun:
+    """What one compile + simulation produced (before a harness interprets the output)."""
+    stage: str                 # "compile" or "simulate": the last stage reached
+    ok: bool                   # the last stage ended normally (exit 0, no timeout)
+    timed_out: bool
+    returncode: int | None
+    output: str                # compile log, or the end of the simulation output
+    truncated: bool
+    seconds: float
+    error_class: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def compile_and_run(
+    sources: Mapping[str, str],
+    top: str,
+    *,
+    flags: Sequence[str] = ("-g2012",),
+    plusargs: Sequence[str] = (),
+    timeout_s: float = 30.0,
+    compile_timeout_s: float = 60.0,
+    cpu_s: int | None = None,
+    file_bytes: int = SIM_FILE_BYTES,
+    output_cap: int = SIM_OUTPUT_CAP,
+) -> SimRun:
+    """Compile `sources` (name -> text) with `iverilog <flags> -s top` and, when that works, run
+    the result with `vvp -n`. Each call works in its own temporary folder, removed afterwards."""
+    wd = Path(tempfile.mkdtemp(prefix="sftpb-eval-"))
+    try:
+        argv = ["iverilog", *flags, "-s", top, "-o", "sim", *sources]
+        comp = run_sandboxed(argv, sources, workdir=wd, timeout_s=compile_timeout_s,
+                             output_cap=COMPILE_OUTPUT_CAP, cpu_s=int(compile_timeout_s) + 5)
+        log = (comp.stdout + comp.stderr).strip()
+        if not comp.ok or not (wd / "sim").is_file():
+            cls = "compile_timeout" if comp.timed_out else classify_compile_error(log)
+            return SimRun("compile", False, comp.timed_out, comp.returncode, log, comp.truncated,
+                          comp.seconds, cls)
+        for name in sources:  # the simulation must not be able to read the sources back
+            (wd / name).unlink(missing_ok=True)
+        sim = run_sandboxed(["vvp", "-n", "sim", *plusargs], workdir=wd, timeout_s=timeout_s,
+                            cpu_s=cpu_s or int(timeout_s) + 5, file_bytes=file_bytes,
+                            output_cap=output_cap, output_tail=True)
+        return SimRun("simulate", sim.ok, sim.timed_out, sim.returncode, sim.stdout + sim.stderr,
+                      sim.truncated, comp.seconds + sim.seconds, extra={"compile_log": log[:2000]})
+    finally:
+        shutil.rmtree(wd, ignore_errors=True)
+
+
+def default_workers(workers: int | None) -> int:
+    if workers:
+        return max(1, int(workers))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
