@@ -46,7 +46,7 @@ def strip_wrapper(text: str) -> tuple[str, str]:
         summary = pat.sub(" ", summary)
     rest = _WRAPPER_PATTERNS[2].sub(" ", _WRAPPER_PATTERNS[1].sub(" ", rest))
     m = _MODULE_HEADER.search(rest)
-    header = " ".join(m.group(0).split()) if m else ""
+    header = normalize_code_ws(m.group(0)).strip() if m else ""
     # block summaries: one 'block_N:' per line
     summary = _BLOCK_LINE.sub(lambda mm: "\n" + mm.group(1), summary)
     return normalize_prose(summary), header
@@ -130,7 +130,7 @@ def rebuild_module(header: str, body: str) -> str:
     """Header + body as one module; a body that already starts with its header is kept whole."""
     body = normalize_code_ws(fix_unicode(body or ""))
     has_module = re.match(r"\s*(?:(?://[^\n]*|/\*.*?\*/)\s*)*(?:macro)?module\b", body, re.DOTALL) is not None
-    single_line = body.count("\n") <= 1 and len(body) > 80
+    single_line = "\n" not in body.strip()
     if has_module:
         return layout_verilog(body) if single_line else body
     if not header:
@@ -180,19 +180,19 @@ class CleanAndUnify(Stage):
             full = rebuild_module(header, code)
             if body_has_header:
                 hm = _MODULE_HEADER.search(code)
-                header = " ".join(hm.group(0).split()) if hm else header
+                header = normalize_code_ws(hm.group(0)).strip() if hm else header
             codes.append(full)
             headers.append(header)
             fixed.append(int(changed))
             rebuilt.append(int(bool(header) and not body_has_header and bool(code.strip())))
-            reflowed.append(int(code.strip().count("\n") <= 1 and len(code) > 80))
-        df["code"] = codes
-        df["header"] = headers
+            reflowed.append(int("\n" not in code.strip() and bool(code.strip())))
+        df["code"] = pd.Series(codes, index=df.index, dtype=str)
+        df["header"] = pd.Series(headers, index=df.index, dtype=str)
         for lvl in self.levels:
-            df[f"desc_{lvl}"] = descs[lvl]
-        df["_n_unicode_fixed"] = fixed
-        df["_n_header_rebuilt"] = rebuilt
-        df["_n_reflowed"] = reflowed
+            df[f"desc_{lvl}"] = pd.Series(descs[lvl], index=df.index, dtype=str)
+        df["_n_unicode_fixed"] = pd.Series(fixed, index=df.index, dtype="int64")
+        df["_n_header_rebuilt"] = pd.Series(rebuilt, index=df.index, dtype="int64")
+        df["_n_reflowed"] = pd.Series(reflowed, index=df.index, dtype="int64")
         self.drop(df, df["code"].str.strip() == "", "empty_code")
         self.drop(df, df["header"] == "", "no_header", "no 'Module header:' in any description and no module line in the code")
         return df

@@ -1,7 +1,252 @@
-"""Curation pipeline (filled in by the curation issue)."""
+"""The curation pipeline, in the order of the recipe (configs/curate.yaml holds every threshold).
+
+    0. load      sources/huggingface_urls.jsonl -> records (hub download, or the offline sample)
+    1. clean     unicode, whitespace, MG-Verilog wrapper, header recovery, full module
+    2. rules     descriptions: word count, top n-gram share, URL share;
+                 code: line count, longest line, alphabetic share, module...endmodule, iverilog
+    3. pii       redact e-mails, phones, IPs, names on author/copyright lines, keys (counted by kind)
+    4. dedup     exact (normalised code hash), fuzzy (MinHash + LSH, Jaccard-verified)
+    5. decontaminate   against VerilogEval v2 prompts and references
+    6. both views      keep ids whose code and descriptions all survived; shuffle; split 80/15/5
+    7. merge     <output_dir>/<level>/{train,validation,test}.jsonl + report
+
+Each stage runs on every partition through Dask (see engine.py), is persisted once, and its
+drops are counted by reason and written to ``dropped_dir/<nn>_<stage>.jsonl`` with the reason.
+"""
+from __future__ import annotations
+
 import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm import tqdm
+
+from ..config import ConfigError, get
+from ..paths import resolve
+from .base import BOOKKEEPING, COUNTER_PREFIX, DETAIL, REASON, Stage, StageStats
+from .clean import CleanAndUnify
+from .decontam import Decontaminate
+from .dedup import ExactDedup, FuzzyDedup
+from .engine import Engine, EngineError
+from .filters import AlphaShare, Compiles, HasModule, LineCount, LongestLine, TopNGramShare, UrlShare, WordCount
+from .io import write_jsonl_atomic
+from .pii import RedactPII
+from .report import write_report
+from .sources import (BadLines, DownloadError, SourceError, data_files, download_hub, load_records,
+                      read_source_specs, records_frame, to_jsonl_records)
+from .split import KeepBothViews, merge
+
+log = logging.getLogger("sft_playbook.curate")
+EXAMPLES_PER_REASON = 3
 
 
-def main(cfg, args) -> int:
-    logging.getLogger(__name__).warning("the curation stages are not implemented yet")
+class PipelineError(RuntimeError):
+    pass
+
+
+def build_stages(cfg: dict[str, Any]) -> list[Stage]:
+    """The recipe: an ordered list of configured stages. A section with ``enabled: false`` is left out."""
+    levels = list(get(cfg, "levels"))
+    desc = [f"desc_{lvl}" for lvl in levels]
+
+    def section(key: str) -> dict[str, Any] | None:
+        sec = dict(get(cfg, key))
+        return sec if sec.pop("enabled", True) else None
+
+    wanted: list[tuple[str, Any]] = [
+        ("clean", lambda s: CleanAndUnify(levels, **s)),                                     # 1
+        ("rules.word_count", lambda s: WordCount(desc, **s)),                                # 2 (descriptions)
+        ("rules.top_ngram", lambda s: TopNGramShare(desc, **s)),
+        ("rules.url_share", lambda s: UrlShare(desc, **s)),
+        ("rules.line_count", lambda s: LineCount(**s)),                                      # 2 (code)
+        ("rules.longest_line", lambda s: LongestLine(**s)),
+        ("rules.alpha_share", lambda s: AlphaShare(**s)),
+        ("rules.has_module", lambda s: HasModule(**s)),
+        ("rules.compiles", lambda s: Compiles(**s)),
+        ("pii", lambda s: RedactPII(["code"], desc, **s)),                                   # 3
+        ("exact_dedup", lambda s: ExactDedup("code", **s)),                                  # 4
+        ("fuzzy_dedup", lambda s: FuzzyDedup("code", seed=int(get(cfg, "seed")), **s)),
+        ("decontaminate", lambda s: Decontaminate(code_fields=["code"], text_fields=desc, **s)),  # 5
+        ("both_views", lambda s: KeepBothViews(levels, **s)),                                # 6
+    ]
+    stages = []
+    for key, make in wanted:
+        sec = section(key)
+        if sec is not None:
+            try:
+                stages.append(make(sec))
+            except TypeError as exc:
+                raise ConfigError(f"config section {key!r}: {exc}") from None
+    return stages
+
+
+# -- step 0: sources ------------------------------------------------------------------------------
+def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]], BadLines]:
+    levels = list(get(cfg, "levels"))
+    on_bad = get(cfg, "on_bad_line")
+    if on_bad not in ("error", "skip"):
+        raise ConfigError(f"on_bad_line must be 'error' or 'skip', not {on_bad!r}")
+    specs = read_source_specs(get(cfg, "sources"))
+    for s in specs:
+        missing = set(levels) - set(s["levels"])
+        if missing:
+            raise SourceError(f"{s['_where']}: no field for level(s) {sorted(missing)} (levels in the config: {levels})")
+    bad = BadLines()
+    raw_dir = resolve(get(cfg, "download.raw_dir"))
+    records: list[dict[str, Any]] = []
+    origins: list[dict[str, Any]] = []
+    use_sample = False
+    hub = [s for s in specs if s.get("repo_id")]
+    if hub and get(cfg, "download.offline"):
+        log.warning("download.offline=true: not contacting the hub; curating the offline sample %s instead",
+                    get(cfg, "sample_dir"))
+        use_sample = True
+    elif hub and not os.environ.get("HF_TOKEN") and get(cfg, "download.require_token"):
+        log.warning("no HF_TOKEN (put it in token.env, see token.env.example): not downloading %s. "
+                    "Curating the offline sample %s instead (download.require_token=false tries anonymously).",
+                    ", ".join(s["repo_id"] for s in hub), get(cfg, "sample_dir"))
+        use_sample = True
+    for spec in specs:
+        if spec.get("repo_id") and use_sample:
+            continue
+        if spec.get("repo_id"):
+            try:
+                folder = download_hub(spec, raw_dir, float(get(cfg, "download.timeout_s")))
+            except DownloadError as exc:
+                if not get(cfg, "download.fallback_to_sample"):
+                    raise
+                log.warning("could not download %s from the hub (%s). Curating the offline sample %s instead "
+                            "(download.fallback_to_sample=false makes this an error).", spec["repo_id"], exc,
+                            get(cfg, "sample_dir"))
+                use_sample = True
+                records = [r for r in records if r["source"] not in {s["name"] for s in hub}]
+                origins = [o for o in origins if o["origin"] != "hub"]
+                continue
+            files = data_files(folder, spec["split"])
+            if not files:
+                raise SourceError(f"{spec['_where']}: no data files ({', '.join(('parquet', 'arrow', 'json', 'jsonl'))}) "
+                                  f"for split {spec['split']!r} in the download {folder}")
+            recs = load_records(spec, files, on_bad, bad)
+            out = to_jsonl_records(spec, recs, folder)
+            log.info("%s: %d records converted to %s", spec["name"], len(recs), out)
+            origin = "hub"
+        else:
+            path = resolve(spec["path"])
+            if not path.exists():
+                raise SourceError(f"{spec['_where']}: local path {path} does not exist")
+            recs = load_records(spec, data_files(path, None), on_bad, bad)
+            origin = "local"
+        records += recs
+        origins.append({"name": spec["name"], "origin": origin, "rows": len(recs)})
+    if use_sample:
+        sample = resolve(get(cfg, "sample_dir"))
+        files = sorted(sample.glob("*.jsonl")) if sample.is_dir() else []
+        if not files:
+            raise SourceError(f"offline sample not found: no *.jsonl in {sample}")
+        template = dict(hub[0]) if hub else {"format": "mg-verilog", "code_field": "code",
+                                             "description_field": "description", "id_field": "id"}
+        spec = {**template, "name": "sample", "levels": template.get("levels") or {}}
+        recs = load_records(spec, files, on_bad, bad)
+        records += recs
+        origins.append({"name": "sample", "origin": "offline sample " + str(get(cfg, "sample_dir")), "rows": len(recs)})
+    if bad.skipped:
+        log.warning("skipped %d bad input line(s) (on_bad_line=skip), e.g. %s", bad.skipped, "; ".join(bad.examples[:3]))
+    return records_frame(records, levels), origins, bad
+
+
+# -- the stage loop ---------------------------------------------------------------------------------
+def run_stages(ddf, stages: list[Stage], engine: Engine, dropped_dir: Path | None):
+    """Run the stages in order; returns (kept pandas frame, [StageStats])."""
+    stats: list[StageStats] = []
+    rows = int(engine.compute(ddf.shape[0]))
+    ddf = engine.persist(ddf)
+    bar = tqdm(stages, desc="curation stages", unit="stage", disable=None)
+    for i, stage in enumerate(bar, start=1):
+        bar.set_postfix_str(stage.name)
+        t0 = time.monotonic()
+        stage.fit(ddf, engine)
+        tagged = engine.persist(engine.apply(ddf, stage))
+        counters = [c for c in tagged.columns if c.startswith(COUNTER_PREFIX)]
+        dropped, sums = engine.compute(tagged[tagged[REASON] != ""], tagged[counters].sum() if counters else tagged[REASON].size)
+        dropped = dropped.sort_values("_order", kind="stable")
+        st = StageStats(stage.name, rows, rows - len(dropped))
+        st.dropped = {str(k): int(v) for k, v in dropped[REASON].value_counts().items()}
+        st.counters = {c[len(COUNTER_PREFIX):]: int(sums[c]) for c in counters} if counters else {}
+        for reason, grp in dropped.groupby(REASON, sort=True):
+            st.examples[str(reason)] = [{"id": str(r["id"]), "detail": str(r[DETAIL])}
+                                        for _, r in grp.head(EXAMPLES_PER_REASON).iterrows()]
+        st.extra = stage.summary()
+        stats.append(st)
+        log.info("stage %d %-14s %6d -> %6d rows  (%.1fs)%s%s", i, stage.name, st.rows_in, st.rows_out,
+                 time.monotonic() - t0, "  dropped " + ", ".join(f"{k}={v}" for k, v in st.dropped.items()) if st.dropped else "",
+                 "  " + ", ".join(f"{k}={v}" for k, v in st.counters.items() if v) if any(st.counters.values()) else "")
+        if dropped_dir is not None:
+            cols = [c for c in dropped.columns if not c.startswith(COUNTER_PREFIX) and c not in BOOKKEEPING]
+            write_jsonl_atomic(dropped_dir / f"{i:02d}_{stage.name}.jsonl",
+                               ({"id": r["id"], "stage": stage.name, "reason": r[REASON], "detail": r[DETAIL],
+                                 **{c: r[c] for c in cols if c not in ("id",)}} for r in dropped.to_dict("records")))
+        if st.rows_out == 0:
+            raise PipelineError(f"stage {i} ({stage.name}) dropped all {rows} remaining rows "
+                                f"({', '.join(f'{k}: {v}' for k, v in st.dropped.items())}); nothing is left to write. "
+                                "Check its thresholds in the config.")
+        ddf = engine.persist(tagged[tagged[REASON] == ""].drop(columns=[*BOOKKEEPING, *counters]))
+        rows = st.rows_out
+    kept = engine.compute(ddf).sort_values("_order", kind="stable").reset_index(drop=True)
+    return kept, stats
+
+
+def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
+    """Run the whole recipe; returns the report (also written to output_dir)."""
+    out_dir = resolve(get(cfg, "output_dir"))
+    dropped_dir = resolve(get(cfg, "dropped_dir")) if get(cfg, "dropped_dir") else None
+    levels = list(get(cfg, "levels"))
+    t0 = time.monotonic()
+    df, origins, bad = load_sources(cfg)
+    if df.empty:
+        raise PipelineError("the sources gave 0 records; nothing to curate")
+    log.info("loaded %d records from %s", len(df), ", ".join(f"{o['name']} ({o['rows']})" for o in origins))
+    stages = build_stages(cfg)
+    eng_cfg = dict(get(cfg, "engine"))
+    if scheduler:
+        eng_cfg["scheduler"] = scheduler
+    with Engine(**eng_cfg) as engine:
+        log.info("running %d stages on %s", len(stages), engine.describe())
+        ddf = engine.from_pandas(df)
+        kept, stats = run_stages(ddf, stages, engine, dropped_dir)
+    split_cfg = get(cfg, "split")
+    sizes = merge(kept, levels, out_dir, int(get(cfg, "seed")), dict(split_cfg))
+    redactions: dict[str, int] = {}
+    for st in stats:
+        for k, v in st.counters.items():
+            if k.startswith("pii_"):
+                redactions[k[4:]] = redactions.get(k[4:], 0) + v
+    report = {
+        "sources": origins,
+        "rows_read": int(len(df)),
+        "bad_lines": {"skipped": bad.skipped, "examples": [e.split(str(resolve('.')) + "/")[-1] for e in (bad.examples or [])]},
+        "rows_kept": int(len(kept)),
+        "stages": [s.to_dict() for s in stats],
+        "redactions": redactions,
+        "duplicates": {s.name: s.extra for s in stats if s.name in ("exact_dedup", "fuzzy_dedup")},
+        "decontamination": next((s.extra for s in stats if s.name == "decontaminate"), {"problems_checked": 0}),
+        "splits": sizes,
+        "config": {k: cfg[k] for k in ("levels", "seed", "split", "clean", "rules", "pii", "exact_dedup",
+                                       "fuzzy_dedup", "decontaminate", "both_views") if k in cfg},
+    }
+    write_report(out_dir, report)
+    log.info("wrote %s/<level>/{train,validation,test}.jsonl for %s: %s; report in %s/curation_report.md (%.1fs)",
+             out_dir, ", ".join(levels), ", ".join(f"{k}={v}" for k, v in sizes[levels[0]].items()), out_dir,
+             time.monotonic() - t0)
+    return report
+
+
+def main(cfg: dict[str, Any], args) -> int:
+    try:
+        curate(cfg, scheduler=getattr(args, "scheduler", None))
+    except (ConfigError, SourceError, DownloadError, PipelineError, EngineError) as exc:
+        log.error("%s", exc)
+        return 1
     return 0

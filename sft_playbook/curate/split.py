@@ -1,0 +1,69 @@
+"""Step 6 - keep ids present in both views, shuffle with a fixed seed, split 80/15/5.
+Step 7 - merge: write ``<output_dir>/<level>/{train,validation,test}.jsonl``.
+
+Views: the code view (``code``, ``header``) and the description view (one summary per level) of a
+record are filtered by different rules; a record is kept only when both survived, i.e. its code
+and every one of its descriptions are still there and non-empty. The same id then lands in the
+same split at every level, so no description level of a test id leaks into training.
+
+SFT rows: ``{"input": <summary>\n\nModule header:\n<header>, "output": <full module>, "id": ...}``
+- the plain summary plus the module header (so the model knows the port names and widths the
+tests will use), and the complete module as the answer.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .base import Stage
+from .io import write_jsonl_atomic
+
+SPLITS = ("train", "validation", "test")
+
+
+class KeepBothViews(Stage):
+    name = "both_views"
+
+    def __init__(self, levels: list[str]) -> None:
+        super().__init__(levels=list(levels))
+
+    def process(self, df):
+        self.drop(df, df["code"].str.strip() == "", "missing_code_view")
+        for lvl in self.config["levels"]:
+            self.drop(df, df[f"desc_{lvl}"].str.strip() == "", "missing_description_view", f"desc_{lvl} is empty")
+        return df
+
+
+def assign_splits(ids: list[str], seed: int, fractions: dict[str, float]) -> list[tuple[str, str]]:
+    """[(id, split)] in shuffled order. Ids are sorted first, so the result depends only on the set
+    of ids and the seed (not on input order or partitioning)."""
+    if set(fractions) != set(SPLITS) or abs(sum(fractions.values()) - 1.0) > 1e-6:
+        raise ValueError(f"split fractions must be train/validation/test summing to 1, got {fractions}")
+    order = sorted(ids)
+    perm = np.random.default_rng(seed).permutation(len(order))
+    n = len(order)
+    n_train = int(round(fractions["train"] * n))
+    n_val = min(int(round(fractions["validation"] * n)), n - n_train)
+    return [(order[k], "train" if rank < n_train else "validation" if rank < n_train + n_val else "test")
+            for rank, k in enumerate(perm)]
+
+
+def sft_input(summary: str, header: str) -> str:
+    return f"{summary}\n\nModule header:\n{header}" if header else summary
+
+
+def merge(df: pd.DataFrame, levels: list[str], out_dir: Path, seed: int, fractions: dict[str, float]) -> dict:
+    """Write the SFT files; returns {level: {split: rows}}. Rows within a split follow the shuffle."""
+    assigned = assign_splits(df["id"].astype(str).tolist(), seed, fractions)
+    by_id = df.set_index(df["id"].astype(str))
+    sizes: dict[str, dict[str, int]] = {}
+    for lvl in levels:
+        sizes[lvl] = {}
+        for split in SPLITS:
+            rows = [{"input": sft_input(by_id.at[i, f"desc_{lvl}"], by_id.at[i, "header"]),
+                     "output": by_id.at[i, "code"], "id": i} for i, s in assigned if s == split]
+            write_jsonl_atomic(out_dir / lvl / f"{split}.jsonl", rows)
+            sizes[lvl][split] = len(rows)
+    return sizes
