@@ -138,3 +138,9 @@ def write_benchmark(folder: Path) -> Path:
     (folder / "Prob002_other_ref.sv").write_text("module RefModule (input a, output b);\n  assign b = ~a;\nendmodule\n")
     (folder / "Prob002_other_prompt.txt").write_text("Implement an inverter with input a and output b.\n")
     return folder
+
+
+# The real VerilogEval v2 folder next to the repository (present in the workplace, maybe not in CI).
+from sft_playbook.paths import REPO_ROOT  # noqa: E402
+
+REAL_BENCH = (REPO_ROOT / ".." / "shared" / "benchmarks" / "verilog-eval-v2" / "spec-to-rtl").resolve()

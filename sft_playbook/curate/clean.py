@@ -177,7 +177,7 @@ class CleanAndUnify(Stage):
             header = Counter(found).most_common(1)[0][0] if found else ""
             m = re.match(r"\s*(?:(?://[^\n]*|/\*.*?\*/)\s*)*((?:macro)?module\b.*?;)", code, re.DOTALL)
             body_has_header = m is not None
-            full = rebuild_module(header, code)
+            full = rebuild_module(header, code) if code.strip() else ""
             if body_has_header:
                 hm = _MODULE_HEADER.search(code)
                 header = normalize_code_ws(hm.group(0)).strip() if hm else header
