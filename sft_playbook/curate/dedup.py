@@ -55,7 +55,7 @@ class ExactDedup(Stage):
     def process(self, df):
         ids = df["id"].astype(str)
         mask = ids.isin(self.drop_of.keys())
-        self.drop(df, mask, "exact_duplicate", "same code as " + ids.map(self.drop_of).fillna(""))
+        self.drop(df, mask, "exact_duplicate", "same code as " + ids.map(lambda i: self.drop_of.get(i, "")))
         return df
 
     def summary(self):
