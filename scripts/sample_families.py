@@ -270,7 +270,7 @@ def fam_decoder(c: Ctx, i: int) -> Mod:
 def fam_prienc(c: Ctx, i: int) -> Mod:
     n = [4, 8, 16, 8, 12, 6][i]
     msb = i % 2 == 0
-    style = ["casez", "loop", "ifchain", "loop_break", "loop", "ifchain"][i]
+    style = ["casez", "loop", "ifchain", "mask", "loop", "ifchain"][i]
     if n not in (4, 8) and style == "casez":
         style = "loop"
     ow = clog2(n)
@@ -295,7 +295,10 @@ def fam_prienc(c: Ctx, i: int) -> Mod:
                     pat[j] = "0"
             body.append(f"    {n}'b{''.join(pat)}: {idx} = {ow}'d{k};")
         body += [f"    default: {idx} = {ow}'d0;", "  endcase", "end"]
-    elif style in ("loop", "loop_break"):
+    elif style == "mask":
+        body += [f"{c.wire()} [{n-1}:0] lowest = {req} & (~{req} + 1'b1);", "integer k;", f"{c.comb()} begin", f"  {idx} = {ow}'d0;",
+                 f"  for (k = 0; k < {n}; k = k + 1)", f"    {idx} = {idx} | ({{{ow}{{lowest[k]}}}} & k);", "end"]
+    elif style == "loop":
         rng_expr = f"k = 0; k < {n}; k = k + 1" if msb else f"k = {n - 1}; k >= 0; k = k - 1"
         body += ["integer k;", f"{c.comb()} begin", f"  {idx} = {ow}'d0;",
                  f"  for ({rng_expr})", f"    if ({req}[k]) {idx} = k[{ow-1}:0];", "end"]
@@ -311,7 +314,7 @@ def fam_prienc(c: Ctx, i: int) -> Mod:
     det = (f"{name} scans the {n}-bit request vector {req} and reports the position of the {pr} bit that is "
            f"set as the {ow}-bit value {idx}. The output {vld} is the OR reduction of {req}, so it is low only "
            f"when no bit is set, in which case {idx} is forced to zero. The priority search is written as "
-           f"{'a casez table with wildcard patterns' if style == 'casez' else 'a for loop where the last match wins' if style.startswith('loop') else 'an if / else-if chain'}.")
+           f"{'a casez table with wildcard patterns' if style == 'casez' else 'a for loop where the last match wins' if style == 'loop' else 'an isolate-lowest-bit mask (req & -req) followed by a one-hot to binary OR loop' if style == 'mask' else 'an if / else-if chain'}.")
     blocks = [f"Computes the valid flag {vld} as the OR of all bits of {req}.",
               f"Searches {req} from the {pr} end and writes the index of the first set bit to {idx}.",
               f"Defaults {idx} to zero when no request is active."]
@@ -666,7 +669,7 @@ def fam_bitcount(c: Ctx, i: int) -> Mod:
         ports.append(Port("output", ow, o, reg=True))
         hl = f"Counts the number of set bits in the {w}-bit input {d}."
         det = f"{name} adds up all bits of {d} in a combinational for loop and outputs the {ow}-bit population count {o} (0 to {w})."
-        blocks = [f"Clears the count {o}.", f"Adds every bit of {d} to the count in a loop."]
+        blocks = [f"Initialises {o} to zero.", f"Adds each bit of {d} to the running total inside a for loop."]
     elif style == "popcount_tree":
         half = w // 2
         body += [f"{c.wire()} [{clog2(half+1)-1}:0] c_lo, c_hi;", f"{c.reg()} [{clog2(half+1)-1}:0] t_lo, t_hi;", "integer k;",
@@ -979,7 +982,7 @@ def fam_mult(c: Ctx, i: int) -> Mod:
         hl = f"A signed {w}x{w} multiplier with registered inputs and output (two cycles of latency)."
         det = (f"{name} registers the two's complement operands {a} and {b}, multiplies the registered values and registers the "
                f"{2*w}-bit signed product into {p}. Registers are cleared by {c.rdesc()}.")
-        blocks = ["Registers the signed operands.", f"Multiplies the registered operands and registers the product {p}."]
+        blocks = ["Registers the signed operands.", f"Multiplies the stored operands and writes the product into {p}."]
     elif style == "seq":
         st, dn = c.p(c.pick("start", "go")), c.p(c.pick("done", "ready"), "output")
         cw = clog2(w + 1)
@@ -1981,9 +1984,14 @@ def fam_traffic(c: Ctx, i: int) -> Mod:
     if style == "ped":
         ports.append(Port("output", 1, walk))
     cw = clog2(tg + 1)
-    body += ["localparam RED = 3'b100, YEL = 3'b010, GRN = 3'b001;",
-             "localparam NS_G = 2'd0, NS_Y = 2'd1, EW_G = 2'd2, EW_Y = 2'd3;",
-             f"{c.reg()} [1:0] st;", f"{c.reg()} [{cw-1}:0] tmr;"]
+    if style == "timer_onehot":
+        body += ["localparam RED = 3'b100, YEL = 3'b010, GRN = 3'b001;",
+                 "localparam NS_G = 4'b0001, NS_Y = 4'b0010, EW_G = 4'b0100, EW_Y = 4'b1000;",
+                 f"{c.reg()} [3:0] st;", f"{c.reg()} [{cw-1}:0] tmr;"]
+    else:
+        body += ["localparam RED = 3'b100, YEL = 3'b010, GRN = 3'b001;",
+                 "localparam NS_G = 2'd0, NS_Y = 2'd1, EW_G = 2'd2, EW_Y = 2'd3;",
+                 f"{c.reg()} [1:0] st;", f"{c.reg()} [{cw-1}:0] tmr;"]
     if style == "ped":
         body.append(f"{c.reg()} pend;")
     go_ew = {"timer": f"tmr == {cw}'d{tg-1}", "timer_onehot": f"tmr == {cw}'d{tg-1}",
@@ -2006,7 +2014,7 @@ def fam_traffic(c: Ctx, i: int) -> Mod:
     det = (f"{name} cycles through four states: main road green, main road yellow, side road green and side road yellow. The main "
            f"road leaves green {trig}; yellow lasts {ty} cycles; the side road stays green for at most {tg} cycles"
            + (f" and returns as soon as {extra_in} drops" if style == "sensor" else "") + f". Lights are one-hot 3-bit vectors "
-           f"(red, yellow, green) on {ns} and {ew}. Reset is {c.rdesc()}.")
+           f"(red, yellow, green) on {ns} and {ew}; the phase register is {'one-hot encoded' if style == 'timer_onehot' else 'binary encoded'}. Reset is {c.rdesc()}.")
     blocks = ["Defines light encodings and the four phase states.", "Keeps a phase timer that restarts at every transition.",
               "Advances the phase when its time or condition is met.", f"Decodes the phase into the light outputs {ns} and {ew}."]
     if style == "ped":
@@ -2355,7 +2363,7 @@ def fam_ram(c: Ctx, i: int) -> Mod:
         body += [f"{c.ffc()} begin", f"  if ({we}) mem[{wa}] <= {d};", f"  if ({re_}) {q} <= mem[{ra}];", "end"]
         hl = f"A simple dual-port RAM ({dpt}x{w}) with one write port and one registered read port."
         det_x = f"Reads and writes use independent addresses {wa} and {ra}; the read output only updates when {re_} is high."
-        blocks = ["Declares the memory array.", "Handles the write port.", "Handles the enabled read port."]
+        blocks = ["Declares the memory array.", f"Writes {d} at {wa} when {we} is set.", f"Reads the word at {ra} into {q} when {re_} is set."]
     else:
         ports = [c.clk_port()]
         pa = [c.p(x) for x in ("we_a", "addr_a", "din_a")] + [c.p("dout_a", "output")]
@@ -2366,7 +2374,8 @@ def fam_ram(c: Ctx, i: int) -> Mod:
             body += [f"{c.ffc()} begin", f"  if ({pp[0]}) mem[{pp[1]}] <= {pp[2]};", f"  {pp[3]} <= mem[{pp[1]}];", "end"]
         hl = f"A true dual-port RAM ({dpt}x{w}) with two independent read/write ports on one clock."
         det_x = "Both ports can read and write in the same cycle; simultaneous writes to the same address give an undefined winner."
-        blocks = ["Declares the shared memory array.", "Implements port A.", "Implements port B."]
+        blocks = ["Declares the shared memory array.", f"Serves port A: writes {pa[2]} when {pa[0]} is high and registers the read word on {pa[3]}.",
+                  f"Serves port B likewise with {pb[0]}, {pb[1]}, {pb[2]} and {pb[3]}."]
     det = f"{name} is a {dpt}-entry, {w}-bit wide memory that infers block RAM, clocked by {c.clk} and without reset. {det_x}"
     return Mod(name, ports, body, hl, det, blocks)
 
@@ -2476,6 +2485,27 @@ def fam_uart_tx(c: Ctx, i: int) -> Mod:
         tk = c.p(c.pick("baud_tick", "bit_en"))
         ports.insert(2, Port("input", 1, tk))
     ports += [Port("output", 1, tx, True), Port("output", 1, bz)]
+    if style == "two_stop":
+        bi = f"{c.reg()} [2:0] bit_idx;"
+        body = ["localparam S_IDLE = 3'd0, S_START = 3'd1, S_DATA = 3'd2, S_STOP1 = 3'd3, S_STOP2 = 3'd4;", f"localparam CLKS_PER_BIT = {clks};",
+                f"{c.reg()} [2:0] state;", f"{c.reg()} [{clog2(clks)-1}:0] timer;", bi, f"{c.reg()} [{dw-1}:0] latched;",
+                f"{c.wire()} bit_end = (timer == CLKS_PER_BIT - 1);", f"assign {bz} = (state != S_IDLE);"]
+        body += c.seq(["state <= S_IDLE;", "timer <= 0;", "bit_idx <= 0;", "latched <= 0;", f"{tx} <= 1'b1;"],
+                      ["timer <= (state == S_IDLE || bit_end) ? 0 : timer + 1'b1;", "case (state)",
+                       f"  S_IDLE: begin", f"    {tx} <= 1'b1;", f"    if ({st}) begin latched <= {d}; state <= S_START; end", "  end",
+                       f"  S_START: begin", f"    {tx} <= 1'b0;", "    if (bit_end) begin state <= S_DATA; bit_idx <= 0; end", "  end",
+                       f"  S_DATA: begin", f"    {tx} <= latched[bit_idx];", "    if (bit_end) begin",
+                       f"      if (bit_idx == {dw-1}) state <= S_STOP1;", "      else bit_idx <= bit_idx + 1'b1;", "    end", "  end",
+                       f"  S_STOP1: begin {tx} <= 1'b1; if (bit_end) state <= S_STOP2; end",
+                       f"  S_STOP2: begin {tx} <= 1'b1; if (bit_end) state <= S_IDLE; end", "  default: state <= S_IDLE;", "endcase"])
+        fmt = f"1 start bit, {dw} data bits LSB first, 2 stop bits"
+        hl = f"A UART transmitter state machine that sends {dw}-bit words on {tx} with the frame format {fmt}."
+        det = (f"{name} moves through idle, start, data and two stop states. In idle {tx} is high; {st} latches {d} and starts a frame. "
+               f"Each state lasts CLKS_PER_BIT = {clks} clocks, timed by a counter that restarts at every bit boundary; in the data state "
+               f"the bit indexed by a 3-bit counter is driven. {bz} is high whenever the machine is not idle. Reset is {c.rdesc()}.")
+        blocks = ["Defines the five states and the bit period.", "Runs the bit timer.", f"Latches the word on {st} and sends the start bit.",
+                  "Sends the data bits LSB first.", "Sends two stop bits and returns to idle."]
+        return Mod(name, ports, body, hl, det, blocks)
     par_bits = 1 if style == "parity" else 0
     stop_bits = 2 if style == "two_stop" else 1
     nbits = 1 + dw + par_bits + stop_bits
@@ -2520,6 +2550,42 @@ def fam_uart_rx(c: Ctx, i: int) -> Mod:
         extra_r = [f"{fe} <= 1'b0;"]
         extra_stop = [f"      {v} <= rx_s;", f"      {fe} <= !rx_s;"]
     cw = clog2(clks)
+    if style == "midbit_err":
+        bw_ = clog2(clks * 3 // 2 + 1)
+        body = [f"localparam BIT = {clks};", f"{c.reg()} [2:0] meta;", f"{c.reg()} busy;", f"{c.reg()} [{bw_-1}:0] wait_cnt;",
+                f"{c.reg()} [3:0] nleft;", f"{c.reg()} [8:0] frame;", f"{c.wire()} line = meta[2];", f"{c.wire()} fall = meta[2] & ~meta[1];"]
+        body += c.seq(["meta <= 3'b111;", "busy <= 1'b0;", "wait_cnt <= 0;", "nleft <= 0;", "frame <= 0;", f"{q} <= 0;", f"{v} <= 1'b0;", f"{fe} <= 1'b0;"],
+                      [f"meta <= {{meta[1:0], {rx}}};", f"{v} <= 1'b0;", f"{fe} <= 1'b0;", "if (!busy) begin", "  if (fall) begin", "    busy <= 1'b1;",
+                       "    wait_cnt <= BIT + BIT/2 - 1;", "    nleft <= 4'd9;", "  end", "end else if (wait_cnt != 0) begin", "  wait_cnt <= wait_cnt - 1'b1;",
+                       "end else begin", "  frame <= {line, frame[8:1]};", "  nleft <= nleft - 1'b1;", "  wait_cnt <= BIT - 1;", "  if (nleft == 4'd1) begin",
+                       "    busy <= 1'b0;", f"    {q} <= frame[8:1];", f"    {v} <= line;", f"    {fe} <= ~line;", "  end", "end"])
+        hl = f"A UART receiver without an explicit state machine: a falling edge starts a timer that samples 8 data bits and the stop bit of an 8N1 frame."
+        det = (f"{name} synchronises {rx} through three flops. A falling edge while idle starts a countdown of one and a half bit periods "
+               f"(BIT = {clks} clocks), which lands in the middle of the first data bit; after that it samples once per bit period. Nine "
+               f"samples (eight data bits, LSB first, and the stop bit) are shifted into a frame register. At the end {q} is updated and "
+               f"{v} pulses if the stop bit is high, otherwise {fe} pulses. Reset is {c.rdesc()}.")
+        blocks = [f"Synchronises {rx} and detects the falling start edge.", "Starts a 1.5-bit countdown on the start edge.",
+                  "Samples one bit per bit period into the frame register.", "Checks the stop bit and outputs the byte or a framing error."]
+        return Mod(name, ports, body, hl, det, blocks)
+    if style == "oversample":
+        tk = c.p(c.pick("os_tick", "tick16x"))
+        ports.insert(2, Port("input", 1, tk))
+        body = [f"{c.reg()} [1:0] rs;", f"{c.reg()} [3:0] phase;", f"{c.reg()} [3:0] bitc;", f"{c.reg()} [2:0] votes;", f"{c.reg()} run;",
+                f"{c.reg()} [7:0] shreg;", f"{c.wire()} maj = (votes[0] & votes[1]) | (votes[0] & votes[2]) | (votes[1] & votes[2]);"]
+        body += c.seq(["rs <= 2'b11;", "phase <= 0;", "bitc <= 0;", "votes <= 3'b111;", "run <= 1'b0;", "shreg <= 0;", f"{q} <= 0;", f"{v} <= 1'b0;"],
+                      [f"rs <= {{rs[0], {rx}}};", f"{v} <= 1'b0;", f"if ({tk}) begin", "  if (!run) begin", "    if (!rs[1]) begin run <= 1'b1; phase <= 4'd1; bitc <= 0; end",
+                       "  end else begin", "    phase <= phase + 1'b1;", "    if (phase >= 4'd7 && phase <= 4'd9) votes <= {votes[1:0], rs[1]};",
+                       "    if (phase == 4'd15) begin", "      bitc <= bitc + 1'b1;", "      if (bitc == 4'd0 && maj) run <= 1'b0;",
+                       "      else if (bitc >= 4'd1 && bitc <= 4'd8) shreg <= {maj, shreg[7:1]};", "      else if (bitc == 4'd9) begin", "        run <= 1'b0;",
+                       f"        {q} <= shreg;", f"        {v} <= maj;", "      end", "    end", "  end", "end"])
+        hl = f"A 16x oversampling UART receiver that takes a majority vote of three samples in the middle of every bit."
+        det = (f"{name} runs on a 16x baud enable {tk}. A low level on the synchronised line starts a frame; within each bit period the "
+               f"samples at phases 7, 8 and 9 are kept and their majority decides the bit, which rejects short glitches. A start bit that "
+               f"votes high is treated as noise. Eight data bits are shifted in LSB first and, if the stop bit votes high, {q} is updated and "
+               f"{v} pulses. Reset is {c.rdesc()}.")
+        blocks = [f"Synchronises {rx}.", "Starts a frame on a low line level.", "Collects three mid-bit samples and computes their majority.",
+                  "Shifts data bits into the receive register.", "Checks the stop bit and presents the byte."]
+        return Mod(name, ports, body, hl, det, blocks)
     body = ["localparam IDLE = 2'd0, START = 2'd1, DATA = 2'd2, STOP = 2'd3;", f"localparam CLKS_PER_BIT = {clks};",
             f"{c.reg()} [1:0] st;", f"{c.reg()} [{cw-1}:0] cnt;", f"{c.reg()} [2:0] bitn;", f"{c.reg()} [1:0] sync;",
             f"{c.wire()} rx_s = sync[1];"]
