@@ -188,7 +188,7 @@ def test_hub_download_through_local_stub(tmp_path, hub_env):
     assert any(p.startswith("/api/datasets/GaTech-EIC/MG-Verilog/revision/main") for p in paths)
     assert any("/resolve/" in p and p.endswith("train-00000-of-00001.parquet") for p in paths)
     converted = read_jsonl(tmp_path / "raw" / "mg-verilog" / "records.jsonl")
-    assert [r["id"] for r in converted] == [f"mg-verilog-{i:06d}" for i in range(14)]   # stable ids
+    assert [r["id"] for r in converted] == [f"mg-verilog-{i}" for i in range(14)]   # stable ids
     assert set(converted[0]) == {"id", "source", "code", "desc_high_level", "desc_detailed", "desc_block"}
     assert rep["rows_kept"] == 8      # no benchmark here: r03 stays
     # second run: the files are there, nothing is downloaded again, the result is the same
@@ -205,7 +205,7 @@ def test_hub_refusal_falls_back_to_the_sample_and_says_so(tmp_path, hub_env, cap
         hub_env.setenv("HF_ENDPOINT", hub.endpoint)
         hub_env.setenv("HF_TOKEN", "wrong")
         rep = curate(hub_cfg(tmp_path))
-        assert rep["sources"][0]["name"] == "sample" and rep["rows_read"] == 8
+        assert rep["sources"][0]["name"] == "mg-verilog-sample" and rep["rows_read"] == 8
         assert "could not download GaTech-EIC/MG-Verilog" in caplog.text and "offline sample" in caplog.text
         assert "wrong" not in caplog.text                                   # the token is never shown
         with pytest.raises(Exception, match="401|Invalid credentials|Repository Not Found"):
@@ -216,5 +216,5 @@ def test_no_token_means_the_offline_sample(tmp_path, hub_env, caplog):
     hub_env.delenv("HF_TOKEN", raising=False)
     hub_env.setenv("HF_ENDPOINT", "http://127.0.0.1:9")      # would fail if it were contacted
     rep = curate(hub_cfg(tmp_path))
-    assert rep["sources"] == [{"name": "sample", "origin": f"offline sample {tmp_path / 'sample'}", "rows": 8}]
+    assert rep["sources"] == [{"name": "mg-verilog-sample", "origin": f"offline sample {tmp_path / 'sample'}", "rows": 8}]
     assert "no HF_TOKEN" in caplog.text

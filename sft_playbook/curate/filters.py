@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
@@ -162,15 +163,19 @@ class Compiles(Stage):
             return df
         flags = tuple(self.config.get("flags", ["-g2012"]))
         timeout = float(self.config.get("timeout_s", 20))
-        errors = []
-        for code in df["code"]:
+
+        def check(code: str) -> str:
             res = compile_check(code, flags=flags, timeout_s=timeout)
             if res.ok:
-                errors.append("")
-            else:
-                msg = "timeout" if res.timed_out else (res.stderr or res.stdout).strip().splitlines()
-                msg = msg if isinstance(msg, str) else (msg[0] if msg else f"exit {res.returncode}")
-                errors.append(msg.replace("design.sv:", "line ")[:200])
+                return ""
+            if res.timed_out:
+                return f"iverilog timed out after {timeout:g}s"
+            lines = (res.stderr or res.stdout).strip().splitlines()
+            return (lines[0] if lines else f"iverilog exit {res.returncode}").replace("design.sv:", "line ")[:200]
+
+        # iverilog runs in subprocesses: a few threads keep the cores busy while one waits
+        with ThreadPoolExecutor(max(1, int(self.config.get("threads", 1)))) as pool:
+            errors = list(pool.map(check, df["code"]))
         err = pd.Series(errors, index=df.index)
         df["_n_compile_skipped"] = 0
         self.drop(df, err != "", "does_not_compile", err)

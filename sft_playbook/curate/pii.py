@@ -61,6 +61,11 @@ _IPV4 = re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|
 _PHONE = re.compile(r"(?<![\w'])(?:\+\d{1,3}[ \-.]?)?(?:\(\d{2,4}\)[ \-.]?|\d{2,4}[ \-.])\d{3,4}[ \-.]\d{3,4}(?![\w'])")
 
 
+# cheap pre-checks: a recognizer only runs on text that could hold its entity at all
+_MAYBE = {"email": re.compile("@"), "ip": re.compile(r"\d\.\d|:[0-9A-Fa-f]*:"),
+          "phone": re.compile(r"(?:\d\D{0,3}){7}"), "credit_card": re.compile(r"(?:\d\D?){13}")}
+
+
 def _names(text: str) -> list[tuple[int, int]]:
     spans = []
     for m in _NAME_LINE.finditer(text):
@@ -113,7 +118,7 @@ class Redactor:
         spans: list[tuple[int, int, str]] = []
         if self.recognizers:
             for kind, (rec, entity) in self.recognizers.items():
-                if kind in self.kinds:
+                if kind in self.kinds and _MAYBE[kind].search(text):
                     spans += [(r.start, r.end, kind) for r in rec.analyze(text, [entity], None)
                               if r.score >= self.min_score]
         else:

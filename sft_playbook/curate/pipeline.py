@@ -2,7 +2,7 @@
 
     0. load      sources/huggingface_urls.jsonl -> records (hub download, or the offline sample)
     1. clean     unicode, whitespace, MG-Verilog wrapper, header recovery, full module
-    2. rules     descriptions: word count, top n-gram share, URL share;
+    2. rules     descriptions: word count, URL share, top n-gram share;
                  code: line count, longest line, alphabetic share, module...endmodule, iverilog
     3. pii       redact e-mails, phones, IPs, names on author/copyright lines, keys (counted by kind)
     4. dedup     exact (normalised code hash), fuzzy (MinHash + LSH, Jaccard-verified)
@@ -59,8 +59,8 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
     wanted: list[tuple[str, Any]] = [
         ("clean", lambda s: CleanAndUnify(levels, **s)),                                     # 1
         ("rules.word_count", lambda s: WordCount(desc, **s)),                                # 2 (descriptions)
-        ("rules.top_ngram", lambda s: TopNGramShare(desc, **s)),
         ("rules.url_share", lambda s: UrlShare(desc, **s)),
+        ("rules.top_ngram", lambda s: TopNGramShare(desc, **s)),
         ("rules.line_count", lambda s: LineCount(**s)),                                      # 2 (code)
         ("rules.longest_line", lambda s: LongestLine(**s)),
         ("rules.alpha_share", lambda s: AlphaShare(**s)),
@@ -148,10 +148,10 @@ def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]
             raise SourceError(f"offline sample not found: no *.jsonl in {sample}")
         template = dict(hub[0]) if hub else {"format": "mg-verilog", "code_field": "code",
                                              "description_field": "description", "id_field": "id"}
-        spec = {**template, "name": "sample", "levels": template.get("levels") or {}}
+        spec = {**template, "name": get(cfg, "sample_name"), "levels": template.get("levels") or {}}
         recs = load_records(spec, files, on_bad, bad)
         records += recs
-        origins.append({"name": "sample", "origin": "offline sample " + str(get(cfg, "sample_dir")), "rows": len(recs)})
+        origins.append({"name": spec["name"], "origin": "offline sample " + str(get(cfg, "sample_dir")), "rows": len(recs)})
     if bad.skipped:
         log.warning("skipped %d bad input line(s) (on_bad_line=skip), e.g. %s", bad.skipped, "; ".join(bad.examples[:3]))
     return records_frame(records, levels), origins, bad
@@ -212,6 +212,9 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
     eng_cfg = dict(get(cfg, "engine"))
     if scheduler:
         eng_cfg["scheduler"] = scheduler
+    if dropped_dir is not None and dropped_dir.is_dir():
+        for old in dropped_dir.glob("[0-9][0-9]_*.jsonl"):   # a previous run's files (stage list may differ)
+            old.unlink()
     with Engine(**eng_cfg) as engine:
         log.info("running %d stages on %s", len(stages), engine.describe())
         ddf = engine.from_pandas(df)

@@ -11,7 +11,8 @@
 ``split``          which split's files to use (``train``): files whose path contains it, or all
 ``files``          optional list of glob patterns to download (default: the data files)
 ``format``         ``mg-verilog`` (code + a description dict) or ``flat`` (one column per level)
-``id_field``       field holding a record id (default ``id``); missing -> ``<name>-<n:06d>``
+``id_field``       field holding a record id (default ``id``); missing -> ``<name>-<n>`` (n = 0-based
+                   record index over the source's files in sorted order: stable for a revision)
 ``code_field``     field with the code (default ``code``)
 ``description_field``  field with the description dict (``mg-verilog`` format)
 ``levels``         level name -> key in the description dict (or column, ``flat`` format)
@@ -244,7 +245,7 @@ def load_records(spec: dict[str, Any], files: list[Path], on_bad_line: str, bad:
                     continue
                 raise SourceError(f"{exc}; set on_bad_line=skip to skip and count such records") from None
             rid = rec.get(spec["id_field"]) if isinstance(rec, dict) else None
-            row["id"] = str(rid) if rid not in (None, "") else f"{spec['name']}-{n:06d}"
+            row["id"] = str(rid) if rid not in (None, "") else f"{spec['name']}-{n}"
             row["source"] = spec["name"]
             row["_where"] = where
             records.append(row)
