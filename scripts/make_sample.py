@@ -468,9 +468,13 @@ def build() -> tuple[list[dict], dict]:
 
     # --- duplicates, inserted after their originals -------------------------------------------
     clean_items = [it for it in items if it["meta"] is None]
-    originals = sorted(rng.sample(clean_items, N_EXACT + N_NEAR), key=lambda it: it["clean"]["name"])
-    long_first = sorted(originals, key=lambda it: -len(it["clean"]["code"]))
-    near_src, exact_src = long_first[:N_NEAR], long_first[N_NEAR:]
+    def renamable(it: dict) -> bool:
+        return bool(rename_internal(it["clean"]["code"], it["clean"]["header"], random.Random(0))[1])
+
+    pool = [it for it in clean_items if len(it["clean"]["code"]) >= 350 and renamable(it)]
+    near_src = rng.sample(pool, N_NEAR)
+    exact_src = rng.sample([it for it in clean_items if not any(it is x for x in near_src)], N_EXACT)
+    assert len(near_src) == N_NEAR and len(exact_src) == N_EXACT
     dups = []
     for j, it in enumerate(exact_src):
         row = json.loads(json.dumps(it["row"]))
