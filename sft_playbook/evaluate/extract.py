@@ -109,6 +109,10 @@ def extract_code(answer: str | None, *, expected_module: str | None = None, inpu
     for how, block in ordered:
         code = _cut_modules(block, expected_module)
         if code:
+            if how != "raw":  # keep what precedes the first module in a code block (`timescale, `define, comments)
+                first = _MODULE_RE.search(block)
+                head = block[: first.start()].strip() if first else ""
+                code = f"{head}\n{code}" if head else code
             return Extraction(code, how, True)
         if _MODULE_RE.search(strip_comments(block)) and how != "raw":
             return Extraction("", how, False, "module without a matching endmodule")

@@ -7,8 +7,10 @@ runs `vvp -n`, and reads back the END of the output, where the testbench prints 
 
 Verdicts are only read from a line that carries a per-run random nonce (see `new_nonce`), so a
 candidate that `$display`s a fake result line is never believed. Candidates that use system tasks
-which read files or command-line arguments (the only way a design could learn the nonce at run
-time) are refused before simulation (`forbidden_constructs`).
+which open, read or dump files or read command-line arguments (the only ways a design could learn
+the nonce at run time, or write outside its temporary folder by absolute path) are refused before
+simulation (`forbidden_constructs`): $fopen, $fgets, $fscanf, $fread, $readmemh/b,
+$value$plusargs, $test$plusargs, $dumpfile, `include, ...
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ COMPILE_OUTPUT_CAP = 16 * 1024
 
 _FORBIDDEN_RE = re.compile(
     r"(\$(?:fgets|fgetc|ungetc|fscanf|fread|fseek|frewind|rewind|ftell|feof|readmemh|readmemb|"
-    r"value\$plusargs|test\$plusargs|system|sreadmemh|sreadmemb)\b|`include\b)")
+    r"value\$plusargs|test\$plusargs|system|sreadmemh|sreadmemb|fopen|fopenr|fopenw|fopena|dumpfile)\b|`include\b)")
 
 
 def new_nonce() -> str:

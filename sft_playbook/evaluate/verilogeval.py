@@ -213,7 +213,7 @@ def judge(problem: Problem, code: str, *, expected_samples: int | None, timeout_
     elif mism == 0:
         out["status"] = PASS
     else:
-        out["status"] = MISMATCH
+        out.update(status=MISMATCH, error_class="functional_mismatch")
     return out
 
 
@@ -297,7 +297,7 @@ def run_benchmark(generate_fn: GenerateFn, problems_dir: str | Path, *, n_sample
         "passed_problems": sum(pp["c"] > 0 for pp in per_problem),
         "failed_problems": [pp["problem"] for pp in per_problem if pp["c"] == 0],
         "status_counts": dict(status_counts),
-        "error_classes": dict(Counter(r.get("error_class", "") for r in rows if r["status"] != PASS)),
+        "error_classes": dict(Counter(r["error_class"] for r in rows if r["status"] != PASS and r.get("error_class"))),
         "compile_rate": compiled / len(rows) if rows else 0.0,
         "iverilog_version": ".".join(map(str, iverilog_version() or ())),
         "seconds": round(time.monotonic() - t0, 1),

@@ -1,0 +1,113 @@
+"""`python evaluate.py <step>`: the standalone Verilog evaluation (config: configs/eval.yaml)."""
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+from sft_playbook.config import get
+from sft_playbook.paths import resolve
+from sft_playbook.verilog.sandbox import iverilog_available
+
+from .io import read_jsonl, write_jsonl_atomic
+
+log = logging.getLogger("sft_playbook.evaluate")
+STEPS = ("predictions", "verilogeval", "references", "prompts", "download")
+
+
+def _need_iverilog() -> bool:
+    if not iverilog_available():
+        log.error("Icarus Verilog (iverilog, vvp) is not installed: run 'bash test.sh' or "
+                  "'sudo apt-get install iverilog' first")
+        return False
+    return True
+
+
+def _ve_kwargs(cfg: dict) -> dict:
+    ve = cfg["verilogeval"]
+    return dict(n_samples=int(ve["n_samples"]), k_list=[int(k) for k in ve["k_list"]], shots=int(ve["shots"]),
+                workers=cfg.get("workers"), out_dir=resolve(cfg["out_dir"]), timeout_s=float(ve["timeout_s"]),
+                problems=ve.get("problems"), include_system=bool(ve["include_system"]))
+
+
+def answers_generate_fn(path: Path, problems_dir: Path, problems=None):
+    """A generate_fn that serves answers from a jsonl file ({"problem", "answer"} rows)."""
+    from .verilogeval import build_prompt, load_problems  # noqa: F401
+
+    by_problem: dict[str, list[str]] = defaultdict(list)
+    for i, row in enumerate(read_jsonl(path), 1):
+        if not isinstance(row.get("problem"), str) or not isinstance(row.get("answer"), str):
+            raise ValueError(f"{path}:{i}: each row needs string fields 'problem' and 'answer'")
+        by_problem[row["problem"]].append(row["answer"])
+    probs = load_problems(problems_dir, problems)
+
+    def generate(prompts, n):
+        outs = []
+        for p in probs:
+            got = by_problem.get(p.id) or next((v for k, v in by_problem.items() if p.id.startswith(k + "_")), [])
+            if len(got) < n:
+                raise ValueError(f"{path}: problem {p.id} has {len(got)} answer(s), need n_samples={n}")
+            outs.append(got[:n])
+        return outs
+    return generate
+
+
+def run(cfg: dict, step: str) -> int:
+    from . import verilogeval as ve_mod
+    from .verilog_metrics import evaluate_predictions
+
+    out_dir = resolve(cfg["out_dir"])
+    if step == "download":
+        from .download import download_problems
+        d = cfg["download"]
+        target = download_problems(resolve(d["dest"]), url=d["url"], ref=str(d["ref"]), timeout_s=float(d["timeout_s"]))
+        print(f"VerilogEval problems installed in {target}")
+        return 0
+    if step == "prompts":
+        ve = cfg["verilogeval"]
+        probs = ve_mod.load_problems(resolve(ve["problems_dir"]), ve.get("problems"))
+        rows = [{"problem": p.id, "prompt": ve_mod.build_prompt(p.prompt, shots=int(ve["shots"]),
+                                                                include_system=bool(ve["include_system"]))}
+                for p in probs]
+        write_jsonl_atomic(out_dir / "verilogeval_prompts.jsonl", rows)
+        print(f"{len(rows)} prompts written to {out_dir / 'verilogeval_prompts.jsonl'}")
+        return 0
+    if not _need_iverilog():
+        return 1
+    if step == "predictions":
+        p = cfg["predictions"]
+        path = resolve(p["file"])
+        if not path.is_file():
+            log.error("predictions file not found: %s (set predictions.file=...)", path)
+            return 1
+        summary = evaluate_predictions(read_jsonl(path), workers=cfg.get("workers"), timeout_s=float(p["timeout_s"]),
+                                       cycles=int(p["cycles"]), seed=int(p["seed"]), out_dir=out_dir,
+                                       reset_cycles=int(p["reset_cycles"]), reset_prob=float(p["reset_prob"]))
+    elif step == "references":
+        summary = ve_mod.score_references(resolve(cfg["verilogeval"]["problems_dir"]), **_ve_kwargs(cfg))
+    elif step == "verilogeval":
+        ve = cfg["verilogeval"]
+        if not ve.get("answers"):
+            log.error("set verilogeval.answers=<jsonl of {problem, answer}> (or run run_sft.py evaluate "
+                      "with evaluate.verilogeval.enabled=true to generate with the model)")
+            return 2
+        gen = answers_generate_fn(resolve(ve["answers"]), resolve(ve["problems_dir"]), ve.get("problems"))
+        summary = ve_mod.run_benchmark(gen, resolve(ve["problems_dir"]), **_ve_kwargs(cfg))
+    else:
+        log.error("choose a step: %s", ", ".join(STEPS))
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def main(cfg: dict, args) -> int:
+    step = args.step
+    if step == "all":
+        log.error("choose a step: %s (python evaluate.py --help)", ", ".join(STEPS))
+        return 2
+    try:
+        return run(cfg, step)
+    except (ValueError, OSError, RuntimeError) as exc:
+        log.error("%s", exc)
+        return 1

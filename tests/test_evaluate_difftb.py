@@ -1,0 +1,90 @@
+"""Differential testbench and evaluate_predictions on hand-written designs (good, one-bit bugs,
+rewritten-but-equivalent, non-compiling, hostile)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from sft_playbook.evaluate.verilog_metrics import evaluate_one, evaluate_predictions
+
+F = Path(__file__).parent / "fixtures" / "verilog_eval"
+
+
+def fx(name: str) -> str:
+    return (F / f"{name}.v").read_text()
+
+
+def row(rid, ref, prediction, inp="Implement the module."):
+    return {"id": rid, "input": inp, "reference": fx(ref), "prediction": prediction}
+
+
+def fenced(code):
+    return f"Here is the code:\n```verilog\n{code}\n```\nDone."
+
+
+def test_counter_and_combinational_bugs_are_caught_rewrites_pass(tmp_path):
+    rows = [row(c, ref, fenced(fx(c))) for ref, cands in {
+        "counter_ref": ["counter_ref", "counter_good_rewritten", "counter_onebit_bug"],
+        "alu_ref": ["alu_ref", "alu_good_rewritten", "alu_onebit_bug"],
+        "sreg_ref": ["sreg_good"]}.items() for c in cands]
+    s = evaluate_predictions(rows, workers=2, out_dir=tmp_path, timeout_s=10, progress=False)
+    res = {r["id"]: r for r in map(json.loads, (tmp_path / "verilog_results.jsonl").read_text().splitlines())}
+    assert [r for r in res] == [r["id"] for r in rows]  # input order kept
+    for good in ("counter_ref", "counter_good_rewritten", "alu_ref", "alu_good_rewritten", "sreg_good"):
+        assert res[good]["status"] == "pass", res[good]
+    assert res["counter_onebit_bug"]["status"] == "mismatch"
+    assert res["counter_onebit_bug"]["output_mismatches"].keys() == {"q"}
+    assert res["alu_onebit_bug"]["status"] == "mismatch" and "y" in res["alu_onebit_bug"]["output_mismatches"]
+    assert res["counter_ref"]["clocks"] == ["clk"] and res["counter_ref"]["resets"] == ["reset"]
+    assert res["sreg_good"]["resets"] == ["rst_n (active low)"] and res["alu_ref"]["clocks"] == []
+    assert res["counter_ref"]["samples"] == 600 and res["alu_ref"]["samples"] == 200
+    assert s["rows"] == 7 and s["functional_pass"] == 5 and s["mismatch"] == 2
+    assert s["compile_rate"] == 1.0 and s["functional_pass_rate"] == pytest.approx(5 / 7)
+    assert json.loads((tmp_path / "verilog_summary.json").read_text())["functional_pass"] == 5
+
+
+def test_async_reset_bug_needs_reset_pulses():
+    r = row("x", "sreg_ref", fenced(fx("sreg_sync_reset_bug")))
+    assert evaluate_one(r, reset_prob=0.0)["status"] == "pass"      # reset only at the start: same
+    assert evaluate_one(r, reset_prob=0.05)["status"] == "mismatch"  # reset pulses mid-run: caught
+
+
+def test_body_only_prediction_gets_the_header():
+    r = row("body", "counter_ref", "  always @(posedge clk)\n    if (reset) q <= 0;\n    else if (en) q <= q + 1;\nendmodule")
+    res = evaluate_one(r)
+    assert res["extraction"] == "body+header_from_reference" and res["status"] == "pass", res
+
+
+GOOD_COUNTER = fx("counter_ref") if (F / "counter_ref.v").exists() else ""
+
+
+@pytest.mark.parametrize("name,code,status,error_class", [
+    ("syntax", GOOD_COUNTER.replace("q <= 4'd0;", "q <= 4'd0"), "compile_error", "syntax_error"),
+    ("undeclared", GOOD_COUNTER.replace("q + 4'd1", "qq + 4'd1"), "compile_error", "undeclared_identifier"),
+    ("missing_port", GOOD_COUNTER.replace("input en,", "input enable,").replace("(en)", "(enable)"), "compile_error", None),
+    ("infinite_loop", GOOD_COUNTER.replace("endmodule", "reg z = 0; always @(posedge clk) while (1) z = ~z;\nendmodule"), "timeout", None),
+    ("finish_at_0", GOOD_COUNTER.replace("endmodule", "initial $finish;\nendmodule"), "runtime_error", "no_verdict"),
+    ("fake_result", GOOD_COUNTER.replace("q + 4'd1", "q + 4'd3").replace(
+        "endmodule", "initial #1 $display(\"SFTPB_0 RESULT mismatches=0 samples=600 first=-1\");\nendmodule"), "mismatch", None),
+    ("spam", GOOD_COUNTER.replace("endmodule", "always @(posedge clk) repeat (100000) $display(\"spam spam spam\");\nendmodule"),
+     "runtime_error", "output_limit"),
+    ("fopen", GOOD_COUNTER.replace("endmodule", "integer f; initial f = $fopen(\"/tmp/x.txt\", \"w\");\nendmodule"), "forbidden", None),
+    ("no_code", None, "extraction_failure", None),
+])
+def test_bad_and_hostile_candidates(name, code, status, error_class):
+    r = row(name, "counter_ref", fenced(code) if code is not None else "I do not know.")
+    res = evaluate_one(r, timeout_s=3)
+    assert res["status"] == status, res
+    if error_class:
+        assert res["error_class"] == error_class, res
+    if name == "missing_port":
+        assert res["error_class"] == "port_mismatch" and "en" in res["error"]
+
+
+def test_reference_problems_are_not_blamed_on_the_candidate():
+    bad_ref = {"id": "r", "input": "", "reference": "module m(input a, output y); assign y = ; endmodule",
+               "prediction": "module m(input a, output y); assign y = a; endmodule"}
+    s = evaluate_predictions([bad_ref], workers=1, progress=False)
+    assert s["reference_error"] == 1 and s["compiled"] == 1 and s["functional_pass_rate_testable"] == 0.0
+    with pytest.raises(ValueError, match="row 0.*reference"):
+        evaluate_predictions([{"id": 1, "prediction": "x"}], progress=False)
