@@ -125,7 +125,11 @@ def full_module(header: str, code: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Descriptions
 # ---------------------------------------------------------------------------------------------
+_A_AN = re.compile(r"\b([Aa]) (?=(?:8|11|18|80|8\d\d)(?:[-x ]|\b))")
+
+
 def wrap(summary: str, header: str, rng: random.Random, block: bool = False) -> str:
+    summary = _A_AN.sub(lambda m: m.group(1) + "n ", summary)      # "a 8-bit" -> "an 8-bit"
     tpl = rng.choices(WRAPPERS, weights=WRAPPER_WEIGHTS)[0]
     q = Q_BLOCK if block else Q_DESC
     if block:

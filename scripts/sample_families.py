@@ -1058,9 +1058,11 @@ def fam_alu(c: Ctx, i: int) -> Mod:
              "mx": f"{c.wire()} [{w-1}:0] mx_v = ({a} > {b}) ? {a} : {b};",
              "absd": f"{c.wire()} [{w-1}:0] absd_v = ({a} > {b}) ? {a} - {b} : {b} - {a};",
              "avg": f"{c.wire()} [{w}:0] avg_s = {a} + {b};"}
+    helpers = 0
     for key, line in extra.items():
         if any(e == key for _, e in ops):
             body.append(line)
+            helpers += 1
 
     def expr(e: str) -> str:
         if e == "slt":
@@ -1082,9 +1084,10 @@ def fam_alu(c: Ctx, i: int) -> Mod:
     names = ", ".join(f"{k}={nm}" for k, (nm, _) in enumerate(ops))
     hl = f"A {w}-bit ALU with {len(ops)} operations selected by the {ow}-bit code {op}, plus a zero flag."
     det = (f"{name} applies one of {len(ops)} operations to {a} and {b} according to {op} ({names}). The result is "
-           f"driven on {y} combinationally and {z} is high when the result is zero. Unused operation codes return zero.")
+           f"driven on {y} combinationally and {z} is high when the result is zero."
+           + (" Unused operation codes return zero." if len(ops) < (1 << ow) else ""))
     blocks = [f"{'Defines named operation codes.' if style == 'case_localparam' else 'Uses literal operation codes.'}",
-              "Computes helper values for the compound operations." if len(body) > len(ops) + 8 else "Prepares the operands.",
+              "Computes helper values (comparisons, shifts, min/max) for the compound operations." if helpers else f"Uses {a} and {b} directly in every operation.",
               f"Selects the operation result with a case statement on {op}.", f"Drives the zero flag {z}."]
     return Mod(name, ports, body, hl, det, blocks)
 
