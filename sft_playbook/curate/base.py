@@ -40,6 +40,9 @@ class Stage:
     name: str = "stage"
     #: True for stages that only rewrite cells (they never drop); only used for the report wording
     modifies: bool = False
+    #: True when ``fit`` needs the data as it is after the previous stages (dedup): such a stage
+    #: starts a new chain; other stages' ``fit`` (e.g. loading a benchmark) runs up front
+    is_global: bool = False
 
     def __init__(self, **config: Any) -> None:
         self.config = dict(config)
@@ -120,3 +123,43 @@ class StageStats:
             "dropped": dict(sorted(self.dropped.items())), "counters": dict(sorted(self.counters.items())),
             "examples": self.examples, **({"extra": self.extra} if self.extra else {}),
         }
+
+
+STAGE_COL = "_stage"      # index (within a chain) of the stage that dropped the row; -1 = kept
+
+
+class Chain:
+    """Consecutive row-level stages fused into one pass over each partition (one Dask task per
+    partition instead of one per stage and partition; the data is persisted once per chain).
+
+    Returns every row of the partition: kept rows with ``_stage = -1``, dropped rows with the
+    index of the stage that dropped them, its reason and detail; stage i's counters become columns
+    ``_c<i>_<name>`` (0 for rows that did not reach stage i).
+    """
+
+    def __init__(self, stages: list[Stage]) -> None:
+        self.stages = list(stages)
+
+    def __call__(self, partition: pd.DataFrame) -> pd.DataFrame:
+        df = partition
+        dropped: list[pd.DataFrame] = []
+        counters: dict[str, pd.Series] = {}
+        for i, stage in enumerate(self.stages):
+            out = stage(df)
+            for c in [c for c in out.columns if c.startswith(COUNTER_PREFIX)]:
+                counters[f"_c{i}_{c[len(COUNTER_PREFIX):]}"] = out[c].astype("int64")
+            out = out.drop(columns=[c for c in out.columns if c.startswith(COUNTER_PREFIX)])
+            keep = out[REASON] == ""
+            gone = out[~keep].copy()
+            gone[STAGE_COL] = i
+            dropped.append(gone)
+            df = out[keep].drop(columns=[REASON, DETAIL])
+        kept = df.copy()
+        kept[REASON] = ""
+        kept[DETAIL] = ""
+        kept[STAGE_COL] = -1
+        res = pd.concat([kept, *dropped]) if dropped else kept
+        res[STAGE_COL] = res[STAGE_COL].astype("int64")
+        for name, s in counters.items():
+            res[name] = s.reindex(res.index, fill_value=0).astype("int64")
+        return res

@@ -29,6 +29,7 @@ class ExactDedup(Stage):
     formatting; text: collapsed whitespace) form a cluster; all but the first are dropped."""
 
     name = "exact_dedup"
+    is_global = True
 
     def __init__(self, field: str = "code", normalize: str = "code") -> None:
         super().__init__(field=field, normalize=normalize)
@@ -67,6 +68,7 @@ class FuzzyDedup(Stage):
     the defaults and their justification). GPU workers use torch for the signatures."""
 
     name = "fuzzy_dedup"
+    is_global = True
 
     def __init__(self, field: str = "code", shingle: str = "tokens", ngram: int = 5, num_perm: int = 160,
                  bands: int = 20, rows: int = 8, threshold: float = 0.8, seed: int = 42,

@@ -10,8 +10,10 @@
     6. both views      keep ids whose code and descriptions all survived; shuffle; split 80/15/5
     7. merge     <output_dir>/<level>/{train,validation,test}.jsonl + report
 
-Each stage runs on every partition through Dask (see engine.py), is persisted once, and its
-drops are counted by reason and written to ``dropped_dir/<nn>_<stage>.jsonl`` with the reason.
+Each stage runs on every partition through Dask (see engine.py). Consecutive row-level stages are
+fused into one pass per partition (``Chain``); a global stage (dedup) starts a new chain after the
+data is persisted, so no stage is computed twice. Every stage's drops are counted by reason and
+written to ``dropped_dir/<nn>_<stage>.jsonl`` with the reason and detail.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from tqdm import tqdm
 
 from ..config import ConfigError, get
 from ..paths import resolve
-from .base import BOOKKEEPING, COUNTER_PREFIX, DETAIL, REASON, Stage, StageStats
+from .base import BOOKKEEPING, DETAIL, REASON, STAGE_COL, Chain, Stage, StageStats
 from .clean import CleanAndUnify
 from .decontam import Decontaminate
 from .dedup import ExactDedup, FuzzyDedup
@@ -158,42 +160,63 @@ def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]
 
 
 # -- the stage loop ---------------------------------------------------------------------------------
+def chains(stages: list[Stage]) -> list[list[Stage]]:
+    """Split the recipe into chains: a global stage (dedup) starts a new one."""
+    out: list[list[Stage]] = []
+    for st in stages:
+        if not out or st.is_global:
+            out.append([])
+        out[-1].append(st)
+    return out
+
+
 def run_stages(ddf, stages: list[Stage], engine: Engine, dropped_dir: Path | None):
     """Run the stages in order; returns (kept pandas frame, [StageStats])."""
     stats: list[StageStats] = []
     rows = int(engine.compute(ddf.shape[0]))
     ddf = engine.persist(ddf)
-    bar = tqdm(stages, desc="curation stages", unit="stage", disable=None)
-    for i, stage in enumerate(bar, start=1):
-        bar.set_postfix_str(stage.name)
+    number = 0
+    bar = tqdm(total=len(stages), desc="curation stages", unit="stage", disable=None)
+    for chain in chains(stages):
         t0 = time.monotonic()
-        stage.fit(ddf, engine)
-        tagged = engine.persist(engine.apply(ddf, stage))
-        counters = [c for c in tagged.columns if c.startswith(COUNTER_PREFIX)]
-        dropped, sums = engine.compute(tagged[tagged[REASON] != ""], tagged[counters].sum() if counters else tagged[REASON].size)
+        for st in chain:
+            if not st.is_global or st is chain[0]:
+                st.fit(ddf, engine)          # global: on the data as it is now
+        fused = Chain(chain)
+        tagged = engine.persist(ddf.map_partitions(fused, meta=fused(ddf._meta), enforce_metadata=False))
+        counters = [c for c in tagged.columns if c.startswith("_c") and c[2:].split("_", 1)[0].isdigit()]
+        dropped, sums = engine.compute(tagged[tagged[STAGE_COL] >= 0],
+                                       tagged[counters].sum() if counters else tagged[STAGE_COL].size)
         dropped = dropped.sort_values("_order", kind="stable")
-        st = StageStats(stage.name, rows, rows - len(dropped))
-        st.dropped = {str(k): int(v) for k, v in dropped[REASON].value_counts().items()}
-        st.counters = {c[len(COUNTER_PREFIX):]: int(sums[c]) for c in counters} if counters else {}
-        for reason, grp in dropped.groupby(REASON, sort=True):
-            st.examples[str(reason)] = [{"id": str(r["id"]), "detail": str(r[DETAIL])}
-                                        for _, r in grp.head(EXAMPLES_PER_REASON).iterrows()]
-        st.extra = stage.summary()
-        stats.append(st)
-        log.info("stage %d %-14s %6d -> %6d rows  (%.1fs)%s%s", i, stage.name, st.rows_in, st.rows_out,
-                 time.monotonic() - t0, "  dropped " + ", ".join(f"{k}={v}" for k, v in st.dropped.items()) if st.dropped else "",
-                 "  " + ", ".join(f"{k}={v}" for k, v in st.counters.items() if v) if any(st.counters.values()) else "")
-        if dropped_dir is not None:
-            cols = [c for c in dropped.columns if not c.startswith(COUNTER_PREFIX) and c not in BOOKKEEPING]
-            write_jsonl_atomic(dropped_dir / f"{i:02d}_{stage.name}.jsonl",
-                               ({"id": r["id"], "stage": stage.name, "reason": r[REASON], "detail": r[DETAIL],
-                                 **{c: r[c] for c in cols if c not in ("id",)}} for r in dropped.to_dict("records")))
-        if st.rows_out == 0:
-            raise PipelineError(f"stage {i} ({stage.name}) dropped all {rows} remaining rows "
-                                f"({', '.join(f'{k}: {v}' for k, v in st.dropped.items())}); nothing is left to write. "
-                                "Check its thresholds in the config.")
-        ddf = engine.persist(tagged[tagged[REASON] == ""].drop(columns=[*BOOKKEEPING, *counters]))
-        rows = st.rows_out
+        for i, stage in enumerate(chain):
+            number += 1
+            mine = dropped[dropped[STAGE_COL] == i]
+            st = StageStats(stage.name, rows, rows - len(mine))
+            st.dropped = {str(k): int(v) for k, v in mine[REASON].value_counts().sort_index().items()}
+            prefix = f"_c{i}_"
+            st.counters = {c[len(prefix):]: int(sums[c]) for c in counters if c.startswith(prefix)}
+            for reason, grp in mine.groupby(REASON, sort=True):
+                st.examples[str(reason)] = [{"id": str(r["id"]), "detail": str(r[DETAIL])}
+                                            for _, r in grp.head(EXAMPLES_PER_REASON).iterrows()]
+            st.extra = stage.summary()
+            stats.append(st)
+            log.info("stage %2d %-14s %6d -> %6d rows%s%s", number, stage.name, st.rows_in, st.rows_out,
+                     "  dropped " + ", ".join(f"{k}={v}" for k, v in st.dropped.items()) if st.dropped else "",
+                     "  " + ", ".join(f"{k}={v}" for k, v in st.counters.items() if v) if any(st.counters.values()) else "")
+            if dropped_dir is not None:
+                cols = [c for c in mine.columns if c not in (*BOOKKEEPING, STAGE_COL, "id") and c not in counters]
+                write_jsonl_atomic(dropped_dir / f"{number:02d}_{stage.name}.jsonl",
+                                   ({"id": r["id"], "stage": stage.name, "reason": r[REASON], "detail": r[DETAIL],
+                                     **{c: r[c] for c in cols}} for r in mine.to_dict("records")))
+            bar.update(1)
+            if st.rows_out == 0:
+                raise PipelineError(f"stage {number} ({stage.name}) dropped all {rows} remaining rows "
+                                    f"({', '.join(f'{k}: {v}' for k, v in st.dropped.items())}); nothing is left to write. "
+                                    "Check its thresholds in the config.")
+            rows = st.rows_out
+        log.info("  (%d stage(s) in one pass: %.1fs)", len(chain), time.monotonic() - t0)
+        ddf = engine.persist(tagged[tagged[STAGE_COL] < 0].drop(columns=[*BOOKKEEPING, STAGE_COL, *counters]))
+    bar.close()
     kept = engine.compute(ddf).sort_values("_order", kind="stable").reset_index(drop=True)
     return kept, stats
 
