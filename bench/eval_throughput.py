@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from sft_playbook.evaluate.parallel import parallel_map  # noqa: E402
 from sft_playbook.evaluate.simulate import PASS, default_workers  # noqa: E402
 from sft_playbook.evaluate.verilog_metrics import evaluate_predictions  # noqa: E402
-from sft_playbook.evaluate.verilogeval import judge, load_problems, reference_as_candidate  # noqa: E402
+from sft_playbook.evaluate.verilogeval import _size_cost, judge, load_problems, reference_as_candidate  # noqa: E402
 from sft_playbook.verilog.sandbox import iverilog_version  # noqa: E402
 
 FIX = ROOT / "tests" / "fixtures" / "verilog_eval"
@@ -49,7 +49,7 @@ def bench_verilogeval(problems, workers: int, repeat: int) -> dict:
     jobs = [p for _ in range(repeat) for p in problems]
     t0 = time.monotonic()
     res = parallel_map(lambda p: judge(p, reference_as_candidate(p), expected_samples=None), jobs,
-                       workers=workers, progress=False)
+                       workers=workers, progress=False, costs=[_size_cost(p) for p in jobs])
     dt = time.monotonic() - t0
     return {"jobs": len(jobs), "seconds": round(dt, 2), "sims_per_s": round(len(jobs) / dt, 2),
             "passed": sum(r["status"] == PASS for r in res)}

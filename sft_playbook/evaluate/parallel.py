@@ -3,8 +3,8 @@ thread pool is enough (threads only wait); results come back in input order."""
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, TypeVar
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Callable, Iterable, Sequence, TypeVar
 
 from tqdm import tqdm
 
@@ -16,15 +16,19 @@ log = logging.getLogger(__name__)
 
 
 def parallel_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int | None = None,
-                 desc: str = "simulating", progress: bool = True) -> list[R]:
+                 desc: str = "simulating", progress: bool = True, costs: Sequence[float] | None = None) -> list[R]:
+    """fn over items on `workers` threads (None: all cores). With `costs` (expected seconds per
+    item), the most expensive items start first, so one long simulation does not end up last
+    and alone (longest-processing-time-first scheduling)."""
     items = list(items)
     n_workers = min(default_workers(workers), max(1, len(items)))
     results: list[R] = [None] * len(items)  # type: ignore[list-item]
     with ThreadPoolExecutor(max_workers=n_workers) as pool, \
             tqdm(total=len(items), desc=desc, unit="job", disable=not progress or not items, leave=False) as bar:
-        futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
-        from concurrent.futures import as_completed
-
+        order = range(len(items))
+        if costs is not None:
+            order = sorted(order, key=lambda i: -costs[i])
+        futures = {pool.submit(fn, items[i]): i for i in order}
         for fut in as_completed(futures):
             results[futures[fut]] = fut.result()
             bar.update(1)

@@ -225,11 +225,25 @@ def expected_sample_counts(problems: Sequence[Problem], *, workers: int | None =
                            timeout_s: float = UPSTREAM_TIMEOUT_S, progress: bool = True) -> dict[str, int | None]:
     """Samples each testbench counts with the reference itself as the design (None when the
     reference does not pass its own testbench, e.g. it needs a newer iverilog)."""
+    return {pid: c for pid, (c, _) in reference_runs(problems, workers=workers, timeout_s=timeout_s,
+                                                     progress=progress).items()}
+
+
+def _size_cost(p: Problem) -> float:
+    """A guess of a problem's simulation time before anything ran: the clock cycles its testbench
+    asks for (sum of its repeat counts) and its length."""
+    return float(sum(int(n) for n in re.findall(r"\brepeat\s*\(\s*(\d+)\s*\)", p.test)) + len(p.test))
+
+
+def reference_runs(problems: Sequence[Problem], *, workers: int | None = None, timeout_s: float = UPSTREAM_TIMEOUT_S,
+                   progress: bool = True) -> dict[str, tuple[int | None, float]]:
+    """(sample count or None, seconds) per problem, from running the reference as the design."""
     def one(p: Problem):
         r = judge(p, reference_as_candidate(p), expected_samples=None, timeout_s=timeout_s)
-        return r.get("samples") if r["status"] == PASS else None
-    counts = parallel_map(one, problems, workers=workers, desc="reference runs", progress=progress)
-    return {p.id: c for p, c in zip(problems, counts)}
+        return (r.get("samples") if r["status"] == PASS else None), float(r.get("seconds", 0.0))
+    runs = parallel_map(one, problems, workers=workers, desc="reference runs", progress=progress,
+                        costs=[_size_cost(p) for p in problems])
+    return {p.id: r for p, r in zip(problems, runs)}
 
 
 # --- the benchmark ---------------------------------------------------------------------------
@@ -255,8 +269,12 @@ def run_benchmark(generate_fn: GenerateFn, problems_dir: str | Path, *, n_sample
     if len(answers) != len(probs) or any(len(a) != n_samples for a in answers):
         raise ValueError(f"generate_fn must return {len(probs)} lists of {n_samples} answers, got "
                          f"{len(answers)} lists of sizes {sorted(set(len(a) for a in answers))}")
-    expected = reference_samples if reference_samples is not None else \
-        expected_sample_counts(probs, workers=workers, timeout_s=timeout_s, progress=progress)
+    if reference_samples is not None:
+        expected, ref_seconds = dict(reference_samples), {}
+    else:
+        runs = reference_runs(probs, workers=workers, timeout_s=timeout_s, progress=progress)
+        expected = {pid: c for pid, (c, _) in runs.items()}
+        ref_seconds = {pid: s for pid, (_, s) in runs.items()}
 
     jobs = []
     for p, outs in zip(probs, answers):
@@ -272,7 +290,9 @@ def run_benchmark(generate_fn: GenerateFn, problems_dir: str | Path, *, n_sample
             res = judge(p, ex.code, expected_samples=expected.get(p.id), timeout_s=timeout_s)
         return {"problem": p.id, "sample": j, **res, "extraction": ex.method, "code": ex.code, "answer": ans}
 
-    rows = parallel_map(one, jobs, workers=workers, desc="VerilogEval", progress=progress)
+    # longest simulations first (measured on the reference when known, else the testbench's length)
+    costs = [ref_seconds.get(p.id, _size_cost(p) / 1e6) for p, *_ in jobs]
+    rows = parallel_map(one, jobs, workers=workers, desc="VerilogEval", progress=progress, costs=costs)
     per_problem = []
     by_id: dict[str, list[dict]] = {}
     for r in rows:
