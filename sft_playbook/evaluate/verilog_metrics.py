@@ -44,7 +44,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from sft_playbook.verilog.sandbox import compile_check
+from sft_playbook.verilog.sandbox import compile_check, iverilog_available
 
 from . import difftb
 from .extract import extract_code
@@ -194,6 +194,9 @@ def evaluate_predictions(rows: Iterable[dict[str, Any]], *, workers: int | None 
                          reset_cycles: int = 2, reset_prob: float = 0.0, progress: bool = True) -> dict[str, Any]:
     """Score prediction rows; see the module docstring."""
     rows = list(rows)
+    if not iverilog_available():
+        raise RuntimeError("Icarus Verilog (iverilog, vvp) is not installed: bash test.sh or run_sft.sh installs it, "
+                           "or run 'sudo apt-get install iverilog'")
     for i, r in enumerate(rows):
         if not isinstance(r, dict):
             raise ValueError(f"prediction row {i}: expected a dict, got {type(r).__name__}")

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from sft_playbook.verilog.sandbox import iverilog_version
+from sft_playbook.verilog.sandbox import iverilog_available, iverilog_version
 
 from .extract import extract_code
 from .io import write_json_atomic, write_jsonl_atomic
@@ -262,6 +262,9 @@ def run_benchmark(generate_fn: GenerateFn, problems_dir: str | Path, *, n_sample
     t0 = time.monotonic()
     if n_samples < 1:
         raise ValueError("n_samples must be >= 1")
+    if not iverilog_available():
+        raise RuntimeError("Icarus Verilog (iverilog, vvp) is not installed: bash test.sh or run_sft.sh installs it, "
+                           "or run 'sudo apt-get install iverilog'")
     probs = load_problems(problems_dir, problems)
     prompts = [build_prompt(p.prompt, shots=shots, include_system=include_system) for p in probs]
     log.info("VerilogEval: %d problems, %d sample(s) each, %d-shot", len(probs), n_samples, shots)

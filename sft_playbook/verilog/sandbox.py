@@ -103,10 +103,19 @@ def run_sandboxed(
         t0 = time.monotonic()
         timed_out = False
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(
-                list(argv), cwd=wd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                env=_clean_env(str(wd)), preexec_fn=_limits(cpu_s, mem_bytes, file_bytes),
-            )
+            prlimit = _prlimit()
+            if prlimit:  # limits set by prlimit, which then execs the tool: no Python code between fork and exec
+                proc = subprocess.Popen(
+                    [prlimit, f"--cpu={cpu_s}:{cpu_s + 1}", f"--as={mem_bytes}:{mem_bytes}",
+                     f"--fsize={file_bytes}:{file_bytes}", "--core=0:0", "--", *argv],
+                    cwd=wd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=_clean_env(str(wd)),
+                    start_new_session=True,
+                )
+            else:
+                proc = subprocess.Popen(
+                    list(argv), cwd=wd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    env=_clean_env(str(wd)), preexec_fn=_limits(cpu_s, mem_bytes, file_bytes),
+                )
             try:
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
@@ -115,7 +124,11 @@ def run_sandboxed(
                     os.killpg(proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-                proc.wait()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:  # never hang: kill the process itself too
+                    proc.kill()
+                    proc.wait()
         seconds = time.monotonic() - t0
         stdout, t1 = _read_capped(out_path, output_cap, output_tail)
         stderr, t2 = _read_capped(err_path, output_cap, output_tail)
@@ -127,6 +140,13 @@ def run_sandboxed(
     finally:
         if own:
             shutil.rmtree(wd, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _prlimit() -> str | None:
+    """util-linux prlimit, when present: it sets the limits and execs the tool, which is safe from
+    threads (a preexec_fn is not) and lets Python spawn with vfork (cheap from a large process)."""
+    return shutil.which("prlimit")
 
 
 @functools.lru_cache(maxsize=1)
