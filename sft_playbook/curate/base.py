@@ -29,6 +29,18 @@ COUNTER_PREFIX = "_n_"
 BOOKKEEPING = (REASON, DETAIL)
 
 
+def _cow() -> bool:
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return True                        # pandas 3: copy-on-write is always on
+    try:
+        return pd.get_option("mode.copy_on_write") is True
+    except (KeyError, pd.errors.OptionError):
+        return False
+
+
+_COPY_ON_WRITE = _cow()
+
+
 class StageError(RuntimeError):
     """A stage failed inside a partition; the message names the stage and the partition's ids."""
 
@@ -80,7 +92,7 @@ class Stage:
 
     # -- the shared wrapper (runs on a worker) ---------------------------------------------------
     def __call__(self, partition: pd.DataFrame) -> pd.DataFrame:
-        df = partition.copy(deep=True)
+        df = partition.copy(deep=not _COPY_ON_WRITE)   # with copy-on-write a shallow copy is already safe
         df[REASON] = ""
         df[DETAIL] = ""
         try:

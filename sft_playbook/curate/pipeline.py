@@ -170,11 +170,13 @@ def chains(stages: list[Stage]) -> list[list[Stage]]:
     return out
 
 
-def run_stages(ddf, stages: list[Stage], engine: Engine, dropped_dir: Path | None):
-    """Run the stages in order; returns (kept pandas frame, [StageStats])."""
+def run_stages(ddf, stages: list[Stage], engine: Engine, dropped_dir: Path | None, collect: bool = True):
+    """Run the stages in order; returns (kept rows, [StageStats]). The kept rows are a pandas frame
+    sorted by input order, or with ``collect=False`` the persisted Dask frame (to write from the
+    workers). Without a dropped_dir only the bookkeeping columns of dropped rows reach the driver."""
     stats: list[StageStats] = []
-    rows = int(engine.compute(ddf.shape[0]))
     ddf = engine.persist(ddf)
+    rows = int(engine.compute(ddf.shape[0]))
     number = 0
     bar = tqdm(total=len(stages), desc="curation stages", unit="stage", disable=None)
     for chain in chains(stages):
@@ -185,7 +187,10 @@ def run_stages(ddf, stages: list[Stage], engine: Engine, dropped_dir: Path | Non
         fused = Chain(chain)
         tagged = engine.persist(ddf.map_partitions(fused, meta=fused(ddf._meta), enforce_metadata=False))
         counters = [c for c in tagged.columns if c.startswith("_c") and c[2:].split("_", 1)[0].isdigit()]
-        dropped, sums = engine.compute(tagged[tagged[STAGE_COL] >= 0],
+        gone = tagged[tagged[STAGE_COL] >= 0]
+        if dropped_dir is None:
+            gone = gone[["id", "_order", STAGE_COL, REASON, DETAIL]]
+        dropped, sums = engine.compute(gone,
                                        tagged[counters].sum() if counters else tagged[STAGE_COL].size)
         dropped = dropped.sort_values("_order", kind="stable")
         for i, stage in enumerate(chain):
@@ -217,6 +222,8 @@ def run_stages(ddf, stages: list[Stage], engine: Engine, dropped_dir: Path | Non
         log.info("  (%d stage(s) in one pass: %.1fs)", len(chain), time.monotonic() - t0)
         ddf = engine.persist(tagged[tagged[STAGE_COL] < 0].drop(columns=[*BOOKKEEPING, STAGE_COL, *counters]))
     bar.close()
+    if not collect:
+        return ddf, stats
     kept = engine.compute(ddf).sort_values("_order", kind="stable").reset_index(drop=True)
     return kept, stats
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections import Counter
 
 import ftfy
 
@@ -12,9 +13,14 @@ import ftfy
 _NEEDS_FTFY = re.compile(r"[^\t\n\x20-\x25\x27-\x7e]")
 
 
+_SAFE_ASCII = bytes([9, 10, *range(0x20, 0x26), *range(0x27, 0x7F)])
+
+
 def fix_unicode(text: str) -> str:
-    if not text or not _NEEDS_FTFY.search(text):
+    if not text:
         return text
+    if text.isascii() and not text.encode("ascii").translate(None, _SAFE_ASCII):
+        return text          # C-speed check of the same rule as _NEEDS_FTFY
     return ftfy.fix_text(text)
 
 
@@ -47,7 +53,7 @@ URL_RE = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"')\]]+", re.IGNORECASE)
 
 
 def url_char_share(text: str) -> float:
-    if not text:
+    if not text or ("://" not in text and "www." not in text.lower()):
         return 0.0
     return sum(len(m) for m in URL_RE.findall(text)) / len(text)
 
@@ -58,15 +64,10 @@ def top_ngram_share(text: str, n: int = 2) -> float:
     toks = text.lower().split()
     if len(toks) < n + 1:
         return 0.0
-    total = sum(len(t) for t in toks)
-    counts: dict[tuple, int] = {}
-    for i in range(len(toks) - n + 1):
-        key = tuple(toks[i:i + n])
-        counts[key] = counts.get(key, 0) + 1
-    gram, count = max(counts.items(), key=lambda kv: kv[1])
+    gram, count = Counter(zip(*(toks[i:] for i in range(n)))).most_common(1)[0]
     if count < 2:
         return 0.0
-    return min(1.0, sum(len(t) for t in gram) * count / max(1, total))
+    return min(1.0, sum(map(len, gram)) * count / max(1, sum(map(len, toks))))
 
 
 # -- Verilog tokens --------------------------------------------------------------------------
