@@ -88,3 +88,27 @@ def test_reference_problems_are_not_blamed_on_the_candidate():
     assert s["reference_error"] == 1 and s["compiled"] == 1 and s["functional_pass_rate_testable"] == 0.0
     with pytest.raises(ValueError, match="row 0.*reference"):
         evaluate_predictions([{"id": 1, "prediction": "x"}], progress=False)
+
+
+def test_mg_verilog_rows_body_only_reference_and_prediction():
+    inp = ("<s>[INST] Implement the Verilog module based on the following description.\n"
+           "The module sat_add adds a and b and saturates at 255.\n\n  Module header:\n\n"
+           "module sat_add (input [7:0] a, input [7:0] b, output [7:0] y);\n [/INST]\n")
+    ref = "wire [8:0] s = a + b; assign y = s[8] ? 8'hff : s[7:0]; endmodule"
+    good = "  wire [8:0] t;\n  assign t = {1'b0, a} + {1'b0, b};\n  assign y = t > 9'd255 ? 8'd255 : t[7:0];\nendmodule"
+    bad = "  assign y = a + b;\nendmodule"   # forgets to saturate
+    rows = [{"id": k, "input": inp, "reference": ref, "prediction": p} for k, p in (("good", good), ("bad", bad))]
+    res = {k: evaluate_one(r) for k, r in zip(("good", "bad"), rows)}
+    assert res["good"]["status"] == "pass" and res["good"]["extraction"] == "body+header_from_input"
+    assert res["good"]["reference_header"] == "from_input"
+    assert res["bad"]["status"] == "mismatch"
+
+
+def test_undriven_outputs_compare_equal_and_x_in_reference_is_dont_care():
+    ref = "module m(input [3:0] a, output [3:0] y, output z);\n  assign y = {a[3:1], 1'bx};\nendmodule"
+    same_z = "module m(input [3:0] a, output [3:0] y, output z);\n  assign y = {a[3:1], a[0]};\nendmodule"
+    wrong = "module m(input [3:0] a, output [3:0] y, output z);\n  assign y = a; assign z = 1'b0;\nendmodule"
+    r1 = evaluate_one({"id": 1, "input": "", "reference": ref, "prediction": same_z})
+    r2 = evaluate_one({"id": 2, "input": "", "reference": ref, "prediction": wrong})
+    assert r1["status"] == "pass", r1     # y[0] is X in the reference: don't care; z is Z in both
+    assert r2["status"] == "mismatch" and r2["output_mismatches"] == {"z": 200}

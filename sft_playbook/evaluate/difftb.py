@@ -13,8 +13,9 @@ so they cannot clash with the candidate's) and the candidate with the same port 
   from the clock edges.
 - Every output is compared after each rising edge, after each falling edge and after each input
   change (3 samples per cycle; purely combinational designs: 1 sample per input vector, #1
-  after it is applied). A bit that is X in the reference is "don't care"; an X in the candidate
-  where the reference is 0/1 is a mismatch (upstream VerilogEval's rule).
+  after it is applied). Bit by bit: a bit that is X in the reference is "don't care" (upstream
+  VerilogEval's rule); otherwise the candidate's bit must be identical (0, 1 or Z; an X where the
+  reference has 0/1 is a mismatch). Outputs wider than 1024 bits use upstream's vector rule.
 - The verdict line carries the nonce: `SFTPB_<nonce> RESULT mismatches=E samples=N`; a candidate
   that ends the simulation early gives a wrong N and fails.
 """
@@ -95,7 +96,7 @@ def build(ref_code: str, ref_top: Module, ref_module_names: list[str], cand_code
         lines.append(_decl("wire", p, f"r_{p.name}_{n}"))
         lines.append(_decl("wire", p, f"d_{p.name}_{n}"))
         lines.append(f"  integer e_{p.name}_{n};")
-    lines += [f"  integer seed_{n}, errors_{n}, samples_{n}, cyc_{n}, first_{n};"]
+    lines += [f"  integer seed_{n}, errors_{n}, samples_{n}, cyc_{n}, first_{n}, errs_{n}, errors_before_{n};"]
     conn_ref = ", ".join(f".{p.name}(i_{p.name}_{n})" for p in ins) + ("" if not outs or not ins else ", ") + \
         ", ".join(f".{p.name}(r_{p.name}_{n})" for p in outs)
     conn_dut = conn_ref.replace(f"(r_", f"(d_")
@@ -109,30 +110,41 @@ def build(ref_code: str, ref_top: Module, ref_module_names: list[str], cand_code
         f"      for (k = 0; k < bits; k = k + 32) rnd_{n} = {{rnd_{n}[991:0], $random(seed_{n})}};",
         "    end",
         "  endfunction",
+        f"  function automatic integer neq_{n}(input [1023:0] r, input [1023:0] d, input integer w);",
+        "    integer k;",
+        "    begin",
+        f"      neq_{n} = 0;",
+        f"      for (k = 0; k < w; k = k + 1) if (r[k] !== 1'bx && r[k] !== d[k]) neq_{n} = 1;",
+        "    end",
+        "  endfunction",
         f"  task drive_{n};",
         "    begin",
     ]
     for p in data_ins:
         lines.append(f"      i_{p.name}_{n} = rnd_{n}($bits(i_{p.name}_{n}));")
-    lines += ["    end", "  endtask", f"  task check_{n};", "    begin", f"      samples_{n} = samples_{n} + 1;"]
+    lines += ["    end", "  endtask", f"  task check_{n};", "    begin", f"      samples_{n} = samples_{n} + 1;",
+              f"      errors_before_{n} = errs_{n};"]
+    def differs(p: Port) -> str:
+        r, d = f"r_{p.name}_{n}", f"d_{p.name}_{n}"
+        return f"($bits({r}) <= 1024 ? neq_{n}({r}, {d}, $bits({r})) != 0 : ({r} !== ({r} ^ {d} ^ {r})))"
+
     for p in outs:
         r, d = f"r_{p.name}_{n}", f"d_{p.name}_{n}"
         lines += [
-            f"      if ({r} !== ({r} ^ {d} ^ {r})) begin",
+            f"      if ({differs(p)}) begin",
             f"        if (errors_{n} == 0) begin first_{n} = $time; "
             f"$display(\"SFTPB_{n} FIRST time=%0t output={p.name} ref=%b dut=%b\", $time, {r}, {d}); end",
-            f"        e_{p.name}_{n} = e_{p.name}_{n} + 1;",
+            f"        e_{p.name}_{n} = e_{p.name}_{n} + 1; errs_{n} = errs_{n} + 1;",
             "      end",
         ]
     if outs:
-        cond = " || ".join(f"({f'r_{p.name}_{n}'} !== ({f'r_{p.name}_{n}'} ^ {f'd_{p.name}_{n}'} ^ {f'r_{p.name}_{n}'}))" for p in outs)
-        lines.append(f"      if ({cond}) errors_{n} = errors_{n} + 1;")
+        lines.append(f"      if (errs_{n} != errors_before_{n}) errors_{n} = errors_{n} + 1;")
     lines += ["    end", "  endtask"]
 
     def set_resets(active: bool) -> list[str]:
         return [f"      i_{name}_{n} = 1'b{int(active != low)};" for name, low in resets]
 
-    lines += ["  initial begin", f"    seed_{n} = {int(seed)}; errors_{n} = 0; samples_{n} = 0; first_{n} = -1;"]
+    lines += ["  initial begin", f"    seed_{n} = {int(seed)}; errors_{n} = 0; samples_{n} = 0; first_{n} = -1; errs_{n} = 0;"]
     lines += [f"    e_{p.name}_{n} = 0;" for p in outs]
     lines += [f"    i_{c}_{n} = 1'b0;" for c in clocks]
     lines += [s.replace("      ", "    ", 1) for s in set_resets(True)]

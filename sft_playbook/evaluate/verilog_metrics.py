@@ -85,6 +85,12 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
         out.update(status=EXTRACTION_FAILURE, error_class="no prediction field", extraction="none", code="")
         return out
     ref_mods = parse_modules(reference)
+    if not ref_mods:  # MG-Verilog style: the reference is a module body; its header is in the input
+        ref_ex = extract_code(reference, input_text=row.get("input"))
+        if ref_ex.ok:
+            reference = ref_ex.code
+            ref_mods = parse_modules(reference)
+            out["reference_header"] = "from_input"
     ref_top = top_module(ref_mods)
     ex = extract_code(prediction, expected_module=ref_top.name if ref_top else None,
                       input_text=row.get("input"), reference=reference)
