@@ -77,19 +77,20 @@ def test_port_parser_ansi_non_ansi_and_parameters():
     assert arr.unsupported
 
 
-@pytest.mark.parametrize("name", ["clk", "clock", "CLK", "sys_clk", "clk_i", "i_clk", "aclk"])
+@pytest.mark.parametrize("name", ["clk", "clock", "CLK", "sys_clk", "clk_i", "i_clk", "aclk", "clk_in", "clk2", "core_clock", "clk_sys"])
 def test_clock_names(name):
     assert is_clock(Port(name, "input"))
 
 
 @pytest.mark.parametrize("name,low", [("rst", False), ("reset", False), ("areset", False), ("rst_n", True),
                                       ("resetn", True), ("aresetn", True), ("rstn", True), ("nrst", True),
-                                      ("rst_ni", True), ("i_rst", False), ("sys_rst_n", True), ("arst_n", True)])
+                                      ("rst_ni", True), ("i_rst", False), ("sys_rst_n", True), ("arst_n", True),
+                                      ("rst_b_i", True), ("i_areset", False)])
 def test_reset_names_and_polarity(name, low):
     assert is_reset(Port(name, "input")) and reset_active_low(name) is low
 
 
-@pytest.mark.parametrize("name", ["d", "en", "first", "reset_value", "data_rst"])
+@pytest.mark.parametrize("name", ["d", "en", "first", "reset_value", "data_rst", "clk_en", "clken", "clk_sel", "block"])
 def test_not_reset_or_clock(name):
     p = Port(name, "input", "[3:0]" if name == "reset_value" else "")
     assert not is_clock(p)

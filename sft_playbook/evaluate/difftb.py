@@ -4,7 +4,8 @@ stimulus?
 The generated testbench instantiates the reference (all its modules renamed with a per-run nonce,
 so they cannot clash with the candidate's) and the candidate with the same port connections.
 
-- Clock inputs (1 bit, named clk, clock, *_clk, clk_*, *_clock, ...) toggle every cycle.
+- Clock inputs (1 bit, named clk, clock, *_clk, *_clock, clk_i, i_clk, aclk, clk2, ...; not
+  clk_en or clk_sel; clk_sys is) toggle every cycle.
 - Reset inputs (1 bit, named rst, reset, areset, srst, rst_n, resetn, aresetn, nrst, *_rst, ...)
   are asserted for the first `reset_cycles` clock edges, then released (and optionally pulsed
   again with probability `reset_prob` per cycle). Active low when the name says so: a trailing
@@ -26,9 +27,11 @@ from dataclasses import dataclass, field
 
 from .vparse import Module, Port, params_needed
 
-_CLOCK_RE = re.compile(r"^(?:i_|in_)?(?:clk|clock|clk_?i|clk_?in|clock_?in|ck|clk\d*|[a-z0-9]+_clk|clk_[a-z0-9]+|"
-                       r"[a-z0-9]+_clock|clock_[a-z0-9]+|[a-z]*clk)$", re.I)
-_RESET_RE = re.compile(r"^(?:i_|in_)?(?:n_?)?(?:a|s)?(?:rst|reset|rset)(?:_?n|_b|_l|_ni|_i|_in|_?n_i)?$"
+_CLOCK_RE = re.compile(r"^(?:i_|in_)?(?:[a-z]{0,4}clk|clock|ck)\d*(?:_?i|_in|_\d+)?$"
+                       r"|^[a-z0-9_]+_(?:clk|clock)(?:_?i|_in)?$"
+                       r"|^(?:clk|clock)_(?!en|enable|sel|div|gate|cnt|count|ok|valid|req|ack|stop|stable|lock|mux|out)"
+                       r"[a-z0-9]+$", re.I)
+_RESET_RE = re.compile(r"^(?:i_|in_)?(?:n_?)?(?:a|s)?(?:rst|reset|rset)(?:_?n|_b|_l|_ni|_i|_in|_?n_i|_b_i|_l_i)?$"
                        r"|^[a-z0-9]+_(?:rst|reset)(?:_?n|_b|_l)?$|^(?:rst|reset)_[a-z0-9]+$", re.I)
 
 
