@@ -1,0 +1,160 @@
+"""SFT with NeMo 2 (`backend: nemo`): the course's flow, on the same config, data and outputs as
+the native backend.
+
+    convert   HF model (hub id, local folder or smollm2-135m, prepared by model.prepare_model)
+              -> NeMo checkpoint under nemo.cache_dir, once (llm.import_ckpt), then a weight check
+    train     data/merged/<level>/ -> results/<run>/nemo/data/{training,validation,test}.jsonl
+              -> llm.finetune (Megatron TP/PP, Adam, cosine, bf16) -> checkpoints in
+              results/<run>/nemo/logs, metrics.jsonl; then llm.export_ckpt -> results/<run>/model (HF)
+    predict   NeMo's generate on the test split -> results/<run>/predictions.jsonl (same schema)
+    evaluate  the shared evaluation (report.evaluate_run)
+
+Each NeMo phase runs in its own process (sft_playbook.sft.nemo_worker), under torchrun when
+nemo.devices > 1, so Megatron's process groups never outlive a phase.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ..paths import REPO_ROOT, resolve
+from . import data as D
+from .nemo_plan import (NemoConfigError, check_parallel_fits, fusions_enabled, llama_config_kwargs, nemo_settings,
+                        prepare_dataset_root, read_hf_config, run_paths, stage_hf_folder, worker_command)
+
+log = logging.getLogger(__name__)
+
+
+class NemoRunError(RuntimeError):
+    pass
+
+
+def nemo_available() -> tuple[bool, str]:
+    try:
+        import nemo  # noqa: F401
+        from nemo.collections import llm  # noqa: F401
+    except Exception as exc:  # ImportError and the errors of half-installed dependencies
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, getattr(nemo, "__version__", "?")
+
+
+def make_job(cfg: dict, s: dict, hf_dir: Path) -> dict:
+    hf = read_hf_config(hf_dir)
+    check_parallel_fits(hf, s)
+    paths = run_paths(cfg, hf_dir)
+    dtype = "bfloat16" if s["precision"] in ("bf16", "auto") else "float32"
+    return {
+        "run_name": cfg["run_name"],
+        "hf_dir": str(hf_dir),
+        "hf_config": hf,
+        "settings": s,
+        "model_config": llama_config_kwargs(hf, fusions_enabled(s["fusions"]), dtype=dtype),
+        "paths": {k: str(v) for k, v in paths.items()},
+        "predict_models": list(cfg["predict"]["models"]),
+        "test_rows": [],
+    }
+
+
+def write_job(job: dict) -> Path:
+    path = Path(job["paths"]["nemo_dir"]) / "job.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name("job.json.tmp")
+    tmp.write_text(json.dumps(job, indent=1, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def run_phase(phase: str, job: dict) -> None:
+    cmd = worker_command(phase, write_job(job), job["settings"]["world_size"])
+    log.info("NeMo %s: %s", phase, " ".join(cmd))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    rc = subprocess.call(cmd, cwd=str(REPO_ROOT), env=env)
+    if rc != 0:
+        raise NemoRunError(f"NeMo {phase} failed (exit code {rc}); its output is above")
+
+
+def base_checkpoint_ready(path: Path) -> bool:
+    return (path / "context").is_dir() and (path / "weights" / ".metadata").is_file()
+
+
+def step_convert(cfg: dict, job: dict) -> None:
+    paths = {k: Path(v) for k, v in job["paths"].items()}
+    stage_hf_folder(Path(job["hf_dir"]), paths["staged_hf"])
+    if base_checkpoint_ready(paths["base_ckpt"]):
+        log.info("NeMo checkpoint of %s: reusing %s", job["hf_dir"], paths["base_ckpt"])
+        return
+    log.info("converting %s to a NeMo checkpoint (once) -> %s", job["hf_dir"], paths["base_ckpt"])
+    run_phase("import", job)
+    run_phase("verify", job)
+
+
+def step_data(cfg: dict, job: dict) -> dict[str, int]:
+    from .model import load_tokenizer
+
+    dcfg, data_dir = cfg["data"], resolve(cfg["data_dir"])
+    rows = {
+        "train": D.read_split(data_dir, cfg["level"], "train", dcfg.get("max_train_samples")),
+        "validation": D.read_split(data_dir, cfg["level"], "validation", dcfg.get("max_val_samples")),
+        "test": D.read_split(data_dir, cfg["level"], cfg["predict"]["split"], cfg["predict"].get("max_samples")),
+    }
+    tok = load_tokenizer(Path(job["hf_dir"]))
+    counts = prepare_dataset_root(rows, lambda text: D.build_prompt(tok, text, dcfg), Path(job["paths"]["dataset_root"]))
+    job["test_rows"] = rows["test"]
+    log.info("NeMo data folder %s: %s", job["paths"]["dataset_root"], counts)
+    return counts
+
+
+def main(cfg: dict, steps: list[str], args=None) -> int:
+    from .model import ModelError, prepare_model
+
+    try:
+        s = nemo_settings(cfg)
+        if any(st in steps for st in ("convert", "train", "predict")):
+            ok, info = nemo_available()
+            if not ok:
+                raise NemoConfigError(
+                    "backend=nemo needs NeMo 2 (nemo.collections.llm), which is not importable here "
+                    f"({info}). Use the NeMo container (bash run_sft.sh --container) or install the known good set: "
+                    "pip install -e '.[nemo]'")
+            log.info("NeMo %s; TransformerEngine %s", info, "present" if fusions_enabled("auto") else
+                     "absent (fusions off; RMSNorm weights copied by the converter)")
+        hf_dir = prepare_model(cfg)
+        job = make_job(cfg, s, hf_dir)
+        for step in steps:
+            log.info("=== step: %s (NeMo) ===", step)
+            if step == "convert":
+                step_convert(cfg, job)
+            elif step == "train":
+                step_convert(cfg, job)
+                step_data(cfg, job)
+                run_phase("train", job)
+                if s["export_hf"]:
+                    run_phase("export", job)
+            elif step == "predict":
+                if s["predict_with"] == "hf":
+                    from .predict import predict_run
+
+                    predict_run(cfg)
+                else:
+                    step_convert(cfg, job)
+                    step_data(cfg, job)
+                    run_phase("predict", job)
+            elif step == "evaluate":
+                from .report import evaluate_run
+
+                evaluate_run(cfg)
+            else:
+                raise ValueError(f"unknown step {step!r}")
+    except (NemoConfigError, NemoRunError, ModelError, D.DataError) as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(2)

@@ -1,0 +1,350 @@
+"""NeMo backend, the parts that need no NeMo: settings from our YAML, the NeMo dataset folder,
+the Llama model config derived from a Hugging Face config.json, the worker commands, and the
+weight comparison used to prove a conversion (torch only).
+
+Everything here runs (and is tested) on a CPU machine without NeMo installed.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..paths import resolve
+
+#: NeMo's FineTuningDataModule reads these three files from its dataset_root
+NEMO_SPLITS = {"train": "training.jsonl", "validation": "validation.jsonl", "test": "test.jsonl"}
+#: Hugging Face model types the backend converts (Llama family: Llama-2/3/3.x, CodeLlama, SmolLM/SmolLM2)
+SUPPORTED_MODEL_TYPES = ("llama",)
+NEMO_KEYS = ("devices", "num_nodes", "tensor_parallel", "pipeline_parallel", "sequence_parallel", "cache_dir",
+             "limit_val_batches", "predict_with", "export_hf", "fusions")
+
+
+class NemoConfigError(ValueError):
+    """The nemo: section or the model is not usable; the message names the key or file."""
+
+
+def have_transformer_engine() -> bool:
+    return importlib.util.find_spec("transformer_engine") is not None
+
+
+def nemo_settings(cfg: dict) -> dict[str, Any]:
+    """One flat dict with everything the NeMo run needs, from the same YAML as the native backend.
+
+    Shared keys (train.*, data.*, predict.*) keep their meaning; nemo.* holds what only NeMo has.
+    """
+    if "nemo" not in cfg or not isinstance(cfg["nemo"], dict):
+        raise NemoConfigError("backend=nemo needs a 'nemo:' section in the config (see configs/sft.yaml)")
+    n = cfg["nemo"]
+    missing = [k for k in NEMO_KEYS if k not in n]
+    if missing:
+        raise NemoConfigError(f"nemo section lacks {', '.join('nemo.' + k for k in missing)} (see configs/sft.yaml)")
+    t, d, p = cfg["train"], cfg["data"], cfg["predict"]
+    s = {
+        "devices": int(n["devices"]), "num_nodes": int(n["num_nodes"]),
+        "tp": int(n["tensor_parallel"]), "pp": int(n["pipeline_parallel"]),
+        "sequence_parallel": bool(n["sequence_parallel"]),
+        "seq_length": int(d["max_seq_len"]),
+        "micro_batch_size": int(t["micro_batch_size"]), "global_batch_size": int(t["global_batch_size"]),
+        "lr": float(t["lr"]), "min_lr": float(t["lr"]) * float(t["min_lr_ratio"]),
+        "warmup_steps": int(t["warmup_steps"]), "weight_decay": float(t["weight_decay"]),
+        "betas": [float(b) for b in t["betas"]], "grad_clip": float(t["grad_clip"]),
+        "max_steps": int(t["max_steps"]), "eval_every": int(t["eval_every"]), "save_every": int(t["save_every"]),
+        "precision": str(t["precision"]), "method": str(t["method"]),
+        "limit_val_batches": int(n["limit_val_batches"]),
+        "predict_with": str(n["predict_with"]), "export_hf": bool(n["export_hf"]), "fusions": str(n["fusions"]),
+        "max_new_tokens": int(p["max_new_tokens"]), "do_sample": bool(p["do_sample"]),
+        "temperature": float(p["temperature"]), "top_p": float(p["top_p"]), "n_samples": int(p["n_samples"]),
+        "batch_size": int(p["batch_size"]), "stop": list(p["stop"]),
+        "seed": int(cfg["seed"]), "resume": bool(cfg.get("resume", False)),
+        "wandb": bool(cfg.get("wandb", {}).get("enabled", False)),
+        "wandb_project": str(cfg.get("wandb", {}).get("project", "sft-playbook")),
+    }
+    world = s["devices"] * s["num_nodes"]
+    if s["tp"] < 1 or s["pp"] < 1 or s["devices"] < 1 or s["num_nodes"] < 1:
+        raise NemoConfigError("nemo.devices, num_nodes, tensor_parallel and pipeline_parallel must be >= 1")
+    if world % (s["tp"] * s["pp"]):
+        raise NemoConfigError(f"devices x num_nodes ({world}) must be a multiple of tensor_parallel x "
+                              f"pipeline_parallel ({s['tp']} x {s['pp']})")
+    s["data_parallel"] = world // (s["tp"] * s["pp"])
+    if s["global_batch_size"] % (s["micro_batch_size"] * s["data_parallel"]):
+        raise NemoConfigError(f"train.global_batch_size ({s['global_batch_size']}) must be a multiple of "
+                              f"micro_batch_size x data-parallel size ({s['micro_batch_size']} x {s['data_parallel']})")
+    if s["method"] not in ("full", "lora"):
+        raise NemoConfigError(f"train.method must be full or lora, not {s['method']!r}")
+    if s["predict_with"] not in ("nemo", "hf"):
+        raise NemoConfigError(f"nemo.predict_with must be nemo or hf, not {s['predict_with']!r}")
+    if s["fusions"] not in ("auto", "on", "off"):
+        raise NemoConfigError(f"nemo.fusions must be auto, on or off, not {s['fusions']!r}")
+    if s["sequence_parallel"] and s["tp"] == 1:
+        raise NemoConfigError("nemo.sequence_parallel needs tensor_parallel > 1")
+    s["world_size"] = world
+    return s
+
+
+def fusions_enabled(setting: str, have_te: bool | None = None) -> bool:
+    have_te = have_transformer_engine() if have_te is None else have_te
+    if setting == "on" and not have_te:
+        raise NemoConfigError("nemo.fusions=on needs TransformerEngine (not installed); use auto or off")
+    return have_te if setting == "auto" else setting == "on"
+
+
+def read_hf_config(model_dir: Path) -> dict:
+    path = Path(model_dir) / "config.json"
+    if not path.is_file():
+        raise NemoConfigError(f"{model_dir} has no config.json: not a Hugging Face model folder")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise NemoConfigError(f"{path}: not valid JSON ({exc.msg})") from None
+
+
+def llama_config_kwargs(hf: dict, fusions: bool, dtype: str = "bfloat16") -> dict[str, Any]:
+    """Keyword arguments for nemo.collections.llm.LlamaConfig (or Llama31Config when
+    'rope_scaling_factor' is returned), derived from a Hugging Face config.json of the Llama family.
+
+    The same mapping NeMo's HF importer uses, with one difference: without TransformerEngine every
+    fusion is off (NeMo's defaults ask for TE's fused RoPE and fail or silently misbehave without it).
+    """
+    model_type = hf.get("model_type")
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise NemoConfigError(f"model_type {model_type!r} is not supported by the NeMo backend "
+                              f"(supported: {', '.join(SUPPORTED_MODEL_TYPES)}: Llama-2/3, CodeLlama, SmolLM2)")
+    for key in ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads", "vocab_size"):
+        if key not in hf:
+            raise NemoConfigError(f"config.json lacks {key!r}")
+    vocab = int(hf["vocab_size"])
+    divisible = 128
+    while vocab % divisible:
+        divisible //= 2
+    heads = int(hf["num_attention_heads"])
+    kw: dict[str, Any] = {
+        "num_layers": int(hf["num_hidden_layers"]),
+        "hidden_size": int(hf["hidden_size"]),
+        "ffn_hidden_size": int(hf["intermediate_size"]),
+        "num_attention_heads": heads,
+        "num_query_groups": int(hf.get("num_key_value_heads") or heads),
+        "kv_channels": hf.get("head_dim") or int(hf["hidden_size"]) // heads,
+        "layernorm_epsilon": float(hf.get("rms_norm_eps", 1e-6)),
+        "seq_length": int(hf.get("max_position_embeddings", 4096)),
+        "rotary_base": float(hf.get("rope_theta", 10000.0)),
+        "init_method_std": float(hf.get("initializer_range", 0.02)),
+        "vocab_size": vocab,
+        "make_vocab_size_divisible_by": divisible,
+        "share_embeddings_and_output_weights": bool(hf.get("tie_word_embeddings", False)),
+        "gated_linear_unit": True,
+        "params_dtype": dtype,
+        "bf16": dtype == "bfloat16",
+        "fp16": dtype == "float16",
+    }
+    scaling = hf.get("rope_scaling") or {}
+    if scaling.get("rope_type") == "llama3":
+        kw["rope_scaling_factor"] = float(scaling.get("factor", 8.0))
+    elif scaling:
+        raise NemoConfigError(f"rope_scaling {scaling!r} is not supported (only Llama-3.1 style 'llama3')")
+    if not fusions:
+        kw.update(apply_rope_fusion=False, bias_activation_fusion=False, bias_dropout_fusion=False,
+                  masked_softmax_fusion=False, persist_layer_norm=False, cross_entropy_loss_fusion=False,
+                  gradient_accumulation_fusion=False)
+    return kw
+
+
+def check_parallel_fits(hf: dict, s: dict) -> None:
+    heads = int(hf["num_attention_heads"])
+    groups = int(hf.get("num_key_value_heads") or heads)
+    if heads % s["tp"] or groups % s["tp"]:
+        raise NemoConfigError(f"tensor_parallel={s['tp']} must divide the attention heads ({heads}) and "
+                              f"key/value heads ({groups}) of the model")
+    if int(hf["num_hidden_layers"]) % s["pp"]:
+        raise NemoConfigError(f"pipeline_parallel={s['pp']} must divide the layers ({hf['num_hidden_layers']})")
+
+
+def model_key(model_dir: Path) -> str:
+    """A cache folder name for the converted checkpoint: folder name + a fingerprint of its files."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(Path(model_dir).iterdir()):
+        if f.is_file() and (f.suffix in (".json", ".safetensors", ".bin", ".model", ".jinja")):
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return f"{Path(model_dir).name}-{h.hexdigest()[:10]}"
+
+
+def stage_hf_folder(model_dir: Path, out: Path) -> Path:
+    """A folder NeMo's importer (transformers 4.x inside NeMo) can read: links to the model files,
+    with a tokenizer_config.json whose class transformers 4.x knows (5.x writes 'TokenizersBackend').
+    The input folder is never modified."""
+    model_dir = Path(model_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for f in model_dir.iterdir():
+        if not f.is_file():
+            continue
+        target = out / f.name
+        if f.name == "tokenizer_config.json":
+            tc = json.loads(f.read_text(encoding="utf-8"))
+            if tc.get("tokenizer_class") in (None, "TokenizersBackend"):
+                tc["tokenizer_class"] = "PreTrainedTokenizerFast"
+            tc.pop("backend", None)
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_text(json.dumps(tc, indent=2), encoding="utf-8")
+            os.replace(tmp, target)
+            continue
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        target.symlink_to(f)
+    return out
+
+
+def prepare_dataset_root(rows_by_split: dict[str, list[dict]], render_prompt, out: Path) -> dict[str, int]:
+    """Write NeMo's training/validation/test.jsonl: 'input' is the rendered prompt (chat template or
+    plain, exactly as the native backend builds it), 'output' the code, 'id' kept. NeMo's template is
+    then '{input}{output}', so both backends train on the same text. Returns rows per file."""
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for split, name in NEMO_SPLITS.items():
+        rows = rows_by_split[split]
+        path = out / name
+        tmp = path.with_name(name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for r in rows:
+                fh.write(json.dumps({"input": render_prompt(r["input"]), "output": r["output"], "id": r["id"]},
+                                    ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+        for stale in out.glob(name + ".idx*"):  # NeMo's memmap index of an older file
+            stale.unlink()
+        counts[name] = len(rows)
+    return counts
+
+
+def worker_command(phase: str, job_file: Path, world_size: int, python: str | None = None) -> list[str]:
+    """The command for one NeMo phase, in its own process (torchrun when several GPUs)."""
+    python = python or sys.executable
+    if phase in ("train", "predict") and world_size > 1:
+        return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={world_size}",
+                "-m", "sft_playbook.sft.nemo_worker", phase, str(job_file)]
+    return [python, "-m", "sft_playbook.sft.nemo_worker", phase, str(job_file)]
+
+
+def run_paths(cfg: dict, hf_dir: Path) -> dict[str, Path]:
+    run = resolve(cfg["output_dir"]) / cfg["run_name"]
+    cache = resolve(cfg["nemo"]["cache_dir"])
+    key = model_key(hf_dir)
+    return {
+        "run": run,
+        "nemo_dir": run / "nemo",
+        "dataset_root": run / "nemo" / "data",
+        "staged_hf": cache / key / "hf",
+        "base_ckpt": cache / key / "nemo",
+        "log_dir": run / "nemo" / "logs",
+        "export_dir": run / "model",
+    }
+
+
+# ----- weight comparison (torch only; used by the conversion check and its test) -----------------
+
+def expected_nemo_weights(hf_sd: dict, hf: dict) -> dict:
+    """The NeMo (Megatron) tensors a correct conversion of a Llama HF state dict must hold,
+    per layer: key -> tensor, keys like 'decoder.layers.3.self_attention.linear_qkv.weight'."""
+    import torch
+
+    L, heads = int(hf["num_hidden_layers"]), int(hf["num_attention_heads"])
+    groups = int(hf.get("num_key_value_heads") or heads)
+    head_dim = hf.get("head_dim") or int(hf["hidden_size"]) // heads
+    per_group = heads // groups
+    out = {"embedding.word_embeddings.weight": hf_sd["model.embed_tokens.weight"],
+           "decoder.final_layernorm.weight": hf_sd["model.norm.weight"]}
+    if not hf.get("tie_word_embeddings", False):
+        out["output_layer.weight"] = hf_sd["lm_head.weight"]
+    for i in range(L):
+        p = f"model.layers.{i}."
+        q = hf_sd[p + "self_attn.q_proj.weight"].reshape(groups, per_group * head_dim, -1)
+        k = hf_sd[p + "self_attn.k_proj.weight"].reshape(groups, head_dim, -1)
+        v = hf_sd[p + "self_attn.v_proj.weight"].reshape(groups, head_dim, -1)
+        qkv = torch.cat([q, k, v], dim=1).reshape(-1, q.shape[-1])  # per group: its queries, then k, then v
+        t = f"decoder.layers.{i}."
+        out[t + "self_attention.linear_qkv.weight"] = qkv
+        out[t + "self_attention.linear_proj.weight"] = hf_sd[p + "self_attn.o_proj.weight"]
+        out[t + "self_attention.linear_qkv.layer_norm_weight"] = hf_sd[p + "input_layernorm.weight"]
+        out[t + "mlp.linear_fc1.layer_norm_weight"] = hf_sd[p + "post_attention_layernorm.weight"]
+        out[t + "mlp.linear_fc1.weight"] = torch.cat([hf_sd[p + "mlp.gate_proj.weight"], hf_sd[p + "mlp.up_proj.weight"]], 0)
+        out[t + "mlp.linear_fc2.weight"] = hf_sd[p + "mlp.down_proj.weight"]
+    return out
+
+
+def flatten_nemo_checkpoint(sd: dict) -> dict:
+    """A torch-saved Megatron distributed checkpoint (layers stacked in one tensor, keys with a
+    'module.' prefix, '_extra_state' entries) -> per-layer keys as in expected_nemo_weights."""
+    import torch
+
+    out = {}
+    for key, value in sd.items():
+        if not isinstance(value, torch.Tensor) or "_extra_state" in key:
+            continue
+        key = key[len("module."):] if key.startswith("module.") else key
+        if key.startswith("decoder.layers."):
+            rest = key[len("decoder.layers."):]
+            for i in range(value.shape[0]):
+                out[f"decoder.layers.{i}.{rest}"] = value[i]
+        else:
+            out[key] = value
+    return out
+
+
+def compare_weights(expected: dict, got: dict, atol: float = 1e-2) -> list[str]:
+    """Problems (empty when every expected tensor is present and equal within atol)."""
+    import torch
+
+    problems = []
+    for key, want in expected.items():
+        if key not in got:
+            problems.append(f"{key}: missing in the NeMo checkpoint")
+            continue
+        have = got[key].float()
+        want = want.float()
+        if key == "embedding.word_embeddings.weight" or key == "output_layer.weight":
+            have = have[: want.shape[0]]  # NeMo pads the vocabulary
+        if have.shape != want.shape:
+            problems.append(f"{key}: shape {tuple(have.shape)} != {tuple(want.shape)}")
+        elif not torch.allclose(have, want, atol=atol, rtol=1e-2):
+            diff = (have - want).abs().max().item()
+            hint = " (all 1.0: the RMSNorm trap)" if "norm" in key and bool((have == 1).all()) else ""
+            problems.append(f"{key}: differs by up to {diff:.4g}{hint}")
+    return problems
+
+
+def make_tiny_llama(out: Path, tokenizer_dir: Path, seed: int = 0, layers: int = 2, hidden: int = 64,
+                    heads: int = 4, kv_heads: int = 2, randomize_norms: bool = True) -> Path:
+    """A small random Llama (tests and the GPU proof) on a real tokenizer's files; RMSNorm weights
+    random too, so a conversion that leaves them at 1.0 is caught."""
+    import shutil
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok_files = [f for f in Path(tokenizer_dir).iterdir()
+                 if f.name.startswith(("tokenizer", "special_tokens", "chat_template", "vocab", "merges"))]
+    if not any(f.name == "tokenizer.json" for f in tok_files):
+        raise NemoConfigError(f"{tokenizer_dir} has no tokenizer.json")
+    tok_cfg = json.loads((Path(tokenizer_dir) / "tokenizer.json").read_text(encoding="utf-8"))
+    vocab = len(tok_cfg["model"]["vocab"]) + len([t for t in tok_cfg.get("added_tokens", [])
+                                                  if t["id"] >= len(tok_cfg["model"]["vocab"])])
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                      num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=2048,
+                      rms_norm_eps=1e-5, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2)
+    model = LlamaForCausalLM(cfg)
+    if randomize_norms:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "norm" in name:
+                    p.uniform_(0.5, 1.5)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    for f in tok_files:
+        shutil.copy(f, out / f.name)
+    return out

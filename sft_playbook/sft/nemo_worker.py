@@ -1,0 +1,372 @@
+"""NeMo 2 phases, each run in its own process by nemo_backend (torchrun when several GPUs):
+
+    python -m sft_playbook.sft.nemo_worker {import|train|predict|export|verify} JOB.json
+
+JOB.json is written by nemo_backend: the settings (nemo_plan.nemo_settings), the paths and the
+model config. Works with NeMo 2.1.0 (nvcr.io/nvidia/nemo:24.12) and nemo-toolkit 2.7.3.
+
+Heavy imports stay inside functions: NeMo's checkpoint writer starts helper processes with the
+'spawn' method, which re-import the main module.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import re
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger("sft_playbook.nemo")
+
+
+def _dtype(name: str):
+    import torch
+
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+
+
+def build_model_config(job: dict):
+    from nemo.collections import llm
+
+    kw = dict(job["model_config"])
+    kw["params_dtype"] = _dtype(kw["params_dtype"])
+    scale = kw.pop("rope_scaling_factor", None)
+    if scale is not None:
+        return llm.Llama31Config(scale_factor=scale, **kw)
+    return llm.LlamaConfig(**kw)
+
+
+def nemo_tokenizer(hf_dir: str):
+    from nemo.collections.common.tokenizers.huggingface.auto_tokenizer import AutoTokenizer
+
+    return AutoTokenizer(hf_dir)
+
+
+@contextmanager
+def cpu_checkpoint_shims():
+    """megatron-core's distributed checkpoint writer calls torch.cuda.synchronize() and
+    current_device() unconditionally; on a machine without CUDA (tests, CPU conversion) those two
+    are redirected to no-op / 'cpu'. With CUDA nothing is changed."""
+    import torch
+
+    if torch.cuda.is_available():
+        yield
+        return
+    saved = torch.cuda.synchronize, torch.cuda.current_device
+    torch.cuda.synchronize = lambda *a, **k: None
+    torch.cuda.current_device = lambda: "cpu"
+    try:
+        yield
+    finally:
+        torch.cuda.synchronize, torch.cuda.current_device = saved
+
+
+NORM_FIXES = ((re.compile(r"decoder\.layers\.(\d+)\.input_layernorm\.weight$"), "model.layers.{}.input_layernorm.weight"),
+              (re.compile(r"decoder\.layers\.(\d+)\.pre_mlp_layernorm\.weight$"), "model.layers.{}.post_attention_layernorm.weight"))
+
+
+def copy_missing_norms(source_sd: dict, target_module) -> int:
+    """Without TransformerEngine the Megatron layers keep RMSNorm as separate modules
+    (input_layernorm / pre_mlp_layernorm), which NeMo's HF mapping (written for TE's fused
+    linear_qkv.layer_norm_weight / linear_fc1.layer_norm_weight) never fills: they stay 1.0.
+    Copy them from the HF state dict. Returns how many tensors were copied."""
+    import torch
+
+    n = 0
+    with torch.no_grad():
+        for name, param in target_module.named_parameters():
+            for pattern, src in NORM_FIXES:
+                m = pattern.search(name)
+                if m:
+                    param.copy_(source_sd[src.format(m.group(1))].to(param.dtype))
+                    n += 1
+    return n
+
+
+def _importer_class():
+    from nemo.collections.llm.gpt.model.llama import HFLlamaImporter
+
+    class PlaybookLlamaImporter(HFLlamaImporter):
+        """NeMo's Llama importer with: our config (fusions only with TE), synchronous checkpoint
+        writing, and the RMSNorm weights copied when the layer spec is TE-less."""
+        job: dict = {}
+        norms_fixed = 0
+
+        @property
+        def config(self):
+            return build_model_config(self.job)
+
+        def nemo_setup(self, model, trainer=None, *args, **kwargs):
+            from nemo import lightning as nl
+
+            trainer = trainer or nl.Trainer(devices=1, accelerator="cpu", strategy=nl.MegatronStrategy(
+                ckpt_save_optimizer=False, always_save_context=True, ckpt_async_save=False))
+            return super().nemo_setup(model, trainer, *args, **kwargs)
+
+        def convert_state(self, source, target):
+            result = super().convert_state(source, target)
+            type(self).norms_fixed = copy_missing_norms(source.state_dict(), target)
+            return result
+
+    return PlaybookLlamaImporter
+
+
+def phase_import(job: dict) -> None:
+    from nemo.collections import llm
+    from nemo.lightning import io
+
+    Importer = _importer_class()
+    Importer.job = job
+
+    class PlaybookLlamaModel(llm.LlamaModel):  # only selects our importer; the saved model is a LlamaModel
+        pass
+
+    io.model_importer(PlaybookLlamaModel, "hf")(Importer)
+    out = Path(job["paths"]["base_ckpt"])
+    t0 = time.time()
+    with cpu_checkpoint_shims():
+        llm.import_ckpt(model=PlaybookLlamaModel(config=build_model_config(job)),
+                        source="hf://" + job["paths"]["staged_hf"], output_path=out, overwrite=True)
+    if Importer.norms_fixed:
+        log.warning("no TransformerEngine: NeMo's importer leaves RMSNorm weights at 1.0; copied %d of them "
+                    "from the Hugging Face weights", Importer.norms_fixed)
+    log.info("converted %s -> %s in %.1fs", job["hf_dir"], out, time.time() - t0)
+
+
+def load_nemo_weights(ckpt: Path) -> dict:
+    """A NeMo 2 checkpoint's weights as one flat dict (torch.distributed.checkpoint -> torch.save)."""
+    import tempfile
+
+    import torch
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dcp_to_torch_save(str(Path(ckpt) / "weights"), f"{tmp}/w.pt")
+        return torch.load(f"{tmp}/w.pt", weights_only=False)
+
+
+def phase_verify(job: dict) -> None:
+    """Compare the converted checkpoint with the HF weights; raise when anything differs."""
+    from safetensors.torch import load_file
+
+    from .nemo_plan import compare_weights, expected_nemo_weights, flatten_nemo_checkpoint
+
+    hf_dir = Path(job["hf_dir"])
+    hf_sd = {}
+    for f in sorted(hf_dir.glob("*.safetensors")):
+        hf_sd.update(load_file(str(f)))
+    expected = expected_nemo_weights(hf_sd, job["hf_config"])
+    got = flatten_nemo_checkpoint(load_nemo_weights(Path(job["paths"]["base_ckpt"])))
+    problems = compare_weights(expected, got)
+    if problems:
+        raise SystemExit("converted checkpoint differs from the Hugging Face weights:\n  " + "\n  ".join(problems[:20]))
+    log.info("conversion check: all %d tensors match the Hugging Face weights", len(expected))
+
+
+class _MetricsCallback:
+    """Writes train loss / lr / val loss per step to results/<run>/metrics.jsonl (rank 0)."""
+
+    def __new__(cls, path: Path):
+        from lightning.pytorch import Callback
+
+        class MetricsCallback(Callback):
+            def __init__(self):
+                self.path = path
+                self.t0 = time.time()
+
+            def _write(self, trainer, row):
+                if trainer.global_rank != 0:
+                    return
+                with self.path.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(row) + "\n")
+
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+                m = trainer.callback_metrics
+                loss = m.get("reduced_train_loss", m.get("train_loss"))
+                row = {"step": int(trainer.global_step), "time_s": round(time.time() - self.t0, 2)}
+                if loss is not None:
+                    row["train_loss"] = float(loss)
+                lr = m.get("lr")
+                if lr is None and trainer.optimizers:
+                    lr = trainer.optimizers[0].param_groups[0]["lr"]
+                if lr is not None:
+                    row["lr"] = float(lr)
+                self._write(trainer, row)
+
+            def on_validation_end(self, trainer, pl_module):
+                val = trainer.callback_metrics.get("val_loss")
+                if val is not None and not trainer.sanity_checking:
+                    self._write(trainer, {"step": int(trainer.global_step), "val_loss": float(val)})
+
+        return MetricsCallback()
+
+
+def _strategy(job: dict, for_inference: bool = False):
+    from nemo import lightning as nl
+
+    s = job["settings"]
+    kwargs = dict(tensor_model_parallel_size=s["tp"], pipeline_model_parallel_size=s["pp"],
+                  sequence_parallel=s["sequence_parallel"] and not for_inference)
+    params = inspect.signature(nl.MegatronStrategy.__init__).parameters
+    if "ckpt_async_save" in params:
+        kwargs["ckpt_async_save"] = False
+    if for_inference:
+        kwargs.update(setup_optimizers=False, store_optimizer_states=False)
+    return nl.MegatronStrategy(**kwargs)
+
+
+def _precision_plugin(job: dict):
+    import torch
+    from nemo import lightning as nl
+
+    if job["settings"]["precision"] in ("bf16", "auto") and torch.cuda.is_available():
+        return nl.MegatronMixedPrecision(precision="bf16-mixed", params_dtype=torch.bfloat16,
+                                         pipeline_dtype=torch.bfloat16, autocast_enabled=False,
+                                         grad_reduce_in_fp32=False)
+    return None
+
+
+def phase_train(job: dict) -> None:
+    import torch
+    from megatron.core.optimizer import OptimizerConfig
+    from nemo import lightning as nl
+    from nemo.collections import llm
+    from nemo.lightning.pytorch.optim import CosineAnnealingScheduler
+
+    s, paths = job["settings"], job["paths"]
+    tok = nemo_tokenizer(paths["staged_hf"])
+    model = llm.LlamaModel(config=build_model_config(job), tokenizer=tok)
+    data_kwargs = dict(dataset_root=paths["dataset_root"], seq_length=s["seq_length"], tokenizer=tok,
+                       micro_batch_size=s["micro_batch_size"], global_batch_size=s["global_batch_size"],
+                       seed=s["seed"], num_workers=2)
+    if "dataset_kwargs" in inspect.signature(llm.FineTuningDataModule.__init__).parameters:
+        data_kwargs["dataset_kwargs"] = {"prompt_template": "{input}{output}", "add_bos": False, "add_eos": True,
+                                         "label_key": "output", "truncation_field": "input"}
+    else:
+        log.warning("this NeMo's FineTuningDataModule has no dataset_kwargs: it joins input and output with a space")
+    data = llm.FineTuningDataModule(**data_kwargs)
+    bf16 = _precision_plugin(job) is not None
+    opt = nl.MegatronOptimizerModule(
+        config=OptimizerConfig(optimizer="adam", lr=s["lr"], weight_decay=s["weight_decay"], adam_beta1=s["betas"][0],
+                               adam_beta2=s["betas"][1], clip_grad=s["grad_clip"], bf16=bf16,
+                               use_distributed_optimizer=torch.cuda.is_available()),
+        lr_scheduler=CosineAnnealingScheduler(max_steps=s["max_steps"], warmup_steps=s["warmup_steps"], min_lr=s["min_lr"]),
+    )
+    metrics = Path(paths["run"]) / "metrics.jsonl"
+    if not s["resume"] and int(os.environ.get("RANK", "0")) == 0 and metrics.exists():
+        metrics.unlink()
+    val_every = max(1, min(s["eval_every"], s["max_steps"]))
+    trainer = nl.Trainer(
+        devices=s["devices"], num_nodes=s["num_nodes"], accelerator="gpu" if torch.cuda.is_available() else "cpu",
+        strategy=_strategy(job), plugins=_precision_plugin(job), max_steps=s["max_steps"],
+        val_check_interval=val_every, limit_val_batches=s["limit_val_batches"], num_sanity_val_steps=0,
+        log_every_n_steps=1, use_distributed_sampler=False, callbacks=[_MetricsCallback(metrics)],
+    )
+    wandb = None
+    if s["wandb"]:
+        from lightning.pytorch.loggers import WandbLogger
+
+        offline = not os.environ.get("WANDB_API_KEY") and os.environ.get("WANDB_MODE") != "online"
+        wandb = WandbLogger(project=s["wandb_project"], name=job["run_name"], save_dir=str(paths["run"]), offline=offline)
+    logger = nl.NeMoLogger(name="nemo", log_dir=paths["log_dir"], use_datetime_version=False, wandb=wandb,
+                           ckpt=nl.ModelCheckpoint(save_last=True, every_n_train_steps=min(s["save_every"], s["max_steps"]),
+                                                   save_top_k=1, monitor="reduced_train_loss", mode="min"))
+    resume = nl.AutoResume(restore_config=nl.RestoreConfig(path=paths["base_ckpt"]),
+                           resume_if_exists=s["resume"], resume_ignore_no_checkpoint=True)
+    peft = llm.peft.LoRA() if s["method"] == "lora" else None
+    t0 = time.time()
+    llm.finetune(model=model, data=data, trainer=trainer, log=logger, resume=resume, optim=opt, peft=peft)
+    log.info("NeMo fine-tuning: %d steps in %.1fs", s["max_steps"], time.time() - t0)
+
+
+def last_checkpoint(log_dir: Path) -> Path:
+    """The newest NeMo checkpoint folder (has weights/ and context/) under the run's log dir."""
+    cands = [p.parent for p in Path(log_dir).rglob("weights") if (p.parent / "context").is_dir()]
+    if not cands:
+        raise SystemExit(f"no NeMo checkpoint under {log_dir}: run the train step first")
+    last = [c for c in cands if c.name.endswith("-last")]
+    return max(last or cands, key=lambda p: p.stat().st_mtime)
+
+
+def phase_predict(job: dict) -> None:
+    import torch
+    from nemo import lightning as nl
+    from nemo.collections.llm import api
+
+    try:
+        from megatron.core.inference.common_inference_params import CommonInferenceParams
+    except ImportError:  # newer megatron-core
+        from megatron.core.inference.sampling_params import SamplingParams as CommonInferenceParams
+
+    from .predict import cut_at_stop
+
+    s, paths = job["settings"], job["paths"]
+    rows = [json.loads(x) for x in Path(paths["dataset_root"], "test.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+    originals = {r["id"]: r for r in job["test_rows"]}
+    out_rows = []
+    for which in job["predict_models"]:
+        ckpt = paths["base_ckpt"] if which == "base" else str(last_checkpoint(Path(paths["log_dir"])))
+        trainer = nl.Trainer(devices=s["tp"] * s["pp"], num_nodes=1, accelerator="gpu",
+                             strategy=_strategy(job, for_inference=True), plugins=_precision_plugin(job))
+        params = CommonInferenceParams(temperature=s["temperature"] if s["do_sample"] else 1.0,
+                                       top_k=0 if s["do_sample"] else 1,
+                                       top_p=s["top_p"] if s["do_sample"] else 0.0,
+                                       num_tokens_to_generate=s["max_new_tokens"])
+        kwargs = dict(path=ckpt, trainer=trainer, prompts=[r["input"] for r in rows], inference_params=params,
+                      text_only=True, max_batch_size=s["batch_size"], random_seed=s["seed"])
+        if "enable_flash_decode" in inspect.signature(api.generate).parameters:
+            kwargs["enable_flash_decode"] = False  # needs TE / flash attention
+        t0 = time.time()
+        texts = []
+        for k in range(s["n_samples"]):
+            kwargs["random_seed"] = s["seed"] + k
+            texts.append(api.generate(**kwargs))
+        log.info("NeMo generate (%s): %d prompts x %d in %.1fs", which, len(rows), s["n_samples"], time.time() - t0)
+        for k, sample in enumerate(texts):
+            for r, text in zip(rows, sample):
+                o = originals[r["id"]]
+                out_rows.append({"id": r["id"], "input": o["input"], "reference": o["output"],
+                                 "prediction": cut_at_stop(text, s["stop"]), "model": which, "sample": k})
+        del trainer
+        torch.cuda.empty_cache()
+    if int(os.environ.get("RANK", "0")) == 0:
+        from .predict import write_predictions
+
+        path = Path(paths["run"]) / "predictions.jsonl"
+        write_predictions(path, out_rows)
+        log.info("predictions: %s (%d rows)", path, len(out_rows))
+
+
+def phase_export(job: dict) -> None:
+    from nemo.collections import llm
+
+    paths = job["paths"]
+    ckpt = last_checkpoint(Path(paths["log_dir"]))
+    out = Path(paths["export_dir"])
+    t0 = time.time()
+    with cpu_checkpoint_shims():
+        llm.export_ckpt(path=ckpt, target="hf", output_path=out, overwrite=True)
+    log.info("exported %s -> %s (Hugging Face format) in %.1fs", ckpt, out, time.time() - t0)
+
+
+PHASES = {"import": phase_import, "verify": phase_verify, "train": phase_train, "predict": phase_predict,
+          "export": phase_export}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[0] not in PHASES:
+        print(f"usage: python -m sft_playbook.sft.nemo_worker {{{'|'.join(PHASES)}}} JOB.json", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    job = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
+    PHASES[argv[0]](job)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
