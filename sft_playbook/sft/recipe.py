@@ -166,7 +166,7 @@ class SFTRecipe:
         self.n_trainable = sum(p.numel() for p in params)
         self.optimizer = torch.optim.AdamW(params, lr=float(tcfg["lr"]), betas=tuple(float(b) for b in tcfg["betas"]),
                                            weight_decay=float(tcfg["weight_decay"]),
-                                           fused=self.device.type == "cuda" and tcfg["parallel"] != "fsdp")
+                                           fused=tcfg["parallel"] != "fsdp" or self.world == 1)
 
         # Batch geometry: global = micro * accumulation * world.
         micro, glob = int(tcfg["micro_batch_size"]), int(tcfg["global_batch_size"])
@@ -185,7 +185,12 @@ class SFTRecipe:
         self.data_stats = {"train": dict(enc_train.stats), "validation": dict(enc_val.stats)}
         self.packed = bool(self.dcfg["packing"])
         self.schedule = D.StepSchedule(enc_train.examples, int(cfg["seed"]), glob, self.packed, seq)
-        self.val_batches = D.eval_batches(enc_val.examples, micro)[self.rank::self.world]
+        # Every rank runs the same number of validation forwards (FSDP all-gathers in each one);
+        # a rank short of batches repeats its first one with weight 0.
+        all_val = D.eval_batches(enc_val.examples, micro)
+        per_rank = -(-len(all_val) // self.world)
+        mine = all_val[self.rank::self.world]
+        self.val_batches = [(b, 1.0) for b in mine] + [(all_val[0], 0.0)] * (per_rank - len(mine))
         self.pad_id = self.tokenizer.pad_token_id
 
         # Output folder, effective config, resume point.
@@ -283,10 +288,11 @@ class SFTRecipe:
         self.model.eval()
         total = torch.zeros(2, device=self.device)
         with torch.no_grad():
-            for items in self.val_batches:
-                s, n = loss_sum_and_count(self.model, D.collate(items, self.pad_id, False), self.device,
-                                          self.autocast_dtype)
-                total += torch.stack([s.float(), n.float()])
+            fsdp = self.world > 1 and self.tcfg["parallel"] == "fsdp"
+            for items, weight in self.val_batches:
+                s, n = loss_sum_and_count(self.model if fsdp else self.raw_model, D.collate(items, self.pad_id, False),
+                                          self.device, self.autocast_dtype)
+                total += weight * torch.stack([s.float(), n.float()])
         if self.world > 1:
             dist.all_reduce(total)
         return float(total[0] / total[1].clamp(min=1))
