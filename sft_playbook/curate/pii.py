@@ -4,10 +4,10 @@ Detectors:
 
 * presidio-analyzer's pattern recognizers - ``EmailRecognizer``, ``IpRecognizer``,
   ``PhoneRecognizer`` (libphonenumber), ``CreditCardRecognizer`` (Luhn-checked) - used directly,
-  without an NLP engine: no spaCy model is needed or loaded. (Importing presidio_analyzer costs
-  ~10 s once per worker process because its package imports transformers/torch; the recognizers
-  themselves are fast. EmailRecognizer's domain check uses tldextract, which is pointed at its
-  bundled public-suffix snapshot so that nothing is fetched from the network.)
+  without an NLP engine: no spaCy model is needed or loaded. Importing presidio_analyzer pulls in
+  transformers and torch through its optional NLP engines (~10 s per worker process); _presidio()
+  hides those two optional imports and gets it down to ~3 s. EmailRecognizer's domain check uses
+  tldextract, pointed at its bundled public-suffix snapshot so nothing is fetched from the network.
 * own regexes for what presidio has no recognizer for in this setting: personal names on
   author / copyright / contact lines (``name``) and keys/tokens (``secret``: hf_, ghp_, AKIA...,
   sk-..., private-key blocks, ``password=...``/``api_key: ...`` values).
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from functools import lru_cache
 
 import pandas as pd
@@ -96,8 +97,20 @@ def _presidio():
         import tldextract.tldextract as tldx
 
         tldx.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=())  # bundled snapshot, no network
-        from presidio_analyzer.predefined_recognizers import (CreditCardRecognizer, EmailRecognizer,
-                                                              IpRecognizer, PhoneRecognizer)
+        # presidio_analyzer's package __init__ imports its optional transformers NLP engine, and
+        # spaCy's thinc imports torch: ~8 s per worker process for code the pattern recognizers never
+        # use. Both imports are optional there (guarded by ImportError), so they are hidden while
+        # presidio is imported (only when not imported already) and made importable again afterwards.
+        hidden = [m for m in ("transformers", "torch") if m not in sys.modules]
+        for m in hidden:
+            sys.modules[m] = None  # type: ignore[assignment]
+        try:
+            from presidio_analyzer.predefined_recognizers import (CreditCardRecognizer, EmailRecognizer,
+                                                                  IpRecognizer, PhoneRecognizer)
+        finally:
+            for m in hidden:
+                if sys.modules.get(m, 0) is None:
+                    del sys.modules[m]
     except Exception as exc:  # ImportError or a broken install
         log.warning("presidio-analyzer is not usable (%s); PII falls back to the regex backend", exc)
         return None
