@@ -218,3 +218,28 @@ def test_no_token_means_the_offline_sample(tmp_path, hub_env, caplog):
     rep = curate(hub_cfg(tmp_path))
     assert rep["sources"] == [{"name": "mg-verilog-sample", "origin": f"offline sample {tmp_path / 'sample'}", "rows": 8}]
     assert "no HF_TOKEN" in caplog.text
+
+
+def test_gpu_engine_without_dask_cuda_is_a_clear_error(tmp_path):
+    import importlib.util
+
+    from sft_playbook.curate.engine import Engine, EngineError
+
+    if importlib.util.find_spec("dask_cuda") is not None:
+        pytest.skip("dask-cuda is installed here; the error path cannot be shown")
+    with pytest.raises(EngineError, match="gpu=true needs dask-cuda"):
+        with Engine(engine="dask", gpu=True):
+            pass
+    with pytest.raises(EngineError, match="engine=dask"):
+        with Engine(engine="local", gpu=True):
+            pass
+
+
+@pytest.mark.slow
+def test_joining_an_existing_cluster_by_address(tmp_path):
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        cfg = setup_run(tmp_path, engine="dask")
+        assert main(cfg, type("Args", (), {"scheduler": cluster.scheduler_address})()) == 0
+    check_fixture_outputs(tmp_path / "out", tmp_path / "dropped")
