@@ -22,6 +22,15 @@ def test_predictions_step_writes_results(tmp_path, capsys):
     assert [json.loads(x)["status"] for x in (out / "verilog_results.jsonl").read_text().splitlines()] == \
         ["pass", "mismatch", "extraction_failure"]
     assert '"functional_pass": 1' in capsys.readouterr().out
+    # rows of several models (run_sft.py writes base and finetuned): one folder each, or a filter
+    both = [dict(r, model=m) for m in ("base", "finetuned") for r in rows]
+    pred.write_text("".join(json.dumps(r) + "\n" for r in both))
+    assert evaluate_main(["predictions", f"predictions.file={pred}", f"out_dir={out}", "predictions.cycles=20"]) == 0
+    assert json.loads((out / "finetuned" / "verilog_summary.json").read_text())["rows"] == 3
+    assert json.loads((out / "base" / "verilog_summary.json").read_text())["rows"] == 3
+    assert evaluate_main(["predictions", f"predictions.file={pred}", f"out_dir={tmp_path / 'o2'}",
+                          "predictions.model=base"]) == 0
+    assert json.loads((tmp_path / "o2" / "verilog_summary.json").read_text())["rows"] == 3
 
 
 def test_bad_input_names_file_and_line(tmp_path, capfd):

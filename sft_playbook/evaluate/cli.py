@@ -81,9 +81,21 @@ def run(cfg: dict, step: str) -> int:
         if not path.is_file():
             log.error("predictions file not found: %s (set predictions.file=...)", path)
             return 1
-        summary = evaluate_predictions(read_jsonl(path), workers=cfg.get("workers"), timeout_s=float(p["timeout_s"]),
-                                       cycles=int(p["cycles"]), seed=int(p["seed"]), out_dir=out_dir,
-                                       reset_cycles=int(p["reset_cycles"]), reset_prob=float(p["reset_prob"]))
+        rows = read_jsonl(path)
+        groups: dict = defaultdict(list)
+        for r in rows:
+            groups[r.get("model")].append(r)
+        if p.get("model") is not None:
+            if p["model"] not in groups:
+                log.error("%s: no rows with model=%r (models there: %s)", path, p["model"], sorted(map(str, groups)))
+                return 1
+            groups = {p["model"]: groups[p["model"]]}
+        kw = dict(workers=cfg.get("workers"), timeout_s=float(p["timeout_s"]), cycles=int(p["cycles"]),
+                  seed=int(p["seed"]), reset_cycles=int(p["reset_cycles"]), reset_prob=float(p["reset_prob"]))
+        if len(groups) == 1:
+            summary = evaluate_predictions(next(iter(groups.values())), out_dir=out_dir, **kw)
+        else:  # run_sft.py writes base and finetuned rows into one file: one result folder per model
+            summary = {str(m): evaluate_predictions(g, out_dir=out_dir / str(m), **kw) for m, g in groups.items()}
     elif step == "references":
         summary = ve_mod.score_references(resolve(cfg["verilogeval"]["problems_dir"]), **_ve_kwargs(cfg))
     elif step == "verilogeval":
