@@ -34,12 +34,20 @@ class NemoRunError(RuntimeError):
 
 
 def nemo_available() -> tuple[bool, str]:
+    """Whether NeMo 2 with nemo.collections.llm is installed (found, not imported: importing costs
+    tens of seconds, and each phase imports it in its own process anyway)."""
+    import importlib.util
+    from importlib import metadata
+
     try:
-        import nemo  # noqa: F401
-        from nemo.collections import llm  # noqa: F401
-    except Exception as exc:  # ImportError and the errors of half-installed dependencies
+        if importlib.util.find_spec("nemo") is None or importlib.util.find_spec("nemo.collections.llm") is None:
+            return False, "no module nemo.collections.llm"
+    except (ImportError, ValueError) as exc:
         return False, f"{type(exc).__name__}: {exc}"
-    return True, getattr(nemo, "__version__", "?")
+    try:
+        return True, metadata.version("nemo_toolkit")
+    except metadata.PackageNotFoundError:
+        return True, "(version unknown)"
 
 
 def make_job(cfg: dict, s: dict, hf_dir: Path) -> dict:
@@ -96,13 +104,14 @@ def step_convert(cfg: dict, job: dict) -> None:
 def step_data(cfg: dict, job: dict) -> dict[str, int]:
     from .model import load_tokenizer
 
+    stage_hf_folder(Path(job["hf_dir"]), Path(job["paths"]["staged_hf"]))
     dcfg, data_dir = cfg["data"], resolve(cfg["data_dir"])
     rows = {
         "train": D.read_split(data_dir, cfg["level"], "train", dcfg.get("max_train_samples")),
         "validation": D.read_split(data_dir, cfg["level"], "validation", dcfg.get("max_val_samples")),
         "test": D.read_split(data_dir, cfg["level"], cfg["predict"]["split"], cfg["predict"].get("max_samples")),
     }
-    tok = load_tokenizer(Path(job["hf_dir"]))
+    tok = load_tokenizer(Path(job["paths"]["staged_hf"]))  # readable by transformers 4.x and 5.x
     counts = prepare_dataset_root(rows, lambda text: D.build_prompt(tok, text, dcfg), Path(job["paths"]["dataset_root"]))
     job["test_rows"] = rows["test"]
     log.info("NeMo data folder %s: %s", job["paths"]["dataset_root"], counts)

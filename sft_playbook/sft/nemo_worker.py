@@ -265,6 +265,7 @@ def phase_train(job: dict) -> None:
         strategy=_strategy(job), plugins=_precision_plugin(job), max_steps=s["max_steps"],
         val_check_interval=val_every, limit_val_batches=s["limit_val_batches"], num_sanity_val_steps=0,
         log_every_n_steps=1, use_distributed_sampler=False, callbacks=[_MetricsCallback(metrics)],
+        enable_checkpointing=False,  # NeMoLogger adds its ModelCheckpoint (a default one trips an optional import in 2.7)
     )
     wandb = None
     if s["wandb"]:
@@ -310,7 +311,7 @@ def phase_predict(job: dict) -> None:
     out_rows = []
     for which in job["predict_models"]:
         ckpt = paths["base_ckpt"] if which == "base" else str(last_checkpoint(Path(paths["log_dir"])))
-        trainer = nl.Trainer(devices=s["tp"] * s["pp"], num_nodes=1, accelerator="gpu",
+        trainer = nl.Trainer(devices=s["devices"], num_nodes=s["num_nodes"], accelerator="gpu",
                              strategy=_strategy(job, for_inference=True), plugins=_precision_plugin(job))
         params = CommonInferenceParams(temperature=s["temperature"] if s["do_sample"] else 1.0,
                                        top_k=0 if s["do_sample"] else 1,
