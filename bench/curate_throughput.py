@@ -9,7 +9,10 @@ shards, starts a Dask LocalCluster of --workers processes (start-up timed separa
 the whole run: read the shards on the workers, the five stages (the same Stage/Chain machinery as
 the Verilog pipeline), write the kept documents as jsonl. Side by side, in the same run: a plain
 dask.dataframe version of the same rules (read_json -> map_partitions -> drop_duplicates ->
-to_json). Prints one JSON line per engine; docs/benchmarks.md holds the results.
+to_json). Prints one JSON line per run with wall-clock docs/s and the CPU seconds used by the
+driver and all workers; docs_per_s_if_cpu_bound = docs / (CPU seconds / workers) is what two idle
+cores would give if the run were CPU-bound (a shared machine only changes the wall clock).
+docs/benchmarks.md holds the results.
 """
 from __future__ import annotations
 
@@ -127,6 +130,23 @@ def run_plain_dask(files: list[str], out: Path) -> dict:
     return {"seconds": time.perf_counter() - t0, "kept": kept}
 
 
+def cpu_seconds(engine: Engine) -> float:
+    """CPU time (user + system) used so far by the driver and every worker process: a measure that,
+    unlike wall-clock on a shared machine, does not depend on what else runs."""
+    import resource
+
+    def mine() -> float:
+        import resource as r
+
+        u = r.getrusage(r.RUSAGE_SELF)
+        c = r.getrusage(r.RUSAGE_CHILDREN)
+        return u.ru_utime + u.ru_stime + c.ru_utime + c.ru_stime
+
+    workers = sum(engine.client.run(mine).values()) if engine.client is not None else 0.0
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return workers + u.ru_utime + u.ru_stime
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", type=int, default=20_000)
@@ -149,16 +169,22 @@ def main() -> int:
             for r in range(args.repeats):
                 out = tmp / f"ours{r}"
                 out.mkdir()
+                c0 = cpu_seconds(eng)
                 res = run_ours(files, out, eng)
+                cpu = cpu_seconds(eng) - c0
                 print(json.dumps({"engine": "sft_playbook.curate (Chain on LocalCluster)", "workers": args.workers,
-                                  "run": r, "docs_per_s": round(len(docs) / res["seconds"]), **res}))
+                                  "run": r, "docs_per_s": round(len(docs) / res["seconds"]), "cpu_s": round(cpu, 2),
+                                  "docs_per_s_if_cpu_bound": round(len(docs) / (cpu / args.workers)), **res}))
             if not args.no_baseline:
                 for r in range(args.repeats):
                     out = tmp / f"plain{r}"
                     out.mkdir()
+                    c0 = cpu_seconds(eng)
                     res = run_plain_dask(files, out)
+                    cpu = cpu_seconds(eng) - c0
                     print(json.dumps({"engine": "plain dask.dataframe", "workers": args.workers, "run": r,
-                                      "docs_per_s": round(len(docs) / res["seconds"]), **res}))
+                                      "docs_per_s": round(len(docs) / res["seconds"]), "cpu_s": round(cpu, 2),
+                                      "docs_per_s_if_cpu_bound": round(len(docs) / (cpu / args.workers)), **res}))
     return 0
 
 
