@@ -40,7 +40,7 @@ def test_bad_input_names_file_and_line(tmp_path, capfd):
     captured = capfd.readouterr()
     assert f"{pred.name}:2: invalid JSON" in captured.err + captured.out
     assert evaluate_main(["predictions", f"predictions.file={tmp_path / 'missing.jsonl'}"]) == 1
-    assert evaluate_main([]) == 2  # a step is required
+    assert evaluate_main([f"predictions.file={tmp_path / 'missing.jsonl'}"]) == 1  # all = predictions (+ verilogeval)
 
 
 def test_verilogeval_step_with_answers_file(tmp_path, capsys):

@@ -115,10 +115,11 @@ def run(cfg: dict, step: str) -> int:
 
 def main(cfg: dict, args) -> int:
     step = args.step
-    if step == "all":
-        log.error("choose a step: %s (python evaluate.py --help)", ", ".join(STEPS))
-        return 2
     try:
+        if step == "all":  # what a fine-tuning run produces: predictions, and VerilogEval answers when given
+            steps = ["predictions"] + (["verilogeval"] if cfg["verilogeval"].get("answers") else [])
+            log.info("evaluate.py all = %s", " + ".join(steps))
+            return max(run(cfg, s) for s in steps)
         return run(cfg, step)
     except (ValueError, OSError, RuntimeError) as exc:
         log.error("%s", exc)
