@@ -118,6 +118,25 @@ def step_data(cfg: dict, job: dict) -> dict[str, int]:
     return counts
 
 
+def predict_with_nemo(job: dict) -> Path:
+    """One NeMo generate process per model (base, finetuned), then one predictions.jsonl."""
+    from .predict import write_predictions
+
+    rows = []
+    for which in job["predict_models"]:
+        if which not in ("base", "finetuned"):
+            raise NemoConfigError(f"predict.models entries must be 'base' or 'finetuned', not {which!r}")
+        part = Path(job["paths"]["nemo_dir"]) / f"predictions-{which}.jsonl"
+        if part.exists():
+            part.unlink()
+        run_phase("predict", {**job, "predict_which": which})
+        rows += [json.loads(x) for x in part.read_text(encoding="utf-8").splitlines() if x.strip()]
+    path = Path(job["paths"]["run"]) / "predictions.jsonl"
+    write_predictions(path, rows)
+    log.info("predictions: %s (%d rows)", path, len(rows))
+    return path
+
+
 def main(cfg: dict, steps: list[str], args=None) -> int:
     from .model import ModelError, prepare_model
 
@@ -152,7 +171,7 @@ def main(cfg: dict, steps: list[str], args=None) -> int:
                 else:
                     step_convert(cfg, job)
                     step_data(cfg, job)
-                    run_phase("predict", job)
+                    predict_with_nemo(job)
             elif step == "evaluate":
                 from .report import evaluate_run
 

@@ -34,6 +34,10 @@ def build_model_config(job: dict):
 
     kw = dict(job["model_config"])
     kw["params_dtype"] = _dtype(kw["params_dtype"])
+    import torch
+
+    if not torch.cuda.is_available():  # conversion (and tests) on a CPU machine
+        kw["use_cpu_initialization"] = True
     scale = kw.pop("rope_scaling_factor", None)
     if scale is not None:
         return llm.Llama31Config(scale_factor=scale, **kw)
@@ -108,6 +112,20 @@ def _importer_class():
             return super().nemo_setup(model, trainer, *args, **kwargs)
 
         def convert_state(self, source, target):
+            # NeMo's transforms require equal dtypes: bring the HF weights to the training dtype
+            # (e.g. an fp32 HF folder into a bf16 NeMo checkpoint) instead of failing.
+            # Without TE the separate RMSNorm modules keep fp32 parameters in a bf16 model: cast
+            # each HF module to the dtype of its NeMo counterpart.
+            want = _dtype(self.job["model_config"]["params_dtype"])
+            if hasattr(source, "named_modules"):
+                norm_dtype = next((p.dtype for n, p in target.named_parameters() if n.endswith("final_layernorm.weight")), want)
+                if getattr(source, "dtype", want) != want:
+                    log.info("casting the Hugging Face weights from %s to %s", source.dtype, want)
+                    source = source.to(want)
+                if norm_dtype != want:
+                    for name, module in source.named_modules():
+                        if "norm" in name.rsplit(".", 1)[-1]:
+                            module.to(norm_dtype)
             result = super().convert_state(source, target)
             type(self).norms_fixed = copy_missing_norms(source.state_dict(), target)
             return result
@@ -192,7 +210,10 @@ class _MetricsCallback:
                     row["train_loss"] = float(loss)
                 lr = m.get("lr")
                 if lr is None and trainer.optimizers:
-                    lr = trainer.optimizers[0].param_groups[0]["lr"]
+                    try:
+                        lr = trainer.optimizers[0].param_groups[0]["lr"]
+                    except (AttributeError, IndexError, KeyError, TypeError):
+                        lr = None
                 if lr is not None:
                     row["lr"] = float(lr)
                 self._write(trainer, row)
@@ -225,8 +246,7 @@ def _precision_plugin(job: dict):
 
     if job["settings"]["precision"] in ("bf16", "auto") and torch.cuda.is_available():
         return nl.MegatronMixedPrecision(precision="bf16-mixed", params_dtype=torch.bfloat16,
-                                         pipeline_dtype=torch.bfloat16, autocast_enabled=False,
-                                         grad_reduce_in_fp32=False)
+                                         pipeline_dtype=torch.bfloat16, autocast_enabled=False)
     return None
 
 
@@ -294,7 +314,6 @@ def last_checkpoint(log_dir: Path) -> Path:
 
 
 def phase_predict(job: dict) -> None:
-    import torch
     from nemo import lightning as nl
     from nemo.collections.llm import api
 
@@ -306,40 +325,36 @@ def phase_predict(job: dict) -> None:
     from .predict import cut_at_stop
 
     s, paths = job["settings"], job["paths"]
+    which = job["predict_which"]
     rows = [json.loads(x) for x in Path(paths["dataset_root"], "test.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
     originals = {r["id"]: r for r in job["test_rows"]}
+    ckpt = Path(paths["base_ckpt"]) if which == "base" else last_checkpoint(Path(paths["log_dir"]))
+    trainer = nl.Trainer(devices=s["devices"], num_nodes=s["num_nodes"], accelerator="gpu",
+                         strategy=_strategy(job, for_inference=True), plugins=_precision_plugin(job))
+    params = CommonInferenceParams(temperature=s["temperature"] if s["do_sample"] else 1.0,
+                                   top_k=0 if s["do_sample"] else 1,
+                                   top_p=s["top_p"] if s["do_sample"] else 0.0,
+                                   num_tokens_to_generate=s["max_new_tokens"])
+    kwargs = dict(path=ckpt, trainer=trainer, prompts=[r["input"] for r in rows], inference_params=params,
+                  text_only=True, max_batch_size=s["batch_size"], random_seed=s["seed"])
+    if "enable_flash_decode" in inspect.signature(api.generate).parameters:
+        kwargs["enable_flash_decode"] = False  # needs TE / flash attention
+    t0 = time.time()
     out_rows = []
-    for which in job["predict_models"]:
-        ckpt = paths["base_ckpt"] if which == "base" else str(last_checkpoint(Path(paths["log_dir"])))
-        trainer = nl.Trainer(devices=s["devices"], num_nodes=s["num_nodes"], accelerator="gpu",
-                             strategy=_strategy(job, for_inference=True), plugins=_precision_plugin(job))
-        params = CommonInferenceParams(temperature=s["temperature"] if s["do_sample"] else 1.0,
-                                       top_k=0 if s["do_sample"] else 1,
-                                       top_p=s["top_p"] if s["do_sample"] else 0.0,
-                                       num_tokens_to_generate=s["max_new_tokens"])
-        kwargs = dict(path=ckpt, trainer=trainer, prompts=[r["input"] for r in rows], inference_params=params,
-                      text_only=True, max_batch_size=s["batch_size"], random_seed=s["seed"])
-        if "enable_flash_decode" in inspect.signature(api.generate).parameters:
-            kwargs["enable_flash_decode"] = False  # needs TE / flash attention
-        t0 = time.time()
-        texts = []
-        for k in range(s["n_samples"]):
-            kwargs["random_seed"] = s["seed"] + k
-            texts.append(api.generate(**kwargs))
-        log.info("NeMo generate (%s): %d prompts x %d in %.1fs", which, len(rows), s["n_samples"], time.time() - t0)
-        for k, sample in enumerate(texts):
-            for r, text in zip(rows, sample):
-                o = originals[r["id"]]
-                out_rows.append({"id": r["id"], "input": o["input"], "reference": o["output"],
-                                 "prediction": cut_at_stop(text, s["stop"]), "model": which, "sample": k})
-        del trainer
-        torch.cuda.empty_cache()
+    for k in range(s["n_samples"]):
+        kwargs["random_seed"] = s["seed"] + k
+        for r, text in zip(rows, api.generate(**kwargs)):
+            o = originals[r["id"]]
+            out_rows.append({"id": r["id"], "input": o["input"], "reference": o["output"],
+                             "prediction": cut_at_stop(text, s["stop"]), "model": which, "sample": k})
+    log.info("NeMo generate (%s, %s): %d prompts x %d in %.1fs", which, ckpt.name, len(rows), s["n_samples"],
+             time.time() - t0)
     if int(os.environ.get("RANK", "0")) == 0:
         from .predict import write_predictions
 
-        path = Path(paths["run"]) / "predictions.jsonl"
+        path = Path(paths["nemo_dir"]) / f"predictions-{which}.jsonl"
         write_predictions(path, out_rows)
-        log.info("predictions: %s (%d rows)", path, len(out_rows))
+        log.info("predictions (%s): %s (%d rows)", which, path, len(out_rows))
 
 
 def phase_export(job: dict) -> None:
