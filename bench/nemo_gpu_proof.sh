@@ -34,7 +34,7 @@ run() {  # run NAME overrides...
   local name=$1; shift
   local t=$(date +%s)
   local rc="" step
-  for step in train predict evaluate; do
+  for step in ${PROOF_STEPS:-train predict}; do
     python3 run_sft.py --config configs/sft_gpu.yaml "$step" "${common[@]}" run_name="$name" "$@" >> "$OUT/$name.log" 2>&1
     rc="$rc$step=$? "
   done
