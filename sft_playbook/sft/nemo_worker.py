@@ -257,6 +257,8 @@ def phase_train(job: dict) -> None:
     from nemo.collections import llm
     from nemo.lightning.pytorch.optim import CosineAnnealingScheduler
 
+    from .nemo_plan import have_transformer_engine
+
     s, paths = job["settings"], job["paths"]
     tok = nemo_tokenizer(paths["staged_hf"])
     model = llm.LlamaModel(config=build_model_config(job), tokenizer=tok)
@@ -273,8 +275,12 @@ def phase_train(job: dict) -> None:
     opt = nl.MegatronOptimizerModule(
         config=OptimizerConfig(optimizer="adam", lr=s["lr"], weight_decay=s["weight_decay"], adam_beta1=s["betas"][0],
                                adam_beta2=s["betas"][1], clip_grad=s["grad_clip"], bf16=bf16,
-                               use_distributed_optimizer=torch.cuda.is_available()),
-        lr_scheduler=CosineAnnealingScheduler(max_steps=s["max_steps"], warmup_steps=s["warmup_steps"], min_lr=s["min_lr"]),
+                               # Megatron's distributed optimizer cannot save the state of the plain
+                               # torch Adam it falls back to without TE/Apex (seen on H200, mcore 0.15.3)
+                               use_distributed_optimizer=torch.cuda.is_available() and have_transformer_engine()),
+        # constant_steps=0: NeMo's default (80000) holds the lr at min_lr right after the warm-up
+        lr_scheduler=CosineAnnealingScheduler(max_steps=s["max_steps"], warmup_steps=s["warmup_steps"],
+                                              constant_steps=0, min_lr=s["min_lr"]),
     )
     metrics = Path(paths["run"]) / "metrics.jsonl"
     if not s["resume"] and int(os.environ.get("RANK", "0")) == 0 and metrics.exists():
