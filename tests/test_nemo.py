@@ -188,3 +188,21 @@ def test_real_conversion_matches_hf_weights(tmp_path):
     te = subprocess.run([py, "-c", "import transformer_engine"], capture_output=True).returncode == 0
     if not te:  # the trap was met and fixed: 2 layers x 2 RMSNorm weights copied by the converter
         assert "copied 4 of them" in logs["import"].stderr
+
+
+def test_backend_without_nemo_says_what_to_do(monkeypatch, caplog):
+    """backend=nemo where NeMo is missing: exit code 2 and a message naming the two ways out."""
+    from sft_playbook.sft import nemo_backend
+
+    monkeypatch.setattr(nemo_backend, "nemo_available", lambda: (False, "no module nemo.collections.llm"))
+    with caplog.at_level("ERROR"):
+        assert nemo_backend.main(_cfg(), ["train"]) == 2
+    assert "--container" in caplog.text and ".[nemo]" in caplog.text
+
+
+def test_recipe_dispatches_to_the_nemo_backend(monkeypatch):
+    from sft_playbook.sft import nemo_backend, recipe
+
+    seen = {}
+    monkeypatch.setattr(nemo_backend, "main", lambda cfg, steps, args=None: seen.setdefault("steps", steps) and 0)
+    assert recipe.main(_cfg(), ["convert", "train"]) == 0 and seen["steps"] == ["convert", "train"]

@@ -367,8 +367,8 @@ def phase_export(job: dict) -> None:
     from nemo.collections import llm
 
     paths = job["paths"]
-    ckpt = last_checkpoint(Path(paths["log_dir"]))
-    out = Path(paths["export_dir"])
+    ckpt = Path(job["export_source"]) if job.get("export_source") else last_checkpoint(Path(paths["log_dir"]))
+    out = Path(job.get("export_target") or paths["export_dir"])
     t0 = time.time()
     with cpu_checkpoint_shims():
         llm.export_ckpt(path=ckpt, target="hf", output_path=out, overwrite=True)
