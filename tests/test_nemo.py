@@ -172,7 +172,7 @@ def test_real_conversion_matches_hf_weights(tmp_path):
     py = _nemo_python()
     hf_dir = _tiny_hf(tmp_path)
     cfg = _cfg(f"output_dir={tmp_path / 'results'}", "run_name=tiny", f"nemo.cache_dir={tmp_path / 'cache'}",
-               "train.precision=fp32")
+               "train.precision=bf16")  # the GPU default: exercises the per-module dtype cast too
     from sft_playbook.sft.nemo_backend import make_job, write_job
 
     job = make_job(cfg, P.nemo_settings(cfg), hf_dir)
