@@ -225,11 +225,12 @@ class SFTRecipe:
         stop_at = int(tcfg["stop_at_step"]) if tcfg["stop_at_step"] is not None else max_steps
         if self.start_step == 0:
             self.tracker.log({"step": 0, "val_loss": self.validate()})
-        t_start, tokens_seen = time.time(), 0
+        train_seconds, tokens_seen = 0.0, 0  # time in forward/backward/step only (no validation, no saving)
         bar = tqdm(range(self.start_step, min(max_steps, stop_at)), desc="train", disable=not self.is_main,
                    initial=self.start_step, total=max_steps)
         step = self.start_step
         for step in bar:
+            t_step = time.time()
             lr = lr_at(step, tcfg)
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -240,10 +241,12 @@ class SFTRecipe:
                              for i in range(0, len(mine), self.micro)]
             # Normalise by the output tokens of the whole global batch (all ranks): exact under
             # accumulation, packing and uneven lengths.
-            n_tokens = torch.tensor(sum(int((b["targets"] != D.IGNORE).sum()) for b in micro_batches),
-                                    device=self.device, dtype=torch.float32)
+            counts = torch.tensor([sum(int((b["targets"] != D.IGNORE).sum()) for b in micro_batches),
+                                   sum(len(ex["input_ids"]) for item in mine for ex in item)],
+                                  device=self.device, dtype=torch.float32)
             if self.world > 1:
-                dist.all_reduce(n_tokens)
+                dist.all_reduce(counts)
+            n_tokens = counts[0]
             loss_total = torch.zeros((), device=self.device)
             for i, batch in enumerate(micro_batches):
                 last = i == len(micro_batches) - 1
@@ -254,17 +257,19 @@ class SFTRecipe:
                     # DDP / FSDP average gradients over ranks, so scale by world to get a sum over ranks.
                     (loss_sum * self.world / n_tokens.clamp(min=1)).backward()
                 loss_total += loss_sum.detach()
-            tokens_seen += sum(len(ex["input_ids"]) for item in mine for ex in item)  # real (non-pad) tokens
             grad_norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
                                                        float(tcfg["grad_clip"]))
             opt.step()
             opt.zero_grad(set_to_none=True)
             if self.world > 1:
                 dist.all_reduce(loss_total)
-            train_loss = float(loss_total / n_tokens.clamp(min=1))
+            train_loss = float(loss_total / n_tokens.clamp(min=1))  # float() waits for the GPU
+            train_seconds += time.time() - t_step
+            tokens_seen += int(counts[1])  # real (non-pad) tokens, all ranks
             row = {"step": step + 1, "train_loss": train_loss, "lr": lr, "grad_norm": float(grad_norm),
                    "epoch": round(self.schedule.epoch_of(step + 1), 4), "target_tokens": int(n_tokens),
-                   "tokens_per_s": round(tokens_seen * self.world / max(1e-9, time.time() - t_start), 1)}
+                   "tokens_per_s": round(tokens_seen / max(1e-9, train_seconds), 1),
+                   "step_s": round(time.time() - t_step, 4)}
             if eval_every and ((step + 1) % eval_every == 0 or step + 1 == max_steps):
                 row["val_loss"] = self.validate()
             self.tracker.log(row)
@@ -278,7 +283,7 @@ class SFTRecipe:
             self.save_final()
         else:
             log.info("stopped at step %d of %d (train.stop_at_step); continue with resume=true", done, max_steps)
-        self.train_seconds = time.time() - t_start
+        self.train_seconds = train_seconds
 
     def validate(self) -> float:
         """Mean token loss over the validation split (every rank takes its share)."""
