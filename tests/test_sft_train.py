@@ -33,8 +33,11 @@ def test_packed_and_unpacked_give_the_same_loss_and_gradients(tiny_llama_dir):
     from conftest import verilog_row
     import random
 
+    from sft_playbook.sft.fast import loss_model
+
     tok = load_tokenizer(tiny_llama_dir)
-    model = load_model(tiny_llama_dir)
+    hf_model = load_model(tiny_llama_dir)
+    model = loss_model(hf_model)
     dcfg = {"prompt_template": "chat", "system_prompt": None, "plain_template": "{input}", "overlength": "drop"}
     rng = random.Random(1)
     exs = D.encode_rows([verilog_row(i, rng) for i in range(5)], tok, dcfg, 512).examples

@@ -119,8 +119,32 @@ def encode_rows(rows: list[dict], tokenizer, data_cfg: dict, max_len: int) -> En
     return out
 
 
-def pack_examples(examples: list[dict], seq_len: int) -> list[list[dict]]:
-    """Greedy first-fit in the given order: each pack is a list of examples whose lengths sum to <= seq_len."""
+def pack_examples(examples: list[dict], seq_len: int, strategy: str = "next_fit",
+                  window: int = 512) -> list[list[dict]]:
+    """Packs: lists of examples whose lengths sum to <= seq_len.
+
+    next_fit: in the given order, a new pack when the next example does not fit.
+    best_fit: in windows of `window` examples (so the shuffle still decides what trains together),
+    longest first, each into the fullest pack it fits (best-fit decreasing): fewer, fuller packs.
+    """
+    if strategy == "best_fit":
+        out: list[list[dict]] = []
+        for start in range(0, len(examples), window):
+            chunk = sorted(examples[start:start + window], key=lambda ex: -len(ex["input_ids"]))
+            packs, room = [], []
+            for ex in chunk:
+                n = len(ex["input_ids"])
+                best = min((r for r in range(len(packs)) if room[r] >= n), key=lambda r: room[r], default=None)
+                if best is None:
+                    packs.append([ex])
+                    room.append(seq_len - n)
+                else:
+                    packs[best].append(ex)
+                    room[best] -= n
+            out.extend(packs)
+        return out
+    if strategy != "next_fit":
+        raise DataError(f"data.pack_strategy must be 'next_fit' or 'best_fit', not {strategy!r}")
     packs: list[list[dict]] = []
     cur: list[dict] = []
     used = 0
@@ -170,11 +194,12 @@ def collate(items: list[list[dict]], pad_id: int, packed: bool):
     return {"input_ids": input_ids, "targets": targets, "position_ids": position_ids, "attention_mask": mask}
 
 
-def epoch_items(examples: list[dict], seed: int, epoch: int, packed: bool, seq_len: int) -> list[list[dict]]:
+def epoch_items(examples: list[dict], seed: int, epoch: int, packed: bool, seq_len: int,
+                strategy: str = "next_fit") -> list[list[dict]]:
     order = list(range(len(examples)))
     random.Random(seed * 1_000_003 + epoch).shuffle(order)
     shuffled = [examples[i] for i in order]
-    return pack_examples(shuffled, seq_len) if packed else [[ex] for ex in shuffled]
+    return pack_examples(shuffled, seq_len, strategy) if packed else [[ex] for ex in shuffled]
 
 
 class StepSchedule:
@@ -184,17 +209,18 @@ class StepSchedule:
     so the data of any step depends only on (seed, s), not on what ran before: resume-safe.
     """
 
-    def __init__(self, examples: list[dict], seed: int, items_per_step: int, packed: bool, seq_len: int):
+    def __init__(self, examples: list[dict], seed: int, items_per_step: int, packed: bool, seq_len: int,
+                 strategy: str = "next_fit"):
         if not examples:
             raise DataError("no training examples left after formatting (all rows over length?)")
         self.examples, self.seed, self.per_step = examples, seed, items_per_step
-        self.packed, self.seq_len = packed, seq_len
+        self.packed, self.seq_len, self.strategy = packed, seq_len, strategy
         self._epochs: dict[int, list[list[dict]]] = {}
         self.items_per_epoch = len(self._epoch(0))
 
     def _epoch(self, e: int) -> list[list[dict]]:
         if e not in self._epochs:
-            self._epochs[e] = epoch_items(self.examples, self.seed, e, self.packed, self.seq_len)
+            self._epochs[e] = epoch_items(self.examples, self.seed, e, self.packed, self.seq_len, self.strategy)
         return self._epochs[e]
 
     def items(self, step: int) -> list[list[dict]]:

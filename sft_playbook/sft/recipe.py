@@ -22,6 +22,7 @@ from pathlib import Path
 from ..config import dump_config
 from ..paths import resolve
 from . import data as D
+from . import fast
 from .model import ModelError, load_model, load_tokenizer, prepare_model
 
 log = logging.getLogger(__name__)
@@ -79,18 +80,15 @@ def lr_at(step: int, tcfg: dict) -> float:
 
 
 def loss_sum_and_count(model, batch, device, autocast_dtype):
-    """Sum of token cross-entropies over the output tokens of a micro-batch, and their count."""
-    import torch
-    import torch.nn.functional as F
+    """Sum of token cross-entropies over the output tokens of a micro-batch, and their count.
 
-    batch = {k: v.to(device) for k, v in batch.items()}
+    `model` is a `fast.LossModel` (possibly wrapped by DDP / FSDP2): the loss is computed inside its
+    forward, as the full fp32 logits or chunked (train.loss)."""
+    import torch
+
+    batch = {k: (v.to(device, non_blocking=True) if hasattr(v, "to") else v) for k, v in batch.items()}
     with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       position_ids=batch["position_ids"], use_cache=False).logits
-    targets = batch["targets"]
-    loss_sum = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1),
-                               ignore_index=D.IGNORE, reduction="sum")
-    return loss_sum, (targets != D.IGNORE).sum()
+        return model(**batch)
 
 
 class SFTRecipe:
@@ -145,8 +143,20 @@ class SFTRecipe:
                                                      task_type="CAUSAL_LM"))
         elif tcfg["method"] != "full":
             raise ValueError(f"train.method must be 'full' or 'lora', not {tcfg['method']!r}")
+        # Speed options (sft_playbook/sft/fast.py); each keeps the loss exact.
+        self.attention = tcfg.get("attention", "sdpa")
+        if self.attention not in ("sdpa", "varlen"):
+            raise ValueError(f"train.attention must be 'sdpa' or 'varlen', not {self.attention!r}")
+        if self.attention == "varlen":
+            fast.use_varlen_attention(model)
+        self.compiled = bool(tcfg.get("compile", False))
         model.to(self.device)
         self.raw_model = model
+        self.loss_module = fast.loss_model(model, tcfg.get("loss", "full"), int(tcfg.get("loss_chunk_size", 2048)),
+                                           self.autocast_dtype)
+        if self.compiled:
+            log.info("torch.compile: %d decoder layers (compiled on the first steps)", fast.compile_layers(model))
+        model = self.loss_module
         if self.world > 1 and tcfg["parallel"] == "fsdp":
             from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
@@ -162,7 +172,7 @@ class SFTRecipe:
             self.model = DDP(model, device_ids=[local_rank] if self.device.type == "cuda" else None)
         else:
             self.model = model
-        params = [p for p in model.parameters() if p.requires_grad]
+        params = [p for p in self.raw_model.parameters() if p.requires_grad]
         self.n_trainable = sum(p.numel() for p in params)
         self.optimizer = torch.optim.AdamW(params, lr=float(tcfg["lr"]), betas=tuple(float(b) for b in tcfg["betas"]),
                                            weight_decay=float(tcfg["weight_decay"]),
@@ -184,7 +194,8 @@ class SFTRecipe:
             log.info("%s: %s", name, ", ".join(f"{k}={v}" for k, v in sorted(enc.stats.items())))
         self.data_stats = {"train": dict(enc_train.stats), "validation": dict(enc_val.stats)}
         self.packed = bool(self.dcfg["packing"])
-        self.schedule = D.StepSchedule(enc_train.examples, int(cfg["seed"]), glob, self.packed, seq)
+        self.schedule = D.StepSchedule(enc_train.examples, int(cfg["seed"]), glob, self.packed, seq,
+                                       self.dcfg.get("pack_strategy", "next_fit"))
         # Every rank runs the same number of validation forwards (FSDP all-gathers in each one);
         # a rank short of batches repeats its first one with weight 0.
         all_val = D.eval_batches(enc_val.examples, micro)
@@ -237,8 +248,7 @@ class SFTRecipe:
             model.train()
             items = self.schedule.items(step)
             mine = items[self.rank * self.micro * self.accum:(self.rank + 1) * self.micro * self.accum]
-            micro_batches = [D.collate(mine[i:i + self.micro], self.pad_id, self.packed)
-                             for i in range(0, len(mine), self.micro)]
+            micro_batches = [self.collate(mine[i:i + self.micro]) for i in range(0, len(mine), self.micro)]
             # Normalise by the output tokens of the whole global batch (all ranks): exact under
             # accumulation, packing and uneven lengths.
             counts = torch.tensor([sum(int((b["targets"] != D.IGNORE).sum()) for b in micro_batches),
@@ -285,6 +295,14 @@ class SFTRecipe:
             log.info("stopped at step %d of %d (train.stop_at_step); continue with resume=true", done, max_steps)
         self.train_seconds = train_seconds
 
+    def collate(self, items):
+        """A training micro-batch: padded / 4D-masked (sdpa) or one row with sample boundaries (varlen)."""
+        if self.attention == "varlen":
+            # fixed width under torch.compile, so that the compiled layers see one shape
+            pad_to = self.micro * int(self.dcfg["max_seq_len"]) if self.compiled else None
+            return fast.collate_varlen(items, self.pad_id, pad_to)
+        return D.collate(items, self.pad_id, self.packed)
+
     def validate(self) -> float:
         """Mean token loss over the validation split (every rank takes its share)."""
         import torch
@@ -295,8 +313,10 @@ class SFTRecipe:
         with torch.no_grad():
             fsdp = self.world > 1 and self.tcfg["parallel"] == "fsdp"
             for items, weight in self.val_batches:
-                s, n = loss_sum_and_count(self.model if fsdp else self.raw_model, D.collate(items, self.pad_id, False),
-                                          self.device, self.autocast_dtype)
+                batch = fast.collate_varlen(items, self.pad_id) if self.attention == "varlen" \
+                    else D.collate(items, self.pad_id, False)
+                s, n = loss_sum_and_count(self.model if fsdp else self.loss_module, batch, self.device,
+                                          self.autocast_dtype)
                 total += weight * torch.stack([s.float(), n.float()])
         if self.world > 1:
             dist.all_reduce(total)

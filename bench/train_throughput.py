@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""SFT training throughput, side by side in one call: (a) a plain HF loop, (b) TRL's SFTTrainer,
+(c) our trainer (sft_playbook.sft), on the same model shapes and the same random-token samples
+(lognormal lengths around 550 tokens, clipped to 64-2048).
+
+Reports real (non-pad) tokens/s, MFU (6*N*tokens/s over 989 TFLOP/s), peak memory and the loss of
+the first steps, one JSON line per run in <out>/throughput.jsonl and a table at the end. First it
+checks on the GPU that our varlen + chunked-loss path gives the loss and gradients of plain SDPA
+with a block-diagonal mask on one packed row.
+
+Usage (GPU machine; see docs/benchmarks.md for the exact call with the carried TRL wheels):
+    python3 bench/train_throughput.py --out DIR [--shapes llama-1b,smollm2-135m] [--arms plain,trl,ours]
+Several GPUs (our arm, DDP, per-GPU tokens/s):
+    torchrun --nproc-per-node N bench/train_throughput.py --out DIR --arms ours --shapes llama-1b
+CPU smoke test of the benchmark itself:  python3 bench/train_throughput.py --quick --out /tmp/tt
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import throughput_common as C  # noqa: E402
+
+# (arm, options) per shape; seq = tokens per packed row / max padded length
+PLANS = {
+    "llama-1b": [
+        ("check", {"seq_len": 4096}),
+        ("plain", {"mode": "padded", "micro_batch": 2, "seq_len": 2048}),
+        ("plain", {"mode": "concat", "micro_batch": 1, "seq_len": 4096}),
+        ("trl", {"variant": "padded", "micro_batch": 2, "seq_len": 2048}),
+        ("trl", {"variant": "packed", "micro_batch": 1, "seq_len": 4096}),
+        ("ours", {"attention": "varlen", "loss": "full", "compile": False, "rows": 1, "seq_len": 4096}),
+        ("ours", {"attention": "varlen", "loss": "chunked", "compile": False, "rows": 1, "seq_len": 4096}),
+        ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 1, "seq_len": 4096}),
+        ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 2, "seq_len": 4096}),
+        ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 1, "seq_len": 4096, "accum": 4}),
+    ],
+    "smollm2-135m": [
+        ("plain", {"mode": "padded", "micro_batch": 8, "seq_len": 2048}),
+        ("plain", {"mode": "concat", "micro_batch": 1, "seq_len": 8192}),
+        ("trl", {"variant": "padded", "micro_batch": 8, "seq_len": 2048}),
+        ("trl", {"variant": "packed", "micro_batch": 1, "seq_len": 8192}),
+        ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 1, "seq_len": 8192}),
+        ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 2, "seq_len": 8192}),
+    ],
+    "tiny": [
+        ("check", {"seq_len": 2048}),
+        ("plain", {"mode": "padded", "micro_batch": 2, "seq_len": 2048}),
+        ("plain", {"mode": "concat", "micro_batch": 1, "seq_len": 2048}),
+        ("trl", {"variant": "padded", "micro_batch": 2, "seq_len": 2048}),
+        ("trl", {"variant": "packed", "micro_batch": 1, "seq_len": 2048}),
+        ("ours", {"attention": "varlen", "loss": "full", "compile": False, "rows": 1, "seq_len": 2048}),
+        ("ours", {"attention": "varlen", "loss": "chunked", "compile": False, "rows": 1, "seq_len": 2048}),
+        ("ours", {"attention": "varlen", "loss": "chunked", "compile": False, "rows": 2, "seq_len": 2048, "accum": 2}),
+    ],
+}
+
+
+def fmt_table(rows: list[dict]) -> str:
+    head = "| shape | arm | variant | real tokens/s | MFU | peak GiB | first losses | note |"
+    out = [head, "| --- | --- | --- | ---: | ---: | ---: | --- | --- |"]
+    for r in rows:
+        if "check" in r:
+            continue
+        variant = r.get("variant") or r.get("mode") or ""
+        if r.get("micro_batch"):
+            variant = f"{variant} mb{r['micro_batch']}x{r.get('seq_len')}"
+        if r.get("error"):
+            out.append(f"| {r.get('shape')} | {r['arm']} | {variant} | - | - | - | - | {r['error'][:120]} |")
+            continue
+        note = []
+        if r.get("pack_fill") is not None:
+            note.append(f"fill {r['pack_fill']:.2f}")
+        if r.get("valid_training") is False or r.get("samples_isolated") is False:
+            note.append("samples leak (not valid training)")
+        if r.get("world", 1) > 1:
+            note.append(f"per GPU, world {r['world']}")
+        losses = ", ".join(f"{x:.2f}" for x in (r.get("first_losses") or [])[:4])
+        out.append(f"| {r['shape']} | {r['arm']} | {variant} | {r['tokens_per_s']:,.0f} | {100 * r['mfu']:.1f}% "
+                   f"| {r.get('peak_mem_gib')} | {losses} | {'; '.join(note)} |")
+    return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--shapes", default="llama-1b,smollm2-135m")
+    ap.add_argument("--arms", default="check,plain,trl,ours")
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per run")
+    ap.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation happens here)")
+    ap.add_argument("--samples", type=int, default=3000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="CPU smoke test: tiny shape, 3 steps")
+    a = ap.parse_args()
+    import torch
+
+    if a.quick:
+        a.shapes, a.steps, a.warmup, a.samples = "tiny", 3, 1, 200
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rank = int(os.environ.get("RANK", "0"))
+    arms = set(a.arms.split(","))
+    rows: list[dict] = []
+    env = {"torch": torch.__version__, "cuda": torch.cuda.is_available(),
+           "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+           "world": int(os.environ.get("WORLD_SIZE", "1")), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    try:
+        import transformers
+
+        env["transformers"] = transformers.__version__
+        import trl  # noqa: F401
+
+        env["trl"] = trl.__version__
+    except Exception as exc:
+        env["trl"] = f"not importable: {exc}"
+    if torch.cuda.is_available():  # the measured matmul ceiling, beside the datasheet's 989
+        x = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+        y = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+        for _ in range(3):
+            x @ y
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(10):
+            x @ y
+        torch.cuda.synchronize()
+        env["matmul_tflops"] = round(10 * 2 * 8192 ** 3 / (time.perf_counter() - t0) / 1e12, 1)
+        del x, y
+        torch.cuda.empty_cache()
+    if rank == 0:
+        print("env:", json.dumps(env), flush=True)
+        (out / "env.json").write_text(json.dumps(env, indent=2))
+
+    from throughput_ours import run_ours, varlen_matches_masked
+
+    for shape in a.shapes.split(","):
+        vocab = C.SHAPES[shape]["vocab_size"]
+        samples = C.make_samples(a.samples, vocab, a.seed)
+        for arm, opts in PLANS[shape]:
+            if arm not in arms:
+                continue
+            t0 = time.time()
+            if arm == "check":
+                try:
+                    row = varlen_matches_masked(shape, samples, opts["seq_len"], a.seed)
+                except Exception as exc:
+                    row = {"check": "varlen vs masked", "shape": shape, "error": f"{type(exc).__name__}: {exc}"[:300]}
+            elif arm == "plain":
+                from throughput_arms import run_plain
+
+                row = run_plain(shape, samples, steps=a.steps, warmup=a.warmup, seed=a.seed, **opts)
+            elif arm == "trl":
+                from throughput_arms import run_trl
+
+                row = run_trl(shape, samples, steps=a.steps, warmup=a.warmup, seed=a.seed,
+                              workdir=str(out / "trl_work"), **opts)
+            else:
+                row = run_ours(shape, samples, steps=a.steps, warmup=a.warmup, seed=a.seed, **opts)
+            row["wall_s"] = round(time.time() - t0, 1)
+            rows.append(row)
+            if rank == 0:
+                print(json.dumps(row), flush=True)
+                with (out / "throughput.jsonl").open("a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+        try:
+            import torch._dynamo
+
+            torch._dynamo.reset()
+        except Exception:
+            pass
+    if rank == 0:
+        table = fmt_table(rows)
+        (out / "table.md").write_text(table + "\n")
+        print(table)
+        for r in rows:
+            if "check" in r:
+                print("check:", json.dumps(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Speed options of the native trainer (all off by default; each one keeps training exact).
+
+- `LossModel`: the module that is trained (and wrapped by DDP / FSDP2 / torch.compile): it returns
+  the summed cross-entropy over the output tokens and their count, so the loss is computed inside
+  the wrapped forward (FSDP2 gathers the output layer there).
+- `train.loss: chunked` -> `linear_cross_entropy`: the output projection and the cross-entropy in
+  chunks of rows, gradients computed in the forward pass; the full (tokens x vocab) fp32 logits are
+  never materialised (with a 128k vocabulary they are 2 GB per 4k tokens).
+- `train.attention: varlen` -> packed micro-batches become one row of concatenated samples with
+  cumulative sequence lengths; attention runs per sample through PyTorch's variable-length Flash
+  Attention (`torch.nn.attention.varlen`, CUDA) or, where that is missing (CPU), one causal SDPA
+  call per sample. No (L x L) mask, no padding inside a pack, samples never see each other.
+- `train.compile: true` -> every decoder layer compiled with `torch.compile` (in place, so
+  checkpoint keys do not change).
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+
+log = logging.getLogger(__name__)
+
+IGNORE = -100
+ATTN_NAME = "sft_varlen"
+
+
+# ----------------------------------------------------------------------------- loss
+def _make_linear_ce():
+    import torch
+
+    class LinearCrossEntropy(torch.autograd.Function):
+        """sum over rows with target != -100 of CE(hidden @ weight.T, target); grads made in forward."""
+
+        @staticmethod
+        def forward(ctx, hidden, weight, targets, chunk_size, compute_dtype):
+            n = hidden.shape[0]
+            h = hidden.to(compute_dtype) if compute_dtype is not None else hidden
+            w = weight.to(h.dtype)
+            need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+            grad_h = torch.empty_like(h) if need_h else None
+            acc = torch.promote_types(torch.float32, h.dtype)  # fp32, or fp64 for fp64 inputs
+            grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_w else None
+            total = torch.zeros((), dtype=acc, device=hidden.device)
+            for start in range(0, n, chunk_size):
+                hc, tc = h[start:start + chunk_size], targets[start:start + chunk_size]
+                logits = (hc @ w.t()).to(acc)
+                valid = tc != IGNORE
+                safe_t = torch.where(valid, tc, torch.zeros_like(tc))
+                lse = torch.logsumexp(logits, dim=-1)
+                picked = logits.gather(1, safe_t[:, None]).squeeze(1)
+                total += ((lse - picked) * valid).sum()
+                if need_h or need_w:
+                    # d/dlogits of sum CE = softmax - onehot, zero on ignored rows
+                    g = torch.exp(logits - lse[:, None])
+                    g.scatter_add_(1, safe_t[:, None], -torch.ones_like(picked)[:, None])
+                    g *= valid[:, None]
+                    g = g.to(h.dtype)
+                    if need_h:
+                        grad_h[start:start + chunk_size] = g @ w
+                    if need_w:
+                        grad_w += (g.t() @ hc).to(acc)
+                del logits
+            ctx.save_for_backward(grad_h if need_h else None, grad_w if need_w else None)
+            ctx.dtypes = (hidden.dtype, weight.dtype)
+            return total
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            grad_h, grad_w = ctx.saved_tensors
+            gh = (grad_h * grad_out).to(ctx.dtypes[0]) if grad_h is not None else None
+            gw = (grad_w * grad_out).to(ctx.dtypes[1]) if grad_w is not None else None
+            return gh, gw, None, None, None
+
+    return LinearCrossEntropy
+
+
+_LCE = None
+
+
+def linear_cross_entropy(hidden, weight, targets, chunk_size: int = 2048, compute_dtype=None):
+    """Summed token cross-entropy of `hidden @ weight.T` against `targets` (-100 = ignored), without
+    keeping the logits: peak extra memory is one chunk of fp32 logits plus the gradient buffers."""
+    global _LCE
+    if _LCE is None:
+        _LCE = _make_linear_ce()
+    hidden = hidden.reshape(-1, hidden.shape[-1])
+    return _LCE.apply(hidden, weight, targets.reshape(-1), int(chunk_size), compute_dtype)
+
+
+# ------------------------------------------------------------------------ attention
+def _varlen_kernel():
+    """PyTorch's variable-length Flash Attention and how to ask it for causal / GQA, or None."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except Exception:  # older torch
+        return None
+    params = inspect.signature(varlen_attn).parameters
+    return varlen_attn, params
+
+
+def varlen_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """transformers attention function (registered as "sft_varlen").
+
+    query (1, H, T, D), key/value (1, Hkv, T, D): T tokens of several samples back to back;
+    kwargs cu_seq_lens_q (int32, N+1) and max_length_q give the sample boundaries. Each sample
+    attends causally to itself only. Returns (1, T, H, D).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    cu = kwargs.get("cu_seq_lens_q")
+    if cu is None:
+        # no boundaries given (e.g. a plain padded batch): causal SDPA over each row. Right padding
+        # only: real tokens never see the pads that follow them; pads are never in the loss.
+        if attention_mask is not None and attention_mask.dim() == 4:
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling,
+                                                 enable_gqa=key.shape[1] != query.shape[1])
+        else:
+            out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling,
+                                                 enable_gqa=key.shape[1] != query.shape[1])
+        return out.transpose(1, 2).contiguous(), None
+    if query.shape[0] != 1:
+        raise ValueError("varlen attention expects one packed row per micro-batch (batch size 1)")
+    kern = _varlen_kernel() if query.is_cuda and query.dtype in (torch.float16, torch.bfloat16) else None
+    if kern is not None:
+        varlen_attn, params = kern
+        q = query[0].transpose(0, 1).contiguous()  # (T, H, D)
+        k = key[0].transpose(0, 1).contiguous()
+        v = value[0].transpose(0, 1).contiguous()
+        extra = {}
+        if "enable_gqa" in params:
+            extra["enable_gqa"] = k.shape[1] != q.shape[1]
+        elif k.shape[1] != q.shape[1]:
+            rep = q.shape[1] // k.shape[1]
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        if "is_causal" in params:
+            extra["is_causal"] = True
+        else:
+            extra["window_size"] = (-1, 0)
+        if "scale" in params and scaling is not None:
+            extra["scale"] = scaling
+        m = int(kwargs.get("max_length_q") or q.shape[0])
+        out = varlen_attn(q, k, v, cu, cu, m, m, **extra)
+        return out.unsqueeze(0), None
+    # Reference path (CPU, fp32): one causal SDPA per sample.
+    bounds = cu.tolist()
+    outs = [F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], is_causal=True,
+                                           scale=scaling, enable_gqa=key.shape[1] != query.shape[1])
+            for s, e in zip(bounds[:-1], bounds[1:]) if e > s]
+    return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
+
+
+def _no_mask(*args, **kwargs):
+    return None
+
+
+def register_varlen_attention() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    AttentionInterface.register(ATTN_NAME, varlen_attention)
+    AttentionMaskInterface.register(ATTN_NAME, _no_mask)
+
+
+def use_varlen_attention(model) -> None:
+    """Switch a loaded transformers model (or a peft wrapper of one) to the varlen attention."""
+    register_varlen_attention()
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        base.set_attn_implementation(ATTN_NAME)
+    except Exception as exc:  # older transformers: set the config field directly
+        log.debug("set_attn_implementation failed (%s); setting the config field", exc)
+        base.config._attn_implementation = ATTN_NAME
+    if base.config._attn_implementation != ATTN_NAME:
+        raise RuntimeError(f"could not switch {type(base).__name__} to varlen attention")
+
+
+# -------------------------------------------------------------------------- batches
+def collate_varlen(items: list[list[dict]], pad_id: int, pad_to: int | None = None) -> dict:
+    """All samples of a micro-batch as one row (no padding between them), with their boundaries.
+
+    items: as `data.collate` (each item a list of examples with input_ids and targets).
+    pad_to: pad the row to this many tokens with one extra segment (fixed shapes for torch.compile).
+    """
+    import torch
+
+    ids, tgts, pos, lens = [], [], [], []
+    for item in items:
+        for ex in item:
+            n = len(ex["input_ids"])
+            ids.extend(ex["input_ids"])
+            tgts.extend(ex["targets"])
+            pos.extend(range(n))
+            lens.append(n)
+    total = len(ids)
+    if pad_to is not None and total < pad_to:
+        n = pad_to - total
+        ids.extend([pad_id] * n)
+        tgts.extend([IGNORE] * n)
+        pos.extend(range(n))
+        lens.append(n)
+    cu = [0]
+    for n in lens:
+        cu.append(cu[-1] + n)
+    return {"input_ids": torch.tensor([ids], dtype=torch.long),
+            "targets": torch.tensor([tgts], dtype=torch.long),
+            "position_ids": torch.tensor([pos], dtype=torch.long),
+            "cu_seq_lens": torch.tensor(cu, dtype=torch.int32),
+            "max_length": max(lens)}
+
+
+# ---------------------------------------------------------------------- the module
+def _make_loss_model():
+    import torch
+    import torch.nn.functional as F
+
+    class LossModel(torch.nn.Module):
+        """Wraps a causal LM; forward returns (summed output-token loss, number of output tokens)."""
+
+        def __init__(self, model, loss: str = "full", chunk_size: int = 2048, compute_dtype=None):
+            super().__init__()
+            if loss not in ("full", "chunked"):
+                raise ValueError(f"train.loss must be 'full' or 'chunked', not {loss!r}")
+            self.model, self.loss, self.chunk_size, self.compute_dtype = model, loss, int(chunk_size), compute_dtype
+
+        def _base(self):
+            return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+        def forward(self, input_ids, targets, position_ids=None, attention_mask=None, cu_seq_lens=None,
+                    max_length=None):
+            kw = {}
+            if cu_seq_lens is not None:
+                kw = {"cu_seq_lens_q": cu_seq_lens, "cu_seq_lens_k": cu_seq_lens,
+                      "max_length_q": max_length, "max_length_k": max_length}
+            count = (targets != IGNORE).sum()
+            if self.loss == "chunked":
+                base = self._base()
+                decoder = getattr(base, base.base_model_prefix)
+                hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                 use_cache=False, **kw).last_hidden_state
+                weight = base.get_output_embeddings().weight
+                return linear_cross_entropy(hidden, weight, targets, self.chunk_size, self.compute_dtype), count
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                use_cache=False, **kw).logits
+            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
+                                   ignore_index=IGNORE, reduction="sum")
+            return loss, count
+
+    return LossModel
+
+
+def loss_model(model, loss: str = "full", chunk_size: int = 2048, compute_dtype=None):
+    return _make_loss_model()(model, loss, chunk_size, compute_dtype)
+
+
+def compile_layers(model) -> int:
+    """torch.compile every decoder layer in place (state_dict keys unchanged). Returns how many."""
+    n = 0
+    for module in model.modules():
+        if type(module).__name__.endswith("DecoderLayer"):
+            module.compile()
+            n += 1
+    return n
