@@ -131,20 +131,20 @@ def test_worker_commands():
     assert P.worker_command("predict", Path("/j.json"), 1, python="py")[1:3] == ["-m", "sft_playbook.sft.nemo_worker"]
 
 
-def _tiny_hf(tmp_path):
-    tok = REPO / ".cache" / "models" / "smollm2-135m-instruct"
-    if not (tok / "tokenizer.json").is_file():
-        pytest.skip("the SmolLM2 tokenizer folder (.cache/models/smollm2-135m-instruct) is made by `bash run_sft.sh convert`")
-    return P.make_tiny_llama(tmp_path / "tiny", tok)
+@pytest.fixture
+def tiny_hf(tmp_path, smollm2_tokenizer_dir):
+    """A tiny random Llama with random RMSNorm weights on the SmolLM2 tokenizer (conftest: from
+    .cache/models/smollm2-135m-instruct or the packaged GGUF)."""
+    return P.make_tiny_llama(tmp_path / "tiny", smollm2_tokenizer_dir)
 
 
-def test_weight_comparison_catches_the_rmsnorm_trap(tmp_path):
+def test_weight_comparison_catches_the_rmsnorm_trap(tiny_hf):
     """The expected Megatron layout, built from HF tensors, compared with a 'conversion' whose
     norms are 1.0: the comparison must name them. (Layout of the real conversion: next test.)"""
     import torch
     from safetensors.torch import load_file
 
-    hf_dir = _tiny_hf(tmp_path)
+    hf_dir = tiny_hf
     hf = json.loads((hf_dir / "config.json").read_text())
     expected = P.expected_nemo_weights(load_file(str(hf_dir / "model.safetensors")), hf)
     assert expected["decoder.layers.1.self_attention.linear_qkv.weight"].shape == (64 + 2 * 2 * 16, 64)
@@ -167,10 +167,10 @@ def _nemo_python():
 
 
 @pytest.mark.slow
-def test_real_conversion_matches_hf_weights(tmp_path):
+def test_real_conversion_matches_hf_weights(tmp_path, tiny_hf):
     """nemo_worker import + verify on a tiny random Llama with random RMSNorm weights (CPU is enough)."""
     py = _nemo_python()
-    hf_dir = _tiny_hf(tmp_path)
+    hf_dir = tiny_hf
     cfg = _cfg(f"output_dir={tmp_path / 'results'}", "run_name=tiny", f"nemo.cache_dir={tmp_path / 'cache'}",
                "train.precision=bf16")  # the GPU default: exercises the per-module dtype cast too
     from sft_playbook.sft.nemo_backend import make_job, write_job
@@ -188,6 +188,48 @@ def test_real_conversion_matches_hf_weights(tmp_path):
     te = subprocess.run([py, "-c", "import transformer_engine"], capture_output=True).returncode == 0
     if not te:  # the trap was met and fixed: 2 layers x 2 RMSNorm weights copied by the converter
         assert "copied 4 of them" in logs["import"].stderr
+
+
+@pytest.mark.slow
+def test_real_train_context_is_written_and_reads_back(tmp_path, tiny_hf):
+    """The training objects exactly as nemo_worker.phase_train builds them (no training: that needs
+    CUDA), their TrainerContext dumped as NeMo's ModelCheckpoint does for every checkpoint, then the
+    model read back as export_ckpt / generate do. NeMo writes context/io.json with fiddle and only
+    warns when that fails, leaving the file empty; that broke export and generate on H200 (our
+    metrics callback, a function-local class, was in the Trainer's recorded init arguments)."""
+    py = _nemo_python()
+    cfg = _cfg(f"output_dir={tmp_path / 'results'}", "run_name=tiny", f"nemo.cache_dir={tmp_path / 'cache'}",
+               "train.precision=bf16", "wandb.enabled=false")
+    from sft_playbook.sft.nemo_backend import make_job, write_job
+
+    job = make_job(cfg, P.nemo_settings(cfg), tiny_hf)
+    P.stage_hf_folder(tiny_hf, Path(job["paths"]["staged_hf"]))
+    job_file = write_job(job)
+    code = ("import json, sys; from sft_playbook.sft.nemo_worker import check_train_context; "
+            "print('CHECKED', json.dumps(check_train_context(json.load(open(sys.argv[1])), sys.argv[2])))")
+    r = subprocess.run([py, "-c", code, str(job_file), str(tmp_path / "ckpt")], capture_output=True, text=True,
+                       cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=900)
+    assert r.returncode == 0, f"context check failed:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
+    got = json.loads(r.stdout.split("CHECKED", 1)[1])
+    assert got["model"] == "LlamaModel" and got["num_layers"] == 2 and got["io_json_bytes"] > 1000
+    io_json = json.loads((tmp_path / "ckpt" / "context" / "io.json").read_text())
+    assert "MetricsCallback" not in json.dumps(io_json)  # attached after the Trainer's init, never recorded
+
+
+def test_context_problem_names_an_empty_io_json(tmp_path):
+    """What NeMo leaves behind when the context does not serialise: named at train time instead of
+    a JSONDecodeError in export / generate."""
+    from sft_playbook.sft.nemo_worker import context_problem
+
+    ctx = tmp_path / "ckpt" / "context"
+    assert "missing" in context_problem(tmp_path / "ckpt")
+    ctx.mkdir(parents=True)
+    (ctx / "io.json").write_text("")
+    assert "empty" in context_problem(tmp_path / "ckpt")
+    (ctx / "io.json").write_text('{"root": ')
+    assert "not valid JSON" in context_problem(tmp_path / "ckpt")
+    (ctx / "io.json").write_text('{"root": {}}')
+    assert context_problem(tmp_path / "ckpt") is None
 
 
 def test_backend_without_nemo_says_what_to_do(monkeypatch, caplog):

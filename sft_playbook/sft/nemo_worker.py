@@ -250,7 +250,9 @@ def _precision_plugin(job: dict):
     return None
 
 
-def phase_train(job: dict) -> None:
+def build_train_objects(job: dict) -> dict:
+    """Everything llm.finetune gets (model, data, trainer, log, resume, optim, peft), built as
+    phase_train uses it; also used by check_train_context (tests, no training)."""
     import torch
     from megatron.core.optimizer import OptimizerConfig
     from nemo import lightning as nl
@@ -282,17 +284,20 @@ def phase_train(job: dict) -> None:
         lr_scheduler=CosineAnnealingScheduler(max_steps=s["max_steps"], warmup_steps=s["warmup_steps"],
                                               constant_steps=0, min_lr=s["min_lr"]),
     )
-    metrics = Path(paths["run"]) / "metrics.jsonl"
-    if not s["resume"] and int(os.environ.get("RANK", "0")) == 0 and metrics.exists():
-        metrics.unlink()
     val_every = max(1, min(s["eval_every"], s["max_steps"]))
     trainer = nl.Trainer(
         devices=s["devices"], num_nodes=s["num_nodes"], accelerator="gpu" if torch.cuda.is_available() else "cpu",
         strategy=_strategy(job), plugins=_precision_plugin(job), max_steps=s["max_steps"],
         val_check_interval=val_every, limit_val_batches=s["limit_val_batches"], num_sanity_val_steps=0,
-        log_every_n_steps=1, use_distributed_sampler=False, callbacks=[_MetricsCallback(metrics)],
+        log_every_n_steps=1, use_distributed_sampler=False,
         enable_checkpointing=False,  # NeMoLogger adds its ModelCheckpoint (a default one trips an optional import in 2.7)
     )
+    # Our metrics callback is attached after the Trainer is built, on purpose: nl.Trainer records
+    # its init arguments and each checkpoint's context/io.json serialises them with fiddle, which
+    # can only name importable classes. Passed as callbacks=[...], the function-local class made
+    # that serialisation fail, NeMo caught it with a warning, and left context/io.json EMPTY, so
+    # export_ckpt and generate then died with JSONDecodeError (seen on H200, NeMo 2.7.3).
+    trainer.callbacks.append(_MetricsCallback(Path(paths["run"]) / "metrics.jsonl"))
     wandb = None
     if s["wandb"]:
         from lightning.pytorch.loggers import WandbLogger
@@ -305,9 +310,62 @@ def phase_train(job: dict) -> None:
     resume = nl.AutoResume(restore_config=nl.RestoreConfig(path=paths["base_ckpt"]),
                            resume_if_exists=s["resume"], resume_ignore_no_checkpoint=True)
     peft = llm.peft.LoRA() if s["method"] == "lora" else None
+    return dict(model=model, data=data, trainer=trainer, log=logger, resume=resume, optim=opt, peft=peft)
+
+
+def context_problem(ckpt: Path) -> str | None:
+    """Why a checkpoint's context/io.json cannot be read back (None when it is readable JSON).
+    NeMo only warns when it fails to write one, and leaves an empty file behind."""
+    f = Path(ckpt) / "context" / "io.json"
+    if not f.is_file():
+        return f"{f} is missing"
+    text = f.read_text(encoding="utf-8")
+    if not text.strip():
+        return f"{f} is empty (NeMo could not serialise the training context; its warning is in the train log)"
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"{f} is not valid JSON: {exc}"
+    return None
+
+
+def check_train_context(job: dict, out: str) -> dict:
+    """Build the training objects as phase_train does (no training), dump their TrainerContext the
+    way NeMo's ModelCheckpoint does, and read the model back as export_ckpt and generate do.
+    Raises when the context does not serialise or load. Returns what was checked."""
+    from nemo.lightning import io
+    from nemo.lightning.io.pl import TrainerContext
+
+    objs = build_train_objects(job)
+    out = Path(out)
+    extra = {"datamodule": objs["data"].__io__} if hasattr(objs["data"], "__io__") else {}
+    TrainerContext(trainer=objs["trainer"], model=objs["model"], extra=extra).io_dump(out / "context", yaml_attrs=["model"])
+    problem = context_problem(out)
+    if problem:
+        raise SystemExit(problem)
+    model = io.load_context(out / "context", subpath="model")
+    return {"io_json_bytes": (out / "context" / "io.json").stat().st_size, "model": type(model).__name__,
+            "num_layers": model.config.num_layers}
+
+
+def phase_train(job: dict) -> None:
+    from nemo.collections import llm
+
+    s, paths = job["settings"], job["paths"]
+    metrics = Path(paths["run"]) / "metrics.jsonl"
+    if not s["resume"] and int(os.environ.get("RANK", "0")) == 0 and metrics.exists():
+        metrics.unlink()
+    objs = build_train_objects(job)
     t0 = time.time()
-    llm.finetune(model=model, data=data, trainer=trainer, log=logger, resume=resume, optim=opt, peft=peft)
+    llm.finetune(**objs)
     log.info("NeMo fine-tuning: %d steps in %.1fs", s["max_steps"], time.time() - t0)
+    if int(os.environ.get("RANK", "0")) == 0:
+        ckpts = sorted({p.parent for p in Path(paths["log_dir"]).rglob("weights")})
+        bad = [msg for msg in map(context_problem, ckpts) if msg]
+        if not ckpts or bad:
+            raise SystemExit("NeMo fine-tuning left no usable checkpoint (export and generate need its context):\n  "
+                             + "\n  ".join(bad or [f"no checkpoint under {paths['log_dir']}"]))
+        log.info("checkpoints with a readable context: %s", ", ".join(p.name for p in ckpts))
 
 
 def last_checkpoint(log_dir: Path) -> Path:
