@@ -31,25 +31,26 @@ import throughput_common as C  # noqa: E402
 
 # (arm, options) per shape; seq = tokens per packed row / max padded length
 PLANS = {
-    "llama-1b": [
+    "llama-1b": [  # most important first: a call that runs out of time still has the comparison
         ("check", {"seq_len": 4096}),
+        ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 1, "seq_len": 4096}),
+        ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 1, "seq_len": 4096, "accum": 4}),
+        ("trl", {"variant": "packed", "micro_batch": 1, "seq_len": 4096}),
+        ("trl", {"variant": "packed-flex", "micro_batch": 1, "seq_len": 4096}),
+        ("trl", {"variant": "padded", "micro_batch": 2, "seq_len": 2048}),
         ("plain", {"mode": "padded", "micro_batch": 2, "seq_len": 2048}),
         ("plain", {"mode": "concat", "micro_batch": 1, "seq_len": 4096}),
-        ("trl", {"variant": "padded", "micro_batch": 2, "seq_len": 2048}),
-        ("trl", {"variant": "packed", "micro_batch": 1, "seq_len": 4096}),
         ("ours", {"attention": "varlen", "loss": "full", "compile": False, "rows": 1, "seq_len": 4096}),
         ("ours", {"attention": "varlen", "loss": "chunked", "compile": False, "rows": 1, "seq_len": 4096}),
-        ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 1, "seq_len": 4096}),
         ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 2, "seq_len": 4096}),
-        ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 1, "seq_len": 4096, "accum": 4}),
     ],
     "smollm2-135m": [
+        ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 1, "seq_len": 8192}),
+        ("trl", {"variant": "packed", "micro_batch": 1, "seq_len": 8192}),
+        ("trl", {"variant": "padded", "micro_batch": 8, "seq_len": 2048}),
         ("plain", {"mode": "padded", "micro_batch": 8, "seq_len": 2048}),
         ("plain", {"mode": "concat", "micro_batch": 1, "seq_len": 8192}),
-        ("trl", {"variant": "padded", "micro_batch": 8, "seq_len": 2048}),
-        ("trl", {"variant": "packed", "micro_batch": 1, "seq_len": 8192}),
-        ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 1, "seq_len": 8192}),
-        ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 2, "seq_len": 8192}),
+        ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 1, "seq_len": 8192, "accum": 4}),
     ],
     "tiny": [
         ("check", {"seq_len": 2048}),
@@ -99,11 +100,14 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="CPU smoke test: tiny shape, 3 steps")
+    ap.add_argument("--budget-s", type=float, default=None,
+                    help="start no new run after this many seconds (the rest is listed as skipped)")
     a = ap.parse_args()
     import torch
 
     if a.quick:
         a.shapes, a.steps, a.warmup, a.samples = "tiny", 3, 1, 200
+    start = time.time()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     rank = int(os.environ.get("RANK", "0"))
@@ -145,6 +149,11 @@ def main() -> int:
         samples = C.make_samples(a.samples, vocab, a.seed)
         for arm, opts in PLANS[shape]:
             if arm not in arms:
+                continue
+            if a.budget_s is not None and time.time() - start > a.budget_s:
+                row = {"arm": arm, "shape": shape, **opts, "error": "skipped: --budget-s reached"}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
                 continue
             t0 = time.time()
             if arm == "check":
