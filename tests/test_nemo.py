@@ -168,7 +168,8 @@ def _nemo_python():
 
 @pytest.mark.slow
 def test_real_conversion_matches_hf_weights(tmp_path, tiny_hf):
-    """nemo_worker import + verify on a tiny random Llama with random RMSNorm weights (CPU is enough)."""
+    """nemo_worker import + verify on a tiny random Llama with random RMSNorm weights, then export
+    back to Hugging Face format and compare with the original weights (CPU is enough)."""
     py = _nemo_python()
     hf_dir = tiny_hf
     cfg = _cfg(f"output_dir={tmp_path / 'results'}", "run_name=tiny", f"nemo.cache_dir={tmp_path / 'cache'}",
@@ -188,6 +189,22 @@ def test_real_conversion_matches_hf_weights(tmp_path, tiny_hf):
     te = subprocess.run([py, "-c", "import transformer_engine"], capture_output=True).returncode == 0
     if not te:  # the trap was met and fixed: 2 layers x 2 RMSNorm weights copied by the converter
         assert "copied 4 of them" in logs["import"].stderr
+    # and back: export_ckpt (our exporter: TE-less norm names, dtype cast) must give the HF weights again
+    import torch
+    from safetensors.torch import load_file
+
+    job.update(export_source=job["paths"]["base_ckpt"], export_target=str(tmp_path / "exported"))
+    write_job(job)
+    r = subprocess.run([py, "-m", "sft_playbook.sft.nemo_worker", "export", str(job_file)], capture_output=True,
+                       text=True, cwd=REPO, env=env, timeout=900)
+    assert r.returncode == 0, f"export failed:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
+    assert "export check: all" in r.stderr
+    if not te:
+        assert "exported 4 separate RMSNorm weights" in r.stderr
+    original, exported = load_file(str(hf_dir / "model.safetensors")), load_file(str(tmp_path / "exported" / "model.safetensors"))
+    assert set(exported) == set(original)
+    for key, want in original.items():  # bf16 round trip of random fp32 weights
+        assert torch.allclose(exported[key].float(), want, atol=1e-2, rtol=1e-2), key
 
 
 @pytest.mark.slow

@@ -53,20 +53,25 @@ def nemo_tokenizer(hf_dir: str):
 @contextmanager
 def cpu_checkpoint_shims():
     """megatron-core's distributed checkpoint writer calls torch.cuda.synchronize() and
-    current_device() unconditionally; on a machine without CUDA (tests, CPU conversion) those two
-    are redirected to no-op / 'cpu'. With CUDA nothing is changed."""
+    current_device() unconditionally, Megatron's parallel init makes a torch.cuda.Stream, and NeMo's
+    checkpoint loader asserts CUDA; on a machine without CUDA (tests, CPU conversion and export)
+    those are redirected to no-ops / 'cpu'. With CUDA nothing is changed."""
     import torch
 
     if torch.cuda.is_available():
         yield
         return
-    saved = torch.cuda.synchronize, torch.cuda.current_device
+    import nemo.lightning.io.pl as nemo_pl
+
+    saved = torch.cuda.synchronize, torch.cuda.current_device, torch.cuda.Stream, nemo_pl._fix_tensors_device
     torch.cuda.synchronize = lambda *a, **k: None
     torch.cuda.current_device = lambda: "cpu"
+    torch.cuda.Stream = lambda *a, **k: None  # torch.cuda.stream(None) is a no-op (Megatron's parallel init)
+    nemo_pl._fix_tensors_device = lambda ckpt: ckpt  # asserts CUDA; only moves CUDA tensors between GPUs
     try:
         yield
     finally:
-        torch.cuda.synchronize, torch.cuda.current_device = saved
+        torch.cuda.synchronize, torch.cuda.current_device, torch.cuda.Stream, nemo_pl._fix_tensors_device = saved
 
 
 NORM_FIXES = ((re.compile(r"decoder\.layers\.(\d+)\.input_layernorm\.weight$"), "model.layers.{}.input_layernorm.weight"),
@@ -421,16 +426,91 @@ def phase_predict(job: dict) -> None:
         log.info("predictions (%s): %s (%d rows)", which, path, len(out_rows))
 
 
+TE_LESS_NORMS = ((".input_layernorm.weight", ".self_attention.linear_qkv.layer_norm_weight"),
+                 (".pre_mlp_layernorm.weight", ".mlp.linear_fc1.layer_norm_weight"))
+
+
+class _SourceView:
+    """What NeMo's apply_transforms reads from the source model (its config and state_dict()), with
+    TE-less RMSNorm keys renamed to the TE names NeMo's HF mapping expects and every floating
+    tensor cast to the Hugging Face model's dtype (NeMo asserts the target keeps its dtypes)."""
+
+    def __init__(self, module, dtype):
+        self.config, self._module, self._dtype = module.config, module, dtype
+
+    def state_dict(self):
+        out = {}
+        for key, value in self._module.state_dict().items():
+            for old, new in TE_LESS_NORMS:
+                if key.endswith(old) and ".layers." in key:
+                    key = key[: -len(old)] + new
+            if hasattr(value, "is_floating_point") and value.is_floating_point():
+                value = value.to(self._dtype)
+            out[key] = value
+        return out
+
+
+def _exporter_class():
+    from megatron.core.transformer.module import MegatronModule
+    from nemo.collections.llm.gpt.model.llama import HFLlamaExporter
+
+    class PlaybookLlamaExporter(HFLlamaExporter):
+        """NeMo's Llama -> HF exporter, also for TE-less models: without TransformerEngine the
+        RMSNorm weights live in separate modules (input_layernorm / pre_mlp_layernorm, fp32 in a
+        bf16 model), which NeMo's mapping (TE's fused layer_norm_weight names) does not find."""
+        te_less_norms = 0
+
+        def convert_state(self, source, target, source_config=None):
+            module = source.module if isinstance(getattr(source, "module", None), MegatronModule) else source
+            keys = list(module.state_dict())
+            n = sum(1 for k in keys for old, _ in TE_LESS_NORMS if k.endswith(old) and ".layers." in k)
+            if n == 0 or self.is_llama4():
+                return super().convert_state(source, target, source_config)
+            type(self).te_less_norms = n
+            dtype = next(target.parameters()).dtype
+            return super().convert_state(_SourceView(module, dtype), target, source_config)
+
+    return PlaybookLlamaExporter
+
+
+def check_export(ckpt: Path, hf_out: Path, hf_config: dict) -> int:
+    """The exported Hugging Face weights, mapped back to Megatron's layout, must equal the NeMo
+    checkpoint's (within bf16 rounding). Raises when anything differs; returns the tensor count."""
+    from safetensors.torch import load_file
+
+    from .nemo_plan import compare_weights, expected_nemo_weights, flatten_nemo_checkpoint
+
+    hf_sd = {}
+    for f in sorted(Path(hf_out).glob("*.safetensors")):
+        hf_sd.update(load_file(str(f)))
+    expected = expected_nemo_weights(hf_sd, hf_config)
+    problems = compare_weights(expected, flatten_nemo_checkpoint(load_nemo_weights(Path(ckpt))))
+    if problems:
+        raise SystemExit(f"exported Hugging Face weights in {hf_out} differ from the NeMo checkpoint {ckpt}:\n  "
+                         + "\n  ".join(problems[:20]))
+    return len(expected)
+
+
 def phase_export(job: dict) -> None:
     from nemo.collections import llm
+    from nemo.lightning import io
 
     paths = job["paths"]
     ckpt = Path(job["export_source"]) if job.get("export_source") else last_checkpoint(Path(paths["log_dir"]))
+    problem = context_problem(ckpt)
+    if problem:
+        raise SystemExit(f"cannot export {ckpt}: {problem}")
     out = Path(job.get("export_target") or paths["export_dir"])
+    Exporter = _exporter_class()
+    io.model_exporter(llm.LlamaModel, "hf")(Exporter)
     t0 = time.time()
     with cpu_checkpoint_shims():
         llm.export_ckpt(path=ckpt, target="hf", output_path=out, overwrite=True)
+    if Exporter.te_less_norms:
+        log.info("no TransformerEngine: exported %d separate RMSNorm weights under their HF names", Exporter.te_less_norms)
     log.info("exported %s -> %s (Hugging Face format) in %.1fs", ckpt, out, time.time() - t0)
+    n = check_export(ckpt, out, json.loads((out / "config.json").read_text(encoding="utf-8")))
+    log.info("export check: all %d tensors equal the NeMo checkpoint's", n)
 
 
 PHASES = {"import": phase_import, "verify": phase_verify, "train": phase_train, "predict": phase_predict,
