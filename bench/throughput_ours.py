@@ -115,6 +115,7 @@ def run_ours(shape: str, samples: list[dict], seq_len: int, steps: int, warmup: 
                             attention=attention, loss=loss, compile=compile, rows=rows, seq_len=seq_len, accum=accum,
                             pack_fill=round(fill, 4), world=world, steps=steps, warmup=warmup,
                             samples_isolated=attention == "varlen" or rows == 1,
+                            attention_backend=fast.varlen_backend(device.type) if attention == "varlen" else "sdpa",
                             device=torch.cuda.get_device_name() if cuda else "cpu")
     except torch.cuda.OutOfMemoryError:
         return {"arm": "ours", "shape": shape, "variant": label, "error": "out of memory"}

@@ -121,12 +121,16 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
         return out.transpose(1, 2).contiguous(), None
     if query.shape[0] != 1:
         raise ValueError("varlen attention expects one packed row per micro-batch (batch size 1)")
-    kern = _varlen_kernel() if query.is_cuda and query.dtype in (torch.float16, torch.bfloat16) else None
-    if kern is not None:
+    kern = _varlen_kernel() if query.is_cuda else None
+    dtype = query.dtype
+    if kern is not None and dtype not in (torch.float16, torch.bfloat16):
+        # the rotary embedding leaves q/k in fp32 under autocast; SDPA would cast them, so do we
+        dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else None
+    if kern is not None and dtype is not None:
         varlen_attn, params = kern
-        q = query[0].transpose(0, 1).contiguous()  # (T, H, D)
-        k = key[0].transpose(0, 1).contiguous()
-        v = value[0].transpose(0, 1).contiguous()
+        q = query[0].transpose(0, 1).to(dtype).contiguous()  # (T, H, D)
+        k = key[0].transpose(0, 1).to(dtype).contiguous()
+        v = value[0].transpose(0, 1).to(dtype).contiguous()
         extra = {}
         if "enable_gqa" in params:
             extra["enable_gqa"] = k.shape[1] != q.shape[1]
@@ -150,6 +154,13 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
     return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
 
 
+def varlen_backend(device_type: str = "cuda") -> str:
+    """What varlen attention runs on: PyTorch's Flash varlen kernel, or one SDPA call per sample."""
+    if device_type == "cuda" and _varlen_kernel() is not None:
+        return "flash-varlen (torch.nn.attention.varlen; bf16/fp16, else one SDPA per sample)"
+    return "one causal SDPA call per sample (no varlen kernel here)"
+
+
 def _no_mask(*args, **kwargs):
     return None
 
@@ -165,6 +176,15 @@ def register_varlen_attention() -> None:
 def use_varlen_attention(model) -> None:
     """Switch a loaded transformers model (or a peft wrapper of one) to the varlen attention."""
     register_varlen_attention()
+    try:
+        on_cuda = next(model.parameters()).is_cuda
+    except StopIteration:
+        on_cuda = False
+    import torch
+
+    if (on_cuda or torch.cuda.is_available()) and _varlen_kernel() is None:
+        log.warning("train.attention=varlen: this PyTorch has no torch.nn.attention.varlen; falling back to one "
+                    "SDPA call per sample (correct, but slow)")
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     try:
         base.set_attn_implementation(ATTN_NAME)
@@ -177,6 +197,8 @@ def use_varlen_attention(model) -> None:
 
 # -------------------------------------------------------------------------- batches
 def collate_varlen(items: list[list[dict]], pad_id: int, pad_to: int | None = None) -> dict:
+    # With pad_to, max_length is pad_to itself: one value for every batch, so torch.compile does not
+    # recompile for each new longest sample (Flash only sizes its grid with it).
     """All samples of a micro-batch as one row (no padding between them), with their boundaries.
 
     items: as `data.collate` (each item a list of examples with input_ids and targets).
@@ -206,7 +228,7 @@ def collate_varlen(items: list[list[dict]], pad_id: int, pad_to: int | None = No
             "targets": torch.tensor([tgts], dtype=torch.long),
             "position_ids": torch.tensor([pos], dtype=torch.long),
             "cu_seq_lens": torch.tensor(cu, dtype=torch.int32),
-            "max_length": max(lens)}
+            "max_length": max(max(lens), pad_to or 0)}
 
 
 # ---------------------------------------------------------------------- the module
