@@ -34,7 +34,8 @@ def to_examples(samples: list[dict]) -> list[dict]:
 
 def run_ours(shape: str, samples: list[dict], seq_len: int, steps: int, warmup: int, attention: str = "varlen",
              loss: str = "chunked", compile: bool = True, rows: int = 1, pack_strategy: str = "best_fit",
-             chunk_size: int = 2048, accum: int = 1, seed: int = 0, label: str | None = None) -> dict:
+             chunk_size: int = 2048, accum: int = 1, compile_loss: bool = True, seed: int = 0,
+             label: str | None = None, profile_to: str | None = None) -> dict:
     import torch
     import torch.distributed as dist
 
@@ -52,7 +53,8 @@ def run_ours(shape: str, samples: list[dict], seq_len: int, steps: int, warmup: 
         torch.cuda.set_device(device)
     dtype = torch.bfloat16 if cuda else None
     label = label or (f"{attention}/{loss}/{'compile' if compile else 'eager'}/{rows}x{seq_len}"
-                      + (f"/accum{accum}" if accum > 1 else ""))
+                      + (f"/accum{accum}" if accum > 1 else "")
+                      + ("/loss-eager" if compile and loss == "chunked" and not compile_loss else ""))
     model = opt = lm = None
     try:
         if cuda:
@@ -63,7 +65,7 @@ def run_ours(shape: str, samples: list[dict], seq_len: int, steps: int, warmup: 
         if attention == "varlen":
             fast.use_varlen_attention(model)
         model.to(device)
-        lm = fast.loss_model(model, loss, chunk_size, dtype)
+        lm = fast.loss_model(model, loss, chunk_size, dtype, compile_loss=compile and compile_loss)
         if compile:
             fast.compile_layers(model)
         train_module = lm
@@ -77,11 +79,20 @@ def run_ours(shape: str, samples: list[dict], seq_len: int, steps: int, warmup: 
             packs = D.pack_examples(examples, seq_len, pack_strategy)
         else:
             packs = [[ex] for ex in examples]
-        need = (steps + warmup) * rows * world * accum
+        need = (steps + warmup + (3 if profile_to else 0)) * rows * world * accum
         packs = (packs * (need // len(packs) + 1))[:need]
         fill = sum(len(ex["input_ids"]) for p in packs for ex in p) / (len(packs) * seq_len)
         losses, real_tokens, t0 = [], 0, None
-        for step in range(steps + warmup):
+        prof = None
+        for step in range(steps + warmup + (3 if profile_to else 0)):
+            if step == steps + warmup:  # after the timed steps: 3 profiled ones
+                if cuda:
+                    torch.cuda.synchronize()
+                seconds = time.perf_counter() - t0
+                from torch.profiler import ProfilerActivity, profile
+
+                prof = profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else []))
+                prof.__enter__()
             if step == warmup:
                 if cuda:
                     torch.cuda.synchronize()
@@ -105,11 +116,17 @@ def run_ours(shape: str, samples: list[dict], seq_len: int, steps: int, warmup: 
             opt.zero_grad(set_to_none=True)
             if step < 10:
                 losses.append(float(step_loss / max(1, n_out)))
-            if step >= warmup:
+            if warmup <= step < steps + warmup:
                 real_tokens += sum(len(ex["input_ids"]) for m in micro for p in m for ex in p)
         if cuda:
             torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
+        if prof is not None:
+            prof.__exit__(None, None, None)
+            key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+            with open(profile_to, "w") as fh:
+                fh.write(prof.key_averages().table(sort_by=key, row_limit=40, max_name_column_width=70))
+        else:
+            seconds = time.perf_counter() - t0
         peak = torch.cuda.max_memory_allocated() if cuda else None
         return C.result_row("ours", shape, params, real_tokens, seconds, losses, peak, variant=label,
                             attention=attention, loss=loss, compile=compile, rows=rows, seq_len=seq_len, accum=accum,

@@ -61,6 +61,13 @@ PLANS = {
         ("ours", {"attention": "varlen", "loss": "full", "compile": False, "rows": 1, "seq_len": 4096}),
         ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 2, "seq_len": 4096}),
     ],
+    # after compiling the chunked loss too: more tokens per micro-batch, and a profile
+    "llama-1b-ours2": [
+        ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 1, "seq_len": 4096}),
+        ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 2, "seq_len": 4096,
+                  "profile": True}),
+        ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 4, "seq_len": 4096}),
+    ],
     "smollm2-135m-ours": [
         ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 1, "seq_len": 8192}),
         ("ours", {"attention": "varlen", "loss": "chunked", "compile": True, "rows": 1, "seq_len": 8192, "accum": 4}),
@@ -73,7 +80,8 @@ PLANS = {
         ("trl", {"variant": "packed", "micro_batch": 1, "seq_len": 2048}),
         ("ours", {"attention": "varlen", "loss": "full", "compile": False, "rows": 1, "seq_len": 2048}),
         ("ours", {"attention": "varlen", "loss": "chunked", "compile": False, "rows": 1, "seq_len": 2048}),
-        ("ours", {"attention": "varlen", "loss": "chunked", "compile": False, "rows": 2, "seq_len": 2048, "accum": 2}),
+        ("ours", {"attention": "varlen", "loss": "chunked", "compile": False, "rows": 2, "seq_len": 2048, "accum": 2,
+                  "profile": True}),
     ],
 }
 
@@ -159,7 +167,7 @@ def main() -> int:
     from throughput_ours import run_ours, varlen_matches_masked
 
     for plan in a.shapes.split(","):
-        shape = plan.removesuffix("-ours")
+        shape = plan.split("-ours")[0]
         vocab = C.SHAPES[shape]["vocab_size"]
         samples = C.make_samples(a.samples, vocab, a.seed)
         for arm, opts in PLANS[plan]:
@@ -186,6 +194,9 @@ def main() -> int:
                 row = run_trl(shape, samples, steps=a.steps, warmup=a.warmup, seed=a.seed,
                               workdir=str(out / "trl_work"), **opts)
             else:
+                opts = dict(opts)
+                if opts.pop("profile", False):
+                    opts["profile_to"] = str(out / f"profile_{shape}_{opts['rows']}x{opts['seq_len']}.txt")
                 row = run_ours(shape, samples, steps=a.steps, warmup=a.warmup, seed=a.seed, **opts)
             row["wall_s"] = round(time.time() - t0, 1)
             rows.append(row)

@@ -30,6 +30,11 @@ def test_chunked_linear_cross_entropy_matches_full_logits():
         assert float(out) == pytest.approx(float(ref), rel=1e-10)
         assert torch.allclose(gh, gh_ref, rtol=1e-9, atol=1e-12)
         assert torch.allclose(gw, gw_ref, rtol=1e-9, atol=1e-12)
+    # the compiled chunk (train.compile) computes the same
+    out = fast.linear_cross_entropy(hidden, weight, targets, chunk_size=8, compiled=True)
+    gh, gw = torch.autograd.grad(out * 0.7, (hidden, weight))
+    assert float(out) == pytest.approx(float(ref), rel=1e-10)
+    assert torch.allclose(gh, gh_ref, rtol=1e-9, atol=1e-12) and torch.allclose(gw, gw_ref, rtol=1e-9, atol=1e-12)
     # all targets ignored: zero loss, zero gradients
     out = fast.linear_cross_entropy(hidden, weight, torch.full((n,), fast.IGNORE), chunk_size=8)
     gh, gw = torch.autograd.grad(out, (hidden, weight))

@@ -11,7 +11,7 @@
   Attention (`torch.nn.attention.varlen`, CUDA) or, where that is missing (CPU), one causal SDPA
   call per sample. No (L x L) mask, no padding inside a pack, samples never see each other.
 - `train.compile: true` -> every decoder layer compiled with `torch.compile` (in place, so
-  checkpoint keys do not change).
+  checkpoint keys do not change), and the per-chunk part of the chunked loss too.
 """
 from __future__ import annotations
 
@@ -25,6 +25,39 @@ ATTN_NAME = "sft_varlen"
 
 
 # ----------------------------------------------------------------------------- loss
+def _ce_chunk(logits, targets, acc_dtype, grad_dtype, need_grad: bool):
+    """Summed CE of one chunk of logits and, if asked, d(sum)/d(logits) = softmax - onehot (zero on
+    ignored rows), in grad_dtype. Pure tensor code: `torch.compile` fuses it into a few passes."""
+    import torch
+
+    logits = logits.to(acc_dtype)
+    valid = targets != IGNORE
+    safe_t = torch.where(valid, targets, torch.zeros_like(targets))
+    lse = torch.logsumexp(logits, dim=-1)
+    picked = logits.gather(1, safe_t[:, None]).squeeze(1)
+    loss = ((lse - picked) * valid).sum()
+    if not need_grad:
+        return loss, None
+    g = torch.exp(logits - lse[:, None])
+    g = g.scatter_add(1, safe_t[:, None], -torch.ones_like(picked)[:, None])
+    g = g * valid[:, None]
+    return loss, g.to(grad_dtype)
+
+
+_CE_CHUNK_COMPILED = None
+
+
+def _ce_chunk_fn(compiled: bool):
+    global _CE_CHUNK_COMPILED
+    if not compiled:
+        return _ce_chunk
+    if _CE_CHUNK_COMPILED is None:
+        import torch
+
+        _CE_CHUNK_COMPILED = torch.compile(_ce_chunk, dynamic=False)
+    return _CE_CHUNK_COMPILED
+
+
 def _make_linear_ce():
     import torch
 
@@ -32,7 +65,7 @@ def _make_linear_ce():
         """sum over rows with target != -100 of CE(hidden @ weight.T, target); grads made in forward."""
 
         @staticmethod
-        def forward(ctx, hidden, weight, targets, chunk_size, compute_dtype):
+        def forward(ctx, hidden, weight, targets, chunk_size, compute_dtype, compiled):
             n = hidden.shape[0]
             h = hidden.to(compute_dtype) if compute_dtype is not None else hidden
             w = weight.to(h.dtype)
@@ -41,25 +74,16 @@ def _make_linear_ce():
             acc = torch.promote_types(torch.float32, h.dtype)  # fp32, or fp64 for fp64 inputs
             grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_w else None
             total = torch.zeros((), dtype=acc, device=hidden.device)
+            chunk_ce = _ce_chunk_fn(compiled)
             for start in range(0, n, chunk_size):
                 hc, tc = h[start:start + chunk_size], targets[start:start + chunk_size]
-                logits = (hc @ w.t()).to(acc)
-                valid = tc != IGNORE
-                safe_t = torch.where(valid, tc, torch.zeros_like(tc))
-                lse = torch.logsumexp(logits, dim=-1)
-                picked = logits.gather(1, safe_t[:, None]).squeeze(1)
-                total += ((lse - picked) * valid).sum()
-                if need_h or need_w:
-                    # d/dlogits of sum CE = softmax - onehot, zero on ignored rows
-                    g = torch.exp(logits - lse[:, None])
-                    g.scatter_add_(1, safe_t[:, None], -torch.ones_like(picked)[:, None])
-                    g *= valid[:, None]
-                    g = g.to(h.dtype)
-                    if need_h:
-                        grad_h[start:start + chunk_size] = g @ w
-                    if need_w:
-                        grad_w += (g.t() @ hc).to(acc)
-                del logits
+                loss, g = chunk_ce(hc @ w.t(), tc, acc, h.dtype, need_h or need_w)
+                total += loss
+                if need_h:
+                    grad_h[start:start + chunk_size] = g @ w
+                if need_w:
+                    grad_w += (g.t() @ hc).to(acc)
+                del g
             ctx.save_for_backward(grad_h if need_h else None, grad_w if need_w else None)
             ctx.dtypes = (hidden.dtype, weight.dtype)
             return total
@@ -69,7 +93,7 @@ def _make_linear_ce():
             grad_h, grad_w = ctx.saved_tensors
             gh = (grad_h * grad_out).to(ctx.dtypes[0]) if grad_h is not None else None
             gw = (grad_w * grad_out).to(ctx.dtypes[1]) if grad_w is not None else None
-            return gh, gw, None, None, None
+            return gh, gw, None, None, None, None
 
     return LinearCrossEntropy
 
@@ -77,14 +101,15 @@ def _make_linear_ce():
 _LCE = None
 
 
-def linear_cross_entropy(hidden, weight, targets, chunk_size: int = 2048, compute_dtype=None):
+def linear_cross_entropy(hidden, weight, targets, chunk_size: int = 2048, compute_dtype=None,
+                         compiled: bool = False):
     """Summed token cross-entropy of `hidden @ weight.T` against `targets` (-100 = ignored), without
     keeping the logits: peak extra memory is one chunk of fp32 logits plus the gradient buffers."""
     global _LCE
     if _LCE is None:
         _LCE = _make_linear_ce()
     hidden = hidden.reshape(-1, hidden.shape[-1])
-    return _LCE.apply(hidden, weight, targets.reshape(-1), int(chunk_size), compute_dtype)
+    return _LCE.apply(hidden, weight, targets.reshape(-1), int(chunk_size), compute_dtype, bool(compiled))
 
 
 # ------------------------------------------------------------------------ attention
@@ -239,11 +264,13 @@ def _make_loss_model():
     class LossModel(torch.nn.Module):
         """Wraps a causal LM; forward returns (summed output-token loss, number of output tokens)."""
 
-        def __init__(self, model, loss: str = "full", chunk_size: int = 2048, compute_dtype=None):
+        def __init__(self, model, loss: str = "full", chunk_size: int = 2048, compute_dtype=None,
+                     compile_loss: bool = False):
             super().__init__()
             if loss not in ("full", "chunked"):
                 raise ValueError(f"train.loss must be 'full' or 'chunked', not {loss!r}")
             self.model, self.loss, self.chunk_size, self.compute_dtype = model, loss, int(chunk_size), compute_dtype
+            self.compile_loss = bool(compile_loss)
 
         def _base(self):
             return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
@@ -261,7 +288,8 @@ def _make_loss_model():
                 hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                                  use_cache=False, **kw).last_hidden_state
                 weight = base.get_output_embeddings().weight
-                return linear_cross_entropy(hidden, weight, targets, self.chunk_size, self.compute_dtype), count
+                return linear_cross_entropy(hidden, weight, targets, self.chunk_size, self.compute_dtype,
+                                            self.compile_loss), count
             logits = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                                 use_cache=False, **kw).logits
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
@@ -271,8 +299,9 @@ def _make_loss_model():
     return LossModel
 
 
-def loss_model(model, loss: str = "full", chunk_size: int = 2048, compute_dtype=None):
-    return _make_loss_model()(model, loss, chunk_size, compute_dtype)
+def loss_model(model, loss: str = "full", chunk_size: int = 2048, compute_dtype=None, compile_loss: bool = False):
+    """compile_loss: torch.compile the per-chunk softmax / gradient of the chunked loss."""
+    return _make_loss_model()(model, loss, chunk_size, compute_dtype, compile_loss)
 
 
 def compile_layers(model) -> int:

@@ -153,7 +153,7 @@ class SFTRecipe:
         model.to(self.device)
         self.raw_model = model
         self.loss_module = fast.loss_model(model, tcfg.get("loss", "full"), int(tcfg.get("loss_chunk_size", 2048)),
-                                           self.autocast_dtype)
+                                           self.autocast_dtype, compile_loss=self.compiled)
         if self.compiled:
             log.info("torch.compile: %d decoder layers (compiled on the first steps)", fast.compile_layers(model))
         model = self.loss_module
