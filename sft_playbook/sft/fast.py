@@ -54,7 +54,7 @@ def _ce_chunk_fn(compiled: bool):
     if _CE_CHUNK_COMPILED is None:
         import torch
 
-        _CE_CHUNK_COMPILED = torch.compile(_ce_chunk, dynamic=False)
+        _CE_CHUNK_COMPILED = torch.compile(_ce_chunk)  # static first; dynamic once a shape changes
     return _CE_CHUNK_COMPILED
 
 
