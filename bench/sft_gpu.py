@@ -49,6 +49,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--work", default="/tmp/sft_gpu")
+    ap.add_argument("--runs", default="gpu1,fsdp2,ddp2", help="which of gpu1, fsdp2, ddp2 to run")
+    ap.add_argument("--extra", nargs="*", default=[], help="more key=value config overrides for every run")
     a = ap.parse_args()
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -71,7 +73,8 @@ def main():
             shutil.copy(f, model_dir / f.name)
     common = [f"model={model_dir}", f"data_dir={Path(a.data).resolve()}", f"output_dir={work / 'results'}",
               "wandb.enabled=false", f"train.max_steps={a.steps}", "train.eval_every=50", "train.save_every=100",
-              "--config", "configs/sft_gpu.yaml"]
+              *a.extra, "--config", "configs/sft_gpu.yaml"]  # key=value before --config (argparse)
+    summary["extra"] = list(a.extra)
     py = sys.executable
     runs = {
         "gpu1": ([py, "run_sft.py", "train", "run_name=gpu1"], {"CUDA_VISIBLE_DEVICES": "0"}),
@@ -80,6 +83,7 @@ def main():
         "ddp2": ([py, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "run_sft.py", "train",
                   "run_name=ddp2", "train.parallel=ddp"], {}),
     }
+    runs = {k: v for k, v in runs.items() if k in a.runs.split(",")}
     for name, (cmd, env) in runs.items():
         rc, secs = sh(cmd + common, log, env)
         summary["runs"][name] = {"rc": rc, "wall_s": secs, **metrics(work / "results" / name / "metrics.jsonl")}
@@ -87,9 +91,9 @@ def main():
     # Reload the 1-GPU checkpoint offline with plain transformers; its validation loss must match the log.
     check = (
         "import json,sys,torch; from transformers import AutoModelForCausalLM, AutoTokenizer\n"
-        "from sft_playbook.sft import data as D; from sft_playbook.sft.recipe import loss_sum_and_count\n"
+        "from sft_playbook.sft import data as D, fast; from sft_playbook.sft.recipe import loss_sum_and_count\n"
         "import yaml; cfg=yaml.safe_load(open('configs/sft_gpu.yaml'))\n"
-        f"d='{work / 'results/gpu1/model'}'; m=AutoModelForCausalLM.from_pretrained(d).cuda(); t=AutoTokenizer.from_pretrained(d)\n"
+        f"d='{work / 'results/gpu1/model'}'; m=fast.loss_model(AutoModelForCausalLM.from_pretrained(d).cuda()); t=AutoTokenizer.from_pretrained(d)\n"
         f"rows=D.read_split('{Path(a.data).resolve()}', cfg['level'], 'validation', cfg['data']['max_val_samples'])\n"
         "ex=D.encode_rows(rows,t,cfg['data'],cfg['data']['max_seq_len']).examples; s=n=0\n"
         "with torch.no_grad():\n"
