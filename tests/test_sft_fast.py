@@ -122,3 +122,13 @@ def test_training_with_all_speed_options_matches_the_plain_run(sft_cfg, packing)
             if key in ra:
                 assert rb[key] == pytest.approx(ra[key], rel=2e-4), (ra["step"], key)
     assert a[-1]["train_loss"] < a[0]["val_loss"]  # it did learn something
+    # the compiled run saves the same checkpoint layout, and its weights match the plain run's
+    from safetensors.torch import load_file
+    import torch
+
+    wa = load_file(os.path.join(base["output_dir"], "plain", "model", "model.safetensors"))
+    wb = load_file(os.path.join(opt["output_dir"], "fast", "model", "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    rel = {k: float((wa[k] - wb[k]).norm() / wa[k].norm().clamp(min=1e-12)) for k in wa}
+    print("max relative weight difference:", max(rel.values()), max(rel, key=rel.get))
+    assert max(rel.values()) < 1e-3, rel
