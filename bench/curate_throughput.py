@@ -32,7 +32,7 @@ from sft_playbook.curate.base import REASON  # noqa: E402
 from sft_playbook.curate.dedup import ExactDedup  # noqa: E402
 from sft_playbook.curate.engine import Engine  # noqa: E402
 from sft_playbook.curate.filters import TopNGramShare, UnicodeFix, UrlShare, WordCount  # noqa: E402
-from sft_playbook.curate.io import write_jsonl_atomic  # noqa: E402
+from sft_playbook.curate.io import read_jsonl_frame, write_frame_jsonl_atomic, write_jsonl_atomic  # noqa: E402
 from sft_playbook.curate.pipeline import run_stages  # noqa: E402
 from sft_playbook.curate.textutil import fix_unicode, top_ngram_share, url_char_share  # noqa: E402
 
@@ -74,13 +74,13 @@ def write_shards(docs: list[str], folder: Path) -> list[str]:
 
 
 def read_shard(path: str) -> pd.DataFrame:
-    df = pd.read_json(path, lines=True, dtype={"id": str, "text": str})
+    df = read_jsonl_frame(path, {"id": "str", "text": "str"})
     df["_order"] = df["id"].str[4:].astype("int64")
     return df[["id", "_order", "text"]]
 
 
 def write_part(df: pd.DataFrame, path: str) -> int:
-    write_jsonl_atomic(path, df[["id", "text"]].to_dict("records"))
+    write_frame_jsonl_atomic(path, df, ["id", "text"])
     return len(df)
 
 
@@ -92,7 +92,7 @@ def stages(min_words: int, max_words: int):
 
 def run_ours(files: list[str], out: Path, engine: Engine) -> dict:
     t0 = time.perf_counter()
-    meta = pd.DataFrame({"id": pd.Series(dtype=str), "_order": pd.Series(dtype="int64"), "text": pd.Series(dtype=str)})
+    meta = pd.DataFrame({"id": pd.Series(dtype=object), "_order": pd.Series(dtype="int64"), "text": pd.Series(dtype=object)})
     ddf = engine.from_map(read_shard, files, meta)
     kept, stats = run_stages(ddf, stages(50, 100_000), engine, None, collect=False)
     # every worker writes its own partitions (like the plain version's to_json)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 REASON = "_drop_reason"
@@ -39,6 +40,19 @@ def _cow() -> bool:
 
 
 _COPY_ON_WRITE = _cow()
+
+
+def _blank(n: int) -> np.ndarray:
+    """A column of empty strings as plain Python objects (pandas 3 would otherwise make an Arrow
+    string column, and every row filter of it then costs an Arrow ``take``)."""
+    return np.full(n, "", dtype=object)
+
+
+def _as_str(col: pd.Series) -> pd.Series:
+    """``col.astype(str)`` kept as object dtype; a no-op when every value is already a str."""
+    if col.dtype == object and pd.api.types.infer_dtype(col, skipna=False) in ("string", "empty"):
+        return col
+    return col.astype(str).astype(object)
 
 
 class StageError(RuntimeError):
@@ -74,15 +88,16 @@ class Stage:
     @staticmethod
     def drop(df: pd.DataFrame, mask, reason: str, detail=None) -> None:
         """Mark rows (boolean mask, aligned with df) as dropped with a reason, unless an earlier
-        rule of the same stage already dropped them (the first reason wins)."""
+        rule of the same stage already dropped them (the first reason wins). ``detail``: one string
+        for all, or a Series with (at least) the rejected rows' index."""
         mask = pd.Series(mask, index=df.index).fillna(False).astype(bool) & (df[REASON] == "")
         if not mask.any():
             return
         df.loc[mask, REASON] = reason
         if detail is None:
             df.loc[mask, DETAIL] = ""
-        elif isinstance(detail, pd.Series):
-            df.loc[mask, DETAIL] = detail[mask].astype(str)
+        elif isinstance(detail, pd.Series):    # aligned with df, or only the rows a rule rejects
+            df.loc[mask, DETAIL] = detail.reindex(mask.index[mask.to_numpy()]).astype(str)
         else:
             df.loc[mask, DETAIL] = str(detail)
 
@@ -93,8 +108,8 @@ class Stage:
     # -- the shared wrapper (runs on a worker) ---------------------------------------------------
     def __call__(self, partition: pd.DataFrame) -> pd.DataFrame:
         df = partition.copy(deep=not _COPY_ON_WRITE)   # with copy-on-write a shallow copy is already safe
-        df[REASON] = ""
-        df[DETAIL] = ""
+        df[REASON] = _blank(len(df))
+        df[DETAIL] = _blank(len(df))
         try:
             out = self.process(df)
         except StageError:
@@ -109,8 +124,8 @@ class Stage:
         if len(out) != len(partition):
             raise StageError(f"stage {self.name!r} changed the number of rows "
                              f"({len(partition)} -> {len(out)}); drop rows with self.drop instead")
-        out[REASON] = out[REASON].astype(str)
-        out[DETAIL] = out[DETAIL].astype(str)
+        out[REASON] = _as_str(out[REASON])
+        out[DETAIL] = _as_str(out[DETAIL])
         return out
 
     def __repr__(self) -> str:
@@ -167,8 +182,8 @@ class Chain:
             dropped.append(gone)
             df = out[keep].drop(columns=[REASON, DETAIL])
         kept = df.copy()
-        kept[REASON] = ""
-        kept[DETAIL] = ""
+        kept[REASON] = _blank(len(kept))
+        kept[DETAIL] = _blank(len(kept))
         kept[STAGE_COL] = -1
         res = pd.concat([kept, *dropped]) if dropped else kept
         res[STAGE_COL] = res[STAGE_COL].astype("int64")

@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .base import Stage
+from .base import Stage, _as_str
 from .minhash import MinHasher, UnionFind, jaccard, lsh_candidates, shingles
 from .textutil import normalized_code
 
@@ -38,8 +38,10 @@ class ExactDedup(Stage):
 
     def _keys(self, df: pd.DataFrame) -> pd.DataFrame:
         norm = normalized_code if self.config["normalize"] == "code" else _norm_text
-        h = df[self.config["field"]].map(lambda t: hashlib.blake2b(norm(t).encode("utf-8"), digest_size=16).hexdigest())
-        return pd.DataFrame({"id": df["id"].astype(str), "_order": df["_order"].astype("int64"), "hash": h.astype(str)})
+        blake = hashlib.blake2b
+        h = [blake(norm(t).encode("utf-8"), digest_size=16).hexdigest() for t in df[self.config["field"]].tolist()]
+        return pd.DataFrame({"id": _as_str(df["id"]), "_order": df["_order"].astype("int64"),
+                             "hash": pd.Series(h, index=df.index, dtype=object)})
 
     def fit(self, ddf, engine) -> None:
         meta = pd.DataFrame({"id": pd.Series(dtype=str), "_order": pd.Series(dtype="int64"), "hash": pd.Series(dtype=str)})
@@ -54,9 +56,10 @@ class ExactDedup(Stage):
                          "largest_cluster": int(sizes.max()) if len(sizes) else 0}
 
     def process(self, df):
-        ids = df["id"].astype(str)
+        ids = _as_str(df["id"])
         mask = ids.isin(self.drop_of.keys())
-        self.drop(df, mask, "exact_duplicate", "same code as " + ids.map(lambda i: self.drop_of.get(i, "")))
+        if mask.any():
+            self.drop(df, mask, "exact_duplicate", "same code as " + ids[mask].map(self.drop_of))
         return df
 
     def summary(self):
@@ -135,7 +138,7 @@ class FuzzyDedup(Stage):
                  len(cands), verified, c["threshold"], len(clusters))
 
     def process(self, df):
-        ids = df["id"].astype(str)
+        ids = _as_str(df["id"])
         mask = ids.isin(self.drop_of.keys())
         detail = ids.map(lambda i: f"near {self.drop_of[i][0]} (Jaccard {self.drop_of[i][1]})" if i in self.drop_of else "")
         self.drop(df, mask, "near_duplicate", detail)

@@ -14,6 +14,7 @@ import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pandas as pd
 
 from .base import Stage
@@ -35,11 +36,15 @@ class UnicodeFix(_TextRule):
     modifies = True
 
     def process(self, df):
-        changed = pd.Series(0, index=df.index)
+        changed = np.zeros(len(df), dtype=bool)
         for f in self.fields:
-            fixed = df[f].map(fix_unicode)
-            changed |= (fixed != df[f]).astype(int)
-            df[f] = fixed
+            before = df[f].tolist()
+            fixed = [fix_unicode(t) for t in before]
+            # `is not` first: fix_unicode returns its argument unchanged for almost every row
+            changed |= np.fromiter((a is not b and a != b for a, b in zip(fixed, before)), dtype=bool, count=len(before))
+            # object dtype on purpose: Series.map would infer pandas 3's Arrow-backed str, which
+            # every later Python stage would have to convert back, row by row
+            df[f] = pd.Series(fixed, index=df.index, dtype=object)
         df["_n_unicode_fixed"] = changed.astype(int)
         return df
 

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
+
+import pandas as pd
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
@@ -38,3 +41,66 @@ def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> None
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=False) + "\n")
+
+
+# -- jsonl <-> pandas, fast paths for the Dask workers -------------------------------------------
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]", re.ASCII)
+
+
+def read_jsonl_frame(path: str | Path, columns: dict[str, str]) -> pd.DataFrame:
+    """Read a jsonl file into a DataFrame of the given ``columns`` ({name: "str" | "int64"}; other
+    fields are ignored, missing ones are an error). String columns come back as object dtype
+    (plain Python ``str``; the stages map Python functions over them, so no Arrow round trip).
+
+    Parsed with pyarrow's C++ JSON reader (~5 us per 1 kB line, 5x ``pd.read_json``); files with
+    escaped surrogates (which Arrow's UTF-8 strings cannot hold) or anything Arrow rejects fall back
+    to ``json.loads`` per line, so the values are always what the stdlib would give."""
+    import numpy as np
+
+    path = Path(path)
+    data = path.read_bytes()
+    if not _SURROGATE_ESCAPE.search(data):
+        try:
+            import pyarrow as pa
+            import pyarrow.json as pj
+
+            types = {"str": pa.string(), "int64": pa.int64()}
+            schema = pa.schema([(c, types[t]) for c, t in columns.items()])
+            table = pj.read_json(pa.BufferReader(data),
+                                 read_options=pj.ReadOptions(use_threads=False, block_size=max(1 << 20, len(data) + 1)),
+                                 parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
+            if all(table.column(c).null_count == 0 for c in columns):
+                return pd.DataFrame({c: (pd.Series(table.column(c).to_numpy(zero_copy_only=False), dtype=object)
+                                         if t == "str" else pd.Series(table.column(c).to_numpy(), dtype=t))
+                                     for c, t in columns.items()})
+        except (ImportError, ValueError, KeyError, TypeError, OSError):   # pyarrow.ArrowInvalid is a ValueError
+            pass
+    rows = [json.loads(line) for line in data.splitlines() if line.strip()]
+    out = {}
+    for c, t in columns.items():
+        vals = [r[c] for r in rows]
+        if t == "str":
+            if not all(isinstance(v, str) for v in vals):
+                raise ValueError(f"{path}: field {c!r} is not a string in every line")
+            out[c] = pd.Series(vals, dtype=object)
+        else:
+            out[c] = pd.Series(np.asarray(vals, dtype=t))
+    return pd.DataFrame(out)
+
+
+def frame_jsonl_text(df: pd.DataFrame, columns: list[str]) -> str:
+    """The same text as ``jsonl_text(df[columns].to_dict("records"))`` (byte for byte), built column
+    by column: each value is JSON-encoded once and the lines are joined, without a dict per row."""
+    enc = json.JSONEncoder(ensure_ascii=False).encode
+    if df.empty:
+        return ""
+    encoded = [list(map(enc, df[c].tolist())) for c in columns]
+    keys = [enc(c) for c in columns]
+    parts = []
+    for i, row in enumerate(zip(*encoded)):
+        parts.append("{" + ", ".join(k + ": " + v for k, v in zip(keys, row)) + "}\n")
+    return "".join(parts)
+
+
+def write_frame_jsonl_atomic(path: str | Path, df: pd.DataFrame, columns: list[str]) -> None:
+    write_text_atomic(path, frame_jsonl_text(df, columns))

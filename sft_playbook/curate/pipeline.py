@@ -175,11 +175,13 @@ def run_stages(ddf, stages: list[Stage], engine: Engine, dropped_dir: Path | Non
     sorted by input order, or with ``collect=False`` the persisted Dask frame (to write from the
     workers). Without a dropped_dir only the bookkeeping columns of dropped rows reach the driver."""
     stats: list[StageStats] = []
-    ddf = engine.persist(ddf)
-    rows = int(engine.compute(ddf.shape[0]))
+    groups = chains(stages)
+    if groups and groups[0][0].is_global:
+        ddf = engine.persist(ddf)            # a global fit and the chain both read it
+    rows = None                              # counted with the first chain's results (no extra pass)
     number = 0
     bar = tqdm(total=len(stages), desc="curation stages", unit="stage", disable=None)
-    for chain in chains(stages):
+    for chain in groups:
         t0 = time.monotonic()
         for st in chain:
             if not st.is_global or st is chain[0]:
@@ -187,11 +189,15 @@ def run_stages(ddf, stages: list[Stage], engine: Engine, dropped_dir: Path | Non
         fused = Chain(chain)
         tagged = engine.persist(ddf.map_partitions(fused, meta=fused(ddf._meta), enforce_metadata=False))
         counters = [c for c in tagged.columns if c.startswith("_c") and c[2:].split("_", 1)[0].isdigit()]
+        # the next chain's input, submitted now (with a cluster it is built while the drops are gathered)
+        kept_next = engine.persist(tagged[tagged[STAGE_COL] < 0].drop(columns=[*BOOKKEEPING, STAGE_COL, *counters]))
         gone = tagged[tagged[STAGE_COL] >= 0]
         if dropped_dir is None:
             gone = gone[["id", "_order", STAGE_COL, REASON, DETAIL]]
-        dropped, sums = engine.compute(gone,
-                                       tagged[counters].sum() if counters else tagged[STAGE_COL].size)
+        dropped, sums, n_in = engine.compute(gone, tagged[counters].sum() if counters else tagged[STAGE_COL].size,
+                                             tagged.shape[0])
+        if rows is None:
+            rows = int(n_in)
         dropped = dropped.sort_values("_order", kind="stable")
         for i, stage in enumerate(chain):
             number += 1
@@ -220,7 +226,7 @@ def run_stages(ddf, stages: list[Stage], engine: Engine, dropped_dir: Path | Non
                                     "Check its thresholds in the config.")
             rows = st.rows_out
         log.info("  (%d stage(s) in one pass: %.1fs)", len(chain), time.monotonic() - t0)
-        ddf = engine.persist(tagged[tagged[STAGE_COL] < 0].drop(columns=[*BOOKKEEPING, STAGE_COL, *counters]))
+        ddf = kept_next
     bar.close()
     if not collect:
         return ddf, stats

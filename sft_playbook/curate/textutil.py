@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections import Counter
+from itertools import islice
 
 import ftfy
 
@@ -60,13 +61,22 @@ def url_char_share(text: str) -> float:
 
 def top_ngram_share(text: str, n: int = 2) -> float:
     """Gopher's 'fraction of characters in the most common word n-gram': characters covered by
-    the most frequent n-gram (counted each time it occurs) over the characters of all words."""
+    the most frequent n-gram (counted each time it occurs) over the characters of all words.
+    Ties go to the n-gram that occurs first (``Counter.most_common(1)``'s choice, found here with
+    a C-speed ``max`` over the counts and one scan instead of a keyed max over the items)."""
     toks = text.lower().split()
     if len(toks) < n + 1:
         return 0.0
-    gram, count = Counter(zip(*(toks[i:] for i in range(n)))).most_common(1)[0]
+    if n == 2:
+        counts = Counter(zip(toks, islice(toks, 1, None)))
+    else:
+        counts = Counter(zip(*(islice(toks, i, None) for i in range(n))))
+    count = max(counts.values())
     if count < 2:
         return 0.0
+    for gram, c in counts.items():        # insertion order = first occurrence
+        if c == count:
+            break
     return min(1.0, sum(map(len, gram)) * count / max(1, sum(map(len, toks))))
 
 
