@@ -8,19 +8,12 @@ wrapped in DDP and every rank takes its own packs; tokens/s is then per GPU.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import time
 
 import throughput_common as C
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def to_examples(samples: list[dict]) -> list[dict]:
@@ -106,7 +99,7 @@ def run_ours(shape: str, samples: list[dict], seq_len: int, steps: int, warmup: 
             step_loss = 0.0
             for i, batch in enumerate(batches):
                 sync = world == 1 or i == accum - 1
-                ctx = train_module.no_sync() if not sync else _null()
+                ctx = train_module.no_sync() if not sync else contextlib.nullcontext()
                 with ctx:
                     loss_sum, count = loss_sum_and_count(train_module, batch, device, dtype)
                     (loss_sum / max(1, n_out)).backward()

@@ -15,12 +15,14 @@
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 
+from .data import IGNORE
+
 log = logging.getLogger(__name__)
 
-IGNORE = -100
 ATTN_NAME = "sft_varlen"
 
 
@@ -113,8 +115,10 @@ def linear_cross_entropy(hidden, weight, targets, chunk_size: int = 2048, comput
 
 
 # ------------------------------------------------------------------------ attention
+@functools.cache
 def _varlen_kernel():
-    """PyTorch's variable-length Flash Attention and how to ask it for causal / GQA, or None."""
+    """PyTorch's variable-length Flash Attention and how to ask it for causal / GQA, or None
+    (looked up once: it is asked on every attention call)."""
     try:
         from torch.nn.attention.varlen import varlen_attn
     except Exception:  # older torch
@@ -137,12 +141,9 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
     if cu is None:
         # no boundaries given (e.g. a plain padded batch): causal SDPA over each row. Right padding
         # only: real tokens never see the pads that follow them; pads are never in the loss.
-        if attention_mask is not None and attention_mask.dim() == 4:
-            out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling,
-                                                 enable_gqa=key.shape[1] != query.shape[1])
-        else:
-            out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling,
-                                                 enable_gqa=key.shape[1] != query.shape[1])
+        mask = attention_mask if attention_mask is not None and attention_mask.dim() == 4 else None
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, is_causal=mask is None,
+                                             scale=scaling, enable_gqa=key.shape[1] != query.shape[1])
         return out.transpose(1, 2).contiguous(), None
     if query.shape[0] != 1:
         raise ValueError("varlen attention expects one packed row per micro-batch (batch size 1)")
@@ -200,14 +201,10 @@ def register_varlen_attention() -> None:
 
 def use_varlen_attention(model) -> None:
     """Switch a loaded transformers model (or a peft wrapper of one) to the varlen attention."""
-    register_varlen_attention()
-    try:
-        on_cuda = next(model.parameters()).is_cuda
-    except StopIteration:
-        on_cuda = False
     import torch
 
-    if (on_cuda or torch.cuda.is_available()) and _varlen_kernel() is None:
+    register_varlen_attention()
+    if torch.cuda.is_available() and _varlen_kernel() is None:
         log.warning("train.attention=varlen: this PyTorch has no torch.nn.attention.varlen; falling back to one "
                     "SDPA call per sample (correct, but slow)")
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -222,12 +219,12 @@ def use_varlen_attention(model) -> None:
 
 # -------------------------------------------------------------------------- batches
 def collate_varlen(items: list[list[dict]], pad_id: int, pad_to: int | None = None) -> dict:
-    # With pad_to, max_length is pad_to itself: one value for every batch, so torch.compile does not
-    # recompile for each new longest sample (Flash only sizes its grid with it).
     """All samples of a micro-batch as one row (no padding between them), with their boundaries.
 
     items: as `data.collate` (each item a list of examples with input_ids and targets).
-    pad_to: pad the row to this many tokens with one extra segment (fixed shapes for torch.compile).
+    pad_to: pad the row to this many tokens with one extra segment (fixed shapes for torch.compile);
+    max_length is then pad_to itself, one value for every batch, so torch.compile does not recompile
+    for each new longest sample (Flash only sizes its grid with it).
     """
     import torch
 

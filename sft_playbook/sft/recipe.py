@@ -10,6 +10,7 @@ can reuse `model.prepare_model`, `data.read_split` / `data.build_prompt`, `predi
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -198,11 +199,13 @@ class SFTRecipe:
                                        self.dcfg.get("pack_strategy", "next_fit"))
         # Every rank runs the same number of validation forwards (FSDP all-gathers in each one);
         # a rank short of batches repeats its first one with weight 0.
+        # Collated once here: validation runs the same batches every time.
+        self.pad_id = self.tokenizer.pad_token_id
         all_val = D.eval_batches(enc_val.examples, micro)
         per_rank = -(-len(all_val) // self.world)
         mine = all_val[self.rank::self.world]
-        self.val_batches = [(b, 1.0) for b in mine] + [(all_val[0], 0.0)] * (per_rank - len(mine))
-        self.pad_id = self.tokenizer.pad_token_id
+        self.val_batches = [(self.collate(b, train=False), 1.0) for b in mine] + \
+            [(self.collate(all_val[0], train=False), 0.0)] * (per_rank - len(mine))
 
         # Output folder, effective config, resume point.
         self.out.mkdir(parents=True, exist_ok=True)
@@ -261,7 +264,7 @@ class SFTRecipe:
             for i, batch in enumerate(micro_batches):
                 last = i == len(micro_batches) - 1
                 sync_off = self.world > 1 and not last and tcfg["parallel"] != "fsdp"
-                ctx = model.no_sync() if sync_off else _nullcontext()
+                ctx = model.no_sync() if sync_off else contextlib.nullcontext()
                 with ctx:
                     loss_sum, _ = loss_sum_and_count(model, batch, self.device, self.autocast_dtype)
                     # DDP / FSDP average gradients over ranks, so scale by world to get a sum over ranks.
@@ -295,13 +298,14 @@ class SFTRecipe:
             log.info("stopped at step %d of %d (train.stop_at_step); continue with resume=true", done, max_steps)
         self.train_seconds = train_seconds
 
-    def collate(self, items):
-        """A training micro-batch: padded / 4D-masked (sdpa) or one row with sample boundaries (varlen)."""
+    def collate(self, items, train: bool = True):
+        """A micro-batch: padded / 4D-masked (sdpa) or one row with sample boundaries (varlen).
+        Validation items are single examples, never packed."""
         if self.attention == "varlen":
-            # fixed width under torch.compile, so that the compiled layers see one shape
-            pad_to = self.micro * int(self.dcfg["max_seq_len"]) if self.compiled else None
+            # training rows get a fixed width under torch.compile, so the compiled layers see one shape
+            pad_to = self.micro * int(self.dcfg["max_seq_len"]) if self.compiled and train else None
             return fast.collate_varlen(items, self.pad_id, pad_to)
-        return D.collate(items, self.pad_id, self.packed)
+        return D.collate(items, self.pad_id, self.packed and train)
 
     def validate(self) -> float:
         """Mean token loss over the validation split (every rank takes its share)."""
@@ -312,9 +316,7 @@ class SFTRecipe:
         total = torch.zeros(2, device=self.device)
         with torch.no_grad():
             fsdp = self.world > 1 and self.tcfg["parallel"] == "fsdp"
-            for items, weight in self.val_batches:
-                batch = fast.collate_varlen(items, self.pad_id) if self.attention == "varlen" \
-                    else D.collate(items, self.pad_id, False)
+            for batch, weight in self.val_batches:
                 s, n = loss_sum_and_count(self.model if fsdp else self.loss_module, batch, self.device,
                                           self.autocast_dtype)
                 total += weight * torch.stack([s.float(), n.float()])
@@ -466,10 +468,3 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
