@@ -56,6 +56,23 @@ def tiny_llama_dir(smollm2_tokenizer_dir, tmp_path_factory) -> Path:
     return out
 
 
+def loss_and_grad(model, batches):
+    """Mean output-token loss over `batches` on CPU (a fast.LossModel), the token count, and the
+    flattened gradient of every parameter."""
+    import torch
+
+    from sft_playbook.sft.recipe import loss_sum_and_count
+
+    model.zero_grad()
+    total, count = 0.0, 0
+    for b in batches:
+        s, n = loss_sum_and_count(model, b, torch.device("cpu"), None)
+        s.backward()
+        total, count = total + s.detach(), count + int(n)
+    g = torch.cat([p.grad.flatten() for p in model.parameters()])
+    return float(total) / count, count, g.clone()
+
+
 WIDTHS = [1, 2, 4, 8, 16]
 OPS = [("and", "&", "bitwise AND"), ("or", "|", "bitwise OR"), ("xor", "^", "bitwise XOR"),
        ("add", "+", "sum"), ("sub", "-", "difference")]

@@ -9,7 +9,7 @@ import pytest
 
 from sft_playbook.sft import data as D
 from sft_playbook.sft import fast
-from sft_playbook.sft.recipe import loss_sum_and_count, main
+from sft_playbook.sft.recipe import main
 
 
 def test_chunked_linear_cross_entropy_matches_full_logits():
@@ -59,17 +59,7 @@ def test_varlen_rows_give_the_padded_loss_and_gradients(tiny_llama_dir, loss):
 
     tok = load_tokenizer(tiny_llama_dir)
     exs = _examples(tok)
-    cpu = torch.device("cpu")
-
-    def run(model, batches):
-        model.zero_grad()
-        total, count = 0.0, 0
-        for b in batches:
-            s, n = loss_sum_and_count(model, b, cpu, None)
-            s.backward()
-            total, count = total + s.detach(), count + int(n)
-        g = torch.cat([p.grad.flatten() for p in model.parameters()])
-        return float(total) / count, count, g.clone()
+    from conftest import loss_and_grad as run
 
     ref_model = fast.loss_model(load_model(tiny_llama_dir))
     padded = [D.collate([[e] for e in exs[:4]], tok.pad_token_id, False),
@@ -124,7 +114,6 @@ def test_training_with_all_speed_options_matches_the_plain_run(sft_cfg, packing)
     assert a[-1]["train_loss"] < a[0]["val_loss"]  # it did learn something
     # the compiled run saves the same checkpoint layout, and its weights match the plain run's
     from safetensors.torch import load_file
-    import torch
 
     wa = load_file(os.path.join(base["output_dir"], "plain", "model", "model.safetensors"))
     wb = load_file(os.path.join(opt["output_dir"], "fast", "model", "model.safetensors"))

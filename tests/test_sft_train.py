@@ -9,7 +9,7 @@ import pytest
 
 from sft_playbook.paths import REPO_ROOT
 from sft_playbook.sft import data as D
-from sft_playbook.sft.recipe import lr_at, loss_sum_and_count, main
+from sft_playbook.sft.recipe import lr_at, main
 
 
 def metrics(cfg):
@@ -30,7 +30,7 @@ def test_packed_and_unpacked_give_the_same_loss_and_gradients(tiny_llama_dir):
     import torch
 
     from sft_playbook.sft.model import load_model, load_tokenizer
-    from conftest import verilog_row
+    from conftest import loss_and_grad, verilog_row
     import random
 
     from sft_playbook.sft.fast import loss_model
@@ -42,32 +42,21 @@ def test_packed_and_unpacked_give_the_same_loss_and_gradients(tiny_llama_dir):
     rng = random.Random(1)
     exs = D.encode_rows([verilog_row(i, rng) for i in range(5)], tok, dcfg, 512).examples
     assert len(exs) == 5
-    cpu = torch.device("cpu")
-
-    def loss_and_grad(batches):
-        model.zero_grad()
-        total, count = 0.0, 0
-        for b in batches:
-            s, n = loss_sum_and_count(model, b, cpu, None)
-            s.backward()
-            total, count = total + s.detach(), count + int(n)
-        g = torch.cat([p.grad.flatten() for p in model.parameters()])
-        return float(total) / count, count, g.clone()
 
     unpacked = [D.collate([[e] for e in exs[:3]], tok.pad_token_id, False),
                 D.collate([[e] for e in exs[3:]], tok.pad_token_id, False)]
     packs = D.pack_examples(exs, 10_000)
     assert len(packs) == 1 and len(packs[0]) == 5
     packed = [D.collate(packs, tok.pad_token_id, True)]
-    lu, nu, gu = loss_and_grad(unpacked)
-    lp, np_, gp = loss_and_grad(packed)
+    lu, nu, gu = loss_and_grad(model, unpacked)
+    lp, np_, gp = loss_and_grad(model, packed)
     assert nu == np_
     assert lp == pytest.approx(lu, rel=1e-5)
     assert torch.allclose(gp, gu, rtol=1e-4, atol=1e-6)
     # and it is the mask that makes it equal: without isolation the loss differs
     leaky = dict(packed[0], attention_mask=torch.ones_like(packed[0]["input_ids"]),
                  position_ids=torch.arange(packed[0]["input_ids"].shape[1])[None])
-    ll, _, _ = loss_and_grad([leaky])
+    ll, _, _ = loss_and_grad(model, [leaky])
     assert abs(ll - lu) > 1e-3
 
 
