@@ -67,10 +67,7 @@ def top_ngram_share(text: str, n: int = 2) -> float:
     toks = text.lower().split()
     if len(toks) < n + 1:
         return 0.0
-    if n == 2:
-        counts = Counter(zip(toks, islice(toks, 1, None)))
-    else:
-        counts = Counter(zip(*(islice(toks, i, None) for i in range(n))))
+    counts = Counter(zip(*(islice(toks, i, None) for i in range(n))))
     count = max(counts.values())
     if count < 2:
         return 0.0
