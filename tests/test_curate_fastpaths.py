@@ -10,7 +10,9 @@ import pandas as pd
 from sft_playbook.curate.base import Chain
 from sft_playbook.curate.filters import UnicodeFix
 from sft_playbook.curate.io import frame_jsonl_text, jsonl_text, read_jsonl_frame
-from sft_playbook.curate.textutil import fix_unicode, top_ngram_share
+from sft_playbook.curate import ngram
+from sft_playbook.curate.ngram import top_ngram_shares
+from sft_playbook.curate.textutil import collapse_spaces, fix_unicode, top_ngram_share, word_count
 
 
 def _reference_top_ngram_share(text: str, n: int = 2) -> float:
@@ -29,6 +31,46 @@ def test_top_ngram_share_matches_most_common_including_ties():
     texts += [" ".join(rng.choice(["a", "bb", "c", "dd", "EE"]) for _ in range(rng.randint(0, 16))) for _ in range(3000)]
     for n in (1, 2, 3, 4):
         assert [top_ngram_share(t, n) for t in texts] == [_reference_top_ngram_share(t, n) for t in texts]
+
+
+def _random_texts(seed: int, count: int) -> list[str]:
+    """Texts that exercise every branch: ties, tokens around the 8-byte packing boundary and much
+    longer, ASCII whitespace of every kind, upper case, non-ASCII, NUL, empty and one-word texts."""
+    rng = random.Random(seed)
+    vocab = ["a", "bb", "c", "dd", "EE", "Bb", "abcdefg", "abcdefgh", "abcdefghi", "abcdefgH", "abcdefghij",
+             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", "abcdefghijklmnop", "abcdefghijklmnopq",
+             "https://example.com/a/very/long/path?x=1", "x\ty", "\x1c", "z\x0bq", "\x7f", "~"]
+    seps = [" ", " ", " ", " ", "  ", "\t", "\n", "\r\n", "\x1f", "\x0c"]
+    texts = []
+    for i in range(count):
+        k = rng.choice([0, 1, 2, 3, 5, 12, 40, 200])
+        words = [rng.choice(vocab[:rng.randint(2, len(vocab))]) for _ in range(k)]
+        sep = (lambda: " ") if i % 3 else (lambda: rng.choice(seps))
+        t = "".join(w + sep() for w in words)
+        t = t if rng.random() < 0.7 else sep() + t
+        if rng.random() < 0.03:
+            t += rng.choice(["é", "İ", "\u3000x", "\x00", "\u00a0", "日本"])
+        texts.append(t if rng.random() < 0.5 else t.rstrip())
+    return texts
+
+
+def test_vectorised_top_ngram_shares_equal_the_per_text_function(monkeypatch):
+    texts = ["", "a", "a b", "a b a", "a a a", "A a B b a b", "İ İ İ", "x\x00y x\x00y x\x00y"] + _random_texts(1, 3000)
+    for n in (1, 2, 3, 4, 5):
+        expected = [top_ngram_share(t, n) for t in texts]
+        assert top_ngram_shares(texts, n).tolist() == expected
+        assert any(e > 0 for e in expected) and any(e == 0 for e in expected)
+    # small batches (documents split over many) and a corpus whose fold step is needed (n = 5)
+    monkeypatch.setattr(ngram, "_BATCH_CHARS", 500)
+    assert top_ngram_shares(texts, 2).tolist() == [top_ngram_share(t, 2) for t in texts]
+    assert top_ngram_shares(texts[:10], 2).tolist() == [top_ngram_share(t, 2) for t in texts[:10]]
+    assert top_ngram_shares([], 2).tolist() == []
+
+
+def test_word_count_and_collapse_spaces_equal_split():
+    texts = ["", " ", "a", " a", "a ", "a  b", "a\u00a0b", "a\u3000b", "a\x1cb", "a\x85b", "a\u2028b"] + _random_texts(2, 2000)
+    assert [word_count(t) for t in texts] == [len(t.split()) for t in texts]
+    assert [collapse_spaces(t) for t in texts] == [" ".join(t.split()) for t in texts]
 
 
 def test_read_jsonl_frame_same_values_as_json_loads(tmp_path):

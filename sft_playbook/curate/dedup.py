@@ -15,13 +15,12 @@ import pandas as pd
 
 from .base import Stage, _as_str
 from .minhash import MinHasher, UnionFind, jaccard, lsh_candidates, shingles
-from .textutil import normalized_code
+from .textutil import collapse_spaces, normalized_code
 
 log = logging.getLogger(__name__)
 
 
-def _norm_text(text: str) -> str:
-    return " ".join(text.split())
+_norm_text = collapse_spaces          # " ".join(text.split())
 
 
 class ExactDedup(Stage):

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from .base import Stage
-from .textutil import fix_unicode, top_ngram_share, url_char_share
+from .ngram import top_ngram_shares
+from .textutil import fix_unicode, url_char_share, word_count
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class WordCount(_TextRule):
 
     def process(self, df):
         for f in self.fields:
-            n = df[f].map(lambda t: len(t.split())).astype("int64")   # 2.5x faster than .str.split().str.len()
+            n = pd.Series(list(map(word_count, df[f].tolist())), index=df.index, dtype="int64")
             self.drop(df, n < self.config["min_words"], "too_few_words",
                       f + ": " + n.astype(str) + f" words < {self.config['min_words']}")
             self.drop(df, n > self.config["max_words"], "too_many_words",
@@ -73,7 +74,7 @@ class TopNGramShare(_TextRule):
     def process(self, df):
         n, limit = int(self.config["n"]), float(self.config["max_share"])
         for f in self.fields:
-            share = df[f].map(lambda t: top_ngram_share(t, n))
+            share = pd.Series(top_ngram_shares(df[f].tolist(), n), index=df.index)   # numpy, batched
             self.drop(df, share > limit, "repeated_ngrams",
                       f + ": top " + str(n) + "-gram share " + share.round(3).astype(str) + f" > {limit}")
         return df
