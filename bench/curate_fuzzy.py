@@ -103,12 +103,11 @@ def main() -> int:
     # the pipeline stage on a LocalCluster
     df = pd.DataFrame({"id": [f"d{i}" for i in range(len(docs))], "_order": range(len(docs)), "text": docs})
     with Engine(engine="dask", n_workers=args.workers, partition_rows=max(1, len(docs) // (2 * args.workers))) as eng:
-        ddf = eng.persist(eng.from_pandas(df))
-        eng.compute(ddf.shape[0])
+        parts = eng.partitions(df)
         stage = FuzzyDedup("text", shingle="words", ngram=5, seed=42, threshold=args.threshold)
         t0 = time.perf_counter()
-        stage.fit(ddf, eng)
-        out = eng.compute(eng.apply(ddf, stage))
+        stage.fit(parts, eng)
+        out = pd.concat(eng.gather(eng.map(stage, parts)))
         dt = time.perf_counter() - t0
     dropped = int((out[REASON] == "near_duplicate").sum())
     # every true pair must end in one cluster: each cluster keeps one row

@@ -176,9 +176,8 @@ def test_stage_copies_input_and_first_reason_wins():
 def test_failure_inside_partition_surfaces_through_dask():
     df = frame([{"id": f"i{k}", "code": "x"} for k in range(5)])
     with Engine(engine="local", partition_rows=2) as eng:
-        ddf = eng.from_pandas(df)
         with pytest.raises(StageError, match=r"stage 'boom' failed on a partition .*ids i\d+\.\.i\d+\): ValueError: kaput"):
-            eng.compute(eng.apply(ddf, Boom()))
+            eng.gather(eng.map(Boom(), eng.partitions(df)))
 
 
 # -- PII ---------------------------------------------------------------------------------------------
@@ -254,9 +253,9 @@ def test_token_shingles_ignore_formatting_comments_and_renames():
 # -- dedup, decontamination, split (global stages through the engine) -----------------------------------
 def run_global(stage, df):
     with Engine(engine="local", partition_rows=3) as eng:
-        ddf = eng.from_pandas(df)
-        stage.fit(ddf, eng)
-        return eng.compute(eng.apply(ddf, stage)).sort_values("_order")
+        parts = eng.partitions(df)
+        stage.fit(parts, eng)
+        return pd.concat(eng.gather(eng.map(stage, parts))).sort_values("_order")
 
 
 def test_exact_dedup_keeps_first_in_input_order():

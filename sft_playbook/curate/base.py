@@ -12,9 +12,11 @@ keeps (cleaning, redaction). Everything else is done once, here:
 * an exception inside a partition is re-raised as ``StageError`` naming the stage and the ids of
   the partition: failures surface, they are never swallowed.
 
-Stages that need a global view (deduplication, decontamination) implement ``fit(ddf, engine)``,
-which runs before ``process`` and may compute over the whole (persisted) data set; ``process``
-then applies the decision per partition.
+Stages that need a global view (deduplication) implement ``fit(parts, engine, keys)``, which runs
+before ``process`` and may compute over the whole data set (the list of partitions, through the
+engine); ``process`` then applies the decision per partition. What such a fit needs from every row
+(a hash, a MinHash signature) comes from ``keys(df)``: the pipeline computes it in the pass that
+precedes the stage, on the rows that pass keeps, so a dedup costs no extra pass over the data.
 """
 from __future__ import annotations
 
@@ -74,8 +76,14 @@ class Stage:
         self.config = dict(config)
 
     # -- to implement ---------------------------------------------------------------------------
-    def fit(self, ddf, engine) -> None:  # noqa: D401 - optional hook
-        """Global stages compute their decision here (runs once, before process)."""
+    def keys(self, df: pd.DataFrame) -> pd.DataFrame | None:
+        """Global stages: the per-row facts ``fit`` needs, for one partition (None: none)."""
+        return None
+
+    def fit(self, parts, engine, keys: pd.DataFrame | None = None) -> None:  # noqa: D401 - optional hook
+        """Decide before ``process`` runs (once). ``parts``: the partitions as they are now;
+        ``keys``: ``self.keys`` of all of them, concatenated, or None when it was not computed
+        (then compute it: ``engine.collect(self.keys, parts)``)."""
 
     def process(self, df: pd.DataFrame) -> pd.DataFrame:
         raise NotImplementedError
@@ -156,37 +164,36 @@ STAGE_COL = "_stage"      # index (within a chain) of the stage that dropped the
 
 
 class Chain:
-    """Consecutive row-level stages fused into one pass over each partition (one Dask task per
-    partition instead of one per stage and partition; the data is persisted once per chain).
-
-    Returns every row of the partition: kept rows with ``_stage = -1``, dropped rows with the
-    index of the stage that dropped them, its reason and detail; stage i's counters become columns
-    ``_c<i>_<name>`` (0 for rows that did not reach stage i).
+    """Consecutive row-level stages fused into one pass over each partition (one task per
+    partition instead of one per stage and partition). Each stage sees only the rows the stages
+    before it kept; dropped rows carry the index (``_stage``) of the stage that dropped them, its
+    reason and detail; stage i's counters are summed as ``_c<i>_<name>``.
     """
 
     def __init__(self, stages: list[Stage]) -> None:
         self.stages = list(stages)
 
-    def __call__(self, partition: pd.DataFrame) -> pd.DataFrame:
+    def split(self, partition: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+        """What the pipeline runs per partition: (kept rows with the input's columns, dropped rows
+        with ``_stage``/reason/detail, counter totals ``{"_c<i>_<name>": n}``)."""
         df = partition
         dropped: list[pd.DataFrame] = []
-        counters: dict[str, pd.Series] = {}
+        sums: dict[str, int] = {}
         for i, stage in enumerate(self.stages):
             out = stage(df)
-            for c in [c for c in out.columns if c.startswith(COUNTER_PREFIX)]:
-                counters[f"_c{i}_{c[len(COUNTER_PREFIX):]}"] = out[c].astype("int64")
-            out = out.drop(columns=[c for c in out.columns if c.startswith(COUNTER_PREFIX)])
-            keep = out[REASON] == ""
-            gone = out[~keep].copy()
-            gone[STAGE_COL] = i
-            dropped.append(gone)
-            df = out[keep].drop(columns=[REASON, DETAIL])
-        kept = df.copy()
-        kept[REASON] = _blank(len(kept))
-        kept[DETAIL] = _blank(len(kept))
-        kept[STAGE_COL] = -1
-        res = pd.concat([kept, *dropped]) if dropped else kept
-        res[STAGE_COL] = res[STAGE_COL].astype("int64")
-        for name, s in counters.items():
-            res[name] = s.reindex(res.index, fill_value=0).astype("int64")
-        return res
+            counters = [c for c in out.columns if c.startswith(COUNTER_PREFIX)]
+            for c in counters:
+                sums[f"_c{i}_{c[len(COUNTER_PREFIX):]}"] = int(out[c].sum())
+            keep = (out[REASON] == "").to_numpy()
+            if not keep.all():
+                gone = out[~keep].drop(columns=counters)
+                gone[STAGE_COL] = np.int64(i)
+                dropped.append(gone)
+            df = out[keep].drop(columns=[REASON, DETAIL, *counters]) if not keep.all() else \
+                out.drop(columns=[REASON, DETAIL, *counters])
+        if dropped:
+            gone = pd.concat(dropped)
+        else:
+            gone = partition.iloc[:0].assign(**{REASON: _blank(0), DETAIL: _blank(0)})
+            gone[STAGE_COL] = np.zeros(0, dtype=np.int64)
+        return df, gone, sums

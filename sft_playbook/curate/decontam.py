@@ -66,7 +66,7 @@ class Decontaminate(Stage):
         self.prompts: dict[str, np.ndarray] = {}
         self.problems = 0
 
-    def fit(self, ddf, engine) -> None:
+    def fit(self, parts, engine, keys=None) -> None:
         folder = resolve(self.config["benchmark_dir"])
         if not folder.is_dir():
             log.warning("decontamination: benchmark folder %s not found; nothing is checked (0 problems)", folder)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -35,16 +36,19 @@ class ExactDedup(Stage):
         self.drop_of: dict[str, str] = {}
         self._summary: dict = {}
 
-    def _keys(self, df: pd.DataFrame) -> pd.DataFrame:
+    def keys(self, df: pd.DataFrame) -> pd.DataFrame:
         norm = normalized_code if self.config["normalize"] == "code" else _norm_text
         blake = hashlib.blake2b
         h = [blake(norm(t).encode("utf-8"), digest_size=16).hexdigest() for t in df[self.config["field"]].tolist()]
         return pd.DataFrame({"id": _as_str(df["id"]), "_order": df["_order"].astype("int64"),
                              "hash": pd.Series(h, index=df.index, dtype=object)})
 
-    def fit(self, ddf, engine) -> None:
-        meta = pd.DataFrame({"id": pd.Series(dtype=str), "_order": pd.Series(dtype="int64"), "hash": pd.Series(dtype=str)})
-        keys = engine.compute(ddf.map_partitions(self._keys, meta=meta, enforce_metadata=False))
+    def fit(self, parts, engine, keys=None) -> None:
+        if keys is None:
+            keys = engine.collect(self.keys, parts)
+        if keys.empty:
+            self.drop_of, self._summary = {}, {"clusters": 0, "rows_in_clusters": 0, "largest_cluster": 0}
+            return
         keys = keys.sort_values("_order", kind="stable")
         first = keys.groupby("hash", sort=False)["id"].transform("first")
         dups = keys[keys["id"] != first]
@@ -87,7 +91,8 @@ class FuzzyDedup(Stage):
         c = self.config
         return shingles(text, c["shingle"], c["ngram"], c["normalize_identifiers"])
 
-    def _signatures(self, df: pd.DataFrame) -> pd.DataFrame:
+    def keys(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The MinHash signature of every row (on a GPU worker through torch)."""
         c = self.config
         backend = c["backend"] if c["backend"] != "auto" else ("torch" if _cuda_here() else "numpy")
         hasher = MinHasher(c["num_perm"], c["seed"], backend)
@@ -95,11 +100,11 @@ class FuzzyDedup(Stage):
         return pd.DataFrame({"id": df["id"].astype(str), "_order": df["_order"].astype("int64"),
                              "sig": [s.tobytes() for s in sigs]})
 
-    def fit(self, ddf, engine) -> None:
+    def fit(self, parts, engine, keys=None) -> None:
         c = self.config
-        meta = pd.DataFrame({"id": pd.Series(dtype=str), "_order": pd.Series(dtype="int64"), "sig": pd.Series(dtype=object)})
-        sig_df = engine.compute(ddf.map_partitions(self._signatures, meta=meta, enforce_metadata=False))
-        sig_df = sig_df.sort_values("_order", kind="stable").reset_index(drop=True)
+        sig_df = keys if keys is not None else engine.collect(self.keys, parts)
+        if not sig_df.empty:
+            sig_df = sig_df.sort_values("_order", kind="stable").reset_index(drop=True)
         if sig_df.empty:
             self._summary = {"candidate_pairs": 0, "verified_pairs": 0, "clusters": 0, "rows_in_clusters": 0}
             return
@@ -111,7 +116,7 @@ class FuzzyDedup(Stage):
         texts = {}
         if need:
             want = set(ids[i] for i in need)
-            part = engine.compute(ddf[ddf["id"].isin(list(want))][["id", c["field"]]])
+            part = engine.collect(partial(_rows_with_ids, ids=want, columns=["id", c["field"]]), parts)
             texts = dict(zip(part["id"].astype(str), part[c["field"]]))
         sh = {i: self._shingles(texts[ids[i]]) for i in need}
         uf = UnionFind(len(ids))
@@ -145,6 +150,10 @@ class FuzzyDedup(Stage):
 
     def summary(self):
         return dict(self._summary)
+
+
+def _rows_with_ids(df: pd.DataFrame, ids: set[str], columns: list[str]) -> pd.DataFrame:
+    return df.loc[_as_str(df["id"]).isin(ids).to_numpy(), columns]
 
 
 def _cuda_here() -> bool:

@@ -5,11 +5,12 @@
   ``scheduler: tcp://host:8786`` (``--scheduler`` on the command line), an existing cluster.
 * ``gpu: true``: dask-cuda's LocalCUDACluster (one worker per GPU); a clear error when dask-cuda or
   a CUDA device is missing. MinHash then runs on the GPU through torch when it sees one.
-* ``engine: local``: dask's synchronous scheduler in this process (no cluster start-up, easy to
-  debug; used by most unit tests). Same code path otherwise.
+* ``engine: local``: every task in this process, one after the other (no cluster start-up, easy
+  to debug; used by most unit tests). Same code path otherwise.
 
-Each stage result is persisted once (``persist``), so counting the drops, collecting the dropped
-rows and feeding the next stage never recompute a stage.
+A pass over the data is one task per partition (``map``); its output stays where it was computed
+(a future on a worker) and feeds the next pass, so no stage is ever computed twice, and only the
+small things - drop reasons and counts, dedup keys - travel to the driver (``gather``).
 """
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ import contextlib
 import logging
 from typing import Any, Callable, Sequence
 
-import dask
-import dask.dataframe as dd
 import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -47,15 +46,10 @@ class Engine:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "Engine":
-        # Keep text columns as they are (object dtype of Python str): dask would otherwise convert
-        # every partition's object columns to Arrow strings, and each Python stage then pays an
-        # Arrow -> str copy per column per map (measured: ~1 s of CPU per 20,000 1-kB documents).
-        self._stack.enter_context(dask.config.set({"dataframe.convert-string": False}))
         if self.mode == "local":
             if self.gpu:
                 raise EngineError("gpu=true needs engine=dask (a LocalCUDACluster)")
-            self._stack.enter_context(dask.config.set(scheduler="synchronous"))
-            log.info("engine: dask synchronous scheduler in this process (engine=local)")
+            log.info("engine: every task in this process, one after the other (engine=local)")
             return self
         from dask.distributed import Client, LocalCluster
 
@@ -90,30 +84,40 @@ class Engine:
         self.client = None
 
     # -- data ------------------------------------------------------------------------------
-    def from_pandas(self, df: pd.DataFrame) -> dd.DataFrame:
+    # The data is a list of partitions (pandas frames): plain frames in this process with
+    # engine=local, Dask futures held by the workers otherwise. Stages run as one task per
+    # partition through ``map`` (no task graph to build or optimise, arguments not hashed), and
+    # only what the driver needs - drop reasons, counts, dedup keys - comes back with ``gather``.
+    def partitions(self, df: pd.DataFrame) -> list:
+        """Split a frame into partitions of about ``partition_rows`` rows (at least two per worker on
+        a cluster) in row order; on a cluster they are scattered to the workers."""
+        df = df.reset_index(drop=True)
         nparts = max(1, -(-len(df) // self.partition_rows))
         if self.client is not None:
             nparts = max(nparts, min(len(df), 2 * max(1, self.n_workers)))
-        return dd.from_pandas(df.reset_index(drop=True), npartitions=max(1, nparts), sort=False)
+        bounds = [round(i * len(df) / nparts) for i in range(nparts + 1)]
+        frames = [df.iloc[bounds[i]:bounds[i + 1]] for i in range(nparts)]
+        return self.client.scatter(frames) if self.client is not None else frames
 
-    def from_map(self, func: Callable, items: Sequence, meta: pd.DataFrame) -> dd.DataFrame:
-        return dd.from_map(func, list(items), meta=meta, enforce_metadata=False)
+    def map(self, func: Callable, parts: Sequence, *iterables: Sequence) -> list:
+        """``func(part, *args)`` for every partition (and the matching items of ``iterables``):
+        futures on a cluster (computed there, in parallel), values with engine=local."""
+        if self.client is None:
+            return [func(*args) for args in zip(parts, *iterables)]
+        return self.client.map(func, parts, *iterables, pure=False)
 
-    def apply(self, ddf: dd.DataFrame, stage) -> dd.DataFrame:
-        """Run one stage on every partition (lazily); meta comes from running it on the empty frame."""
-        meta = stage(ddf._meta)
-        return ddf.map_partitions(stage, meta=meta, enforce_metadata=False)
+    def gather(self, parts: Sequence) -> list:
+        """The values (brought to this process); exceptions raised inside a task surface here."""
+        return list(parts) if self.client is None else self.client.gather(list(parts))
 
-    def persist(self, ddf: dd.DataFrame) -> dd.DataFrame:
-        return ddf.persist()
-
-    def compute(self, *objs):
-        out = dask.compute(*objs)
-        return out if len(objs) > 1 else out[0]
+    def collect(self, func: Callable, parts: Sequence) -> pd.DataFrame:
+        """``func`` on every partition, the results concatenated here (e.g. the keys a dedup needs)."""
+        frames = self.gather(self.map(func, parts))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def describe(self) -> str:
         if self.mode == "local":
-            return "dask synchronous (engine=local)"
+            return "this process (engine=local)"
         if self.scheduler:
             return f"dask cluster at {self.scheduler}"
         return f"dask {'LocalCUDACluster' if self.gpu else 'LocalCluster'} ({self.n_workers} workers)"

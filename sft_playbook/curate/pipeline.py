@@ -11,8 +11,9 @@
     7. merge     <output_dir>/<level>/{train,validation,test}.jsonl + report
 
 Each stage runs on every partition through Dask (see engine.py). Consecutive row-level stages are
-fused into one pass per partition (``Chain``); a global stage (dedup) starts a new chain after the
-data is persisted, so no stage is computed twice. Every stage's drops are counted by reason and
+fused into one pass per partition (``Chain``); a global stage (dedup) starts a new chain, and the
+keys its decision needs (hashes, signatures) are computed at the end of the pass before it, so no
+stage is computed twice and a dedup costs no pass of its own. Every stage's drops are counted by reason and
 written to ``dropped_dir/<nn>_<stage>.jsonl`` with the reason and detail.
 """
 from __future__ import annotations
@@ -20,6 +21,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from functools import partial
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -170,42 +173,55 @@ def chains(stages: list[Stage]) -> list[list[Stage]]:
     return out
 
 
-def run_stages(ddf, stages: list[Stage], engine: Engine, dropped_dir: Path | None, collect: bool = True):
-    """Run the stages in order; returns (kept rows, [StageStats]). The kept rows are a pandas frame
-    sorted by input order, or with ``collect=False`` the persisted Dask frame (to write from the
-    workers). Without a dropped_dir only the bookkeeping columns of dropped rows reach the driver."""
+def _pass(part: pd.DataFrame, chain: Chain, keys_of: Stage | None, slim: bool):
+    """One pass over one partition (runs on a worker): the chain's kept rows, and for the driver
+    the rows in, the dropped rows (only their bookkeeping columns when ``slim``), the counter
+    totals and, on the kept rows, the keys the next global stage's ``fit`` needs."""
+    kept, gone, sums = chain.split(part)
+    if slim:
+        gone = gone[["id", "_order", STAGE_COL, REASON, DETAIL]]
+    return kept, {"rows": len(part), "gone": gone, "sums": sums,
+                  "keys": keys_of.keys(kept) if keys_of is not None else None}
+
+
+def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Path | None, collect: bool = True):
+    """Run the stages in order over the partitions (``engine.partitions(df)`` or ``engine.map``'s
+    output); returns (kept rows, [StageStats]). The kept rows are a pandas frame sorted by input
+    order, or with ``collect=False`` the list of partitions (to write from the workers). Without a
+    dropped_dir only the bookkeeping columns of dropped rows reach the driver."""
     stats: list[StageStats] = []
     groups = chains(stages)
-    if groups and groups[0][0].is_global:
-        ddf = engine.persist(ddf)            # a global fit and the chain both read it
-    rows = None                              # counted with the first chain's results (no extra pass)
+    rows = None                              # counted with the first pass's results (no extra pass)
+    keys = None                              # what the previous pass computed for this chain's global stage
     number = 0
     bar = tqdm(total=len(stages), desc="curation stages", unit="stage", disable=None)
-    for chain in groups:
+    for g, chain in enumerate(groups):
         t0 = time.monotonic()
         for st in chain:
             if not st.is_global or st is chain[0]:
-                st.fit(ddf, engine)          # global: on the data as it is now
-        fused = Chain(chain)
-        tagged = engine.persist(ddf.map_partitions(fused, meta=fused(ddf._meta), enforce_metadata=False))
-        counters = [c for c in tagged.columns if c.startswith("_c") and c[2:].split("_", 1)[0].isdigit()]
-        # the next chain's input, submitted now (with a cluster it is built while the drops are gathered)
-        kept_next = engine.persist(tagged[tagged[STAGE_COL] < 0].drop(columns=[*BOOKKEEPING, STAGE_COL, *counters]))
-        gone = tagged[tagged[STAGE_COL] >= 0]
-        if dropped_dir is None:
-            gone = gone[["id", "_order", STAGE_COL, REASON, DETAIL]]
-        dropped, sums, n_in = engine.compute(gone, tagged[counters].sum() if counters else tagged[STAGE_COL].size,
-                                             tagged.shape[0])
+                st.fit(parts, engine, keys if st is chain[0] else None)   # global: on the data as it is now
+        following = groups[g + 1][0] if g + 1 < len(groups) else None
+        keys_of = following if following is not None and following.is_global \
+            and type(following).keys is not Stage.keys else None
+        results = engine.map(partial(_pass, chain=Chain(chain), keys_of=keys_of, slim=dropped_dir is None), parts)
+        parts = engine.map(itemgetter(0), results)               # the kept rows stay where they are
+        reports = engine.gather(engine.map(itemgetter(1), results))
+        del results
         if rows is None:
-            rows = int(n_in)
-        dropped = dropped.sort_values("_order", kind="stable")
+            rows = sum(r["rows"] for r in reports)
+        sums: dict[str, int] = {}
+        for r in reports:
+            for k, v in r["sums"].items():
+                sums[k] = sums.get(k, 0) + v
+        keys = pd.concat([r["keys"] for r in reports], ignore_index=True) if keys_of is not None else None
+        dropped = pd.concat([r["gone"] for r in reports], ignore_index=True).sort_values("_order", kind="stable")
         for i, stage in enumerate(chain):
             number += 1
             mine = dropped[dropped[STAGE_COL] == i]
             st = StageStats(stage.name, rows, rows - len(mine))
             st.dropped = {str(k): int(v) for k, v in mine[REASON].value_counts().sort_index().items()}
             prefix = f"_c{i}_"
-            st.counters = {c[len(prefix):]: int(sums[c]) for c in counters if c.startswith(prefix)}
+            st.counters = {c[len(prefix):]: v for c, v in sums.items() if c.startswith(prefix)}
             for reason, grp in mine.groupby(REASON, sort=True):
                 st.examples[str(reason)] = [{"id": str(r["id"]), "detail": str(r[DETAIL])}
                                             for _, r in grp.head(EXAMPLES_PER_REASON).iterrows()]
@@ -215,7 +231,7 @@ def run_stages(ddf, stages: list[Stage], engine: Engine, dropped_dir: Path | Non
                      "  dropped " + ", ".join(f"{k}={v}" for k, v in st.dropped.items()) if st.dropped else "",
                      "  " + ", ".join(f"{k}={v}" for k, v in st.counters.items() if v) if any(st.counters.values()) else "")
             if dropped_dir is not None:
-                cols = [c for c in mine.columns if c not in (*BOOKKEEPING, STAGE_COL, "id") and c not in counters]
+                cols = [c for c in mine.columns if c not in (*BOOKKEEPING, STAGE_COL, "id")]
                 write_jsonl_atomic(dropped_dir / f"{number:02d}_{stage.name}.jsonl",
                                    ({"id": r["id"], "stage": stage.name, "reason": r[REASON], "detail": r[DETAIL],
                                      **{c: r[c] for c in cols}} for r in mine.to_dict("records")))
@@ -226,11 +242,10 @@ def run_stages(ddf, stages: list[Stage], engine: Engine, dropped_dir: Path | Non
                                     "Check its thresholds in the config.")
             rows = st.rows_out
         log.info("  (%d stage(s) in one pass: %.1fs)", len(chain), time.monotonic() - t0)
-        ddf = kept_next
     bar.close()
     if not collect:
-        return ddf, stats
-    kept = engine.compute(ddf).sort_values("_order", kind="stable").reset_index(drop=True)
+        return parts, stats
+    kept = pd.concat(engine.gather(parts)).sort_values("_order", kind="stable").reset_index(drop=True)
     return kept, stats
 
 
@@ -253,8 +268,7 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
             old.unlink()
     with Engine(**eng_cfg) as engine:
         log.info("running %d stages on %s", len(stages), engine.describe())
-        ddf = engine.from_pandas(df)
-        kept, stats = run_stages(ddf, stages, engine, dropped_dir)
+        kept, stats = run_stages(engine.partitions(df), stages, engine, dropped_dir)
     split_cfg = get(cfg, "split")
     sizes = merge(kept, levels, out_dir, int(get(cfg, "seed")), dict(split_cfg))
     redactions: dict[str, int] = {}
