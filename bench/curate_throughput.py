@@ -22,6 +22,7 @@ import random
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -79,8 +80,8 @@ def read_shard(path: str) -> pd.DataFrame:
     return df[["id", "_order", "text"]]
 
 
-def write_part(df: pd.DataFrame, path: str) -> int:
-    write_frame_jsonl_atomic(path, df, ["id", "text"])
+def write_part(df: pd.DataFrame, index: int, folder: str) -> int:
+    write_frame_jsonl_atomic(f"{folder}/kept-{index:03d}.jsonl", df, ["id", "text"])
     return len(df)
 
 
@@ -92,10 +93,11 @@ def stages(min_words: int, max_words: int):
 
 def run_ours(files: list[str], out: Path, engine: Engine) -> dict:
     t0 = time.perf_counter()
-    parts = engine.map(read_shard, files)                    # read on the workers
-    kept, stats = run_stages(parts, stages(50, 100_000), engine, None, collect=False)
-    # every worker writes its own partitions (like the plain version's to_json)
-    n = sum(engine.gather(engine.map(write_part, kept, [str(out / f"kept-{i:03d}.jsonl") for i in range(len(kept))])))
+    # the workers read the shards (in the first pass) and write what they keep (in the last one),
+    # like the plain version's read_json / to_json
+    written, stats = run_stages(files, stages(50, 100_000), engine, None, load=read_shard,
+                                finish=partial(write_part, folder=str(out)))
+    n = sum(written)
     dt = time.perf_counter() - t0
     return {"seconds": dt, "kept": n, "dropped": {s.name: sum(s.dropped.values()) for s in stats}}
 

@@ -50,10 +50,11 @@ class ExactDedup(Stage):
             self.drop_of, self._summary = {}, {"clusters": 0, "rows_in_clusters": 0, "largest_cluster": 0}
             return
         keys = keys.sort_values("_order", kind="stable")
-        first = keys.groupby("hash", sort=False)["id"].transform("first")
-        dups = keys[keys["id"] != first]
-        self.drop_of = dict(zip(dups["id"], first[dups.index]))
-        sizes = keys.groupby("hash")["id"].size()
+        ids, hashes = keys["id"].to_numpy(), keys["hash"]
+        dup = hashes.duplicated(keep="first").to_numpy()            # all but the first in input order
+        first_of = dict(zip(hashes.to_numpy()[~dup], ids[~dup]))
+        self.drop_of = {i: first_of[h] for i, h in zip(ids[dup], hashes.to_numpy()[dup])}
+        sizes = hashes.value_counts(sort=False)
         sizes = sizes[sizes > 1]
         self._summary = {"clusters": int(len(sizes)), "rows_in_clusters": int(sizes.sum()),
                          "largest_cluster": int(sizes.max()) if len(sizes) else 0}

@@ -44,6 +44,7 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
 
 
 # -- jsonl <-> pandas, fast paths for the Dask workers -------------------------------------------
+_encode_str = json.encoder.encode_basestring      # what JSONEncoder(ensure_ascii=False) does to a str
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]", re.ASCII)
 
 
@@ -90,16 +91,18 @@ def read_jsonl_frame(path: str | Path, columns: dict[str, str]) -> pd.DataFrame:
 
 def frame_jsonl_text(df: pd.DataFrame, columns: list[str]) -> str:
     """The same text as ``jsonl_text(df[columns].to_dict("records"))`` (byte for byte), built column
-    by column: each value is JSON-encoded once and the lines are joined, without a dict per row."""
+    by column: each value is JSON-encoded once (string columns straight through the C string
+    encoder that ``json.dumps`` itself uses) and each line is one %-format, without a dict per row."""
     enc = json.JSONEncoder(ensure_ascii=False).encode
     if df.empty:
         return ""
-    encoded = [list(map(enc, df[c].tolist())) for c in columns]
-    keys = [enc(c) for c in columns]
-    parts = []
-    for i, row in enumerate(zip(*encoded)):
-        parts.append("{" + ", ".join(k + ": " + v for k, v in zip(keys, row)) + "}\n")
-    return "".join(parts)
+    encoded = []
+    for c in columns:
+        values = df[c].tolist()
+        strings = all(type(v) is str for v in values)
+        encoded.append(list(map(_encode_str if strings else enc, values)))
+    line = "{" + ", ".join(enc(c).replace("%", "%%") + ": %s" for c in columns) + "}\n"
+    return "".join(map(line.__mod__, zip(*encoded)))
 
 
 def write_frame_jsonl_atomic(path: str | Path, df: pd.DataFrame, columns: list[str]) -> None:

@@ -24,7 +24,7 @@ import time
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 from tqdm import tqdm
@@ -173,22 +173,34 @@ def chains(stages: list[Stage]) -> list[list[Stage]]:
     return out
 
 
-def _pass(part: pd.DataFrame, chain: Chain, keys_of: Stage | None, slim: bool):
+def _pass(part, index: int, chain: Chain, keys_of: Stage | None, slim: bool,
+          load: Callable | None = None, finish: Callable | None = None):
     """One pass over one partition (runs on a worker): the chain's kept rows, and for the driver
     the rows in, the dropped rows (only their bookkeeping columns when ``slim``), the counter
-    totals and, on the kept rows, the keys the next global stage's ``fit`` needs."""
+    totals and, on the kept rows, the keys the next global stage's ``fit`` needs. ``load`` turns
+    the item into the partition first (e.g. reads a file) and ``finish(kept, index)`` consumes the
+    kept rows at the end (e.g. writes them) in the same task; its result replaces them."""
+    if load is not None:
+        part = load(part)
     kept, gone, sums = chain.split(part)
     if slim:
         gone = gone[["id", "_order", STAGE_COL, REASON, DETAIL]]
-    return kept, {"rows": len(part), "gone": gone, "sums": sums,
-                  "keys": keys_of.keys(kept) if keys_of is not None else None}
+    report = {"rows": len(part), "gone": gone, "sums": sums,
+              "keys": keys_of.keys(kept) if keys_of is not None else None}
+    if finish is not None:
+        report["finished"] = finish(kept, index)
+        return report
+    return kept, report
 
 
-def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Path | None, collect: bool = True):
-    """Run the stages in order over the partitions (``engine.partitions(df)`` or ``engine.map``'s
-    output); returns (kept rows, [StageStats]). The kept rows are a pandas frame sorted by input
-    order, or with ``collect=False`` the list of partitions (to write from the workers). Without a
-    dropped_dir only the bookkeeping columns of dropped rows reach the driver."""
+def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Path | None, collect: bool = True,
+               load: Callable | None = None, finish: Callable | None = None):
+    """Run the stages in order over the partitions (``engine.partitions(df)``, or items that
+    ``load(item)`` turns into partitions on the workers, in the first pass); returns (kept rows,
+    [StageStats]). The kept rows are a pandas frame sorted by input order, with ``collect=False``
+    the list of partitions, with ``finish`` the list of ``finish(kept partition, index)`` results
+    (run in the last pass: e.g. every worker writes its partitions). Without a dropped_dir only
+    the bookkeeping columns of dropped rows reach the driver."""
     stats: list[StageStats] = []
     groups = chains(stages)
     rows = None                              # counted with the first pass's results (no extra pass)
@@ -203,9 +215,16 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
         following = groups[g + 1][0] if g + 1 < len(groups) else None
         keys_of = following if following is not None and following.is_global \
             and type(following).keys is not Stage.keys else None
-        results = engine.map(partial(_pass, chain=Chain(chain), keys_of=keys_of, slim=dropped_dir is None), parts)
-        parts = engine.map(itemgetter(0), results)               # the kept rows stay where they are
-        reports = engine.gather(engine.map(itemgetter(1), results))
+        last = following is None and finish is not None
+        task = partial(_pass, chain=Chain(chain), keys_of=keys_of, slim=dropped_dir is None,
+                       load=load if g == 0 else None, finish=finish if last else None)
+        results = engine.map(task, parts, range(len(parts)))
+        if last:
+            reports = engine.gather(results)
+            parts = [r["finished"] for r in reports]
+        else:
+            parts = engine.map(itemgetter(0), results)           # the kept rows stay where they are
+            reports = engine.gather(engine.map(itemgetter(1), results))
         del results
         if rows is None:
             rows = sum(r["rows"] for r in reports)
@@ -243,7 +262,7 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
             rows = st.rows_out
         log.info("  (%d stage(s) in one pass: %.1fs)", len(chain), time.monotonic() - t0)
     bar.close()
-    if not collect:
+    if not collect or finish is not None:
         return parts, stats
     kept = pd.concat(engine.gather(parts)).sort_values("_order", kind="stable").reset_index(drop=True)
     return kept, stats

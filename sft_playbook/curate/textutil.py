@@ -43,12 +43,20 @@ def normalize_code_ws(code: str) -> str:
     return _MANY_BLANK.sub("\n\n", "\n".join(lines)).strip("\n")
 
 
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+
+
 def single_spaced(text: str) -> bool:
     """True when ``text.split()`` gives the same words as ``text.split(" ")``: the text is not
     empty, is printable (every character ``str.split`` splits on other than the space - tabs,
     newlines, \x1c-\x1f, NBSP and the other Unicode spaces - is unprintable) and has no double,
-    leading or trailing space. Two C-speed scans instead of building the word list."""
-    return text.isprintable() and "  " not in text and text[:1] not in (" ", "") and text[-1] != " "
+    leading or trailing space. C-speed scans instead of building the word list; for ASCII text
+    (``isascii`` is a flag lookup) "printable" is "nothing left after deleting bytes 0x20-0x7e"."""
+    if not text or text[0] == " " or text[-1] == " " or "  " in text:
+        return False
+    if text.isascii():
+        return not text.encode("ascii").translate(None, _PRINTABLE_ASCII)
+    return text.isprintable()
 
 
 def word_count(text: str) -> int:
