@@ -12,7 +12,8 @@ dask.dataframe version of the same rules (read_json -> map_partitions -> drop_du
 to_json). Prints one JSON line per run with wall-clock docs/s and the CPU seconds used by the
 driver and all workers; docs_per_s_if_cpu_bound = docs / (CPU seconds / workers) is what two idle
 cores would give if the run were CPU-bound (a shared machine only changes the wall clock).
-docs/benchmarks.md holds the results.
+At the end it checks that every run of ours wrote the same bytes and the same texts as the plain
+version (exit status 1 if not). docs/benchmarks.md holds the results.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from functools import partial
 from pathlib import Path
 
@@ -192,7 +194,27 @@ def main() -> int:
                     print(json.dumps({"engine": "plain dask.dataframe", "workers": args.workers, "run": r,
                                       "docs_per_s": round(len(docs) / res["seconds"]), "cpu_s": round(cpu, 2),
                                       "docs_per_s_if_cpu_bound": round(len(docs) / (cpu / args.workers)), **res}))
+        # the numbers only count if the work is the same: every run of ours wrote the same bytes,
+        # and the same texts as the plain version (which of two duplicates survives differs: ours
+        # keeps the first in input order, drop_duplicates the first it happens to meet)
+        ours = [b"".join(p.read_bytes() for p in sorted((tmp / f"ours{r}").glob("kept-*.jsonl"))) for r in range(args.repeats)]
+        check = {"ours_identical_across_runs": len(set(ours)) == 1}
+        if not args.no_baseline:
+            check["same_texts_as_plain"] = (Counter(records(tmp / "ours0", "kept-*.jsonl").values())
+                                            == Counter(records(tmp / "plain0", "plain-*.jsonl").values()))
+        print(json.dumps(check))
+        if not all(check.values()):
+            return 1
     return 0
+
+
+def records(folder: Path, pattern: str) -> dict[str, str]:
+    out = {}
+    for p in sorted(folder.glob(pattern)):
+        for line in p.read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            out[r["id"]] = r["text"]
+    return out
 
 
 if __name__ == "__main__":
