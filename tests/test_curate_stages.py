@@ -1,4 +1,4 @@
-"""Unit tests of the curation stages (no cluster: plain pandas or dask's synchronous scheduler)."""
+"""Unit tests of the curation stages (no cluster: plain pandas or engine=local, every task in this process)."""
 from __future__ import annotations
 
 import numpy as np
