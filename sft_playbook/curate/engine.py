@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from typing import Any, Callable, Sequence
 
 import dask
@@ -53,6 +54,13 @@ class Engine:
             log.info("engine: every task in this process, one after the other (engine=local)")
             return self
         from dask.distributed import Client, LocalCluster
+
+        # importing distributed sets its loggers to INFO again (cluster start/stop chatter, and a
+        # harmless CommClosedError traceback at shutdown); keep them at WARNING unless debugging,
+        # here and in the worker processes (they read the DASK_ environment at start)
+        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+            logging.getLogger("distributed").setLevel(logging.WARNING)
+            os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
         if self.scheduler:
             log.info("engine: joining the Dask cluster at %s", self.scheduler)
