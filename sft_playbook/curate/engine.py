@@ -62,6 +62,11 @@ class Engine:
             logging.getLogger("distributed").setLevel(logging.WARNING)
             os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
+        if not self.dashboard and not self.scheduler:
+            # Without a dashboard nobody reads the workers' statistical profiler, which samples
+            # every thread's stack every 10 ms and takes the GIL from the task to do it (measured:
+            # tasks ran ~25% slower than the same work in a plain process). Clusters we start only.
+            self._stack.enter_context(dask.config.set({"distributed.worker.profile.enabled": False}))
         if self.scheduler:
             log.info("engine: joining the Dask cluster at %s", self.scheduler)
             self.client = self._stack.enter_context(Client(self.scheduler))
@@ -80,11 +85,6 @@ class Engine:
             self.client = self._stack.enter_context(Client(cluster))
             log.info("engine: LocalCUDACluster with %d GPU worker(s)", len(self.client.scheduler_info()["workers"]))
         else:
-            if not self.dashboard:
-                # Without a dashboard nobody reads the workers' statistical profiler, which samples
-                # every thread's stack every 10 ms and takes the GIL from the task to do it
-                # (measured: tasks ran ~25% slower than the same work in a plain process).
-                self._stack.enter_context(dask.config.set({"distributed.worker.profile.enabled": False}))
             cluster = self._stack.enter_context(LocalCluster(
                 n_workers=self.n_workers, threads_per_worker=self.threads_per_worker, processes=True,
                 memory_limit=self.memory_limit, dashboard_address=":8787" if self.dashboard else None))
@@ -111,7 +111,8 @@ class Engine:
             nparts = max(nparts, min(len(df), 2 * max(1, self.n_workers)))
         bounds = [round(i * len(df) / nparts) for i in range(nparts + 1)]
         frames = [df.iloc[bounds[i]:bounds[i + 1]] for i in range(nparts)]
-        return self.client.scatter(frames) if self.client is not None else frames
+        # hash=False: the keys are random, the frames are not hashed (tokenised) to name them
+        return self.client.scatter(frames, hash=False) if self.client is not None else frames
 
     def map(self, func: Callable, parts: Sequence, *iterables: Sequence) -> list:
         """``func(part, *args)`` for every partition (and the matching items of ``iterables``):
