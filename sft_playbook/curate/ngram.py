@@ -97,7 +97,7 @@ def _batch(texts: list[str], n: int) -> np.ndarray:
     id_bits, doc_bits, pos_bits = _bits(int(ids.max()) + 1), _bits(len(texts)), _bits(starts.size)
     lead, j = ids[pos], 1
     lead_bits = id_bits
-    while doc_bits + lead_bits + (n - j) * id_bits + pos_bits > 63:
+    while j < n and doc_bits + lead_bits + (n - j) * id_bits + pos_bits > 63:
         lead = _factorize((lead << id_bits) | ids[pos + j])       # < 2**(2 * 32): fits
         lead_bits, j = _bits(int(lead.max()) + 1), j + 1
     key = gdoc << lead_bits | lead
