@@ -99,3 +99,26 @@ def test_unicode_fix_keeps_python_strings_and_counts_changes():
     assert out["text"].dtype == object and gone.empty
     assert out["text"].tolist() == [fix_unicode(t) for t in df["text"]]
     assert sums == {"_c0_unicode_fixed": 1}
+
+
+def test_vectorised_top_ngram_shares_with_a_large_vocabulary_fold_leading_tokens(monkeypatch):
+    """With many distinct tokens, (document, n token ids, position) does not fit in 63 bits for
+    n >= 4: the leading tokens are folded into one number first. Same results either way."""
+    rng = random.Random(3)
+    vocab = [f"w{i}" for i in range(30000)]
+    texts = []
+    for _ in range(400):
+        base = [rng.choice(vocab) for _ in range(rng.randint(5, 60))]
+        texts.append(" ".join(base * rng.randint(1, 3) + [rng.choice(vocab) for _ in range(rng.randint(0, 30))]))
+    calls, batches = [], []
+    real_factorize, real_batch = ngram._factorize, ngram._batch
+    monkeypatch.setattr(ngram, "_factorize", lambda v: calls.append(len(v)) or real_factorize(v))
+    monkeypatch.setattr(ngram, "_batch", lambda t, n: batches.append(len(t)) or real_batch(t, n))
+    for n, folds in ((2, False), (5, True)):
+        calls.clear()
+        batches.clear()
+        expected = [top_ngram_share(t, n) for t in texts]
+        assert top_ngram_shares(texts, n).tolist() == expected
+        # one factorize per batch for the token ids; more when the leading tokens were folded
+        assert (len(calls) > len(batches)) == folds, (n, len(calls), len(batches))
+        assert sum(e > 0 for e in expected) > 100
