@@ -189,8 +189,7 @@ class Chain:
                 gone = out[~keep].drop(columns=counters)
                 gone[STAGE_COL] = np.int64(i)
                 dropped.append(gone)
-            df = out[keep].drop(columns=[REASON, DETAIL, *counters]) if not keep.all() else \
-                out.drop(columns=[REASON, DETAIL, *counters])
+            df = (out if keep.all() else out[keep]).drop(columns=[REASON, DETAIL, *counters])
         if dropped:
             gone = pd.concat(dropped)
         else:

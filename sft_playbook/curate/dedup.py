@@ -21,9 +21,6 @@ from .textutil import collapse_spaces, normalized_code
 log = logging.getLogger(__name__)
 
 
-_norm_text = collapse_spaces          # " ".join(text.split())
-
-
 class ExactDedup(Stage):
     """Rows whose ``field`` hashes the same after normalisation (code: tokens without comments or
     formatting; text: collapsed whitespace) form a cluster; all but the first are dropped."""
@@ -37,7 +34,7 @@ class ExactDedup(Stage):
         self._summary: dict = {}
 
     def keys(self, df: pd.DataFrame) -> pd.DataFrame:
-        norm = normalized_code if self.config["normalize"] == "code" else _norm_text
+        norm = normalized_code if self.config["normalize"] == "code" else collapse_spaces
         blake = hashlib.blake2b
         h = [blake(norm(t).encode("utf-8"), digest_size=16).hexdigest() for t in df[self.config["field"]].tolist()]
         return pd.DataFrame({"id": _as_str(df["id"]), "_order": df["_order"].astype("int64"),
@@ -104,11 +101,10 @@ class FuzzyDedup(Stage):
     def fit(self, parts, engine, keys=None) -> None:
         c = self.config
         sig_df = keys if keys is not None else engine.collect(self.keys, parts)
-        if not sig_df.empty:
-            sig_df = sig_df.sort_values("_order", kind="stable").reset_index(drop=True)
         if sig_df.empty:
             self._summary = {"candidate_pairs": 0, "verified_pairs": 0, "clusters": 0, "rows_in_clusters": 0}
             return
+        sig_df = sig_df.sort_values("_order", kind="stable").reset_index(drop=True)
         sigs = np.stack([np.frombuffer(s, dtype=np.uint32) for s in sig_df["sig"]])
         cands = sorted(lsh_candidates(sigs, c["bands"], c["rows"], c["max_bucket"]))
         # verify candidates with the exact Jaccard of their shingle sets
