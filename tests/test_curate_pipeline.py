@@ -299,3 +299,17 @@ def test_run_stages_reads_and_writes_inside_the_passes(tmp_path, engine):
     assert stats[1].dropped == {"exact_duplicate": 6}
     assert sum(written) == 2
     assert sorted(l for p in out.glob("kept-*.jsonl") for l in p.read_text().split()) == ["r0", "r2"]
+
+
+def test_run_stages_loads_before_a_global_first_stage(tmp_path):
+    """When the first stage is a dedup, its fit sees the loaded partitions, not the file names."""
+    from sft_playbook.curate.dedup import ExactDedup
+    from sft_playbook.curate.engine import Engine
+    from sft_playbook.curate.pipeline import run_stages
+
+    p = tmp_path / "in.jsonl"
+    p.write_text("".join(json.dumps({"id": f"r{k}", "_order": k, "n": k, "text": f"t{k % 3}"}) + "\n" for k in range(9)))
+    with Engine(engine="local") as eng:
+        kept, stats = run_stages([str(p)], [ExactDedup("text", normalize="text")], eng, None, load=_read_numbers)
+    assert stats[0].rows_in == 9 and stats[0].dropped == {"exact_duplicate": 6}
+    assert sorted(kept["id"]) == ["r0", "r1", "r2"]

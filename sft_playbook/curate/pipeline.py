@@ -203,6 +203,8 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
     the bookkeeping columns of dropped rows reach the driver."""
     stats: list[StageStats] = []
     groups = chains(stages)
+    if load is not None and groups and groups[0][0].is_global:
+        parts, load = engine.map(load, parts), None     # its fit needs the partitions, not the items
     rows = None                              # counted with the first pass's results (no extra pass)
     keys = None                              # what the previous pass computed for this chain's global stage
     number = 0
