@@ -133,9 +133,10 @@ def top_ngram_shares(texts: Sequence[str], n: int = 2) -> np.ndarray:
     fast = [i for i, t in enumerate(texts) if t.isascii() and "\x00" not in t]
     if len(fast) < _MIN_BATCH:
         fast = []
-    slow = sorted(set(range(len(texts))) - set(fast)) if len(fast) < len(texts) else []
-    for i in slow:
-        out[i] = top_ngram_share(texts[i], n)
+    on_fast = set(fast)
+    for i, t in enumerate(texts):
+        if i not in on_fast:
+            out[i] = top_ngram_share(t, n)
     start = 0
     while start < len(fast):
         stop, size = start, 0
