@@ -38,7 +38,7 @@ def test_bad_input_names_file_and_line(tmp_path, capfd):
     pred.write_text('{"id": 1, "reference": "module m; endmodule", "prediction": ""}\n{broken\n')
     assert evaluate_main(["predictions", f"predictions.file={pred}", f"out_dir={tmp_path}"]) == 1
     captured = capfd.readouterr()
-    assert f"{pred.name}:2: invalid JSON" in captured.err + captured.out
+    assert f"{pred.name}:2: not valid JSON" in captured.err + captured.out
     assert evaluate_main(["predictions", f"predictions.file={tmp_path / 'missing.jsonl'}"]) == 1
     assert evaluate_main([f"predictions.file={tmp_path / 'missing.jsonl'}"]) == 1  # all = predictions (+ verilogeval)
 

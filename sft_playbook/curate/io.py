@@ -1,46 +1,15 @@
-"""Atomic writes: everything goes to a temporary file in the target folder, then os.replace."""
+"""jsonl <-> pandas fast paths for the Dask workers. The plain writers and readers live in
+``sft_playbook.io`` (re-exported here for the curation modules)."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
-from typing import Any, Iterable
 
 import pandas as pd
 
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def jsonl_text(rows: Iterable[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-
-
-def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
-    write_text_atomic(path, jsonl_text(rows))
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=False) + "\n")
+from ..io import (BOM, InputError, decode_utf8, jsonl_text, write_bytes_atomic,  # noqa: F401
+                  write_json_atomic, write_jsonl_atomic, write_text_atomic)
 
 
 # -- jsonl <-> pandas, fast paths for the Dask workers -------------------------------------------
@@ -60,6 +29,8 @@ def read_jsonl_frame(path: str | Path, columns: dict[str, str]) -> pd.DataFrame:
 
     path = Path(path)
     data = path.read_bytes()
+    if data.startswith(BOM):
+        data = data[len(BOM):]
     if not _SURROGATE_ESCAPE.search(data):
         try:
             import pyarrow as pa
@@ -76,7 +47,15 @@ def read_jsonl_frame(path: str | Path, columns: dict[str, str]) -> pd.DataFrame:
                                      for c, t in columns.items()})
         except (ImportError, ValueError, KeyError, TypeError, OSError):   # pyarrow.ArrowInvalid is a ValueError
             pass
-    rows = [json.loads(line) for line in data.splitlines() if line.strip()]
+    rows = []
+    for lineno, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        text = decode_utf8(line, str(path), line_start=lineno)
+        try:
+            rows.append(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
     out = {}
     for c, t in columns.items():
         vals = [r[c] for r in rows]

@@ -28,7 +28,6 @@ import fnmatch
 import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -36,7 +35,7 @@ import pandas as pd
 
 from ..paths import resolve
 from ..secrets import redact
-from .io import write_jsonl_atomic
+from ..io import BadLines, InputError, iter_jsonl, read_json, read_text, write_jsonl_atomic  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +51,16 @@ class DownloadError(RuntimeError):
     """The hub could not be reached or refused the download (network, token, missing repo)."""
 
 
-@dataclass
-class BadLines:
-    skipped: int = 0
-    examples: list[str] = None  # type: ignore[assignment]
-
-    def add(self, where: str, reason: str) -> None:
-        self.skipped += 1
-        self.examples = self.examples or []
-        if len(self.examples) < 5:
-            self.examples.append(f"{where}: {reason}")
-
-
 def read_source_specs(path: str | Path) -> list[dict[str, Any]]:
     path = resolve(path)
     if not path.is_file():
         raise SourceError(f"sources file not found: {path}")
     specs = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = read_text(path)
+    except InputError as exc:
+        raise SourceError(str(exc)) from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         try:
@@ -145,24 +136,16 @@ def _iter_file(path: Path, on_bad_line: str, bad: BadLines) -> Iterator[tuple[st
     """Yield (where, record) from one data file; where = 'file:line' or 'file#row'."""
     name = path.name
     if name.endswith(".jsonl") or (name.endswith(".json") and _looks_like_jsonl(path)):
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    yield where, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    if on_bad_line == "skip":
-                        bad.add(where, f"not valid JSON ({exc.msg})")
-                        continue
-                    raise SourceError(f"{where}: not valid JSON ({exc.msg}); "
-                                      "set on_bad_line=skip to skip and count such lines") from None
+        try:
+            for lineno, rec in iter_jsonl(path, on_bad_line=on_bad_line, bad=bad, objects_only=False):
+                yield f"{path}:{lineno}", rec
+        except InputError as exc:
+            raise SourceError(f"{exc}; set on_bad_line=skip to skip and count such lines") from None
     elif name.endswith(".json"):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise SourceError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+            data = read_json(path)
+        except InputError as exc:
+            raise SourceError(str(exc)) from None
         rows = data if isinstance(data, list) else data.get("data") if isinstance(data, dict) else None
         if not isinstance(rows, list):
             raise SourceError(f"{path}: expected a list of records (or {{'data': [...]}})")
@@ -189,9 +172,9 @@ def _iter_file(path: Path, on_bad_line: str, bad: BadLines) -> Iterator[tuple[st
 
 
 def _looks_like_jsonl(path: Path) -> bool:
-    with open(path, encoding="utf-8") as fh:
-        head = fh.read(1).strip()
-        first = (head + fh.readline()).strip()
+    with open(path, "rb") as fh:
+        first = fh.readline()
+    first = first.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
     if not first.startswith("{"):
         return False
     try:

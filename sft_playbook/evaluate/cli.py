@@ -6,11 +6,10 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-from sft_playbook.config import get
 from sft_playbook.paths import resolve
 from sft_playbook.verilog.sandbox import iverilog_available
 
-from .io import read_jsonl, write_jsonl_atomic
+from ..io import iter_jsonl, read_jsonl, write_jsonl_atomic
 
 log = logging.getLogger("sft_playbook.evaluate")
 STEPS = ("predictions", "verilogeval", "references", "prompts", "download")
@@ -36,7 +35,7 @@ def answers_generate_fn(path: Path, problems_dir: Path, problems=None):
     from .verilogeval import build_prompt, load_problems  # noqa: F401
 
     by_problem: dict[str, list[str]] = defaultdict(list)
-    for i, row in enumerate(read_jsonl(path), 1):
+    for i, row in iter_jsonl(path):
         if not isinstance(row.get("problem"), str) or not isinstance(row.get("answer"), str):
             raise ValueError(f"{path}:{i}: each row needs string fields 'problem' and 'answer'")
         by_problem[row["problem"]].append(row["answer"])

@@ -102,7 +102,7 @@ def build(ref_code: str, ref_top: Module, ref_module_names: list[str], cand_code
     lines += [f"  integer seed_{n}, errors_{n}, samples_{n}, cyc_{n}, first_{n}, errs_{n}, errors_before_{n};"]
     conn_ref = ", ".join(f".{p.name}(i_{p.name}_{n})" for p in ins) + ("" if not outs or not ins else ", ") + \
         ", ".join(f".{p.name}(r_{p.name}_{n})" for p in outs)
-    conn_dut = conn_ref.replace(f"(r_", f"(d_")
+    conn_dut = conn_ref.replace("(r_", "(d_")
     lines.append(f"  {ref_top.name}{suffix} ref_{n} ({conn_ref});")
     lines.append(f"  {cand_top.name} dut_{n} ({conn_dut});")
     lines += [

@@ -40,7 +40,6 @@ or plusarg reading system tasks or `include (the only ways to learn the nonce) a
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time

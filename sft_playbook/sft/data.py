@@ -13,12 +13,13 @@
 """
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..io import InputError, iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +42,18 @@ def read_split(data_dir: Path, level: str, split: str, limit: int | None = None)
         hint = f" (that folder has: {', '.join(have)})" if have else " (run `bash curate_data.sh` first)"
         raise DataError(f"split {split!r} of level {level!r} not found: {path}{hint}")
     rows: list[dict] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object with 'input' and 'output'")
-            for key in ("input", "output"):
-                if key not in row:
-                    raise DataError(f"{where}: row has no {key!r} field")
-                if not isinstance(row[key], str) or not row[key].strip():
-                    raise DataError(f"{where}: field {key!r} must be a non-empty string")
-            rows.append({"id": str(row.get("id", f"{split}-{lineno}")), "input": row["input"], "output": row["output"]})
+    try:
+        lines = list(iter_jsonl(path))
+    except InputError as exc:
+        raise DataError(str(exc)) from None
+    for lineno, row in lines:
+        where = f"{path}:{lineno}"
+        for key in ("input", "output"):
+            if key not in row:
+                raise DataError(f"{where}: row has no {key!r} field")
+            if not isinstance(row[key], str) or not row[key].strip():
+                raise DataError(f"{where}: field {key!r} must be a non-empty string")
+        rows.append({"id": str(row.get("id", f"{split}-{lineno}")), "input": row["input"], "output": row["output"]})
     if not rows:
         raise DataError(f"{path} is empty: no rows to use for split {split!r}")
     if limit is not None and limit < len(rows):

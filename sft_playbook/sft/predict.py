@@ -8,11 +8,10 @@ Row schema (shared with the NeMo backend; `write_predictions` writes it):
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 from pathlib import Path
 
+from ..io import write_jsonl_atomic
 from ..paths import resolve
 from . import data as D
 from .model import ModelError, check_model_dir, load_model, load_tokenizer, prepare_model
@@ -99,11 +98,8 @@ def load_for_inference(cfg: dict, which: str):
 
 
 def write_predictions(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    """Write prediction rows as jsonl, atomically (no partial or 0-byte file is ever left)."""
+    write_jsonl_atomic(path, rows)
 
 
 def predict_rows(model, tokenizer, rows: list[dict], cfg: dict, label: str) -> list[dict]:

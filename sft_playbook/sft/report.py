@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from ..evaluate.text_metrics import text_metrics
+from ..io import iter_jsonl, write_text_atomic
 from ..paths import resolve
 
 log = logging.getLogger(__name__)
@@ -22,10 +22,7 @@ def read_predictions(path: Path) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run the predict step first")
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
+    for lineno, row in iter_jsonl(path):
         for key in ("id", "reference", "prediction", "model"):
             if key not in row:
                 raise ValueError(f"{path}:{lineno}: prediction row has no {key!r} field")
@@ -123,6 +120,4 @@ def render_markdown(report: dict) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, text)

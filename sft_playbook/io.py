@@ -1,0 +1,259 @@
+"""One place for the product's file I/O: reading jsonl/json/text input, writing outputs atomically.
+
+Reading
+    ``iter_jsonl(path)`` / ``read_jsonl(path)`` are the only jsonl readers of the package (curation
+    sources, SFT splits, predictions, VerilogEval answers, metrics). They accept a UTF-8 byte-order
+    mark (BOM) at the start of the file, and every bad line raises ``InputError`` with one line of
+    text that names the file and line::
+
+        data/x.jsonl:7: not valid UTF-8 (byte 0xff at column 12)
+        data/x.jsonl:9: not valid JSON (Expecting ',' delimiter at column 40)
+        data/x.jsonl:11: expected a JSON object, got list
+
+    With ``on_bad_line="skip"`` such lines are skipped and counted in a ``BadLines`` tally instead.
+
+Writing
+    ``write_bytes_atomic`` and friends write a temporary file in the target folder and
+    ``os.replace`` it over the target, so a reader sees the old file or the new one, never half of
+    one. ``replace_dir_atomic(target)`` does the same for a whole folder of outputs written as a set
+    (a fresh sibling folder is filled, then swapped in). Any ``OSError`` while writing (no space
+    left, permission denied, read-only file system) becomes ``OutputError`` naming the cause and
+    the path: ``no space left on device writing data/merged/high_level/train.jsonl``.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+BOM = b"\xef\xbb\xbf"
+ON_BAD_LINE = ("error", "skip")
+
+
+class InputError(ValueError):
+    """Bad input file or line; ``str(exc)`` is one line naming the file and line (or field)."""
+
+
+class OutputError(OSError):
+    """An output could not be written; ``str(exc)`` is one line: the cause and the path."""
+
+    def __str__(self) -> str:  # one line, without OSError's "[Errno 28]" prefix
+        return self.strerror or super().__str__()
+
+
+@dataclass
+class BadLines:
+    """Tally of input lines skipped under ``on_bad_line=skip``: a count and up to 5 examples."""
+
+    skipped: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, where: str, reason: str) -> None:
+        self.skipped += 1
+        if len(self.examples) < 5:
+            self.examples.append(f"{where}: {reason}")
+
+    def extend(self, other: "BadLines") -> None:
+        self.skipped += other.skipped
+        self.examples = (self.examples + other.examples)[:5]
+
+
+# -- reading ---------------------------------------------------------------------------------------
+def decode_utf8(data: bytes, where: str, *, line_start: int = 1) -> str:
+    """Decode ``data`` as UTF-8 (a leading BOM dropped), or raise ``InputError``.
+
+    ``where`` names the file; the error gives the 1-based line (counted from ``line_start``) and
+    column (in characters, 1-based) of the first invalid byte:
+    ``<where>:<line>: not valid UTF-8 (byte 0xff at column 3)``."""
+    if data.startswith(BOM):
+        data = data[len(BOM):]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        head = data[: exc.start]
+        line = line_start + head.count(b"\n")
+        col_bytes = head[head.rfind(b"\n") + 1:]
+        col = len(col_bytes.decode("utf-8", errors="replace")) + 1
+        raise InputError(f"{where}:{line}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {col})") from None
+
+
+def read_text(path: str | Path) -> str:
+    """The whole file as text: UTF-8, a leading BOM dropped; ``InputError`` (file:line) on bad bytes
+    or when the file cannot be read."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({_cause(exc)})") from None
+    return decode_utf8(data, str(path))
+
+
+def read_json(path: str | Path) -> Any:
+    """One JSON document (BOM accepted); ``InputError`` with file:line on bad bytes or JSON."""
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+
+
+def iter_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | None = None,
+               objects_only: bool = True) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, value)`` for each non-blank line of a jsonl file (1-based lines).
+
+    A UTF-8 BOM at the start is accepted. A line that is not valid UTF-8, not valid JSON, or (with
+    ``objects_only``) not a JSON object raises ``InputError`` ("file:line: reason"), or with
+    ``on_bad_line="skip"`` is skipped and counted in ``bad``. Raises ``InputError`` when the file
+    cannot be opened."""
+    if on_bad_line not in ON_BAD_LINE:
+        raise ValueError(f"on_bad_line must be one of {ON_BAD_LINE}, not {on_bad_line!r}")
+    path = Path(path)
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({_cause(exc)})") from None
+    with fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if lineno == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM):]
+            if not raw.strip():
+                continue
+            try:
+                text = decode_utf8(raw, str(path), line_start=lineno)
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                if objects_only and not isinstance(value, dict):
+                    raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(value).__name__}")
+            except InputError as exc:
+                if on_bad_line == "skip":
+                    if bad is not None:
+                        reason = str(exc).split(": ", 1)[1] if ": " in str(exc) else str(exc)
+                        bad.add(f"{path}:{lineno}", reason)
+                    continue
+                raise
+            yield lineno, value
+
+
+def read_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | None = None) -> list[dict[str, Any]]:
+    """All JSON objects of a jsonl file, in order (see ``iter_jsonl`` for errors and skipping)."""
+    return [row for _, row in iter_jsonl(path, on_bad_line=on_bad_line, bad=bad)]
+
+
+# -- writing ---------------------------------------------------------------------------------------
+def _cause(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    if exc.errno == errno.EDQUOT:
+        return "disk quota exceeded"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.EROFS:
+        return "read-only file system"
+    return exc.strerror or type(exc).__name__
+
+
+def output_error(exc: OSError, path: str | Path) -> OutputError:
+    """``OutputError`` with one line: ``<cause> writing <path>``."""
+    err = OutputError(exc.errno, f"{_cause(exc)} writing {path}")
+    err.filename = str(path)
+    return err
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``.
+    On any error the temporary file is removed, the old file (if any) is untouched, and
+    ``OutputError`` ("no space left on device writing <path>") is raised."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise output_error(exc, path) from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """``write_bytes_atomic`` of ``text`` encoded as UTF-8."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def jsonl_text(rows: Iterable[dict[str, Any]]) -> str:
+    """One ``json.dumps(row, ensure_ascii=False)`` line per row."""
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Write rows as jsonl, atomically (see ``write_bytes_atomic``)."""
+    write_text_atomic(path, jsonl_text(rows))
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write one indented JSON document, atomically (see ``write_bytes_atomic``)."""
+    write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def replace_dir_atomic(target: str | Path, *, keep: Iterable[str] = ()) -> Iterator[Path]:
+    """Write a folder of outputs as a set: yields a fresh sibling folder to fill; on success it
+    replaces ``target`` (old contents moved aside, then deleted), on any error it is deleted and
+    ``target`` is left exactly as it was.
+
+    ``keep``: names of entries of the old ``target`` to carry over into the new one when the
+    block did not write them (e.g. files produced by another step). The swap is two renames in the
+    same folder; between them ``target`` is briefly absent, never half-written."""
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new.", dir=target.parent))
+    except OSError as exc:
+        raise output_error(exc, target) from None
+    try:
+        yield staging
+        if target.exists():
+            for name in keep:
+                src = target / name
+                if src.exists() and not (staging / name).exists():
+                    if src.is_dir():
+                        shutil.copytree(src, staging / name)
+                    else:
+                        shutil.copy2(src, staging / name)
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, old / target.name)
+        os.replace(staging, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise output_error(exc, target) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def free_bytes(path: str | Path) -> int:
+    """Bytes free for an unprivileged writer on the file system holding ``path`` (or its nearest
+    existing parent)."""
+    p = Path(path).resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    st = os.statvfs(p)
+    return st.f_bavail * st.f_frsize
