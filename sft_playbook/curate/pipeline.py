@@ -2,8 +2,10 @@
 
     0. load      sources/huggingface_urls.jsonl -> records (hub download, or the offline sample)
     1. clean     unicode, whitespace, MG-Verilog wrapper, header recovery, full module
+       module_index  module name -> defining row, for the compile check (global; drops nothing)
     2. rules     descriptions: word count, URL share, top n-gram share;
                  code: line count, longest line, alphabetic share, module...endmodule, iverilog
+                 (first standard that accepts it; submodules from the module index)
     3. pii       redact e-mails, phones, IPs, names on author/copyright lines, keys (counted by kind)
     4. dedup     exact (normalised code hash), fuzzy (MinHash + LSH, Jaccard-verified)
     5. decontaminate   against VerilogEval v2 prompts and references
@@ -36,6 +38,7 @@ from .clean import CleanAndUnify
 from .decontam import Decontaminate
 from .dedup import ExactDedup, FuzzyDedup
 from .engine import Engine, EngineError
+from .hierarchy import ModuleIndex
 from .filters import AlphaShare, Compiles, HasModule, LineCount, LongestLine, TopNGramShare, UrlShare, WordCount
 from .io import write_jsonl_atomic
 from .pii import RedactPII
@@ -61,8 +64,15 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         sec = dict(get(cfg, key))
         return sec if sec.pop("enabled", True) else None
 
+    index: list[ModuleIndex] = []            # the module index the compile check elaborates against
+
+    def module_index(s):
+        index.append(ModuleIndex("code", **s))
+        return index[0]
+
     wanted: list[tuple[str, Any]] = [
         ("clean", lambda s: CleanAndUnify(levels, **s)),                                     # 1
+        ("module_index", module_index),                                                      # 1b (global)
         ("rules.word_count", lambda s: WordCount(desc, **s)),                                # 2 (descriptions)
         ("rules.url_share", lambda s: UrlShare(desc, **s)),
         ("rules.top_ngram", lambda s: TopNGramShare(desc, **s)),
@@ -70,7 +80,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         ("rules.longest_line", lambda s: LongestLine(**s)),
         ("rules.alpha_share", lambda s: AlphaShare(**s)),
         ("rules.has_module", lambda s: HasModule(**s)),
-        ("rules.compiles", lambda s: Compiles(**s)),
+        ("rules.compiles", lambda s: Compiles(**s, index=index[0] if index else None)),
         ("pii", lambda s: RedactPII(["code"], desc, **s)),                                   # 3
         ("exact_dedup", lambda s: ExactDedup("code", **s)),                                  # 4
         ("fuzzy_dedup", lambda s: FuzzyDedup("code", seed=int(get(cfg, "seed")), **s)),
@@ -83,7 +93,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         if sec is not None:
             try:
                 stages.append(make(sec))
-            except TypeError as exc:
+            except (TypeError, ValueError) as exc:
                 raise ConfigError(f"config section {key!r}: {exc}") from None
     return stages
 
@@ -307,7 +317,7 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
         "duplicates": {s.name: s.extra for s in stats if s.name in ("exact_dedup", "fuzzy_dedup")},
         "decontamination": next((s.extra for s in stats if s.name == "decontaminate"), {"problems_checked": 0}),
         "splits": sizes,
-        "config": {k: cfg[k] for k in ("levels", "seed", "split", "clean", "rules", "pii", "exact_dedup",
+        "config": {k: cfg[k] for k in ("levels", "seed", "split", "clean", "module_index", "rules", "pii", "exact_dedup",
                                        "fuzzy_dedup", "decontaminate", "both_views") if k in cfg},
     }
     write_report(out_dir, report)
