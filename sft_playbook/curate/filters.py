@@ -155,7 +155,7 @@ class Compiles(Stage):
     """iverilog parse + elaborate check (the sandbox's ``compile_check``), through
     ``hierarchy.check_verilog``:
 
-    * ``standards`` (e.g. ``[-g2012, -g2005, -g2001, -g1995]``) are tried in order and the first
+    * ``standards`` (e.g. ``["-g2012", "-g2005 -gno-xtypes", ...]``) are tried in order and the first
       that accepts the row is recorded (column ``verilog_std``, counters ``_n_std_<year>``):
       Verilog-1995/2001/2005 code may use SystemVerilog keywords (``do``, ``bit``) as names;
     * a row whose only errors are unknown modules is elaborated again with their definitions from
@@ -177,7 +177,7 @@ class Compiles(Stage):
                          unresolved_submodule=unresolved_submodule)
         if not standards:
             raise ValueError("rules.compiles.standards: give at least one iverilog -g flag, e.g. [-g2012]")
-        bad = [f for f in flags if str(f).startswith("-g")]
+        bad = [f for f in flags if re.match(r"-g\d", str(f))]
         if bad:
             raise ValueError(f"rules.compiles.flags: {bad} choose a language standard; list standards "
                              "in rules.compiles.standards instead (tried in order)")
@@ -187,11 +187,11 @@ class Compiles(Stage):
 
     def process(self, df):
         from ..verilog.sandbox import compile_check, iverilog_available
-        from .hierarchy import check_verilog
+        from .hierarchy import check_verilog, standard_label
 
         stds = [str(s) for s in self.config["standards"]]
         counters = ["_n_compile_skipped", "_n_submodules_resolved", "_n_unresolved_submodule",
-                    *(f"_n_std_{s.lstrip('-g')}" for s in stds)]
+                    *(f"_n_std_{standard_label(s)}" for s in stds)]
         if df.empty:
             for c in counters:
                 df[c] = pd.Series(dtype=int)
@@ -216,7 +216,7 @@ class Compiles(Stage):
         with ThreadPoolExecutor(max(1, int(self.config.get("threads", 1)))) as pool:
             verdicts = list(pool.map(check, df["code"]))
         ok = {"ok", "ok_with_submodules", "unresolved_submodule"}
-        df["verilog_std"] = pd.Series([v.standard.lstrip("-g") if v.status in ok else "" for v in verdicts],
+        df["verilog_std"] = pd.Series([standard_label(v.standard) if v.status in ok else "" for v in verdicts],
                                       index=df.index, dtype=object)
         df["unresolved_modules"] = pd.Series([" ".join(v.unresolved) for v in verdicts], index=df.index, dtype=object)
         df["_n_compile_skipped"] = 0
@@ -224,11 +224,11 @@ class Compiles(Stage):
         unresolved = np.array([v.status == "unresolved_submodule" for v in verdicts])
         df["_n_unresolved_submodule"] = unresolved.astype(int)
         for s in stds:
-            df[f"_n_std_{s.lstrip('-g')}"] = np.array([v.status in ok and v.standard == s for v in verdicts], dtype=int)
+            df[f"_n_std_{standard_label(s)}"] = np.array([v.status in ok and v.standard == s for v in verdicts], dtype=int)
         err = pd.Series([v.error for v in verdicts], index=df.index, dtype=object)
         self.drop(df, np.array([v.status in ("error", "timeout") for v in verdicts]), "does_not_compile", err)
         if self.config["unresolved_submodule"] == "drop":
-            detail = pd.Series(["defined nowhere in the corpus: " + " ".join(v.unresolved)
+            detail = pd.Series(["no usable definition in the corpus: " + " ".join(v.unresolved)
                                 + (f" ({v.error})" if v.error else "") for v in verdicts], index=df.index, dtype=object)
             self.drop(df, unresolved, "unresolved_submodule", detail)
         return df

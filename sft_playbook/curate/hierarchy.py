@@ -304,6 +304,9 @@ class _rows_with_ids:
 # -- the compile check with standards and submodules ----------------------------------------------
 _LOC = re.compile(r"^(?P<file>[^:\s]+):(?P<line>\d+):\s*(?P<msg>.*)$")
 _UNKNOWN = re.compile(r"Unknown module type:\s*(\S+)")
+_NO_TOP = re.compile(r"No top level modules")
+#: iverilog's messages for an instance that does not fit the module's ports or parameters
+_INTERFACE = re.compile(r"is not a port of|Wrong number of ports")
 _NOISE = re.compile(r"^\s*(?:\d+ error\(s\) during elaboration\.|\*\*\*.*|\S.* referenced \d+ times\.|I give up\.)\s*$")
 
 
@@ -312,7 +315,7 @@ class Verdict:
     """What ``check_verilog`` found for one source.
 
     ``status``: ``ok`` | ``ok_with_submodules`` | ``unresolved_submodule`` | ``error`` | ``timeout``;
-    ``standard``: the iverilog flag that accepted the code (``-g2005``), '' when none did;
+    ``standard``: the entry of ``standards`` that accepted the code (``-g2005 -gno-xtypes``), '' when none did;
     ``error``: the first real error line (``line N: ...``; warnings never), '' when none;
     ``unresolved``: module names defined nowhere in the index (or whose definition does not compile);
     ``submodules``: index names appended to elaborate it (with the rows they came from)."""
@@ -342,33 +345,53 @@ def error_lines(output: str) -> list[tuple[str, int, str]]:
     return out
 
 
+def standard_label(std: str) -> str:
+    """'-g2005 -gno-xtypes' -> '2005' (the year of the standard's -g flag)."""
+    m = re.search(r"-g(\d\S*)", std)
+    return m.group(1) if m else std.split()[0].lstrip("-")
+
+
 def check_verilog(code: str, compile_fn: Callable[..., Any], standards: Sequence[str], flags: Sequence[str],
                   timeout_s: float, index: ModuleIndex | None = None) -> Verdict:
     """Compile ``code`` (one row) with the first standard that accepts it; when the only errors are
     unknown modules, elaborate it again with their definitions from ``index`` appended.
+
+    ``standards``: iverilog flags per standard, most permissive first, each a string that may hold
+    several flags (``"-g2005 -gno-xtypes"``: Icarus also reserves its own extra type keywords such as
+    ``logic`` and ``bool`` unless told ``-gno-xtypes``, which plain Verilog-1364 code may use as names).
 
     ``compile_fn(code, flags=..., timeout_s=...)`` is the sandbox's ``compile_check``: a result with
     ``ok``, ``timed_out``, ``stdout``, ``stderr``. The row is always the start of the compiled text,
     so its line numbers stay as written; errors inside appended definitions are told apart by line.
     """
     attempts: list[tuple[str, list[tuple[str, int, str]]]] = []
+    top = None
     for std in standards:
-        res = compile_fn(code, flags=(std, *flags), timeout_s=timeout_s)
+        res = compile_fn(code, flags=(*std.split(), *flags), timeout_s=timeout_s, top=top)
         if res.ok:
             return Verdict("ok", std)
         if res.timed_out:
             return Verdict("timeout", error=f"iverilog timed out after {timeout_s:g}s ({std})")
         errs = error_lines((res.stderr or "") + "\n" + (res.stdout or ""))
+        if top is None and errs and all(_NO_TOP.search(m) for _, _, m in errs):
+            # a module that instantiates itself (recursive generate) has no root: name it as the top
+            units = scan_units(code)
+            if units:
+                top = units[0].name
+                res = compile_fn(code, flags=(*std.split(), *flags), timeout_s=timeout_s, top=top)
+                if res.ok:
+                    return Verdict("ok", std)
+                errs = error_lines((res.stderr or "") + "\n" + (res.stdout or ""))
         if errs and all(_UNKNOWN.search(m) for _, _, m in errs):
             missing = list(dict.fromkeys(_UNKNOWN.search(m).group(1) for _, _, m in errs))
-            return _with_submodules(code, missing, std, standards, compile_fn, flags, timeout_s, index)
+            return _with_submodules(code, missing, std, standards, compile_fn, flags, timeout_s, index, top)
         attempts.append((std, errs))
     return Verdict("error", error=_best_error(attempts))
 
 
 def _fmt(err: tuple[str, int, str], std: str) -> str:
     file, line, msg = err
-    return (f"line {line}: {msg}" if line else msg)[:200] + f" [{std}]"
+    return (f"line {line}: {msg}" if line else msg)[:200] + f" [{std.split()[0]}]"
 
 
 def _best_error(attempts: list[tuple[str, list[tuple[str, int, str]]]]) -> str:
@@ -381,12 +404,15 @@ def _best_error(attempts: list[tuple[str, list[tuple[str, int, str]]]]) -> str:
         parsed = not any("syntax error" in m for _, _, m in errs)
         return (2 if parsed else 1, errs[0][1] if not parsed else 0)
     std, errs = max(attempts, key=rank)   # max keeps the first of equals
-    return _fmt(errs[0], std) if errs else f"iverilog failed without a message [{std}]"
+    if not errs:
+        return f"iverilog failed without a message [{std}]"
+    real = [e for e in errs if not _UNKNOWN.search(e[2])]   # a missing module is not the reason here
+    return _fmt((real or errs)[0], std)
 
 
 def _with_submodules(code: str, missing: list[str], std: str, standards: Sequence[str],
                      compile_fn: Callable[..., Any], flags: Sequence[str], timeout_s: float,
-                     index: ModuleIndex | None) -> Verdict:
+                     index: ModuleIndex | None, top: str | None = None) -> Verdict:
     own = {u.name for u in scan_units(code)}
     names = index.closure(missing, own) if index is not None else []
     if not names:
@@ -409,13 +435,19 @@ def _with_submodules(code: str, missing: list[str], std: str, standards: Sequenc
     later = list(standards)[list(standards).index(std):] if std in standards else [std]
     broken: dict[str, str] = {}
     for s in later:
-        res = compile_fn(text, flags=(s, *flags), timeout_s=timeout_s)
+        res = compile_fn(text, flags=(*s.split(), *flags), timeout_s=timeout_s, top=top)
         if res.ok:
             return Verdict("ok_with_submodules", s, submodules=tuple(names))
         if res.timed_out:
             return Verdict("timeout", error=f"iverilog timed out after {timeout_s:g}s with submodules ({s})")
         errs = error_lines((res.stderr or "") + "\n" + (res.stdout or ""))
         mine = [e for e in errs if not _UNKNOWN.search(e[2]) and (e[1] == 0 or owner(e[1]) is None)]
+        if mine and all(_INTERFACE.search(m) for _, _, m in mine):
+            # the corpus's module of that name is another design (other ports): the row's own
+            # submodule is, in effect, defined nowhere in the corpus
+            left = tuple(dict.fromkeys(_UNKNOWN.search(m).group(1) for _, _, m in errs if _UNKNOWN.search(m)))
+            return Verdict("unresolved_submodule", s, unresolved=tuple(names) + left,
+                           error="the corpus's definition does not fit: " + _fmt(mine[0], s), submodules=tuple(names))
         if mine:   # an error in the row itself, its submodules present: genuine
             return Verdict("error", s, error=_fmt(mine[0], s) + f" (with submodules {', '.join(names)})",
                            submodules=tuple(names))
