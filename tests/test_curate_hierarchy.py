@@ -210,3 +210,4 @@ def test_config_builds_the_index_before_the_rules_and_hands_it_to_the_compile_ch
     assert comp.config["standards"][0] == "-g2012" and comp.config["unresolved_submodule"] == "keep"
     cfg = load_config(REPO_ROOT / "configs/curate.yaml", ["module_index.enabled=false"])
     assert [s for s in build_stages(cfg) if s.name == "compiles"][0].index is None
+

@@ -28,7 +28,7 @@ _WRAPPER_PATTERNS = [
     re.compile(r"<<\s*SYS\s*>>.*?<<\s*/\s*SYS\s*>>", re.DOTALL | re.IGNORECASE),   # system prompt
     re.compile(_SYS_TEXT, re.IGNORECASE),                                             # ... without its <</SYS>>
     re.compile(r"<<\s*/?\s*SYS\s*>>", re.IGNORECASE),                                 # a stray <<SYS>> / <</SYS>>
-    re.compile(r"</?s>", re.IGNORECASE),                                              # BOS/EOS
+    re.compile(r"<\s*/?\s*s\s*>", re.IGNORECASE),                                      # BOS/EOS
     re.compile(r"\[\s*/?\s*INST\s*\]", re.IGNORECASE),                                # [INST] [/INST]
     re.compile(r"Implement\s+the\s+Verilog\s+module\s+based\s+on\s+the\s+following\s+"
                r"(?:[\w\s-]{0,40}?)(?:description|summaries|summary)s?\s*[.:]?", re.IGNORECASE),
@@ -37,7 +37,7 @@ _WRAPPER_PATTERNS = [
     re.compile(r"^\s*Here\s+(?:is|are)\s+(?:a|the)?\s*[\w\s-]{0,60}?:", re.IGNORECASE),
 ]
 #: the tokens of the Llama-2 chat wrapper; none may reach the output
-_WRAPPER_TOKENS = re.compile(r"<<\s*/?\s*SYS\s*>>|</?s>|\[\s*/?\s*INST\s*\]", re.IGNORECASE)
+_WRAPPER_TOKENS = re.compile(r"<<\s*/?\s*SYS\s*>>|<\s*/?\s*s\s*>|\[\s*/?\s*INST\s*\]", re.IGNORECASE)
 _HEADER_SPLIT = re.compile(r"Module\s+header\s*:", re.IGNORECASE)
 # a module name is a simple identifier or an escaped one (\$not: a backslash, then anything up to white space)
 _NAME = r"(?:\\\S+|[A-Za-z_][\w$]*)"
@@ -46,23 +46,28 @@ _COMMENT_OR_STRING = re.compile(r'//[^\n]*|/\*.*?(?:\*/|\Z)|"(?:\\.|[^"\\\n])*"'
 _BLOCK_LINE = re.compile(r"\s*(block_\d+\s*:)", re.IGNORECASE)
 
 
-def find_header(text: str, start: int = 0) -> re.Match | None:
+def find_header(text: str, start: int = 0, line_start: bool = False) -> re.Match | None:
     """The first ``module name ... ;`` header in ``text`` (from ``start``) that is not inside a
-    comment or a string (``// this module adds; ...`` is prose, not a header)."""
+    comment or a string (``// this module adds; ...`` is prose, not a header); with ``line_start``
+    only one that begins a line (nothing but white space before it on its line)."""
     pos = start
     while True:
         m = _MODULE_HEADER.search(text, pos)
         if m is None:
             return None
         inside = None
-        for c in _COMMENT_OR_STRING.finditer(text, start, m.end()):
-            if c.start() <= m.start() < c.end():
+        for c in _COMMENT_OR_STRING.finditer(text, start):
+            if c.start() > m.start():
+                break
+            if m.start() < c.end():
                 inside = c
                 break
-        if inside is None:
-            # the header's port list may not hold the start of a comment either ('module a; // x;')
+        if inside is not None:
+            pos = inside.end()
+        elif line_start and text[text.rfind("\n", 0, m.start()) + 1:m.start()].strip():
+            pos = m.end()
+        else:
             return m
-        pos = inside.end()
 
 
 def skip_leading_comments(code: str) -> int:
@@ -99,9 +104,8 @@ def strip_wrapper(text: str) -> tuple[str, str]:
     if marks:
         summary, rest = text[:marks[-1].start()], text[marks[-1].end():]
     else:
-        m = find_header(text)
-        line_start = m is not None and text[text.rfind("\n", 0, m.start()) + 1:m.start()].strip() == ""
-        summary, rest = (text[:m.start()], text[m.start():]) if line_start else (text, "")
+        m = find_header(text, line_start=True)
+        summary, rest = (text[:m.start()], text[m.start():]) if m else (text, "")
     for pat in _WRAPPER_PATTERNS:
         summary = pat.sub(" ", summary)
     summary = _WRAPPER_TOKENS.sub(" ", summary)
@@ -123,6 +127,9 @@ def _match_paren(text: str, i: int) -> int:
             if depth == 0:
                 return j
     return -1
+
+
+_ENDS_ESCAPED = re.compile(r"\\\S+$")
 
 
 def layout_header(header: str, max_chars: int | None) -> str:
@@ -169,7 +176,9 @@ def layout_header(header: str, max_chars: int | None) -> str:
         return header
     lines = [out[0]] if groups and out[0].endswith("#(") else [out[0] + " ("]
     for g, items in enumerate(groups):
-        lines += ["  " + it + ("," if n < len(items) - 1 else "") for n, it in enumerate(items)]
+        # an escaped identifier ends at white space: '\\a.b ,' must not become '\\a.b,'
+        lines += ["  " + it + ((" ," if _ENDS_ESCAPED.search(it) else ",") if n < len(items) - 1 else "")
+                  for n, it in enumerate(items)]
         lines.append(") (" if g < len(groups) - 1 else ");")
     return "\n".join(lines)
 
