@@ -132,7 +132,7 @@ def test_missing_field_error_names_the_field(tmp_path):
 
 def test_zero_rows_names_the_stage_that_emptied_it(tmp_path, caplog):
     cfg = setup_run(tmp_path, extra=["rules.word_count.min_words=1000"])
-    with pytest.raises(PipelineError, match=r"stage 2 \(word_count\) dropped all 14 remaining rows"):
+    with pytest.raises(PipelineError, match=r"stage 3 \(word_count\) dropped all 14 remaining rows"):
         curate(cfg)
     assert main(cfg, None) == 1 and "word_count" in caplog.text
 
