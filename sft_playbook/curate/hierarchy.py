@@ -41,9 +41,7 @@ from .base import Stage, _as_str
 
 log = logging.getLogger(__name__)
 
-# -- a small Verilog lexer: comments and strings are skipped, escaped identifiers kept ----------
-_LEX = re.compile(r'//[^\n]*|/\*.*?(?:\*/|\Z)|"(?:\\.|[^"\\\n])*"|\\\S+|`?[A-Za-z_][\w$]*|\$[\w$]+|\d[\w\'.]*|\'[sS]?[bBoOdDhH][\w?]+|\S',
-                  re.DOTALL)
+# -- a small Verilog lexer: comments and strings are blanked out, escaped identifiers kept ---------
 
 #: IEEE 1364/1800 keywords that can start an item shaped like ``word word (`` (never module names)
 KEYWORDS = frozenset("""
@@ -78,14 +76,16 @@ def ident_name(tok: str) -> str:
     return tok[1:] if tok.startswith("\\") else tok
 
 
-def _is_ident(tok: str) -> bool:
-    return bool(tok) and (tok[0] == "\\" or tok[0].isalpha() or tok[0] == "_")
+_HIDE = re.compile(r'//[^\n]*|/\*.*?(?:\*/|\Z)|"(?:\\.|[^"\\\n])*"', re.DOTALL)
+_UNIT_EDGE = re.compile(r"(?<![\w$`\\])(?:(macromodule|module|primitive)\s+(\\\S+|[A-Za-z_][\w$]*)|(endmodule|endprimitive)\b)")
 
 
-def _tokens(code: str) -> list[tuple[str, int, int]]:
-    """(token, start, end) without comments and strings."""
-    return [(m.group(0), m.start(), m.end()) for m in _LEX.finditer(code)
-            if not m.group(0).startswith(("//", "/*", '"'))]
+def hide_comments(code: str) -> str:
+    """``code`` with comments and strings blanked out (same length: offsets stay valid). Cheap
+    when there is nothing to hide."""
+    if "/" not in code and '"' not in code:
+        return code
+    return _HIDE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), code)
 
 
 @dataclass
@@ -97,72 +97,45 @@ class Unit:
     uses: list[str] = field(default_factory=list)   # names it instantiates, in order, no repeats
 
 
-def _skip_parens(toks: list[tuple[str, int, int]], i: int) -> int:
-    """toks[i] is '(' : the index after its matching ')' (len(toks) when unbalanced)."""
-    depth = 0
-    for j in range(i, len(toks)):
-        t = toks[j][0]
-        if t == "(":
-            depth += 1
-        elif t == ")":
-            depth -= 1
-            if depth == 0:
-                return j + 1
-    return len(toks)
+_ID = r"(?:\\\S+(?=\s)|[A-Za-z_][\w$]*(?![\w$]))"    # whole identifiers only (no 'f'+'n' from 'fn')
+_P1 = r"\([^()]*\)"
+_P3 = r"\((?:[^()]|\((?:[^()]|" + _P1 + r")*\))*\)"       # parentheses nested three deep: #(.W(f(2)))
+#: an instantiation: module name, optional #(parameters) or #delay, instance name, optional [range], '('
+_INSTANCE = re.compile(r"(?<![\w$.`\\])(" + _ID + r")\s*(?:#\s*(?:" + _P3 + r"|[\w.']+)\s*)?(" + _ID
+                       + r")\s*(?:\[[^\]]*\]\s*)*\(")
 
 
-def _instance_at(toks: list[tuple[str, int, int]], i: int) -> str | None:
-    """The module name when an instantiation starts at toks[i]:
-    ``name [#(params) | #delay] inst [range] (``."""
-    t = toks[i][0]
-    if not _is_ident(t) or t.startswith("`") or t in KEYWORDS:
-        return None
-    j = i + 1
-    n = len(toks)
-    if j < n and toks[j][0] == "#":
-        j += 1
-        if j < n and toks[j][0] == "(":
-            j = _skip_parens(toks, j)
-        else:
-            j += 1                      # #5 or #DELAY
-    if j >= n or not _is_ident(toks[j][0]) or toks[j][0] in KEYWORDS or toks[j][0].startswith("`"):
-        return None
-    j += 1
-    while j < n and toks[j][0] == "[":  # instance arrays: u[3:0]
-        while j < n and toks[j][0] != "]":
-            j += 1
-        j += 1
-    return ident_name(t) if j < n and toks[j][0] == "(" else None
+def _uses(text: str) -> list[str]:
+    """Names instantiated in ``text`` (comments blanked), in order, no repeats. The regex runs at C
+    speed; keywords (``else begin``, ``module m (``) are filtered after the match."""
+    out: list[str] = []
+    for m in _INSTANCE.finditer(text):
+        name, inst = m.group(1), m.group(2)
+        if name in KEYWORDS or inst in KEYWORDS:
+            continue
+        name = ident_name(name)
+        if name not in out:
+            out.append(name)
+    return out
 
 
 def scan_units(code: str) -> list[Unit]:
     """The modules/primitives defined in ``code`` and, for each, the names it instantiates.
     Text outside any module is ignored. Comments and strings never count."""
-    toks = _tokens(code)
+    text = hide_comments(code)
     units: list[Unit] = []
-    i, n = 0, len(toks)
-    while i < n:
-        t = toks[i][0]
-        if t in _DEFINE and i + 1 < n and _is_ident(toks[i + 1][0]):
-            closer = _DEFINE[t]
-            unit = Unit(ident_name(toks[i + 1][0]), toks[i][1], len(code))
-            seen: set[str] = set()
-            j = i + 2
-            # skip the header (up to its ';'): ports like 'input a (' never look like instances
-            while j < n and toks[j][0] != ";":
-                j += _skip_parens(toks, j) - j if toks[j][0] == "(" else 1
-            while j < n and toks[j][0] != closer:
-                name = _instance_at(toks, j)
-                if name and name not in seen and name != unit.name:
-                    seen.add(name)
-                    unit.uses.append(name)
-                j += 1
-            if j < n:
-                unit.end = toks[j][2]
-            units.append(unit)
-            i = j + 1
-        else:
-            i += 1
+    cur: Unit | None = None
+    for m in _UNIT_EDGE.finditer(text):
+        if m.group(1) and cur is None:
+            cur = Unit(ident_name(m.group(2)), m.start(), len(code))
+        elif m.group(3) and cur is not None:
+            cur.end = m.end()
+            units.append(cur)
+            cur = None
+    if cur is not None:
+        units.append(cur)
+    for u in units:
+        u.uses = [n for n in _uses(text[u.start:u.end]) if n != u.name]
     return units
 
 
