@@ -40,13 +40,14 @@ def test_scan_units_finds_definitions_and_instances_not_prose():
         "  \\$not u_not (.A(a), .Y(t[0]));\n"
         "  dff #1 u_d [3:0] (.d(t), .q(y));\n"
         "  and g1 (t[1], a, a);\n"
+        "  bit do (.q(t[3]));\n"                      # SystemVerilog words are Verilog-2005 names\n
         "  assign t[2] = fn (a);\n"
         "  gen_cell\n    #(4)\n    u_gen\n    (.x(a));\n"
         "endmodule\n"
         "primitive udp_mux (o, a, b, s); output o; input a, b, s; table 0 ? 0 : 0; endtable endprimitive\n")
     units = scan_units(code)
     assert [u.name for u in units] == ["$top_wrap", "udp_mux"]
-    assert units[0].uses == ["adder8", "$not", "dff", "gen_cell"]
+    assert units[0].uses == ["adder8", "$not", "dff", "bit", "gen_cell"]
     assert code[units[0].start:units[0].end].startswith("module \\$top_wrap") and \
         code[units[0].start:units[0].end].endswith("endmodule")
     assert units[1].uses == []
