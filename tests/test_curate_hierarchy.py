@@ -55,6 +55,8 @@ def test_scan_units_finds_definitions_and_instances_not_prose():
 
 def test_error_lines_skip_warnings_and_summaries():
     out = ("design.sv:3: warning: macro WIDTH undefined (and assumed null) at this point.\n"
+           "design.sv:5: warning: Port 4 (color_in) of pal expects 4 bits, got 3.\n"
+           "design.sv:5:        : Padding 1 high bits of the port.\n"
            "design.sv:7: error: Unknown module type: adder8\n2 error(s) during elaboration.\n"
            "*** These modules were missing:\n        adder8 referenced 1 times.\n***\n")
     assert error_lines(out) == [("design.sv", 7, "error: Unknown module type: adder8")]
@@ -75,7 +77,8 @@ VENDOR = ("module clkbuf (input clk_in, output clk_out);\n  IBUFG u_ibuf (.I(clk
           "  BUFG u_bufg (.I(clk_out), .O());\nendmodule")
 BROKEN_WITH_SUB = ("module bad_wrap (input [7:0] x, output [8:0] z);\n  adder8 u_add (.a(x), .b(x), .s(z));\n"
                    "  assign z = undefined_fn(x);\nendmodule")
-PORT_MISMATCH = ("module mism (input [7:0] x, output [8:0] z);\n  adder8 u_add (.a(x), .b(x), .sum(z));\nendmodule")
+# the corpus's adder8 has no port 'sum' (and 'a' gets 4 bits: a width warning with a continuation line)
+PORT_MISMATCH = ("module mism (input [7:0] x, output [8:0] z);\n  adder8 u_add (.a(x[3:0]), .b(x), .sum(z));\nendmodule")
 
 
 def _rows():

@@ -300,7 +300,8 @@ def error_lines(output: str) -> list[tuple[str, int, str]]:
         m = _LOC.match(s)
         if m:
             msg = m.group("msg")
-            if msg.startswith("warning:") or msg.startswith("debug:"):
+            # ':  Padding 1 high bits of the port.' continues the message above it (a warning here)
+            if msg.startswith(("warning:", "debug:", ":")):
                 continue
             out.append((m.group("file"), int(m.group("line")), msg))
         elif "warning" not in s.lower():
