@@ -120,6 +120,8 @@ LONG_HEADERS = [
     "module cf_fir_24_16_16_22 (clock_c, " + ", ".join(f"i{i}" for i in range(1, 60)) + ", o1, o2);",
     "module fifo_flags (out,full,almost_full,E,ram_full_comb,clk,\\grstd1.grst_full.grst_f.rst_d2_reg ,p_2_out,"
     + ",".join(f"wr_en_{i}" for i in range(30)) + ",\\gc0.count_d1_reg[2] );",
+    "module mbus_iso (input MBC_ISOLATE," + ",".join(f"input [`MBUSTB_ADDR_WIDTH-1:0] TX_ADDR_{i}" for i in range(12))
+    + ",output reg [`MBUSTB_DATA_WIDTH-1:0] TX_DATA);",
     "module only_params #(parameter A = 1, parameter B = {4{1'b1}}, parameter C = f(1, 2), "
     + ", ".join(f"parameter P{i} = {i}" for i in range(30)) + ");",
 ]
@@ -139,7 +141,7 @@ def test_short_or_commented_headers_stay_as_written():
     assert layout_header("module m (input a, output y);", 100) == "module m (input a, output y);"
     h = "module m (input a, // the input\n output y);"
     assert layout_header(h, 10) == h
-    h = "module m (" + "input `W a, " * 20 + "output y);"
+    h = "module m (`ifdef DEBUG output reg [2:0] cnt, `endif input a, " + "input b, " * 20 + "output y);"
     assert layout_header(h, 10) == h
 
 

@@ -130,6 +130,9 @@ def _match_paren(text: str, i: int) -> int:
 
 
 _ENDS_ESCAPED = re.compile(r"\\\S+$")
+# a directive needs a line of its own; a macro used in a range (`WIDTH-1) does not
+_DIRECTIVE = re.compile(r"`(?:ifdef|ifndef|elsif|else|endif|define|undef|include|timescale|celldefine|"
+                        r"endcelldefine|default_nettype|resetall|line|pragma|begin_keywords|end_keywords)\b")
 
 
 def layout_header(header: str, max_chars: int | None) -> str:
@@ -143,10 +146,10 @@ def layout_header(header: str, max_chars: int | None) -> str:
           output y
         );
 
-    Only white space changes. Headers with comments or compiler directives, with more than one
+    Only white space changes. Headers with comments or compiler directives (macro uses are fine), with more than one
     line already, or that do not parse as ``module name [#(...)] [(...)] ;`` are returned as they are."""
     if max_chars is None or len(header) <= max_chars or "\n" in header or "//" in header \
-            or "/*" in header or "`" in header:
+            or "/*" in header or _DIRECTIVE.search(header):
         return header
     m = re.match(r"\s*((?:macro)?module\s+" + _NAME + r")\s*", header)
     if m is None:
