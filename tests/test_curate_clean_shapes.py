@@ -189,3 +189,26 @@ def test_alpha_share_keeps_case_tables_and_drops_number_dumps():
     out = AlphaShare(**cfg()["rules"]["alpha_share"])(df)
     assert dict(zip(out["id"], out[REASON])) == {"seg": "", "prio": "", "rom": "", "xor": "",
                                                  "dec": "low_alpha_share", "bin": "low_alpha_share"}
+
+
+# -- on the real slice (CC-BY-NC-SA-4.0, read from ../shared, never copied here) ----------------------
+REAL = REPO_ROOT.parent / "shared" / "realdata" / "mg-verilog-course-slice" / "mg_verilog_high_level.jsonl"
+REAL = REAL if REAL.is_file() else REPO_ROOT.parent.parent / "shared" / "realdata" / "mg-verilog-course-slice" / "mg_verilog_high_level.jsonl"
+
+
+@pytest.mark.skipif(not REAL.is_file(), reason="the real MG-Verilog slice (../shared/realdata) is not next to this checkout")
+def test_real_rows_clean_to_headers_without_wrapper_tokens_or_assembled_long_lines():
+    from sft_playbook.io import read_jsonl
+    rows = list(read_jsonl(REAL))
+    df = pd.DataFrame({"id": [r["id"] for r in rows], "code": [r["code"] for r in rows],
+                       "desc_high_level": [r["description"]["high_level_global_summary"] for r in rows],
+                       "_order": range(len(rows))})
+    c = cfg()
+    out = CleanAndUnify(["high_level"], **c["clean"])(df)
+    assert (out[REASON] == "").all()                                # every real row has a header
+    limit = c["clean"]["header_max_chars"]
+    for summary, header, code in zip(out["desc_high_level"], out["header"], out["code"]):
+        assert not re.search(r"<<\s*/?\s*SYS|\[\s*/?\s*INST|<\s*/?\s*s\s*>", summary + header + code)
+        assert summary and code.startswith(header)
+        if not re.search(r"`(?:ifdef|ifndef|endif|else)|//|/\*", header):
+            assert max(len(line) for line in header.split("\n")) <= max(limit, 200)
