@@ -89,17 +89,19 @@ def _rows():
                   {"id": "mism", "code": PORT_MISMATCH}])
 
 
-def _run(df, **compiles):
+def _run(df, engine="local", **compiles):
     index = ModuleIndex("code")
     stages = [index, Compiles(standards=STDS, flags=["-tnull"], timeout_s=20, threads=2, index=index, **compiles)]
-    with Engine(engine="local", partition_rows=2) as eng:     # definitions live in other partitions
+    # definitions live in other partitions (with dask: in other worker processes)
+    with Engine(engine=engine, partition_rows=2, n_workers=2, memory_limit="1GiB") as eng:
         kept, stats = run_stages(eng.partitions(df), stages, eng, dropped_dir=None)
     return index, kept, stats
 
 
 @needs_iverilog
-def test_submodules_from_other_rows_resolve_transitively_and_unresolved_rows_are_kept():
-    index, kept, stats = _run(_rows())
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_submodules_from_other_rows_resolve_transitively_and_unresolved_rows_are_kept(engine):
+    index, kept, stats = _run(_rows(), engine)
     ids = list(kept["id"])
     assert {"wrap", "top3", "inv2", "vendor", "adder", "mid", "leaf", "not", "adder_other", "mism"} <= set(ids)
     assert "badwrap" not in ids
