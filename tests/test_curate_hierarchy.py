@@ -5,6 +5,7 @@ delayed instances, recursive generate, Verilog-2005 code that uses SystemVerilog
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -217,3 +218,51 @@ def test_config_builds_the_index_before_the_rules_and_hands_it_to_the_compile_ch
     cfg = load_config(REPO_ROOT / "configs/curate.yaml", ["module_index.enabled=false"])
     assert [s for s in build_stages(cfg) if s.name == "compiles"][0].index is None
 
+
+
+# -- end to end: MG-Verilog-shaped rows through curate() -------------------------------------------
+def _mg(rid, header, body, summary):
+    text = f"\n    <s>[INST] <<SYS>>\n    \n\n{summary}\n\n Module header:\n\n{header}\n [/INST]\n"
+    return {"id": rid, "code": body, "description": {"high_level_global_summary": text}}
+
+
+@needs_iverilog
+def test_curate_keeps_hierarchies_and_reports_what_stayed_unresolved(tmp_path):
+    from sft_playbook.curate.pipeline import curate
+    from sft_playbook.io import read_jsonl
+
+    rows = [
+        _mg("wrap", "module add_wrap (input [7:0] x, input [7:0] y, output [8:0] z);",
+            " \n adder8 u_add (.a(x), .b(y), .s(z)); \n endmodule", "A wrapper that adds two bytes with an adder instance."),
+        _mg("vendor", "module clkbuf (input clk_in, output clk_out);",
+            " \n IBUFG u_ibuf (.I(clk_in), .O(clk_out)); \n endmodule", "Buffers the input clock with a vendor input buffer."),
+        _mg("kwdo", "module reg4(input clk, input [3:0] di, output reg [3:0] do);",
+            " \n always @(posedge clk) \n do <= di; \n endmodule", "A register that captures di on every rising clock edge."),
+        _mg("esc", "module \\$not (A, Y);", " \n input A; \n output Y; \n assign Y = ~A; \n endmodule",
+            "An inverter that drives Y with the complement of A."),
+        _mg("adder", "module adder8 (input [7:0] a, input [7:0] b, output [8:0] s);",
+            " \n assign s = a + b; \n endmodule", "An eight bit adder with the carry in the top bit of the sum."),
+        _mg("broken", "module brk (input a, output y);", " \n adder8 u (.a(a)); \n assign y = nosuch_fn(a); \n endmodule",
+            "A module that calls a function defined nowhere at all."),
+    ]
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "sources.jsonl").write_text(json.dumps({"name": "t", "path": str(tmp_path / "src"), "format": "mg-verilog",
+                                                        "levels": {"high_level": "high_level_global_summary"}}) + "\n")
+    cfg = load_config(REPO_ROOT / "configs/curate.yaml", [
+        f"sources={tmp_path / 'sources.jsonl'}", f"output_dir={tmp_path / 'out'}", "dropped_dir=null", "levels=[high_level]",
+        "engine.engine=local", "decontaminate.benchmark_dir=/nonexistent", "pii.backend=regex",
+        "split.train=1.0", "split.validation=0.0", "split.test=0.0", "rules.line_count.min_lines=2"])
+    rep = curate(cfg)
+    out = {r["id"]: r for r in read_jsonl(tmp_path / "out" / "high_level" / "train.jsonl")}
+    assert set(out) == {"wrap", "vendor", "kwdo", "esc", "adder"}
+    for r in out.values():
+        assert not re.search(r"<<|>>|\[/?INST\]|</?s>", r["input"] + r["output"])
+    assert out["esc"]["output"].startswith("module \\$not (A, Y);")
+    h = rep["hierarchy"]
+    assert h["standards"] == {"2012": 4, "2005": 1, "2001": 0, "1995": 0}
+    assert h["submodules_resolved"] == 1 and h["unresolved_rows_written"] == 1
+    assert h["missing_modules"] == {"IBUFG": 1} and h["unresolved_ids"] == ["vendor"]
+    assert h["module_index"]["definitions_for_elaboration"] == 1
+    comp = next(s for s in rep["stages"] if s["name"] == "compiles")
+    assert comp["dropped"] == {"does_not_compile": 1} and "nosuch_fn" in comp["examples"]["does_not_compile"][0]["detail"]

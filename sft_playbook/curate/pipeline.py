@@ -280,6 +280,28 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
     return kept, stats
 
 
+def hierarchy_report(kept: pd.DataFrame, stats: list[StageStats], top: int = 20) -> dict[str, Any]:
+    """The module index's summary, the compile check's standards and, among the rows written, those
+    kept with a submodule defined nowhere in the corpus (``unresolved_submodule``): how many, the
+    most frequent missing modules and the first ids (input order)."""
+    out: dict[str, Any] = {}
+    index = next((s for s in stats if s.name == "module_index"), None)
+    if index is not None:
+        out["module_index"] = index.extra
+    comp = next((s for s in stats if s.name == "compiles"), None)
+    if comp is not None:
+        out["standards"] = {k[4:]: v for k, v in comp.counters.items() if k.startswith("std_")}
+        out["submodules_resolved"] = comp.counters.get("submodules_resolved", 0)
+        out["unresolved_submodule_at_compile"] = comp.counters.get("unresolved_submodule", 0)
+    if "unresolved_modules" in kept.columns:
+        marked = kept[kept["unresolved_modules"].astype(str) != ""]
+        names = pd.Series([n for v in marked["unresolved_modules"] for n in str(v).split()], dtype=object)
+        out["unresolved_rows_written"] = int(len(marked))
+        out["missing_modules"] = {str(k): int(v) for k, v in names.value_counts().head(top).items()}
+        out["unresolved_ids"] = [str(i) for i in marked["id"].head(top)]
+    return out
+
+
 def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
     """Run the whole recipe; returns the report (also written to output_dir)."""
     out_dir = resolve(get(cfg, "output_dir"))
@@ -316,6 +338,7 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
         "redactions": redactions,
         "duplicates": {s.name: s.extra for s in stats if s.name in ("exact_dedup", "fuzzy_dedup")},
         "decontamination": next((s.extra for s in stats if s.name == "decontaminate"), {"problems_checked": 0}),
+        "hierarchy": hierarchy_report(kept, stats),
         "splits": sizes,
         "config": {k: cfg[k] for k in ("levels", "seed", "split", "clean", "module_index", "rules", "pii", "exact_dedup",
                                        "fuzzy_dedup", "decontaminate", "both_views") if k in cfg},
