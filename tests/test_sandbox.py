@@ -36,3 +36,41 @@ def test_compile_check():
     assert compile_check("module m(input a, output y); assign y = ~a; endmodule\n").ok
     bad = compile_check("module m(input a, output y); assign y = ~a endmodule\n")
     assert not bad.ok and "syntax error" in (bad.stdout + bad.stderr)
+
+
+def test_without_bubblewrap_it_says_so_once_and_labels_the_weaker_mode(monkeypatch, caplog):
+    from sft_playbook.verilog import sandbox
+    monkeypatch.setattr(sandbox, "_bwrap", lambda: None)
+    monkeypatch.delenv(sandbox.ENV_VAR, raising=False)
+    sandbox.set_isolation(None)
+    try:
+        with caplog.at_level("WARNING", logger=sandbox.__name__):
+            results = [run_sandboxed(["true"]) for _ in range(3)]
+            assert sandbox.isolation() == sandbox.RLIMITS_ONLY
+        warnings = [r for r in caplog.records if "WEAKER" in r.getMessage()]
+        assert len(warnings) == 1 and "bwrap not found" in warnings[0].getMessage()
+        assert all(r.ok and r.isolation == "rlimits-only" for r in results)
+        monkeypatch.setenv(sandbox.ENV_VAR, "bwrap")
+        sandbox.set_isolation(None)
+        with pytest.raises(sandbox.SandboxUnavailable, match="bwrap not found"):
+            run_sandboxed(["true"])
+        monkeypatch.setenv(sandbox.ENV_VAR, "chroot")
+        sandbox.set_isolation(None)
+        with pytest.raises(ValueError, match="SFTPB_SANDBOX must be one of auto, bwrap, rlimits-only, got 'chroot'"):
+            sandbox.isolation()
+    finally:
+        monkeypatch.undo()
+        sandbox.set_isolation(None)
+
+
+def test_outputs_survive_and_other_writes_vanish(tmp_path):
+    """Under bwrap only the declared outputs (default: the -o value) come back to the job folder."""
+    from sft_playbook.verilog import sandbox
+    wd = tmp_path / "job"
+    wd.mkdir()
+    res = run_sandboxed(["sh", "-c", "echo kept > out.bin; echo lost > other.txt; echo x >> in.txt", "-o", "out.bin"],
+                        {"in.txt": "input\n"}, workdir=wd)
+    assert (wd / "out.bin").read_text() == "kept\n" and (wd / "in.txt").read_text() == "input\n"
+    if sandbox.isolation() == sandbox.BWRAP:
+        assert not (wd / "other.txt").exists() and res.returncode != 0   # in.txt is read-only
+        assert sorted(p.name for p in wd.iterdir()) == ["in.txt", "out.bin"]

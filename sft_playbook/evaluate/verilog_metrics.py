@@ -44,7 +44,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from sft_playbook.verilog.sandbox import compile_check, iverilog_available
+from sft_playbook.verilog.sandbox import compile_check, isolation, iverilog_available
 
 from . import difftb
 from .extract import extract_code
@@ -192,6 +192,7 @@ def summarize(results: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
         "extraction_methods": dict(Counter(r.get("extraction", "none") for r in results)),
         "seconds": round(seconds, 2),
         "simulations_per_second": round(sims / seconds, 2) if seconds > 0 else None,
+        "sandbox": isolation(),  # "bwrap" (OS isolation) or "rlimits-only" (weaker)
     }
 
 

@@ -18,7 +18,8 @@ Isolation (``isolation()``):
     ``outputs`` (by default the value of a ``-o`` option, e.g. iverilog's compiled design)
     read-write. Whatever else the tool writes is gone when it ends. As root, each job runs
     under its own unused user id with ``RLIMIT_NPROC`` = ``nproc`` (a fork bomb stops there;
-    root is exempt from that limit). No network.
+    root is exempt from that limit; when the job folder lies below a folder other users cannot
+    enter, the job keeps the caller's id and has no process limit). No network.
 ``"rlimits-only"`` (weaker; used, with one warning, when bubblewrap is missing or does not work)
     Today's limits alone: own temporary folder as the working folder, but absolute or ``../``
     paths reach the rest of the machine with the caller's rights.
@@ -254,6 +255,7 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
     wd = Path(tempfile.mkdtemp(prefix="sftpb-sim-")) if own else Path(workdir)
     wd_real = wd.resolve()
     created: list[Path] = []
+    uid = info_r = info_w = None
     try:
         for name, text in (files or {}).items():
             target = (wd / name).resolve()
@@ -262,7 +264,6 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
         out_path, err_path = wd / _HIDDEN[0], wd / _HIDDEN[1]
-        uid = None
         cmd = list(argv)
         if use_bwrap:
             outs = []
@@ -273,12 +274,13 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
                         p.touch()
                         created.append(p)
                     outs.append(p.name)
-            if drop_uid:
+            if drop_uid and _reachable_by_others(wd_real):
                 uid = secrets.randbelow(_PRIVATE_UID_RANGE[1] - _PRIVATE_UID_RANGE[0]) + _PRIVATE_UID_RANGE[0]
                 os.chown(wd, uid, uid)
                 for n in outs:
                     os.chown(wd / n, uid, uid)
-            cmd = _bwrap_argv(cmd, wd_real, disk_bytes, outs)
+            info_r, info_w = os.pipe()   # bwrap writes {"child-pid": N} there: the PID namespace's init
+            cmd = _bwrap_argv(cmd, wd_real, disk_bytes, outs, info_w)
         env = _clean_env(str(wd_real))
         nproc_limit = nproc if uid is not None else None
         t0 = time.monotonic()
@@ -286,6 +288,8 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             prlimit = _prlimit()
             ids = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
+            if info_w is not None:
+                ids["pass_fds"] = (info_w,)
             if prlimit:  # limits set by prlimit, which then execs the tool: no Python code between fork and exec
                 lim = [f"--cpu={cpu_s}:{cpu_s + 1}", f"--as={mem_bytes}:{mem_bytes}",
                        f"--fsize={file_bytes}:{file_bytes}", "--core=0:0"]
@@ -297,11 +301,22 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
                 proc = subprocess.Popen(cmd, cwd=wd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                         env=env, preexec_fn=_limits(cpu_s, mem_bytes, file_bytes, nproc_limit),
                                         **ids)
+            if info_w is not None:
+                os.close(info_w)
+                info_w = None
             try:
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 timed_out = True
-                try:  # bwrap's namespace init dies with it (--die-with-parent), and all in the PID namespace
+                # bwrap: kill the PID namespace's init first (every process of the namespace dies with
+                # it, and bwrap reaps it: no zombie left to the machine's init); then the group.
+                if info_r is not None:
+                    _kill_namespace(info_r)
+                try:
+                    proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    pass
+                try:
                     os.killpg(proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
@@ -326,6 +341,9 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
         return SandboxResult(None if timed_out else rc, stdout, stderr, timed_out, truncated,
                              seconds, BWRAP if use_bwrap else RLIMITS_ONLY)
     finally:
+        for fd in (info_r, info_w):
+            if fd is not None:
+                os.close(fd)
         if own:
             shutil.rmtree(wd, ignore_errors=True)
         elif uid is not None:
@@ -335,10 +353,33 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
                 pass
 
 
-def _bwrap_argv(argv: list[str], wd: Path, disk_bytes: int, outputs: list[str]) -> list[str]:
+def _reachable_by_others(path: Path) -> bool:
+    """Every folder above `path` can be traversed by any user (bwrap, started under the job's own
+    user id, must reach the bind sources). Else the job runs under bwrap as the caller (no per-job
+    process limit)."""
+    return all(p.stat().st_mode & 0o001 for p in path.parents)
+
+
+def _kill_namespace(info_r: int) -> None:
+    """Kill bwrap's namespace init (pid from --info-fd); the kernel then kills every process of
+    the PID namespace."""
+    os.set_blocking(info_r, False)
+    try:
+        info = os.read(info_r, 4096).decode("utf-8", "replace")
+    except BlockingIOError:
+        return
+    m = re.search(r'"child-pid"\s*:\s*(\d+)', info)
+    if m:
+        try:
+            os.kill(int(m.group(1)), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _bwrap_argv(argv: list[str], wd: Path, disk_bytes: int, outputs: list[str], info_fd: int) -> list[str]:
     """bwrap command line: OS program folders read-only, private /tmp and job folder (tmpfs),
     the job folder's files read-only, its outputs read-write, no network, new PID namespace."""
-    cmd = [_bwrap(), "--unshare-all", "--die-with-parent", "--new-session"]
+    cmd = [_bwrap(), "--unshare-all", "--die-with-parent", "--new-session", "--info-fd", str(info_fd)]
     bound: list[str] = []
     for d in _SYSTEM_DIRS:
         if os.path.islink(d):
