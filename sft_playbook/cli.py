@@ -76,8 +76,11 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
         logging.getLogger("sft_playbook").error("%s", exc)
         return 1
     except OSError as exc:
-        if debug or not exc.filename:
+        if debug or (not exc.filename and not (len(exc.args) == 1 and isinstance(exc.args[0], str))):
             raise
+        if not exc.filename:   # raised with a message of its own: FileNotFoundError("x not found: run ...")
+            logging.getLogger("sft_playbook").error("%s", exc.args[0])
+            return 1
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):   # a write outside the io helpers (torch.save, ...)
             msg = str(output_error(exc, exc.filename))
         else:

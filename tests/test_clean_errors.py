@@ -199,14 +199,19 @@ def test_run_main_prints_one_line_and_debug_shows_the_traceback(caplog):
     def missing(argv):
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", "data/x.jsonl")
 
+    def not_yet(argv):
+        raise FileNotFoundError("results/run/predictions.jsonl not found: run the predict step first")
+
     with caplog.at_level("ERROR"):
         assert run_main(full, []) == 1
         assert run_main(torch_save, []) == 1
         assert run_main(missing, []) == 1
+        assert run_main(not_yet, []) == 1
     msgs = [r.getMessage() for r in caplog.records]
     assert msgs == ["no space left on device writing data/merged/high_level/train.jsonl",
                     "no space left on device writing results/run/checkpoints/step_000010/model.pt",
-                    "No such file or directory: data/x.jsonl"]
+                    "No such file or directory: data/x.jsonl",
+                    "results/run/predictions.jsonl not found: run the predict step first"]
     with pytest.raises(OutputError):
         run_main(full, ["--debug"])
 

@@ -274,7 +274,7 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
                         p.touch()
                         created.append(p)
                     outs.append(p.name)
-            if drop_uid and _reachable_by_others(wd_real):
+            if drop_uid and _reachable_by_others(wd_real) and _tool_reachable_by_others(argv):
                 uid = secrets.randbelow(_PRIVATE_UID_RANGE[1] - _PRIVATE_UID_RANGE[0]) + _PRIVATE_UID_RANGE[0]
                 os.chown(wd, uid, uid)
                 for n in outs:
@@ -374,6 +374,16 @@ def _kill_namespace(info_r: int) -> None:
             os.kill(int(m.group(1)), signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _tool_reachable_by_others(argv: Sequence[str]) -> bool:
+    """The tool and the folders above it can be read by any user (e.g. not a conda prefix under
+    /root), so it still runs under the job's own user id."""
+    tool = shutil.which(argv[0]) if argv else None
+    if not tool:
+        return True   # not found: the run reports that itself
+    real = Path(os.path.realpath(tool))
+    return bool(real.stat().st_mode & 0o005) and _reachable_by_others(real)
 
 
 def _bwrap_argv(argv: list[str], wd: Path, disk_bytes: int, outputs: list[str], info_fd: int) -> list[str]:
