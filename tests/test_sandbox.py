@@ -74,3 +74,29 @@ def test_outputs_survive_and_other_writes_vanish(tmp_path):
     if sandbox.isolation() == sandbox.BWRAP:
         assert not (wd / "other.txt").exists() and res.returncode != 0   # in.txt is read-only
         assert sorted(p.name for p in wd.iterdir()) == ["in.txt", "out.bin"]
+
+
+@pytest.mark.skipif(not iverilog_available(), reason="iverilog not installed (bootstrap installs it)")
+@pytest.mark.parametrize("mode", ["bwrap", "rlimits-only"])
+def test_a_killed_compile_leaves_nothing_behind(monkeypatch, tmp_path, mode):
+    """iverilog writes ivrl* temporaries to $TMP/$TMPDIR and leaves them when killed: they must land
+    in the job folder (removed afterwards), never in the machine's temporary folder."""
+    import shutil
+    import tempfile
+    from sft_playbook.verilog import sandbox
+    if mode == "bwrap" and shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap not installed")
+    sandbox.set_isolation(mode)
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(jobs))   # job folders are made here
+    try:
+        env = run_sandboxed(["sh", "-c", 'echo "$TMP|$TMPDIR|$TEMP"'])
+        assert len(set(env.stdout.strip().split("|"))) == 1 and env.stdout.startswith(str(jobs))
+        big = "module t; " + " ".join(f"wire [63:0] w{i} = {i} * 3 + w{i - 1};" if i else "wire [63:0] w0 = 1;"
+                                     for i in range(40000)) + " endmodule\n"
+        res = run_sandboxed(["iverilog", "-o", "sim", "t.v"], {"t.v": big}, timeout_s=0.5)
+        assert res.timed_out
+        assert list(jobs.iterdir()) == []
+    finally:
+        sandbox.set_isolation(None)
