@@ -29,7 +29,8 @@ Returns a summary dict: ``rows``, ``status_counts``, counts ``extracted``, ``com
 ``forbidden``, ``extraction_failure``, ``unsupported``, ``reference_error``; rates
 ``extraction_rate``, ``compile_rate``, ``functional_pass_rate`` (over all rows) and
 ``functional_pass_rate_testable`` (over rows whose reference could be tested); ``error_classes``
-(compile error classes etc.), ``extraction_methods``, ``seconds``, ``simulations_per_second``.
+(compile error classes etc.), ``extraction_methods``, ``seconds``, ``simulations_per_second``,
+``sandbox`` ("bwrap", or "rlimits-only": weaker, see docs/security.md).
 With ``out_dir``, writes ``verilog_results.jsonl`` (one row per prediction, in input order) and
 ``verilog_summary.json``.
 """

@@ -21,7 +21,7 @@ out_dir=None, timeout_s=30.0, problems=None, include_system=True, progress=True)
     ``verilogeval_problems.jsonl`` (one row per problem: n, c, pass@k, statuses) and
     ``verilogeval_summary.json``. Returns the summary dict: ``problems``, ``n_samples``,
     ``pass_at_k`` ({"pass@1": ...}), ``status_counts``, ``passed_problems``, ``failed_problems``,
-    ``compile_rate``, ``iverilog_version``, ``seconds``.
+    ``compile_rate``, ``iverilog_version``, ``sandbox`` ("bwrap" or "rlimits-only"), ``seconds``.
 
 ``score_references(problems_dir, **kw) -> dict``: the same run with a generate_fn that answers
 each prompt with the problem's reference solution (renamed to TopModule). With Icarus Verilog 11
