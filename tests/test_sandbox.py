@@ -100,3 +100,23 @@ def test_a_killed_compile_leaves_nothing_behind(monkeypatch, tmp_path, mode):
         assert list(jobs.iterdir()) == []
     finally:
         sandbox.set_isolation(None)
+
+
+@pytest.mark.skipif(not iverilog_available(), reason="iverilog not installed (bootstrap installs it)")
+def test_exit_status_is_the_same_with_and_without_bubblewrap():
+    """iverilog exits with its error count (144 for 200 errors); bwrap's 128+N for a signal is
+    turned back into -N only for signals, so both modes report the same status."""
+    import shutil
+    from sft_playbook.verilog import sandbox
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap not installed")
+    code = "module t;\n" + "".join(f"  wire w{i} = undefined_{i};\n" for i in range(200)) + "endmodule\n"
+    got = {}
+    try:
+        for mode in ("bwrap", "rlimits-only"):
+            sandbox.set_isolation(mode)
+            got[mode] = (compile_check(code).returncode,
+                         run_sandboxed(["bash", "-c", "exec yes x > big.txt"], file_bytes=10_000).returncode)
+    finally:
+        sandbox.set_isolation(None)
+    assert got["bwrap"] == got["rlimits-only"] == (144, -25)

@@ -69,6 +69,10 @@ ENV_VAR = "SFTPB_SANDBOX"
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _PRIVATE_UID_RANGE = (1_500_000_000, 1_600_000_000)   # unused ids: one per job when run as root
 _HIDDEN = (".stdout", ".stderr")
+# Signals a limit or a crash ends a tool with; under bwrap their exit status 128+N is turned back into -N.
+# (Only these: iverilog exits with its error count, e.g. 144 for 200 errors, which is not a signal.)
+_SIGNALS_SEEN = {signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE,
+                 signal.SIGXCPU, signal.SIGXFSZ}
 
 
 class SandboxUnavailable(RuntimeError):
@@ -327,7 +331,7 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
                     proc.wait()
         seconds = time.monotonic() - t0
         rc = proc.returncode
-        if use_bwrap and rc is not None and 128 < rc < 128 + 65:
+        if use_bwrap and rc is not None and rc - 128 in _SIGNALS_SEEN:
             rc = 128 - rc   # bwrap reports a tool killed by signal N as exit 128+N: same as without it (-N)
         stdout, t1 = _read_capped(out_path, output_cap, output_tail)
         stderr, t2 = _read_capped(err_path, output_cap, output_tail)
