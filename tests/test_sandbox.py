@@ -120,3 +120,22 @@ def test_exit_status_is_the_same_with_and_without_bubblewrap():
     finally:
         sandbox.set_isolation(None)
     assert got["bwrap"] == got["rlimits-only"] == (144, -25)
+
+
+def test_a_strict_umask_keeps_the_per_job_user_id():
+    """As root, each bwrap job runs under its own user id; the files the caller gives must stay
+    readable by it under a umask of 077 (else the probe would quietly fall back to root)."""
+    import shutil
+    from sft_playbook.verilog import sandbox
+    if shutil.which("bwrap") is None or os.geteuid() != 0:
+        pytest.skip("needs bubblewrap and root")
+    old = os.umask(0o077)
+    try:
+        sandbox.set_isolation(None)
+        assert sandbox.isolation() == "bwrap" and sandbox._resolved["drop_uid"]
+        res = run_sandboxed(["sh", "-c", "id -u; cat sub/a.txt"], {"sub/a.txt": "xyz"})
+        uid, text = res.stdout.split("\n", 1)
+        assert int(uid) >= sandbox._PRIVATE_UID_RANGE[0] and text == "xyz"
+    finally:
+        os.umask(old)
+        sandbox.set_isolation(None)

@@ -265,8 +265,12 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
             target = (wd / name).resolve()
             if wd_real not in target.parents:
                 raise ValueError(f"sandbox file name {name!r} escapes the work folder")
-            target.parent.mkdir(parents=True, exist_ok=True)
+            for d in reversed([target.parent, *target.parent.parents]):
+                if wd_real in d.parents and not d.exists():
+                    d.mkdir()
+                    d.chmod(0o755)      # readable by the job's own user id, whatever the umask
             target.write_text(text, encoding="utf-8")
+            target.chmod(0o644)
         out_path, err_path = wd / _HIDDEN[0], wd / _HIDDEN[1]
         cmd = list(argv)
         if use_bwrap:
@@ -276,6 +280,7 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
                 if wd_real in p.parents and p.parent == wd_real:   # top-level names only
                     if not p.exists():
                         p.touch()
+                        p.chmod(0o644)
                         created.append(p)
                     outs.append(p.name)
             if drop_uid and _reachable_by_others(wd_real) and _tool_reachable_by_others(argv):
