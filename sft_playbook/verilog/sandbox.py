@@ -178,6 +178,9 @@ def _resolve() -> dict[str, object]:
             if not why:
                 _resolved.update(isolation=BWRAP, drop_uid=drop_uid, why="")
                 return _resolved
+            if drop_uid:
+                log.info("Verilog sandbox: bwrap under a per-job user id does not work here (%s); "
+                         "running it as root, without a per-job process limit", why)
         if wanted == BWRAP:
             raise SandboxUnavailable(f"bubblewrap sandbox asked for ({ENV_VAR}=bwrap) but it does not work here: {why}")
         log.warning("Verilog sandbox: bubblewrap is not usable (%s); falling back to resource limits "
