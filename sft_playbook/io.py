@@ -104,13 +104,18 @@ def read_json(path: str | Path) -> Any:
 
 
 def iter_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | None = None,
-               objects_only: bool = True) -> Iterator[tuple[int, Any]]:
+               objects_only: bool = True, byte_range: tuple[int, int] | None = None,
+               first_line: int = 1) -> Iterator[tuple[int, Any]]:
     """Yield ``(line_number, value)`` for each non-blank line of a jsonl file (1-based lines).
 
     A UTF-8 BOM at the start is accepted. A line that is not valid UTF-8, not valid JSON, or (with
     ``objects_only``) not a JSON object raises ``InputError`` ("file:line: reason"), or with
     ``on_bad_line="skip"`` is skipped and counted in ``bad``. Raises ``InputError`` when the file
-    cannot be opened."""
+    cannot be opened.
+
+    ``byte_range=(start, stop)``: only the lines that start at a byte offset in [start, stop)
+    (``start`` must be a line start, e.g. from ``jsonl_line_starts``); ``first_line`` is the line
+    number of the line at ``start``, so errors still name the file's own line."""
     if on_bad_line not in ON_BAD_LINE:
         raise ValueError(f"on_bad_line must be one of {ON_BAD_LINE}, not {on_bad_line!r}")
     path = Path(path)
@@ -119,7 +124,11 @@ def iter_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | 
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({_cause(exc)})") from None
     with fh:
-        for lineno, raw in enumerate(fh, start=1):
+        lines: Iterable[bytes] = fh
+        if byte_range is not None:
+            fh.seek(byte_range[0])
+            lines = _lines_until(fh, byte_range[0], byte_range[1])
+        for lineno, raw in enumerate(lines, start=first_line):
             if lineno == 1 and raw.startswith(BOM):
                 raw = raw[len(BOM):]
             if not raw.strip():
@@ -140,6 +149,34 @@ def iter_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | 
                     continue
                 raise
             yield lineno, value
+
+
+def _lines_until(fh, pos: int, stop: int) -> Iterator[bytes]:
+    for raw in fh:
+        if pos >= stop:
+            return
+        pos += len(raw)
+        yield raw
+
+
+def jsonl_line_starts(path: str | Path, every: int = 1) -> tuple[int, list[int]]:
+    """``(number of lines, byte offsets of lines 1, 1 + every, 1 + 2 * every, ...)`` of a file
+    (lines end at b"\\n"; a last line without one counts). A cheap pass (no decoding) that lets
+    several readers share one file through ``iter_jsonl(byte_range=...)``."""
+    path = Path(path)
+    starts: list[int] = []
+    n = 0
+    pos = 0
+    try:
+        with open(path, "rb") as fh:
+            for raw in fh:
+                if n % every == 0:
+                    starts.append(pos)
+                n += 1
+                pos += len(raw)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({_cause(exc)})") from None
+    return n, starts
 
 
 def read_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | None = None) -> list[dict[str, Any]]:

@@ -121,6 +121,13 @@ class Engine:
             return [func(*args) for args in zip(parts, *iterables)]
         return self.client.map(func, parts, *iterables, pure=False)
 
+    def submit(self, func: Callable, *args: Any) -> Any:
+        """One task ``func(*args)`` (arguments may be futures of earlier tasks: they are fetched
+        worker to worker, never through this process); a future, or the value with engine=local."""
+        if self.client is None:
+            return func(*args)
+        return self.client.submit(func, *args, pure=False)
+
     def gather(self, parts: Sequence) -> list:
         """The values (brought to this process); exceptions raised inside a task surface here."""
         return list(parts) if self.client is None else self.client.gather(list(parts))

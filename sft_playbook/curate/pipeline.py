@@ -20,14 +20,17 @@ written to ``dropped_dir/<nn>_<stage>.jsonl`` with the reason and detail.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import time
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -46,7 +49,9 @@ from .pii import RedactPII
 from .report import write_report
 from .sources import (BadLines, DownloadError, SourceError, data_files, download_hub, load_records,
                       read_source_specs, records_frame, to_jsonl_records)
-from .split import KeepBothViews, merge
+from .split import SPLITS, KeepBothViews, split_ranks, split_sizes
+from .shards import cut_shards, first_repeat, id_buckets, lines_per_shard, number_shard, read_shard, scan_file, shard_report
+from .writers import concat_files, merge_split, part_name, write_dropped_parts, write_split_parts
 
 log = logging.getLogger("sft_playbook.curate")
 EXAMPLES_PER_REASON = 3
@@ -100,7 +105,10 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
 
 
 # -- step 0: sources ------------------------------------------------------------------------------
-def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]], BadLines]:
+def plan_sources(cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """Which files to read, per source, without reading a row: [{spec, files, origin, convert_to}]
+    (hub sources are downloaded here, on the driver: files are what travels, not rows;
+    ``convert_to``: the download folder that gets ``records.jsonl``)."""
     levels = list(get(cfg, "levels"))
     on_bad = get(cfg, "on_bad_line")
     if on_bad not in ("error", "skip"):
@@ -110,10 +118,8 @@ def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]
         missing = set(levels) - set(s["levels"])
         if missing:
             raise SourceError(f"{s['_where']}: no field for level(s) {sorted(missing)} (levels in the config: {levels})")
-    bad = BadLines()
     raw_dir = resolve(get(cfg, "download.raw_dir"))
-    records: list[dict[str, Any]] = []
-    origins: list[dict[str, Any]] = []
+    plan: list[dict[str, Any]] = []
     use_sample = False
     hub = [s for s in specs if s.get("repo_id")]
     if hub and get(cfg, "download.offline"):
@@ -138,25 +144,18 @@ def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]
                             "(download.fallback_to_sample=false makes this an error).", spec["repo_id"], exc,
                             get(cfg, "sample_dir"))
                 use_sample = True
-                records = [r for r in records if r["source"] not in {s["name"] for s in hub}]
-                origins = [o for o in origins if o["origin"] != "hub"]
+                plan = [p for p in plan if p["origin"] != "hub"]
                 continue
             files = data_files(folder, spec["split"])
             if not files:
                 raise SourceError(f"{spec['_where']}: no data files ({', '.join(('parquet', 'arrow', 'json', 'jsonl'))}) "
                                   f"for split {spec['split']!r} in the download {folder}")
-            recs = load_records(spec, files, on_bad, bad)
-            out = to_jsonl_records(spec, recs, folder)
-            log.info("%s: %d records converted to %s", spec["name"], len(recs), out)
-            origin = "hub"
+            plan.append({"spec": spec, "files": files, "origin": "hub", "convert_to": folder})
         else:
             path = resolve(spec["path"])
             if not path.exists():
                 raise SourceError(f"{spec['_where']}: local path {path} does not exist")
-            recs = load_records(spec, data_files(path, None), on_bad, bad)
-            origin = "local"
-        records += recs
-        origins.append({"name": spec["name"], "origin": origin, "rows": len(recs)})
+            plan.append({"spec": spec, "files": data_files(path, None), "origin": "local", "convert_to": None})
     if use_sample:
         sample = resolve(get(cfg, "sample_dir"))
         files = sorted(sample.glob("*.jsonl")) if sample.is_dir() else []
@@ -165,12 +164,90 @@ def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]
         template = dict(hub[0]) if hub else {"format": "mg-verilog", "code_field": "code",
                                              "description_field": "description", "id_field": "id"}
         spec = {**template, "name": get(cfg, "sample_name"), "levels": template.get("levels") or {}}
-        recs = load_records(spec, files, on_bad, bad)
+        plan.append({"spec": spec, "files": files, "origin": "offline sample " + str(get(cfg, "sample_dir")),
+                     "convert_to": None})
+    return plan
+
+
+def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]], BadLines]:
+    """Every source row in one frame on the driver (small data, tests and notebooks only: the
+    pipeline itself reads the sources on the workers, see ``read_partitions``)."""
+    levels = list(get(cfg, "levels"))
+    on_bad = get(cfg, "on_bad_line")
+    bad = BadLines()
+    records: list[dict[str, Any]] = []
+    origins = []
+    for src in plan_sources(cfg):
+        recs = load_records(src["spec"], src["files"], on_bad, bad)
         records += recs
-        origins.append({"name": spec["name"], "origin": "offline sample " + str(get(cfg, "sample_dir")), "rows": len(recs)})
+        origins.append({"name": src["spec"]["name"], "origin": src["origin"], "rows": len(recs)})
+    return records_frame(records, levels), origins, bad
+
+
+def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any], engine: Engine, parts_dir: Path):
+    """Read the planned sources on the workers into partitions (futures; lists with engine=local).
+
+    1. scan (workers): lines per jsonl file (and where every LINE_STEP-th starts), row groups per
+       parquet file; the driver cuts shards of about ``partition_rows`` lines.
+    2. read (workers): each shard's records; only the count and the bad lines come back.
+    3. number (workers): ids and ``_order`` from the offsets the driver added up from the counts;
+       a hub source's converted records are written as part files, joined into records.jsonl.
+    4. ids unique (workers): ids hashed into buckets, repeats looked for per bucket.
+    Returns (partitions, origins, bad lines, rows read)."""
+    levels = list(get(cfg, "levels"))
+    on_bad = get(cfg, "on_bad_line")
+    files = [(k, str(f)) for k, src in enumerate(plan) for f in src["files"]]
+    scans = engine.gather(engine.map(scan_file, [f for _, f in files]))
+    total_lines = sum(n for kind, n, _ in scans if kind == "jsonl")
+    min_shards = 2 * engine.n_workers if engine.client is not None else 1
+    per = lines_per_shard(total_lines, engine.partition_rows, min_shards)
+    shards = [sh for (k, f), sc in zip(files, scans) for sh in cut_shards(k, f, sc, per)]
+    del scans
+    specs = [src["spec"] for src in plan]
+    reads = engine.map(lambda sh: read_shard(sh, specs[sh.source], on_bad), shards)
+    counts = engine.gather(engine.map(shard_report, reads))
+    bad = BadLines()
+    for c in counts:
+        bad.extend(c["bad"])
     if bad.skipped:
         log.warning("skipped %d bad input line(s) (on_bad_line=skip), e.g. %s", bad.skipped, "; ".join(bad.examples[:3]))
-    return records_frame(records, levels), origins, bad
+    rows_per_source = [0] * len(plan)
+    id_offsets, order_offsets, order = [], [], 0
+    for sh, c in zip(shards, counts):
+        id_offsets.append(rows_per_source[sh.source])
+        order_offsets.append(order)
+        rows_per_source[sh.source] += c["rows"]
+        order += c["rows"]
+    origins = [{"name": src["spec"]["name"], "origin": src["origin"], "rows": n} for src, n in zip(plan, rows_per_source)]
+    # keep only shards with rows (an empty partition costs a task per pass and says nothing)
+    keep = [i for i, c in enumerate(counts) if c["rows"]]
+    convert = [str(parts_dir / "records" / str(sh.source)) if plan[sh.source]["convert_to"] is not None else None
+               for sh in shards]
+    parts = engine.map(lambda r, sh, io, oo, cv, i: number_shard(r, specs[sh.source]["name"], io, oo, levels, cv, i),
+                       [reads[i] for i in keep], [shards[i] for i in keep], [id_offsets[i] for i in keep],
+                       [order_offsets[i] for i in keep], [convert[i] for i in keep], keep)
+    del reads
+    if any(src["convert_to"] is not None for src in plan):
+        engine.gather(engine.map(len, parts))            # the converted part files are written
+    for k, src in enumerate(plan):
+        if src["convert_to"] is not None:
+            mine = [i for i in keep if shards[i].source == k]
+            target = Path(src["convert_to"]) / "records.jsonl"
+            engine.gather([engine.submit(concat_files, [f"{convert[i]}/{part_name(i)}.jsonl" for i in mine], str(target))])
+            log.info("%s: %d records converted to %s", src["spec"]["name"], rows_per_source[k], target)
+    buckets = max(1, min(len(parts), 2 * max(1, engine.n_workers)))
+    split = engine.map(partial(id_buckets, buckets=buckets), parts)
+    repeats = [r for r in engine.gather([engine.submit(first_repeat, *engine.map(itemgetter(b), split))
+                                          for b in range(buckets)]) if r is not None]
+    del split
+    if repeats:
+        raise SourceError(min(repeats)[1])
+    parts = engine.map(_without_where, parts)
+    return parts, origins, bad, order
+
+
+def _without_where(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=["_where"])
 
 
 # -- the stage loop ---------------------------------------------------------------------------------
@@ -184,38 +261,63 @@ def chains(stages: list[Stage]) -> list[list[Stage]]:
     return out
 
 
-def _pass(part, index: int, chain: Chain, keys_of: Stage | None, slim: bool,
+def drop_summary(gone: pd.DataFrame, n_stages: int) -> list[dict[str, Any]]:
+    """Per stage of a chain: rows dropped per reason and the first EXAMPLES_PER_REASON (id,
+    detail) per reason, in partition order - what the driver needs of the dropped rows."""
+    out = []
+    for i in range(n_stages):
+        mine = gone[gone[STAGE_COL] == i]
+        counts = {str(k): int(v) for k, v in mine[REASON].value_counts().items()}
+        examples = {str(reason): [{"id": str(r["id"]), "detail": str(r[DETAIL])}
+                                  for r in grp.head(EXAMPLES_PER_REASON)[["id", DETAIL]].to_dict("records")]
+                    for reason, grp in mine.groupby(REASON, sort=True)}
+        out.append({"dropped": counts, "examples": examples})
+    return out
+
+
+def _pass(part, index: int, chain: Chain, keys_of: Stage | None, keep_gone: bool,
           load: Callable | None = None, finish: Callable | None = None):
-    """One pass over one partition (runs on a worker): the chain's kept rows, and for the driver
-    the rows in, the dropped rows (only their bookkeeping columns when ``slim``), the counter
-    totals and, on the kept rows, the keys the next global stage's ``fit`` needs. ``load`` turns
-    the item into the partition first (e.g. reads a file) and ``finish(kept, index)`` consumes the
-    kept rows at the end (e.g. writes them) in the same task; its result replaces them."""
+    """One pass over one partition (runs on a worker): the chain's kept rows, its dropped rows
+    (kept on the worker for ``write_dropped_parts`` when ``keep_gone``) and, for the driver, a
+    small report: rows in, drops per stage and reason with a few examples, the dropped rows'
+    columns, the counter totals and, on the kept rows, the keys the next global stage's ``fit``
+    needs. ``load`` turns the item into the partition first (e.g. reads a file) and
+    ``finish(kept, index)`` consumes the kept rows at the end (e.g. writes them) in the same
+    task; its result replaces them."""
     if load is not None:
         part = load(part)
     kept, gone, sums = chain.split(part)
-    if slim:
-        gone = gone[["id", "_order", STAGE_COL, REASON, DETAIL]]
-    report = {"rows": len(part), "gone": gone, "sums": sums,
-              "keys": keys_of.keys(kept) if keys_of is not None else None}
+    report = {"rows": len(part), "drops": drop_summary(gone, len(chain.stages)), "gone_columns": list(gone.columns),
+              "sums": sums, "keys": keys_of.keys(kept) if keys_of is not None else None}
     if finish is not None:
         report["finished"] = finish(kept, index)
-        return report
-    return kept, report
+        return None, (gone if keep_gone else None), report
+    return kept, (gone if keep_gone else None), report
+
+
+def _union(column_lists: list[list[str]]) -> list[str]:
+    """The columns of the partitions' concatenation, in order of first appearance."""
+    return list(dict.fromkeys(c for cols in column_lists for c in cols))
 
 
 def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Path | None, collect: bool = True,
-               load: Callable | None = None, finish: Callable | None = None):
-    """Run the stages in order over the partitions (``engine.partitions(df)``, or items that
-    ``load(item)`` turns into partitions on the workers, in the first pass); returns (kept rows,
-    [StageStats]). The kept rows are a pandas frame sorted by input order, with ``collect=False``
-    the list of partitions, with ``finish`` the list of ``finish(kept partition, index)`` results
-    (run in the last pass: e.g. every worker writes its partitions). Without a dropped_dir only
-    the bookkeeping columns of dropped rows reach the driver."""
+               load: Callable | None = None, finish: Callable | None = None, work_dir: Path | None = None):
+    """Run the stages in order over the partitions (``engine.partitions(df)``, futures of frames
+    on the workers, or items that ``load(item)`` turns into partitions on the workers, in the
+    first pass); returns (kept rows, [StageStats]). The kept rows are a pandas frame sorted by
+    input order, with ``collect=False`` the list of partitions (futures: they stay on the
+    workers), with ``finish`` the list of ``finish(kept partition, index)`` results (run in the
+    last pass: e.g. every worker writes its partitions).
+
+    Only a report per partition reaches the driver (counts, examples, keys for the next global
+    stage). With a ``dropped_dir`` the workers write the dropped rows: part files under
+    ``work_dir`` (default ``dropped_dir/.parts``), joined per stage into
+    ``dropped_dir/<nn>_<stage>.jsonl``."""
     stats: list[StageStats] = []
     groups = chains(stages)
     if load is not None and groups and groups[0][0].is_global:
         parts, load = engine.map(load, parts), None     # its fit needs the partitions, not the items
+    parts_dir = (work_dir or (dropped_dir / ".parts" if dropped_dir is not None else None))
     rows = None                              # counted with the first pass's results (no extra pass)
     keys = None                              # what the previous pass computed for this chain's global stage
     number = 0
@@ -229,15 +331,12 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
         keys_of = following if following is not None and following.is_global \
             and type(following).keys is not Stage.keys else None
         last = following is None and finish is not None
-        task = partial(_pass, chain=Chain(chain), keys_of=keys_of, slim=dropped_dir is None,
+        task = partial(_pass, chain=Chain(chain), keys_of=keys_of, keep_gone=dropped_dir is not None,
                        load=load if g == 0 else None, finish=finish if last else None)
         results = engine.map(task, parts, range(len(parts)))
-        if last:
-            reports = engine.gather(results)
-            parts = [r["finished"] for r in reports]
-        else:
-            parts = engine.map(itemgetter(0), results)           # the kept rows stay where they are
-            reports = engine.gather(engine.map(itemgetter(1), results))
+        reports = engine.gather(engine.map(itemgetter(2), results))
+        parts = [r["finished"] for r in reports] if last else engine.map(itemgetter(0), results)
+        gone = engine.map(itemgetter(1), results) if dropped_dir is not None else None
         del results
         if rows is None:
             rows = sum(r["rows"] for r in reports)
@@ -246,45 +345,88 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
             for k, v in r["sums"].items():
                 sums[k] = sums.get(k, 0) + v
         keys = pd.concat([r["keys"] for r in reports], ignore_index=True) if keys_of is not None else None
-        dropped = pd.concat([r["gone"] for r in reports], ignore_index=True).sort_values("_order", kind="stable")
+        writes = []
+        if dropped_dir is not None:
+            columns = [c for c in _union([r["gone_columns"] for r in reports])
+                       if c not in (*BOOKKEEPING, STAGE_COL, "id")]
+            folders = [str(parts_dir / "dropped" / f"{number + i + 1:02d}_{st.name}") for i, st in enumerate(chain)]
+            done = engine.map(partial(write_dropped_parts, folders=folders, names=[st.name for st in chain],
+                                      columns=columns), gone, range(len(parts)))
+            engine.gather(done)                  # part files written (row counts; nothing else comes back)
+            dropped_dir.mkdir(parents=True, exist_ok=True)
+            for i, st in enumerate(chain):
+                files = [f"{folders[i]}/{part_name(p)}.jsonl" for p in range(len(parts))]
+                writes.append(engine.submit(concat_files, files, str(dropped_dir / f"{number + i + 1:02d}_{st.name}.jsonl")))
+        del gone
         for i, stage in enumerate(chain):
             number += 1
-            mine = dropped[dropped[STAGE_COL] == i]
-            st = StageStats(stage.name, rows, rows - len(mine))
-            st.dropped = {str(k): int(v) for k, v in mine[REASON].value_counts().sort_index().items()}
+            dropped: dict[str, int] = {}
+            examples: dict[str, list[dict[str, str]]] = {}
+            for r in reports:
+                d = r["drops"][i]
+                for k, v in d["dropped"].items():
+                    dropped[k] = dropped.get(k, 0) + v
+                for k, ex in d["examples"].items():
+                    have = examples.setdefault(k, [])
+                    have += ex[:EXAMPLES_PER_REASON - len(have)]
+            st = StageStats(stage.name, rows, rows - sum(dropped.values()))
+            st.dropped = dict(sorted(dropped.items()))
             prefix = f"_c{i}_"
             st.counters = {c[len(prefix):]: v for c, v in sums.items() if c.startswith(prefix)}
-            for reason, grp in mine.groupby(REASON, sort=True):
-                st.examples[str(reason)] = [{"id": str(r["id"]), "detail": str(r[DETAIL])}
-                                            for _, r in grp.head(EXAMPLES_PER_REASON).iterrows()]
+            st.examples = dict(sorted(examples.items()))
             st.extra = stage.summary()
             stats.append(st)
             log.info("stage %2d %-14s %6d -> %6d rows%s%s", number, stage.name, st.rows_in, st.rows_out,
                      "  dropped " + ", ".join(f"{k}={v}" for k, v in st.dropped.items()) if st.dropped else "",
                      "  " + ", ".join(f"{k}={v}" for k, v in st.counters.items() if v) if any(st.counters.values()) else "")
-            if dropped_dir is not None:
-                cols = [c for c in mine.columns if c not in (*BOOKKEEPING, STAGE_COL, "id")]
-                write_jsonl_atomic(dropped_dir / f"{number:02d}_{stage.name}.jsonl",
-                                   ({"id": r["id"], "stage": stage.name, "reason": r[REASON], "detail": r[DETAIL],
-                                     **{c: r[c] for c in cols}} for r in mine.to_dict("records")))
             bar.update(1)
             if st.rows_out == 0:
+                engine.gather(writes)
                 raise PipelineError(f"stage {number} ({stage.name}) dropped all {rows} remaining rows "
                                     f"({', '.join(f'{k}: {v}' for k, v in st.dropped.items())}); nothing is left to write. "
                                     "Check its thresholds in the config.")
             rows = st.rows_out
+        engine.gather(writes)
         log.info("  (%d stage(s) in one pass: %.1fs)", len(chain), time.monotonic() - t0)
     bar.close()
+    if parts_dir is not None and work_dir is None and parts_dir.is_dir():
+        shutil.rmtree(parts_dir / "dropped", ignore_errors=True)
+        with contextlib.suppress(OSError):
+            parts_dir.rmdir()
     if not collect or finish is not None:
         return parts, stats
     kept = pd.concat(engine.gather(parts)).sort_values("_order", kind="stable").reset_index(drop=True)
     return kept, stats
 
 
-def hierarchy_report(kept: pd.DataFrame, stats: list[StageStats], top: int = 20) -> dict[str, Any]:
+def kept_summary(df: pd.DataFrame, top: int = 20) -> dict[str, Any]:
+    """What the driver needs of one partition's kept rows (on a worker): the ids (a pyarrow
+    string array, ~20 bytes a row, for the split) and, for the report, the rows marked with a
+    submodule defined nowhere: how many, the missing names with counts (first appearance first)
+    and the first ``top`` ids."""
+    ids = df["id"].astype(str).tolist()
+    try:
+        import pyarrow as pa
+
+        arr: Any = pa.array(ids, type=pa.large_string())
+    except (ImportError, UnicodeEncodeError, ValueError, TypeError):
+        arr = ids
+    out: dict[str, Any] = {"ids": arr}
+    if "unresolved_modules" in df.columns:
+        marked = df[df["unresolved_modules"].astype(str) != ""]
+        names: dict[str, int] = {}
+        for v in marked["unresolved_modules"]:
+            for n in str(v).split():
+                names[n] = names.get(n, 0) + 1
+        out["unresolved"] = {"rows": int(len(marked)), "names": names, "ids": [str(i) for i in marked["id"].head(top)]}
+    return out
+
+
+def hierarchy_report(kept, stats: list[StageStats], top: int = 20) -> dict[str, Any]:
     """The module index's summary, the compile check's standards and, among the rows written, those
     kept with a submodule defined nowhere in the corpus (``unresolved_submodule``): how many, the
-    most frequent missing modules and the first ids (input order)."""
+    most frequent missing modules and the first ids (input order). ``kept``: the kept rows (a
+    frame) or the ``kept_summary`` of every partition, in order."""
     out: dict[str, Any] = {}
     index = next((s for s in stats if s.name == "module_index"), None)
     if index is not None:
@@ -294,51 +436,111 @@ def hierarchy_report(kept: pd.DataFrame, stats: list[StageStats], top: int = 20)
         out["standards"] = {k[4:]: v for k, v in comp.counters.items() if k.startswith("std_")}
         out["submodules_resolved"] = comp.counters.get("submodules_resolved", 0)
         out["unresolved_submodule_at_compile"] = comp.counters.get("unresolved_submodule", 0)
-    if "unresolved_modules" in kept.columns:
-        marked = kept[kept["unresolved_modules"].astype(str) != ""]
-        names = pd.Series([n for v in marked["unresolved_modules"] for n in str(v).split()], dtype=object)
-        out["unresolved_rows_written"] = int(len(marked))
-        out["missing_modules"] = {str(k): int(v) for k, v in names.value_counts().head(top).items()}
-        out["unresolved_ids"] = [str(i) for i in marked["id"].head(top)]
+    summaries = [kept_summary(kept, top)] if isinstance(kept, pd.DataFrame) else list(kept)
+    marked = [s["unresolved"] for s in summaries if "unresolved" in s]
+    if marked:
+        names: dict[str, int] = {}
+        for m in marked:
+            for n, c in m["names"].items():
+                names[n] = names.get(n, 0) + c
+        # value_counts of the names in input order: ties keep pandas' own order, as before
+        counts = pd.Series([n for n, c in names.items() for _ in range(c)], dtype=object).value_counts().head(top)
+        out["unresolved_rows_written"] = int(sum(m["rows"] for m in marked))
+        out["missing_modules"] = {str(k): int(v) for k, v in counts.items()}
+        out["unresolved_ids"] = [i for m in marked for i in m["ids"]][:top]
     return out
 
 
+def work_folder(cfg: dict[str, Any], out_dir: Path) -> Path:
+    """The run's folder for part files (``work_dir``; null: ``.<output_dir name>.work`` beside
+    output_dir). The workers write there, so on a cluster it must be on a file system they all
+    see. Only a folder holding the marker ``.curate-work`` is ever emptied."""
+    wd = get(cfg, "work_dir")
+    return resolve(wd) if wd else out_dir.parent / f".{out_dir.name}.work"
+
+
+WORK_MARKER = ".curate-work"
+
+
+def fresh_work_folder(work: Path) -> None:
+    if work.exists():
+        if not (work / WORK_MARKER).is_file():
+            raise PipelineError(f"work_dir {work} exists and is not a curation work folder (no {WORK_MARKER}); "
+                                "choose another work_dir")
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    (work / WORK_MARKER).write_text("part files of a curation run; removed when the run ends\n")
+
+
 def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
-    """Run the whole recipe; returns the report (also written to output_dir)."""
+    """Run the whole recipe; returns the report (also written to output_dir).
+
+    The rows never come to this process: the workers read the shards, run the passes, write the
+    dropped rows and the splits; this process sees offsets, counts, examples, the keys of the
+    global stages and the kept ids (for the split)."""
     out_dir = resolve(get(cfg, "output_dir"))
     dropped_dir = resolve(get(cfg, "dropped_dir")) if get(cfg, "dropped_dir") else None
     levels = list(get(cfg, "levels"))
+    seed = int(get(cfg, "seed"))
+    fractions = dict(get(cfg, "split"))
+    split_sizes(0, fractions)                    # checks the fractions before any work
     t0 = time.monotonic()
-    df, origins, bad = load_sources(cfg)
-    if df.empty:
-        raise PipelineError("the sources gave 0 records; nothing to curate")
-    log.info("loaded %d records from %s", len(df), ", ".join(f"{o['name']} ({o['rows']})" for o in origins))
+    plan = plan_sources(cfg)
     stages = build_stages(cfg)
     eng_cfg = dict(get(cfg, "engine"))
     if scheduler:
         eng_cfg["scheduler"] = scheduler
+    work = work_folder(cfg, out_dir)
+    fresh_work_folder(work)
     if dropped_dir is not None and dropped_dir.is_dir():
         for old in dropped_dir.glob("[0-9][0-9]_*.jsonl"):   # a previous run's files (stage list may differ)
             old.unlink()
     with Engine(**eng_cfg) as engine:
-        log.info("running %d stages on %s", len(stages), engine.describe())
-        kept, stats = run_stages(engine.partitions(df), stages, engine, dropped_dir)
-    split_cfg = get(cfg, "split")
-    # The outputs are one set (every level's splits + the report): written into a fresh folder that
-    # then replaces output_dir, so a failure (full disk) leaves the previous set exactly as it was.
-    with replace_dir_atomic(out_dir, keep=foreign_entries(out_dir, levels)) as staging:
-        report = _write_outputs(staging, kept, levels, cfg, split_cfg, df, origins, bad, stats)
-    sizes = report["splits"]
+        parts, origins, bad, rows_read = read_partitions(plan, cfg, engine, work)
+        if rows_read == 0:
+            raise PipelineError("the sources gave 0 records; nothing to curate")
+        log.info("read %d records from %s on %s", rows_read,
+                 ", ".join(f"{o['name']} ({o['rows']})" for o in origins), engine.describe())
+        parts, stats = run_stages(parts, stages, engine, dropped_dir, collect=False, work_dir=work)
+        summaries = engine.gather(engine.map(kept_summary, parts))
+        ids = [s.pop("ids") for s in summaries]
+        n = sum(len(i) for i in ids)
+        if all(not isinstance(i, list) for i in ids):
+            import pyarrow as pa
+
+            ranks = split_ranks(pa.chunked_array(ids, type=pa.large_string()), seed)
+        else:
+            ranks = split_ranks([x for i in ids for x in (i if isinstance(i, list) else i.to_pylist())], seed)
+        bounds = np.cumsum([0] + [len(i) for i in ids])
+        del ids
+        n_train, n_val = split_sizes(n, fractions)
+        folder = work / "splits"
+        engine.gather(engine.map(partial(write_split_parts, n_train=n_train, n_val=n_val, levels=levels, folder=str(folder)),
+                                 parts, [ranks[bounds[p]:bounds[p + 1]] for p in range(len(parts))], range(len(parts))))
+        del parts, ranks
+        # The outputs are one set (every level's splits + the report): written into a fresh folder
+        # that then replaces output_dir, so a failure (full disk) leaves the previous set as it was.
+        with replace_dir_atomic(out_dir, keep=foreign_entries(out_dir, levels)) as staging:
+            jobs = {(lvl, split): engine.submit(
+                merge_split, [str(folder / lvl / split / f"{part_name(p)}.jsonl") for p in range(len(bounds) - 1)],
+                [str(folder / "ranks" / split / f"{part_name(p)}.npy") for p in range(len(bounds) - 1)],
+                str(staging / lvl / f"{split}.jsonl")) for lvl in levels for split in SPLITS}
+            written = dict(zip(jobs, engine.gather(list(jobs.values()))))
+            sizes = {lvl: {split: written[(lvl, split)] for split in SPLITS} for lvl in levels}
+            expected = dict(zip(SPLITS, (n_train, n_val, n - n_train - n_val)))
+            if any(sizes[lvl] != expected for lvl in levels):
+                raise PipelineError(f"the split files hold {sizes}, expected {expected} rows per level")
+            report = _write_outputs(staging, n, levels, cfg, rows_read, origins, bad, stats, summaries, sizes)
+    shutil.rmtree(work, ignore_errors=True)
     log.info("wrote %s/<level>/{train,validation,test}.jsonl for %s: %s; report in %s/curation_report.md (%.1fs)",
              out_dir, ", ".join(levels), ", ".join(f"{k}={v}" for k, v in sizes[levels[0]].items()), out_dir,
              time.monotonic() - t0)
     return report
 
 
-def _write_outputs(out_dir: Path, kept, levels, cfg, split_cfg, df, origins, bad, stats) -> dict[str, Any]:
-    """<out_dir>/<level>/{train,validation,test}.jsonl and the report (json, md, funnel png);
-    returns the report."""
-    sizes = merge(kept, levels, out_dir, int(get(cfg, "seed")), dict(split_cfg))
+def _write_outputs(out_dir: Path, rows_kept: int, levels, cfg, rows_read: int, origins, bad, stats,
+                   summaries, sizes) -> dict[str, Any]:
+    """The report (json, md, funnel png) in out_dir; returns it."""
     redactions: dict[str, int] = {}
     for st in stats:
         for k, v in st.counters.items():
@@ -346,14 +548,14 @@ def _write_outputs(out_dir: Path, kept, levels, cfg, split_cfg, df, origins, bad
                 redactions[k[4:]] = redactions.get(k[4:], 0) + v
     report = {
         "sources": origins,
-        "rows_read": int(len(df)),
+        "rows_read": int(rows_read),
         "bad_lines": {"skipped": bad.skipped, "examples": [e.split(str(resolve('.')) + "/")[-1] for e in (bad.examples or [])]},
-        "rows_kept": int(len(kept)),
+        "rows_kept": int(rows_kept),
         "stages": [s.to_dict() for s in stats],
         "redactions": redactions,
         "duplicates": {s.name: s.extra for s in stats if s.name in ("exact_dedup", "fuzzy_dedup")},
         "decontamination": next((s.extra for s in stats if s.name == "decontaminate"), {"problems_checked": 0}),
-        "hierarchy": hierarchy_report(kept, stats),
+        "hierarchy": hierarchy_report(summaries, stats),
         "splits": sizes,
         "config": {k: cfg[k] for k in ("levels", "seed", "split", "clean", "module_index", "rules", "pii", "exact_dedup",
                                        "fuzzy_dedup", "decontaminate", "both_views") if k in cfg},

@@ -36,18 +36,51 @@ class KeepBothViews(Stage):
         return df
 
 
+def _check(fractions: dict[str, float]) -> None:
+    if set(fractions) != set(SPLITS) or abs(sum(fractions.values()) - 1.0) > 1e-6:
+        raise ValueError(f"split fractions must be train/validation/test summing to 1, got {fractions}")
+
+
+def split_sizes(n: int, fractions: dict[str, float]) -> tuple[int, int]:
+    """(rows in train, rows in validation) of n; the rest is test."""
+    _check(fractions)
+    n_train = int(round(fractions["train"] * n))
+    return n_train, min(int(round(fractions["validation"] * n)), n - n_train)
+
+
 def assign_splits(ids: list[str], seed: int, fractions: dict[str, float]) -> list[tuple[str, str]]:
     """[(id, split)] in shuffled order. Ids are sorted first, so the result depends only on the set
     of ids and the seed (not on input order or partitioning)."""
-    if set(fractions) != set(SPLITS) or abs(sum(fractions.values()) - 1.0) > 1e-6:
-        raise ValueError(f"split fractions must be train/validation/test summing to 1, got {fractions}")
     order = sorted(ids)
     perm = np.random.default_rng(seed).permutation(len(order))
-    n = len(order)
-    n_train = int(round(fractions["train"] * n))
-    n_val = min(int(round(fractions["validation"] * n)), n - n_train)
+    n_train, n_val = split_sizes(len(order), fractions)
     return [(order[k], "train" if rank < n_train else "validation" if rank < n_train + n_val else "test")
             for rank, k in enumerate(perm)]
+
+
+def split_ranks(ids, seed: int) -> np.ndarray:
+    """Every id's rank in ``assign_splits``'s shuffled order, computed from the ids alone (no rows):
+    ``ranks[k]`` for ``ids[k]`` (int64, shape (n,)); rank r is in train when r < n_train, then
+    validation, then test (``split_sizes``). The same permutation of the sorted ids, so the same
+    id lands in the same split at every level and for every partitioning.
+
+    ``ids``: a pyarrow string array (sorted in C++, ~20 bytes a row) or a sequence of str. Arrow
+    sorts by UTF-8 bytes, which is code point order, the order of Python's ``sorted``; ids that
+    Arrow cannot hold (lone surrogates) are sorted in Python."""
+    n = len(ids)
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        arr = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else pa.array(list(ids), type=pa.large_string())
+        order = pc.sort_indices(arr).to_numpy().astype(np.int64, copy=False)
+    except (ImportError, UnicodeEncodeError, ValueError, TypeError):
+        vals = ids.to_pylist() if hasattr(ids, "to_pylist") else list(ids)
+        order = np.array(sorted(range(n), key=vals.__getitem__), dtype=np.int64)
+    perm = np.random.default_rng(seed).permutation(n)
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[order[perm]] = np.arange(n, dtype=np.int64)
+    return ranks
 
 
 def sft_input(summary: str, header: str) -> str:

@@ -1,0 +1,202 @@
+"""Sources as shards, read by the workers (the reading step of the pipeline).
+
+The driver lists *shards*, never rows: a jsonl file is cut into byte ranges of whole lines (a
+cheap first pass on the workers counts the lines and notes where every ``LINE_STEP``-th one
+starts), a parquet file into its row groups, any other data file (a JSON list, an Arrow file) is
+one shard. A hub source is downloaded first (``sources.download_hub``); its files are then shards
+like a local folder's.
+
+Ids stay what they were when the driver read every row: a record's own ``id_field``, or
+``<name>-<n>`` with n the 0-based index of the record over the source's files in sorted order.
+The workers read the shards and report how many records each holds (``read_shard``); the driver
+adds the counts up into every shard's offset, and ``number_shard`` then names the rows on the
+worker (``_order``, the global input order, the same way). The driver holds one offset per shard.
+
+Uniqueness of the ids is checked on the workers too: ``id_buckets`` hashes every id into one of
+``buckets`` buckets, ``first_repeat`` finds repeats within a bucket (a repeat always lands in the
+same bucket), and only the first repeat in input order comes back (``SourceError`` naming both
+places, as before).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..io import BadLines, InputError, iter_jsonl, jsonl_line_starts
+from .sources import SourceError, _iter_file, _record
+
+#: the line scan notes the byte offset of every LINE_STEP-th line: shards are cut on those lines
+LINE_STEP = 16
+
+
+@dataclass
+class Shard:
+    """One unit of reading: ``path`` whole, its lines [``first_line``, ...) from byte ``start`` to
+    ``stop`` (jsonl), or its row group ``row_group`` (parquet)."""
+
+    source: int                      # index of the source (its spec) in the run's source list
+    path: str
+    start: int | None = None
+    stop: int | None = None
+    first_line: int = 1
+    row_group: int | None = None
+
+    def label(self) -> str:
+        if self.row_group is not None:
+            return f"{self.path} row group {self.row_group}"
+        if self.start is not None:
+            return f"{self.path} from line {self.first_line}"
+        return self.path
+
+
+@dataclass
+class ShardRead:
+    """What a worker reads from one shard: the records (pipeline schema; ``id`` None when the
+    record has none) and, for the driver, how many there are and the bad lines skipped."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    bad: BadLines = field(default_factory=BadLines)
+
+
+def is_jsonl(path: Path) -> bool:
+    from .sources import _looks_like_jsonl
+
+    return path.name.endswith(".jsonl") or (path.name.endswith(".json") and _looks_like_jsonl(path))
+
+
+def scan_file(path: str) -> tuple[str, int, list[int]]:
+    """The cheap pass (on a worker): ("jsonl", lines, offsets of every LINE_STEP-th line),
+    ("parquet", row groups, []) or ("file", 1, [])."""
+    p = Path(path)
+    if p.name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return "parquet", pq.ParquetFile(p).metadata.num_row_groups, []
+    if is_jsonl(p):
+        try:
+            n, starts = jsonl_line_starts(p, LINE_STEP)
+        except InputError as exc:
+            raise SourceError(str(exc)) from None
+        return "jsonl", n, starts
+    return "file", 1, []
+
+
+def cut_shards(source: int, path: str, scan: tuple[str, int, list[int]], lines_per_shard: int) -> list[Shard]:
+    """Shards of one scanned file; jsonl pieces of about ``lines_per_shard`` lines (a multiple of
+    LINE_STEP, at least one)."""
+    kind, n, starts = scan
+    if kind == "parquet":
+        return [Shard(source, path, row_group=g) for g in range(n)] or [Shard(source, path, row_group=0)]
+    if kind == "file" or n == 0:
+        return [Shard(source, path)]
+    step = max(1, round(lines_per_shard / LINE_STEP))      # in units of LINE_STEP lines
+    size = Path(path).stat().st_size
+    out = []
+    for k in range(0, len(starts), step):
+        stop = starts[k + step] if k + step < len(starts) else size
+        out.append(Shard(source, path, start=starts[k], stop=stop, first_line=k * LINE_STEP + 1))
+    return out
+
+
+def lines_per_shard(total_lines: int, partition_rows: int, min_shards: int) -> int:
+    """About ``partition_rows`` lines per shard, fewer when that would leave fewer than
+    ``min_shards`` shards (every worker gets work)."""
+    if total_lines <= 0:
+        return partition_rows
+    return max(1, min(partition_rows, math.ceil(total_lines / max(1, min_shards))))
+
+
+def read_shard(shard: Shard, spec: dict[str, Any], on_bad_line: str) -> ShardRead:
+    """Read one shard (on a worker) into records of the pipeline schema (``sources._record``);
+    a bad line or record raises ``SourceError`` (file:line) or, with on_bad_line=skip, is counted."""
+    out = ShardRead()
+    path = Path(shard.path)
+    if shard.row_group is not None:
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        base = sum(pf.metadata.row_group(g).num_rows for g in range(shard.row_group))
+        rows = pf.read_row_group(shard.row_group).to_pylist() if pf.metadata.num_row_groups else []
+        items = ((f"{path}#{base + i}", rec) for i, rec in enumerate(rows))
+    elif shard.start is not None:
+        def lines():
+            try:
+                for lineno, rec in iter_jsonl(path, on_bad_line=on_bad_line, bad=out.bad, objects_only=False,
+                                              byte_range=(shard.start, shard.stop), first_line=shard.first_line):
+                    yield f"{path}:{lineno}", rec
+            except InputError as exc:
+                raise SourceError(f"{exc}; set on_bad_line=skip to skip and count such lines") from None
+        items = lines()
+    else:
+        items = _iter_file(path, on_bad_line, out.bad)
+    for where, rec in items:
+        try:
+            row = _record(spec, where, rec)
+        except SourceError as exc:
+            if on_bad_line == "skip":
+                out.bad.add(where, str(exc).split(": ", 1)[-1])
+                continue
+            raise SourceError(f"{exc}; set on_bad_line=skip to skip and count such records") from None
+        rid = rec.get(spec["id_field"]) if isinstance(rec, dict) else None
+        row["id"] = str(rid) if rid not in (None, "") else None
+        row["source"] = spec["name"]
+        row["_where"] = where
+        out.records.append(row)
+    return out
+
+
+def shard_report(read: ShardRead) -> dict[str, Any]:
+    return {"rows": len(read.records), "bad": read.bad}
+
+
+def number_shard(read: ShardRead, name: str, id_offset: int, order_offset: int, levels: list[str],
+                 convert_to: str | None = None, index: int = 0) -> pd.DataFrame:
+    """The shard's rows as a partition (on a worker): ids ``<name>-<n>`` for records without one
+    (n counted over the source from ``id_offset``), ``_order`` from ``order_offset``; columns
+    id, source, _order, code, desc_<level>..., _where (dropped before the first stage).
+    ``convert_to``: a folder that gets the converted records as ``part-<index>.jsonl``."""
+    from ..io import jsonl_text, write_text_atomic
+    from .writers import part_name
+
+    cols = ["id", "source", "code", *[f"desc_{lvl}" for lvl in levels]]
+    recs = read.records
+    for n, r in enumerate(recs):
+        if r["id"] is None:
+            r["id"] = f"{name}-{id_offset + n}"
+    if convert_to is not None:
+        write_text_atomic(Path(convert_to) / f"{part_name(index)}.jsonl",
+                          jsonl_text({k: v for k, v in r.items() if k != "_where"} for r in recs))
+    df = pd.DataFrame([{c: r[c] for c in cols} for r in recs], columns=cols)
+    df.insert(2, "_order", range(order_offset, order_offset + len(df)))
+    df["_where"] = pd.Series([r["_where"] for r in recs], index=df.index, dtype=object)
+    read.records = []
+    return df
+
+
+def _bucket(values: list[str], buckets: int) -> list[int]:
+    return [int.from_bytes(hashlib.blake2b(v.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+            % buckets for v in values]
+
+
+def id_buckets(df: pd.DataFrame, buckets: int) -> list[pd.DataFrame]:
+    """The partition's (id, _order, _where) split into ``buckets`` frames by a hash of the id."""
+    keys = df[["id", "_order", "_where"]]
+    b = pd.Series(_bucket(keys["id"].astype(str).tolist(), buckets), index=keys.index)
+    return [keys[b == i] for i in range(buckets)]
+
+
+def first_repeat(*frames: pd.DataFrame) -> tuple[int, str] | None:
+    """(input order, message) of the first id, in input order, that repeats an earlier one."""
+    keys = pd.concat(frames, ignore_index=True).sort_values("_order", kind="stable")
+    dup = keys["id"].duplicated(keep="first")
+    if not dup.any():
+        return None
+    row = keys[dup].iloc[0]
+    first = keys[(keys["id"] == row["id"]) & ~dup].iloc[0]
+    return int(row["_order"]), (f"{row['_where']}: id {row['id']!r} repeats the id of {first['_where']}; "
+                                "ids must be unique")

@@ -1,0 +1,148 @@
+"""The writing steps of the pipeline, run by the workers: part files per partition, then one
+concatenation per output file.
+
+* Dropped rows: every pass's task keeps its partition's dropped rows where they are (on the worker);
+  ``write_dropped_parts`` writes them as ``<parts>/dropped/<nn>_<stage>/part-<p>.jsonl`` and
+  ``concat_files`` joins the parts of a stage, in partition order (= input order), into
+  ``dropped_dir/<nn>_<stage>.jsonl``.
+* Splits: the driver turns the kept ids into each row's rank in the seeded shuffle
+  (``split.split_ranks``) and sends every partition the ranks of its own rows (8 bytes a row);
+  ``write_split_parts`` writes, per level and split, the partition's rows sorted by rank plus the
+  ranks (``.npy``), and ``merge_split`` merges the parts of one level and split by rank
+  (``heapq.merge``: one line of each part in memory) into ``<level>/<split>.jsonl``. The bytes are
+  those the driver-side ``split.merge`` writes: the same rows, lines and order.
+
+Every output file is written to a temporary file in its folder and renamed (atomic); the output
+set as a whole is swapped in by ``io.replace_dir_atomic``. The workers and the driver must see the
+same file system (one machine, or a shared mount) for the output and work folders.
+"""
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import tempfile
+from operator import itemgetter
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from ..io import jsonl_text, output_error, write_bytes_atomic, write_text_atomic
+from .base import DETAIL, REASON, STAGE_COL
+from .split import SPLITS, sft_input
+
+
+def write_lines_atomic(path: str | Path, chunks: Iterable[bytes]) -> int:
+    """Stream ``chunks`` into ``path`` through a temporary file + ``os.replace``; returns the
+    bytes written. ``OutputError`` (one line) on a full disk and the like; nothing half-written."""
+    path = Path(path)
+    tmp = None
+    n = 0
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
+            for c in chunks:
+                fh.write(c)
+                n += len(c)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise output_error(exc, path) from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return n
+
+
+def _chunks(paths: list[str]) -> Iterator[bytes]:
+    for p in paths:
+        with open(p, "rb") as fh:
+            while True:
+                block = fh.read(1 << 20)
+                if not block:
+                    break
+                yield block
+
+
+def concat_files(paths: list[str], target: str) -> int:
+    """``target`` = the files one after the other (atomic); returns its size in bytes."""
+    return write_lines_atomic(target, _chunks(paths))
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:06d}"
+
+
+def write_dropped_parts(gone: pd.DataFrame, index: int, folders: list[str], names: list[str],
+                        columns: list[str]) -> int:
+    """One part file per stage of the chain (``folders[i]``, stage name ``names[i]``) with this
+    partition's rows that stage dropped: ``{"id", "stage", "reason", "detail", **columns}``;
+    ``columns`` is the union over all partitions (a column a partition lacks is NaN, as in a
+    concatenation of the partitions)."""
+    n = 0
+    for i, (folder, name) in enumerate(zip(folders, names)):
+        mine = gone[gone[STAGE_COL] == i]
+        mine = mine.reindex(columns=["id", REASON, DETAIL, *columns])
+        rows = ({"id": r["id"], "stage": name, "reason": r[REASON], "detail": r[DETAIL],
+                 **{c: r[c] for c in columns}} for r in mine.to_dict("records"))
+        write_text_atomic(Path(folder) / f"{part_name(index)}.jsonl", jsonl_text(rows))
+        n += len(mine)
+    return n
+
+
+def write_split_parts(df: pd.DataFrame, ranks: np.ndarray, index: int, n_train: int, n_val: int,
+                      levels: list[str], folder: str) -> dict[str, int]:
+    """This partition's kept rows as SFT rows, per level and split, sorted by their rank in the
+    shuffle: ``<folder>/<level>/<split>/part-<p>.jsonl`` and ``<folder>/ranks/<split>/part-<p>.npy``.
+    Returns rows per split."""
+    ranks = np.asarray(ranks, dtype=np.int64)
+    if len(ranks) != len(df):
+        raise ValueError(f"partition {index}: {len(ranks)} ranks for {len(df)} rows")
+    order = np.argsort(ranks, kind="stable")
+    df, ranks = df.iloc[order], ranks[order]
+    which = np.where(ranks < n_train, 0, np.where(ranks < n_train + n_val, 1, 2))
+    ids = df["id"].astype(str).tolist()
+    headers = df["header"].tolist()
+    codes = df["code"].tolist()
+    sizes = {}
+    for s, split in enumerate(SPLITS):
+        keep = np.flatnonzero(which == s)
+        sizes[split] = int(len(keep))
+        buf = np.ascontiguousarray(ranks[keep])
+        path = Path(folder) / "ranks" / split / f"{part_name(index)}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            np.save(fh, buf)
+        for lvl in levels:
+            desc = df[f"desc_{lvl}"].tolist()
+            rows = ({"input": sft_input(desc[k], headers[k]), "output": codes[k], "id": ids[k]} for k in keep)
+            write_text_atomic(Path(folder) / lvl / split / f"{part_name(index)}.jsonl", jsonl_text(rows))
+    return sizes
+
+
+def _ranked_lines(jsonl: str, ranks: str) -> Iterator[tuple[int, bytes]]:
+    r = np.load(ranks)
+    with open(jsonl, "rb") as fh:
+        for k, line in zip(r.tolist(), fh):
+            yield k, line
+
+
+def merge_split(parts: list[str], ranks: list[str], target: str) -> int:
+    """Merge part files (each sorted by rank) by rank into ``target`` (atomic); returns rows."""
+    count = 0
+
+    def lines() -> Iterator[bytes]:
+        nonlocal count
+        for _, line in heapq.merge(*(_ranked_lines(p, r) for p, r in zip(parts, ranks)), key=itemgetter(0)):
+            count += 1
+            yield line
+    write_lines_atomic(target, lines())
+    return count
+
+
+def empty_file(path: str) -> None:
+    write_bytes_atomic(path, b"")

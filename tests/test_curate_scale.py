@@ -1,0 +1,170 @@
+"""Curation that scales out: the workers read the shards and write the outputs; the driver sees
+ids, keys, counts and examples, never the rows (issue 15).
+
+The references here are the driver-side readers and writers the pipeline used before
+(``load_sources`` -> one frame, ``split.merge``): the distributed path must give the same ids,
+the same rows and the same bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import curate_fixtures as fx
+from sft_playbook.config import load_config
+from sft_playbook.curate import pipeline, sources
+from sft_playbook.curate.engine import Engine
+from sft_playbook.curate.pipeline import curate, load_sources, plan_sources, read_partitions
+from sft_playbook.curate.sources import SourceError
+from sft_playbook.curate.split import SPLITS, assign_splits, merge, split_ranks, split_sizes
+from sft_playbook.curate.writers import merge_split, part_name, write_split_parts
+from sft_playbook.paths import REPO_ROOT
+
+LEVELS_MAP = {"high_level": "high_level_global_summary", "detailed": "detailed_global_summary",
+              "block": "block_summary"}
+BOM = "\ufeff"
+
+
+def awkward_source(folder: Path) -> None:
+    """One source spread over files of every kind, in a folder whose sorted order is not the
+    order of creation: a jsonl with a BOM, blank lines, a bad line, rows with and without ids;
+    a parquet file of several row groups; a JSON list; a second jsonl."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows, _ = fx.records()
+    folder.mkdir(parents=True, exist_ok=True)
+    many = [dict(r, id=None if i % 3 else f"own-{i}") for i, r in enumerate(rows * 5)]   # 70 rows
+    lines = [json.dumps({k: v for k, v in r.items() if v is not None}, ensure_ascii=False) for r in many]
+    lines.insert(7, "")
+    lines.insert(20, "{not json")
+    lines.insert(33, "   ")
+    (folder / "b_main.jsonl").write_text(BOM + "\n".join(lines) + "\n", encoding="utf-8")
+    table = pa.Table.from_pylist([{"code": r["code"], "description": json.dumps(r["description"])} for r in rows * 3])
+    pq.write_table(table, folder / "a_rows.parquet", row_group_size=9)     # 42 rows in 5 row groups
+    (folder / "c_list.json").write_text(json.dumps([{"code": r["code"], "description": r["description"]}
+                                                    for r in rows[:5]]), encoding="utf-8")
+    (folder / "d_tail.jsonl").write_text("\n".join(json.dumps({"code": r["code"], "description": r["description"]})
+                                                   for r in rows[3:9]), encoding="utf-8")   # no final newline
+
+
+def config(tmp: Path, engine: str, extra=()) -> dict:
+    (tmp / "sources.jsonl").write_text(json.dumps({"name": "aw", "path": str(tmp / "src"), "levels": LEVELS_MAP}) + "\n")
+    bench = fx.write_benchmark(tmp / "bench")
+    return load_config(REPO_ROOT / "configs/curate.yaml", [
+        f"sources={tmp / 'sources.jsonl'}", f"output_dir={tmp / 'out'}", f"dropped_dir={tmp / 'dropped'}",
+        f"decontaminate.benchmark_dir={bench}", f"engine.engine={engine}", "engine.partition_rows=20",
+        "pii.backend=regex", "on_bad_line=skip", *extra])
+
+
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_workers_read_the_same_rows_ids_and_order_as_the_driver_did(tmp_path, engine):
+    awkward_source(tmp_path / "src")
+    cfg = config(tmp_path, engine)
+    ref, origins, bad = load_sources(cfg)                  # the old path: every row in this process
+    assert len(ref) == 70 + 42 + 5 + 6 and bad.skipped == 1
+    with Engine(**{**cfg["engine"], "engine": engine}) as eng:
+        parts, got_origins, got_bad, n = read_partitions(plan_sources(cfg), cfg, eng, tmp_path / "work")
+        assert len(parts) > 6                               # several shards, from every file kind
+        frames = eng.gather(parts)
+    got = pd.concat(frames, ignore_index=True)
+    pd.testing.assert_frame_equal(got, ref)
+    assert got_origins == origins and n == len(ref)
+    assert (got_bad.skipped, got_bad.examples) == (bad.skipped, bad.examples)
+    # ids: own ids kept, the others <name>-<index over the source's files in sorted order>
+    assert list(ref["id"][:3]) == ["aw-0", "aw-1", "aw-2"] and "own-0" in set(ref["id"])
+
+
+def test_a_bad_line_in_a_shard_names_the_file_and_its_own_line(tmp_path):
+    awkward_source(tmp_path / "src")
+    cfg = config(tmp_path, "local", ["on_bad_line=error"])
+    with pytest.raises(SourceError, match=r"b_main\.jsonl:21: not valid JSON"):
+        curate(cfg)
+
+
+def test_repeated_ids_across_shards_are_found_on_the_workers(tmp_path):
+    awkward_source(tmp_path / "src")
+    extra = tmp_path / "src" / "e_dup.jsonl"
+    rows, _ = fx.records()
+    extra.write_text(json.dumps({"id": "own-3", "code": rows[0]["code"], "description": rows[0]["description"]}) + "\n")
+    cfg = config(tmp_path, "local")
+    with pytest.raises(SourceError, match=r"e_dup\.jsonl:1: id 'own-3' repeats the id of .*b_main\.jsonl:"):
+        curate(cfg)
+
+
+def test_the_driver_never_reads_a_row(tmp_path, monkeypatch):
+    """On a LocalCluster the readers run in the worker processes: a driver whose row readers
+    fail still curates (the old pipeline read every row here and fails this test)."""
+    awkward_source(tmp_path / "src")
+    cfg = config(tmp_path, "dask", ["engine.n_workers=2"])
+    awkward_source(tmp_path / "ref" / "src")
+    ref_cfg = config(tmp_path / "ref", "local")
+    curate(ref_cfg)
+
+    def no_rows_here(*a, **k):
+        raise AssertionError("the driver read rows")
+    for mod in (sources, pipeline):
+        for name in ("load_records", "records_frame", "_iter_file", "iter_jsonl"):
+            if hasattr(mod, name):
+                monkeypatch.setattr(mod, name, no_rows_here)
+    monkeypatch.setattr(pd.DataFrame, "to_dict", no_rows_here)    # no driver-side writer either
+    curate(cfg)
+    monkeypatch.undo()
+    for f in sorted((tmp_path / "ref" / "out").rglob("*.jsonl")):
+        rel = f.relative_to(tmp_path / "ref" / "out")
+        assert (tmp_path / "out" / rel).read_bytes() == f.read_bytes(), rel
+    for f in sorted((tmp_path / "ref" / "dropped").glob("*.jsonl")):
+        assert (tmp_path / "dropped" / f.name).read_bytes() == f.read_bytes(), f.name
+    assert not (tmp_path / ".out.work").exists()           # the part files are gone
+
+
+def test_split_ranks_agree_with_assign_splits():
+    rng = random.Random(7)
+    alphabet = "ab-_09Z\u00e9\u00df\u4e00\U0001f600"
+    fractions = {"train": 0.8, "validation": 0.15, "test": 0.05}
+    for n in (0, 1, 2, 7, 20, 333):
+        ids = list({"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(n)})
+        ranks = split_ranks(ids, 42)
+        n_train, n_val = split_sizes(len(ids), fractions)
+        by_rank = sorted(zip(ranks.tolist(), ids))
+        names = ["train" if r < n_train else "validation" if r < n_train + n_val else "test" for r, _ in by_rank]
+        assert list(zip([i for _, i in by_rank], names)) == assign_splits(ids, 42, fractions)
+
+
+def test_split_part_files_merge_into_the_bytes_the_driver_wrote(tmp_path):
+    rows, _ = fx.records()
+    df = pd.DataFrame({"id": [f"x{i:03d}" if i % 2 else f"\u00e9{i}" for i in range(60)],
+                       "code": [rows[i % len(rows)]["code"] + f"// {i}" for i in range(60)],
+                       "header": [f"module m{i} (input a);" if i % 5 else "" for i in range(60)],
+                       **{f"desc_{l}": [f"{l} summary {i} \u2014 x" for i in range(60)] for l in LEVELS_MAP}})
+    fractions = {"train": 0.8, "validation": 0.15, "test": 0.05}
+    sizes = merge(df, list(LEVELS_MAP), tmp_path / "ref", 42, fractions)
+    ranks = split_ranks(df["id"].tolist(), 42)
+    n_train, n_val = split_sizes(len(df), fractions)
+    bounds = [0, 13, 14, 40, 60]                      # uneven partitions, one of a single row
+    for p in range(len(bounds) - 1):
+        write_split_parts(df.iloc[bounds[p]:bounds[p + 1]], ranks[bounds[p]:bounds[p + 1]], p, n_train, n_val,
+                          list(LEVELS_MAP), str(tmp_path / "parts"))
+    for lvl in LEVELS_MAP:
+        for s in SPLITS:
+            n = merge_split([str(tmp_path / "parts" / lvl / s / f"{part_name(p)}.jsonl") for p in range(4)],
+                            [str(tmp_path / "parts" / "ranks" / s / f"{part_name(p)}.npy") for p in range(4)],
+                            str(tmp_path / "new" / lvl / f"{s}.jsonl"))
+            assert n == sizes[lvl][s]
+            assert (tmp_path / "new" / lvl / f"{s}.jsonl").read_bytes() == (tmp_path / "ref" / lvl / f"{s}.jsonl").read_bytes()
+
+
+def test_a_work_folder_that_is_not_ours_is_never_emptied(tmp_path):
+    awkward_source(tmp_path / "src")
+    mine = tmp_path / "precious"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("x")
+    cfg = config(tmp_path, "local", [f"work_dir={mine}"])
+    with pytest.raises(pipeline.PipelineError, match="not a curation work folder"):
+        curate(cfg)
+    assert (mine / "keep.txt").read_text() == "x"
