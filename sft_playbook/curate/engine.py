@@ -70,6 +70,7 @@ class Engine:
         if self.scheduler:
             log.info("engine: joining the Dask cluster at %s", self.scheduler)
             self.client = self._stack.enter_context(Client(self.scheduler))
+            self.n_workers = max(1, len(self.client.scheduler_info().get("workers", {})))
         elif self.gpu:
             try:
                 from dask_cuda import LocalCUDACluster
