@@ -168,3 +168,41 @@ def test_a_work_folder_that_is_not_ours_is_never_emptied(tmp_path):
     with pytest.raises(pipeline.PipelineError, match="not a curation work folder"):
         curate(cfg)
     assert (mine / "keep.txt").read_text() == "x"
+
+
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_exact_dedup_shuffled_by_hash_keeps_the_first_in_input_order(engine):
+    """The keys stay on the workers, bucketed by hash; the decision is the driver-side one: per
+    cluster of equal normalised text, every row but the first in input order is dropped."""
+    from sft_playbook.curate.base import DETAIL, REASON
+    from sft_playbook.curate.dedup import ExactDedup
+
+    rng = random.Random(3)
+    texts = [f"text {rng.randrange(40)}  body" for _ in range(300)]     # many clusters, across partitions
+    df = pd.DataFrame({"id": [f"r{i}" for i in range(300)], "_order": range(300),
+                       "text": [t.replace("  ", " " * rng.randint(1, 3)) for t in texts]})
+    first: dict[str, str] = {}
+    expected = {}
+    for i, t in zip(df["id"], texts):
+        key = " ".join(t.split())
+        if key in first:
+            expected[i] = first[key]
+        else:
+            first[key] = i
+    with Engine(engine=engine, n_workers=2, partition_rows=37) as eng:
+        parts = eng.partitions(df)
+        stage = ExactDedup("text", normalize="text")
+        stage.fit(parts, eng, eng.map(stage.keys, parts))
+        state = stage.state()
+        assert (state is None) == (engine == "local")
+        out = pd.concat(eng.gather(eng.map(_apply_with_state, parts, [stage] * len(parts), [state] * len(parts))))
+    got = {i: d.removeprefix("same code as ") for i, r, d in zip(out["id"], out[REASON], out[DETAIL]) if r}
+    assert got == expected
+    assert stage.summary()["clusters"] == len(set(expected.values())) > 10
+    assert stage.summary()["rows_in_clusters"] == len(expected) + len(set(expected.values()))
+
+
+def _apply_with_state(part, stage, state):
+    if state is not None:
+        stage.set_state(state)
+    return stage(part)

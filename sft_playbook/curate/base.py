@@ -72,8 +72,22 @@ class Stage:
     #: starts a new chain; other stages' ``fit`` (e.g. loading a benchmark) runs up front
     is_global: bool = False
 
+    #: True when ``fit`` takes the keys as one item per partition, left on the workers (futures on
+    #: a cluster), rather than concatenated on the driver: for keys whose total grows with the
+    #: corpus (exact-dedup hashes); ``fit`` then reduces them on the workers (a shuffle by key)
+    keys_on_workers: bool = False
+
     def __init__(self, **config: Any) -> None:
         self.config = dict(config)
+
+    def state(self) -> Any:
+        """What ``process`` needs from ``fit`` when that stays on the workers: a future (or, with
+        engine=local, the value) that the pipeline hands to every task of the pass, where
+        ``set_state`` receives its value. None: the stage carries its decision itself."""
+        return None
+
+    def set_state(self, value: Any) -> None:
+        """Receive ``state()``'s value on the worker, before ``process`` runs."""
 
     # -- to implement ---------------------------------------------------------------------------
     def keys(self, df: pd.DataFrame) -> pd.DataFrame | None:

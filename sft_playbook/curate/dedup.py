@@ -23,15 +23,26 @@ log = logging.getLogger(__name__)
 
 class ExactDedup(Stage):
     """Rows whose ``field`` hashes the same after normalisation (code: tokens without comments or
-    formatting; text: collapsed whitespace) form a cluster; all but the first are dropped."""
+    formatting; text: collapsed whitespace) form a cluster; all but the first are dropped.
+
+    Where the keys live: on the workers. A key is 16 bytes of hash plus the id and ``_order``
+    (~100 bytes a row as Python objects), so 1M rows would be ~100 MB on the driver, growing with
+    the corpus. Instead the keys stay where the previous pass computed them and are shuffled by
+    hash (``_hash_buckets``: one frame per bucket and partition; a duplicate always lands in the
+    same bucket as its first copy); one task per bucket finds the clusters (``_exact_clusters``),
+    and one task joins the buckets' decisions into the table ``id -> first id`` of the rows to
+    drop, which stays on a worker and goes to the next pass's tasks (``state``/``set_state``).
+    The driver gets the cluster counts only."""
 
     name = "exact_dedup"
     is_global = True
+    keys_on_workers = True
 
     def __init__(self, field: str = "code", normalize: str = "code") -> None:
         super().__init__(field=field, normalize=normalize)
         self.drop_of: dict[str, str] = {}
         self._summary: dict = {}
+        self._state = None
 
     def keys(self, df: pd.DataFrame) -> pd.DataFrame:
         norm = normalized_code if self.config["normalize"] == "code" else collapse_spaces
@@ -41,20 +52,33 @@ class ExactDedup(Stage):
                              "hash": pd.Series(h, index=df.index, dtype=object)})
 
     def fit(self, parts, engine, keys=None) -> None:
+        """``keys``: one frame per partition (futures on a cluster), a single frame, or None (then
+        computed here, on the workers)."""
         if keys is None:
-            keys = engine.collect(self.keys, parts)
-        if keys.empty:
-            self.drop_of, self._summary = {}, {"clusters": 0, "rows_in_clusters": 0, "largest_cluster": 0}
-            return
-        keys = keys.sort_values("_order", kind="stable")
-        ids, hashes = keys["id"].to_numpy(), keys["hash"]
-        dup = hashes.duplicated(keep="first").to_numpy()            # all but the first in input order
-        first_of = dict(zip(hashes.to_numpy()[~dup], ids[~dup]))
-        self.drop_of = {i: first_of[h] for i, h in zip(ids[dup], hashes.to_numpy()[dup])}
-        sizes = hashes.value_counts(sort=False)
-        sizes = sizes[sizes > 1]
-        self._summary = {"clusters": int(len(sizes)), "rows_in_clusters": int(sizes.sum()),
-                         "largest_cluster": int(sizes.max()) if len(sizes) else 0}
+            keys = engine.map(self.keys, parts)
+        elif isinstance(keys, pd.DataFrame):
+            keys = [keys]
+        n = max(1, min(len(keys), 2 * max(1, engine.n_workers)))
+        buckets = engine.map(partial(_hash_buckets, buckets=n), keys)
+        reduced = [engine.submit(_exact_clusters, *engine.map(partial(_item, b), buckets)) for b in range(n)]
+        stats = engine.gather(engine.map(partial(_item, 1), reduced))
+        self._state = engine.submit(_drop_table, *engine.map(partial(_item, 0), reduced))
+        if engine.client is None:
+            self.drop_of, self._state = self._state, None
+        sizes = [s for st in stats for s in st]
+        self._summary = {"clusters": len(sizes), "rows_in_clusters": int(sum(sizes)),
+                         "largest_cluster": int(max(sizes, default=0))}
+
+    def state(self):
+        return self._state
+
+    def set_state(self, value) -> None:
+        self.drop_of = value
+
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        d["_state"] = None                   # a future: it travels as the task's argument instead
+        return d
 
     def process(self, df):
         ids = _as_str(df["id"])
@@ -65,6 +89,38 @@ class ExactDedup(Stage):
 
     def summary(self):
         return dict(self._summary)
+
+
+def _item(i, seq):
+    return seq[i]
+
+
+def _hash_buckets(keys: pd.DataFrame, buckets: int) -> list[pd.DataFrame]:
+    """The partition's keys split by hash into ``buckets`` frames (the map side of the shuffle)."""
+    if buckets == 1:
+        return [keys]
+    b = keys["hash"].map(lambda h: int(h[:8], 16) % buckets).to_numpy()
+    return [keys[b == i] for i in range(buckets)]
+
+
+def _exact_clusters(*frames: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+    """One bucket (the reduce side): the rows to drop (id, first id of their cluster) and the
+    cluster sizes. The first row in input order (``_order``) of a cluster stays."""
+    keys = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["id", "_order", "hash"])
+    if keys.empty:
+        return pd.DataFrame({"id": [], "first": []}, dtype=object), []
+    keys = keys.sort_values("_order", kind="stable")
+    hashes = keys["hash"]
+    dup = hashes.duplicated(keep="first").to_numpy()
+    ids = keys["id"].to_numpy()
+    first_of = dict(zip(hashes.to_numpy()[~dup], ids[~dup]))
+    drops = pd.DataFrame({"id": ids[dup], "first": [first_of[h] for h in hashes.to_numpy()[dup]]})
+    sizes = hashes.value_counts(sort=False)
+    return drops, [int(v) for v in sizes[sizes > 1]]
+
+
+def _drop_table(*drops: pd.DataFrame) -> dict[str, str]:
+    return {i: f for d in drops for i, f in zip(d["id"], d["first"])}
 
 
 class FuzzyDedup(Stage):

@@ -275,7 +275,7 @@ def drop_summary(gone: pd.DataFrame, n_stages: int) -> list[dict[str, Any]]:
     return out
 
 
-def _pass(part, index: int, chain: Chain, keys_of: Stage | None, keep_gone: bool,
+def _pass(part, index: int, states: list, chain: Chain, keys_of: Stage | None, keep_gone: bool,
           load: Callable | None = None, finish: Callable | None = None):
     """One pass over one partition (runs on a worker): the chain's kept rows, its dropped rows
     (kept on the worker for ``write_dropped_parts`` when ``keep_gone``) and, for the driver, a
@@ -284,15 +284,20 @@ def _pass(part, index: int, chain: Chain, keys_of: Stage | None, keep_gone: bool
     needs. ``load`` turns the item into the partition first (e.g. reads a file) and
     ``finish(kept, index)`` consumes the kept rows at the end (e.g. writes them) in the same
     task; its result replaces them."""
+    for stage, value in zip(chain.stages, states):
+        if value is not None:
+            stage.set_state(value)
     if load is not None:
         part = load(part)
     kept, gone, sums = chain.split(part)
+    keys = keys_of.keys(kept) if keys_of is not None else None
+    on_workers = keys_of is not None and keys_of.keys_on_workers
     report = {"rows": len(part), "drops": drop_summary(gone, len(chain.stages)), "gone_columns": list(gone.columns),
-              "sums": sums, "keys": keys_of.keys(kept) if keys_of is not None else None}
+              "sums": sums, "keys": None if on_workers else keys}
     if finish is not None:
         report["finished"] = finish(kept, index)
-        return None, (gone if keep_gone else None), report
-    return kept, (gone if keep_gone else None), report
+        kept = None
+    return kept, (gone if keep_gone else None), report, (keys if on_workers else None)
 
 
 def _union(column_lists: list[list[str]]) -> list[str]:
@@ -333,18 +338,23 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
         last = following is None and finish is not None
         task = partial(_pass, chain=Chain(chain), keys_of=keys_of, keep_gone=dropped_dir is not None,
                        load=load if g == 0 else None, finish=finish if last else None)
-        results = engine.map(task, parts, range(len(parts)))
+        states = [st.state() for st in chain]
+        results = engine.map(task, parts, range(len(parts)), [states] * len(parts))
         reports = engine.gather(engine.map(itemgetter(2), results))
         parts = [r["finished"] for r in reports] if last else engine.map(itemgetter(0), results)
         gone = engine.map(itemgetter(1), results) if dropped_dir is not None else None
-        del results
+        worker_keys = engine.map(itemgetter(3), results) if keys_of is not None and keys_of.keys_on_workers else None
+        del results, states
         if rows is None:
             rows = sum(r["rows"] for r in reports)
         sums: dict[str, int] = {}
         for r in reports:
             for k, v in r["sums"].items():
                 sums[k] = sums.get(k, 0) + v
-        keys = pd.concat([r["keys"] for r in reports], ignore_index=True) if keys_of is not None else None
+        if worker_keys is not None:
+            keys = worker_keys               # the next stage reduces them on the workers
+        else:
+            keys = pd.concat([r["keys"] for r in reports], ignore_index=True) if keys_of is not None else None
         writes = []
         if dropped_dir is not None:
             columns = [c for c in _union([r["gone_columns"] for r in reports])
@@ -420,6 +430,31 @@ def kept_summary(df: pd.DataFrame, top: int = 20) -> dict[str, Any]:
                 names[n] = names.get(n, 0) + 1
         out["unresolved"] = {"rows": int(len(marked)), "names": names, "ids": [str(i) for i in marked["id"].head(top)]}
     return out
+
+
+def _without_ids(summary: dict[str, Any]) -> dict[str, Any]:
+    return {**{k: v for k, v in summary.items() if k != "ids"}, "rows": len(summary["ids"])}
+
+
+def _ids_of(summary: dict[str, Any]):
+    return summary["ids"]
+
+
+def _nth(seq, i: int):
+    return seq[i]
+
+
+def partition_ranks(seed: int, *ids) -> list[np.ndarray]:
+    """``split_ranks`` over the partitions' kept ids (in partition order), cut back into one
+    array of ranks per partition (runs on a worker)."""
+    if ids and all(not isinstance(i, list) for i in ids):
+        import pyarrow as pa
+
+        ranks = split_ranks(pa.chunked_array(list(ids), type=pa.large_string()), seed)
+    else:
+        ranks = split_ranks([x for i in ids for x in (i if isinstance(i, list) else i.to_pylist())], seed)
+    bounds = np.cumsum([0] + [len(i) for i in ids])
+    return [ranks[bounds[p]:bounds[p + 1]] for p in range(len(ids))]
 
 
 def hierarchy_report(kept, stats: list[StageStats], top: int = 20) -> dict[str, Any]:
@@ -502,28 +537,28 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
         log.info("read %d records from %s on %s", rows_read,
                  ", ".join(f"{o['name']} ({o['rows']})" for o in origins), engine.describe())
         parts, stats = run_stages(parts, stages, engine, dropped_dir, collect=False, work_dir=work)
-        summaries = engine.gather(engine.map(kept_summary, parts))
-        ids = [s.pop("ids") for s in summaries]
-        n = sum(len(i) for i in ids)
-        if all(not isinstance(i, list) for i in ids):
-            import pyarrow as pa
-
-            ranks = split_ranks(pa.chunked_array(ids, type=pa.large_string()), seed)
-        else:
-            ranks = split_ranks([x for i in ids for x in (i if isinstance(i, list) else i.to_pylist())], seed)
-        bounds = np.cumsum([0] + [len(i) for i in ids])
-        del ids
+        # The split from the ids alone, on a worker: the ids (~20 bytes a row) and the shuffle's
+        # permutation (8 bytes a row) of the whole corpus are the one O(rows) thing one process
+        # must hold; that is a worker, so the driver stays flat. Each partition gets its ranks.
+        summaries = engine.map(kept_summary, parts)
+        facts = engine.gather(engine.map(_without_ids, summaries))
+        sizes_p = [f.pop("rows") for f in facts]
+        n = sum(sizes_p)
+        ranked = engine.submit(partition_ranks, seed, *engine.map(_ids_of, summaries))
+        del summaries
         n_train, n_val = split_sizes(n, fractions)
         folder = work / "splits"
         engine.gather(engine.map(partial(write_split_parts, n_train=n_train, n_val=n_val, levels=levels, folder=str(folder)),
-                                 parts, [ranks[bounds[p]:bounds[p + 1]] for p in range(len(parts))], range(len(parts))))
-        del parts, ranks
+                                 parts, engine.map(_nth, [ranked] * len(parts), range(len(parts))), range(len(parts))))
+        del parts, ranked
+        summaries = facts
+        n_parts = len(sizes_p)
         # The outputs are one set (every level's splits + the report): written into a fresh folder
         # that then replaces output_dir, so a failure (full disk) leaves the previous set as it was.
         with replace_dir_atomic(out_dir, keep=foreign_entries(out_dir, levels)) as staging:
             jobs = {(lvl, split): engine.submit(
-                merge_split, [str(folder / lvl / split / f"{part_name(p)}.jsonl") for p in range(len(bounds) - 1)],
-                [str(folder / "ranks" / split / f"{part_name(p)}.npy") for p in range(len(bounds) - 1)],
+                merge_split, [str(folder / lvl / split / f"{part_name(p)}.jsonl") for p in range(n_parts)],
+                [str(folder / "ranks" / split / f"{part_name(p)}.npy") for p in range(n_parts)],
                 str(staging / lvl / f"{split}.jsonl")) for lvl in levels for split in SPLITS}
             written = dict(zip(jobs, engine.gather(list(jobs.values()))))
             sizes = {lvl: {split: written[(lvl, split)] for split in SPLITS} for lvl in levels}
