@@ -21,6 +21,7 @@ written to ``dropped_dir/<nn>_<stage>.jsonl`` with the reason and detail.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -305,8 +306,63 @@ def _union(column_lists: list[list[str]]) -> list[str]:
     return list(dict.fromkeys(c for cols in column_lists for c in cols))
 
 
+def _save_part(df: pd.DataFrame, path: str) -> int:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{path}.tmp"
+    df.to_pickle(tmp)
+    os.replace(tmp, path)
+    return len(df)
+
+
+def _stats_record(st: StageStats) -> dict[str, Any]:
+    return {"name": st.name, "rows_in": st.rows_in, "rows_out": st.rows_out, "dropped": st.dropped,
+            "counters": st.counters, "examples": st.examples, "extra": st.extra}
+
+
+class Checkpoints:
+    """The passes a run has finished, for ``resume=true``: ``<work>/manifest.json`` lists them
+    (the partitions each left, as pickled part files written by the workers, and its stages'
+    statistics) plus what the read step found; it is rewritten atomically after every pass, so
+    a run killed at any point (kill -9) leaves the last finished pass's state and nothing half
+    written is ever listed. ``fingerprint`` ties it to the config and the source files."""
+
+    def __init__(self, work: Path, fingerprint: str, resume: bool) -> None:
+        self.work = work
+        self.path = work / "manifest.json"
+        self.data: dict[str, Any] = {"fingerprint": fingerprint, "read": None, "passes": []}
+        if resume and self.path.is_file():
+            try:
+                old = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                old = None
+            if old and old.get("fingerprint") == fingerprint:
+                self.data = old
+            else:
+                log.warning("resume=true but %s belongs to another config or other source files: starting afresh", self.path)
+                self.data = {"fingerprint": fingerprint, "read": None, "passes": []}
+        elif resume:
+            log.warning("resume=true but there is no finished pass to resume from (%s): starting afresh", self.path)
+
+    @property
+    def passes(self) -> list[dict[str, Any]]:
+        return self.data["passes"]
+
+    def save(self) -> None:
+        from ..io import write_json_atomic
+
+        write_json_atomic(self.path, self.data)
+
+    def pass_done(self, engine: Engine, g: int, parts: list, stats: list[StageStats]) -> list:
+        files = [str(self.work / f"pass-{g:02d}" / f"{part_name(p)}.pkl") for p in range(len(parts))]
+        engine.gather(engine.map(_save_part, parts, files))
+        self.data["passes"].append({"parts": files, "stats": [_stats_record(s) for s in stats]})
+        self.save()
+        return files
+
+
 def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Path | None, collect: bool = True,
-               load: Callable | None = None, finish: Callable | None = None, work_dir: Path | None = None):
+               load: Callable | None = None, finish: Callable | None = None, work_dir: Path | None = None,
+               checkpoints: Checkpoints | None = None):
     """Run the stages in order over the partitions (``engine.partitions(df)``, futures of frames
     on the workers, or items that ``load(item)`` turns into partitions on the workers, in the
     first pass); returns (kept rows, [StageStats]). The kept rows are a pandas frame sorted by
@@ -317,9 +373,17 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
     Only a report per partition reaches the driver (counts, examples, keys for the next global
     stage). With a ``dropped_dir`` the workers write the dropped rows: part files under
     ``work_dir`` (default ``dropped_dir/.parts``), joined per stage into
-    ``dropped_dir/<nn>_<stage>.jsonl``."""
+    ``dropped_dir/<nn>_<stage>.jsonl``.
+
+    ``checkpoints``: every finished pass is saved there (partitions and statistics); the passes it
+    already lists are not run again (``parts`` is then ignored unless no pass is listed): the
+    partitions of the last one are read back by the workers, and the next global stage computes
+    its keys from them."""
     stats: list[StageStats] = []
     groups = chains(stages)
+    done = list(checkpoints.passes) if checkpoints is not None else []
+    if len(done) > len(groups):
+        raise PipelineError("the checkpoint lists more passes than the recipe has")
     if load is not None and groups and groups[0][0].is_global:
         parts, load = engine.map(load, parts), None     # its fit needs the partitions, not the items
     parts_dir = (work_dir or (dropped_dir / ".parts" if dropped_dir is not None else None))
@@ -329,6 +393,17 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
     bar = tqdm(total=len(stages), desc="curation stages", unit="stage", disable=None)
     for g, chain in enumerate(groups):
         t0 = time.monotonic()
+        if g < len(done):                    # finished before (resume): its statistics, its partitions
+            for rec in done[g]["stats"]:
+                stats.append(StageStats(**rec))
+                number += 1
+                bar.update(1)
+            rows = stats[-1].rows_out
+            log.info("pass %d (%s): finished in an earlier run, not redone", g + 1, ", ".join(st.name for st in chain))
+            if g == len(done) - 1:
+                parts = engine.map(pd.read_pickle, done[g]["parts"])
+                load = None
+            continue
         for st in chain:
             if not st.is_global or st is chain[0]:
                 st.fit(parts, engine, keys if st is chain[0] else None)   # global: on the data as it is now
@@ -360,9 +435,9 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
             columns = [c for c in _union([r["gone_columns"] for r in reports])
                        if c not in (*BOOKKEEPING, STAGE_COL, "id")]
             folders = [str(parts_dir / "dropped" / f"{number + i + 1:02d}_{st.name}") for i, st in enumerate(chain)]
-            done = engine.map(partial(write_dropped_parts, folders=folders, names=[st.name for st in chain],
-                                      columns=columns), gone, range(len(parts)))
-            engine.gather(done)                  # part files written (row counts; nothing else comes back)
+            parts_written = engine.map(partial(write_dropped_parts, folders=folders, names=[st.name for st in chain],
+                                               columns=columns), gone, range(len(parts)))
+            engine.gather(parts_written)                # part files written (row counts; nothing else comes back)
             dropped_dir.mkdir(parents=True, exist_ok=True)
             for i, st in enumerate(chain):
                 files = [f"{folders[i]}/{part_name(p)}.jsonl" for p in range(len(parts))]
@@ -397,6 +472,8 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
                                     "Check its thresholds in the config.")
             rows = st.rows_out
         engine.gather(writes)
+        if checkpoints is not None and not last and g + 1 < len(groups):
+            checkpoints.pass_done(engine, g, parts, stats[-len(chain):])
         log.info("  (%d stage(s) in one pass: %.1fs)", len(chain), time.monotonic() - t0)
     bar.close()
     if parts_dir is not None and work_dir is None and parts_dir.is_dir():
@@ -497,6 +574,16 @@ def work_folder(cfg: dict[str, Any], out_dir: Path) -> Path:
 WORK_MARKER = ".curate-work"
 
 
+def run_fingerprint(cfg: dict[str, Any], plan: list[dict[str, Any]]) -> str:
+    """What a checkpoint must match to be resumed: the config (without where and how it runs)
+    and every source file's path, size and modification time."""
+    import hashlib
+
+    conf = {k: v for k, v in cfg.items() if k not in ("resume", "engine", "output_dir", "dropped_dir", "work_dir")}
+    files = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for src in plan for f in map(Path, src["files"])]
+    return hashlib.sha256(json.dumps([conf, files], sort_keys=True, default=str).encode()).hexdigest()
+
+
 def fresh_work_folder(work: Path) -> None:
     if work.exists():
         if not (work / WORK_MARKER).is_file():
@@ -526,17 +613,34 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
     if scheduler:
         eng_cfg["scheduler"] = scheduler
     work = work_folder(cfg, out_dir)
-    fresh_work_folder(work)
-    if dropped_dir is not None and dropped_dir.is_dir():
-        for old in dropped_dir.glob("[0-9][0-9]_*.jsonl"):   # a previous run's files (stage list may differ)
-            old.unlink()
+    resume = bool(get(cfg, "resume"))
+    fingerprint = run_fingerprint(cfg, plan)
+    if not (resume and (work / WORK_MARKER).is_file()):
+        fresh_work_folder(work)
+    checkpoints = Checkpoints(work, fingerprint, resume)
+    if not checkpoints.passes:
+        if checkpoints.data["read"] is None and resume:
+            fresh_work_folder(work)
+        if dropped_dir is not None and dropped_dir.is_dir():
+            for old in dropped_dir.glob("[0-9][0-9]_*.jsonl"):   # a previous run's files (stage list may differ)
+                old.unlink()
     with Engine(**eng_cfg) as engine:
-        parts, origins, bad, rows_read = read_partitions(plan, cfg, engine, work)
-        if rows_read == 0:
-            raise PipelineError("the sources gave 0 records; nothing to curate")
-        log.info("read %d records from %s on %s", rows_read,
-                 ", ".join(f"{o['name']} ({o['rows']})" for o in origins), engine.describe())
-        parts, stats = run_stages(parts, stages, engine, dropped_dir, collect=False, work_dir=work)
+        if checkpoints.passes:
+            r = checkpoints.data["read"]
+            parts, origins, rows_read = [], r["origins"], r["rows_read"]
+            bad = BadLines(r["bad"]["skipped"], list(r["bad"]["examples"]))
+            log.info("resume: %d of %d pass(es) finished in an earlier run; %d records read then",
+                     len(checkpoints.passes), len(chains(stages)), rows_read)
+        else:
+            parts, origins, bad, rows_read = read_partitions(plan, cfg, engine, work)
+            if rows_read == 0:
+                raise PipelineError("the sources gave 0 records; nothing to curate")
+            log.info("read %d records from %s on %s", rows_read,
+                     ", ".join(f"{o['name']} ({o['rows']})" for o in origins), engine.describe())
+            checkpoints.data["read"] = {"origins": origins, "rows_read": rows_read,
+                                        "bad": {"skipped": bad.skipped, "examples": bad.examples}}
+        parts, stats = run_stages(parts, stages, engine, dropped_dir, collect=False, work_dir=work,
+                                  checkpoints=checkpoints)
         # The split from the ids alone, on a worker: the ids (~20 bytes a row) and the shuffle's
         # permutation (8 bytes a row) of the whole corpus are the one O(rows) thing one process
         # must hold; that is a worker, so the driver stays flat. Each partition gets its ranks.
