@@ -206,3 +206,57 @@ def _apply_with_state(part, stage, state):
     if state is not None:
         stage.set_state(state)
     return stage(part)
+
+
+def test_a_killed_run_resumes_without_redoing_finished_passes(tmp_path):
+    """kill -9 a curate_data.py run once two passes are checkpointed; resume=true redoes only
+    the unfinished passes and writes the bytes of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    awkward_source(tmp_path / "src")
+    ref = config(tmp_path, "local")
+    curate(ref)
+    ref_out = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    ref_dropped = {p.name: p.read_bytes() for p in (tmp_path / "dropped").glob("*.jsonl")}
+    import shutil
+
+    shutil.rmtree(tmp_path / "out")
+    shutil.rmtree(tmp_path / "dropped")
+    work = tmp_path / "work"
+    args = [sys.executable, str(REPO_ROOT / "curate_data.py"), f"sources={tmp_path / 'sources.jsonl'}",
+            f"output_dir={tmp_path / 'out'}", f"dropped_dir={tmp_path / 'dropped'}", f"work_dir={work}",
+            f"decontaminate.benchmark_dir={ref['decontaminate']['benchmark_dir']}", "engine.engine=local",
+            "engine.partition_rows=20", "pii.backend=regex", "on_bad_line=skip"]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if len(json.loads((work / "manifest.json").read_text())["passes"]) >= 2:
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert not (tmp_path / "out").exists()                     # killed before it wrote anything
+    finished = len(json.loads((work / "manifest.json").read_text())["passes"])
+    res = subprocess.run([*args, "resume=true"], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    not_redone = [l for l in res.stderr.splitlines() if "finished in an earlier run, not redone" in l]
+    assert len(not_redone) == finished >= 2
+    assert "stage  1 clean" not in res.stderr and "compiles" not in res.stderr.split("not redone")[-1]
+    assert ("stage 12 exact_dedup" in res.stderr) == (finished == 2) and "stage 15 both_views" in res.stderr
+    out = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert out == ref_out
+    assert {p.name: p.read_bytes() for p in (tmp_path / "dropped").glob("*.jsonl")} == ref_dropped
+    assert not work.exists()                                   # the checkpoints go with a finished run

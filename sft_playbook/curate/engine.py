@@ -129,6 +129,23 @@ class Engine:
             return func(*args)
         return self.client.submit(func, *args, pure=False)
 
+    def gather_each(self, parts: Sequence, done: Callable[[Any], None]) -> list:
+        """Like ``gather``, calling ``done(value)`` as each task finishes (progress bars)."""
+        if self.client is None:
+            values = list(parts)
+            for v in values:
+                done(v)
+            return values
+        from dask.distributed import as_completed
+
+        where = {f.key: i for i, f in enumerate(parts)}
+        values: list = [None] * len(parts)
+        for fut in as_completed(list(parts)):
+            v = fut.result()
+            values[where[fut.key]] = v
+            done(v)
+        return values
+
     def gather(self, parts: Sequence) -> list:
         """The values (brought to this process); exceptions raised inside a task surface here."""
         return list(parts) if self.client is None else self.client.gather(list(parts))

@@ -56,6 +56,8 @@ from .writers import concat_files, merge_split, part_name, write_dropped_parts, 
 
 log = logging.getLogger("sft_playbook.curate")
 EXAMPLES_PER_REASON = 3
+#: where the time of the last ``run_stages`` went, one dict per pass (fit, pass, writes, checkpoint)
+LAST_TIMINGS: list[dict[str, Any]] = []
 
 
 class PipelineError(RuntimeError):
@@ -390,14 +392,13 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
     rows = None                              # counted with the first pass's results (no extra pass)
     keys = None                              # what the previous pass computed for this chain's global stage
     number = 0
-    bar = tqdm(total=len(stages), desc="curation stages", unit="stage", disable=None)
+    timings: list[dict[str, Any]] = []
     for g, chain in enumerate(groups):
         t0 = time.monotonic()
         if g < len(done):                    # finished before (resume): its statistics, its partitions
             for rec in done[g]["stats"]:
                 stats.append(StageStats(**rec))
                 number += 1
-                bar.update(1)
             rows = stats[-1].rows_out
             log.info("pass %d (%s): finished in an earlier run, not redone", g + 1, ", ".join(st.name for st in chain))
             if g == len(done) - 1:
@@ -414,8 +415,13 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
         task = partial(_pass, chain=Chain(chain), keys_of=keys_of, keep_gone=dropped_dir is not None,
                        load=load if g == 0 else None, finish=finish if last else None)
         states = [st.state() for st in chain]
+        t_fit = time.monotonic() - t0
         results = engine.map(task, parts, range(len(parts)), [states] * len(parts))
-        reports = engine.gather(engine.map(itemgetter(2), results))
+        names = ", ".join(st.name for st in chain)
+        with tqdm(total=rows, desc=f"pass {g + 1}/{len(groups)} ({names[:40]})", unit="rows", unit_scale=True,
+                  disable=None, leave=True) as bar:
+            reports = engine.gather_each(engine.map(itemgetter(2), results), lambda r: bar.update(r["rows"]))
+        t_pass = time.monotonic() - t0 - t_fit
         parts = [r["finished"] for r in reports] if last else engine.map(itemgetter(0), results)
         gone = engine.map(itemgetter(1), results) if dropped_dir is not None else None
         worker_keys = engine.map(itemgetter(3), results) if keys_of is not None and keys_of.keys_on_workers else None
@@ -464,7 +470,6 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
             log.info("stage %2d %-14s %6d -> %6d rows%s%s", number, stage.name, st.rows_in, st.rows_out,
                      "  dropped " + ", ".join(f"{k}={v}" for k, v in st.dropped.items()) if st.dropped else "",
                      "  " + ", ".join(f"{k}={v}" for k, v in st.counters.items() if v) if any(st.counters.values()) else "")
-            bar.update(1)
             if st.rows_out == 0:
                 engine.gather(writes)
                 raise PipelineError(f"stage {number} ({stage.name}) dropped all {rows} remaining rows "
@@ -472,10 +477,16 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
                                     "Check its thresholds in the config.")
             rows = st.rows_out
         engine.gather(writes)
+        t_write = time.monotonic() - t0 - t_fit - t_pass
         if checkpoints is not None and not last and g + 1 < len(groups):
             checkpoints.pass_done(engine, g, parts, stats[-len(chain):])
-        log.info("  (%d stage(s) in one pass: %.1fs)", len(chain), time.monotonic() - t0)
-    bar.close()
+        total = time.monotonic() - t0
+        timings.append({"pass": g + 1, "stages": [st.name for st in chain], "rows_in": stats[-len(chain)].rows_in,
+                        "fit_s": round(t_fit, 2), "pass_s": round(t_pass, 2), "dropped_rows_write_s": round(t_write, 2),
+                        "checkpoint_s": round(total - t_fit - t_pass - t_write, 2), "total_s": round(total, 2)})
+        log.info("  (%d stage(s) in one pass: %.1fs: global fit %.1fs, pass %.1fs = %.0f rows/s, dropped rows %.1fs)",
+                 len(chain), total, t_fit, t_pass, stats[-len(chain)].rows_in / max(t_pass, 1e-9), t_write)
+    LAST_TIMINGS[:] = timings
     if parts_dir is not None and work_dir is None and parts_dir.is_dir():
         shutil.rmtree(parts_dir / "dropped", ignore_errors=True)
         with contextlib.suppress(OSError):
@@ -624,7 +635,11 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
         if dropped_dir is not None and dropped_dir.is_dir():
             for old in dropped_dir.glob("[0-9][0-9]_*.jsonl"):   # a previous run's files (stage list may differ)
                 old.unlink()
+    marks = {"plan sources": time.monotonic() - t0}
+    t1 = time.monotonic()
     with Engine(**eng_cfg) as engine:
+        marks["start engine"] = time.monotonic() - t1
+        t1 = time.monotonic()
         if checkpoints.passes:
             r = checkpoints.data["read"]
             parts, origins, rows_read = [], r["origins"], r["rows_read"]
@@ -639,8 +654,12 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
                      ", ".join(f"{o['name']} ({o['rows']})" for o in origins), engine.describe())
             checkpoints.data["read"] = {"origins": origins, "rows_read": rows_read,
                                         "bad": {"skipped": bad.skipped, "examples": bad.examples}}
+        marks["read sources (workers)"] = time.monotonic() - t1
+        t1 = time.monotonic()
         parts, stats = run_stages(parts, stages, engine, dropped_dir, collect=False, work_dir=work,
                                   checkpoints=checkpoints)
+        marks["stage passes"] = time.monotonic() - t1
+        t1 = time.monotonic()
         # The split from the ids alone, on a worker: the ids (~20 bytes a row) and the shuffle's
         # permutation (8 bytes a row) of the whole corpus are the one O(rows) thing one process
         # must hold; that is a worker, so the driver stays flat. Each partition gets its ranks.
@@ -655,6 +674,8 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
         engine.gather(engine.map(partial(write_split_parts, n_train=n_train, n_val=n_val, levels=levels, folder=str(folder)),
                                  parts, engine.map(_nth, [ranked] * len(parts), range(len(parts))), range(len(parts))))
         del parts, ranked
+        marks["split: ranks + part files (workers)"] = time.monotonic() - t1
+        t1 = time.monotonic()
         summaries = facts
         n_parts = len(sizes_p)
         # The outputs are one set (every level's splits + the report): written into a fresh folder
@@ -669,12 +690,37 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
             expected = dict(zip(SPLITS, (n_train, n_val, n - n_train - n_val)))
             if any(sizes[lvl] != expected for lvl in levels):
                 raise PipelineError(f"the split files hold {sizes}, expected {expected} rows per level")
+            marks["merge splits (workers)"] = time.monotonic() - t1
+            t1 = time.monotonic()
             report = _write_outputs(staging, n, levels, cfg, rows_read, origins, bad, stats, summaries, sizes)
+            marks["report"] = time.monotonic() - t1
     shutil.rmtree(work, ignore_errors=True)
+    log_timings(cfg, marks, LAST_TIMINGS, time.monotonic() - t0, rows_read)
     log.info("wrote %s/<level>/{train,validation,test}.jsonl for %s: %s; report in %s/curation_report.md (%.1fs)",
              out_dir, ", ".join(levels), ", ".join(f"{k}={v}" for k, v in sizes[levels[0]].items()), out_dir,
              time.monotonic() - t0)
     return report
+
+
+def log_timings(cfg: dict[str, Any], marks: dict[str, float], passes: list[dict[str, Any]], total: float,
+                rows: int) -> None:
+    """Where the time went: logged, and written to ``timings_file`` when set. Not part of the
+    curation report, which stays byte-identical from run to run and engine to engine."""
+    lines = [f"where the time went ({total:.1f}s, {rows / max(total, 1e-9):.0f} rows/s overall):"]
+    for k, v in marks.items():
+        lines.append(f"  {k:<38} {v:8.1f}s  {100 * v / max(total, 1e-9):5.1f}%")
+        if k == "stage passes":
+            for p in passes:
+                lines.append(f"    pass {p['pass']} {', '.join(p['stages'])[:48]:<48} {p['total_s']:7.1f}s "
+                             f"(fit {p['fit_s']:.1f}, pass {p['pass_s']:.1f}, dropped rows {p['dropped_rows_write_s']:.1f}, "
+                             f"checkpoint {p['checkpoint_s']:.1f})")
+    log.info("%s", "\n".join(lines))
+    target = get(cfg, "timings_file", None)
+    if target:
+        from ..io import write_json_atomic
+
+        write_json_atomic(resolve(target), {"total_s": round(total, 2), "rows_read": rows,
+                                            "steps_s": {k: round(v, 2) for k, v in marks.items()}, "passes": passes})
 
 
 def _write_outputs(out_dir: Path, rows_kept: int, levels, cfg, rows_read: int, origins, bad, stats,
