@@ -86,11 +86,11 @@ def cpu_seconds(eng) -> float:
     return sum(eng.client.run(mine).values()) + mine()
 
 
-def run(folder: Path, workers: int, partition_rows: int) -> dict:
+def run(folder: Path, workers: int, partition_rows: int, checkpoint: bool = False) -> dict:
     from curate_throughput import stages
 
     from sft_playbook.curate.engine import Engine
-    from sft_playbook.curate.pipeline import run_stages
+    from sft_playbook.curate.pipeline import Checkpoints, run_stages
     from sft_playbook.curate.shards import cut_shards, lines_per_shard, scan_file
 
     files = sorted(str(p) for p in (folder / "in").glob("*.jsonl"))
@@ -107,7 +107,8 @@ def run(folder: Path, workers: int, partition_rows: int) -> dict:
         shards = [sh for i, (f, sc) in enumerate(zip(files, scans)) for sh in cut_shards(i, f, sc, per)]
         scan_s = time.perf_counter() - t1
         written, stats = run_stages(shards, stages(50, 100_000), eng, dropped, load=read_range,
-                                    finish=partial(write_part, folder=str(out)), work_dir=folder / "work")
+                                    finish=partial(write_part, folder=str(out)), work_dir=folder / "work",
+                                    checkpoints=Checkpoints(folder / "work", "bench", False) if checkpoint else None)
         seconds = time.perf_counter() - t1
         cpu = cpu_seconds(eng) - c0
         worker_rss = eng.client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -127,6 +128,7 @@ def main() -> int:
     ap.add_argument("--words", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--partition-rows", type=int, default=10_000)
+    ap.add_argument("--checkpoint", action="store_true", help="save every pass's partitions (as curate() does by default)")
     ap.add_argument("--child", choices=["generate", "run"], help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -134,7 +136,7 @@ def main() -> int:
         generate(args.docs[0], args.words, Path(args.folder) / "in")
         return 0
     if args.child == "run":
-        print(json.dumps(run(Path(args.folder), args.workers, args.partition_rows)))
+        print(json.dumps(run(Path(args.folder), args.workers, args.partition_rows, args.checkpoint)))
         return 0
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1])])}
     for n in args.docs:
@@ -143,10 +145,11 @@ def main() -> int:
                             "--folder", tmp], check=True, env=env)
             mb = sum(p.stat().st_size for p in Path(tmp, "in").glob("*.jsonl")) / 1e6
             res = subprocess.run([sys.executable, __file__, "--child", "run", "--workers", str(args.workers),
-                                  "--partition-rows", str(args.partition_rows), "--folder", tmp],
+                                  "--partition-rows", str(args.partition_rows), "--folder", tmp,
+                                  *(["--checkpoint"] if args.checkpoint else [])],
                                  check=True, env=env, capture_output=True, text=True)
             line = json.loads(res.stdout.strip().splitlines()[-1])
-            print(json.dumps({"corpus_docs": n, "corpus_mb": round(mb, 1), **line}), flush=True)
+            print(json.dumps({"corpus_docs": n, "checkpoint": args.checkpoint, "corpus_mb": round(mb, 1), **line}), flush=True)
     return 0
 
 

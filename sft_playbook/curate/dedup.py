@@ -65,9 +65,8 @@ class ExactDedup(Stage):
         self._state = engine.submit(_drop_table, *engine.map(partial(_item, 0), reduced))
         if engine.client is None:
             self.drop_of, self._state = self._state, None
-        sizes = [s for st in stats for s in st]
-        self._summary = {"clusters": len(sizes), "rows_in_clusters": int(sum(sizes)),
-                         "largest_cluster": int(max(sizes, default=0))}
+        self._summary = {"clusters": sum(st[0] for st in stats), "rows_in_clusters": sum(st[1] for st in stats),
+                         "largest_cluster": max((st[2] for st in stats), default=0)}
 
     def state(self):
         return self._state
@@ -103,12 +102,13 @@ def _hash_buckets(keys: pd.DataFrame, buckets: int) -> list[pd.DataFrame]:
     return [keys[b == i] for i in range(buckets)]
 
 
-def _exact_clusters(*frames: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
-    """One bucket (the reduce side): the rows to drop (id, first id of their cluster) and the
-    cluster sizes. The first row in input order (``_order``) of a cluster stays."""
+def _exact_clusters(*frames: pd.DataFrame) -> tuple[pd.DataFrame, tuple[int, int, int]]:
+    """One bucket (the reduce side): the rows to drop (id, first id of their cluster) and
+    (clusters, rows in clusters, largest cluster). The first row in input order (``_order``) of a
+    cluster stays."""
     keys = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["id", "_order", "hash"])
     if keys.empty:
-        return pd.DataFrame({"id": [], "first": []}, dtype=object), []
+        return pd.DataFrame({"id": [], "first": []}, dtype=object), (0, 0, 0)
     keys = keys.sort_values("_order", kind="stable")
     hashes = keys["hash"]
     dup = hashes.duplicated(keep="first").to_numpy()
@@ -116,7 +116,8 @@ def _exact_clusters(*frames: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
     first_of = dict(zip(hashes.to_numpy()[~dup], ids[~dup]))
     drops = pd.DataFrame({"id": ids[dup], "first": [first_of[h] for h in hashes.to_numpy()[dup]]})
     sizes = hashes.value_counts(sort=False)
-    return drops, [int(v) for v in sizes[sizes > 1]]
+    sizes = sizes[sizes > 1]
+    return drops, (int(len(sizes)), int(sizes.sum()), int(sizes.max()) if len(sizes) else 0)
 
 
 def _drop_table(*drops: pd.DataFrame) -> dict[str, str]:

@@ -17,6 +17,37 @@ fused into one pass per partition (``Chain``); a global stage (dedup) starts a n
 keys its decision needs (hashes, signatures) are computed at the end of the pass before it, so no
 stage is computed twice and a dedup costs no pass of its own. Every stage's drops are counted by reason and
 written to ``dropped_dir/<nn>_<stage>.jsonl`` with the reason and detail.
+
+Where the data lives (the driver's memory must not grow with the corpus):
+
+===================  =========================================================================
+rows                 on the workers only: read there (``read_partitions``: shards, offsets),
+                     passed pass to pass as futures, written there (``writers.py``: dropped
+                     rows and splits as part files, then one concatenation / merge per file)
+per partition        to the driver: rows in, drops per reason, 3 examples per reason, counters
+read step            to the driver: one row count per shard (-> id offsets); id uniqueness is
+                     checked on the workers (ids hashed into buckets)
+exact_dedup keys     on the workers: 16-byte hash + id + order, ~100 B a row as Python objects
+                     (1M rows ~100 MB): shuffled by hash into buckets, one task per bucket, the
+                     drop table stays on a worker and goes to the next pass (``ExactDedup``)
+split                the kept ids (~20 B a row in Arrow) and the permutation (8 B a row) go to
+                     ONE worker task (``partition_ranks``), which sends each partition its ranks
+module_index keys    to the driver: per row the module names it defines and uses (tens of bytes
+                     for most rows); the index is name -> defining row plus the text of the
+                     definitions some row needs. Grows with the corpus; small next to the rows
+fuzzy_dedup keys     to the driver: 160 x 4 B MinHash signatures = 640 B a row (1M rows: 640 MB).
+                     NOT flat: the way out is LSH band keys computed on the workers, shuffled by
+                     band, and only candidate pairs brought back (not done here: the fuzzy
+                     clustering is being reworked in dedup.py/minhash.py at the same time)
+decontaminate        the benchmark's n-grams are loaded by ``fit`` and travel with the stage;
+                     no per-row keys
+===================  =========================================================================
+
+Checkpoints (``Checkpoints``): after every pass but the last, the workers pickle their partitions
+into ``work_dir/pass-<g>/`` and the driver rewrites ``work_dir/manifest.json`` (atomic); a run
+started with ``resume=true`` skips the passes listed there and reads the last one's partitions
+back on the workers. Progress: one bar per pass in rows (rows/s); where the time went is logged
+at the end (``timings_file`` keeps it as JSON; the report stays free of timings).
 """
 from __future__ import annotations
 
@@ -657,7 +688,7 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
         marks["read sources (workers)"] = time.monotonic() - t1
         t1 = time.monotonic()
         parts, stats = run_stages(parts, stages, engine, dropped_dir, collect=False, work_dir=work,
-                                  checkpoints=checkpoints)
+                                  checkpoints=checkpoints if get(cfg, "checkpoint") else None)
         marks["stage passes"] = time.monotonic() - t1
         t1 = time.monotonic()
         # The split from the ids alone, on a worker: the ids (~20 bytes a row) and the shuffle's
