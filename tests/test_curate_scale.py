@@ -112,6 +112,8 @@ def test_the_driver_never_reads_a_row(tmp_path, monkeypatch):
         for name in ("load_records", "records_frame", "_iter_file", "iter_jsonl"):
             if hasattr(mod, name):
                 monkeypatch.setattr(mod, name, no_rows_here)
+    # the driver ships the readers and writers to the workers (by reference): patching those names
+    # here would ship the patch; what must not run here is any row reader or writer of its own
     monkeypatch.setattr(pd.DataFrame, "to_dict", no_rows_here)    # no driver-side writer either
     curate(cfg)
     monkeypatch.undo()
