@@ -28,6 +28,10 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["", "## Redactions by kind", ""]
     red = r["redactions"]
     lines += [f"- {k}: {v}" for k, v in red.items()] if any(red.values()) else ["- none"]
+    rejected = {k[len("rejected_"):]: v for st in r["stages"] if st["name"] == "pii"
+                for k, v in st["counters"].items() if k.startswith("rejected_")}
+    lines += ["", "Number candidates considered and not redacted (design constants, digit tables):", ""]
+    lines += [f"- {k}: {v}" for k, v in sorted(rejected.items())] if any(rejected.values()) else ["- none"]
     lines += ["", "## Duplicates", ""]
     for name in ("exact_dedup", "fuzzy_dedup"):
         if name in r["duplicates"]:
@@ -38,7 +42,7 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {lvl} | {s['train']} | {s['validation']} | {s['test']} |")
     lines += ["", "## Other counters", ""]
     for st in r["stages"]:
-        c = {k: v for k, v in st["counters"].items() if not k.startswith("pii_") and v}
+        c = {k: v for k, v in st["counters"].items() if not k.startswith(("pii_", "rejected_")) and v}
         if c:
             lines.append(f"- {st['name']}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
     lines += ["", "## Examples of drops", ""]
