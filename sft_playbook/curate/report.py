@@ -35,7 +35,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["", "## Duplicates", ""]
     for name in ("exact_dedup", "fuzzy_dedup"):
         if name in r["duplicates"]:
-            lines.append(f"- {name}: " + ", ".join(f"{k} {v}" for k, v in r["duplicates"][name].items()))
+            lines.append(f"- {name}: " + ", ".join(
+                f"{k} {_sizes(v) if isinstance(v, dict) else v}" for k, v in r["duplicates"][name].items()))
     lines += ["", "## Decontamination", "", f"- benchmark problems checked: {r['decontamination'].get('problems_checked', 0)}"]
     lines += ["", "## Splits (rows per level)", "", "| level | train | validation | test |", "| --- | --- | --- | --- |"]
     for lvl, s in r["splits"].items():
@@ -52,6 +53,11 @@ def markdown(r: dict[str, Any]) -> str:
                 lines.append(f"- {st['name']} / {reason}: `{ex['id']}`" + (f" - {ex['detail']}" if ex["detail"] else ""))
     lines += ["", "![funnel](curation_funnel.png)", ""]
     return "\n".join(lines)
+
+
+def _sizes(hist: dict) -> str:
+    """{"2": 5, "3": 1} -> "5 x 2 rows, 1 x 3 rows" (cluster size histogram)."""
+    return ", ".join(f"{n} x {k} rows" for k, n in hist.items()) or "none"
 
 
 def funnel_png(r: dict[str, Any]) -> bytes:
