@@ -40,7 +40,7 @@ from .filters import AlphaShare, Compiles, HasModule, LineCount, LongestLine, To
 from .io import write_jsonl_atomic
 from .pii import RedactPII
 from .report import write_report
-from .sources import (BadLines, DownloadError, SourceError, data_files, download_hub, load_records,
+from .sources import (BadLines, DownloadError, SourceError, data_files, download_hub, licence_of, load_records,
                       read_source_specs, records_frame, to_jsonl_records)
 from .split import KeepBothViews, merge
 
@@ -145,7 +145,7 @@ def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]
             recs = load_records(spec, data_files(path, None), on_bad, bad)
             origin = "local"
         records += recs
-        origins.append({"name": spec["name"], "origin": origin, "rows": len(recs)})
+        origins.append({"name": spec["name"], "origin": origin, "rows": len(recs), **licence_of(spec)})
     if use_sample:
         sample = resolve(get(cfg, "sample_dir"))
         files = sorted(sample.glob("*.jsonl")) if sample.is_dir() else []
@@ -156,7 +156,8 @@ def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]
         spec = {**template, "name": get(cfg, "sample_name"), "levels": template.get("levels") or {}}
         recs = load_records(spec, files, on_bad, bad)
         records += recs
-        origins.append({"name": spec["name"], "origin": "offline sample " + str(get(cfg, "sample_dir")), "rows": len(recs)})
+        origins.append({"name": spec["name"], "origin": "offline sample " + str(get(cfg, "sample_dir")), "rows": len(recs),
+                        "license": "Apache-2.0", "license_note": "written for this project (data/sample/README.md)"})
     if bad.skipped:
         log.warning("skipped %d bad input line(s) (on_bad_line=skip), e.g. %s", bad.skipped, "; ".join(bad.examples[:3]))
     return records_frame(records, levels), origins, bad

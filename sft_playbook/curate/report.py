@@ -19,6 +19,9 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> None:
 def markdown(r: dict[str, Any]) -> str:
     lines = ["# Curation report", "",
              f"Sources: {', '.join(s['name'] + ' (' + s['origin'] + ', ' + str(s['rows']) + ' rows)' for s in r['sources'])}.",
+             "", "Licences of the data (the curated output carries them; see README.md, License):", "",
+             *[f"- {s['name']}: {s.get('license', 'unknown')}" + (f" - {s['license_note']}" if s.get("license_note") else "")
+               for s in r["sources"]], "",
              f"Rows read: {r['rows_read']}; bad input lines skipped: {r['bad_lines']['skipped']}; "
              f"rows kept: {r['rows_kept']}.", "",
              "## Stages", "", "| # | stage | rows in | rows out | dropped | reasons |", "| --- | --- | --- | --- | --- | --- |"]
