@@ -49,7 +49,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import pandas as pd
 
@@ -103,9 +103,16 @@ def _initial(w: str) -> bool:
                                                                 all(p[:1].isupper() and len(p) == 1 for p in w[:-1].split(".")))
 
 
+_NAME_HINTS = ("author", "by", "copyright", "(c)", "©", "designer", "engineer", "maintainer", "contact",
+               "developer", "programmer", "owner")
+
+
 def _names(text: str) -> list[tuple[int, int]]:
     """Spans of personal names after author/copyright/contact keywords (each name of a list)."""
     spans = []
+    low = text.lower()
+    if not any(h in low for h in _NAME_HINTS):      # C-speed substring checks before the regex scan
+        return spans
     for m in _NAME_LINE.finditer(text):
         eol = text.find("\n", m.end())
         eol = len(text) if eol < 0 else eol
@@ -242,10 +249,15 @@ def _context_artifacts(text: str):
 # cheap pre-checks: a recognizer only runs on text that could hold its entity at all
 _MAYBE = {"email": re.compile("@"), "ip": re.compile(r"\d\.\d|:[0-9A-Fa-f]*:"),
           "phone": re.compile(r"(?:\d\D{0,3}){7}"), "credit_card": re.compile(r"(?:\d\D?){13}")}
-_MAYBE_NUMBER = re.compile(r"\d\.\d|:[0-9A-Fa-f]*:|(?:\d\D{0,3}){7}")
+
+
+_SECRET_HINTS = ("hf_", "gh", "akia", "asia", "sk-", "xox", "private key", "key", "secret", "token", "pass", "pwd")
 
 
 def _secrets(text: str) -> list[tuple[int, int]]:
+    low = text.lower()
+    if not any(h in low for h in _SECRET_HINTS):
+        return []
     spans = [(m.start(), m.end()) for p in _SECRETS for m in p.finditer(text)]
     spans += [(m.start(1), m.end(1)) for m in _SECRET_ASSIGN.finditer(text)]
     return spans
@@ -330,9 +342,9 @@ class Redactor:
         out = enhancer.enhance_using_context(text, [res], _context_artifacts(text), [rec])
         return out[0].score > res.score
 
-    def _accept(self, text: str, start: int, end: int, kind: str, numbers: frozenset[str]) -> bool:
+    def _accept(self, text: str, start: int, end: int, kind: str, numbers) -> bool:
         cand = text[start:end]
-        if _in_code(cand, numbers):
+        if _in_code(cand, numbers() if callable(numbers) else numbers):
             self._reject(kind, "in_code")
             return False
         if kind == "phone" and not _phone_shaped(cand, self.regions) and not self._has_context(text, start, end):
@@ -340,7 +352,9 @@ class Redactor:
             return False
         return True
 
-    def find(self, text: str, numbers: frozenset[str] = frozenset()) -> list[tuple[int, int, str]]:
+    def find(self, text: str, numbers=frozenset()) -> list[tuple[int, int, str]]:
+        """(start, end, kind) of the PII in ``text``; ``numbers``: the design constants (a set, or a
+        function returning it: only called when a number candidate needs it)."""
         spans: list[tuple[int, int, str]] = []
         if self.recognizers:
             for kind, (rec, entity) in self.recognizers.items():
@@ -365,7 +379,7 @@ class Redactor:
             out.append(s)
         return out
 
-    def redact(self, text: str, numbers: frozenset[str] = frozenset()) -> tuple[str, dict[str, int]]:
+    def redact(self, text: str, numbers=frozenset()) -> tuple[str, dict[str, int]]:
         counts: dict[str, int] = {}
         spans = self.find(text, numbers)
         if not spans:
@@ -378,11 +392,11 @@ class Redactor:
         parts.append(text[pos:])
         return "".join(parts), counts
 
-    def redact_code(self, code: str, numbers: frozenset[str] | None = None) -> tuple[str, dict[str, int]]:
+    def redact_code(self, code: str, numbers=None) -> tuple[str, dict[str, int]]:
         """Redact inside comments and string literals only (the code's own numbers are never PII)."""
         counts: dict[str, int] = {}
         if numbers is None:
-            numbers = code_numbers(code)
+            numbers = lru_cache(maxsize=1)(lambda: code_numbers(code))
 
         def sub(m: re.Match) -> str:
             new, c = self.redact(m.group(0), numbers)
@@ -428,8 +442,7 @@ class RedactPII(Stage):
         if len(df):
             red = self.redactor
             c = self.config
-            # the design constants of each row, from its code (only computed where needed: a cheap
-            # pre-check says whether any text of the row could hold a number candidate at all)
+            # the design constants of each row, from its code (computed once, when a candidate needs them)
             codes = [list(col) for col in (df[f] for f in c["code_fields"])]
             numbers: list[frozenset[str] | None] = [None] * len(df)
 
@@ -443,7 +456,7 @@ class RedactPII(Stage):
                     new = []
                     for i, text in enumerate(df[f]):
                         red.rejected = {}
-                        n = nums(i) if _MAYBE_NUMBER.search(text) else frozenset()
+                        n = partial(nums, i)           # computed only when a candidate needs it
                         out, counts = red.redact_code(text, n) if is_code else red.redact(text, n)
                         new.append(out)
                         for k, v in counts.items():
