@@ -9,7 +9,7 @@ problem with normalised identifiers, 0 as written), text as word ``text_ngram``-
 lower-cased words (punctuation and layout ignored).
 
 Template n-grams are left out on both sides: an n-gram that occurs in at least ``template_share``
-of the benchmark's problems is the benchmark's boilerplate ("I would like you to implement a module
+of the benchmark's problems (and in at least 2; 1.0: only n-grams of every problem) is the benchmark's boilerplate ("I would like you to implement a module
 named TopModule with the following interface", ``module $id ( input $id ,``), not a problem.
 What remains of a problem are its *distinctive* n-grams. A record R is contaminated by problem B
 when, on distinctive n-grams,
