@@ -157,7 +157,7 @@ def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]
         recs = load_records(spec, files, on_bad, bad)
         records += recs
         origins.append({"name": spec["name"], "origin": "offline sample " + str(get(cfg, "sample_dir")), "rows": len(recs),
-                        "license": "Apache-2.0", "license_note": "written for this project (data/sample/README.md)"})
+                        "license": str(get(cfg, "sample_license") or "unknown")})
     if bad.skipped:
         log.warning("skipped %d bad input line(s) (on_bad_line=skip), e.g. %s", bad.skipped, "; ".join(bad.examples[:3]))
     return records_frame(records, levels), origins, bad
