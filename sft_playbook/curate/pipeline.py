@@ -37,6 +37,7 @@ from .decontam import Decontaminate
 from .dedup import ExactDedup, FuzzyDedup
 from .engine import Engine, EngineError
 from .filters import AlphaShare, Compiles, HasModule, LineCount, LongestLine, TopNGramShare, UrlShare, WordCount
+from ..io import replace_dir_atomic
 from .io import write_jsonl_atomic
 from .pii import RedactPII
 from .report import write_report
@@ -292,6 +293,20 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
         log.info("running %d stages on %s", len(stages), engine.describe())
         kept, stats = run_stages(engine.partitions(df), stages, engine, dropped_dir)
     split_cfg = get(cfg, "split")
+    # The outputs are one set (every level's splits + the report): written into a fresh folder that
+    # then replaces output_dir, so a failure (full disk) leaves the previous set exactly as it was.
+    with replace_dir_atomic(out_dir, keep=foreign_entries(out_dir, levels)) as staging:
+        report = _write_outputs(staging, kept, levels, cfg, split_cfg, df, origins, bad, stats)
+    sizes = report["splits"]
+    log.info("wrote %s/<level>/{train,validation,test}.jsonl for %s: %s; report in %s/curation_report.md (%.1fs)",
+             out_dir, ", ".join(levels), ", ".join(f"{k}={v}" for k, v in sizes[levels[0]].items()), out_dir,
+             time.monotonic() - t0)
+    return report
+
+
+def _write_outputs(out_dir: Path, kept, levels, cfg, split_cfg, df, origins, bad, stats) -> dict[str, Any]:
+    """<out_dir>/<level>/{train,validation,test}.jsonl and the report (json, md, funnel png);
+    returns the report."""
     sizes = merge(kept, levels, out_dir, int(get(cfg, "seed")), dict(split_cfg))
     redactions: dict[str, int] = {}
     for st in stats:
@@ -312,10 +327,27 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
                                        "fuzzy_dedup", "decontaminate", "both_views") if k in cfg},
     }
     write_report(out_dir, report)
-    log.info("wrote %s/<level>/{train,validation,test}.jsonl for %s: %s; report in %s/curation_report.md (%.1fs)",
-             out_dir, ", ".join(levels), ", ".join(f"{k}={v}" for k, v in sizes[levels[0]].items()), out_dir,
-             time.monotonic() - t0)
     return report
+
+
+REPORT_FILES = ("curation_report.json", "curation_report.md", "curation_funnel.png")
+
+
+def foreign_entries(out_dir: Path, levels: list[str]) -> list[str]:
+    """Entries of an existing output folder that a run does not write and that are not a previous
+    run's outputs: they are carried over into the new set. A previous run's level folders
+    (holding train/validation/test.jsonl) and report files are replaced, not kept."""
+    if not out_dir.is_dir():
+        return []
+    keep = []
+    for p in sorted(out_dir.iterdir()):
+        if p.name in levels or p.name in REPORT_FILES or p.name.startswith("."):
+            continue
+        if p.is_dir() and any((p / f"{s}.jsonl").exists() for s in ("train", "validation", "test")):
+            log.info("output set: the old level folder %s (not in levels) is not carried over", p)
+            continue
+        keep.append(p.name)
+    return keep
 
 
 def main(cfg: dict[str, Any], args) -> int:

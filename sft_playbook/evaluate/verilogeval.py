@@ -21,7 +21,7 @@ out_dir=None, timeout_s=30.0, problems=None, include_system=True, progress=True)
     ``verilogeval_problems.jsonl`` (one row per problem: n, c, pass@k, statuses) and
     ``verilogeval_summary.json``. Returns the summary dict: ``problems``, ``n_samples``,
     ``pass_at_k`` ({"pass@1": ...}), ``status_counts``, ``passed_problems``, ``failed_problems``,
-    ``compile_rate``, ``iverilog_version``, ``seconds``.
+    ``compile_rate``, ``iverilog_version``, ``sandbox`` ("bwrap" or "rlimits-only"), ``seconds``.
 
 ``score_references(problems_dir, **kw) -> dict``: the same run with a generate_fn that answers
 each prompt with the problem's reference solution (renamed to TopModule). With Icarus Verilog 11
@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from sft_playbook.verilog.sandbox import iverilog_available, iverilog_version
+from sft_playbook.verilog.sandbox import isolation, iverilog_available, iverilog_version
 
 from ..io import InputError, read_text
 from .extract import extract_code
@@ -326,6 +326,7 @@ def run_benchmark(generate_fn: GenerateFn, problems_dir: str | Path, *, n_sample
         "error_classes": dict(Counter(r["error_class"] for r in rows if r["status"] != PASS and r.get("error_class"))),
         "compile_rate": compiled / len(rows) if rows else 0.0,
         "iverilog_version": ".".join(map(str, iverilog_version() or ())),
+        "sandbox": isolation(),  # "bwrap" (OS isolation) or "rlimits-only" (weaker)
         "seconds": round(time.monotonic() - t0, 1),
     }
     if out_dir is not None:
