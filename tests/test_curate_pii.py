@@ -91,6 +91,8 @@ NAMES = [
     ("// Maintainer: Søren Kierkegaard-Ødegård, Åsa Öberg", ["Søren Kierkegaard-Ødegård", "Åsa Öberg"]),
     ("/* Written by Ngô Bảo Châu, contact me by mail */", ["Ngô Bảo Châu"]),
     ("// Copyright (C) 2019-2022 Ýmir Þórðarson", ["Ýmir Þórðarson"]),
+    ("// Author: van der Berg, Jan and Prof. Dr. Hans-Jürgen Müller", ["van der Berg", "Jan", "Hans-Jürgen Müller"]),
+    ("// Engineer: María José García de la Cruz <mj@example.org>", ["María José García de la Cruz"]),
 ]
 
 
@@ -131,3 +133,16 @@ def test_stage_uses_the_rows_code_and_counts_rejections():
     assert out["_n_pii_name"].tolist() == [1, 0] and out["_n_pii_phone"].tolist() == [0, 1]
     assert out["_n_rejected_phone_in_code"].tolist() == [1, 0]
     assert out["_n_rejected_phone_no_phone_shape"].tolist() == [0, 1]
+
+
+def test_report_lists_rejected_number_candidates():
+    from sft_playbook.curate.report import markdown
+
+    stages = [{"name": "pii", "rows_in": 3, "rows_out": 3, "dropped": {}, "examples": {},
+               "counters": {"pii_phone": 1, "rejected_phone_in_code": 4, "rejected_phone_no_phone_shape": 2}}]
+    r = {"sources": [], "rows_read": 3, "bad_lines": {"skipped": 0}, "rows_kept": 3, "stages": stages,
+         "redactions": {"phone": 1}, "duplicates": {"fuzzy_dedup": {"clusters": 2, "cluster_sizes": {"2": 1, "3": 1}}},
+         "decontamination": {}, "splits": {}}
+    md = markdown(r)
+    assert "- phone_in_code: 4" in md and "- phone_no_phone_shape: 2" in md
+    assert "cluster_sizes 1 x 2 rows, 1 x 3 rows" in md

@@ -107,6 +107,17 @@ _NAME_HINTS = ("author", "by", "copyright", "(c)", "©", "designer", "engineer",
                "developer", "programmer", "owner")
 
 
+def _particle_before_name(toks: list[re.Match], k: int) -> bool:
+    """toks[k] is a particle (van, de, da...) followed by more particles and then a name word."""
+    for t in toks[k + 1:]:
+        w = t.group(0)
+        if _name_word(w):
+            return True
+        if w.lower() not in _PARTICLES:
+            return False
+    return False
+
+
 def _names(text: str) -> list[tuple[int, int]]:
     """Spans of personal names after author/copyright/contact keywords (each name of a list)."""
     spans = []
@@ -125,8 +136,7 @@ def _names(text: str) -> list[tuple[int, int]]:
             if not cur and w.lower() in _TITLES:
                 k += 1
                 continue
-            if _initial(w) or _name_word(w) or (cur and w.lower() in _PARTICLES and k + 1 < len(toks)
-                                                and _name_word(toks[k + 1].group(0))):
+            if _initial(w) or _name_word(w) or (w.lower() in _PARTICLES and _particle_before_name(toks, k)):
                 if cur and text[cur[-1].end():toks[k].start()].strip():
                     break                                    # not adjacent (a symbol between)
                 cur.append(toks[k])
