@@ -92,10 +92,20 @@ class Side:
         self.template = np.array(sorted(g for g, c in df.items() if c >= limit), dtype=np.uint64)
         self.grams = {k: np.setdiff1d(v, self.template, assume_unique=True) for k, v in grams.items()}
         self.sizes = {k: len(v) for k, v in self.grams.items()}
-        self.index: dict[int, list[str]] = {}
-        for name, g in self.grams.items():
-            for x in g.tolist():
-                self.index.setdefault(x, []).append(name)
+        self._index: dict[int, list[str]] | None = None
+
+    @property
+    def index(self) -> dict[int, list[str]]:
+        """Distinctive n-gram -> problems; built where it is first used (not pickled to the workers)."""
+        if self._index is None:
+            self._index = {}
+            for name, g in self.grams.items():
+                for x in g.tolist():
+                    self._index.setdefault(x, []).append(name)
+        return self._index
+
+    def __getstate__(self):
+        return {**self.__dict__, "_index": None}
 
     def distinctive(self, grams: np.ndarray) -> np.ndarray:
         return np.setdiff1d(grams, self.template, assume_unique=True)
@@ -103,8 +113,9 @@ class Side:
     def overlaps(self, grams: np.ndarray) -> list[tuple[str, int]]:
         """(problem, shared distinctive n-grams) for every problem sharing any; ``grams`` distinctive."""
         hits: Counter = Counter()
+        index = self.index
         for g in grams.tolist():
-            for name in self.index.get(g, ()):
+            for name in index.get(g, ()):
                 hits[name] += 1
         return sorted(hits.items())
 
