@@ -2,6 +2,7 @@
 shapes real scraped RTL has and our own sample never showed.
 
     .venv/bin/python bench/curate_realistic.py                       # this checkout
+    mkdir /tmp/before && git archive <commit> | tar -x -C /tmp/before        # a "before" checkout
     .venv/bin/python bench/curate_realistic.py --checkout /tmp/before --checkout .   # before / after
 
 Corpus (built in a temporary folder; the real rows are read from ../shared, never copied here):
