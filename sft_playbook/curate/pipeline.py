@@ -44,7 +44,7 @@ from ..io import replace_dir_atomic
 from .io import write_jsonl_atomic
 from .pii import RedactPII
 from .report import write_report
-from .sources import (BadLines, DownloadError, SourceError, data_files, download_hub, load_records,
+from .sources import (BadLines, DownloadError, SourceError, data_files, download_hub, licence_of, load_records,
                       read_source_specs, records_frame, to_jsonl_records)
 from .split import KeepBothViews, merge
 
@@ -156,7 +156,7 @@ def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]
             recs = load_records(spec, data_files(path, None), on_bad, bad)
             origin = "local"
         records += recs
-        origins.append({"name": spec["name"], "origin": origin, "rows": len(recs)})
+        origins.append({"name": spec["name"], "origin": origin, "rows": len(recs), **licence_of(spec)})
     if use_sample:
         sample = resolve(get(cfg, "sample_dir"))
         files = sorted(sample.glob("*.jsonl")) if sample.is_dir() else []
@@ -167,7 +167,8 @@ def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]
         spec = {**template, "name": get(cfg, "sample_name"), "levels": template.get("levels") or {}}
         recs = load_records(spec, files, on_bad, bad)
         records += recs
-        origins.append({"name": spec["name"], "origin": "offline sample " + str(get(cfg, "sample_dir")), "rows": len(recs)})
+        origins.append({"name": spec["name"], "origin": "offline sample " + str(get(cfg, "sample_dir")), "rows": len(recs),
+                        "license": str(get(cfg, "sample_license") or "unknown")})
     if bad.skipped:
         log.warning("skipped %d bad input line(s) (on_bad_line=skip), e.g. %s", bad.skipped, "; ".join(bad.examples[:3]))
     return records_frame(records, levels), origins, bad

@@ -50,6 +50,7 @@ from typing import Callable, Sequence
 
 from sft_playbook.verilog.sandbox import isolation, iverilog_available, iverilog_version
 
+from ..io import InputError, read_text
 from .extract import extract_code
 from .io import write_json_atomic, write_jsonl_atomic
 from .parallel import parallel_map
@@ -128,7 +129,7 @@ def load_problems(problems_dir: str | Path, ids: Sequence[str] | None = None) ->
         raise ProblemSetError(f"VerilogEval problem folder not found: {d} (download it: python evaluate.py download)")
     listing = d / "problems.txt"
     if listing.is_file():
-        all_ids = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip()]
+        all_ids = [ln.strip() for ln in read_text(listing).splitlines() if ln.strip()]
     else:
         all_ids = sorted(p.name[: -len("_prompt.txt")] for p in d.glob("*_prompt.txt"))
     if not all_ids:
@@ -146,8 +147,11 @@ def load_problems(problems_dir: str | Path, ids: Sequence[str] | None = None) ->
         for kind, path in files.items():
             if not path.is_file():
                 raise ProblemSetError(f"{listing if listing.is_file() else d}: problem {pid}: missing file {path.name}")
-        problems.append(Problem(pid, files["prompt.txt"].read_text(), files["ref.sv"].read_text(),
-                                files["test.sv"].read_text()))
+        try:
+            problems.append(Problem(pid, read_text(files["prompt.txt"]), read_text(files["ref.sv"]),
+                                    read_text(files["test.sv"])))
+        except InputError as exc:
+            raise ProblemSetError(str(exc)) from None
     return problems
 
 
