@@ -108,3 +108,11 @@ def test_stream_does_not_depend_on_the_batch_size():
     assert ids(a.items(0) + a.items(1)) == ids(b.items(0))
     assert ids(a.items_at(8, 30)) == ids(b.items_at(8, 30))
     assert a.epoch_at(a.items_per_epoch + 3) == pytest.approx(1 + 3 / a.items_per_epoch)
+
+
+def test_packing_when_no_two_samples_fit_together():
+    exs = fake_examples(24, (70, 120))
+    s = D.StepSchedule(exs, 42, 4, True, 128, "next_fit")
+    assert s.items_per_epoch == 24
+    for e in range(3):
+        assert sorted(x["id"] for p in s._epoch(e) for x in p) == sorted(x["id"] for x in exs)

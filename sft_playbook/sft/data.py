@@ -157,11 +157,12 @@ def pack_examples(examples: list[dict], seq_len: int, strategy: str = "next_fit"
     return packs
 
 
-def collate(items: list[list[dict]], pad_id: int, packed: bool):
+def collate(items: list[list[dict]], pad_id: int, packed: bool, additive_mask: bool = False):
     """items: a micro-batch; each item is a list of examples (one example unless packed).
 
     Returns input_ids, targets, position_ids and an attention mask: 2D padding mask when every
-    item is one example, 4D block-diagonal causal bool mask (True = may attend) when packed.
+    item is one example, 4D block-diagonal causal bool mask (True = may attend) when packed
+    (additive_mask: as float32 0 / -inf instead, what eager attention adds to its scores).
     """
     import torch
 
@@ -188,6 +189,8 @@ def collate(items: list[list[dict]], pad_id: int, packed: bool):
     causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
     same = segment[:, :, None] == segment[:, None, :]
     mask = (same & causal)[:, None, :, :]
+    if additive_mask:
+        mask = torch.zeros(mask.shape, dtype=torch.float32).masked_fill(~mask, torch.finfo(torch.float32).min)
     return {"input_ids": input_ids, "targets": targets, "position_ids": position_ids, "attention_mask": mask}
 
 
@@ -244,10 +247,11 @@ def epoch_items(examples: list[dict], seed: int, epoch: int, packed: bool, seq_l
 REPACK_TRIES = 16
 
 
-def packs_per_epoch(n_packed: int) -> int:
+def packs_per_epoch(n_packed: int, n_examples: int) -> int:
     """Packs in every epoch when epoch 0's shuffled packing made `n_packed`: 1 % more (at least one
-    more), so that almost every later shuffle packs into it; shorter packings are split up to it."""
-    return n_packed + max(1, -(-n_packed // 100))
+    more, at most one pack per example), so that almost every later shuffle packs into it; shorter
+    packings are split up to it."""
+    return min(n_examples, n_packed + max(1, -(-n_packed // 100)))
 
 
 class StepSchedule:
@@ -270,7 +274,7 @@ class StepSchedule:
         self.packed, self.seq_len, self.strategy = packed, seq_len, strategy
         self._epochs: dict[int, list[list[dict]]] = {}
         first = epoch_items(examples, seed, 0, packed, seq_len, strategy)
-        self.items_per_epoch = packs_per_epoch(len(first)) if packed else len(first)
+        self.items_per_epoch = packs_per_epoch(len(first), len(examples)) if packed else len(first)
         self._epoch0_packs = first
         if packed:
             self._epochs[0] = epoch_items(examples, seed, 0, packed, seq_len, strategy, self.items_per_epoch, first)

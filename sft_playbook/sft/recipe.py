@@ -24,7 +24,7 @@ from ..config import dump_config
 from ..paths import resolve
 from . import data as D
 from . import fast
-from .model import ModelError, load_model, load_tokenizer, prepare_model
+from .model import ModelError, attention_name, load_model, load_tokenizer, prepare_model
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +144,21 @@ class SFTRecipe:
                                                      task_type="CAUSAL_LM"))
         elif tcfg["method"] != "full":
             raise ValueError(f"train.method must be 'full' or 'lora', not {tcfg['method']!r}")
-        # Speed options (sft_playbook/sft/fast.py); each keeps the loss exact.
-        self.attention = tcfg.get("attention", "sdpa")
-        if self.attention not in ("sdpa", "varlen"):
-            raise ValueError(f"train.attention must be 'sdpa' or 'varlen', not {self.attention!r}")
-        if self.attention == "varlen":
+        # Speed options (sft_playbook/sft/fast.py); each keeps the loss exact or is refused / replaced.
+        # Attention: varlen where it computes what the model's own attention does, else what the
+        # model supports (transformers' pick at load: sdpa, or eager for e.g. Gemma-2).
+        wanted, self.attention = tcfg.get("attention", "sdpa"), attention_name(model)
+        if wanted not in ("sdpa", "varlen"):
+            raise ValueError(f"train.attention must be 'sdpa' or 'varlen', not {wanted!r}")
+        why = fast.varlen_unsupported(model, int(self.dcfg["max_seq_len"])) if wanted == "varlen" else None
+        if wanted == "varlen" and why is None:
             fast.use_varlen_attention(model)
+            self.attention = "varlen"
+        elif wanted != self.attention:
+            log.warning("train.attention=%s: not for %s (%s); running %s attention", wanted, type(model).__name__,
+                        why or "the model does not support it", self.attention)
+        log.info("attention: %s%s", self.attention,
+                 f" ({fast.varlen_backend(self.device.type)})" if self.attention == "varlen" else "")
         self.compiled = bool(tcfg.get("compile", False))
         model.to(self.device)
         self.raw_model = model
@@ -305,7 +314,8 @@ class SFTRecipe:
             # training rows get a fixed width under torch.compile, so the compiled layers see one shape
             pad_to = self.micro * int(self.dcfg["max_seq_len"]) if self.compiled and train else None
             return fast.collate_varlen(items, self.pad_id, pad_to)
-        return D.collate(items, self.pad_id, self.packed and train)
+        # eager attention adds the mask to the scores: it needs 0 / -inf, not True / False
+        return D.collate(items, self.pad_id, self.packed and train, additive_mask=self.attention == "eager")
 
     def validate(self) -> float:
         """Mean token loss over the validation split (every rank takes its share)."""
