@@ -387,7 +387,10 @@ class SFTRecipe:
             dist.barrier()
 
     def _save_hf(self, folder: Path, model_sd: dict) -> None:
-        """HF format: full model (safetensors) or, for LoRA, the adapter; plus the tokenizer."""
+        """HF format: full model (safetensors) or, for LoRA, the adapter; plus the tokenizer.
+        Tied weights (lm_head = embeddings) are written once, whatever mode gathered them."""
+        names = {n for n, _ in self.raw_model.named_parameters()} | {n for n, _ in self.raw_model.named_buffers()}
+        model_sd = {k: v for k, v in model_sd.items() if k in names}
         self.raw_model.save_pretrained(folder, state_dict=model_sd, safe_serialization=True)
         self.tokenizer.save_pretrained(folder)
 
