@@ -55,14 +55,14 @@ def test_fsdp2_stop_and_resume_match_one_process(sft_cfg, tmp_path):
 
 
 # ------------------------------------------- resume across parallel modes and process counts
-def _resume_chain(sft_cfg, tmp_path, legs, method="full"):
+def _resume_chain(sft_cfg, tmp_path, legs, method="full", leg_train=None):
     """Train max_steps in legs [(mode, stop_at)], each resuming the previous leg's checkpoint in
     another mode ("one" = a single process, "ddp" / "fsdp" = 2 processes); compare with one
     uninterrupted single-process run step by step, and the final weights."""
     cfg = copy.deepcopy(sft_cfg)
     cfg["train"].update(max_steps=legs[-1][1], eval_every=1, save_every=0, method=method)
     if method == "lora":
-        cfg["lora"].update(r=4, alpha=8, dropout=0.0, merge=False)
+        cfg["lora"].update(r=4, alpha=8, dropout=0.0, merge=False, target_modules=["q_proj", "v_proj", "lm_head"])
         cfg["train"]["lr"] = 1e-2
     ref = single(cfg)
     cfg["run_name"] = "chain"
@@ -70,6 +70,7 @@ def _resume_chain(sft_cfg, tmp_path, legs, method="full"):
         leg = copy.deepcopy(cfg)
         leg["resume"] = i > 0
         leg["train"]["stop_at_step"] = stop
+        leg["train"].update(leg_train or {})
         if mode == "one":
             got = single(leg)
         else:
@@ -99,4 +100,7 @@ def test_every_pair_of_modes_resumes_exactly(sft_cfg, tmp_path):
 
 @pytest.mark.slow
 def test_lora_resumes_across_modes(sft_cfg, tmp_path):
-    _resume_chain(sft_cfg, tmp_path, [("fsdp", 1), ("one", 2), ("ddp", 3), ("fsdp", 4)], method="lora")
+    """LoRA with an adapter on lm_head, trained through the chunked loss in every leg (the reference:
+    one process, full logits)."""
+    _resume_chain(sft_cfg, tmp_path, [("fsdp", 1), ("one", 2), ("ddp", 3), ("fsdp", 4)], method="lora",
+                  leg_train={"loss": "chunked", "loss_chunk_size": 32})

@@ -472,7 +472,9 @@ class SFTRecipe:
                 self._atomic_dir(self.out / "model", lambda d: self._save_hf(d, model_sd))
             _atomic_write(self.out / "train_summary.json", json.dumps({
                 "model_dir": str(self.model_dir), "trainable_params": self.n_trainable, "world_size": self.world,
-                "data": self.data_stats, "max_steps": int(self.tcfg["max_steps"])}, indent=2) + "\n")
+                "data": self.data_stats, "max_steps": int(self.tcfg["max_steps"]), "attention": self.attention,
+                "train_items_per_epoch": self.schedule.items_per_epoch, "train_items_consumed": self.consumed},
+                indent=2) + "\n")
             from .tracking import plot_metrics
 
             plot_metrics(self.out / "metrics.jsonl", self.out / "training.png",
