@@ -203,6 +203,7 @@ def test_resume_with_another_global_batch_continues_at_the_items_consumed(sft_cf
     assert [r["epoch"] for r in rows] == [round(c / ipe, 4) for c in consumed]
 
 
+@pytest.mark.slow
 def test_resume_with_another_micro_batch_matches_an_uninterrupted_run(sft_cfg):
     full = copy.deepcopy(sft_cfg)
     full["run_name"] = "full"
@@ -262,13 +263,28 @@ def test_resume_refuses_changes_it_cannot_follow_with_one_line(sft_cfg, tmp_path
     assert [r["step"] for r in metrics(cfg) if "train_loss" in r] == [1, 2, 3]
 
 
-def test_resume_keeps_the_new_optimizer_settings(sft_cfg, caplog):
-    """Loading the optimizer state must not bring back the checkpoint's betas / weight decay."""
+@pytest.mark.parametrize("legacy", [False, True])
+def test_resume_keeps_the_new_optimizer_settings(sft_cfg, tmp_path, caplog, legacy):
+    """Loading the optimizer state must not bring back the checkpoint's betas / weight decay.
+    legacy: a checkpoint of the first format (optimizer state by position, no stream position)."""
+    import torch
+
     from sft_playbook.sft.recipe import SFTRecipe
 
     cfg = copy.deepcopy(sft_cfg)
     cfg["train"].update(max_steps=3, stop_at_step=1, save_every=1, eval_every=3)
     assert main(copy.deepcopy(cfg), ["train"]) == 0
+    if legacy:
+        path = tmp_path / "results/tiny/checkpoints/step_000001/trainer_state.pt"
+        state = torch.load(path, weights_only=False)
+        osd = state["optimizer"]
+        index = {name: i for i, name in enumerate(p for g in osd["param_groups"] for p in g["params"])}
+        state["optimizer"] = {"state": {index[k]: v for k, v in osd["state"].items()},
+                              "param_groups": [{**g, "params": [index[p] for p in g["params"]]}
+                                               for g in osd["param_groups"]]}
+        for key in ("format", "consumed", "data"):
+            state.pop(key)
+        torch.save(state, path)
     cfg["resume"] = True
     cfg["train"].update(betas=[0.8, 0.99], weight_decay=0.1, lr=1e-3)
     r = SFTRecipe(cfg)
