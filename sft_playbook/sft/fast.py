@@ -496,8 +496,8 @@ def check_chunked_head(lm, n_tokens: int = 12, rtol: float = 1e-3) -> float:
     diff = float((full - mine).abs().max() / full.abs().max().clamp(min=1e-6)) if full.shape == mine.shape else 1.0
     if not diff <= rtol:
         known = ", ".join(d for d, _ in logit_transforms(base.config)) or "none"
-        raise ModelError(f"train.loss=chunked would not be exact for {type(base).__name__}: its forward's logits differ "
-                         f"from output layer + known logit transforms ({known}) by {diff:.2e} (relative); "
+        raise ModelError(f"train.loss=chunked would not be exact for {type(base).__name__}: its forward's logits "
+                         f"differ from output layer + known logit transforms ({known}) by {diff:.2e} (relative); "
                          "use train.loss=full")
     return diff
 
