@@ -128,7 +128,8 @@ class SFTRecipe:
         self.resume_state, self.resume_changes = None, {}
         if self.ckpt is not None:
             self.resume_state = torch.load(self.ckpt / "trainer_state.pt", map_location="cpu", weights_only=False)
-            self.resume_changes = check_resume_settings(self.resume_state.get("config") or {}, cfg, self.ckpt)
+            self.resume_changes = check_resume_settings(self.resume_state.get("config") or {}, cfg, self.ckpt,
+                                                        quiet=not self.is_main)
 
         # Model and tokenizer: fp32 master weights; bf16 only inside autocast.
         model_dir = prepare_model(cfg) if self.is_main or self.world == 1 else None
@@ -450,7 +451,7 @@ class SFTRecipe:
         step = int(state["step"])
         old_glob = int((old_cfg.get("train") or {}).get("global_batch_size") or self.tcfg["global_batch_size"])
         self.consumed = int(state.get("consumed", step * old_glob))
-        if "train.global_batch_size" in self.resume_changes:
+        if "train.global_batch_size" in self.resume_changes and self.is_main:
             log.warning("resume: train.global_batch_size changed from %s to %s: continuing at training item %d of "
                         "the stream (epoch %.4f), where the checkpoint stopped", old_glob,
                         self.tcfg["global_batch_size"], self.consumed, self.schedule.epoch_at(self.consumed))
@@ -546,10 +547,11 @@ RESUME_ADAPTS = {
 }
 
 
-def check_resume_settings(old: dict, new: dict, ckpt: Path) -> dict:
+def check_resume_settings(old: dict, new: dict, ckpt: Path, quiet: bool = False) -> dict:
     """Compare the checkpoint's settings with this run's. Raises ResumeError (one line: which key,
     from what to what, why) for a change resume cannot follow; logs how each other change is
-    followed. Returns {key: (old, new)} of the changes followed."""
+    followed (quiet: not logged, for ranks other than 0). Returns {key: (old, new)} of the changes
+    followed."""
     def flat(cfg):
         out = {k: cfg.get(k) for k in RESUME_TOP if k in cfg}
         for sec in RESUME_SECTIONS:
@@ -564,6 +566,8 @@ def check_resume_settings(old: dict, new: dict, ckpt: Path) -> dict:
     followed = {}
     for key in sorted(set(before) | set(now)):
         if key not in before:
+            if quiet:
+                continue
             log.warning("resume: %s is not in the settings of %s (an older version); assuming it did not change",
                         key, ckpt)
             continue
@@ -577,7 +581,7 @@ def check_resume_settings(old: dict, new: dict, ckpt: Path) -> dict:
         followed[key] = (a, b)
         if key != "train.global_batch_size":  # logged with the stream position in load_checkpoint
             level = logging.INFO if RESUME_ADAPTS[key] == "bookkeeping only" else logging.WARNING
-            log.log(level, "resume: %s changed from %r to %r: %s", key, a, b, RESUME_ADAPTS[key])
+            log.log(logging.DEBUG if quiet else level, "resume: %s changed from %r to %r: %s", key, a, b, RESUME_ADAPTS[key])
     return followed
 
 
