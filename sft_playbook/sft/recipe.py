@@ -581,7 +581,8 @@ def check_resume_settings(old: dict, new: dict, ckpt: Path, quiet: bool = False)
         followed[key] = (a, b)
         if key != "train.global_batch_size":  # logged with the stream position in load_checkpoint
             level = logging.INFO if RESUME_ADAPTS[key] == "bookkeeping only" else logging.WARNING
-            log.log(logging.DEBUG if quiet else level, "resume: %s changed from %r to %r: %s", key, a, b, RESUME_ADAPTS[key])
+            log.log(logging.DEBUG if quiet else level, "resume: %s changed from %r to %r: %s", key, a, b,
+                    RESUME_ADAPTS[key])
     return followed
 
 
