@@ -8,8 +8,9 @@
   appended; over-length rows truncated or dropped as configured and counted with their reason.
 - `make_batches(...)` / `collate(...)`: padded micro-batches, or packed ones in which every
   sample restarts its positions and sees only itself (4D block-diagonal causal mask).
-- `step_schedule(...)`: which items go into which optimizer step; a pure function of
-  (seed, step), so a resumed run sees exactly the data an uninterrupted one would.
+- `StepSchedule`: the stream of training items (every example once per epoch, packs reshuffled
+  and repacked each epoch) and which of them go into which optimizer step; a pure function of
+  (seed, stream position), so a resumed run sees exactly the data an uninterrupted one would.
 """
 from __future__ import annotations
 
@@ -156,11 +157,12 @@ def pack_examples(examples: list[dict], seq_len: int, strategy: str = "next_fit"
     return packs
 
 
-def collate(items: list[list[dict]], pad_id: int, packed: bool):
+def collate(items: list[list[dict]], pad_id: int, packed: bool, additive_mask: bool = False):
     """items: a micro-batch; each item is a list of examples (one example unless packed).
 
     Returns input_ids, targets, position_ids and an attention mask: 2D padding mask when every
-    item is one example, 4D block-diagonal causal bool mask (True = may attend) when packed.
+    item is one example, 4D block-diagonal causal bool mask (True = may attend) when packed
+    (additive_mask: as float32 0 / -inf instead, what eager attention adds to its scores).
     """
     import torch
 
@@ -187,22 +189,81 @@ def collate(items: list[list[dict]], pad_id: int, packed: bool):
     causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
     same = segment[:, :, None] == segment[:, None, :]
     mask = (same & causal)[:, None, :, :]
+    if additive_mask:
+        mask = torch.zeros(mask.shape, dtype=torch.float32).masked_fill(~mask, torch.finfo(torch.float32).min)
     return {"input_ids": input_ids, "targets": targets, "position_ids": position_ids, "attention_mask": mask}
 
 
-def epoch_items(examples: list[dict], seed: int, epoch: int, packed: bool, seq_len: int,
-                strategy: str = "next_fit") -> list[list[dict]]:
+def _shuffled(examples: list[dict], rng: random.Random) -> list[dict]:
     order = list(range(len(examples)))
-    random.Random(seed * 1_000_003 + epoch).shuffle(order)
-    shuffled = [examples[i] for i in order]
-    return pack_examples(shuffled, seq_len, strategy) if packed else [[ex] for ex in shuffled]
+    rng.shuffle(order)
+    return [examples[i] for i in order]
+
+
+def _split_to(packs: list[list[dict]], n_packs: int) -> list[list[dict]]:
+    """Split packs (the one holding most samples first) until there are n_packs of them."""
+    packs = [list(p) for p in packs]
+    while len(packs) < n_packs:
+        i = max(range(len(packs)), key=lambda j: len(packs[j]))
+        if len(packs[i]) < 2:
+            raise ValueError(f"cannot make {n_packs} packs out of {len(packs)} single samples")
+        half = len(packs[i]) // 2
+        packs[i:i + 1] = [packs[i][:half], packs[i][half:]]
+    return packs
+
+
+def epoch_items(examples: list[dict], seed: int, epoch: int, packed: bool, seq_len: int,
+                strategy: str = "next_fit", n_packs: int | None = None,
+                fallback: list[list[dict]] | None = None) -> list[list[dict]]:
+    """The items of one epoch, in training order: every example exactly once.
+
+    Unpacked: the examples in a seed- and epoch-determined random order, one per item.
+    Packed: the examples shuffled (seed, epoch), packed with `strategy`, and the packs shuffled
+    again (best_fit sorts inside its windows, so its packs come out longest first). With n_packs,
+    the epoch has exactly that many packs: a packing that comes out shorter has its packs holding
+    most samples split in two; one that comes out longer is drawn again from a new shuffle (up to
+    `REPACK_TRIES` times), else the samples are grouped as in `fallback` (epoch 0's packs).
+    """
+    rng = random.Random(seed * 1_000_003 + epoch)
+    if not packed:
+        return [[ex] for ex in _shuffled(examples, rng)]
+    packs = pack_examples(_shuffled(examples, rng), seq_len, strategy)
+    tries = 0
+    while n_packs is not None and len(packs) > n_packs and tries < REPACK_TRIES:
+        packs = pack_examples(_shuffled(examples, rng), seq_len, strategy)
+        tries += 1
+    if n_packs is not None and len(packs) > n_packs:
+        if fallback is None or len(fallback) > n_packs:
+            raise ValueError(f"epoch {epoch}: could not pack into {n_packs} packs")
+        log.warning("packing epoch %d: %d shuffles all gave more than %d packs; reusing epoch 0's grouping "
+                    "(in a new order)", epoch, REPACK_TRIES + 1, n_packs)
+        packs = fallback
+    if n_packs is not None:
+        packs = _split_to(packs, n_packs)
+    rng.shuffle(packs)
+    return packs
+
+
+REPACK_TRIES = 16
+
+
+def packs_per_epoch(n_packed: int, n_examples: int) -> int:
+    """Packs in every epoch when epoch 0's shuffled packing made `n_packed`: 1 % more (at least one
+    more, at most one pack per example), so that almost every later shuffle packs into it; shorter
+    packings are split up to it."""
+    return min(n_examples, n_packed + max(1, -(-n_packed // 100)))
 
 
 class StepSchedule:
-    """Items for optimizer step s: a fixed, seed-determined stream of items, epoch after epoch.
+    """A fixed, seed-determined stream of training items, epoch after epoch, and which of them
+    optimizer step s takes.
 
-    Step s takes items [s*G, (s+1)*G) of the stream (G = items per optimizer step over all ranks),
-    so the data of any step depends only on (seed, s), not on what ran before: resume-safe.
+    Every epoch holds every example exactly once and has the same number of items
+    (`items_per_epoch`: the examples, or the packs; see `epoch_items`), so stream position k is
+    item k % items_per_epoch of epoch k // items_per_epoch, whatever the packing drew. The stream
+    depends only on (examples, seed, packing), not on the batch size: a run that resumes with
+    another global batch continues at the number of items consumed (`items_at`).
+    `items(step)` = items [s*G, (s+1)*G) for a run that kept G items per step from step 0.
     """
 
     def __init__(self, examples: list[dict], seed: int, items_per_step: int, packed: bool, seq_len: int,
@@ -212,24 +273,39 @@ class StepSchedule:
         self.examples, self.seed, self.per_step = examples, seed, items_per_step
         self.packed, self.seq_len, self.strategy = packed, seq_len, strategy
         self._epochs: dict[int, list[list[dict]]] = {}
-        self.items_per_epoch = len(self._epoch(0))
+        first = epoch_items(examples, seed, 0, packed, seq_len, strategy)
+        self.items_per_epoch = packs_per_epoch(len(first), len(examples)) if packed else len(first)
+        self._epoch0_packs = first
+        if packed:
+            self._epochs[0] = epoch_items(examples, seed, 0, packed, seq_len, strategy, self.items_per_epoch, first)
+        else:
+            self._epochs[0] = first
 
     def _epoch(self, e: int) -> list[list[dict]]:
         if e not in self._epochs:
-            self._epochs[e] = epoch_items(self.examples, self.seed, e, self.packed, self.seq_len, self.strategy)
+            self._epochs[e] = epoch_items(self.examples, self.seed, e, self.packed, self.seq_len, self.strategy,
+                                          self.items_per_epoch if self.packed else None, self._epoch0_packs)
+            if len(self._epochs) > 4:  # keep a few epochs (resume and eval look back at most one)
+                self._epochs.pop(min(k for k in self._epochs if k != e))
         return self._epochs[e]
 
-    def items(self, step: int) -> list[list[dict]]:
+    def items_at(self, position: int, count: int) -> list[list[dict]]:
+        """Stream items [position, position + count)."""
         out = []
-        start = step * self.per_step
-        for k in range(start, start + self.per_step):
+        for k in range(position, position + count):
             e, i = divmod(k, self.items_per_epoch)
-            epoch = self._epoch(e)
-            out.append(epoch[i % len(epoch)])
+            out.append(self._epoch(e)[i])
         return out
 
+    def items(self, step: int) -> list[list[dict]]:
+        return self.items_at(step * self.per_step, self.per_step)
+
+    def epoch_at(self, position: int) -> float:
+        """Epochs done after `position` stream items (2.5 = half way through the third epoch)."""
+        return position / self.items_per_epoch
+
     def epoch_of(self, step: int) -> float:
-        return step * self.per_step / self.items_per_epoch
+        return self.epoch_at(step * self.per_step)
 
 
 def eval_batches(examples: list[dict], micro_batch_size: int) -> list[list[list[dict]]]:
