@@ -172,13 +172,21 @@ def device(a) -> int:
         print(name, json.dumps(run), flush=True)
         shutil.rmtree(run_dir / "model", ignore_errors=True)  # weights stay on the device
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        _bundle(summary, t_start, results, out)  # after every run: a killed job still returns what ran
+    _bundle(summary, t_start, results, out)
+    print(json.dumps(summary, indent=1), flush=True)
+    return 0
+
+
+def _bundle(summary: dict, t_start: float, results: Path, out: Path) -> None:
     summary["total_s"] = round(time.time() - t_start, 1)
     (results / "real_job_device.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "real_job_device.json").write_text(json.dumps(summary, indent=2) + "\n")
-    with tarfile.open(out / "real_job.tar.gz", "w:gz") as tar:
-        tar.add(results, arcname="results", filter=lambda ti: None if ti.name.endswith((".safetensors", ".pt")) else ti)
-    print(json.dumps(summary, indent=1), flush=True)
-    return 0
+    tmp = out / "real_job.tar.gz.tmp"
+    with tarfile.open(tmp, "w:gz") as tar:
+        tar.add(results, arcname="results",
+                filter=lambda ti: None if ti.name.endswith((".safetensors", ".pt", ".tmp")) else ti)
+    os.replace(tmp, out / "real_job.tar.gz")
 
 
 def judge(a) -> int:
