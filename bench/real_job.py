@@ -69,37 +69,51 @@ def steps_for(cfg: dict, epochs: float) -> tuple[int, int]:
     return max(1, math.ceil(epochs * items / int(cfg["train"]["global_batch_size"]))), items
 
 
-def generate_all(cfg: dict, which: str, run_dir: Path) -> dict:
-    """Held-out predictions in each prompt form and the VerilogEval answers, one model load."""
+def generate_all(cfg: dict, which: str, run_dir: Path, forms=EVAL_FORMS) -> dict:
+    """Held-out predictions in each prompt form and the VerilogEval answers: one model load and ONE
+    batched `generate` over all prompts (decoding here is bound by per-step overhead, not by the
+    batch, so one batch of ~330 prompts costs about what one of 87 does). Every prompt's ids come
+    from `data.prompt_ids`, as in training; the VerilogEval prompts with the runner's system message
+    in the chat system slot (`report.verilogeval_generate_fn`'s rule)."""
     import torch
 
+    from sft_playbook.evaluate.verilogeval import SYSTEM_PROMPT, build_prompt, load_problems
     from sft_playbook.io import write_jsonl_atomic
     from sft_playbook.paths import resolve
     from sft_playbook.sft import data as D
-    from sft_playbook.sft.predict import load_for_inference, predict_rows
-    from sft_playbook.sft.report import verilogeval_generate_fn
-    from sft_playbook.evaluate.verilogeval import build_prompt, load_problems
+    from sft_playbook.sft.predict import generate, load_for_inference
 
-    times = {}
-    model, tok = load_for_inference(cfg, which)
-    rows = D.read_split(resolve(cfg["data_dir"]), cfg["level"], "test")
-    for form in EVAL_FORMS:
-        t0 = time.time()
-        c = dict(cfg, predict=dict(cfg["predict"], prompt_form=form))
-        write_jsonl_atomic(run_dir / f"predictions_{form}.jsonl", predict_rows(model, tok, rows, c, which))
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times[f"heldout_{form}_s"] = round(time.time() - t0, 1)
     t0 = time.time()
-    vcfg = cfg["evaluate"]["verilogeval"]
-    probs = load_problems(resolve(vcfg["problems_dir"]))
-    generate_fn, include_system = verilogeval_generate_fn(model, tok, cfg)
-    prompts = [build_prompt(p.prompt, shots=0, include_system=include_system) for p in probs]
-    answers = generate_fn(prompts, 1)
-    write_jsonl_atomic(run_dir / "verilogeval_answers.jsonl",
-                       [{"problem": p.id, "model": which, "answers": a, "prompt": q}
-                        for p, a, q in zip(probs, answers, prompts)])
-    times["verilogeval_s"] = round(time.time() - t0, 1)
+    model, tok = load_for_inference(cfg, which)
+    dcfg = cfg["data"]
+    rows = D.read_split(resolve(cfg["data_dir"]), cfg["level"], "test")
+    tasks = []  # (kind, key, input text, ids)
+    for form in forms:
+        for r in rows:
+            text = D.form_input(r, form) or D.form_input(r, "header")
+            tasks.append((form, r, text, D.prompt_ids(tok, text, dcfg)))
+    chat = D.uses_chat_template(tok, dcfg)
+    probs = load_problems(resolve(cfg["evaluate"]["verilogeval"]["problems_dir"]))
+    for p in probs:
+        q = build_prompt(p.prompt, shots=0, include_system=not chat)
+        tasks.append(("verilogeval", p, q, D.prompt_ids(tok, q, dcfg, SYSTEM_PROMPT if chat else "")))
+    # longest prompts first, so the left padding of the one batch is as small as it can be
+    order = sorted(range(len(tasks)), key=lambda i: -len(tasks[i][3]))
+    pcfg = dict(cfg["predict"], batch_size=len(tasks))
+    texts = [None] * len(tasks)
+    for i, (t,) in zip(order, generate(model, tok, [tasks[i][3] for i in order], pcfg)):
+        texts[i] = t
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    times = {"generate_prompts": len(tasks), "generate_only_s": round(time.time() - t0, 1)}
+    for form in forms:
+        write_jsonl_atomic(run_dir / f"predictions_{form}.jsonl", [
+            {"id": r["id"], "input": text, "reference": r["output"], "prediction": out, "model": which,
+             "sample": 0, "prompt_form": form}
+            for (kind, r, text, _), out in zip(tasks, texts) if kind == form])
+    write_jsonl_atomic(run_dir / "verilogeval_answers.jsonl", [
+        {"problem": p.id, "model": which, "answers": [out], "prompt": q}
+        for (kind, p, q, _), out in zip(tasks, texts) if kind == "verilogeval"])
     return times
 
 
@@ -109,7 +123,8 @@ def device(a) -> int:
     results = work / "results"
     results.mkdir(parents=True, exist_ok=True)
     logf = out / "real_job_device.log"
-    common = [f"model={Path(a.model).resolve()}", f"model_cache={work / 'cache'}",
+    model = str(Path(a.model).resolve()) if Path(a.model).exists() else a.model  # a path, or smollm2-135m / a hub id
+    common = [f"model={model}", f"model_cache={work / 'cache'}",
               f"data_dir={Path(a.data).resolve()}", f"output_dir={results}", "wandb.enabled=false",
               f"evaluate.verilogeval.problems_dir={Path(a.problems).resolve()}", *a.extra]
     t_start = time.time()
@@ -164,7 +179,7 @@ def device(a) -> int:
                 continue
         t0 = time.time()
         try:
-            run.update(generate_all(cfg, "finetuned" if epochs else "base", run_dir))
+            run.update(generate_all(cfg, "finetuned" if epochs else "base", run_dir, a.eval_forms.split(",")))
         except Exception as exc:  # noqa: BLE001 - keep what the other runs produced
             run["generate_error"] = f"{type(exc).__name__}: {exc}"
         run["generate_s"] = round(time.time() - t0, 1)
@@ -246,12 +261,13 @@ def main() -> int:
     sub = ap.add_subparsers(dest="stage", required=True)
     d = sub.add_parser("device")
     d.add_argument("--data", required=True, help="curated data dir (<level>/{train,validation,test}.jsonl)")
-    d.add_argument("--model", required=True, help="the GGUF file or a HF model folder")
+    d.add_argument("--model", default="smollm2-135m", help="the GGUF file, a HF model folder, smollm2-135m or a hub id")
     d.add_argument("--problems", required=True, help="VerilogEval v2 spec-to-rtl folder")
     d.add_argument("--out", required=True)
     d.add_argument("--work", default="/tmp/real_job")
-    d.add_argument("--plan", default="base,forms-3ep,header-3ep,header-9ep")
+    d.add_argument("--plan", default="base,forms-3ep,header-3ep,header-9ep", help=f"runs, of: {', '.join(PLANS)}")
     d.add_argument("--budget-s", type=float, default=480.0, help="start no new run after this many seconds")
+    d.add_argument("--eval-forms", default=",".join(EVAL_FORMS), help="prompt forms of the held-out generation")
     d.add_argument("--extra", nargs="*", default=[], help="more key=value overrides for every run")
     j = sub.add_parser("judge")
     j.add_argument("--tar", required=True)

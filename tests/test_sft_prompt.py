@@ -193,3 +193,27 @@ def test_encode_rows_counts_examples_per_form(smollm2_tokenizer_dir):
     # the answer (targets) is the same full module whatever the form
     sup = {e["id"]: [t for t in e["targets"] if t != D.IGNORE] for e in enc.examples}
     assert sup["a"] == sup["a#description"]
+
+
+def test_static_kv_cache_gives_the_same_greedy_answers(tiny_llama_dir):
+    """predict.cache_implementation=static (fixed-size cache; compiled decoding on CUDA) changes the
+    speed, not the answers: the same greedy texts as the dynamic cache, left padding included."""
+    from sft_playbook.config import load_yaml
+    from sft_playbook.paths import REPO_ROOT
+
+    cfg = load_yaml(REPO_ROOT / "configs/sft.yaml")
+    tok, model = load_tokenizer(tiny_llama_dir), load_model(tiny_llama_dir)
+    ids = [D.prompt_ids(tok, D.form_input(r, f), cfg["data"]) for r in ROWS for f in ("header", "description")]
+    pcfg = dict(cfg["predict"], max_new_tokens=6, batch_size=4, stop=[])
+    seqs, orig = [], model.generate
+
+    def spy(**kw):
+        out = orig(**kw)
+        seqs.append(out[:, kw["input_ids"].shape[1]:].tolist())
+        return out
+
+    model.generate = spy
+    dynamic = P.generate(model, tok, ids, pcfg)
+    static = P.generate(model, tok, ids, dict(pcfg, cache_implementation="static"))
+    assert static == dynamic
+    assert seqs[0] == seqs[1] and len(seqs[0]) == 4 and all(len(s) == 6 for s in seqs[0])

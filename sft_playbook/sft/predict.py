@@ -55,6 +55,9 @@ def generate(model, tokenizer, prompts: list[list[int]] | list[str], pcfg: dict,
         gen_kwargs.update(temperature=float(pcfg["temperature"]), top_p=float(pcfg["top_p"]))
     if stops:
         gen_kwargs.update(stop_strings=stops, tokenizer=tokenizer)
+    if pcfg.get("cache_implementation"):
+        # "static": a fixed-size KV cache; on CUDA transformers then compiles the decoding step
+        gen_kwargs["cache_implementation"] = pcfg["cache_implementation"]
     model.eval()
     for i in range(0, len(prompts), bs):
         chunk = [list(p) for p in prompts[i:i + bs]]
