@@ -107,7 +107,8 @@ def main() -> int:
         cuda_table = prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=18, max_name_column_width=60)
         cpu_table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=18, max_name_column_width=60)
         ka = prof.key_averages()
-        cuda_total = sum(e.self_device_time_total for e in ka) / 1e3 / a.active
+        # kernels only: the ProfilerStep* rows span whole steps and are not device work
+        cuda_total = sum(e.self_device_time_total for e in ka if not e.key.startswith("ProfilerStep")) / 1e3 / a.active
         (out / f"profile_{name}.txt").write_text(f"# {name}: {cfg_file} + {over}\n\n## by self CUDA time\n{cuda_table}\n\n"
                                                  f"## by self CPU time\n{cpu_table}\n")
         s = {"overrides": over, "median_step_s": med, "first_step_s": steps[0]["step_s"],

@@ -217,3 +217,38 @@ def test_static_kv_cache_gives_the_same_greedy_answers(tiny_llama_dir):
     static = P.generate(model, tok, ids, dict(pcfg, cache_implementation="static"))
     assert static == dynamic
     assert seqs[0] == seqs[1] and len(seqs[0]) == 4 and all(len(s) == 6 for s in seqs[0])
+
+
+# --------------------------------------------------------- VerilogEval: generate here, judge there
+
+def test_verilogeval_answers_then_judge_elsewhere(tiny_llama_dir, tmp_path, monkeypatch):
+    """The generation half writes one row per problem without a simulator; the judging half scores
+    the file with the runner itself: a right answer passes, a wrong one and a silent one do not."""
+    from sft_playbook.config import load_yaml
+    from sft_playbook.paths import REPO_ROOT
+    from sft_playbook.sft import report as R
+    from sft_playbook.verilog.sandbox import iverilog_available
+
+    problems = REPO_ROOT / "tests/fixtures/verilog_eval/problems"
+    cfg = load_yaml(REPO_ROOT / "configs/sft.yaml")
+    cfg.update(model=str(tiny_llama_dir), model_cache=str(tmp_path / "cache"))
+    cfg["evaluate"]["verilogeval"].update(problems_dir=str(problems), n_samples=1, shots=0)
+    cfg["predict"].update(max_new_tokens=2, batch_size=4)
+    monkeypatch.setattr("sft_playbook.sft.predict.prepare_model", lambda c: tiny_llama_dir)
+    path = R.verilogeval_answers(cfg, "base", tmp_path / "answers.jsonl")
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [r["problem"] for r in rows] == ["Prob901_counter4", "Prob902_mux2"]
+    assert all(len(r["answers"]) == 1 and "Question:" in r["prompt"] for r in rows)
+    # a chat model: the system sentence went to the chat system slot, not into the question
+    assert all("You are a Verilog RTL designer" not in r["prompt"] for r in rows)
+    if not iverilog_available():
+        pytest.skip("iverilog is not installed: the judging half needs it")
+    mux = ("module TopModule(input [7:0] a, input [7:0] b, input sel, output [7:0] out);\n"
+           "  assign out = sel ? b : a;\nendmodule")
+    rows[0]["answers"] = ["module TopModule(input clk); endmodule"]  # wrong ports: fails
+    rows[1]["answers"] = [f"[BEGIN]\n{mux}\n[DONE]"]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = R.judge_verilogeval_answers(path, problems, tmp_path / "judged", workers=1, progress=False)
+    assert summary["problems"] == 2 and summary["passed_problems"] == 1
+    assert summary["pass_at_k"]["pass@1"] == 0.5
+    assert (tmp_path / "judged" / "verilogeval_samples.jsonl").is_file()
