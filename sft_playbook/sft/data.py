@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,20 +67,124 @@ def uses_chat_template(tokenizer, data_cfg: dict) -> bool:
     return data_cfg["prompt_template"] == "chat" and bool(getattr(tokenizer, "chat_template", None))
 
 
-def build_prompt(tokenizer, text: str, data_cfg: dict) -> str:
-    """The prompt text for one description (everything before the output the model must write)."""
+def build_prompt(tokenizer, text: str, data_cfg: dict, system: str | None = None) -> str:
+    """The prompt text for one description (everything before the output the model must write).
+
+    system: the system message (chat templates; default `data.system_prompt`). A plain template has
+    no system slot: a given system text is put before the instruction, separated by a blank line."""
+    system = data_cfg.get("system_prompt") if system is None else system
     if uses_chat_template(tokenizer, data_cfg):
         messages = [{"role": "user", "content": text}]
-        if data_cfg.get("system_prompt"):
-            messages.insert(0, {"role": "system", "content": data_cfg["system_prompt"]})
+        if system:
+            messages.insert(0, {"role": "system", "content": system})
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return data_cfg["plain_template"].format(input=text)
+    return data_cfg["plain_template"].format(input=f"{system}\n\n{text}" if system else text)
 
 
-def prompt_ids(tokenizer, text: str, data_cfg: dict) -> list[int]:
-    prompt = build_prompt(tokenizer, text, data_cfg)
-    # A chat template already holds its special tokens; a plain prompt gets the tokenizer's BOS if any.
+def prompt_ids(tokenizer, text: str, data_cfg: dict, system: str | None = None) -> list[int]:
+    """THE token ids of a prompt, for training (`encode_rows`) and generation (`predict`, the
+    VerilogEval runner) alike: the same function, so the model sees at generation exactly the
+    tokens it was trained on. A chat template's text already holds its special tokens (no extra
+    BOS); a plain prompt gets what the tokenizer adds itself (e.g. Llama's BOS)."""
+    prompt = build_prompt(tokenizer, text, data_cfg, system)
     return tokenizer(prompt, add_special_tokens=not uses_chat_template(tokenizer, data_cfg))["input_ids"]
+
+
+def text_ids(tokenizer, prompt: str) -> list[int]:
+    """Ids of an already built prompt text (for callers that hold only the text): the tokenizer's own
+    special tokens (e.g. a plain prompt's BOS) are added unless the text already starts with the BOS
+    token's text, as a rendered chat template does. Same ids as `prompt_ids` for the text it builds
+    with SmolLM2-, Llama- and CodeLlama-style tokenizers; `prompt_ids` is the route to prefer."""
+    bos = getattr(tokenizer, "bos_token", None)
+    return tokenizer(prompt, add_special_tokens=not (bos and prompt.startswith(bos)))["input_ids"]
+
+
+# ----------------------------------------------------------------------------- prompt forms
+# A curated row's input is "<description>\n\nModule header:\n<header>" and its output the whole module.
+# Trained on that form alone, a model learns to copy a header it is given; benchmarks and users ask
+# in other forms (a port list in prose and a module name; a description alone). `data.prompt_forms`
+# lists the forms each training row is shown in (one example per form, the answer always the full
+# module, plain, as `evaluate.extract` reads it):
+#   header       the curated input: description + "Module header:" + header (wrapper residue removed)
+#   ports        "Write a Verilog module named N with these ports ..." + a port list + description
+#   description  the description alone (the model writes the header too)
+PROMPT_FORMS = ("header", "ports", "description")
+HEADER_MARK = "Module header:"
+_WRAPPER_RE = re.compile(r"<<\s*/?\s*SYS\s*>>|\[/?INST\]|</?s>")
+
+
+def split_input(text: str) -> tuple[str, str | None]:
+    """(description, header or None) of a curated input; wrapper residue (<<SYS>>, [INST], <s>) removed."""
+    desc, mark, header = text.rpartition(HEADER_MARK)
+    if not mark:
+        desc, header = text, None
+    desc = _WRAPPER_RE.sub("", desc).strip()  # text layout (tables, aligned lists) is kept as written
+    return desc, (header.strip() or None) if header is not None else None
+
+
+def _width(rng: str) -> str:
+    """'[7:0]' -> '8 bits'; '[W-1:0]' -> 'W bits'; anything else as written."""
+    m = re.fullmatch(r"\[\s*(\d+)\s*:\s*(\d+)\s*\]", rng)
+    if m:
+        return f"{abs(int(m.group(1)) - int(m.group(2))) + 1} bits"
+    m = re.fullmatch(r"\[\s*\(?\s*([A-Za-z_]\w*)\s*\)?\s*-\s*1\s*:\s*0\s*\]", rng)
+    if m:
+        return f"{m.group(1)} bits"
+    return f"bits {rng}"
+
+
+def ports_prompt(description: str, header: str, code: str) -> str | None:
+    """The 'ports' form: module name, parameters and a port list in prose, then the description.
+    None when the module's ports cannot be read (see `evaluate.vparse`)."""
+    from ..evaluate.vparse import parse_modules
+
+    name_m = re.search(r"(?<![\w$`])module\s+([A-Za-z_]\w*)", header)
+    if not name_m:
+        return None
+    mods = [m for m in parse_modules(code) if m.name == name_m.group(1)]
+    if not mods or not mods[0].ports or mods[0].unsupported:
+        return None
+    mod = mods[0]
+    lines = [f"Write a Verilog module named {mod.name} with the following ports (one bit unless a width is given)."]
+    if mod.params:
+        lines.append("Parameters: " + ", ".join(f"{n} = {v}" if v else n for n, v in mod.params) + ".")
+    lines.append("")
+    for p in mod.ports:
+        width = f" ({'signed, ' if p.signed else ''}{_width(p.range)})" if p.range else (" (signed)" if p.signed else "")
+        lines.append(f" - {p.direction:<6} {p.name}{width}")
+    return "\n".join(lines) + "\n\n" + description
+
+
+def form_input(row: dict, form: str) -> str | None:
+    """The input text of `row` in prompt form `form`, or None when the row cannot take that form."""
+    if form not in PROMPT_FORMS:
+        raise DataError(f"data.prompt_forms: unknown form {form!r} (known: {', '.join(PROMPT_FORMS)})")
+    desc, header = split_input(row["input"])
+    if form == "header":
+        return f"{desc}\n\n{HEADER_MARK}\n{header}" if header else row["input"]
+    if not desc:
+        return None
+    if form == "description":
+        return desc
+    return ports_prompt(desc, header, row["output"]) if header else None
+
+
+def expand_forms(rows: list[dict], forms) -> tuple[list[dict], Counter]:
+    """Each row once per form in `forms` (ids `<id>` for 'header', `<id>#<form>` otherwise).
+    A row that cannot take a form is counted under `no_<form>_form` and shown in its other forms."""
+    forms = list(forms or ["header"])
+    if not forms:
+        raise DataError("data.prompt_forms is empty: list at least one of " + ", ".join(PROMPT_FORMS))
+    out, stats = [], Counter()
+    for row in rows:
+        for form in forms:
+            text = form_input(row, form)
+            if text is None:
+                stats[f"no_{form}_form"] += 1
+                continue
+            stats[f"form_{form}"] += 1
+            out.append(dict(row, input=text, id=row["id"] if form == "header" else f"{row['id']}#{form}"))
+    return out, stats
 
 
 @dataclass
@@ -97,6 +202,9 @@ def encode_rows(rows: list[dict], tokenizer, data_cfg: dict, max_len: int) -> En
     if eos is None:
         raise DataError("the tokenizer has no EOS token; set one in the model folder's tokenizer config")
     out = Encoded(examples=[])
+    n_rows = len(rows)
+    rows, form_stats = expand_forms(rows, data_cfg.get("prompt_forms") or ["header"])
+    out.stats.update(form_stats)
     for row in rows:
         p = prompt_ids(tokenizer, row["input"], data_cfg)
         c = tokenizer(row["output"], add_special_tokens=False)["input_ids"] + [eos]
@@ -112,7 +220,8 @@ def encode_rows(rows: list[dict], tokenizer, data_cfg: dict, max_len: int) -> En
         targets = labels[1:] + [IGNORE]
         out.examples.append({"id": row["id"], "input_ids": ids, "targets": targets})
         out.stats["kept"] += 1
-    out.stats["rows"] = len(rows)
+    out.stats["rows"] = n_rows
+    out.stats["examples"] = len(rows)
     return out
 
 
