@@ -36,11 +36,13 @@ With ``out_dir``, writes ``verilog_results.jsonl`` (one row per prediction, in i
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, field, replace as dc_replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -53,37 +55,105 @@ from .parallel import parallel_map
 from .simulate import (COMPILE_ERROR, EXTRACTION_FAILURE, FORBIDDEN, MISMATCH, PASS, REFERENCE_ERROR,
                        RUNTIME_ERROR, STATUSES, TIMEOUT, UNSUPPORTED, classify_compile_error, compile_and_run,
                        first_error_line, forbidden_constructs, new_nonce)
-from .vparse import parse_modules, top_module
+from .vparse import Module, parse_modules, top_module
 
 log = logging.getLogger(__name__)
 
 FLAGS = ("-g2012",)
-_ref_cache: dict[str, tuple[bool, str]] = {}
+_ref_cache: dict[str, "RefCheck"] = {}
 _ref_lock = threading.Lock()
 
 
-def _reference_compiles(code: str) -> tuple[bool, str]:
-    key = hashlib.sha256(code.encode()).hexdigest()
+@dataclass
+class RefCheck:
+    """What running the reference against a copy of itself said: `status` None (usable) or
+    REFERENCE_ERROR / UNSUPPORTED with a reason; `cycles`: the run length the candidates get."""
+    status: str | None
+    error_class: str = ""
+    error: str = ""
+    cycles: int = 0
+    coverage: dict = field(default_factory=dict)   # output -> "bits that took both values/width"
+
+
+def _compile_alone(code: str, top: str | None, timeout_s: float):
+    """Compile one design as its own unit (common default timescale, no directive leaks)."""
+    return compile_check(difftb.wrap_unit(code), flags=FLAGS, timeout_s=timeout_s,
+                         top=top if top and not top.startswith("\\") else None)
+
+
+def _verdict(run, nonce: str):
+    return re.findall(rf"^SFTPB_{nonce} RESULT mismatches=(\d+) samples=(\d+) first=(-?\d+)\s*$", run.output, re.M)
+
+
+def check_reference(reference: str, ref_mods: list[Module], ref_top: Module, *, timeout_s: float, cycles: int,
+                    max_cycles: int, seed: int, reset_cycles: int, reset_prob: float, reset_pulses: int) -> RefCheck:
+    """Is the reference usable as a judge, and how long must the run be? (cached per reference
+    and settings). The reference must compile on its own, have ports the testbench can drive,
+    use no file-reading system tasks, and simulate to a verdict against a renamed copy of itself
+    with zero mismatches; a copy that disagrees means the reference is nondeterministic
+    ($random, $time, races): UNSUPPORTED. Rare events: while some output bit of the reference
+    never took both values, the run is made 4x longer, up to `max_cycles`."""
+    key = hashlib.sha256(json.dumps([reference, ref_top.name, timeout_s, cycles, max_cycles, seed, reset_cycles,
+                                     reset_prob, reset_pulses]).encode()).hexdigest()
     with _ref_lock:
         if key in _ref_cache:
             return _ref_cache[key]
-    res = compile_check(code, flags=FLAGS)
-    val = (res.ok, first_error_line(res.stdout + res.stderr))
+    res = _check_reference(reference, ref_mods, ref_top, timeout_s=timeout_s, cycles=cycles, max_cycles=max_cycles,
+                           seed=seed, reset_cycles=reset_cycles, reset_prob=reset_prob, reset_pulses=reset_pulses)
     with _ref_lock:
-        _ref_cache[key] = val
-    return val
+        _ref_cache[key] = res
+    return res
+
+
+def _check_reference(reference, ref_mods, ref_top, *, timeout_s, cycles, max_cycles, seed, reset_cycles,
+                     reset_prob, reset_pulses) -> RefCheck:
+    comp = _compile_alone(reference, ref_top.name, timeout_s)
+    if not comp.ok:
+        return RefCheck(REFERENCE_ERROR, "reference does not compile" if not comp.timed_out else "reference compile timeout",
+                        first_error_line(comp.stdout + comp.stderr))
+    if ref_top.unsupported or not any(p.direction == "output" for p in ref_top.ports):
+        return RefCheck(UNSUPPORTED, "; ".join(ref_top.unsupported) or "reference has no outputs")
+    bad = forbidden_constructs(reference)
+    if bad:
+        return RefCheck(UNSUPPORTED, "reference uses " + ",".join(bad))
+    names = [m.name for m in ref_mods]
+    roles = difftb.classify(ref_top, reference)
+    n = max(1, int(cycles))
+    while True:
+        nonce = new_nonce()
+        copy_suffix = f"__cpy_{nonce}"
+        copy = difftb.rename_modules(reference, names, copy_suffix)
+        tb = difftb.build(reference, ref_top, names, copy, dc_replace(ref_top, name=ref_top.name + copy_suffix),
+                          nonce=nonce, cycles=n, seed=seed, reset_cycles=reset_cycles, reset_prob=reset_prob,
+                          reset_pulses=reset_pulses, roles=roles, coverage=True)
+        run = compile_and_run(tb.files, tb.top, flags=FLAGS, timeout_s=timeout_s)
+        if run.stage == "compile":
+            return RefCheck(REFERENCE_ERROR, "reference testbench does not compile", first_error_line(run.output))
+        if run.timed_out:
+            return RefCheck(REFERENCE_ERROR, "reference simulation timeout", f"{n} cycles")
+        res = _verdict(run, nonce)
+        if not res or int(res[-1][1]) != tb.expected_samples:
+            return RefCheck(REFERENCE_ERROR, "reference simulation gives no verdict", f"returncode {run.returncode}")
+        if int(res[-1][0]):
+            fm = re.search(rf"^SFTPB_{nonce} FIRST (.*)$", run.output, re.M)
+            return RefCheck(UNSUPPORTED, "reference is nondeterministic (two copies disagree under the same stimulus)",
+                            fm.group(1) if fm else "")
+        cover = {o: (int(b), int(w)) for o, b, w in
+                 re.findall(rf"^SFTPB_{nonce} COVER (\S+) both=(\d+) width=(\d+)", run.output, re.M)}
+        if all(b >= w for b, w in cover.values()) or n * 4 > max_cycles:
+            return RefCheck(None, cycles=n, coverage={o: f"{b}/{w}" for o, (b, w) in cover.items()})
+        n *= 4
 
 
 def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 200, seed: int = 1,
-                 reset_cycles: int = 2, reset_prob: float = 0.0) -> dict[str, Any]:
-    """The result for one prediction row (see the module docstring)."""
+                 reset_cycles: int = 2, reset_prob: float = 0.0, reset_pulses: int = 4,
+                 max_cycles: int | None = None) -> dict[str, Any]:
+    """The result for one prediction row (see the module docstring). `max_cycles` (default
+    16 x cycles) bounds the longer runs given to references with rare events."""
     rid = row.get("id")
     reference = row.get("reference") or row.get("output") or ""
     prediction = row.get("prediction")
     out: dict[str, Any] = {"id": rid, "status": None, "compiled": False}
-    if not isinstance(prediction, str):
-        out.update(status=EXTRACTION_FAILURE, error_class="no prediction field", extraction="none", code="")
-        return out
     ref_mods = parse_modules(reference)
     if not ref_mods:  # MG-Verilog style: the reference is a module body; its header is in the input
         ref_ex = extract_code(reference, input_text=row.get("input"))
@@ -92,36 +162,45 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
             ref_mods = parse_modules(reference)
             out["reference_header"] = "from_input"
     ref_top = top_module(ref_mods)
+    ref = None
+    if ref_top is None:
+        ref = RefCheck(REFERENCE_ERROR, "no module in the reference")
+    else:
+        ref = check_reference(reference, ref_mods, ref_top, timeout_s=timeout_s, cycles=cycles,
+                              max_cycles=int(max_cycles or 16 * cycles), seed=seed, reset_cycles=reset_cycles,
+                              reset_prob=reset_prob, reset_pulses=reset_pulses)
+
+    def blame_reference() -> dict[str, Any]:  # not the candidate's fault: reported, not counted
+        out.update(status=ref.status, error_class=ref.error_class)
+        if ref.error:
+            out["error"] = ref.error
+        return out
+
+    if not isinstance(prediction, str):
+        out.update(status=EXTRACTION_FAILURE, error_class="no prediction field", extraction="none", code="")
+        return blame_reference() if ref.status else out
     ex = extract_code(prediction, expected_module=ref_top.name if ref_top else None,
                       input_text=row.get("input"), reference=reference)
     out.update(extraction=ex.method, code=ex.code)
     if not ex.ok:
         out.update(status=EXTRACTION_FAILURE, error_class=ex.reason)
-        return out
+        return blame_reference() if ref.status else out
     bad = forbidden_constructs(ex.code)
     if bad:
         out.update(status=FORBIDDEN, error_class="forbidden:" + ",".join(bad))
-        return out
+        return blame_reference() if ref.status else out
+    cand_top = top_module(parse_modules(ex.code), prefer=ref_top.name if ref_top else None, reference=ref_top)
     t0 = time.monotonic()
-    comp = compile_check(ex.code, flags=FLAGS, timeout_s=timeout_s)
+    comp = _compile_alone(ex.code, cand_top.name if cand_top else None, timeout_s)
     if not comp.ok:
         log_text = comp.stdout + comp.stderr
         out.update(status=TIMEOUT if comp.timed_out else COMPILE_ERROR,
                    error_class="compile_timeout" if comp.timed_out else classify_compile_error(log_text),
                    error=first_error_line(log_text), seconds=round(time.monotonic() - t0, 3))
-        return out
+        return blame_reference() if ref.status else out
     out["compiled"] = True
-    if ref_top is None:
-        out.update(status=REFERENCE_ERROR, error_class="no module in the reference")
-        return out
-    ok, err = _reference_compiles(reference)
-    if not ok:
-        out.update(status=REFERENCE_ERROR, error_class="reference does not compile", error=err)
-        return out
-    if ref_top.unsupported or not any(p.direction == "output" for p in ref_top.ports):
-        out.update(status=UNSUPPORTED, error_class="; ".join(ref_top.unsupported) or "reference has no outputs")
-        return out
-    cand_top = top_module(parse_modules(ex.code), prefer=ref_top.name)
+    if ref.status:
+        return blame_reference()
     if cand_top is None:
         out.update(status=COMPILE_ERROR, error_class="unknown_module", error="no module in the candidate")
         return out
@@ -131,8 +210,10 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
                    error=f"candidate {cand_top.name} lacks port(s) {', '.join(missing)}")
         return out
     tb = difftb.build(reference, ref_top, [m.name for m in ref_mods], ex.code, cand_top, nonce=new_nonce(),
-                      cycles=cycles, seed=seed, reset_cycles=reset_cycles, reset_prob=reset_prob)
-    out.update(clocks=tb.clocks, resets=[f"{n}{' (active low)' if low else ''}" for n, low in tb.resets])
+                      cycles=ref.cycles, seed=seed, reset_cycles=reset_cycles, reset_prob=reset_prob,
+                      reset_pulses=reset_pulses)
+    out.update(clocks=tb.clocks, resets=[f"{n}{' (active low)' if low else ''}" for n, low in tb.resets],
+               found_by=tb.found_by, cycles=ref.cycles)
     run = compile_and_run(tb.files, tb.top, flags=FLAGS, timeout_s=timeout_s)
     out["seconds"] = round(time.monotonic() - t0, 3)
     if run.stage == "compile":
@@ -143,7 +224,7 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
     if run.timed_out:
         out.update(status=TIMEOUT, error_class="simulation_timeout")
         return out
-    res = re.findall(rf"^SFTPB_{tb.nonce} RESULT mismatches=(\d+) samples=(\d+) first=(-?\d+)\s*$", run.output, re.M)
+    res = _verdict(run, tb.nonce)
     if not res:
         out.update(status=RUNTIME_ERROR, error_class="output_limit" if run.truncated or run.returncode == -25 else "no_verdict",
                    returncode=run.returncode)
@@ -184,6 +265,8 @@ def summarize(results: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
         "extraction_failure": sc[EXTRACTION_FAILURE],
         "unsupported": sc[UNSUPPORTED],
         "reference_error": sc[REFERENCE_ERROR],
+        "excluded": {"rows": n - testable, "why": dict(Counter(
+            f"{r['status']}: {r.get('error_class')}" for r in results if r["status"] in (UNSUPPORTED, REFERENCE_ERROR)))},
         "extraction_rate": rate(n - sc[EXTRACTION_FAILURE], n),
         "compile_rate": rate(compiled, n),
         "functional_pass_rate": rate(sc[PASS], n),
@@ -197,7 +280,8 @@ def summarize(results: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
 
 def evaluate_predictions(rows: Iterable[dict[str, Any]], *, workers: int | None = None, timeout_s: float = 20.0,
                          cycles: int = 200, seed: int = 1, out_dir: str | Path | None = None,
-                         reset_cycles: int = 2, reset_prob: float = 0.0, progress: bool = True) -> dict[str, Any]:
+                         reset_cycles: int = 2, reset_prob: float = 0.0, reset_pulses: int = 4,
+                         max_cycles: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Score prediction rows; see the module docstring."""
     rows = list(rows)
     if not iverilog_available():
@@ -215,7 +299,8 @@ def evaluate_predictions(rows: Iterable[dict[str, Any]], *, workers: int | None 
     def one(row):
         try:
             return evaluate_one(row, timeout_s=timeout_s, cycles=cycles, seed=seed,
-                                reset_cycles=reset_cycles, reset_prob=reset_prob)
+                                reset_cycles=reset_cycles, reset_prob=reset_prob, reset_pulses=reset_pulses,
+                                max_cycles=max_cycles)
         except Exception as exc:  # a parser corner case must not stop the whole run
             log.warning("row %r: evaluation error: %s", row.get("id"), exc)
             return {"id": row.get("id"), "status": RUNTIME_ERROR, "compiled": False,
