@@ -1,24 +1,35 @@
 """Differential testbench: is the candidate cycle-by-cycle equivalent to the reference under random
 stimulus?
 
-The generated testbench instantiates the reference (all its modules renamed with a per-run nonce,
-so they cannot clash with the candidate's) and the candidate with the same port connections.
+The generated testbench instantiates the reference (all its modules renamed with a per-run nonce
+at their declarations and instantiations, so a candidate's helpers of the same names cannot
+clash with them) and the candidate with the same port connections. The three files are three
+compilation units (`wrap_unit`): each starts with `resetall and the common default
+`timescale 1ns/1ps and undefines its own macros at its end, so `default_nettype none, macros
+or a missing `timescale of one never reach another, and `#3` means 3 ns in all of them.
 
-- Clock inputs (1 bit, named clk, clock, *_clk, *_clock, clk_i, i_clk, aclk, clk2, ...; not
-  clk_en or clk_sel; clk_sys is) toggle every cycle.
-- Reset inputs (1 bit, named rst, reset, areset, srst, rst_n, resetn, aresetn, nrst, *_rst, ...)
-  are asserted for the first `reset_cycles` clock edges, then released (and optionally pulsed
-  again with probability `reset_prob` per cycle). Active low when the name says so: a trailing
-  `n`/`_n`/`_b`/`_l` or a leading `n`/`n_` (rst_n, resetn, aresetn, nrst, rst_b).
-- Every other input gets random values from `$random(seed)` with a fixed seed, at a time away
-  from the clock edges.
-- Every output is compared after each rising edge, after each falling edge and after each input
-  change (3 samples per cycle; purely combinational designs: 1 sample per input vector, #1
-  after it is applied). Bit by bit: a bit that is X in the reference is "don't care" (upstream
-  VerilogEval's rule); otherwise the candidate's bit must be identical (0, 1 or Z; an X where the
-  reference has 0/1 is a mismatch). Outputs wider than 1024 bits use upstream's vector rule.
+- Clocks (`classify`): 1-bit inputs named like clocks (clk, clock, *_clk, clk_i, i_clk, aclk,
+  clk2, ...; not clk_en or clk_sel) or used as the only edge of a sensitivity list. Up to six;
+  clock i toggles every CLOCK_HALF_PERIODS[i] steps (1, 3, 5, 7, ...) at offset +i of the step,
+  so two clocks never have an edge at the same time.
+- Resets: 1-bit inputs named like resets (rst, reset, areset, srst, rst_n, resetn, wrstn, rrstn,
+  brstn, presetn, *_rst, *_rst_n, ...) or used like one (`vparse.signal_roles`: the signal a
+  block with several edges tests first, or a clocked block's first `if` whose branch only assigns
+  constants). Polarity from the use (`!x`, negedge), else from the name (trailing n/_n/_b/_l,
+  leading n). Asserted for the first `reset_cycles` cycles, then again `reset_pulses` times at
+  random steps for 1-4 steps (`reset_schedule`); changes happen at +5 of a step, between clock
+  edges, so a synchronous, an asynchronous and a missing reset give different outputs.
+- Every other input gets new random bits at +7 of every step (also while a reset is held) from
+  a xorshift64 generator seeded with splitmix64(seed): few-bit inputs vary from the first step.
+- One step is 10 ns: clock edges at +0..+5, outputs compared at +4, +6 and +9 (3 samples per
+  step, 2 steps per period of the first clock). Combinational designs: one input vector per step,
+  compared at +2 and +9.
+- Bit by bit: a bit that is X in the reference is "don't care" (upstream VerilogEval's rule);
+  otherwise the candidate's bit must be identical (0, 1 or Z; an X where the reference has 0/1
+  is a mismatch). Outputs wider than 1024 bits use upstream's vector rule.
 - The verdict line carries the nonce: `SFTPB_<nonce> RESULT mismatches=E samples=N`; a candidate
-  that ends the simulation early gives a wrong N and fails.
+  that ends the simulation early gives a wrong N and fails. With `coverage`, a
+  `SFTPB_<nonce> COVER <output> both=K width=W` line says how many output bits took both values.
 """
 from __future__ import annotations
 

@@ -3,35 +3,46 @@
 Public API
 ----------
 ``evaluate_predictions(rows, *, workers=None, timeout_s=20.0, cycles=200, seed=1, out_dir=None,
-reset_cycles=2, reset_prob=0.0, progress=True) -> dict``
+reset_cycles=2, reset_prob=0.0, reset_pulses=4, max_cycles=None, progress=True) -> dict``
 
 Each row is a dict with at least ``id``, ``input`` (the description/prompt; it may contain the
-module header), ``reference`` (the full reference module; ``output`` is accepted when
-``reference`` is missing) and ``prediction`` (the raw model text). Per row:
+module header), ``reference`` (the reference design, one or more modules, or a module body;
+``output`` is accepted when ``reference`` is missing) and ``prediction`` (the raw model text).
+Per row:
 
-1. extraction (`extract.extract_code`): fences, ``[BEGIN]``/``[DONE]``, text around; stops at the
-   first complete ``endmodule`` (or the one of the reference's top module); a body-only answer
-   gets the header from the input, else from the reference;
-2. syntax: the candidate alone compiles/elaborates with ``iverilog -g2012``;
+0. the reference is judged first, once per reference (`check_reference`): it must compile on its
+   own, have ports the testbench can drive, and pass against a renamed copy of itself under the
+   very stimulus the candidate gets; otherwise the row is ``reference_error`` (does not compile,
+   simulation timeout, no verdict) or ``unsupported`` (ports, file-reading tasks, two copies
+   disagree: $random, $urandom, races), whatever the candidate does. The same run sizes the
+   stimulus: while some reference output bit never took both values, 4x more cycles (up to
+   ``max_cycles``, default 16 x ``cycles``) as long as that uncovers more bits;
+1. extraction (`extract.extract_code`): every module of the answer's code block (helpers before
+   or after the top), ``[BEGIN]``/``[DONE]``, text around; a body-only answer gets the header from
+   the input's "Module header:", else from the reference;
+2. syntax: the candidate alone compiles/elaborates with ``iverilog -g2012`` as its own unit
+   (common default timescale, no directive from elsewhere), its top elaborated;
 3. functional equivalence: a differential testbench (`difftb`) drives reference and candidate
-   with the same clock/reset/random inputs for ``cycles`` cycles from ``seed`` and compares every
-   output every sample; the candidate's top module is the one named like the reference's (else
-   its last root module).
+   with the same clocks, resets (asserted again mid-run, between clock edges) and random inputs
+   and compares every output three times per step; the candidate's top is the module named like
+   the reference's, else the module no other instantiates (ports matching the reference's break
+   ties).
 
 Statuses (`simulate.STATUSES`): ``pass``, ``mismatch``, ``compile_error``, ``timeout``,
 ``runtime_error`` (no verdict / ended early / output limit), ``forbidden`` (file or plusarg
 reading system tasks, `include), ``extraction_failure``, and two that are not the candidate's
-fault and are left out of ``functional_pass_rate_testable``: ``unsupported`` (reference ports the
-generator cannot drive) and ``reference_error`` (the reference does not compile).
+fault and are left out of ``functional_pass_rate_testable``: ``unsupported`` and
+``reference_error`` (see 0.).
 
 Returns a summary dict: ``rows``, ``status_counts``, counts ``extracted``, ``compiled``,
 ``functional_pass``, ``mismatch``, ``compile_error``, ``timeout``, ``runtime_error``,
-``forbidden``, ``extraction_failure``, ``unsupported``, ``reference_error``; rates
-``extraction_rate``, ``compile_rate``, ``functional_pass_rate`` (over all rows) and
+``forbidden``, ``extraction_failure``, ``unsupported``, ``reference_error``; ``excluded``
+({"rows": n, "why": {"<status>: <reason>": count}}: the rows left out of the testable rate);
+rates ``extraction_rate``, ``compile_rate``, ``functional_pass_rate`` (over all rows) and
 ``functional_pass_rate_testable`` (over rows whose reference could be tested); ``error_classes``
 (compile error classes etc.), ``extraction_methods``, ``seconds``, ``simulations_per_second``.
-With ``out_dir``, writes ``verilog_results.jsonl`` (one row per prediction, in input order) and
-``verilog_summary.json``.
+With ``out_dir``, writes ``verilog_results.jsonl`` (one row per prediction, in input order; with
+the clocks and resets used, how they were found, and the cycles run) and ``verilog_summary.json``.
 """
 from __future__ import annotations
 
