@@ -112,5 +112,5 @@ def test_undriven_outputs_compare_equal_and_x_in_reference_is_dont_care():
     r1 = evaluate_one({"id": 1, "input": "", "reference": ref, "prediction": same_z})
     r2 = evaluate_one({"id": 2, "input": "", "reference": ref, "prediction": wrong})
     assert r1["status"] == "pass", r1     # y[0] is X in the reference: don't care; z is Z in both
-    # z never takes both values in the reference: the run is made 16x longer (rare-event rule)
-    assert r2["status"] == "mismatch" and r2["output_mismatches"] == {"z": 2 * 3200} and r2["cycles"] == 3200
+    # z never takes both values in the reference, but a 4x longer run does not change that: 200 cycles
+    assert r2["status"] == "mismatch" and r2["output_mismatches"] == {"z": 2 * 200} and r2["cycles"] == 200
