@@ -276,3 +276,14 @@ def test_generation_never_stops_at_the_first_endmodule():
 def open_corpus(name):
     from pathlib import Path
     return (Path(__file__).parent.parent / "bench" / "mutation_corpus" / f"{name}.v").read_text()
+
+
+@pytest.mark.parametrize("answer", [
+    "[BEGIN]\n```verilog\n`timescale 1ns/1ps\n" + HELP_A + HELP_B + TOP + "```\n[DONE]",
+    "[BEGIN]\nHere is my design:\n" + TOP + HELP_A + HELP_B + "[DONE]",
+])
+def test_text_before_the_first_module_of_a_block_is_not_code(answer):
+    ex = extract_code(answer, expected_module="top3")
+    assert ex.ok and ex.code.count("endmodule") == 3 and "```" not in ex.code and "Here is" not in ex.code
+    assert ex.code.startswith("`timescale") or ex.code.startswith("module top3")
+    assert judge(HELP_A + HELP_B + TOP, answer)["status"] == "pass"

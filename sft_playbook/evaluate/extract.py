@@ -85,7 +85,11 @@ def _block_code(block: str) -> str | None:
     if not spans:
         return None
     first = _MODULE_RE.search(block)
-    head = block[: first.start()].strip() if first else ""
+    # before the first module only directives (`timescale, `define, ...) and comments are code;
+    # a stray fence line or prose inside a [BEGIN] block is not
+    head_src = strip_comments(block[: first.start()]) if first else ""
+    head = "\n".join(ln.strip() for ln in head_src.splitlines() if ln.strip().startswith("`")
+                     and not ln.strip().startswith("```"))
     body = block[spans[0][1]: spans[-1][2]].strip()
     return f"{head}\n{body}\n" if head else body + "\n"
 
