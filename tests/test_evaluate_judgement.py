@@ -287,3 +287,10 @@ def test_text_before_the_first_module_of_a_block_is_not_code(answer):
     assert ex.ok and ex.code.count("endmodule") == 3 and "```" not in ex.code and "Here is" not in ex.code
     assert ex.code.startswith("`timescale") or ex.code.startswith("module top3")
     assert judge(HELP_A + HELP_B + TOP, answer)["status"] == "pass"
+
+
+def test_port_ranges_with_the_references_macros_are_driven():
+    ref = "`define W 6\n`define HI (`W-1)\nmodule p(input [`HI:0] a, output [`W-1:0] y);\n  assign y = a + 1;\nendmodule\n"
+    cand = "module p(input [5:0] a, output [5:0] y);\n  assign y = a + 6'd1;\nendmodule\n"
+    assert judge(ref, fence(cand))["status"] == "pass"
+    assert judge(ref, fence(cand.replace("6'd1", "6'd2")))["status"] == "mismatch"

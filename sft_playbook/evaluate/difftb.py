@@ -34,8 +34,9 @@ or a missing `timescale of one never reach another, and `#3` means 3 ns in all o
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from .simulate import strip_comments
 from .vparse import Module, Port, emit_name, params_needed, signal_roles
 
 _CLOCK_RE = re.compile(r"^(?:i_|in_)?(?:[a-z]{0,4}clk|clock|ck)\d*(?:_?i|_in|_\d+)?$"
@@ -119,6 +120,22 @@ def wrap_unit(code: str, timescale: str = DEFAULT_TIMESCALE) -> str:
     return f"`resetall\n`timescale {timescale}\n{code}\n{undefs}`resetall\n"
 
 
+def object_macros(code: str) -> dict[str, str]:
+    """`define NAME value (no arguments) of a source, last definition wins, comments removed."""
+    return {m.group(1): m.group(2).strip() for m in
+            re.finditer(r"^[ \t]*`define\s+([A-Za-z_]\w*)(?!\()[ \t]*([^\n]*)$", strip_comments(code), re.M)}
+
+
+def expand_macros(text: str, macros: dict[str, str], depth: int = 8) -> str:
+    """Replace `NAME by (value) for the given object-like macros, nested ones too."""
+    for _ in range(depth):
+        new = re.sub(r"`([A-Za-z_]\w*)", lambda m: f"({macros[m.group(1)]})" if m.group(1) in macros else m.group(0), text)
+        if new == text:
+            break
+        text = new
+    return text
+
+
 @dataclass
 class Roles:
     """Which inputs of the top are clocks and resets, and why."""
@@ -193,13 +210,15 @@ def build(ref_code: str, ref_top: Module, ref_module_names: list[str], cand_code
     resets = [(r, low) for r, low in roles.resets if ref_top.port(r) and r not in clocks]
     data_ins = [p for p in ins if p.name not in clocks and p.name not in dict(resets)]
     lines = [f"module sftpb_tb_{n};"]
+    macros = object_macros(ref_code)   # port ranges may use the reference's `defines (undefined at its end)
     for name, expr in params_needed(ref_top):
-        lines.append(f"  localparam {name} = {expr};")
+        lines.append(f"  localparam {name} = {expand_macros(expr, macros)};")
     for p in ins:
-        lines.append(_decl("reg", p, f"i_{p.name}_{n}"))
+        lines.append(_decl("reg", replace(p, range=expand_macros(p.range, macros)), f"i_{p.name}_{n}"))
     for p in outs:
-        lines.append(_decl("wire", p, f"r_{p.name}_{n}"))
-        lines.append(_decl("wire", p, f"d_{p.name}_{n}"))
+        q = replace(p, range=expand_macros(p.range, macros))
+        lines.append(_decl("wire", q, f"r_{p.name}_{n}"))
+        lines.append(_decl("wire", q, f"d_{p.name}_{n}"))
         lines.append(f"  integer e_{p.name}_{n};")
         if coverage:
             lines.append(f"  reg [1023:0] s0_{p.name}_{n}, s1_{p.name}_{n};")
