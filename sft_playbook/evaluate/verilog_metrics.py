@@ -120,15 +120,15 @@ def check_reference(reference: str, ref_mods: list[Module], ref_top: Module, *, 
 
 def _check_reference(reference, ref_mods, ref_top, *, timeout_s, cycles, max_cycles, seed, reset_cycles,
                      reset_prob, reset_pulses) -> RefCheck:
-    comp = _compile_alone(reference, ref_top.name, timeout_s)
-    if not comp.ok:
+    def alone() -> RefCheck | None:  # asked only when something failed: whose fault is it?
+        comp = _compile_alone(reference, ref_top.name, timeout_s)
+        if comp.ok:
+            return None
         return RefCheck(REFERENCE_ERROR, "reference does not compile" if not comp.timed_out else "reference compile timeout",
                         first_error_line(comp.stdout + comp.stderr))
-    if ref_top.unsupported or not any(p.direction == "output" for p in ref_top.ports):
-        return RefCheck(UNSUPPORTED, "; ".join(ref_top.unsupported) or "reference has no outputs")
-    bad = forbidden_constructs(reference)
-    if bad:
-        return RefCheck(UNSUPPORTED, "reference uses " + ",".join(bad))
+
+    if ref_top.unsupported or not any(p.direction == "output" for p in ref_top.ports) or forbidden_constructs(reference):
+        return alone() or _static_unsupported(reference, ref_top)
     names = [m.name for m in ref_mods]
     roles = difftb.classify(ref_top, reference)
     n = max(1, int(cycles))
@@ -141,8 +141,9 @@ def _check_reference(reference, ref_mods, ref_top, *, timeout_s, cycles, max_cyc
                           nonce=nonce, cycles=n, seed=seed, reset_cycles=reset_cycles, reset_prob=reset_prob,
                           reset_pulses=reset_pulses, roles=roles, coverage=True)
         run = compile_and_run(tb.files, tb.top, flags=FLAGS, timeout_s=timeout_s)
-        if run.stage == "compile":  # it compiled alone: the testbench generator cannot drive it
-            return RefCheck(UNSUPPORTED, "testbench for the reference does not compile", first_error_line(run.output))
+        if run.stage == "compile":  # unless it fails alone too, the testbench generator cannot drive it
+            return alone() or RefCheck(UNSUPPORTED, "testbench for the reference does not compile",
+                                       first_error_line(run.output))
         if run.timed_out and prev is not None:  # a longer run is too slow: keep the one that worked
             return RefCheck(None, cycles=prev[0], coverage=prev[2])
         if run.timed_out:
@@ -163,6 +164,13 @@ def _check_reference(reference, ref_mods, ref_top, *, timeout_s, cycles, max_cyc
             return RefCheck(None, cycles=n, coverage={o: f"{b}/{w}" for o, (b, w) in cover.items()})
         prev = (n, got, {o: f"{b}/{w}" for o, (b, w) in cover.items()})
         n *= 4
+
+
+def _static_unsupported(reference: str, ref_top: Module) -> RefCheck:
+    bad = forbidden_constructs(reference)
+    if ref_top.unsupported or not any(p.direction == "output" for p in ref_top.ports):
+        return RefCheck(UNSUPPORTED, "; ".join(ref_top.unsupported) or "reference has no outputs")
+    return RefCheck(UNSUPPORTED, "reference uses " + ",".join(bad))
 
 
 def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 200, seed: int = 1,
@@ -211,24 +219,29 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
         return blame_reference() if ref.status else out
     cand_top = top_module(parse_modules(ex.code), prefer=ref_top.name if ref_top else None, reference=ref_top)
     t0 = time.monotonic()
-    comp = _compile_alone(ex.code, cand_top.name if cand_top else None, timeout_s)
-    if not comp.ok:
+
+    def compile_alone() -> bool:  # the candidate on its own: for the compile rate and the error class
+        comp = _compile_alone(ex.code, cand_top.name if cand_top else None, timeout_s)
+        if comp.ok:
+            out["compiled"] = True
+            return True
         log_text = comp.stdout + comp.stderr
         out.update(status=TIMEOUT if comp.timed_out else COMPILE_ERROR,
                    error_class="compile_timeout" if comp.timed_out else classify_compile_error(log_text),
                    error=first_error_line(log_text), seconds=round(time.monotonic() - t0, 3))
-        return blame_reference() if ref.status else out
-    out["compiled"] = True
-    if ref.status:
-        return blame_reference()
-    if cand_top is None:
-        out.update(status=COMPILE_ERROR, error_class="unknown_module", error="no module in the candidate")
+        return False
+
+    missing = [p.name for p in ref_top.ports if not cand_top.port(p.name)] if cand_top and ref_top else []
+    if ref.status or cand_top is None or (missing and not cand_top.unsupported):
+        if not compile_alone() or ref.status:
+            return blame_reference() if ref.status else out
+        if cand_top is None:
+            out.update(status=COMPILE_ERROR, error_class="unknown_module", error="no module in the candidate")
+        else:
+            out.update(status=COMPILE_ERROR, error_class="port_mismatch",
+                       error=f"candidate {cand_top.name} lacks port(s) {', '.join(missing)}")
         return out
-    missing = [p.name for p in ref_top.ports if not cand_top.port(p.name)]
-    if missing and not cand_top.unsupported:
-        out.update(status=COMPILE_ERROR, error_class="port_mismatch",
-                   error=f"candidate {cand_top.name} lacks port(s) {', '.join(missing)}")
-        return out
+    # the testbench compiles the candidate anyway; it is compiled alone only when that fails
     tb = difftb.build(reference, ref_top, [m.name for m in ref_mods], ex.code, cand_top, nonce=new_nonce(),
                       cycles=ref.cycles, seed=seed, reset_cycles=reset_cycles, reset_prob=reset_prob,
                       reset_pulses=reset_pulses)
@@ -237,10 +250,13 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
     run = compile_and_run(tb.files, tb.top, flags=FLAGS, timeout_s=timeout_s)
     out["seconds"] = round(time.monotonic() - t0, 3)
     if run.stage == "compile":
+        if not compile_alone():
+            return out
         out.update(status=TIMEOUT if run.timed_out else COMPILE_ERROR,
                    error_class=run.error_class if run.error_class != "other" else "testbench_compile",
                    error=first_error_line(run.output))
         return out
+    out["compiled"] = True
     if run.timed_out:
         out.update(status=TIMEOUT, error_class="simulation_timeout")
         return out
