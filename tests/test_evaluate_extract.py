@@ -24,7 +24,7 @@ def test_begin_done_block_and_missing_done():
     assert ex2.ok and ex2.code.strip() == MOD
 
 
-def test_raw_text_stops_at_first_complete_endmodule():
+def test_raw_text_keeps_the_top_and_what_it_uses_not_unrelated_modules():
     ans = f"The design:\n{MOD}\n\nmodule junk(input b); garbage tokens\nendmodule\nmore words"
     ex = extract_code(ans)
     assert ex.ok and ex.method == "raw" and ex.code.strip() == MOD
