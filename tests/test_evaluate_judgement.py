@@ -294,3 +294,14 @@ def test_port_ranges_with_the_references_macros_are_driven():
     cand = "module p(input [5:0] a, output [5:0] y);\n  assign y = a + 6'd1;\nendmodule\n"
     assert judge(ref, fence(cand))["status"] == "pass"
     assert judge(ref, fence(cand.replace("6'd1", "6'd2")))["status"] == "mismatch"
+
+
+@pytest.mark.parametrize("name,body", [
+    ("rand", "wire [2:0] logic;\n  assign logic = seed[2:0];\n  assign number = logic;"),
+    ("do", "reg [2:0] bit;\n  always @(posedge clk) bit <= seed[2:0];\n  assign number = bit;"),
+])
+def test_verilog_2005_code_with_systemverilog_keywords_as_names(name, body):
+    code = f"module {name}(input clk, input [3:0] seed, output [2:0] number);\n  {body}\nendmodule\n"
+    res = judge(code, fence(code))
+    assert res["status"] == "pass" and res["compiled"], res
+    assert judge(code, fence(code.replace("seed[2:0]", "seed[3:1]")))["status"] == "mismatch"

@@ -110,14 +110,24 @@ CLOCK_HALF_PERIODS = (1, 3, 5, 7, 11, 13)   # steps between toggles of the 1st, 
 _DEFINE_RE = re.compile(r"^[ \t]*`define\s+([A-Za-z_]\w*)", re.M)
 
 
-def wrap_unit(code: str, timescale: str = DEFAULT_TIMESCALE) -> str:
+def wrap_unit(code: str, timescale: str = DEFAULT_TIMESCALE, keywords: str | None = None) -> str:
     """One source file made a self-contained compilation unit for iverilog (which reads all files
     as one stream of directives): `resetall first (default_nettype, celldefine,
     unconnected_drive back to their defaults), the common default `timescale (a unit's own
     `timescale still wins for the modules after it), and every macro it `defines undefined at its
-    end, so nothing of one unit reaches the next."""
+    end, so nothing of one unit reaches the next. `keywords` wraps it in `begin_keywords (the
+    testbench instantiates by escaped names, so a module called `rand` or a port called `bit`
+    stays reachable from a SystemVerilog unit)."""
     undefs = "".join(f"`undef {m}\n" for m in dict.fromkeys(_DEFINE_RE.findall(code)))
+    if keywords:  # e.g. "1364-2005": Verilog code that uses SystemVerilog keywords (logic, bit, do) as names
+        code = f'`begin_keywords "{keywords}"\n{code}\n`end_keywords'
     return f"`resetall\n`timescale {timescale}\n{code}\n{undefs}`resetall\n"
+
+
+def escaped(name: str) -> str:
+    """A name written as an escaped identifier (`\\name `): the same name to Verilog, and never
+    read as a keyword of the unit that writes it."""
+    return emit_name(name) if name.startswith("\\") else f"\\{name} "
 
 
 def object_macros(code: str) -> dict[str, str]:
@@ -193,7 +203,7 @@ def _splitmix64(x: int) -> int:
 def build(ref_code: str, ref_top: Module, ref_module_names: list[str], cand_code: str, cand_top: Module, *,
           nonce: str, cycles: int = 200, seed: int = 1, reset_cycles: int = 2, reset_prob: float = 0.0,
           reset_pulses: int = 4, roles: Roles | None = None, timescale: str = DEFAULT_TIMESCALE,
-          coverage: bool = False) -> DiffTestbench:
+          coverage: bool = False, ref_keywords: str | None = None, cand_keywords: str | None = None) -> DiffTestbench:
     """Testbench + sources comparing cand_top with ref_top (see the module docstring).
 
     `cycles`: periods of the first clock (combinational designs: input vectors); `reset_pulses`
@@ -224,11 +234,11 @@ def build(ref_code: str, ref_top: Module, ref_module_names: list[str], cand_code
             lines.append(f"  reg [1023:0] s0_{p.name}_{n}, s1_{p.name}_{n};")
     lines += [f"  integer errors_{n}, samples_{n}, step_{n}, first_{n}, errs_{n}, errors_before_{n}, k_{n};",
               f"  reg [63:0] rs_{n};", f"  reg [1023:0] v_{n};"]
-    conn_ref = ", ".join(f".{p.name}(i_{p.name}_{n})" for p in ins) + ("" if not outs or not ins else ", ") + \
-        ", ".join(f".{p.name}(r_{p.name}_{n})" for p in outs)
+    conn_ref = ", ".join(f".{escaped(p.name)}(i_{p.name}_{n})" for p in ins) + ("" if not outs or not ins else ", ") + \
+        ", ".join(f".{escaped(p.name)}(r_{p.name}_{n})" for p in outs)
     conn_dut = conn_ref.replace("(r_", "(d_")
-    lines.append(f"  {emit_name(ref_top.name + suffix)} ref_{n} ({conn_ref});")
-    lines.append(f"  {emit_name(cand_top.name)} dut_{n} ({conn_dut});")
+    lines.append(f"  {escaped(ref_top.name + suffix)} ref_{n} ({conn_ref});")
+    lines.append(f"  {escaped(cand_top.name)} dut_{n} ({conn_dut});")
     lines += [
         # xorshift64 seeded from Python's splitmix64(seed): well mixed from the first value on, so
         # few-bit inputs do not start with a run of equal values the way $random(1) does
@@ -337,7 +347,7 @@ def build(ref_code: str, ref_top: Module, ref_module_names: list[str], cand_code
         "endmodule",
         "",
     ]
-    files = {"tb.sv": wrap_unit("\n".join(lines), timescale), "ref.sv": wrap_unit(ref_renamed, timescale),
-             "cand.sv": wrap_unit(cand_code, timescale)}
+    files = {"tb.sv": wrap_unit("\n".join(lines), timescale), "ref.sv": wrap_unit(ref_renamed, timescale, ref_keywords),
+             "cand.sv": wrap_unit(cand_code, timescale, cand_keywords)}
     return DiffTestbench(files, f"sftpb_tb_{n}", n, expected, clocks, resets, [p.name for p in outs],
                          {k: v for k, v in roles.how.items() if k in clocks or k in dict(resets)})

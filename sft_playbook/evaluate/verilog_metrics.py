@@ -84,12 +84,27 @@ class RefCheck:
     error: str = ""
     cycles: int = 0
     coverage: dict = field(default_factory=dict)   # output -> "bits that took both values/width"
+    keywords: str | None = None                     # `begin_keywords of the reference unit, if any
 
 
-def _compile_alone(code: str, top: str | None, timeout_s: float):
+VERILOG_2005 = "1364-2005"
+
+
+def _compile_alone(code: str, top: str | None, timeout_s: float, keywords: str | None = None):
     """Compile one design as its own unit (common default timescale, no directive leaks)."""
-    return compile_check(difftb.wrap_unit(code), flags=FLAGS, timeout_s=timeout_s,
+    return compile_check(difftb.wrap_unit(code, keywords=keywords), flags=FLAGS, timeout_s=timeout_s,
                          top=top if top and not top.startswith("\\") else None)
+
+
+def _compile_either(code: str, top: str | None, timeout_s: float):
+    """(result, keywords): compiled with SystemVerilog's keywords, else, when that is a syntax
+    error, with Verilog-2005's (`begin_keywords "1364-2005"`: Verilog code that names things
+    `logic`, `bit`, `do` or `rand`)."""
+    comp = _compile_alone(code, top, timeout_s)
+    if comp.ok or comp.timed_out:
+        return comp, None
+    old = _compile_alone(code, top, timeout_s, VERILOG_2005)
+    return (old, VERILOG_2005) if old.ok else (comp, None)
 
 
 def _verdict(run, nonce: str):
@@ -120,8 +135,10 @@ def check_reference(reference: str, ref_mods: list[Module], ref_top: Module, *, 
 
 def _check_reference(reference, ref_mods, ref_top, *, timeout_s, cycles, max_cycles, seed, reset_cycles,
                      reset_prob, reset_pulses) -> RefCheck:
+    kw: list[str | None] = [None]
+
     def alone() -> RefCheck | None:  # asked only when something failed: whose fault is it?
-        comp = _compile_alone(reference, ref_top.name, timeout_s)
+        comp, kw[0] = _compile_either(reference, ref_top.name, timeout_s)
         if comp.ok:
             return None
         return RefCheck(REFERENCE_ERROR, "reference does not compile" if not comp.timed_out else "reference compile timeout",
@@ -139,13 +156,19 @@ def _check_reference(reference, ref_mods, ref_top, *, timeout_s, cycles, max_cyc
         copy = difftb.rename_modules(reference, names, copy_suffix)
         tb = difftb.build(reference, ref_top, names, copy, dc_replace(ref_top, name=ref_top.name + copy_suffix),
                           nonce=nonce, cycles=n, seed=seed, reset_cycles=reset_cycles, reset_prob=reset_prob,
-                          reset_pulses=reset_pulses, roles=roles, coverage=True)
+                          reset_pulses=reset_pulses, roles=roles, coverage=True, ref_keywords=kw[0],
+                          cand_keywords=kw[0])
         run = compile_and_run(tb.files, tb.top, flags=FLAGS, timeout_s=timeout_s)
         if run.stage == "compile":  # unless it fails alone too, the testbench generator cannot drive it
-            return alone() or RefCheck(UNSUPPORTED, "testbench for the reference does not compile",
-                                       first_error_line(run.output))
+            if kw[0] is None:
+                err = alone()
+                if err:
+                    return err
+                if kw[0]:  # Verilog-2005 keywords make it compile: again with them
+                    continue
+            return RefCheck(UNSUPPORTED, "testbench for the reference does not compile", first_error_line(run.output))
         if run.timed_out and prev is not None:  # a longer run is too slow: keep the one that worked
-            return RefCheck(None, cycles=prev[0], coverage=prev[2])
+            return RefCheck(None, cycles=prev[0], coverage=prev[2], keywords=kw[0])
         if run.timed_out:
             return RefCheck(REFERENCE_ERROR, "reference simulation timeout", f"{n} cycles")
         res = _verdict(run, nonce)
@@ -159,9 +182,9 @@ def _check_reference(reference, ref_mods, ref_top, *, timeout_s, cycles, max_cyc
                  re.findall(rf"^SFTPB_{nonce} COVER (\S+) both=(\d+) width=(\d+)", run.output, re.M)}
         got = sum(b for b, _ in cover.values())
         if prev is not None and got <= prev[1]:  # 4x longer found nothing new: the shorter run it is
-            return RefCheck(None, cycles=prev[0], coverage=prev[2])
+            return RefCheck(None, cycles=prev[0], coverage=prev[2], keywords=kw[0])
         if all(b >= w for b, w in cover.values()) or n * 4 > max_cycles:
-            return RefCheck(None, cycles=n, coverage={o: f"{b}/{w}" for o, (b, w) in cover.items()})
+            return RefCheck(None, cycles=n, coverage={o: f"{b}/{w}" for o, (b, w) in cover.items()}, keywords=kw[0])
         prev = (n, got, {o: f"{b}/{w}" for o, (b, w) in cover.items()})
         n *= 4
 
@@ -220,10 +243,14 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
     cand_top = top_module(parse_modules(ex.code), prefer=ref_top.name if ref_top else None, reference=ref_top)
     t0 = time.monotonic()
 
+    cand_kw: list[str | None] = [None]
+
     def compile_alone() -> bool:  # the candidate on its own: for the compile rate and the error class
-        comp = _compile_alone(ex.code, cand_top.name if cand_top else None, timeout_s)
+        comp, cand_kw[0] = _compile_either(ex.code, cand_top.name if cand_top else None, timeout_s)
         if comp.ok:
             out["compiled"] = True
+            if cand_kw[0]:
+                out["keywords"] = cand_kw[0]
             return True
         log_text = comp.stdout + comp.stderr
         out.update(status=TIMEOUT if comp.timed_out else COMPILE_ERROR,
@@ -242,16 +269,22 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
                        error=f"candidate {cand_top.name} lacks port(s) {', '.join(missing)}")
         return out
     # the testbench compiles the candidate anyway; it is compiled alone only when that fails
-    tb = difftb.build(reference, ref_top, [m.name for m in ref_mods], ex.code, cand_top, nonce=new_nonce(),
-                      cycles=ref.cycles, seed=seed, reset_cycles=reset_cycles, reset_prob=reset_prob,
-                      reset_pulses=reset_pulses)
+    def testbench():
+        tb = difftb.build(reference, ref_top, [m.name for m in ref_mods], ex.code, cand_top, nonce=new_nonce(),
+                          cycles=ref.cycles, seed=seed, reset_cycles=reset_cycles, reset_prob=reset_prob,
+                          reset_pulses=reset_pulses, ref_keywords=ref.keywords, cand_keywords=cand_kw[0])
+        return tb, compile_and_run(tb.files, tb.top, flags=FLAGS, timeout_s=timeout_s)
+
+    tb, run = testbench()
     out.update(clocks=tb.clocks, resets=[f"{n}{' (active low)' if low else ''}" for n, low in tb.resets],
                found_by=tb.found_by, cycles=ref.cycles)
-    run = compile_and_run(tb.files, tb.top, flags=FLAGS, timeout_s=timeout_s)
-    out["seconds"] = round(time.monotonic() - t0, 3)
     if run.stage == "compile":
         if not compile_alone():
             return out
+        if cand_kw[0]:  # it compiles with Verilog-2005 keywords: the testbench again with them
+            tb, run = testbench()
+    out["seconds"] = round(time.monotonic() - t0, 3)
+    if run.stage == "compile":
         out.update(status=TIMEOUT if run.timed_out else COMPILE_ERROR,
                    error_class=run.error_class if run.error_class != "other" else "testbench_compile",
                    error=first_error_line(run.output))
