@@ -305,3 +305,12 @@ def test_verilog_2005_code_with_systemverilog_keywords_as_names(name, body):
     res = judge(code, fence(code))
     assert res["status"] == "pass" and res["compiled"], res
     assert judge(code, fence(code.replace("seed[2:0]", "seed[3:1]")))["status"] == "mismatch"
+
+
+def test_a_longer_run_that_the_reference_cannot_finish_falls_back_to_the_shorter_one():
+    # a 10-bit counter (its top bit needs > 512 cycles) whose reference stops the simulation at 10 us:
+    # 200 cycles (4 us) work, 800 (16 us) do not; the row is judged at 200 cycles, not blamed
+    ref = ("module c10(input clk, input rst, output reg [9:0] q);\n  always @(posedge clk) if (rst) q <= 0; "
+           "else q <= q + 1;\n  initial #10000 $finish;\nendmodule\n")
+    res = judge(ref, fence(ref.replace("  initial #10000 $finish;\n", "")), reset_pulses=0)
+    assert res["status"] == "pass" and res["cycles"] == 200, res

@@ -167,12 +167,13 @@ def _check_reference(reference, ref_mods, ref_top, *, timeout_s, cycles, max_cyc
                 if kw[0]:  # Verilog-2005 keywords make it compile: again with them
                     continue
             return RefCheck(UNSUPPORTED, "testbench for the reference does not compile", first_error_line(run.output))
-        if run.timed_out and prev is not None:  # a longer run is too slow: keep the one that worked
+        res = _verdict(run, nonce)
+        ended = not run.timed_out and res and int(res[-1][1]) == tb.expected_samples
+        if not ended and prev is not None:  # a longer run is too slow or ends early: keep the one that worked
             return RefCheck(None, cycles=prev[0], coverage=prev[2], keywords=kw[0])
         if run.timed_out:
             return RefCheck(REFERENCE_ERROR, "reference simulation timeout", f"{n} cycles")
-        res = _verdict(run, nonce)
-        if not res or int(res[-1][1]) != tb.expected_samples:
+        if not ended:
             return RefCheck(REFERENCE_ERROR, "reference simulation gives no verdict", f"returncode {run.returncode}")
         if int(res[-1][0]):
             fm = re.search(rf"^SFTPB_{nonce} FIRST (.*)$", run.output, re.M)
