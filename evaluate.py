@@ -4,7 +4,7 @@ differential testbench), run VerilogEval v2 spec-to-rtl pass@k, score its refere
 its problems. The logic lives in sft_playbook.evaluate; this is the CLI (config: configs/eval.yaml)."""
 import sys
 
-from sft_playbook.cli import build_parser, start
+from sft_playbook.cli import build_parser, run_main, start
 
 STEPS = ("predictions", "verilogeval", "references", "prompts", "download")
 
@@ -18,4 +18,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -3,7 +3,7 @@
 evaluate. The steps live in sft_playbook.sft; this is the CLI."""
 import sys
 
-from sft_playbook.cli import build_parser, start
+from sft_playbook.cli import build_parser, run_main, start
 
 STEPS = ("convert", "train", "predict", "evaluate")
 
@@ -18,4 +18,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -79,7 +79,7 @@ def evaluate_run(cfg: dict) -> dict:
         log.info("%s: %s", which, ", ".join(f"{k}={v}" for k, v in entry["text"].items()))
     metrics = run / "metrics.jsonl"
     if metrics.is_file():
-        vals = [json.loads(x) for x in metrics.read_text().splitlines() if '"val_loss"' in x]
+        vals = [r for _, r in iter_jsonl(metrics) if "val_loss" in r]
         if vals:
             report["val_loss"] = {"first": vals[0]["val_loss"], "last": vals[-1]["val_loss"],
                                   "first_step": vals[0]["step"], "last_step": vals[-1]["step"]}
