@@ -20,8 +20,21 @@ from .model import ModelError, check_model_dir, load_model, load_tokenizer, prep
 log = logging.getLogger(__name__)
 
 
+def check_stops(stops) -> list[str]:
+    """predict.stop as a list of strings. A Verilog answer may hold several modules (helpers
+    before or after the top), so a stop at `endmodule` would cut it after its first module:
+    refused (ValueError naming predict.stop). Generation ends at EOS, at max_new_tokens, or at
+    one of these strings (default `[DONE]`, the end marker of VerilogEval answers)."""
+    stops = list(stops or [])
+    bad = [s for s in stops if not isinstance(s, str) or not s or "endmodule" in s.lower()]
+    if bad:
+        raise ValueError(f"predict.stop: {bad!r} would cut multi-module answers after their first module "
+                         "(or is not a string); use [] (EOS) or an end marker such as '[DONE]'")
+    return stops
+
+
 def cut_at_stop(text: str, stops: list[str]) -> str:
-    """Keep the text up to and including the first stop string (e.g. `endmodule`)."""
+    """Keep the text up to and including the first stop string (e.g. `[DONE]`)."""
     best = None
     for s in stops:
         i = text.find(s)
@@ -46,7 +59,7 @@ def generate(model, tokenizer, prompts: list[list[int]] | list[str], pcfg: dict,
     prompts = [D.text_ids(tokenizer, p) if isinstance(p, str) else p for p in prompts]
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    stops = list(pcfg["stop"])
+    stops = check_stops(pcfg["stop"])
     out: list[list[str]] = []
     bs = int(pcfg["batch_size"])
     gen_kwargs = dict(max_new_tokens=int(pcfg["max_new_tokens"]), do_sample=do_sample, num_return_sequences=n,
