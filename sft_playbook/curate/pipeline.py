@@ -79,7 +79,7 @@ from ..io import replace_dir_atomic
 from .io import write_jsonl_atomic
 from .pii import RedactPII
 from .report import write_report
-from .sources import (BadLines, DownloadError, SourceError, data_files, download_hub, load_records,
+from .sources import (BadLines, DownloadError, SourceError, data_files, download_hub, licence_of, load_records,
                       read_source_specs, records_frame, to_jsonl_records)
 from .split import SPLITS, KeepBothViews, split_ranks, split_sizes
 from .shards import cut_shards, first_repeat, id_buckets, lines_per_shard, number_shard, read_shard, scan_file, shard_report
@@ -184,12 +184,13 @@ def plan_sources(cfg: dict[str, Any]) -> list[dict[str, Any]]:
             if not files:
                 raise SourceError(f"{spec['_where']}: no data files ({', '.join(('parquet', 'arrow', 'json', 'jsonl'))}) "
                                   f"for split {spec['split']!r} in the download {folder}")
-            plan.append({"spec": spec, "files": files, "origin": "hub", "convert_to": folder})
+            plan.append({"spec": spec, "files": files, "origin": "hub", "convert_to": folder, "licence": licence_of(spec)})
         else:
             path = resolve(spec["path"])
             if not path.exists():
                 raise SourceError(f"{spec['_where']}: local path {path} does not exist")
-            plan.append({"spec": spec, "files": data_files(path, None), "origin": "local", "convert_to": None})
+            plan.append({"spec": spec, "files": data_files(path, None), "origin": "local", "convert_to": None,
+                         "licence": licence_of(spec)})
     if use_sample:
         sample = resolve(get(cfg, "sample_dir"))
         files = sorted(sample.glob("*.jsonl")) if sample.is_dir() else []
@@ -199,7 +200,7 @@ def plan_sources(cfg: dict[str, Any]) -> list[dict[str, Any]]:
                                              "description_field": "description", "id_field": "id"}
         spec = {**template, "name": get(cfg, "sample_name"), "levels": template.get("levels") or {}}
         plan.append({"spec": spec, "files": files, "origin": "offline sample " + str(get(cfg, "sample_dir")),
-                     "convert_to": None})
+                     "convert_to": None, "licence": {"license": str(get(cfg, "sample_license") or "unknown")}})
     return plan
 
 
@@ -214,7 +215,7 @@ def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]
     for src in plan_sources(cfg):
         recs = load_records(src["spec"], src["files"], on_bad, bad)
         records += recs
-        origins.append({"name": src["spec"]["name"], "origin": src["origin"], "rows": len(recs)})
+        origins.append({"name": src["spec"]["name"], "origin": src["origin"], "rows": len(recs), **src["licence"]})
     return records_frame(records, levels), origins, bad
 
 
@@ -252,7 +253,8 @@ def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any], engine: Eng
         order_offsets.append(order)
         rows_per_source[sh.source] += c["rows"]
         order += c["rows"]
-    origins = [{"name": src["spec"]["name"], "origin": src["origin"], "rows": n} for src, n in zip(plan, rows_per_source)]
+    origins = [{"name": src["spec"]["name"], "origin": src["origin"], "rows": n, **src["licence"]}
+               for src, n in zip(plan, rows_per_source)]
     # keep only shards with rows (an empty partition costs a task per pass and says nothing)
     keep = [i for i, c in enumerate(counts) if c["rows"]]
     convert = [str(parts_dir / "records" / str(sh.source)) if plan[sh.source]["convert_to"] is not None else None

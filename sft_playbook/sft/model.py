@@ -21,6 +21,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ..io import InputError, read_json
 from ..paths import resolve
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,9 @@ def check_model_dir(path: Path) -> Path:
     if not (path / "config.json").is_file():
         raise ModelError(f"model path {path} is not a Hugging Face model: no config.json in it")
     try:
-        json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path / 'config.json'}: not valid JSON ({exc})") from None
+        read_json(path / "config.json")
+    except InputError as exc:
+        raise ModelError(str(exc)) from None
     if not any((path / f).is_file() for f in _WEIGHT_FILES) and not list(path.glob("*.safetensors")):
         raise ModelError(f"model path {path} has a config.json but no weights (*.safetensors or pytorch_model.bin)")
     return path
@@ -141,13 +142,26 @@ def load_tokenizer(path: Path):
     return tok
 
 
-def load_model(path: Path, dtype=None, attn_implementation: str = "sdpa"):
-    """Load a causal LM from a prepared folder (fp32 master weights unless dtype says otherwise)."""
+def load_model(path: Path, dtype=None, attn_implementation: str | None = None):
+    """Load a causal LM from a prepared folder (fp32 master weights unless dtype says otherwise).
+
+    attn_implementation: None lets transformers pick what this model supports (sdpa where the
+    model class allows it, else eager: Gemma-2 refuses sdpa because of its attention softcapping);
+    or a name transformers knows ("sdpa", "eager", ...). The one that runs is
+    `model.config._attn_implementation` (see `attention_name`)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     try:
-        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32,
-                                                    attn_implementation=attn_implementation)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32,
+                                                     attn_implementation=attn_implementation)
     except (OSError, ValueError) as exc:
         raise ModelError(f"could not load a model from {path}: {exc}") from None
+    log.info("%s: attention implementation %s", type(model).__name__, attention_name(model))
+    return model
+
+
+def attention_name(model) -> str:
+    """The attention implementation a loaded model (or a peft wrapper of one) runs."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return str(getattr(base.config, "_attn_implementation", None) or "eager")
