@@ -63,7 +63,8 @@ def read_range(shard) -> "pd.DataFrame":
     with open(shard.path, "rb") as fh:
         fh.seek(shard.start)
         data = fh.read(shard.stop - shard.start)
-    table = pj.read_json(pa.BufferReader(data), read_options=pj.ReadOptions(use_threads=False, block_size=max(1 << 20, len(data) + 1)),
+    table = pj.read_json(pa.BufferReader(data),
+                         read_options=pj.ReadOptions(use_threads=False, block_size=max(1 << 20, len(data) + 1)),
                          parse_options=pj.ParseOptions(explicit_schema=pa.schema([("id", pa.string()), ("text", pa.string())])))
     df = pd.DataFrame({"id": pd.Series(table.column("id").to_numpy(zero_copy_only=False), dtype=object),
                        "text": pd.Series(table.column("text").to_numpy(zero_copy_only=False), dtype=object)})

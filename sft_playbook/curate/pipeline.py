@@ -76,11 +76,10 @@ from .engine import Engine, EngineError
 from .hierarchy import ModuleIndex
 from .filters import AlphaShare, Compiles, HasModule, LineCount, LongestLine, TopNGramShare, UrlShare, WordCount
 from ..io import replace_dir_atomic
-from .io import write_jsonl_atomic
 from .pii import RedactPII
 from .report import write_report
 from .sources import (BadLines, DownloadError, SourceError, data_files, download_hub, licence_of, load_records,
-                      read_source_specs, records_frame, to_jsonl_records)
+                      read_source_specs, records_frame)
 from .split import SPLITS, KeepBothViews, split_ranks, split_sizes
 from .shards import cut_shards, first_repeat, id_buckets, lines_per_shard, number_shard, read_shard, scan_file, shard_report
 from .writers import concat_files, merge_split, part_name, write_dropped_parts, write_split_parts
