@@ -262,3 +262,20 @@ def test_a_killed_run_resumes_without_redoing_finished_passes(tmp_path):
     assert out == ref_out
     assert {p.name: p.read_bytes() for p in (tmp_path / "dropped").glob("*.jsonl")} == ref_dropped
     assert not work.exists()                                   # the checkpoints go with a finished run
+
+
+def test_where_the_time_went_is_logged_and_kept_apart_from_the_report(tmp_path, caplog):
+    import logging
+
+    awkward_source(tmp_path / "src")
+    cfg = config(tmp_path, "local", [f"timings_file={tmp_path / 'timings.json'}"])
+    with caplog.at_level(logging.INFO, logger="sft_playbook.curate"):
+        rep = curate(cfg)
+    t = json.loads((tmp_path / "timings.json").read_text())
+    assert [p["stages"][0] for p in t["passes"]] == ["clean", "module_index", "exact_dedup", "fuzzy_dedup"]
+    assert t["passes"][0]["rows_in"] == rep["rows_read"] and t["rows_read"] == rep["rows_read"]
+    assert set(t["steps_s"]) >= {"read sources (workers)", "stage passes", "merge splits (workers)", "report"}
+    assert all(p["total_s"] >= p["pass_s"] >= 0 for p in t["passes"])
+    assert "where the time went" in caplog.text and "rows/s" in caplog.text
+    text = json.dumps(rep) + (tmp_path / "out" / "curation_report.md").read_text()
+    assert not any(k in text for k in ("pass_s", "fit_s", "total_s", "steps_s", "time went"))   # no times in it
