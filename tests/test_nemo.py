@@ -43,6 +43,7 @@ def test_settings_follow_the_shared_config():
     (["nemo.predict_with=vllm"], "predict_with"),
     (["nemo.sequence_parallel=true"], "sequence_parallel"),
     (["nemo.fusions=maybe"], "fusions"),
+    (["predict.stop=[endmodule]"], "predict.stop"),
 ])
 def test_bad_settings_are_named(overrides, match):
     with pytest.raises(P.NemoConfigError, match=match):

@@ -59,7 +59,7 @@ def nemo_settings(cfg: dict) -> dict[str, Any]:
         "predict_with": str(n["predict_with"]), "export_hf": bool(n["export_hf"]), "fusions": str(n["fusions"]),
         "max_new_tokens": int(p["max_new_tokens"]), "do_sample": bool(p["do_sample"]),
         "temperature": float(p["temperature"]), "top_p": float(p["top_p"]), "n_samples": int(p["n_samples"]),
-        "batch_size": int(p["batch_size"]), "stop": list(p["stop"]),
+        "batch_size": int(p["batch_size"]), "stop": _stops(p["stop"]),
         "seed": int(cfg["seed"]), "resume": bool(cfg.get("resume", False)),
         "wandb": bool(cfg.get("wandb", {}).get("enabled", False)),
         "wandb_project": str(cfg.get("wandb", {}).get("project", "sft-playbook")),
@@ -84,6 +84,16 @@ def nemo_settings(cfg: dict) -> dict[str, Any]:
         raise NemoConfigError("nemo.sequence_parallel needs tensor_parallel > 1")
     s["world_size"] = world
     return s
+
+
+def _stops(stops) -> list[str]:
+    """predict.stop checked as for the native backend (never `endmodule`), as NemoConfigError."""
+    from .predict import check_stops
+
+    try:
+        return check_stops(stops)
+    except ValueError as exc:
+        raise NemoConfigError(str(exc)) from None
 
 
 def fusions_enabled(setting: str, have_te: bool | None = None) -> bool:
