@@ -295,11 +295,15 @@ def hierarchy_report(kept: pd.DataFrame, stats: list[StageStats], top: int = 20)
         out["standards"] = {k[4:]: v for k, v in comp.counters.items() if k.startswith("std_")}
         out["submodules_resolved"] = comp.counters.get("submodules_resolved", 0)
         out["unresolved_submodule_at_compile"] = comp.counters.get("unresolved_submodule", 0)
+        out["interface_mismatch_at_compile"] = comp.counters.get("interface_mismatch", 0)
     if "unresolved_modules" in kept.columns:
-        marked = kept[kept["unresolved_modules"].astype(str) != ""]
-        names = pd.Series([n for v in marked["unresolved_modules"] for n in str(v).split()], dtype=object)
+        mism = kept["mismatched_modules"].astype(str) if "mismatched_modules" in kept.columns \
+            else pd.Series("", index=kept.index)
+        marked = kept[(kept["unresolved_modules"].astype(str) != "") | (mism != "")]
         out["unresolved_rows_written"] = int(len(marked))
-        out["missing_modules"] = {str(k): int(v) for k, v in names.value_counts().head(top).items()}
+        for key, col in (("missing_modules", kept["unresolved_modules"].astype(str)), ("interface_mismatch", mism)):
+            names = pd.Series([n for v in col[marked.index] for n in str(v).split()], dtype=object)
+            out[key] = {str(k): int(v) for k, v in names.value_counts().head(top).items()}
         out["unresolved_ids"] = [str(i) for i in marked["id"].head(top)]
     return out
 
