@@ -7,10 +7,11 @@
                  code: line count, longest line, alphabetic share, module...endmodule, iverilog
                  (first standard that accepts it; submodules from the module index)
     3. pii       redact e-mails, phones, IPs, names on author/copyright lines, keys (counted by kind)
-    4. dedup     exact (normalised code hash), fuzzy (MinHash + LSH, Jaccard-verified)
-    5. decontaminate   against VerilogEval v2 prompts and references
-    6. both views      keep ids whose code and descriptions all survived; shuffle; split 80/15/5
-    7. merge     <output_dir>/<level>/{train,validation,test}.jsonl + report
+    4. decontaminate   against VerilogEval v2 prompts and references
+    5. both views      keep ids whose code and descriptions all survived
+    6. dedup     exact (normalised code hash), fuzzy (MinHash + LSH, Jaccard-verified): last of the
+                 stages that drop rows, so every dropped duplicate names a row that is written
+    7. merge     shuffle; split 80/15/5; <output_dir>/<level>/{train,validation,test}.jsonl + report
 
 Each stage runs on every partition through Dask (see engine.py). Consecutive row-level stages are
 fused into one pass per partition (``Chain``); a global stage (dedup) starts a new chain, and the
@@ -83,10 +84,11 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         ("rules.has_module", lambda s: HasModule(**s)),
         ("rules.compiles", lambda s: Compiles(**s, index=index[0] if index else None)),
         ("pii", lambda s: RedactPII(["code"], desc, **s)),                                   # 3
-        ("exact_dedup", lambda s: ExactDedup("code", **s)),                                  # 4
+        ("decontaminate", lambda s: Decontaminate(code_fields=["code"], text_fields=desc, **s)),  # 4
+        ("both_views", lambda s: KeepBothViews(levels, **s)),                                # 5
+        # the dedups come last: a dropped duplicate names a kept row, so no stage may drop rows after them
+        ("exact_dedup", lambda s: ExactDedup("code", **s)),                                  # 6
         ("fuzzy_dedup", lambda s: FuzzyDedup("code", seed=int(get(cfg, "seed")), **s)),
-        ("decontaminate", lambda s: Decontaminate(code_fields=["code"], text_fields=desc, **s)),  # 5
-        ("both_views", lambda s: KeepBothViews(levels, **s)),                                # 6
     ]
     stages = []
     for key, make in wanted:
