@@ -149,6 +149,12 @@ class Decontaminate(Stage):
                          code_threshold=code_threshold, text_threshold=text_threshold, containment=containment,
                          min_ngrams=min_ngrams, code_ngram=code_ngram, text_ngram=text_ngram,
                          template_share=template_share, normalize_identifiers=normalize_identifiers)
+        for key in ("code_threshold", "text_threshold", "containment", "template_share"):
+            if not 0 < float(self.config[key]) <= 1:
+                raise ValueError(f"decontaminate.{key}: must be in (0, 1], got {self.config[key]!r}")
+        for key in ("code_ngram", "text_ngram", "min_ngrams"):
+            if int(self.config[key]) < 1:
+                raise ValueError(f"decontaminate.{key}: must be >= 1, got {self.config[key]!r}")
         self.refs: Side | None = None
         self.prompts: Side | None = None
         self.problems = 0

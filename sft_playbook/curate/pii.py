@@ -506,6 +506,17 @@ class RedactPII(Stage):
         super().__init__(code_fields=list(code_fields), text_fields=list(text_fields), backend=backend,
                          min_score=min_score, kinds=list(kinds), phone_context=list(phone_context),
                          context_window=context_window)
+        # checked here, on the driver, before any work (the Redactor is built on the workers)
+        if backend not in ("presidio", "regex"):
+            raise ValueError(f"pii.backend: must be presidio or regex, got {backend!r}")
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown or not list(kinds):
+            raise ValueError(f"pii.kinds: unknown kind(s) {unknown} (known: {', '.join(KINDS)})" if unknown
+                             else f"pii.kinds: empty; list some of {', '.join(KINDS)} (or pii.enabled: false)")
+        if not 0 <= float(min_score) <= 1:
+            raise ValueError(f"pii.min_score: must be in [0, 1], got {min_score!r}")
+        if int(context_window) < 0:
+            raise ValueError(f"pii.context_window: must be >= 0, got {context_window!r}")
         self._redactor = None
 
     @property

@@ -57,8 +57,33 @@ class PipelineError(RuntimeError):
     pass
 
 
+def check_settings(cfg: dict[str, Any]) -> None:
+    """The settings no stage owns, checked before any work: ``levels`` (a non-empty list of distinct
+    names) and ``split`` (train/validation/test fractions in [0, 1] summing to 1). ConfigError
+    with one line naming the key."""
+    levels = get(cfg, "levels")
+    if not isinstance(levels, list) or not levels:
+        raise ConfigError(f"levels: give at least one description level, e.g. [high_level] (got {levels!r})")
+    if not all(isinstance(lvl, str) and lvl for lvl in levels) or len(set(levels)) != len(levels):
+        raise ConfigError(f"levels: must be distinct level names, got {levels!r}")
+    split = get(cfg, "split")
+    want = ("train", "validation", "test")
+    if not isinstance(split, dict) or set(split) != set(want):
+        have = sorted(split) if isinstance(split, dict) else split
+        raise ConfigError(f"split: needs exactly the fractions train, validation and test, got {have!r}")
+    for k in want:
+        v = split[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise ConfigError(f"split.{k}: must be a fraction between 0 and 1, got {v!r}")
+    if abs(sum(float(split[k]) for k in want) - 1.0) > 1e-6:
+        raise ConfigError("split: train + validation + test must be 1, got "
+                          + " + ".join(f"{split[k]:g}" for k in want) + f" = {sum(float(split[k]) for k in want):g}")
+
+
 def build_stages(cfg: dict[str, Any]) -> list[Stage]:
-    """The recipe: an ordered list of configured stages. A section with ``enabled: false`` is left out."""
+    """The recipe: an ordered list of configured stages. A section with ``enabled: false`` is left out.
+    Every setting is checked here (``check_settings`` and the stages' constructors), before any work."""
+    check_settings(cfg)
     levels = list(get(cfg, "levels"))
     desc = [f"desc_{lvl}" for lvl in levels]
 
@@ -316,11 +341,11 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
     dropped_dir = resolve(get(cfg, "dropped_dir")) if get(cfg, "dropped_dir") else None
     levels = list(get(cfg, "levels"))
     t0 = time.monotonic()
+    stages = build_stages(cfg)               # every setting checked before any work
     df, origins, bad = load_sources(cfg)
     if df.empty:
         raise PipelineError("the sources gave 0 records; nothing to curate")
     log.info("loaded %d records from %s", len(df), ", ".join(f"{o['name']} ({o['rows']})" for o in origins))
-    stages = build_stages(cfg)
     eng_cfg = dict(get(cfg, "engine"))
     if scheduler:
         eng_cfg["scheduler"] = scheduler
