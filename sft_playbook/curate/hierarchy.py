@@ -9,14 +9,20 @@ files that were never scraped). A row compiled on its own fails on both with ive
 * ``ModuleIndex`` (a global stage right after ``clean``; it drops nothing) collects, per row, the
   modules (and UDP primitives) the row defines and the ones it instantiates (``keys``, computed on
   the workers at the end of the previous pass). Its ``fit`` keeps, on the driver, only the index:
-  module name -> the defining row, the first row in input order (``_order``) when several rows
-  define the same name, so the choice does not depend on partitioning or reruns. It then fetches
-  the source text of just the definitions some other row needs (transitively: a submodule's own
-  submodules too) and keeps them as ``modules``: name -> ``ModuleDef`` (defining row id, the text
-  of that one module, the names it instantiates).
+  module name -> the defining rows in input order (``_order``), so the choice does not depend on
+  partitioning or reruns. It then fetches the source text of just the definitions some other row
+  needs (transitively: a submodule's own submodules too; at most ``max_definitions_per_name``
+  distinct texts per name) and keeps them as ``definitions``: name -> [``ModuleDef``] (defining
+  row id, the text of that one module, the names it instantiates); ``modules`` holds the first.
 * The compile check (``filters.Compiles``) runs per row on the workers. Only when a row's own
   compile fails with nothing but unknown-module errors does it look the missing names up in the
-  index and compile the row again with the definitions appended (``check_verilog``).
+  index and compile the row again with the definitions appended (``check_verilog``): per name the
+  first definition that fits the row's instances (an error on an instance's line, or inside the
+  definition in every standard, moves on to the next). A name defined nowhere, or whose
+  definitions all fail, gets a generated black box (``black_box``: ports and parameters from the
+  instances, every port a one-bit ``input``) instead, so iverilog gets past elaboration and an
+  error that remains is the row's own (``error``); with black boxes only, the row is
+  ``unresolved_submodule`` (``unresolved``: defined nowhere; ``mismatched``: defined, none fits).
 
 Why the index ships *text* to the workers rather than row ids: a task sees only its own partition,
 and the defining row may sit in any other; fetching rows across partitions from inside a task
