@@ -152,9 +152,9 @@ class Decontaminate(Stage):
         for key in ("code_threshold", "text_threshold", "containment", "template_share"):
             if not 0 < float(self.config[key]) <= 1:
                 raise ValueError(f"decontaminate.{key}: must be in (0, 1], got {self.config[key]!r}")
-        for key in ("code_ngram", "text_ngram", "min_ngrams"):
-            if int(self.config[key]) < 1:
-                raise ValueError(f"decontaminate.{key}: must be >= 1, got {self.config[key]!r}")
+        for key, low in (("code_ngram", 1), ("text_ngram", 1), ("min_ngrams", 0)):   # min_ngrams 0: no size floor
+            if int(self.config[key]) < low:
+                raise ValueError(f"decontaminate.{key}: must be >= {low}, got {self.config[key]!r}")
         self.refs: Side | None = None
         self.prompts: Side | None = None
         self.problems = 0
