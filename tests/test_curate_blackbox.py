@@ -120,3 +120,17 @@ def test_when_no_definition_fits_the_row_is_an_interface_mismatch_not_missing():
     v = check("module bad_both (input [3:0] x, output y);\n  gate2 g (.a(x[0]), .nope(y));\n"
               "  assign y = x[0] ^ missing_net;\nendmodule", index)
     assert v.status == "error" and v.error.startswith("line 3:") and "missing_net" in v.error, v
+
+
+@needs_iverilog
+def test_an_instance_the_scan_cannot_see_is_not_the_rows_fault_but_its_own_modules_are_checked():
+    # `ifdef between the module name and the instance: the black box gets no ports from the scan
+    hidden = ("module tb (input clk);\n  wire [3:0] d;\n`ifdef FAST FAST_CNT `else SLOW_CNT `endif\n"
+              "  c3 (.clkm(clk), .q(d));\nendmodule")
+    v = check(hidden, {})
+    assert v.status == "unresolved_submodule" and v.unresolved == ("SLOW_CNT",), v
+    # a port that the row's OWN module lacks is a genuine error, black boxes or not
+    own = ("module leaf_own (input a, output y);\n  assign y = ~a;\nendmodule\n"
+           "module top_own (input a, output y);\n  VENDOR_BUF b (.I(a), .O(t));\n  leaf_own l (.a(t), .nope(y));\nendmodule")
+    v = check(own, {})
+    assert v.status == "error" and "nope" in v.error and v.error.startswith("line 6:"), v
