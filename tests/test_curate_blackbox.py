@@ -65,6 +65,9 @@ def test_a_missing_submodule_does_not_hide_an_error_in_the_row(code, line, word)
     # an instance array and a hierarchical reference into the black box
     ("module arr_top (input [3:0] d, output [3:0] q, output done);\n  DFF_X ff [3:0] (.D(d), .Q(q));\n"
      "  CNT_X c (.clk(d[0]));\n  assign done = c.tc;\nendmodule", ("DFF_X", "CNT_X")),
+    # a SystemVerilog interface instance used with a method call in a condition
+    ("module tb_if (input clk);\n  bus_if b0 ();\n  always @(posedge clk) begin\n    b0.value <= 4'h1;\n"
+     "    if (b0.get_count() != 3) $stop;\n  end\nendmodule", ("bus_if",)),
     # ports on several lines, a parameter without parentheses, an escaped port name
     ("module multi (input clk, input [1:0] s, output y);\n  MUX_X #2\n    m0 (\n      .\\S[0] (s[0]),\n"
      "      .CLK(clk),\n      .Y(y)\n    );\nendmodule", ("MUX_X",)),

@@ -619,11 +619,14 @@ def _with_submodules(code: str, missing: list[str], std: str, standards: Sequenc
                 continue
             if s != std and any("syntax error" in m for _, _, m in row):
                 continue                          # the row itself needs an earlier standard
-            # what a black box causes is not the row's fault: a hierarchical reference into it, and
+            # what a black box causes is not the row's fault: a hierarchical reference into it (in
+            # the message or on the error's line: c.get() in a condition), and
             # a port/parameter/width complaint anywhere but at an instance of the row's own modules
             # (the scan may not see an instance: `ifdef between module and instance name)
             boxes = [u for _, _, u in spans if u.module in stubs]
-            genuine = [e for e in row if not any(into(e[2], u) for u in boxes)
+            lines = body.split("\n")
+            genuine = [e for e in row if not any(into(e[2], u) or (0 < e[1] <= len(lines) and into(lines[e[1] - 1], u))
+                                                 for u in boxes)
                        and not (_STUB_ARTEFACT.search(e[2]) and not on_instance(e[1], e[2], own))]
             if genuine:                           # an error in the row itself, its submodules present: genuine
                 with_ = []
