@@ -628,6 +628,8 @@ def _with_submodules(code: str, missing: list[str], std: str, standards: Sequenc
             genuine = [e for e in row if not any(into(e[2], u) or (0 < e[1] <= len(lines) and into(lines[e[1] - 1], u))
                                                  for u in boxes)
                        and not (_STUB_ARTEFACT.search(e[2]) and not on_instance(e[1], e[2], own))]
+            if stubs and genuine and all(e[1] == 0 for e in genuine):
+                genuine = []                      # iverilog itself gave up (an abort) on the black boxes
             if genuine:                           # an error in the row itself, its submodules present: genuine
                 with_ = []
                 if names:
