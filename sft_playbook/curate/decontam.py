@@ -1,4 +1,4 @@
-"""Step 5 - decontamination against a benchmark (VerilogEval v2 spec-to-rtl by default).
+"""Step 4 - decontamination against a benchmark (VerilogEval v2 spec-to-rtl by default).
 
 The benchmark folder holds ``<Problem>_prompt.txt`` (the task text) and ``<Problem>_ref.sv`` (the
 reference solution). Both sides are compared as sets of n-grams: code as Verilog token

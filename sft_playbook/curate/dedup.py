@@ -1,4 +1,5 @@
-"""Step 4 - deduplication: exact (hash of normalised code) and fuzzy (MinHash + LSH, verified).
+"""Step 6 - deduplication: exact (hash of normalised code) and fuzzy (MinHash + LSH, verified); the
+last stages that drop rows, so the row a dropped duplicate names is not dropped by a later stage.
 
 Both are global stages: ``fit`` computes per-partition keys on the workers (hashes, MinHash
 signatures), brings the small keys to the driver, forms duplicate clusters and decides which row
