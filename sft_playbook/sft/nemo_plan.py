@@ -21,7 +21,8 @@ NEMO_SPLITS = {"train": "training.jsonl", "validation": "validation.jsonl", "tes
 #: Hugging Face model types the backend converts (Llama family: Llama-2/3/3.x, CodeLlama, SmolLM/SmolLM2)
 SUPPORTED_MODEL_TYPES = ("llama",)
 NEMO_KEYS = ("devices", "num_nodes", "tensor_parallel", "pipeline_parallel", "sequence_parallel", "cache_dir",
-             "limit_val_batches", "predict_with", "export_hf", "fusions")
+             "limit_val_batches", "predict_with", "export_hf", "fusions", "seq_length", "micro_batch_size",
+             "global_batch_size")
 
 
 class NemoConfigError(ValueError):
@@ -48,8 +49,11 @@ def nemo_settings(cfg: dict) -> dict[str, Any]:
         "devices": int(n["devices"]), "num_nodes": int(n["num_nodes"]),
         "tp": int(n["tensor_parallel"]), "pp": int(n["pipeline_parallel"]),
         "sequence_parallel": bool(n["sequence_parallel"]),
-        "seq_length": int(d["max_seq_len"]),
-        "micro_batch_size": int(t["micro_batch_size"]), "global_batch_size": int(t["global_batch_size"]),
+        # NeMo's own batch and length when set (the native keys may count packs of the fast path);
+        # null: the shared data.max_seq_len / train.micro_batch_size / train.global_batch_size
+        "seq_length": int(d["max_seq_len"] if n["seq_length"] is None else n["seq_length"]),
+        "micro_batch_size": int(t["micro_batch_size"] if n["micro_batch_size"] is None else n["micro_batch_size"]),
+        "global_batch_size": int(t["global_batch_size"] if n["global_batch_size"] is None else n["global_batch_size"]),
         "lr": float(t["lr"]), "min_lr": float(t["lr"]) * float(t["min_lr_ratio"]),
         "warmup_steps": int(t["warmup_steps"]), "weight_decay": float(t["weight_decay"]),
         "betas": [float(b) for b in t["betas"]], "grad_clip": float(t["grad_clip"]),
