@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from ..config import dump_config
-from ..paths import resolve
+from ..paths import discard_checkpoints, resolve, run_dir
 from . import data as D
 from . import fast
 from .model import ModelError, load_model, load_tokenizer, prepare_model
@@ -66,8 +66,6 @@ def main(cfg: dict, steps: list[str], args=None) -> int:
     return 0
 
 
-def run_dir(cfg: dict) -> Path:
-    return resolve(cfg["output_dir"]) / cfg["run_name"]
 
 
 def lr_at(step: int, tcfg: dict) -> float:
@@ -192,7 +190,7 @@ class SFTRecipe:
         enc_train = D.encode_rows(train_rows, self.tokenizer, self.dcfg, seq)
         enc_val = D.encode_rows(val_rows, self.tokenizer, self.dcfg, seq)
         for name, enc in (("train", enc_train), ("validation", enc_val)):
-            log.info("%s: %s", name, ", ".join(f"{k}={v}" for k, v in sorted(enc.stats.items())))
+            log.log(*D.describe_counts(name, enc.stats, seq, self.dcfg["overlength"]))
         self.data_stats = {"train": dict(enc_train.stats), "validation": dict(enc_val.stats)}
         self.packed = bool(self.dcfg["packing"])
         self.schedule = D.StepSchedule(enc_train.examples, int(cfg["seed"]), glob, self.packed, seq,
@@ -217,7 +215,7 @@ class SFTRecipe:
             self.start_step = self.load_checkpoint(ckpt)
             log.info("resuming from %s at step %d", ckpt, self.start_step)
         elif self.is_main and (self.out / "checkpoints").exists():
-            shutil.rmtree(self.out / "checkpoints")
+            discard_checkpoints(self.out)  # says what it removes (paths.py)
         if self.is_main:
             _atomic_write(self.out / "config.yaml", dump_config(self.cfg))
         from .tracking import Tracker

@@ -1,0 +1,172 @@
+"""Command lines of the entry points: step, options and overrides in any order (also under
+torchrun), run folders named by the config's differences, no silent checkpoint deletion."""
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sft_playbook.cli import build_parser, parse_args, start
+from sft_playbook.paths import REPO_ROOT, config_changes, derived_run_name, discard_checkpoints, run_dir
+
+STEPS = ("convert", "train", "predict", "evaluate")
+
+
+def _parse(argv):
+    return parse_args(build_parser("run_sft.py", "", "configs/sft.yaml", steps=STEPS), argv)
+
+
+@pytest.mark.parametrize("argv,step,config,overrides", [
+    # the README's form (issue 20 item 4): step, then --config, then overrides
+    (["train", "--config", "configs/sft_gpu.yaml", "train.parallel=ddp"], "train", "configs/sft_gpu.yaml",
+     ["train.parallel=ddp"]),
+    (["predict", "--config", "F", "a=1", "b.c=[1, 2]"], "predict", "F", ["a=1", "b.c=[1, 2]"]),
+    (["--config", "F", "train", "a=1"], "train", "F", ["a=1"]),
+    (["a=1", "--config", "F", "evaluate", "b=2"], "evaluate", "F", ["a=1", "b=2"]),
+    (["a=1", "b=2"], "all", "configs/sft.yaml", ["a=1", "b=2"]),
+    (["train", "a=1", "--config=F", "b=2", "--print-config"], "train", "F", ["a=1", "b=2"]),
+    ([], "all", "configs/sft.yaml", []),
+    (["all", "a=1"], "all", "configs/sft.yaml", ["a=1"]),
+    # torch.distributed.launch appends --local-rank; it is accepted and ignored
+    (["train", "--local-rank=1", "a=1"], "train", "configs/sft.yaml", ["a=1"]),
+])
+def test_step_options_and_overrides_in_any_order(argv, step, config, overrides):
+    args = _parse(argv)
+    assert (args.step, args.config, args.overrides) == (step, config, overrides)
+
+
+@pytest.mark.parametrize("argv,message", [(["train", "predict"], "one step at a time"),
+                                          (["trian", "a=1"], "unknown step 'trian'"),
+                                          (["a=1", "trian"], "unknown step 'trian'")])
+def test_bad_steps_are_one_clear_error(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _parse(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def _run(*argv, exe=None, timeout=180):
+    return subprocess.run([*(exe or [sys.executable]), *argv], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+
+
+def test_readme_form_step_config_overrides_parses_end_to_end():
+    r = _run("run_sft.py", "train", "--config", "configs/sft_gpu.yaml", "train.max_steps=3", "--print-config")
+    assert r.returncode == 0, r.stderr
+    cfg = yaml.safe_load(r.stdout)
+    assert cfg["train"]["max_steps"] == 3
+    file_name = yaml.safe_load((REPO_ROOT / "configs/sft_gpu.yaml").read_text())["run_name"]
+    assert cfg["run_name"] == f"{file_name}_max_steps-3"
+
+
+def test_readme_form_under_torchrun():
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip(f"no torchrun next to {sys.executable}")
+    r = _run("--nproc-per-node", "1", "run_sft.py", "train", "--config", "configs/sft_gpu.yaml",
+             "train.parallel=ddp", "--print-config", exe=[str(torchrun)])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "unrecognized arguments" not in r.stderr
+    assert yaml.safe_load(r.stdout.split("\n", 1)[1] if r.stdout.startswith("#") else r.stdout)["train"]["parallel"] == "ddp"
+
+
+def test_print_config_prints_the_config_and_a_normal_start_only_one_line():
+    r = _run("run_sft.py", "--print-config", "seed=7")
+    assert r.returncode == 0 and yaml.safe_load(r.stdout)["seed"] == 7
+    # without --print-config the config is one line, not the whole YAML
+    out = _run("-c", "from sft_playbook.cli import build_parser, start; "
+                     "start(build_parser('x.py', '', 'configs/sft.yaml', steps=('train',)), ['train', 'seed=7'], "
+                     "name_run=True)")
+    assert out.returncode == 0, out.stderr
+    assert "config: configs/sft.yaml + seed=7" in out.stderr
+    assert "target_modules" not in out.stderr and "lora:" not in out.stderr
+
+
+FILE = {"run_name": "smollm2-135m-cpu", "model": "smollm2-135m", "output_dir": "results", "resume": False,
+        "data": {"max_seq_len": 384, "max_val_samples": 8},
+        "train": {"method": "full", "max_steps": 20, "lr": 1e-4, "stop_at_step": None, "eval_every": 5},
+        "lora": {"r": 16, "dropout": 0.05}, "predict": {"max_samples": 8}, "evaluate": {"verilog": True},
+        "wandb": {"enabled": True}}
+
+
+def _with(**dotted):
+    import copy
+
+    cfg = copy.deepcopy(FILE)
+    for key, value in dotted.items():
+        node = cfg
+        *parents, leaf = key.split("__")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return cfg
+
+
+def test_run_name_from_the_changes_that_alter_the_model():
+    assert derived_run_name(FILE, _with(train__method="lora", train__max_steps=3)) == \
+        "smollm2-135m-cpu_method-lora_max_steps-3"
+    # no change, or the file's own value: the config's run folder
+    assert derived_run_name(FILE, _with()) == "smollm2-135m-cpu"
+    assert derived_run_name(FILE, _with(train__max_steps=20)) == "smollm2-135m-cpu"
+    # continuing, re-predicting, re-scoring the same model stays in its folder
+    assert derived_run_name(FILE, _with(resume=True, train__stop_at_step=3, predict__max_samples=None,
+                                        evaluate__verilog=False, wandb__enabled=False)) == "smollm2-135m-cpu"
+    # values become folder-safe; hub ids and lists too
+    assert derived_run_name(FILE, _with(model="HuggingFaceTB/SmolLM2 360M")) == \
+        "smollm2-135m-cpu_model-HuggingFaceTB-SmolLM2-360M"
+    # in the config's order, whatever the order on the command line
+    name = derived_run_name(FILE, _with(train__lr=3e-4, lora__dropout=0.1, data__max_seq_len=640))
+    assert name == "smollm2-135m-cpu_max_seq_len-640_lr-0.0003_dropout-0.1"
+    # two changed keys with the same last part keep their section
+    clash = _with(train__max_steps=5, lora__max_steps=2)
+    assert derived_run_name(FILE, clash) == "smollm2-135m-cpu_train-max_steps-5_lora-max_steps-2"
+
+
+def test_long_run_names_are_hashed_and_stable():
+    many = _with(**{f"train__k{i}": i for i in range(40)})
+    a, b = derived_run_name(FILE, many), derived_run_name(FILE, many)
+    assert a == b and a.startswith("smollm2-135m-cpu_") and len(a) <= 40
+    other = _with(**{f"train__k{i}": i + 1 for i in range(40)})
+    assert derived_run_name(FILE, other) != a
+    assert config_changes(FILE, _with(train__max_steps=3)) == [("train.max_steps", 3)]
+
+
+def test_start_names_the_run_and_an_explicit_run_name_wins(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parser = build_parser("run_sft.py", "", "configs/sft.yaml", steps=STEPS)
+    cfg, args = start(parser, ["train", "train.method=lora", "train.max_steps=3"], name_run=True)
+    assert cfg["run_name"] == f"{args.file_run_name}_method-lora_max_steps-3"
+    assert run_dir(cfg) == REPO_ROOT / cfg["output_dir"] / cfg["run_name"]
+    cfg, _ = start(parser, ["train", "train.method=lora", "run_name=mine"], name_run=True)
+    assert cfg["run_name"] == "mine"
+    cfg, args = start(parser, ["predict", "predict.max_samples=null"], name_run=True)
+    assert cfg["run_name"] == args.file_run_name
+
+
+def test_old_checkpoints_are_never_removed_silently(tmp_path, caplog):
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step_000020").mkdir(parents=True)
+    (run / "checkpoints" / "step_000020" / "model.safetensors").write_bytes(b"x")
+    with caplog.at_level(logging.WARNING):
+        discard_checkpoints(run)
+    assert not (run / "checkpoints").exists()
+    msg = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+    assert "step_000020" in msg and "resume=true" in msg and "earlier run" in msg
+    caplog.clear()
+    discard_checkpoints(run)  # nothing there: nothing said
+    assert not caplog.records
+
+
+def test_training_from_step_0_announces_the_checkpoints_it_replaces(sft_cfg, tmp_path, caplog):
+    from sft_playbook.sft.recipe import main
+
+    cfg = dict(sft_cfg, train=dict(sft_cfg["train"], max_steps=1, eval_every=1, save_every=1))
+    old = tmp_path / "results" / "tiny" / "checkpoints" / "step_000005"
+    old.mkdir(parents=True)
+    with caplog.at_level(logging.WARNING):
+        assert main(cfg, ["train"]) == 0
+    said = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+    assert "step_000005" in said and "resume=true" in said
+    assert sorted(p.name for p in old.parent.iterdir()) == ["step_000001"]
