@@ -173,7 +173,9 @@ def headline_rows(report: dict) -> list[tuple[str, list[str]]]:
         v = report["val_loss"]
         cells = {"base": f"{v['first']:.3f} (step {v['first_step']}, before training)",
                  "finetuned": f"{v['last']:.3f} (step {v['last_step']})"}
-        rows.append(("validation loss (lower is better)", [cells.get(m, "-") for m in models]))
+        used = (report.get("data_rows") or {}).get("validation", {}).get("used")
+        rows.append((f"validation loss{f' ({used} rows)' if used else ''}, lower is better",
+                     [cells.get(m, "-") for m in models]))
     if any("verilog" in M[m] for m in models):
         def vv(m, key):
             return M[m].get("verilog", {}).get(key)
@@ -227,7 +229,8 @@ def render_markdown(report: dict) -> str:
     M = report["models"]
     n_test = max((M[m]["rows"] for m in models), default=0)
     lines = [f"# SFT report: {report['run']}", "",
-             f"Model `{report['model']}` fine-tuned ({report.get('method', '?')}, {report.get('max_steps', '?')} steps) "
+             f"Model `{report['model']}` fine-tuned ({report.get('method', '?')}, {report.get('max_steps', '?')} "
+             f"optimizer step{'' if report.get('max_steps') == 1 else 's'}) "
              f"on level `{report['level']}`; base and fine-tuned model compared on the same {n_test} "
              f"`{report['split']}` rows (greedy).", "",
              "## Base vs fine-tuned", "",
@@ -247,9 +250,10 @@ def render_markdown(report: dict) -> str:
         lines += ["Outcome of each test row (Verilog, `eval/<model>/verilog_results.jsonl` has every row):", "",
                   "| outcome | " + " | ".join(MODEL_LABELS.get(m, m) for m in models) + " |",
                   "| --- |" + " --- |" * len(models)]
-        for label, keys in OUTCOMES:
-            cells = [_num(sum(int(M[m].get("verilog", {}).get(k) or 0) for k in keys)) for m in models]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        counts = outcome_counts(report)
+        for label, _ in OUTCOMES:
+            lines.append(f"| {label} | " + " | ".join(_num(counts[m][label]) if m in counts else "-"
+                                                      for m in models) + " |")
         lines.append("")
         classes = sorted({c for m in models for c in M[m].get("verilog", {}).get("error_classes", {})})
         if classes:
@@ -275,31 +279,42 @@ def render_markdown(report: dict) -> str:
 
 
 # ------------------------------------------------------------------ chart
+#: classes always shown in the chart, even at 0 for every model (the others only when some model has them)
+CORE_OUTCOMES = ("pass", "mismatch", "compile error")
+
+
+def outcome_counts(report: dict) -> dict[str, dict[str, int]]:
+    """{model: {outcome label: rows}} from the Verilog summaries, in OUTCOMES order (models with Verilog metrics)."""
+    return {m: {label: sum(int(e["verilog"].get(k) or 0) for k in keys) for label, keys in OUTCOMES}
+            for m, e in report["models"].items() if "verilog" in e}
+
+
 def plot_outcomes(report: dict, png_path: Path) -> Path | None:
     """results.png: bars of Verilog outcome classes (pass, mismatch, compile error, ...), base vs
     fine-tuned, counts of test rows on each bar. None (and no file) without Verilog metrics."""
-    models = [m for m in report["models"] if "verilog" in report["models"][m]]
+    counts = outcome_counts(report)
+    models = list(counts)
     if not models:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    labels = [label for label, _ in OUTCOMES]
-    counts = {m: [sum(int(report["models"][m]["verilog"].get(k) or 0) for k in keys) for _, keys in OUTCOMES]
-              for m in models}
-    # Classes no model has are left out, except pass (a zero pass count is the point of the picture).
-    keep = [i for i, label in enumerate(labels) if label == "pass" or any(counts[m][i] for m in models)]
+    keep = [label for label, _ in OUTCOMES if label in CORE_OUTCOMES or any(counts[m][label] for m in models)]
     fig, ax = plt.subplots(figsize=(9, 4))
     width = 0.8 / len(models)
     for j, m in enumerate(models):
         xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(keep))]
-        ys = [counts[m][i] for i in keep]
+        ys = [counts[m][label] for label in keep]
         n = report["models"][m]["verilog"].get("rows") or 0
         bars = ax.bar(xs, ys, width, label=f"{MODEL_LABELS.get(m, m)} (n={n})")
         ax.bar_label(bars, labels=[str(y) for y in ys], fontsize=8)
-    ax.set_xticks(range(len(keep)), [labels[i] for i in keep], rotation=15)
+    ax.set_xticks(range(len(keep)), keep, rotation=15)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    most = max(int(report["models"][m]["verilog"].get("rows") or 0) for m in models)
+    ax.set_ylim(0, max(1, most) * 1.08)  # the axis goes up to all rows: bar heights read as shares
     ax.set_ylabel(f"{report['split']} rows")
     ax.set_title(f"{report['run']}: outcome of each generated module")
     ax.legend()
