@@ -2,6 +2,8 @@
 torchrun), run folders named by the config's differences, no silent checkpoint deletion."""
 import logging
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +172,46 @@ def test_training_from_step_0_announces_the_checkpoints_it_replaces(sft_cfg, tmp
     said = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
     assert "step_000005" in said and "resume=true" in said
     assert sorted(p.name for p in old.parent.iterdir()) == ["step_000001"]
+
+
+def test_plan_says_steps_model_rows_outputs_and_time(tmp_path):
+    from sft_playbook.config import load_yaml
+    from sft_playbook.sft.plan import describe_plan
+
+    cfg = load_yaml(REPO_ROOT / "configs/sft.yaml")
+    data = tmp_path / "data" / cfg["level"]
+    data.mkdir(parents=True)
+    row = '{"input": "' + "A 4-bit counter. " * 20 + '", "output": "' + "module m; endmodule " * 20 + '"}\n'
+    for split, n in (("train", 199), ("validation", 37), ("test", 13)):
+        (data / f"{split}.jsonl").write_text(row * n)
+    cfg.update(data_dir=str(tmp_path / "data"), output_dir=str(tmp_path / "results"))
+    text = describe_plan(cfg, ["convert", "train", "predict", "evaluate"])
+    assert "convert -> train -> predict -> evaluate" in text and cfg["model"] in text
+    assert "199 train / 37 validation / 13 test rows" in text
+    assert f"{tmp_path / 'results' / cfg['run_name']}/  (new" in text
+    if not shutil.which("nvidia-smi"):
+        minutes = int(re.search(r"expected about (\d+) min", text).group(1))
+        assert 1 <= minutes <= 60
+    (tmp_path / "results" / cfg["run_name"]).mkdir(parents=True)
+    assert "(exists:" in describe_plan(cfg, ["predict"])
+    # no data yet: says what to run
+    cfg["data_dir"] = str(tmp_path / "none")
+    assert "run `bash curate_data.sh` first" in describe_plan(cfg, ["train"])
+
+
+def test_wandb_offline_is_one_line_on_the_console(tmp_path, capfd, caplog, monkeypatch):
+    pytest.importorskip("wandb")
+    from sft_playbook.sft.tracking import Tracker
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = {"run_name": "t", "wandb": {"enabled": True, "project": "p"}}
+    with caplog.at_level(logging.INFO):
+        tracker = Tracker(tmp_path, cfg, None)
+        assert tracker.wandb is not None, "W&B did not start"
+        tracker.log({"step": 1, "train_loss": 1.0})
+        tracker.close()
+    out = capfd.readouterr()
+    assert "wandb:" not in out.out + out.err, out.out + out.err
+    ours = [r.getMessage() for r in caplog.records if "W&B" in r.getMessage()]
+    assert len(ours) == 1 and "offline" in ours[0] and "wandb sync" in ours[0]

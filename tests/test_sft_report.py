@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+import yaml
 
 from sft_playbook.config import load_yaml
 from sft_playbook.paths import REPO_ROOT
@@ -51,6 +52,9 @@ def run_cfg(tmp_path):
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (
         {"step": 0, "val_loss": 1.724}, {"step": 10, "train_loss": 0.7, "val_loss": 0.655},
         {"step": 20, "train_loss": 0.5, "val_loss": 0.565})))
+    trained = copy.deepcopy(cfg)
+    trained["data"]["max_seq_len"] = 384  # what the training used; the current config may differ
+    (run / "config.yaml").write_text(yaml.safe_dump(trained))
     (run / "train_summary.json").write_text(json.dumps({"data": {
         "train": {"rows": 199, "kept": 146, "over_length": 53, "dropped_over_length": 53},
         "validation": {"rows": 8, "kept": 5, "over_length": 3, "dropped_over_length": 3}}}))
@@ -107,3 +111,24 @@ def test_report_without_training_summary_says_not_recorded(run_cfg):
     md = render_markdown(report)
     assert "| train | 199 | - | - | - | - |" in md and "not recorded" in md
     assert "validation loss" not in md and "results.png" not in md  # no Verilog metrics: no outcome chart
+
+
+def test_over_length_rows_are_said_with_their_counts(tiny_llama_dir):
+    import logging
+
+    from sft_playbook.sft import data as D
+    from sft_playbook.sft.model import load_tokenizer
+
+    tok = load_tokenizer(tiny_llama_dir)
+    dcfg = {"prompt_template": "chat", "system_prompt": None, "plain_template": "{input}", "overlength": "drop"}
+    short = {"id": "s", "input": "A wire.", "output": "module m(input a, output b); assign b = a; endmodule"}
+    long = {"id": "l", "input": "A counter.", "output": "module m;\n" + "  wire w;\n" * 200 + "endmodule"}
+    enc = D.encode_rows([short, long, long, short], tok, dcfg, 128)
+    level, text = D.describe_counts("train", enc.stats, 128, "drop")
+    assert level == logging.WARNING
+    assert text.startswith("train: 2 of 4 rows used; 2 (50 %) longer than max_seq_len=128 dropped")
+    enc = D.encode_rows([short, long], tok, dict(dcfg, overlength="truncate"), 128)
+    level, text = D.describe_counts("validation", enc.stats, 128, "truncate")
+    assert level == logging.WARNING and "1 (50 %) cut at max_seq_len=128" in text and "2 of 2 rows used" in text
+    enc = D.encode_rows([short], tok, dcfg, 128)
+    assert D.describe_counts("test", enc.stats, 128, "drop") == (logging.INFO, "test: 1 of 1 rows used (all fit max_seq_len=128)")

@@ -18,12 +18,14 @@ import os
 import shutil
 from pathlib import Path
 
-from ..paths import resolve, run_dir
+from ..paths import REPO_ROOT, resolve, run_dir
 
-# Measured (docs/benchmarks.md, SmolLM2-135M fp32 on 2 cores, quiet machine): training ran at about
-# 53 real tokens/s including its validations; greedy generation of a batch of 8 rows took about
-# 0.24 s per new token; loading and saving models about 10 s per step.
-CPU_TRAIN_TOKENS_PER_S = 53.0
+# Measured (docs/benchmarks.md, SmolLM2-135M fp32 on 2 cores, quiet machine): 20 steps of 4 rows
+# (26.2k tokens with padding) plus 5 validations of 5 rows (forward only, about a third of the cost
+# per token) took 404 s, i.e. about 71 padded training tokens/s; greedy generation of a batch of 8
+# rows took about 0.24 s per new token; loading and saving models about 10 s per step.
+CPU_TRAIN_TOKENS_PER_S = 71.0
+PADDING_FACTOR = 1.3         # padded / real tokens of a micro-batch of 4 rows of these lengths
 CPU_DECODE_S_PER_TOKEN = 0.24
 CPU_REFERENCE_CORES = 2
 CHARS_PER_TOKEN = 2.6        # SmolLM2's tokenizer on the curated Verilog rows (prompt + module)
@@ -56,6 +58,13 @@ def _mean_tokens(path: Path, max_len: int, limit: int | None) -> float | None:
     return sum(kept) / len(kept) if kept else None
 
 
+def _show(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def _on_gpu(cfg: dict) -> bool:
     return cfg.get("backend") == "nemo" or bool(shutil.which("nvidia-smi"))
 
@@ -71,7 +80,11 @@ def estimate_seconds(cfg: dict, steps: list[str], mean_tokens: float | None) -> 
     if "convert" in steps:
         total += 5
     if "train" in steps:
-        total += 10 + int(t["max_steps"]) * int(t["global_batch_size"]) * mean_tokens / CPU_TRAIN_TOKENS_PER_S * scale
+        n_val = int(t["max_steps"]) // max(1, int(t["eval_every"] or t["max_steps"])) + 1
+        val_rows = int(cfg["data"]["max_val_samples"] or 37)
+        tokens = int(t["max_steps"]) * int(t["global_batch_size"]) * mean_tokens * PADDING_FACTOR \
+            + n_val * val_rows * mean_tokens / 3
+        total += 10 + tokens / CPU_TRAIN_TOKENS_PER_S * scale
     if "predict" in steps:
         batches = math.ceil(int(p["max_samples"] or 13) / int(p["batch_size"]))
         total += len(p["models"]) * (10 + batches * int(p["max_new_tokens"]) * CPU_DECODE_S_PER_TOKEN * scale)
@@ -89,12 +102,12 @@ def describe_plan(cfg: dict, steps: list[str], args=None) -> str:
     lines = [f"plan: {' -> '.join(steps)}  (backend {cfg.get('backend', 'native')})",
              f"  model    {cfg['model']}"]
     if counts["train"] is None:
-        lines.append(f"  data     {data_dir / level}: not found (run `bash curate_data.sh` first)")
+        lines.append(f"  data     {_show(data_dir / level)}: not found (run `bash curate_data.sh` first)")
     else:
-        lines.append(f"  data     {data_dir / level}: {counts['train']} train / {counts['validation']} validation / "
+        lines.append(f"  data     {_show(data_dir / level)}: {counts['train']} train / {counts['validation']} validation / "
                      f"{counts['test']} test rows; rows over {d['max_seq_len']} tokens: {d['overlength']} (counted)")
     if "train" in steps:
-        lines.append(f"  train    {t['method']} fine-tuning, {t['max_steps']} steps x {t['global_batch_size']} rows, "
+        lines.append(f"  train    {t['method']} fine-tuning, {t['max_steps']} optimizer steps x {t['global_batch_size']} rows, "
                      f"lr {t['lr']}, validation loss on {d['max_val_samples'] or 'all'} rows every {t['eval_every']} steps")
     if "predict" in steps:
         lines.append(f"  predict  {p['max_samples'] or 'all'} {p['split']} rows, {' and '.join(p['models'])} model, "
@@ -104,7 +117,7 @@ def describe_plan(cfg: dict, steps: list[str], args=None) -> str:
         lines.append("  evaluate text metrics, compile + functional check (Icarus Verilog)"
                      + (", VerilogEval pass@k" if ve else ""))
     state = "exists: its files are reused/replaced by these steps" if out.is_dir() else "new"
-    lines.append(f"  outputs  {out}/  ({state}; report.md, training.png, config.yaml there)")
+    lines.append(f"  outputs  {_show(out)}/  ({state}; report.md, training.png, config.yaml there)")
     mean = _mean_tokens(data_dir / level / "train.jsonl", int(d["max_seq_len"]), d.get("max_train_samples")) \
         if counts["train"] else None
     est = estimate_seconds(cfg, steps, mean)

@@ -105,8 +105,14 @@ def row_accounting(cfg: dict, run: Path, predictions: list[dict]) -> dict:
     test = cfg["predict"]["split"]
     out[test] = {"in_file": _file_rows(split_dir / f"{test}.jsonl"), "read": len(ids), "used": len(ids),
                  "dropped": 0, "truncated": 0}
-    out["max_seq_len"] = int(cfg["data"]["max_seq_len"])
-    out["overlength"] = cfg["data"]["overlength"]
+    # the length rule of the training that made this run's model (its config.yaml), else the current config
+    trained = cfg["data"]
+    if (run / "config.yaml").is_file():
+        import yaml
+
+        trained = (yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}).get("data") or trained
+    out["max_seq_len"] = int(trained.get("max_seq_len", cfg["data"]["max_seq_len"]))
+    out["overlength"] = trained.get("overlength", cfg["data"]["overlength"])
     return out
 
 
