@@ -194,6 +194,9 @@ def test_plan_says_steps_model_rows_outputs_and_time(tmp_path):
         assert 1 <= minutes <= 60
     (tmp_path / "results" / cfg["run_name"]).mkdir(parents=True)
     assert "(exists:" in describe_plan(cfg, ["predict"])
+    # predicting a run that was never trained points at the runs that were (overrides gave them their own folder)
+    (tmp_path / "results" / f"{cfg['run_name']}_max_steps-3" / "model").mkdir(parents=True)
+    assert f"trained runs: {cfg['run_name']}_max_steps-3" in describe_plan(cfg, ["predict"])
     # no data yet: says what to run
     cfg["data_dir"] = str(tmp_path / "none")
     assert "run `bash curate_data.sh` first" in describe_plan(cfg, ["train"])

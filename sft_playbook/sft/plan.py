@@ -118,6 +118,12 @@ def describe_plan(cfg: dict, steps: list[str], args=None) -> str:
                      + (", VerilogEval pass@k" if ve else ""))
     state = "exists: its files are reused/replaced by these steps" if out.is_dir() else "new"
     lines.append(f"  outputs  {_show(out)}/  ({state}; report.md, training.png, config.yaml there)")
+    if "train" not in steps and ({"predict", "evaluate"} & set(steps)) and not any(
+            (out / d).is_dir() for d in ("model", "adapter", "nemo")):
+        others = sorted(p.name for p in out.parent.glob(f"{out.name}_*") if (p / "model").is_dir() or (p / "adapter").is_dir())
+        lines.append(f"  note     {_show(out)} has no fine-tuned model yet"
+                     + (f"; trained runs: {', '.join(others[:5])} (repeat that run's overrides, or run_name=NAME)"
+                        if others else " (train it first: the train step)"))
     mean = _mean_tokens(data_dir / level / "train.jsonl", int(d["max_seq_len"]), d.get("max_train_samples")) \
         if counts["train"] else None
     est = estimate_seconds(cfg, steps, mean)
