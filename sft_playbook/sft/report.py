@@ -148,7 +148,12 @@ def evaluate_run(cfg: dict) -> dict:
     report["charts"] = (["results.png"] if chart else []) + (["training.png"] if (run / "training.png").is_file() else [])
     _write(run / "report.json", json.dumps(report, indent=2, default=str) + "\n")
     _write(run / "report.md", render_markdown(report))
-    log.info("report: %s", _show(run / "report.md"))
+    for m, e in report["models"].items():
+        v, t = e.get("verilog") or {}, e["text"]
+        log.info("%-10s compiles %s, functional pass %s, BLEU %s", MODEL_LABELS.get(m, m),
+                 _frac(v.get("compiled"), v.get("rows")), _frac(v.get("functional_pass"), v.get("rows")),
+                 _num(t.get("bleu"), 1))
+    log.info("report: %s (with %s)", _show(run / "report.md"), ", ".join(report["charts"]) or "no charts")
     return report
 
 
