@@ -80,6 +80,7 @@ def test_report_leads_with_base_vs_finetuned_and_counts(run_cfg):
     assert "seconds" not in head and "verilog." not in head
     # the pictures sit next to each other under the table
     assert "![results](results.png)" in head
+    assert "the same 2 `test` rows (the first 2 of the split's 13: predict.max_samples)" in head
     png = (run / "results.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert outcome_counts(report) == {

@@ -235,6 +235,13 @@ def _rows_table(report: dict) -> list[str]:
     return lines + [""] + notes
 
 
+def _which_rows(report: dict, n: int) -> str:
+    in_file = ((report.get("data_rows") or {}).get(report["split"]) or {}).get("in_file")
+    if not in_file:
+        return ""
+    return f" (all {in_file} of the split)" if n >= in_file else f" (the first {n} of the split's {in_file}: predict.max_samples)"
+
+
 def render_markdown(report: dict) -> str:
     models = list(report["models"])
     M = report["models"]
@@ -243,7 +250,7 @@ def render_markdown(report: dict) -> str:
              f"Model `{report['model']}` fine-tuned ({report.get('method', '?')}, {report.get('max_steps', '?')} "
              f"optimizer step{'' if report.get('max_steps') == 1 else 's'}) "
              f"on level `{report['level']}`; base and fine-tuned model compared on the same {n_test} "
-             f"`{report['split']}` rows (greedy).", "",
+             f"`{report['split']}` rows{_which_rows(report, n_test)} (greedy; never seen in training).", "",
              "## Base vs fine-tuned", "",
              "| | " + " | ".join(MODEL_LABELS.get(m, m) for m in models) + " |",
              "| --- |" + " --- |" * len(models)]
