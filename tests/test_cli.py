@@ -164,14 +164,16 @@ def test_old_checkpoints_are_never_removed_silently(tmp_path, caplog):
 def test_training_from_step_0_announces_the_checkpoints_it_replaces(sft_cfg, tmp_path, caplog):
     from sft_playbook.sft.recipe import main
 
-    cfg = dict(sft_cfg, train=dict(sft_cfg["train"], max_steps=1, eval_every=1, save_every=1))
+    cfg = dict(sft_cfg, train=dict(sft_cfg["train"], max_steps=2, eval_every=2, save_every=1, keep_checkpoints=1))
     old = tmp_path / "results" / "tiny" / "checkpoints" / "step_000005"
     old.mkdir(parents=True)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         assert main(cfg, ["train"]) == 0
     said = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
     assert "step_000005" in said and "resume=true" in said
-    assert sorted(p.name for p in old.parent.iterdir()) == ["step_000001"]
+    # the rotation of train.keep_checkpoints says what it removes too
+    assert any("older removed" in r.getMessage() and "step_000001" in r.getMessage() for r in caplog.records)
+    assert sorted(p.name for p in old.parent.iterdir()) == ["step_000002"]
 
 
 def test_plan_says_steps_model_rows_outputs_and_time(tmp_path):

@@ -66,8 +66,6 @@ def main(cfg: dict, steps: list[str], args=None) -> int:
     return 0
 
 
-
-
 def lr_at(step: int, tcfg: dict) -> float:
     """Linear warmup to lr, then cosine down to lr * min_lr_ratio at max_steps. `step` counts from 0."""
     lr, warm, total = float(tcfg["lr"]), int(tcfg["warmup_steps"]), int(tcfg["max_steps"])
@@ -353,9 +351,11 @@ class SFTRecipe:
                 shutil.rmtree(final)
             os.replace(tmp, final)
             keep = int(self.tcfg["keep_checkpoints"])
-            for old in sorted(ckpt_root.glob("step_*"))[:-keep] if keep > 0 else []:
+            older = sorted(ckpt_root.glob("step_*"))[:-keep] if keep > 0 else []
+            for old in older:
                 shutil.rmtree(old)
-            log.info("checkpoint saved: %s", final)
+            log.info("checkpoint saved: %s%s", final, f" (older removed, train.keep_checkpoints={keep}: "
+                     f"{', '.join(p.name for p in older)})" if older else "")
         if self.world > 1:
             dist.barrier()
 
