@@ -136,15 +136,18 @@ def describe_plan(cfg: dict, steps: list[str], args=None) -> str:
 
 
 def quiet_third_party() -> None:
-    """Library banners and bars off the console (warnings still show)."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    """Library banners and bars off the console (warnings still show). The hub's download bar stays:
+    a model download is the one long wait of the convert step."""
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("WANDB_SILENT", "true")
     logging.getLogger("absl").setLevel(logging.WARNING)
     try:
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # weight loading / shard writing / GGUF tensors, every step
         hf_logging.set_verbosity_warning()
+        from huggingface_hub.utils import enable_progress_bars
+
+        enable_progress_bars()  # transformers turned the hub's off too; downloads keep theirs
     except ImportError:  # the convert step says so itself
         pass
