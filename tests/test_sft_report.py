@@ -133,3 +133,14 @@ def test_over_length_rows_are_said_with_their_counts(tiny_llama_dir):
     assert level == logging.WARNING and "1 (50 %) cut at max_seq_len=128" in text and "2 of 2 rows used" in text
     enc = D.encode_rows([short], tok, dcfg, 128)
     assert D.describe_counts("test", enc.stats, 128, "drop") == (logging.INFO, "test: 1 of 1 rows used (all fit max_seq_len=128)")
+
+
+def test_counts_of_examples_when_rows_give_several():
+    import logging
+
+    from sft_playbook.sft import data as D
+
+    stats = {"rows": 199, "examples": 398, "kept": 380, "dropped_over_length": 18}
+    level, text = D.describe_counts("train", stats, 640, "drop")
+    assert level == logging.WARNING
+    assert text.startswith("train: 380 of 398 examples used (from 199 rows); 18 (5 %) longer than max_seq_len=640")

@@ -64,14 +64,10 @@ def verilogeval(cfg: dict, which: str, out_dir: Path):
     except ImportError as exc:
         log.warning("VerilogEval is unavailable (sft_playbook.evaluate.verilogeval: %s)", exc)
         return None
-    from ..evaluate.download import locate_problems
     from .predict import load_for_inference, make_generate_fn
 
-    # problems_dir is also the download cache here: filled on first use (evaluate.py download does the same)
-    problems = locate_problems(vcfg["problems_dir"], also_look_in=vcfg.get("also_look_in") or (),
-                               download={"dest": vcfg["problems_dir"]})
     model, tok = load_for_inference(cfg, which)
-    return run_benchmark(make_generate_fn(model, tok, cfg), problems,
+    return run_benchmark(make_generate_fn(model, tok, cfg), resolve(vcfg["problems_dir"]),
                          n_samples=int(vcfg["n_samples"]), k_list=list(vcfg["k_list"]), shots=int(vcfg["shots"]),
                          workers=int(cfg["evaluate"]["workers"]), out_dir=out_dir)
 
@@ -96,8 +92,8 @@ def row_accounting(cfg: dict, run: Path, predictions: list[dict]) -> dict:
         s = stats.get(split)
         entry = {"in_file": _file_rows(split_dir / f"{split}.jsonl"), "read": None, "used": None,
                  "dropped": None, "truncated": None}
-        if s:
-            entry.update(read=int(s.get("rows", 0)), used=int(s.get("kept", 0)),
+        if s:  # several prompt forms per row: counts are of examples (rows x forms)
+            entry.update(read=int(s.get("examples", s.get("rows", 0))), used=int(s.get("kept", 0)),
                          dropped=int(s.get("dropped_over_length", 0)) + int(s.get("dropped_prompt_too_long", 0)),
                          truncated=int(s.get("truncated", 0)))
         out[split] = entry
@@ -123,6 +119,13 @@ def evaluate_run(cfg: dict) -> dict:
     report: dict = {"run": cfg["run_name"], "model": cfg["model"], "level": cfg["level"],
                     "split": cfg["predict"]["split"], "method": cfg["train"]["method"],
                     "max_steps": cfg["train"]["max_steps"], "models": {}}
+    if ecfg["verilogeval"]["enabled"]:
+        from ..evaluate.download import locate_problems
+
+        # problems_dir is also the download cache here: filled on first use (as `bash evaluate.sh download`)
+        vcfg = ecfg["verilogeval"]
+        vcfg["problems_dir"] = str(locate_problems(vcfg["problems_dir"], also_look_in=vcfg.get("also_look_in") or (),
+                                                   download={"dest": vcfg["problems_dir"]}))
     for which in [m for m in ("base", "finetuned") if any(r["model"] == m for r in rows)]:
         mine = [r for r in rows if r["model"] == which]
         entry = {"rows": len(mine), "text": text_metrics([r["prediction"] for r in mine],
@@ -139,7 +142,7 @@ def evaluate_run(cfg: dict) -> dict:
         log.info("%s: %s", which, ", ".join(f"{k}={v}" for k, v in entry["text"].items()))
     metrics = run / "metrics.jsonl"
     if metrics.is_file():
-        vals = [json.loads(x) for x in metrics.read_text().splitlines() if '"val_loss"' in x]
+        vals = [r for _, r in iter_jsonl(metrics) if "val_loss" in r]
         if vals:
             report["val_loss"] = {"first": vals[0]["val_loss"], "last": vals[-1]["val_loss"],
                                   "first_step": vals[0]["step"], "last_step": vals[-1]["step"]}
@@ -229,7 +232,8 @@ def _rows_table(report: dict) -> list[str]:
     notes = [f"Over-length rule: rows longer than `data.max_seq_len` = {d['max_seq_len']} tokens are "
              f"{'dropped' if d['overlength'] == 'drop' else 'cut at that length'} (`data.overlength: {d['overlength']}`). "
              "`read` is less than the file when `data.max_train_samples` / `data.max_val_samples` / "
-             "`predict.max_samples` limit it."]
+             "`predict.max_samples` limit it, and more when each row is asked in several prompt forms "
+             "(`data.prompt_forms`: then train and validation count examples)."]
     if any(isinstance(e, dict) and e["used"] is None for e in d.values()):
         notes.append("`-`: not recorded (no train_summary.json from a native training step in this run folder).")
     return lines + [""] + notes
