@@ -3,7 +3,7 @@
 decontaminate -> split -> merge. The stages live in sft_playbook.curate; this is the CLI."""
 import sys
 
-from sft_playbook.cli import build_parser, start
+from sft_playbook.cli import build_parser, run_main, start
 
 
 def main(argv=None) -> int:
@@ -16,4 +16,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -9,7 +9,7 @@ folders in verilogeval.also_look_in, else downloaded once into download.dest."""
 import logging
 import sys
 
-from sft_playbook.cli import build_parser, start
+from sft_playbook.cli import build_parser, run_main, start
 
 STEPS = ("predictions", "verilogeval", "references", "prompts", "download")
 NEEDS_PROBLEMS = ("verilogeval", "references", "prompts")
@@ -33,4 +33,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

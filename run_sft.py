@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 
-from sft_playbook.cli import build_parser, start
+from sft_playbook.cli import build_parser, run_main, start
 
 STEPS = ("convert", "train", "predict", "evaluate")
 
@@ -30,4 +30,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

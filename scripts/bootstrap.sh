@@ -9,7 +9,9 @@
 #    against what the container already has.
 #  - Elsewhere a virtual environment .venv/ is created (first run) or reused (later runs, seconds).
 #    torch is installed first, as a CPU build when the machine has no NVIDIA GPU.
-#  - Icarus Verilog (iverilog/vvp) is installed from the OS packages when missing.
+#  - Icarus Verilog (iverilog/vvp) is installed from the OS packages when missing, and so is
+#    bubblewrap (bwrap), the sandbox generated Verilog is compiled and simulated in
+#    (docs/security.md); without it the evaluation falls back to weaker limits and says so.
 #
 # Environment knobs:
 #   SFT_PLAYBOOK_PYTHON   interpreter used to create .venv (default: first python3.12/3.11/3.10/python3 in range)
@@ -67,6 +69,17 @@ _bs_ensure_iverilog() {
     return 0
   fi
   _bs_die "could not install Icarus Verilog (needs root or passwordless sudo, and network to the OS package mirror). Install it yourself: 'sudo apt-get install iverilog' (Debian/Ubuntu), then run again."
+}
+
+_bs_ensure_bwrap() {  # the Verilog sandbox; missing is a warning (the evaluator falls back, labelled)
+  command -v bwrap >/dev/null 2>&1 && return 0
+  _bs_log "bubblewrap (bwrap) is missing; generated Verilog is sandboxed with it."
+  if _bs_apt_install bubblewrap && command -v bwrap >/dev/null 2>&1; then
+    _bs_log "installed $(bwrap --version 2>/dev/null | head -1)"
+    return 0
+  fi
+  _bs_log "WARNING: could not install bubblewrap ('sudo apt-get install bubblewrap'); Verilog evaluation runs with resource limits only (weaker, see docs/security.md)."
+  return 0
 }
 
 _bs_stamp() {  # what the environment was built from; a change triggers a re-install
@@ -151,6 +164,7 @@ bootstrap_main() {
     _bs_setup_venv || return 1
   fi
   _bs_ensure_iverilog || return 1
+  _bs_ensure_bwrap
   export PY
   export PYTHONUNBUFFERED=1
   _bs_log "set-up done in $(( $(date +%s) - _bs_t0 ))s (python: $PY)"

@@ -4,11 +4,13 @@ line which config is used (the full effective config only with --print-config)."
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .config import ConfigError, dump_config, load_config, load_yaml
+from .io import InputError, OutputError, output_error
 from .log import setup_logging
 from .paths import derived_run_name, resolve
 from .secrets import TokenFileError, load_token_env
@@ -30,6 +32,8 @@ def build_parser(prog: str, description: str, default_config: str, steps: Sequen
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--print-config", action="store_true",
                         help="print the effective config (YAML, on stdout) and exit")
+    parser.add_argument("--debug", action="store_true",
+                        help="on a bad input, output or config error, show the full traceback (default: one line)")
     # torch.distributed.launch (not torchrun) appends --local-rank=N; the rank comes from the environment.
     parser.add_argument("--local-rank", "--local_rank", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", metavar="key=value")
@@ -84,6 +88,38 @@ def start(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
     log.info("config: %s%s (full effective config: --print-config)", args.config,
              f" + {' '.join(args.overrides)}" if args.overrides else " (no overrides)")
     return cfg, args
+
+
+def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Run an entry point's ``main(argv)``; a bad input file (``InputError``: file:line), an output
+    that cannot be written (``OutputError``: "no space left on device writing PATH"), a bad config
+    or any other OS error naming a file end with ONE line on stderr and exit code 2 (input,
+    config) or 1 (output); the traceback only with ``--debug``."""
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        return main(argv)
+    except (InputError, ConfigError, TokenFileError) as exc:
+        if debug:
+            raise
+        logging.getLogger("sft_playbook").error("%s", exc)
+        return 2
+    except OutputError as exc:
+        if debug:
+            raise
+        logging.getLogger("sft_playbook").error("%s", exc)
+        return 1
+    except OSError as exc:
+        if debug or (not exc.filename and not (len(exc.args) == 1 and isinstance(exc.args[0], str))):
+            raise
+        if not exc.filename:   # raised with a message of its own: FileNotFoundError("x not found: run ...")
+            logging.getLogger("sft_playbook").error("%s", exc.args[0])
+            return 1
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):   # a write outside the io helpers (torch.save, ...)
+            msg = str(output_error(exc, exc.filename))
+        else:
+            msg = f"{exc.strerror or type(exc).__name__}: {exc.filename}"
+        logging.getLogger("sft_playbook").error("%s", msg)
+        return 1
 
 
 def fail(message: str, code: int = 1) -> None:

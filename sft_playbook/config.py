@@ -3,7 +3,13 @@
 A config is a YAML file of nested mappings. Overrides address nested keys with dots
 (``train.lr=1e-4``); values are parsed as YAML (``true``, ``3``, ``[1, 2]``, ``null``).
 Unknown keys are an error (a typo must not silently fall back to a default); a key can be
-added on purpose with a leading ``+`` (``+train.new_key=1``).
+added on purpose with a leading ``+`` (``+train.new_key=1``). An override's value must have the
+type of the value it replaces (``train.max_steps=abc`` -> ``train.max_steps: expected an
+integer, got 'abc'``): integer (a key ending in ``_s``, seconds, takes any number), number (an
+integer is accepted), true/false, text (a number given for a text is kept as typed), list, or
+section; ``null`` is accepted anywhere, and a key whose
+value in the file is ``null`` accepts anything. (Not a full typed settings layer: the type comes
+from the YAML file.)
 """
 from __future__ import annotations
 
@@ -74,8 +80,48 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
         if leaf not in node and not add:
             known = ", ".join(sorted(node)) or "none"
             raise ConfigError(f"override {text!r}: unknown key {'.'.join(parts)!r} (known here: {known})")
+        base = get(cfg, ".".join(parts), None)   # the type comes from the file, not an earlier override
+        if leaf in node and base is not None:
+            value = _typed(".".join(parts), base, value, text.split("=", 1)[1])
         node[leaf] = value
     return out
+
+
+_KIND = [(bool, "true or false"), (int, "an integer"), (float, "a number"), (str, "a text"),
+         (list, "a list"), (dict, "a section (key: value mapping)")]
+
+
+def _typed(key: str, old: Any, value: Any, raw: str) -> Any:
+    """`value` checked against the type of `old` (the value it replaces); ConfigError when it
+    does not fit. An integral float for an integer becomes an int (``1e3`` -> 1000); a number or
+    true/false given for a text is kept as the text typed."""
+    if old is None or value is None:
+        return value
+    want = next(name for typ, name in _KIND if isinstance(old, typ)) if isinstance(old, tuple(t for t, _ in _KIND)) else None
+    if want is None:
+        return value
+    ok = value
+    if isinstance(old, bool):
+        ok = value if isinstance(value, bool) else ...
+    elif isinstance(old, int) and key.endswith("_s"):   # a duration in seconds (timeout_s: 20): any number
+        want = "a number"
+        ok = value if isinstance(value, (int, float)) and not isinstance(value, bool) else ...
+    elif isinstance(old, int):
+        if isinstance(value, float) and value.is_integer():
+            ok = int(value)
+        elif not isinstance(value, int) or isinstance(value, bool):
+            ok = ...
+    elif isinstance(old, float):
+        ok = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else ...
+    elif isinstance(old, str):
+        ok = raw.strip() if isinstance(value, (int, float, bool)) else (value if isinstance(value, str) else ...)
+    elif isinstance(old, list):
+        ok = value if isinstance(value, list) else ...
+    elif isinstance(old, dict):
+        ok = value if isinstance(value, dict) else ...
+    if ok is ...:
+        raise ConfigError(f"{key}: expected {want}, got {raw.strip()!r}")
+    return ok
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:

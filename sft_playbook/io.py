@@ -222,6 +222,7 @@ def replace_dir_atomic(target: str | Path, *, keep: Iterable[str] = ()) -> Itera
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new.", dir=target.parent))
+        staging.chmod(0o777 & ~_umask())   # mkdtemp makes it 0700; the swapped-in folder gets the usual mode
     except OSError as exc:
         raise output_error(exc, target) from None
     try:
@@ -241,12 +242,36 @@ def replace_dir_atomic(target: str | Path, *, keep: Iterable[str] = ()) -> Itera
         os.replace(staging, target)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except OutputError as exc:   # a write inside the block: name the file where it will live
+        shutil.rmtree(staging, ignore_errors=True)
+        err = OutputError(exc.errno, str(exc).replace(str(staging), str(target)))
+        err.filename = (exc.filename or "").replace(str(staging), str(target)) or str(target)
+        raise err from None
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise output_error(exc, target) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _umask() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+def require_free_bytes(path: str | Path, need: int, what: str) -> None:
+    """Raise ``OutputError`` ("not enough space on device for WHAT in PATH: needs about 1.2 GB,
+    0.3 GB free") when the file system holding ``path`` has fewer than ``need`` bytes free."""
+    free = free_bytes(path)
+    if free < need:
+        raise OutputError(errno.ENOSPC, f"not enough space on device for {what} in {path}: needs about "
+                                        f"{need / 1e9:.2f} GB, {free / 1e9:.2f} GB free")
 
 
 def free_bytes(path: str | Path) -> int:

@@ -132,7 +132,7 @@ def test_missing_field_error_names_the_field(tmp_path):
 
 def test_zero_rows_names_the_stage_that_emptied_it(tmp_path, caplog):
     cfg = setup_run(tmp_path, extra=["rules.word_count.min_words=1000"])
-    with pytest.raises(PipelineError, match=r"stage 2 \(word_count\) dropped all 14 remaining rows"):
+    with pytest.raises(PipelineError, match=r"stage 3 \(word_count\) dropped all 14 remaining rows"):
         curate(cfg)
     assert main(cfg, None) == 1 and "word_count" in caplog.text
 
@@ -186,7 +186,7 @@ def test_hub_download_through_local_stub(tmp_path, hub_env):
         hub_env.setenv("HF_TOKEN", "hf_testtoken123")
         rep = curate(hub_cfg(tmp_path))
         paths = [p for _, p in hub.requests]
-    assert rep["sources"] == [{"name": "mg-verilog", "origin": "hub", "rows": 14}]
+    assert rep["sources"] == [{"name": "mg-verilog", "origin": "hub", "rows": 14, "license": "unknown"}]
     assert any(p.startswith("/api/datasets/GaTech-EIC/MG-Verilog/revision/main") for p in paths)
     assert any("/resolve/" in p and p.endswith("train-00000-of-00001.parquet") for p in paths)
     converted = read_jsonl(tmp_path / "raw" / "mg-verilog" / "records.jsonl")
@@ -218,7 +218,8 @@ def test_no_token_means_the_offline_sample(tmp_path, hub_env, caplog):
     hub_env.delenv("HF_TOKEN", raising=False)
     hub_env.setenv("HF_ENDPOINT", "http://127.0.0.1:9")      # would fail if it were contacted
     rep = curate(hub_cfg(tmp_path))
-    assert rep["sources"] == [{"name": "mg-verilog-sample", "origin": f"offline sample {tmp_path / 'sample'}", "rows": 8}]
+    assert rep["sources"] == [{"name": "mg-verilog-sample", "origin": f"offline sample {tmp_path / 'sample'}", "rows": 8,
+                               "license": "Apache-2.0"}]
     assert "no HF_TOKEN" in caplog.text
 
 

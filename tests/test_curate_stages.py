@@ -132,7 +132,7 @@ def test_code_rules():
 def test_compile_rule_names_the_error():
     df = frame([{"id": "ok", "code": "module m(input a, output y);\n  assign y = a;\nendmodule"},
                 {"id": "bad", "code": "module m(input a, output y);\n  assign y = ;\nendmodule"}])
-    out = Compiles(flags=["-g2012"], timeout_s=20)(df)
+    out = Compiles(standards=["-g2012"], flags=["-tnull"], timeout_s=20)(df)
     assert list(out[REASON]) == ["", "does_not_compile"]
     assert "line 2" in out[DETAIL].iloc[1]
 

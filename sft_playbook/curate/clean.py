@@ -18,12 +18,17 @@ from collections import Counter
 import pandas as pd
 
 from .base import Stage
+from ..evaluate.vparse import split_top
 from .textutil import fix_unicode, normalize_code_ws, normalize_prose
 
-_WS = r"\s*"
+_SYS_TEXT = (r"You\s+only\s+complete\s+chats\s+with\s+syntax\s+correct\s+Verilog\s+code\s*\.\s*End\s+the\s+Verilog\s+"
+             r"module\s+code\s+completion\s+with\s+'?endmodule'?\s*\.\s*Do\s+not\s+include\s+module\s*,\s*input\s+"
+             r"and\s+output\s+definitions\s*\.?")
 _WRAPPER_PATTERNS = [
     re.compile(r"<<\s*SYS\s*>>.*?<<\s*/\s*SYS\s*>>", re.DOTALL | re.IGNORECASE),   # system prompt
-    re.compile(r"</?s>", re.IGNORECASE),                                              # BOS/EOS
+    re.compile(_SYS_TEXT, re.IGNORECASE),                                             # ... without its <</SYS>>
+    re.compile(r"<<\s*/?\s*SYS\s*>>", re.IGNORECASE),                                 # a stray <<SYS>> / <</SYS>>
+    re.compile(r"<\s*/?\s*s\s*>", re.IGNORECASE),                                      # BOS/EOS
     re.compile(r"\[\s*/?\s*INST\s*\]", re.IGNORECASE),                                # [INST] [/INST]
     re.compile(r"Implement\s+the\s+Verilog\s+module\s+based\s+on\s+the\s+following\s+"
                r"(?:[\w\s-]{0,40}?)(?:description|summaries|summary)s?\s*[.:]?", re.IGNORECASE),
@@ -31,25 +36,154 @@ _WRAPPER_PATTERNS = [
                r"unless\s+otherwise\s+stated\s*\.?", re.IGNORECASE),
     re.compile(r"^\s*Here\s+(?:is|are)\s+(?:a|the)?\s*[\w\s-]{0,60}?:", re.IGNORECASE),
 ]
+#: the tokens of the Llama-2 chat wrapper; none may reach the output
+_WRAPPER_TOKENS = re.compile(r"<<\s*/?\s*SYS\s*>>|<\s*/?\s*s\s*>|\[\s*/?\s*INST\s*\]", re.IGNORECASE)
 _HEADER_SPLIT = re.compile(r"Module\s+header\s*:", re.IGNORECASE)
-_MODULE_HEADER = re.compile(r"\b(?:macro)?module\s+[A-Za-z_][\w$]*\s*(?:#\s*\(.*?\)\s*)?(?:\(.*?\)\s*)?;",
-                            re.DOTALL)
+# a module name is a simple identifier or an escaped one (\$not: a backslash, then anything up to white space)
+_NAME = r"(?:\\\S+|[A-Za-z_][\w$]*)"
+_MODULE_HEADER = re.compile(r"\b(?:macro)?module\s+" + _NAME + r"\s*(?:#\s*\(.*?\)\s*)?(?:\(.*?\)\s*)?;", re.DOTALL)
+_COMMENT_OR_STRING = re.compile(r'//[^\n]*|/\*.*?(?:\*/|\Z)|"(?:\\.|[^"\\\n])*"', re.DOTALL)
 _BLOCK_LINE = re.compile(r"\s*(block_\d+\s*:)", re.IGNORECASE)
 
 
+def find_header(text: str, start: int = 0, line_start: bool = False) -> re.Match | None:
+    """The first ``module name ... ;`` header in ``text`` (from ``start``) that is not inside a
+    comment or a string (``// this module adds; ...`` is prose, not a header); with ``line_start``
+    only one that begins a line (nothing but white space before it on its line)."""
+    pos = start
+    while True:
+        m = _MODULE_HEADER.search(text, pos)
+        if m is None:
+            return None
+        inside = None
+        for c in _COMMENT_OR_STRING.finditer(text, start):
+            if c.start() > m.start():
+                break
+            if m.start() < c.end():
+                inside = c
+                break
+        if inside is not None:
+            pos = inside.end()
+        elif line_start and text[text.rfind("\n", 0, m.start()) + 1:m.start()].strip():
+            pos = m.end()
+        else:
+            return m
+
+
+def skip_leading_comments(code: str) -> int:
+    """Index of the first character of ``code`` that is neither white space nor inside a comment."""
+    i, n = 0, len(code)
+    while i < n:
+        if code[i].isspace():
+            i += 1
+        elif code.startswith("//", i):
+            j = code.find("\n", i)
+            i = n if j < 0 else j + 1
+        elif code.startswith("/*", i):
+            j = code.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+        else:
+            break
+    return i
+
+
+def starts_with_module(code: str) -> bool:
+    """True when the first thing after leading comments is ``module``/``macromodule``."""
+    return re.match(r"(?:macro)?module\b", code[skip_leading_comments(code):]) is not None
+
+
 def strip_wrapper(text: str) -> tuple[str, str]:
-    """Return (summary, header) from one wrapped MG-Verilog description; either may be ''."""
+    """Return (summary, header) from one wrapped MG-Verilog description; either may be ''.
+
+    The header is what follows the *last* ``Module header:`` (prose before it may say "module
+    header" too); without that marker, a header that starts a line of the text is taken. Wrapper
+    tokens (``<s>``, ``[INST]``, ``<<SYS>>`` ... with or without system text or its closing tag)
+    never survive in the summary."""
     text = fix_unicode(text or "")
-    parts = _HEADER_SPLIT.split(text, maxsplit=1)
-    summary, rest = parts[0], (parts[1] if len(parts) > 1 else "")
+    marks = list(_HEADER_SPLIT.finditer(text))
+    if marks:
+        summary, rest = text[:marks[-1].start()], text[marks[-1].end():]
+    else:
+        m = find_header(text, line_start=True)
+        summary, rest = (text[:m.start()], text[m.start():]) if m else (text, "")
     for pat in _WRAPPER_PATTERNS:
         summary = pat.sub(" ", summary)
-    rest = _WRAPPER_PATTERNS[2].sub(" ", _WRAPPER_PATTERNS[1].sub(" ", rest))
-    m = _MODULE_HEADER.search(rest)
+    summary = _WRAPPER_TOKENS.sub(" ", summary)
+    rest = _WRAPPER_TOKENS.sub(" ", rest)
+    m = find_header(rest)
     header = normalize_code_ws(m.group(0)).strip() if m else ""
     # block summaries: one 'block_N:' per line
     summary = _BLOCK_LINE.sub(lambda mm: "\n" + mm.group(1), summary)
     return normalize_prose(summary), header
+
+
+def _match_paren(text: str, i: int) -> int:
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] == "(":
+            depth += 1
+        elif text[j] == ")":
+            depth -= 1
+            if depth == 0:
+                return j
+    return -1
+
+
+_ENDS_ESCAPED = re.compile(r"\\\S+$")
+# a directive needs a line of its own; a macro used in a range (`WIDTH-1) does not
+_DIRECTIVE = re.compile(r"`(?:ifdef|ifndef|elsif|else|endif|define|undef|include|timescale|celldefine|"
+                        r"endcelldefine|default_nettype|resetall|line|pragma|begin_keywords|end_keywords)\b")
+
+
+def layout_header(header: str, max_chars: int | None) -> str:
+    """A one-line header longer than ``max_chars`` laid out one parameter / port per line::
+
+        module name #(
+          parameter W = 8,
+          parameter D = 4
+        ) (
+          input [W-1:0] a,
+          output y
+        );
+
+    Only white space changes. Headers with comments or compiler directives (macro uses are fine), with more than one
+    line already, or that do not parse as ``module name [#(...)] [(...)] ;`` are returned as they are."""
+    if max_chars is None or len(header) <= max_chars or "\n" in header or "//" in header \
+            or "/*" in header or _DIRECTIVE.search(header):
+        return header
+    m = re.match(r"\s*((?:macro)?module\s+" + _NAME + r")\s*", header)
+    if m is None:
+        return header
+    out = [m.group(1)]
+    i = m.end()
+    groups: list[list[str]] = []
+    if header.startswith("#", i):
+        j = header.find("(", i)
+        if j < 0 or header[i + 1:j].strip():
+            return header
+        k = _match_paren(header, j)
+        if k < 0:
+            return header
+        groups.append(split_top(header[j + 1:k]))
+        out[0] += " #("
+        i = k + 1
+        while i < len(header) and header[i].isspace():
+            i += 1
+    if header.startswith("(", i):
+        k = _match_paren(header, i)
+        if k < 0:
+            return header
+        groups.append(split_top(header[i + 1:k]))
+        i = k + 1
+    if header[i:].strip() != ";" or not groups:
+        return header
+    lines = [out[0]] if groups and out[0].endswith("#(") else [out[0] + " ("]
+    for g, items in enumerate(groups):
+        # an escaped identifier ends at white space: '\\a.b ,' must not become '\\a.b,'
+        lines += ["  " + it + ((" ," if _ENDS_ESCAPED.search(it) else ",") if n < len(items) - 1 else "")
+                  for n, it in enumerate(items)]
+        lines.append(") (" if g < len(groups) - 1 else ");")
+    return "\n".join(lines)
 
 
 # -- layout of a body whose lines were joined by spaces ------------------------------------------
@@ -126,15 +260,25 @@ def layout_verilog(code: str, indent: str = "  ") -> str:
     return "\n".join(lines)
 
 
-def rebuild_module(header: str, body: str) -> str:
-    """Header + body as one module; a body that already starts with its header is kept whole."""
+def rebuild_module(header: str, body: str, header_max_chars: int | None = None) -> str:
+    """Header + body as one module; a body that already starts with its header is kept whole.
+    A body whose lines were joined into one is laid out one statement per line; a header this
+    function assembles or reflows is laid out one port per line when longer than
+    ``header_max_chars`` (``layout_header``): those lines are ours, not the source's."""
     body = normalize_code_ws(fix_unicode(body or ""))
-    has_module = re.match(r"\s*(?:(?://[^\n]*|/\*.*?\*/)\s*)*(?:macro)?module\b", body, re.DOTALL) is not None
+    has_module = starts_with_module(body)
     single_line = "\n" not in body.strip()
     if has_module:
-        return layout_verilog(body) if single_line else body
+        if not single_line:
+            return body
+        laid = layout_verilog(body)
+        hm = find_header(laid, skip_leading_comments(laid))
+        if hm is None or header_max_chars is None:
+            return laid
+        return laid[:hm.start()] + layout_header(hm.group(0), header_max_chars) + laid[hm.end():]
     if not header:
         return body
+    header = layout_header(header, header_max_chars)
     if single_line or not body.strip():
         inner = layout_verilog(body)
         inner_lines = inner.split("\n") if inner else []
@@ -147,6 +291,7 @@ class CleanAndUnify(Stage):
     """ftfy + whitespace on code and descriptions, strip the MG-Verilog wrapper, recover the header
     (from the descriptions' 'Module header:' or the code itself) and rebuild the full module.
 
+    ``header_max_chars``: a header assembled here longer than this is laid out one port per line.
     Drops: ``empty_code`` (no code at all), ``no_header`` (body without a module header anywhere).
     Counters: ``_n_unicode_fixed`` (rows ftfy changed), ``_n_header_rebuilt``, ``_n_reflowed``.
     """
@@ -154,9 +299,10 @@ class CleanAndUnify(Stage):
     name = "clean"
     modifies = True
 
-    def __init__(self, levels: list[str], **config) -> None:
-        super().__init__(levels=list(levels), **config)
+    def __init__(self, levels: list[str], header_max_chars: int | None = None) -> None:
+        super().__init__(levels=list(levels), header_max_chars=header_max_chars)
         self.levels = list(levels)
+        self.header_max_chars = None if header_max_chars is None else int(header_max_chars)
 
     def process(self, df: pd.DataFrame) -> pd.DataFrame:
         fixed, rebuilt, reflowed = [], [], []
@@ -175,12 +321,13 @@ class CleanAndUnify(Stage):
                 if header:
                     found.append(header)
             header = Counter(found).most_common(1)[0][0] if found else ""
-            m = re.match(r"\s*(?:(?://[^\n]*|/\*.*?\*/)\s*)*((?:macro)?module\b.*?;)", code, re.DOTALL)
-            body_has_header = m is not None
-            full = rebuild_module(header, code) if code.strip() else ""
+            body_has_header = starts_with_module(code)
+            full = rebuild_module(header, code, self.header_max_chars) if code.strip() else ""
             if body_has_header:
-                hm = _MODULE_HEADER.search(code)
+                hm = find_header(full, skip_leading_comments(full))
                 header = normalize_code_ws(hm.group(0)).strip() if hm else header
+            else:
+                header = layout_header(header, self.header_max_chars)
             codes.append(full)
             headers.append(header)
             fixed.append(int(changed))

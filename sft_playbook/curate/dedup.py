@@ -4,6 +4,11 @@ Both are global stages: ``fit`` computes per-partition keys on the workers (hash
 signatures), brings the small keys to the driver, forms duplicate clusters and decides which row
 of each cluster stays; ``process`` then drops the others per partition. The row kept is always
 the first one in input order (``_order``), so reruns and different partitionings agree.
+
+Fuzzy clusters do not chain: similarity is not transitive (A~B 0.84 and B~C 0.85 while A~C is
+0.72), so clusters are not the connected components of the similarity graph. Every dropped row
+names a KEPT row whose verified Jaccard with it is >= the threshold (``keep_first``): a row
+similar only to dropped rows stays.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .base import Stage, _as_str
-from .minhash import MinHasher, UnionFind, jaccard, lsh_candidates, shingles
+from .minhash import MinHasher, jaccard, lsh_candidates, shingles
 from .textutil import collapse_spaces, normalized_code
 
 log = logging.getLogger(__name__)
@@ -44,7 +49,8 @@ class ExactDedup(Stage):
         if keys is None:
             keys = engine.collect(self.keys, parts)
         if keys.empty:
-            self.drop_of, self._summary = {}, {"clusters": 0, "rows_in_clusters": 0, "largest_cluster": 0}
+            self.drop_of, self._summary = {}, {"clusters": 0, "rows_in_clusters": 0, "largest_cluster": 0,
+                                               "cluster_sizes": {}}
             return
         keys = keys.sort_values("_order", kind="stable")
         ids, hashes = keys["id"].to_numpy(), keys["hash"]
@@ -53,8 +59,10 @@ class ExactDedup(Stage):
         self.drop_of = {i: first_of[h] for i, h in zip(ids[dup], hashes.to_numpy()[dup])}
         sizes = hashes.value_counts(sort=False)
         sizes = sizes[sizes > 1]
+        hist = sizes.value_counts().sort_index()
         self._summary = {"clusters": int(len(sizes)), "rows_in_clusters": int(sizes.sum()),
-                         "largest_cluster": int(sizes.max()) if len(sizes) else 0}
+                         "largest_cluster": int(sizes.max()) if len(sizes) else 0,
+                         "cluster_sizes": {str(int(k)): int(v) for k, v in hist.items()}}
 
     def process(self, df):
         ids = _as_str(df["id"])
@@ -102,7 +110,9 @@ class FuzzyDedup(Stage):
         c = self.config
         sig_df = keys if keys is not None else engine.collect(self.keys, parts)
         if sig_df.empty:
-            self._summary = {"candidate_pairs": 0, "verified_pairs": 0, "clusters": 0, "rows_in_clusters": 0}
+            self.drop_of = {}
+            self._summary = {"candidate_pairs": 0, "verified_pairs": 0, "verified_via_keeper": 0, "clusters": 0,
+                             "rows_in_clusters": 0, "largest_cluster": 0, "cluster_sizes": {}}
             return
         sig_df = sig_df.sort_values("_order", kind="stable").reset_index(drop=True)
         sigs = np.stack([np.frombuffer(s, dtype=np.uint32) for s in sig_df["sig"]])
@@ -116,27 +126,29 @@ class FuzzyDedup(Stage):
             part = engine.collect(partial(_rows_with_ids, ids=want, columns=["id", c["field"]]), parts)
             texts = dict(zip(part["id"].astype(str), part[c["field"]]))
         sh = {i: self._shingles(texts[ids[i]]) for i in need}
-        uf = UnionFind(len(ids))
-        best: dict[int, float] = {}
-        verified = 0
+        edges: dict[int, dict[int, float]] = {}
         for i, j in cands:
             jac = jaccard(sh[i], sh[j])
             if jac >= c["threshold"]:
-                verified += 1
-                uf.union(i, j)
-                best[j] = max(best.get(j, 0.0), jac)
-        clusters = uf.clusters()
-        self.drop_of = {}
-        for root, members in clusters.items():
-            for m in members:
-                if m != root:
-                    jac = jaccard(sh[root], sh[m]) if m in sh and root in sh else best.get(m, 0.0)
-                    self.drop_of[ids[m]] = (ids[root], round(float(jac), 3))
-        self._summary = {"candidate_pairs": len(cands), "verified_pairs": verified, "clusters": len(clusters),
-                         "rows_in_clusters": int(sum(len(m) for m in clusters.values())),
-                         "largest_cluster": max((len(m) for m in clusters.values()), default=0)}
-        log.info("fuzzy dedup: %d candidate pairs from LSH, %d verified >= %.2f, %d clusters",
-                 len(cands), verified, c["threshold"], len(clusters))
+                edges.setdefault(i, {})[j] = jac
+                edges.setdefault(j, {})[i] = jac
+        keep_of, extra = keep_first(edges, c["threshold"], lambda i, j: jaccard(sh[i], sh[j]))
+        self.drop_of = {ids[m]: (ids[k], round(float(jac), 3)) for m, (k, jac) in keep_of.items()}
+        sizes: dict[int, int] = {}
+        for k, _ in keep_of.values():
+            sizes[k] = sizes.get(k, 1) + 1
+        hist: dict[int, int] = {}
+        for n in sizes.values():
+            hist[n] = hist.get(n, 0) + 1
+        verified = sum(len(v) for v in edges.values()) // 2
+        self._summary = {"candidate_pairs": len(cands), "verified_pairs": verified,
+                         "verified_via_keeper": extra, "clusters": len(sizes),
+                         "rows_in_clusters": int(sum(sizes.values())),
+                         "largest_cluster": max(sizes.values(), default=0),
+                         "cluster_sizes": {str(n): hist[n] for n in sorted(hist)}}
+        log.info("fuzzy dedup: %d candidate pairs from LSH, %d verified >= %.2f, %d clusters (kept row + "
+                 "its near duplicates), sizes %s", len(cands), verified, c["threshold"], len(sizes),
+                 self._summary["cluster_sizes"])
 
     def process(self, df):
         ids = _as_str(df["id"])
@@ -147,6 +159,39 @@ class FuzzyDedup(Stage):
 
     def summary(self):
         return dict(self._summary)
+
+
+def keep_first(edges: dict[int, dict[int, float]], threshold: float,
+               similarity=None) -> tuple[dict[int, tuple[int, float]], int]:
+    """Greedy clustering around kept rows, without chaining. ``edges[i][j]``: verified Jaccard of
+    rows i and j (>= threshold, symmetric); row indices are the input order. Rows are visited in
+    order: a row is dropped when it is similar to a row already KEPT, and names the kept row with
+    the highest Jaccard; otherwise it is kept (even when it is similar to a dropped row: A~B and
+    B~C with A !~ C drop B only). ``similarity(i, j)``, when given, is asked for the kept rows of a
+    row's dropped neighbours that are not its own neighbours (an LSH miss must not keep a true
+    duplicate of a kept row). Returns ({dropped: (kept, jaccard)}, number of such extra checks)."""
+    keep_of: dict[int, tuple[int, float]] = {}
+    kept: set[int] = set()
+    extra = 0
+    for i in sorted(edges):
+        nb = edges[i]
+        best = max(((jac, -j) for j, jac in nb.items() if j < i and j in kept), default=None)
+        if best is None and similarity is not None:
+            checked = set(nb)
+            for j in sorted(nb):
+                k = keep_of.get(j, (None,))[0] if j < i else None
+                if k is None or k in checked:
+                    continue
+                checked.add(k)
+                extra += 1
+                jac = similarity(i, k)
+                if jac >= threshold and (best is None or (jac, -k) > best):
+                    best = (jac, -k)
+        if best is None:
+            kept.add(i)
+        else:
+            keep_of[i] = (-best[1], best[0])
+    return keep_of, extra
 
 
 def _rows_with_ids(df: pd.DataFrame, ids: set[str], columns: list[str]) -> pd.DataFrame:

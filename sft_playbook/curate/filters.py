@@ -133,7 +133,7 @@ class AlphaShare(Stage):
         return df
 
 
-_MODULE = re.compile(r"^\s*(?:macro)?module\s+[A-Za-z_][\w$]*", re.MULTILINE)
+_MODULE = re.compile(r"^\s*(?:macro)?module\s+(?:\\\S+|[A-Za-z_][\w$]*)", re.MULTILINE)
 _ENDMODULE = re.compile(r"\bendmodule\b")
 
 
@@ -152,37 +152,83 @@ class HasModule(Stage):
 
 
 class Compiles(Stage):
-    """iverilog parse + elaborate check (``compile_check`` in the sandbox). Without iverilog the
-    stage warns once and keeps every row (counter ``_n_compile_skipped``)."""
+    """iverilog parse + elaborate check (the sandbox's ``compile_check``), through
+    ``hierarchy.check_verilog``:
+
+    * ``standards`` (e.g. ``["-g2012", "-g2005 -gno-xtypes", ...]``) are tried in order and the first
+      that accepts the row is recorded (column ``verilog_std``, counters ``_n_std_<year>``):
+      Verilog-1995/2001/2005 code may use SystemVerilog keywords (``do``, ``bit``) as names;
+    * a row whose only errors are unknown modules is elaborated again with their definitions from
+      the corpus (``index``: the ``ModuleIndex`` stage; counter ``_n_submodules_resolved``). What
+      is defined nowhere leaves the row ``unresolved_submodule``: kept and counted
+      (``_n_unresolved_submodule``, column ``unresolved_modules``) with
+      ``unresolved_submodule: keep``, dropped with that reason with ``drop``;
+    * every other failure drops the row (``does_not_compile``) with iverilog's first error line
+      (never a warning) and the standard it came from as the detail.
+
+    Without iverilog the stage warns once and keeps every row (counter ``_n_compile_skipped``).
+    """
 
     name = "compiles"
 
+    def __init__(self, standards=("-g2012",), flags=("-tnull",), timeout_s: float = 20, threads: int = 1,
+                 unresolved_submodule: str = "keep", index=None) -> None:
+        super().__init__(standards=list(standards), flags=list(flags), timeout_s=timeout_s, threads=threads,
+                         unresolved_submodule=unresolved_submodule)
+        if not standards:
+            raise ValueError("rules.compiles.standards: give at least one iverilog -g flag, e.g. [-g2012]")
+        bad = [f for f in flags if re.match(r"-g\d", str(f))]
+        if bad:
+            raise ValueError(f"rules.compiles.flags: {bad} choose a language standard; list standards "
+                             "in rules.compiles.standards instead (tried in order)")
+        if unresolved_submodule not in ("keep", "drop"):
+            raise ValueError(f"rules.compiles.unresolved_submodule must be keep or drop, not {unresolved_submodule!r}")
+        self.index = index
+
     def process(self, df):
         from ..verilog.sandbox import compile_check, iverilog_available
+        from .hierarchy import check_verilog, standard_label
 
+        stds = [str(s) for s in self.config["standards"]]
+        counters = ["_n_compile_skipped", "_n_submodules_resolved", "_n_unresolved_submodule",
+                    *(f"_n_std_{standard_label(s)}" for s in stds)]
         if df.empty:
-            df["_n_compile_skipped"] = pd.Series(dtype=int)
+            for c in counters:
+                df[c] = pd.Series(dtype=int)
+            df["verilog_std"] = pd.Series(dtype=object)
+            df["unresolved_modules"] = pd.Series(dtype=object)
             return df
         if not iverilog_available():
             log.warning("iverilog is not installed: the compile check is skipped (rows kept)")
+            for c in counters:
+                df[c] = 0
             df["_n_compile_skipped"] = 1
+            df["verilog_std"] = ""
+            df["unresolved_modules"] = ""
             return df
-        flags = tuple(self.config.get("flags", ["-g2012"]))
-        timeout = float(self.config.get("timeout_s", 20))
+        flags = tuple(self.config["flags"])
+        timeout = float(self.config["timeout_s"])
 
-        def check(code: str) -> str:
-            res = compile_check(code, flags=flags, timeout_s=timeout)
-            if res.ok:
-                return ""
-            if res.timed_out:
-                return f"iverilog timed out after {timeout:g}s"
-            lines = (res.stderr or res.stdout).strip().splitlines()
-            return (lines[0] if lines else f"iverilog exit {res.returncode}").replace("design.sv:", "line ")[:200]
+        def check(code: str):
+            return check_verilog(code, compile_check, stds, flags, timeout, self.index)
 
         # iverilog runs in subprocesses: a few threads keep the cores busy while one waits
         with ThreadPoolExecutor(max(1, int(self.config.get("threads", 1)))) as pool:
-            errors = list(pool.map(check, df["code"]))
-        err = pd.Series(errors, index=df.index)
+            verdicts = list(pool.map(check, df["code"]))
+        ok = {"ok", "ok_with_submodules", "unresolved_submodule"}
+        df["verilog_std"] = pd.Series([standard_label(v.standard) if v.status in ok else "" for v in verdicts],
+                                      index=df.index, dtype=object)
+        df["unresolved_modules"] = pd.Series([" ".join(v.unresolved) for v in verdicts], index=df.index, dtype=object)
         df["_n_compile_skipped"] = 0
-        self.drop(df, err != "", "does_not_compile", err)
+        df["_n_submodules_resolved"] = np.array([v.status == "ok_with_submodules" for v in verdicts], dtype=int)
+        unresolved = np.array([v.status == "unresolved_submodule" for v in verdicts])
+        df["_n_unresolved_submodule"] = unresolved.astype(int)
+        for s in stds:
+            df[f"_n_std_{standard_label(s)}"] = np.array([v.status in ok and v.standard == s for v in verdicts], dtype=int)
+        err = pd.Series([v.error for v in verdicts], index=df.index, dtype=object)
+        self.drop(df, np.array([v.status in ("error", "timeout") for v in verdicts]), "does_not_compile", err)
+        if self.config["unresolved_submodule"] == "drop":
+            detail = pd.Series(["no usable definition in the corpus: " + " ".join(v.unresolved)
+                                + (f" ({v.error})" if v.error else "") for v in verdicts], index=df.index, dtype=object)
+            self.drop(df, unresolved, "unresolved_submodule", detail)
         return df

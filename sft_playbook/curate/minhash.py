@@ -18,8 +18,9 @@ Signatures
 LSH and verification
     ``bands`` x ``rows`` (<= num_perm) bands: documents that agree on all rows of any band become
     candidate pairs; each candidate pair is then checked with the exact Jaccard similarity of the
-    two shingle sets against ``threshold`` (NeMo Curator's false-positive check), and the accepted
-    pairs are joined into clusters with union-find.
+    two shingle sets against ``threshold`` (NeMo Curator's false-positive check). The accepted
+    pairs are not joined transitively (union-find would chain A~B, B~C into one cluster although
+    A and C differ): dedup.keep_first keeps a row unless it is near an earlier KEPT row.
 
 Defaults and why (threshold 0.8)
     The chance that a pair of Jaccard s becomes a candidate is P(s) = 1 - (1 - s^r)^b.

@@ -2,8 +2,10 @@
 
     0. load      sources/huggingface_urls.jsonl -> records (hub download, or the offline sample)
     1. clean     unicode, whitespace, MG-Verilog wrapper, header recovery, full module
+       module_index  module name -> defining row, for the compile check (global; drops nothing)
     2. rules     descriptions: word count, URL share, top n-gram share;
                  code: line count, longest line, alphabetic share, module...endmodule, iverilog
+                 (first standard that accepts it; submodules from the module index)
     3. pii       redact e-mails, phones, IPs, names on author/copyright lines, keys (counted by kind)
     4. dedup     exact (normalised code hash), fuzzy (MinHash + LSH, Jaccard-verified)
     5. decontaminate   against VerilogEval v2 prompts and references
@@ -36,11 +38,13 @@ from .clean import CleanAndUnify
 from .decontam import Decontaminate
 from .dedup import ExactDedup, FuzzyDedup
 from .engine import Engine, EngineError
+from .hierarchy import ModuleIndex
 from .filters import AlphaShare, Compiles, HasModule, LineCount, LongestLine, TopNGramShare, UrlShare, WordCount
+from ..io import replace_dir_atomic
 from .io import write_jsonl_atomic
 from .pii import RedactPII
 from .report import write_report
-from .sources import (BadLines, DownloadError, SourceError, data_files, download_hub, load_records,
+from .sources import (BadLines, DownloadError, SourceError, data_files, download_hub, licence_of, load_records,
                       read_source_specs, records_frame, to_jsonl_records)
 from .split import KeepBothViews, merge
 
@@ -61,8 +65,15 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         sec = dict(get(cfg, key))
         return sec if sec.pop("enabled", True) else None
 
+    index: list[ModuleIndex] = []            # the module index the compile check elaborates against
+
+    def module_index(s):
+        index.append(ModuleIndex("code", **s))
+        return index[0]
+
     wanted: list[tuple[str, Any]] = [
         ("clean", lambda s: CleanAndUnify(levels, **s)),                                     # 1
+        ("module_index", module_index),                                                      # 1b (global)
         ("rules.word_count", lambda s: WordCount(desc, **s)),                                # 2 (descriptions)
         ("rules.url_share", lambda s: UrlShare(desc, **s)),
         ("rules.top_ngram", lambda s: TopNGramShare(desc, **s)),
@@ -70,7 +81,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         ("rules.longest_line", lambda s: LongestLine(**s)),
         ("rules.alpha_share", lambda s: AlphaShare(**s)),
         ("rules.has_module", lambda s: HasModule(**s)),
-        ("rules.compiles", lambda s: Compiles(**s)),
+        ("rules.compiles", lambda s: Compiles(**s, index=index[0] if index else None)),
         ("pii", lambda s: RedactPII(["code"], desc, **s)),                                   # 3
         ("exact_dedup", lambda s: ExactDedup("code", **s)),                                  # 4
         ("fuzzy_dedup", lambda s: FuzzyDedup("code", seed=int(get(cfg, "seed")), **s)),
@@ -83,7 +94,7 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         if sec is not None:
             try:
                 stages.append(make(sec))
-            except TypeError as exc:
+            except (TypeError, ValueError) as exc:
                 raise ConfigError(f"config section {key!r}: {exc}") from None
     return stages
 
@@ -145,7 +156,7 @@ def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]
             recs = load_records(spec, data_files(path, None), on_bad, bad)
             origin = "local"
         records += recs
-        origins.append({"name": spec["name"], "origin": origin, "rows": len(recs)})
+        origins.append({"name": spec["name"], "origin": origin, "rows": len(recs), **licence_of(spec)})
     if use_sample:
         sample = resolve(get(cfg, "sample_dir"))
         files = sorted(sample.glob("*.jsonl")) if sample.is_dir() else []
@@ -156,7 +167,8 @@ def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]
         spec = {**template, "name": get(cfg, "sample_name"), "levels": template.get("levels") or {}}
         recs = load_records(spec, files, on_bad, bad)
         records += recs
-        origins.append({"name": spec["name"], "origin": "offline sample " + str(get(cfg, "sample_dir")), "rows": len(recs)})
+        origins.append({"name": spec["name"], "origin": "offline sample " + str(get(cfg, "sample_dir")), "rows": len(recs),
+                        "license": str(get(cfg, "sample_license") or "unknown")})
     if bad.skipped:
         log.warning("skipped %d bad input line(s) (on_bad_line=skip), e.g. %s", bad.skipped, "; ".join(bad.examples[:3]))
     return records_frame(records, levels), origins, bad
@@ -270,6 +282,28 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
     return kept, stats
 
 
+def hierarchy_report(kept: pd.DataFrame, stats: list[StageStats], top: int = 20) -> dict[str, Any]:
+    """The module index's summary, the compile check's standards and, among the rows written, those
+    kept with a submodule defined nowhere in the corpus (``unresolved_submodule``): how many, the
+    most frequent missing modules and the first ids (input order)."""
+    out: dict[str, Any] = {}
+    index = next((s for s in stats if s.name == "module_index"), None)
+    if index is not None:
+        out["module_index"] = index.extra
+    comp = next((s for s in stats if s.name == "compiles"), None)
+    if comp is not None:
+        out["standards"] = {k[4:]: v for k, v in comp.counters.items() if k.startswith("std_")}
+        out["submodules_resolved"] = comp.counters.get("submodules_resolved", 0)
+        out["unresolved_submodule_at_compile"] = comp.counters.get("unresolved_submodule", 0)
+    if "unresolved_modules" in kept.columns:
+        marked = kept[kept["unresolved_modules"].astype(str) != ""]
+        names = pd.Series([n for v in marked["unresolved_modules"] for n in str(v).split()], dtype=object)
+        out["unresolved_rows_written"] = int(len(marked))
+        out["missing_modules"] = {str(k): int(v) for k, v in names.value_counts().head(top).items()}
+        out["unresolved_ids"] = [str(i) for i in marked["id"].head(top)]
+    return out
+
+
 def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
     """Run the whole recipe; returns the report (also written to output_dir)."""
     out_dir = resolve(get(cfg, "output_dir"))
@@ -291,6 +325,20 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
         log.info("running %d stages on %s", len(stages), engine.describe())
         kept, stats = run_stages(engine.partitions(df), stages, engine, dropped_dir)
     split_cfg = get(cfg, "split")
+    # The outputs are one set (every level's splits + the report): written into a fresh folder that
+    # then replaces output_dir, so a failure (full disk) leaves the previous set exactly as it was.
+    with replace_dir_atomic(out_dir, keep=foreign_entries(out_dir, levels)) as staging:
+        report = _write_outputs(staging, kept, levels, cfg, split_cfg, df, origins, bad, stats)
+    sizes = report["splits"]
+    log.info("wrote %s/<level>/{train,validation,test}.jsonl for %s: %s; report in %s/curation_report.md (%.1fs)",
+             out_dir, ", ".join(levels), ", ".join(f"{k}={v}" for k, v in sizes[levels[0]].items()), out_dir,
+             time.monotonic() - t0)
+    return report
+
+
+def _write_outputs(out_dir: Path, kept, levels, cfg, split_cfg, df, origins, bad, stats) -> dict[str, Any]:
+    """<out_dir>/<level>/{train,validation,test}.jsonl and the report (json, md, funnel png);
+    returns the report."""
     sizes = merge(kept, levels, out_dir, int(get(cfg, "seed")), dict(split_cfg))
     redactions: dict[str, int] = {}
     for st in stats:
@@ -306,15 +354,33 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
         "redactions": redactions,
         "duplicates": {s.name: s.extra for s in stats if s.name in ("exact_dedup", "fuzzy_dedup")},
         "decontamination": next((s.extra for s in stats if s.name == "decontaminate"), {"problems_checked": 0}),
+        "hierarchy": hierarchy_report(kept, stats),
         "splits": sizes,
-        "config": {k: cfg[k] for k in ("levels", "seed", "split", "clean", "rules", "pii", "exact_dedup",
+        "config": {k: cfg[k] for k in ("levels", "seed", "split", "clean", "module_index", "rules", "pii", "exact_dedup",
                                        "fuzzy_dedup", "decontaminate", "both_views") if k in cfg},
     }
     write_report(out_dir, report)
-    log.info("wrote %s/<level>/{train,validation,test}.jsonl for %s: %s; report in %s/curation_report.md (%.1fs)",
-             out_dir, ", ".join(levels), ", ".join(f"{k}={v}" for k, v in sizes[levels[0]].items()), out_dir,
-             time.monotonic() - t0)
     return report
+
+
+REPORT_FILES = ("curation_report.json", "curation_report.md", "curation_funnel.png")
+
+
+def foreign_entries(out_dir: Path, levels: list[str]) -> list[str]:
+    """Entries of an existing output folder that a run does not write and that are not a previous
+    run's outputs: they are carried over into the new set. A previous run's level folders
+    (holding train/validation/test.jsonl) and report files are replaced, not kept."""
+    if not out_dir.is_dir():
+        return []
+    keep = []
+    for p in sorted(out_dir.iterdir()):
+        if p.name in levels or p.name in REPORT_FILES or p.name.startswith("."):
+            continue
+        if p.is_dir() and any((p / f"{s}.jsonl").exists() for s in ("train", "validation", "test")):
+            log.info("output set: the old level folder %s (not in levels) is not carried over", p)
+            continue
+        keep.append(p.name)
+    return keep
 
 
 def main(cfg: dict[str, Any], args) -> int:

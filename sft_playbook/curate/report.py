@@ -19,6 +19,9 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> None:
 def markdown(r: dict[str, Any]) -> str:
     lines = ["# Curation report", "",
              f"Sources: {', '.join(s['name'] + ' (' + s['origin'] + ', ' + str(s['rows']) + ' rows)' for s in r['sources'])}.",
+             "", "Licences of the data (the curated output carries them; see README.md, License):", "",
+             *[f"- {s['name']}: {s.get('license', 'unknown')}" + (f" - {s['license_note']}" if s.get("license_note") else "")
+               for s in r["sources"]], "",
              f"Rows read: {r['rows_read']}; bad input lines skipped: {r['bad_lines']['skipped']}; "
              f"rows kept: {r['rows_kept']}.", "",
              "## Stages", "", "| # | stage | rows in | rows out | dropped | reasons |", "| --- | --- | --- | --- | --- | --- |"]
@@ -28,17 +31,22 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["", "## Redactions by kind", ""]
     red = r["redactions"]
     lines += [f"- {k}: {v}" for k, v in red.items()] if any(red.values()) else ["- none"]
+    rejected = {k[len("rejected_"):]: v for st in r["stages"] if st["name"] == "pii"
+                for k, v in st["counters"].items() if k.startswith("rejected_")}
+    lines += ["", "Number candidates considered and not redacted (design constants, digit tables):", ""]
+    lines += [f"- {k}: {v}" for k, v in sorted(rejected.items())] if any(rejected.values()) else ["- none"]
     lines += ["", "## Duplicates", ""]
     for name in ("exact_dedup", "fuzzy_dedup"):
         if name in r["duplicates"]:
-            lines.append(f"- {name}: " + ", ".join(f"{k} {v}" for k, v in r["duplicates"][name].items()))
+            lines.append(f"- {name}: " + ", ".join(
+                f"{k} {_sizes(v) if isinstance(v, dict) else v}" for k, v in r["duplicates"][name].items()))
     lines += ["", "## Decontamination", "", f"- benchmark problems checked: {r['decontamination'].get('problems_checked', 0)}"]
     lines += ["", "## Splits (rows per level)", "", "| level | train | validation | test |", "| --- | --- | --- | --- |"]
     for lvl, s in r["splits"].items():
         lines.append(f"| {lvl} | {s['train']} | {s['validation']} | {s['test']} |")
     lines += ["", "## Other counters", ""]
     for st in r["stages"]:
-        c = {k: v for k, v in st["counters"].items() if not k.startswith("pii_") and v}
+        c = {k: v for k, v in st["counters"].items() if not k.startswith(("pii_", "rejected_")) and v}
         if c:
             lines.append(f"- {st['name']}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
     lines += ["", "## Examples of drops", ""]
@@ -48,6 +56,11 @@ def markdown(r: dict[str, Any]) -> str:
                 lines.append(f"- {st['name']} / {reason}: `{ex['id']}`" + (f" - {ex['detail']}" if ex["detail"] else ""))
     lines += ["", "![funnel](curation_funnel.png)", ""]
     return "\n".join(lines)
+
+
+def _sizes(hist: dict) -> str:
+    """{"2": 5, "3": 1} -> "5 x 2 rows, 1 x 3 rows" (cluster size histogram)."""
+    return ", ".join(f"{n} x {k} rows" for k, n in hist.items()) or "none"
 
 
 def funnel_png(r: dict[str, Any]) -> bytes:

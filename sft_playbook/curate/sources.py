@@ -16,6 +16,10 @@
 ``code_field``     field with the code (default ``code``)
 ``description_field``  field with the description dict (``mg-verilog`` format)
 ``levels``         level name -> key in the description dict (or column, ``flat`` format)
+``license``        the data's licence as an SPDX id (``CC-BY-NC-SA-4.0``, ``MIT``, ``Apache-2.0``):
+                   logged when the source is read and written into the curation report; a
+                   source without one is curated with a warning (``unknown`` in the report)
+``license_note``   optional: what the licence allows (e.g. non-commercial), shown with it
 =================  ==========================================================================
 
 Hub downloads use ``huggingface_hub.snapshot_download`` (``HF_TOKEN`` from token.env,
@@ -84,6 +88,16 @@ def read_source_specs(path: str | Path) -> list[dict[str, Any]]:
         spec.setdefault("code_field", "code")
         spec.setdefault("description_field", "description")
         spec.setdefault("id_field", "id")
+        lic = spec.get("license")
+        if lic is not None and (not isinstance(lic, str) or not lic.strip()):
+            raise SourceError(f"{path}:{lineno}: 'license' must be a licence name (SPDX id, e.g. 'MIT')")
+        if lic:
+            log.info("source %s: licence %s%s", spec["name"], lic,
+                     f" ({spec['license_note']})" if spec.get("license_note") else "")
+        else:
+            log.warning("source %s (%s:%d) states no licence: check the data's licence before using it "
+                        "(add \"license\": \"<SPDX id>\" to its line)", spec["name"], path, lineno)
+        spec["license"] = lic or "unknown"
         spec["_where"] = f"{path}:{lineno}"
         specs.append(spec)
     if not specs:
@@ -256,6 +270,14 @@ def records_frame(records: list[dict[str, Any]], levels: list[str]) -> pd.DataFr
     df = pd.DataFrame([{c: r[c] for c in cols} for r in records], columns=cols)
     df.insert(2, "_order", range(len(df)))
     return df
+
+
+def licence_of(spec: dict[str, Any]) -> dict[str, str]:
+    """The licence fields of a source spec, for the curation report."""
+    out = {"license": spec.get("license") or "unknown"}
+    if spec.get("license_note"):
+        out["license_note"] = spec["license_note"]
+    return out
 
 
 def matches(path: str, patterns: list[str]) -> bool:

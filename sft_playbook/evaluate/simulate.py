@@ -10,7 +10,8 @@ candidate that `$display`s a fake result line is never believed. Candidates that
 which open, read or dump files or read command-line arguments (the only ways a design could learn
 the nonce at run time, or write outside its temporary folder by absolute path) are refused before
 simulation (`forbidden_constructs`): $fopen, $fgets, $fscanf, $fread, $readmemh/b,
-$value$plusargs, $test$plusargs, $dumpfile, `include, ...
+$value$plusargs, $test$plusargs, $dumpfile, $writememh/b, `include, ... This word list is an early,
+explainable refusal only: isolation comes from the operating system (see the sandbox module).
 """
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ COMPILE_OUTPUT_CAP = 16 * 1024
 
 _FORBIDDEN_RE = re.compile(
     r"(\$(?:fgets|fgetc|ungetc|fscanf|fread|fseek|frewind|rewind|ftell|feof|readmemh|readmemb|"
-    r"value\$plusargs|test\$plusargs|system|sreadmemh|sreadmemb|fopen|fopenr|fopenw|fopena|dumpfile)\b|`include\b)")
+    r"value\$plusargs|test\$plusargs|system|sreadmemh|sreadmemb|fopen|fopenr|fopenw|fopena|dumpfile|"
+    r"writememh|writememb)\b|`include\b)")
 
 
 def new_nonce() -> str:

@@ -29,7 +29,8 @@ Returns a summary dict: ``rows``, ``status_counts``, counts ``extracted``, ``com
 ``forbidden``, ``extraction_failure``, ``unsupported``, ``reference_error``; rates
 ``extraction_rate``, ``compile_rate``, ``functional_pass_rate`` (over all rows) and
 ``functional_pass_rate_testable`` (over rows whose reference could be tested); ``error_classes``
-(compile error classes etc.), ``extraction_methods``, ``seconds``, ``simulations_per_second``.
+(compile error classes etc.), ``extraction_methods``, ``seconds``, ``simulations_per_second``,
+``sandbox`` ("bwrap", or "rlimits-only": weaker, see docs/security.md).
 With ``out_dir``, writes ``verilog_results.jsonl`` (one row per prediction, in input order) and
 ``verilog_summary.json``.
 """
@@ -44,7 +45,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from sft_playbook.verilog.sandbox import compile_check, iverilog_available
+from sft_playbook.verilog.sandbox import compile_check, isolation, iverilog_available
 
 from . import difftb
 from .extract import extract_code
@@ -192,6 +193,7 @@ def summarize(results: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
         "extraction_methods": dict(Counter(r.get("extraction", "none") for r in results)),
         "seconds": round(seconds, 2),
         "simulations_per_second": round(sims / seconds, 2) if seconds > 0 else None,
+        "sandbox": isolation(),  # "bwrap" (OS isolation) or "rlimits-only" (weaker)
     }
 
 

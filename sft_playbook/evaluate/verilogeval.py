@@ -21,7 +21,7 @@ out_dir=None, timeout_s=30.0, problems=None, include_system=True, progress=True)
     ``verilogeval_problems.jsonl`` (one row per problem: n, c, pass@k, statuses) and
     ``verilogeval_summary.json``. Returns the summary dict: ``problems``, ``n_samples``,
     ``pass_at_k`` ({"pass@1": ...}), ``status_counts``, ``passed_problems``, ``failed_problems``,
-    ``compile_rate``, ``iverilog_version``, ``seconds``.
+    ``compile_rate``, ``iverilog_version``, ``sandbox`` ("bwrap" or "rlimits-only"), ``seconds``.
 
 ``score_references(problems_dir, **kw) -> dict``: the same run with a generate_fn that answers
 each prompt with the problem's reference solution (renamed to TopModule). With Icarus Verilog 11
@@ -48,8 +48,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from sft_playbook.verilog.sandbox import iverilog_available, iverilog_version
+from sft_playbook.verilog.sandbox import isolation, iverilog_available, iverilog_version
 
+from ..io import InputError, read_text
 from .extract import extract_code
 from .io import write_json_atomic, write_jsonl_atomic
 from .parallel import parallel_map
@@ -128,7 +129,7 @@ def load_problems(problems_dir: str | Path, ids: Sequence[str] | None = None) ->
         raise ProblemSetError(f"VerilogEval problem folder not found: {d} (download it: bash evaluate.sh download)")
     listing = d / "problems.txt"
     if listing.is_file():
-        all_ids = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip()]
+        all_ids = [ln.strip() for ln in read_text(listing).splitlines() if ln.strip()]
     else:
         all_ids = sorted(p.name[: -len("_prompt.txt")] for p in d.glob("*_prompt.txt"))
     if not all_ids:
@@ -146,8 +147,11 @@ def load_problems(problems_dir: str | Path, ids: Sequence[str] | None = None) ->
         for kind, path in files.items():
             if not path.is_file():
                 raise ProblemSetError(f"{listing if listing.is_file() else d}: problem {pid}: missing file {path.name}")
-        problems.append(Problem(pid, files["prompt.txt"].read_text(), files["ref.sv"].read_text(),
-                                files["test.sv"].read_text()))
+        try:
+            problems.append(Problem(pid, read_text(files["prompt.txt"]), read_text(files["ref.sv"]),
+                                    read_text(files["test.sv"])))
+        except InputError as exc:
+            raise ProblemSetError(str(exc)) from None
     return problems
 
 
@@ -322,6 +326,7 @@ def run_benchmark(generate_fn: GenerateFn, problems_dir: str | Path, *, n_sample
         "error_classes": dict(Counter(r["error_class"] for r in rows if r["status"] != PASS and r.get("error_class"))),
         "compile_rate": compiled / len(rows) if rows else 0.0,
         "iverilog_version": ".".join(map(str, iverilog_version() or ())),
+        "sandbox": isolation(),  # "bwrap" (OS isolation) or "rlimits-only" (weaker)
         "seconds": round(time.monotonic() - t0, 1),
     }
     if out_dir is not None:

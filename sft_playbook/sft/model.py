@@ -21,6 +21,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ..io import InputError, read_json
 from ..paths import resolve
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,9 @@ def check_model_dir(path: Path) -> Path:
     if not (path / "config.json").is_file():
         raise ModelError(f"model path {path} is not a Hugging Face model: no config.json in it")
     try:
-        json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path / 'config.json'}: not valid JSON ({exc})") from None
+        read_json(path / "config.json")
+    except InputError as exc:
+        raise ModelError(str(exc)) from None
     if not any((path / f).is_file() for f in _WEIGHT_FILES) and not list(path.glob("*.safetensors")):
         raise ModelError(f"model path {path} has a config.json but no weights (*.safetensors or pytorch_model.bin)")
     return path

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..io import read_jsonl
 from ..paths import REPO_ROOT, resolve
 from . import data as D
 from .nemo_plan import (NemoConfigError, check_parallel_fits, fusions_enabled, llama_config_kwargs, nemo_settings,
@@ -130,7 +131,7 @@ def predict_with_nemo(job: dict) -> Path:
         if part.exists():
             part.unlink()
         run_phase("predict", {**job, "predict_which": which})
-        rows += [json.loads(x) for x in part.read_text(encoding="utf-8").splitlines() if x.strip()]
+        rows += read_jsonl(part)
     path = Path(job["paths"]["run"]) / "predictions.jsonl"
     write_predictions(path, rows)
     log.info("predictions: %s (%d rows)", path, len(rows))

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..io import InputError, read_json
 from ..paths import resolve
 
 #: NeMo's FineTuningDataModule reads these three files from its dataset_root
@@ -97,9 +98,9 @@ def read_hf_config(model_dir: Path) -> dict:
     if not path.is_file():
         raise NemoConfigError(f"{model_dir} has no config.json: not a Hugging Face model folder")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise NemoConfigError(f"{path}: not valid JSON ({exc.msg})") from None
+        return read_json(path)
+    except InputError as exc:
+        raise NemoConfigError(str(exc)) from None
 
 
 def llama_config_kwargs(hf: dict, fusions: bool, dtype: str = "bfloat16") -> dict[str, Any]:
@@ -185,7 +186,7 @@ def stage_hf_folder(model_dir: Path, out: Path) -> Path:
             continue
         target = out / f.name
         if f.name == "tokenizer_config.json":
-            tc = json.loads(f.read_text(encoding="utf-8"))
+            tc = read_json(f)
             if tc.get("tokenizer_class") in (None, "TokenizersBackend"):
                 tc["tokenizer_class"] = "PreTrainedTokenizerFast"
             tc.pop("backend", None)
@@ -329,7 +330,7 @@ def make_tiny_llama(out: Path, tokenizer_dir: Path, seed: int = 0, layers: int =
                  if f.name.startswith(("tokenizer", "special_tokens", "chat_template", "vocab", "merges"))]
     if not any(f.name == "tokenizer.json" for f in tok_files):
         raise NemoConfigError(f"{tokenizer_dir} has no tokenizer.json")
-    tok_cfg = json.loads((Path(tokenizer_dir) / "tokenizer.json").read_text(encoding="utf-8"))
+    tok_cfg = read_json(Path(tokenizer_dir) / "tokenizer.json")
     vocab = len(tok_cfg["model"]["vocab"]) + len([t for t in tok_cfg.get("added_tokens", [])
                                                   if t["id"] >= len(tok_cfg["model"]["vocab"])])
     torch.manual_seed(seed)

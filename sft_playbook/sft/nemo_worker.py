@@ -395,7 +395,9 @@ def phase_predict(job: dict) -> None:
 
     s, paths = job["settings"], job["paths"]
     which = job["predict_which"]
-    rows = [json.loads(x) for x in Path(paths["dataset_root"], "test.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+    from ..io import read_jsonl
+
+    rows = read_jsonl(Path(paths["dataset_root"], "test.jsonl"))
     originals = {r["id"]: r for r in job["test_rows"]}
     ckpt = Path(paths["base_ckpt"]) if which == "base" else last_checkpoint(Path(paths["log_dir"]))
     trainer = nl.Trainer(devices=s["devices"], num_nodes=s["num_nodes"], accelerator="gpu",

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from ..config import dump_config
+from ..io import require_free_bytes
 from ..paths import discard_checkpoints, resolve, run_dir
 from . import data as D
 from . import fast
@@ -205,6 +206,9 @@ class SFTRecipe:
 
         # Output folder, effective config, resume point.
         self.out.mkdir(parents=True, exist_ok=True)
+        if self.is_main:  # room for one checkpoint (weights + AdamW's 2 fp32 moments) now, not at the first save
+            require_free_bytes(self.out, sum(p.numel() * p.element_size() for p in self.raw_model.parameters())
+                               + 8 * self.n_trainable, "one checkpoint")
         self.start_step = 0
         ckpt = latest_checkpoint(self.out) if cfg["resume"] else None
         if cfg["resume"] and ckpt is None:

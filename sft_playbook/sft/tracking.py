@@ -6,6 +6,8 @@ import logging
 import os
 from pathlib import Path
 
+from ..io import read_jsonl
+
 log = logging.getLogger(__name__)
 
 
@@ -66,7 +68,7 @@ def _start_wandb(run_dir: Path, cfg: dict, wcfg: dict):
 def read_metrics(path: Path) -> list[dict]:
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def plot_metrics(metrics_path: Path, png_path: Path, title: str) -> Path | None:

@@ -1,24 +1,56 @@
-"""Run a tool on untrusted Verilog: own temporary folder, wall-clock timeout, CPU/memory/file-size
-limits, no secrets in the environment, and a cap on the output read back.
+"""Run a tool on untrusted Verilog, isolated by the operating system, with limits.
 
-Every generated or downloaded design is untrusted: it can loop forever, print forever, write
-files with $fopen, or pretend to pass. Callers give the source files as strings; they are
-written into a fresh temporary folder that is removed afterwards.
+Every generated or downloaded design is hostile: it can loop forever, print forever, fork, write
+or read files by absolute or ``../`` path (``$writememh``, ``$dumpfile``, ``$fopen``,
+```include "/etc/..."``), or pretend to pass. Callers give the source files as strings; they are
+written into a fresh temporary folder (the *job folder*), removed afterwards.
+
+Isolation (``isolation()``):
+
+``"bwrap"`` (bubblewrap, the OS package ``bubblewrap``; the default when it works here)
+    The tool runs in new user, mount, PID, network, IPC and UTS namespaces (``--unshare-all``,
+    ``--die-with-parent``, ``--new-session``). Its file system holds only the OS program folders
+    read-only (``/usr`` and the ``/bin``, ``/sbin``, ``/lib*`` links; the tool's own install
+    prefix when it lives elsewhere) and ``/etc/ld.so.cache``; no ``/home``, ``/root``, ``/etc``,
+    ``/work``, ``/var``, ``/run``, host ``/tmp`` or host ``/proc``. ``/tmp`` is a private tmpfs
+    and the job folder is a private tmpfs of at most ``disk_bytes`` (the only writable place);
+    the files already in the job folder are bound into it read-only and the declared
+    ``outputs`` (by default the value of a ``-o`` option, e.g. iverilog's compiled design)
+    read-write. Whatever else the tool writes is gone when it ends. As root, each job runs
+    under its own unused user id with ``RLIMIT_NPROC`` = ``nproc`` (a fork bomb stops there;
+    root is exempt from that limit; when the job folder lies below a folder other users cannot
+    enter, the job keeps the caller's id and has no process limit). No network.
+``"rlimits-only"`` (weaker; used, with one warning, when bubblewrap is missing or does not work)
+    Today's limits alone: own temporary folder as the working folder, but absolute or ``../``
+    paths reach the rest of the machine with the caller's rights.
+
+In both: wall-clock timeout (the whole process group / PID namespace is killed), CPU seconds,
+address space, size of any one file written (stdout/stderr included), no core files, a clean
+environment (no tokens or keys; ``HOME``, ``TMPDIR``, ``TMP``, ``TEMP`` = the job folder, so
+iverilog's ``ivrl*`` temporaries stay in it), and a cap on the output read back.
+
+Choose with the environment variable ``SFTPB_SANDBOX`` = ``auto`` (default), ``bwrap`` (refuse to
+run without it: ``SandboxUnavailable``) or ``rlimits-only``; or ``set_isolation(mode)``.
 """
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
+
+log = logging.getLogger(__name__)
 
 # Defaults sized for small RTL designs and testbenches.
 DEFAULT_TIMEOUT_S = 30.0
@@ -26,6 +58,25 @@ DEFAULT_CPU_S = 60
 DEFAULT_MEM_BYTES = 2 * 1024**3
 DEFAULT_FILE_BYTES = 16 * 1024**2     # any single file a candidate writes, stdout/stderr included
 DEFAULT_OUTPUT_CAP = 256 * 1024        # bytes of stdout/stderr read back
+DEFAULT_DISK_BYTES = 64 * 1024**2      # bwrap: all files written in the job folder together (tmpfs size)
+DEFAULT_NPROC = 64                     # bwrap as root: processes of one job (iverilog needs 4)
+
+BWRAP = "bwrap"
+RLIMITS_ONLY = "rlimits-only"
+MODES = ("auto", BWRAP, RLIMITS_ONLY)
+ENV_VAR = "SFTPB_SANDBOX"
+
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_PRIVATE_UID_RANGE = (1_500_000_000, 1_600_000_000)   # unused ids: one per job when run as root
+_HIDDEN = (".stdout", ".stderr")
+# Signals a limit or a crash ends a tool with; under bwrap their exit status 128+N is turned back into -N.
+# (Only these: iverilog exits with its error count, e.g. 144 for 200 errors, which is not a signal.)
+_SIGNALS_SEEN = {signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE,
+                 signal.SIGXCPU, signal.SIGXFSZ}
+
+
+class SandboxUnavailable(RuntimeError):
+    """SFTPB_SANDBOX=bwrap was asked for and bubblewrap does not work on this machine."""
 
 
 @dataclass
@@ -36,28 +87,34 @@ class SandboxResult:
     timed_out: bool
     truncated: bool              # output was longer than the cap (or hit the file-size limit)
     seconds: float
+    isolation: str = ""          # "bwrap" or "rlimits-only"
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and not self.timed_out
 
 
-def _limits(cpu_s: int, mem_bytes: int, file_bytes: int):
+def _limits(cpu_s: int, mem_bytes: int, file_bytes: int, nproc: int | None):
     def apply() -> None:
         os.setsid()  # own process group: a timeout kills everything it started
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
         resource.setrlimit(resource.RLIMIT_AS, (mem_bytes, mem_bytes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if nproc:
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     return apply
 
 
 def _clean_env(workdir: str) -> dict[str, str]:
-    """Only what the tools need: no tokens, keys or the caller's variables."""
+    """Only what the tools need: no tokens, keys or the caller's variables. Temporary files
+    (iverilog's ivrl*) go to the job folder: TMPDIR and TMP are both read by iverilog."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": workdir,
         "TMPDIR": workdir,
+        "TMP": workdir,
+        "TEMP": workdir,
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
     }
@@ -75,6 +132,83 @@ def _read_capped(path: Path, cap: int, tail: bool = False) -> tuple[str, bool]:
     return data[:cap].decode("utf-8", errors="replace"), truncated
 
 
+# ----------------------------------------------------------------------------- isolation choice
+
+_mode_lock = threading.Lock()
+_mode: str | None = None            # "auto" | "bwrap" | "rlimits-only"; None = from the environment
+_resolved: dict[str, object] = {}   # probe result: {"isolation": ..., "drop_uid": bool, "why": ...}
+
+
+def set_isolation(mode: str | None) -> None:
+    """Force the isolation for this process: "auto", "bwrap", "rlimits-only", or None (back to
+    ``$SFTPB_SANDBOX``, default auto). Raises ValueError for another value."""
+    global _mode
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"sandbox isolation must be one of {', '.join(MODES)}, got {mode!r}")
+    with _mode_lock:
+        _mode = mode
+        _resolved.clear()
+
+
+def _wanted() -> str:
+    mode = _mode or os.environ.get(ENV_VAR, "").strip() or "auto"
+    if mode not in MODES:
+        raise ValueError(f"{ENV_VAR} must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+def isolation() -> str:
+    """``"bwrap"`` or ``"rlimits-only"``: what `run_sandboxed` uses in this process. The first call
+    probes bubblewrap once (a few ms); under auto, a failed probe logs ONE warning and falls back.
+    Raises SandboxUnavailable when bwrap is required (SFTPB_SANDBOX=bwrap) and does not work."""
+    return _resolve()["isolation"]  # type: ignore[return-value]
+
+
+def _resolve() -> dict[str, object]:
+    with _mode_lock:
+        if _resolved:
+            return _resolved
+        wanted = _wanted()
+        if wanted == RLIMITS_ONLY:
+            _resolved.update(isolation=RLIMITS_ONLY, drop_uid=False, why="asked for")
+            return _resolved
+        why = ""
+        for drop_uid in ((True, False) if os.geteuid() == 0 else (False,)):
+            why = _probe_bwrap(drop_uid)
+            if not why:
+                _resolved.update(isolation=BWRAP, drop_uid=drop_uid, why="")
+                return _resolved
+            if drop_uid:
+                log.info("Verilog sandbox: bwrap under a per-job user id does not work here (%s); "
+                         "running it as root, without a per-job process limit", why)
+        if wanted == BWRAP:
+            raise SandboxUnavailable(f"bubblewrap sandbox asked for ({ENV_VAR}=bwrap) but it does not work here: {why}")
+        log.warning("Verilog sandbox: bubblewrap is not usable (%s); falling back to resource limits "
+                    "only (WEAKER: generated designs can read and write files outside their temporary "
+                    "folder with this user's rights). Install the OS package 'bubblewrap'.", why)
+        _resolved.update(isolation=RLIMITS_ONLY, drop_uid=False, why=why)
+        return _resolved
+
+
+def _probe_bwrap(drop_uid: bool) -> str:
+    """'' when a bwrap job runs and works here, else why not (one line)."""
+    if not _bwrap():
+        return "bwrap not found on PATH"
+    try:
+        res = _run(["sh", "-c", "cat in.txt > out.txt && echo probe-ok"], {"in.txt": "x"}, None,
+                   use_bwrap=True, drop_uid=drop_uid, timeout_s=20, cpu_s=10, mem_bytes=DEFAULT_MEM_BYTES,
+                   file_bytes=1024**2, output_cap=4096, output_tail=False, disk_bytes=1024**2,
+                   nproc=DEFAULT_NPROC, outputs=("out.txt",), keep_outputs=False)
+    except OSError as e:
+        return f"{type(e).__name__}: {e}"
+    if res.ok and "probe-ok" in res.stdout:
+        return ""
+    msg = (res.stderr or res.stdout).strip().splitlines()
+    return (msg[0] if msg else f"exit {res.returncode}")[:200]
+
+
+# ----------------------------------------------------------------------------- running
+
 def run_sandboxed(
     argv: Sequence[str],
     files: Mapping[str, str] | None = None,
@@ -86,40 +220,114 @@ def run_sandboxed(
     file_bytes: int = DEFAULT_FILE_BYTES,
     output_cap: int = DEFAULT_OUTPUT_CAP,
     output_tail: bool = False,
+    disk_bytes: int = DEFAULT_DISK_BYTES,
+    nproc: int = DEFAULT_NPROC,
+    outputs: Sequence[str] | None = None,
 ) -> SandboxResult:
-    """Run argv in workdir (a fresh temporary folder when None, removed afterwards) after writing
-    `files` (name -> text) into it. With `output_tail`, the last `output_cap` bytes of stdout and
-    stderr are read back instead of the first."""
+    """Run `argv` (a tool found on PATH, relative file names) in the job folder `workdir` (a fresh
+    temporary folder when None, removed afterwards) after writing `files` (name -> text) into it.
+
+    Limits: `timeout_s` wall-clock seconds (then the whole job is killed; ``returncode`` None),
+    `cpu_s` CPU seconds, `mem_bytes` address space, `file_bytes` per written file (stdout and
+    stderr included; exceeding it ends the tool with SIGXFSZ, ``returncode`` -25), and under bwrap
+    `disk_bytes` for all files written in the job folder together and `nproc` processes (as root).
+    `output_cap` bytes of stdout and of stderr are read back: the first, or the last with
+    `output_tail`. `outputs`: names of files the tool writes that stay in the job folder (for a
+    later step), default the value of each ``-o`` option in argv; under bwrap nothing else the tool
+    writes survives, and an output left empty is removed. Raises ValueError for a file name that
+    leaves the job folder, SandboxUnavailable when bwrap is required but not usable."""
+    state = _resolve()
+    use_bwrap = state["isolation"] == BWRAP
+    if outputs is None:
+        outputs = _dash_o(argv)
+    return _run(argv, files, workdir, use_bwrap=use_bwrap, drop_uid=bool(state["drop_uid"]),
+                timeout_s=timeout_s, cpu_s=cpu_s, mem_bytes=mem_bytes, file_bytes=file_bytes,
+                output_cap=output_cap, output_tail=output_tail, disk_bytes=disk_bytes, nproc=nproc,
+                outputs=outputs, keep_outputs=True)
+
+
+def _dash_o(argv: Sequence[str]) -> tuple[str, ...]:
+    outs = []
+    for i, a in enumerate(argv[1:], 1):
+        if a == "-o" and i + 1 < len(argv):
+            outs.append(argv[i + 1])
+        elif a.startswith("-o") and len(a) > 2 and not a.startswith("--"):
+            outs.append(a[2:])
+    return tuple(outs)
+
+
+def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_bytes, file_bytes,
+         output_cap, output_tail, disk_bytes, nproc, outputs, keep_outputs) -> SandboxResult:
     own = workdir is None
     wd = Path(tempfile.mkdtemp(prefix="sftpb-sim-")) if own else Path(workdir)
+    wd_real = wd.resolve()
+    created: list[Path] = []
+    uid = info_r = info_w = None
     try:
         for name, text in (files or {}).items():
             target = (wd / name).resolve()
-            if wd.resolve() not in target.parents:
+            if wd_real not in target.parents:
                 raise ValueError(f"sandbox file name {name!r} escapes the work folder")
-            target.parent.mkdir(parents=True, exist_ok=True)
+            for d in reversed([target.parent, *target.parent.parents]):
+                if wd_real in d.parents and not d.exists():
+                    d.mkdir()
+                    d.chmod(0o755)      # readable by the job's own user id, whatever the umask
             target.write_text(text, encoding="utf-8")
-        out_path, err_path = wd / ".stdout", wd / ".stderr"
+            target.chmod(0o644)
+        out_path, err_path = wd / _HIDDEN[0], wd / _HIDDEN[1]
+        cmd = list(argv)
+        if use_bwrap:
+            outs = []
+            for name in outputs:
+                p = (wd / name).resolve()
+                if wd_real in p.parents and p.parent == wd_real:   # top-level names only
+                    if not p.exists():
+                        p.touch()
+                        p.chmod(0o644)
+                        created.append(p)
+                    outs.append(p.name)
+            if drop_uid and _reachable_by_others(wd_real) and _tool_reachable_by_others(argv):
+                uid = secrets.randbelow(_PRIVATE_UID_RANGE[1] - _PRIVATE_UID_RANGE[0]) + _PRIVATE_UID_RANGE[0]
+                os.chown(wd, uid, uid)
+                for n in outs:
+                    os.chown(wd / n, uid, uid)
+            info_r, info_w = os.pipe()   # bwrap writes {"child-pid": N} there: the PID namespace's init
+            cmd = _bwrap_argv(cmd, wd_real, disk_bytes, outs, info_w)
+        env = _clean_env(str(wd_real))
+        nproc_limit = nproc if uid is not None else None
         t0 = time.monotonic()
         timed_out = False
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             prlimit = _prlimit()
+            ids = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
+            if info_w is not None:
+                ids["pass_fds"] = (info_w,)
             if prlimit:  # limits set by prlimit, which then execs the tool: no Python code between fork and exec
-                proc = subprocess.Popen(
-                    [prlimit, f"--cpu={cpu_s}:{cpu_s + 1}", f"--as={mem_bytes}:{mem_bytes}",
-                     f"--fsize={file_bytes}:{file_bytes}", "--core=0:0", "--", *argv],
-                    cwd=wd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=_clean_env(str(wd)),
-                    start_new_session=True,
-                )
+                lim = [f"--cpu={cpu_s}:{cpu_s + 1}", f"--as={mem_bytes}:{mem_bytes}",
+                       f"--fsize={file_bytes}:{file_bytes}", "--core=0:0"]
+                if nproc_limit:
+                    lim.append(f"--nproc={nproc_limit}:{nproc_limit}")
+                proc = subprocess.Popen([prlimit, *lim, "--", *cmd], cwd=wd, stdin=subprocess.DEVNULL,
+                                        stdout=out, stderr=err, env=env, start_new_session=True, **ids)
             else:
-                proc = subprocess.Popen(
-                    list(argv), cwd=wd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                    env=_clean_env(str(wd)), preexec_fn=_limits(cpu_s, mem_bytes, file_bytes),
-                )
+                proc = subprocess.Popen(cmd, cwd=wd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                        env=env, preexec_fn=_limits(cpu_s, mem_bytes, file_bytes, nproc_limit),
+                                        **ids)
+            if info_w is not None:
+                os.close(info_w)
+                info_w = None
             try:
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 timed_out = True
+                # bwrap: kill the PID namespace's init first (every process of the namespace dies with
+                # it, and bwrap reaps it: no zombie left to the machine's init); then the group.
+                if info_r is not None:
+                    _kill_namespace(info_r)
+                try:
+                    proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    pass
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -130,16 +338,101 @@ def run_sandboxed(
                     proc.kill()
                     proc.wait()
         seconds = time.monotonic() - t0
+        rc = proc.returncode
+        if use_bwrap and rc is not None and rc - 128 in _SIGNALS_SEEN:
+            rc = 128 - rc   # bwrap reports a tool killed by signal N as exit 128+N: same as without it (-N)
         stdout, t1 = _read_capped(out_path, output_cap, output_tail)
         stderr, t2 = _read_capped(err_path, output_cap, output_tail)
         out_path.unlink(missing_ok=True)
         err_path.unlink(missing_ok=True)
+        for p in created:
+            if not keep_outputs or (p.exists() and p.stat().st_size == 0):
+                p.unlink(missing_ok=True)
         # SIGXFSZ (file-size limit) shows as -25: the program tried to write more than allowed.
-        truncated = t1 or t2 or proc.returncode == -signal.SIGXFSZ
-        return SandboxResult(None if timed_out else proc.returncode, stdout, stderr, timed_out, truncated, seconds)
+        truncated = t1 or t2 or rc == -signal.SIGXFSZ
+        return SandboxResult(None if timed_out else rc, stdout, stderr, timed_out, truncated,
+                             seconds, BWRAP if use_bwrap else RLIMITS_ONLY)
     finally:
+        for fd in (info_r, info_w):
+            if fd is not None:
+                os.close(fd)
         if own:
             shutil.rmtree(wd, ignore_errors=True)
+        elif uid is not None:
+            try:
+                os.chown(wd, 0, 0)
+            except OSError:
+                pass
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Every folder above `path` can be traversed by any user (bwrap, started under the job's own
+    user id, must reach the bind sources). Else the job runs under bwrap as the caller (no per-job
+    process limit)."""
+    return all(p.stat().st_mode & 0o001 for p in path.parents)
+
+
+def _kill_namespace(info_r: int) -> None:
+    """Kill bwrap's namespace init (pid from --info-fd); the kernel then kills every process of
+    the PID namespace."""
+    os.set_blocking(info_r, False)
+    try:
+        info = os.read(info_r, 4096).decode("utf-8", "replace")
+    except BlockingIOError:
+        return
+    m = re.search(r'"child-pid"\s*:\s*(\d+)', info)
+    if m:
+        try:
+            os.kill(int(m.group(1)), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _tool_reachable_by_others(argv: Sequence[str]) -> bool:
+    """The tool and the folders above it can be read by any user (e.g. not a conda prefix under
+    /root), so it still runs under the job's own user id."""
+    tool = shutil.which(argv[0]) if argv else None
+    if not tool:
+        return True   # not found: the run reports that itself
+    real = Path(os.path.realpath(tool))
+    return bool(real.stat().st_mode & 0o005) and _reachable_by_others(real)
+
+
+def _bwrap_argv(argv: list[str], wd: Path, disk_bytes: int, outputs: list[str], info_fd: int) -> list[str]:
+    """bwrap command line: OS program folders read-only, private /tmp and job folder (tmpfs),
+    the job folder's files read-only, its outputs read-write, no network, new PID namespace."""
+    cmd = [_bwrap(), "--unshare-all", "--die-with-parent", "--new-session", "--info-fd", str(info_fd)]
+    bound: list[str] = []
+    for d in _SYSTEM_DIRS:
+        if os.path.islink(d):
+            cmd += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            cmd += ["--ro-bind", d, d]
+            bound.append(d)
+    # a tool installed outside the OS folders (/opt/..., a conda prefix): its install prefix, read-only
+    tool = shutil.which(argv[0]) if argv and not os.path.isabs(argv[0]) else (argv[0] if argv else None)
+    if tool:
+        real = os.path.realpath(tool)
+        if not any(real == b or real.startswith(b + "/") for b in bound):
+            prefix = os.path.dirname(os.path.dirname(real))
+            if prefix not in ("/", ""):
+                cmd += ["--ro-bind", prefix, prefix]
+    cmd += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
+            "--proc", "/proc", "--dev", "/dev",
+            "--size", str(disk_bytes), "--tmpfs", "/tmp",
+            "--size", str(disk_bytes), "--tmpfs", str(wd)]
+    for entry in sorted(os.listdir(wd)):
+        p = wd / entry
+        if entry in _HIDDEN or p.is_symlink():
+            continue
+        cmd += (["--bind", str(p), str(p)] if entry in outputs else ["--ro-bind", str(p), str(p)])
+    cmd += ["--chdir", str(wd), "--", *argv]
+    return cmd
+
+
+@functools.lru_cache(maxsize=1)
+def _bwrap() -> str | None:
+    return shutil.which("bwrap")
 
 
 @functools.lru_cache(maxsize=1)
@@ -166,7 +459,8 @@ def iverilog_version() -> tuple[int, int] | None:
 
 def compile_check(code: str, *, flags: Sequence[str] = ("-g2012",), timeout_s: float = 20.0,
                   top: str | None = None) -> SandboxResult:
-    """Compile (parse + elaborate) one Verilog source with iverilog; nothing is simulated."""
+    """Compile (parse + elaborate) one Verilog source with iverilog in the sandbox; nothing is
+    simulated, nothing is kept."""
     argv = ["iverilog", *flags, "-o", "design.vvp"]
     if top:
         argv += ["-s", top]

@@ -1,0 +1,427 @@
+"""Module hierarchy across the corpus: which row defines which module, and the compile check that
+elaborates a row together with the rows that define what it instantiates.
+
+About a quarter of real MG-Verilog rows instantiate modules (``adder8 u_add (...)``) that another
+row of the same corpus defines, and some instantiate modules defined nowhere (vendor primitives,
+files that were never scraped). A row compiled on its own fails on both with iverilog's
+``Unknown module type``. So:
+
+* ``ModuleIndex`` (a global stage right after ``clean``; it drops nothing) collects, per row, the
+  modules (and UDP primitives) the row defines and the ones it instantiates (``keys``, computed on
+  the workers at the end of the previous pass). Its ``fit`` keeps, on the driver, only the index:
+  module name -> the defining row, the first row in input order (``_order``) when several rows
+  define the same name, so the choice does not depend on partitioning or reruns. It then fetches
+  the source text of just the definitions some other row needs (transitively: a submodule's own
+  submodules too) and keeps them as ``modules``: name -> ``ModuleDef`` (defining row id, the text
+  of that one module, the names it instantiates).
+* The compile check (``filters.Compiles``) runs per row on the workers. Only when a row's own
+  compile fails with nothing but unknown-module errors does it look the missing names up in the
+  index and compile the row again with the definitions appended (``check_verilog``).
+
+Why the index ships *text* to the workers rather than row ids: a task sees only its own partition,
+and the defining row may sit in any other; fetching rows across partitions from inside a task
+would serialise the pass. The definitions actually needed are a small part of the corpus (only
+names that some row instantiates and some row defines), so they travel with the stage, once per
+task, and the driver never holds the corpus itself.
+
+Standards: ``check_verilog`` tries the standards in the order given (most permissive first:
+``-g2012``, then ``-g2005``, ``-g2001``, ``-g1995``) and records the first that accepts the code;
+Verilog-1995/2001/2005 code may use SystemVerilog keywords (``do``, ``bit``, ``logic``) as names.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+from .base import Stage, _as_str
+
+log = logging.getLogger(__name__)
+
+# -- scanning: comments and strings blanked out, escaped identifiers kept -------------------------
+#: IEEE 1364-2005 keywords: never a module or instance name. SystemVerilog-only words (do, bit,
+#: logic, rand, type ...) are left out on purpose: Verilog code uses them as names. A false
+#: candidate ('assert property (') costs nothing: only names some row defines are looked up.
+KEYWORDS = frozenset("""
+always and assign automatic begin buf bufif0 bufif1 case casex casez cell cmos config deassign default
+defparam design disable edge else end endcase endconfig endfunction endgenerate endmodule endprimitive
+endspecify endtable endtask event for force forever fork function generate genvar highz0 highz1 if
+ifnone incdir include initial inout input instance integer join large liblist library localparam
+macromodule medium module nand negedge nmos nor noshowcancelled not notif0 notif1 or output parameter
+pmos posedge primitive pull0 pull1 pulldown pullup pulsestyle_ondetect pulsestyle_onevent rcmos real
+realtime reg release repeat rnmos rpmos rtran rtranif0 rtranif1 scalared showcancelled signed small
+specify specparam strong0 strong1 supply0 supply1 table task time tran tranif0 tranif1 tri tri0 tri1
+triand trior trireg unsigned use uwire vectored wait wand weak0 weak1 while wire wor xnor xor
+""".split())
+
+_DEFINE = {"module": "endmodule", "macromodule": "endmodule", "primitive": "endprimitive"}
+
+
+def ident_name(tok: str) -> str:
+    """The name an identifier token stands for: ``\\$not`` and ``$not`` ... an escaped identifier
+    is the same name without its backslash (IEEE 1364 3.7.1), as iverilog reports it."""
+    return tok[1:] if tok.startswith("\\") else tok
+
+
+_HIDE = re.compile(r'//[^\n]*|/\*.*?(?:\*/|\Z)|"(?:\\.|[^"\\\n])*"', re.DOTALL)
+_UNIT_EDGE = re.compile(r"(?<![\w$`\\])(?:(macromodule|module|primitive)\s+(\\\S+|[A-Za-z_][\w$]*)|(endmodule|endprimitive)\b)")
+
+
+def hide_comments(code: str) -> str:
+    """``code`` with comments and strings blanked out (same length: offsets stay valid). Cheap
+    when there is nothing to hide."""
+    if "/" not in code and '"' not in code:
+        return code
+    return _HIDE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), code)
+
+
+@dataclass
+class Unit:
+    """One module (or UDP primitive) found in a source text."""
+    name: str
+    start: int            # character offsets of 'module' ... 'endmodule' (end exclusive)
+    end: int
+    uses: list[str] = field(default_factory=list)   # names it instantiates, in order, no repeats
+
+
+_ID = r"(?:\\\S+(?=\s)|[A-Za-z_][\w$]*(?![\w$]))"    # whole identifiers only (no 'f'+'n' from 'fn')
+_P1 = r"\([^()]*\)"
+_P3 = r"\((?:[^()]|\((?:[^()]|" + _P1 + r")*\))*\)"       # parentheses nested three deep: #(.W(f(2)))
+#: an instantiation: module name, optional #(parameters) or #delay, instance name, optional [range], '('
+_INSTANCE = re.compile(r"(?<![\w$.`\\])(" + _ID + r")\s*(?:#\s*(?:" + _P3 + r"|[\w.']+)\s*)?(" + _ID
+                       + r")\s*(?:\[[^\]]*\]\s*)*\(")
+
+
+def _uses(text: str) -> list[str]:
+    """Names instantiated in ``text`` (comments blanked), in order, no repeats. The regex runs at C
+    speed; keywords (``else begin``, ``module m (``) are filtered after the match."""
+    out: list[str] = []
+    for m in _INSTANCE.finditer(text):
+        name, inst = m.group(1), m.group(2)
+        if name in KEYWORDS or inst in KEYWORDS:
+            continue
+        name = ident_name(name)
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def scan_units(code: str) -> list[Unit]:
+    """The modules/primitives defined in ``code`` and, for each, the names it instantiates.
+    Text outside any module is ignored. Comments and strings never count."""
+    text = hide_comments(code)
+    units: list[Unit] = []
+    cur: Unit | None = None
+    for m in _UNIT_EDGE.finditer(text):
+        if m.group(1) and cur is None:
+            cur = Unit(ident_name(m.group(2)), m.start(), len(code))
+        elif m.group(3) and cur is not None:
+            cur.end = m.end()
+            units.append(cur)
+            cur = None
+    if cur is not None:
+        units.append(cur)
+    for u in units:
+        u.uses = [n for n in _uses(text[u.start:u.end]) if n != u.name]
+    return units
+
+
+_DIRECTIVE_LINE = re.compile(r"^[ \t]*`(?:define|timescale|default_nettype)\b[^\n]*$", re.MULTILINE)
+
+
+def directives_outside(code: str, units: list[Unit]) -> str:
+    """`define / `timescale / `default_nettype lines of ``code`` outside its modules (a module's
+    text needs the macros its row defines)."""
+    outside, pos = [], 0
+    for u in units:
+        outside.append(code[pos:u.start])
+        pos = u.end
+    outside.append(code[pos:])
+    return "\n".join(m.group(0).strip() for part in outside for m in _DIRECTIVE_LINE.finditer(part))
+
+
+# -- the index -----------------------------------------------------------------------------------
+@dataclass
+class ModuleDef:
+    row: str              # id of the defining row
+    text: str             # the module's source (plus its row's `define lines), as cleaned
+    uses: tuple[str, ...]  # names it instantiates
+
+
+class ModuleIndex(Stage):
+    """Global stage (drops nothing): the corpus's module index for the compile check.
+
+    ``keys``: per row ``id``, ``_order``, ``defines`` and ``uses`` (tuples of module names).
+    ``fit``: name -> first defining row in input order; the definitions some row needs
+    (transitively) are fetched from the workers and kept in ``modules`` (name -> ``ModuleDef``).
+    ``closure(names, exclude)`` gives what to append to a row to elaborate it.
+    Summary: rows defining a module, distinct names, names defined by several rows, definitions
+    kept for elaboration (and their size in characters).
+    """
+
+    name = "module_index"
+    is_global = True
+    modifies = True     # never drops: the report reads it as a modifier
+
+    def __init__(self, field: str = "code", **config: Any) -> None:
+        super().__init__(field=field, **config)
+        self.modules: dict[str, ModuleDef] = {}
+        self._summary: dict[str, Any] = {}
+
+    def keys(self, df: pd.DataFrame) -> pd.DataFrame:
+        defines, uses = [], []
+        for code in df[self.config["field"]].tolist():
+            units = scan_units(code or "")
+            own = tuple(dict.fromkeys(u.name for u in units))
+            defines.append(own)
+            uses.append(tuple(dict.fromkeys(n for u in units for n in u.uses if n not in own)))
+        return pd.DataFrame({"id": _as_str(df["id"]), "_order": df["_order"].astype("int64"),
+                             "defines": pd.Series(defines, index=df.index, dtype=object),
+                             "uses": pd.Series(uses, index=df.index, dtype=object)})
+
+    def fit(self, parts, engine, keys: pd.DataFrame | None = None) -> None:
+        if keys is None:
+            keys = engine.collect(self.keys, parts)
+        self.modules = {}
+        if keys.empty:
+            self._summary = {"rows_defining_modules": 0, "module_names": 0, "names_defined_by_several_rows": 0,
+                             "definitions_for_elaboration": 0, "definition_chars": 0}
+            return
+        keys = keys.sort_values("_order", kind="stable")
+        winner: dict[str, str] = {}
+        several: set[str] = set()
+        row_uses: dict[str, tuple[str, ...]] = {}
+        for rid, defs, uses in zip(keys["id"], keys["defines"], keys["uses"]):
+            row_uses[rid] = tuple(uses)
+            for name in defs:
+                if name in winner:
+                    several.add(name)
+                else:
+                    winner[name] = rid          # the first row in input order wins
+        # what some row needs, transitively through the defining rows' own instances
+        todo = [n for uses in row_uses.values() for n in uses if n in winner]
+        needed: set[str] = set()
+        while todo:
+            name = todo.pop()
+            if name in needed:
+                continue
+            needed.add(name)
+            todo.extend(n for n in row_uses.get(winner[name], ()) if n in winner and n not in needed)
+        rows = sorted({winner[n] for n in needed})
+        if rows:
+            got = engine.collect(_rows_with_ids(rows, self.config["field"]), parts)
+            codes = dict(zip(_as_str(got["id"]), got[self.config["field"]]))
+            for rid in rows:
+                code = codes.get(rid, "")
+                units = scan_units(code)
+                pre = directives_outside(code, units)
+                for u in units:
+                    if u.name in needed and winner.get(u.name) == rid and u.name not in self.modules:
+                        text = code[u.start:u.end]
+                        self.modules[u.name] = ModuleDef(rid, (pre + "\n" + text) if pre else text,
+                                                         tuple(n for n in u.uses if n in winner))
+        self._summary = {"rows_defining_modules": int(sum(1 for d in keys["defines"] if d)),
+                         "module_names": len(winner), "names_defined_by_several_rows": len(several),
+                         "definitions_for_elaboration": len(self.modules),
+                         "definition_chars": int(sum(len(m.text) for m in self.modules.values()))}
+        log.info("module index: %d module names in %d rows (%d defined by several rows: the first row wins); "
+                 "%d definitions kept for elaboration", len(winner), self._summary["rows_defining_modules"],
+                 len(several), len(self.modules))
+
+    def closure(self, names: Sequence[str], exclude: set[str]) -> list[str]:
+        """The index names to append so that ``names`` elaborate: each known name and, depth
+        first, the known names they instantiate; names in ``exclude`` (the row's own) are left out.
+        Deterministic order (first need first)."""
+        out: list[str] = []
+        seen = set(exclude)
+        stack = [n for n in reversed(list(names))]
+        while stack:
+            name = stack.pop()
+            if name in seen or name not in self.modules:
+                continue
+            seen.add(name)
+            out.append(name)
+            stack.extend(reversed([n for n in self.modules[name].uses if n not in seen]))
+        return out
+
+    def process(self, df: pd.DataFrame) -> pd.DataFrame:
+        return df
+
+    def summary(self) -> dict[str, Any]:
+        return dict(self._summary)
+
+
+class _rows_with_ids:
+    """Picklable task: the ``id`` and ``field`` columns of the rows whose id is in ``ids``."""
+
+    def __init__(self, ids: Sequence[str], field: str) -> None:
+        self.ids, self.field = set(ids), field
+
+    def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
+        return df.loc[_as_str(df["id"]).isin(self.ids).to_numpy(), ["id", self.field]]
+
+
+# -- the compile check with standards and submodules ----------------------------------------------
+_LOC = re.compile(r"^(?P<file>[^:\s]+):(?P<line>\d+):\s*(?P<msg>.*)$")
+_UNKNOWN = re.compile(r"Unknown module type:\s*(\S+)")
+_NO_TOP = re.compile(r"No top level modules")
+#: iverilog's messages for an instance that does not fit the module's ports or parameters
+_INTERFACE = re.compile(r"is not a port of|Wrong number of ports")
+_NOISE = re.compile(r"^\s*(?:\d+ error\(s\) during elaboration\.|\*\*\*.*|\S.* referenced \d+ times\.|I give up\.)\s*$")
+
+
+@dataclass
+class Verdict:
+    """What ``check_verilog`` found for one source.
+
+    ``status``: ``ok`` | ``ok_with_submodules`` | ``unresolved_submodule`` | ``error`` | ``timeout``;
+    ``standard``: the entry of ``standards`` that accepted the code (``-g2005 -gno-xtypes``), '' when none did;
+    ``error``: the first real error line (``line N: ...``; warnings never), '' when none;
+    ``unresolved``: module names defined nowhere in the index (or whose definition does not compile);
+    ``submodules``: index names appended to elaborate it (with the rows they came from)."""
+    status: str
+    standard: str = ""
+    error: str = ""
+    unresolved: tuple[str, ...] = ()
+    submodules: tuple[str, ...] = ()
+
+
+def error_lines(output: str) -> list[tuple[str, int, str]]:
+    """iverilog's error lines as (file, line, message); warnings and summary lines left out.
+    Lines without a location (``No top level modules ...``) come back with file '' and line 0."""
+    out = []
+    for raw in output.splitlines():
+        s = raw.strip()
+        if not s or _NOISE.match(s):
+            continue
+        m = _LOC.match(s)
+        if m:
+            msg = m.group("msg")
+            # ':  Padding 1 high bits of the port.' continues the message above it (a warning here)
+            if msg.startswith(("warning:", "debug:", ":")):
+                continue
+            out.append((m.group("file"), int(m.group("line")), msg))
+        elif "warning" not in s.lower():
+            out.append(("", 0, s))
+    return out
+
+
+def standard_label(std: str) -> str:
+    """'-g2005 -gno-xtypes' -> '2005' (the year of the standard's -g flag)."""
+    m = re.search(r"-g(\d\S*)", std)
+    return m.group(1) if m else std.split()[0].lstrip("-")
+
+
+def check_verilog(code: str, compile_fn: Callable[..., Any], standards: Sequence[str], flags: Sequence[str],
+                  timeout_s: float, index: ModuleIndex | None = None) -> Verdict:
+    """Compile ``code`` (one row) with the first standard that accepts it; when the only errors are
+    unknown modules, elaborate it again with their definitions from ``index`` appended.
+
+    ``standards``: iverilog flags per standard, most permissive first, each a string that may hold
+    several flags (``"-g2005 -gno-xtypes"``: Icarus also reserves its own extra type keywords such as
+    ``logic`` and ``bool`` unless told ``-gno-xtypes``, which plain Verilog-1364 code may use as names).
+
+    ``compile_fn(code, flags=..., timeout_s=...)`` is the sandbox's ``compile_check``: a result with
+    ``ok``, ``timed_out``, ``stdout``, ``stderr``. The row is always the start of the compiled text,
+    so its line numbers stay as written; errors inside appended definitions are told apart by line.
+    """
+    attempts: list[tuple[str, list[tuple[str, int, str]]]] = []
+    top = None
+    for std in standards:
+        res = compile_fn(code, flags=(*std.split(), *flags), timeout_s=timeout_s, top=top)
+        if res.ok:
+            return Verdict("ok", std)
+        if res.timed_out:
+            return Verdict("timeout", error=f"iverilog timed out after {timeout_s:g}s ({std})")
+        errs = error_lines((res.stderr or "") + "\n" + (res.stdout or ""))
+        if top is None and errs and all(_NO_TOP.search(m) for _, _, m in errs):
+            # a module that instantiates itself (recursive generate) has no root: name it as the top
+            units = scan_units(code)
+            if units:
+                top = units[0].name
+                res = compile_fn(code, flags=(*std.split(), *flags), timeout_s=timeout_s, top=top)
+                if res.ok:
+                    return Verdict("ok", std)
+                errs = error_lines((res.stderr or "") + "\n" + (res.stdout or ""))
+        if errs and all(_UNKNOWN.search(m) for _, _, m in errs):
+            missing = list(dict.fromkeys(_UNKNOWN.search(m).group(1) for _, _, m in errs))
+            return _with_submodules(code, missing, std, standards, compile_fn, flags, timeout_s, index, top)
+        attempts.append((std, errs))
+    return Verdict("error", error=_best_error(attempts))
+
+
+def _fmt(err: tuple[str, int, str], std: str) -> str:
+    file, line, msg = err
+    return (f"line {line}: {msg}" if line else msg)[:200] + f" [{std.split()[0]}]"
+
+
+def _best_error(attempts: list[tuple[str, list[tuple[str, int, str]]]]) -> str:
+    """The error of the attempt that got furthest: one that parsed (no syntax error) before one that
+    did not; among syntax errors the one latest in the file; ties to the earlier standard."""
+    def rank(a):
+        std, errs = a
+        if not errs:
+            return (0, 0)
+        parsed = not any("syntax error" in m for _, _, m in errs)
+        return (2 if parsed else 1, errs[0][1] if not parsed else 0)
+    std, errs = max(attempts, key=rank)   # max keeps the first of equals
+    if not errs:
+        return f"iverilog failed without a message [{std}]"
+    real = [e for e in errs if not _UNKNOWN.search(e[2])]   # a missing module is not the reason here
+    return _fmt((real or errs)[0], std)
+
+
+def _with_submodules(code: str, missing: list[str], std: str, standards: Sequence[str],
+                     compile_fn: Callable[..., Any], flags: Sequence[str], timeout_s: float,
+                     index: ModuleIndex | None, top: str | None = None) -> Verdict:
+    own = {u.name for u in scan_units(code)}
+    names = index.closure(missing, own) if index is not None else []
+    if not names:
+        return Verdict("unresolved_submodule", std, unresolved=tuple(missing))
+    base_lines = code.count("\n") + 1
+    text = code + "\n" + "\n".join(index.modules[n].text for n in names) + "\n"
+    starts = []                           # (first line, name) of each appended definition
+    line = base_lines + 1
+    for n in names:
+        starts.append((line, n))
+        line += index.modules[n].text.count("\n") + 1
+
+    def owner(lineno: int) -> str | None:
+        hit = None
+        for first, n in starts:
+            if lineno >= first:
+                hit = n
+        return hit
+
+    later = list(standards)[list(standards).index(std):] if std in standards else [std]
+    broken: dict[str, str] = {}
+    for s in later:
+        res = compile_fn(text, flags=(*s.split(), *flags), timeout_s=timeout_s, top=top)
+        if res.ok:
+            return Verdict("ok_with_submodules", s, submodules=tuple(names))
+        if res.timed_out:
+            return Verdict("timeout", error=f"iverilog timed out after {timeout_s:g}s with submodules ({s})")
+        errs = error_lines((res.stderr or "") + "\n" + (res.stdout or ""))
+        mine = [e for e in errs if not _UNKNOWN.search(e[2]) and (e[1] == 0 or owner(e[1]) is None)]
+        if mine and all(_INTERFACE.search(m) for _, _, m in mine):
+            # the corpus's module of that name is another design (other ports): the row's own
+            # submodule is, in effect, defined nowhere in the corpus
+            left = tuple(dict.fromkeys(_UNKNOWN.search(m).group(1) for _, _, m in errs if _UNKNOWN.search(m)))
+            return Verdict("unresolved_submodule", s, unresolved=tuple(names) + left,
+                           error="the corpus's definition does not fit: " + _fmt(mine[0], s), submodules=tuple(names))
+        if mine:   # an error in the row itself, its submodules present: genuine
+            return Verdict("error", s, error=_fmt(mine[0], s) + f" (with submodules {', '.join(names)})",
+                           submodules=tuple(names))
+        if errs and all(_UNKNOWN.search(m) for _, _, m in errs):
+            left = tuple(dict.fromkeys(_UNKNOWN.search(m).group(1) for _, _, m in errs))
+            return Verdict("unresolved_submodule", s, unresolved=left, submodules=tuple(names))
+        for f, ln, m in errs:              # errors only inside appended definitions: try the next standard
+            n = owner(ln)
+            if n and n not in broken:
+                broken[n] = f"{n} (row {index.modules[n].row}) line {ln - dict((b, a) for a, b in starts)[n] + 1}: {m}"
+    # no standard elaborates the definitions the corpus has: as good as undefined for this row
+    return Verdict("unresolved_submodule", std, unresolved=tuple(broken) or tuple(missing),
+                   error="; ".join(broken.values())[:200], submodules=tuple(names))
