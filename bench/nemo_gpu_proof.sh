@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Proof of the NeMo backend on GPUs: a tiny random Llama (SmolLM2 tokenizer) through
-# convert (llm.import_ckpt + weight check) -> finetune (loss must fall) -> NeMo generate -> export to HF,
-# on 1 GPU, then with tensor parallel 2 on 2 GPUs (skipped, and said so, when fewer than 2 GPUs are
-# visible; PROOF_TP2=0 skips it too). Results go to docs/benchmarks.md (section nemo).
+# convert (llm.import_ckpt + weight check) -> finetune (loss must fall; distributed checkpoint saved)
+# -> export to HF -> NeMo generate, on 1 GPU (PROOF_1GPU=0 skips it), then with tensor parallel 2 on
+# 2 GPUs (skipped, and said so, when fewer than 2 GPUs are visible; PROOF_TP2=0 skips it too).
+# With --time SHAPE, then a timing run of that model shape from a random init (no weights are made or
+# converted): the course's job - TP=2 on 2 GPUs, seq 1024, micro 2, global 8, bf16 (configs/sft_gpu.yaml)
+# - for --time-steps steps (default 30, the first 5 untimed): real tokens/s per GPU and MFU, as the
+# native trainer reports them. SHAPE: a name (llama2-7b) or layers=N,hidden=N,heads=N,kv_heads=N,ffn=N.
+# Results go to docs/benchmarks.md (section nemo).
 #
 # Needs: python3 with torch + CUDA, and NeMo 2.7.3's wheel set in .whl/nemo/ (see README "NeMo path";
 # the wheels, the tokenizer files in .whl/nemo/tok/ and a data snapshot in .whl/nemo/data/ are not in git).
-# Usage: bash bench/nemo_gpu_proof.sh [OUT_DIR]
+# Usage: bash bench/nemo_gpu_proof.sh [--time SHAPE [--time-steps N]] [OUT_DIR]
+#        PROOF_1GPU=0 bash bench/nemo_gpu_proof.sh --time llama2-7b OUT   (2 GPUs: TP=2 proof, then 7B timing)
 #        bash bench/nemo_gpu_proof.sh --fetch      (here, with PyPI: rebuild .whl/nemo/, about 49 MB)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -62,7 +68,17 @@ EOF
   echo "$(ls .whl/nemo/*.whl | wc -l) wheels, $(du -sh .whl/nemo | cut -f1) in .whl/nemo"
   exit 0
 fi
-OUT="${1:-${OUT:-results/nemo-proof}}"
+TIME_SHAPE="" TIME_STEPS=30 OUT_ARG=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --time) TIME_SHAPE="${2:?--time needs a shape}"; shift ;;
+    --time-steps) TIME_STEPS="${2:?--time-steps needs a number}"; shift ;;
+    -*) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
+    *) OUT_ARG="$1" ;;
+  esac
+  shift
+done
+OUT="${OUT_ARG:-${OUT:-results/nemo-proof}}"
 mkdir -p "$OUT"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 WANDB_MODE=disabled PYTHONUNBUFFERED=1
 t0=$(date +%s)
@@ -73,8 +89,9 @@ fi
 export PYTHONPATH="${PYTHONPATH:-$PWD}"
 echo "install: $(( $(date +%s) - t0 ))s" | tee "$OUT/summary.txt"
 python3 - <<'EOF' 2>&1 | tail -3 | tee -a "$OUT/summary.txt"
-import nemo, torch, transformers, megatron.core, importlib.util
+import nemo, numpy, torch, transformers, megatron.core, importlib.util
 print("nemo", nemo.__version__, "megatron-core", megatron.core.__version__, "torch", torch.__version__,
+      "numpy", numpy.__version__, "(np.product:", hasattr(numpy, "product"), "before the backend's shim)",
       "transformers", transformers.__version__, "TE", importlib.util.find_spec("transformer_engine") is not None,
       "gpus", torch.cuda.device_count(), torch.cuda.get_device_name(0))
 EOF
@@ -117,7 +134,11 @@ print(f"{name}: rc={rc} wall={secs}s steps={len(tr)} train_loss first={tr[0]['tr
       f"predictions={len(p)} ({sorted(set(x['model'] for x in p))}) exported={exp}")
 EOF
 }
-run nemo-tiny-1gpu nemo.devices=1 nemo.tensor_parallel=1
+if [ "${PROOF_1GPU:-1}" != "0" ]; then
+  run nemo-tiny-1gpu nemo.devices=1 nemo.tensor_parallel=1
+else
+  echo "nemo-tiny-1gpu: SKIPPED (PROOF_1GPU=0)" | tee -a "$OUT/summary.txt"
+fi
 gpus=$(python3 -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)
 if [ "${PROOF_TP2:-1}" != "0" ] && [ "$gpus" -ge 2 ]; then
   run nemo-tiny-tp2 nemo.devices=2 nemo.tensor_parallel=2
@@ -152,4 +173,34 @@ for name in ("nemo-tiny-1gpu", "nemo-tiny-tp2"):
     except Exception as e:
         print(name, "export check failed:", type(e).__name__, str(e)[:200])
 EOF
+# the timing run: the shape's config.json (no weights) on the SmolLM2 tokenizer, the course's settings
+if [ -n "$TIME_SHAPE" ]; then
+  if [ "$gpus" -ge 2 ]; then
+    t=$(date +%s)
+    python3 - "$TIME_SHAPE" "$TIME_STEPS" "$OUT" <<'EOF' > "$OUT/nemo-time.log" 2>&1
+import json, logging, shutil, sys
+from pathlib import Path
+from sft_playbook.config import load_config
+from sft_playbook.sft import nemo_backend as B, nemo_plan as P
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+shape, steps, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+hf = P.write_llama_shape("/tmp/nemo-shape", ".whl/nemo/tok", **P.parse_shape(shape))
+cfg = load_config("configs/sft_gpu.yaml", [
+    "backend=nemo", "model=/tmp/nemo-shape", "data_dir=.whl/nemo/data", "output_dir=/tmp/nemo-results",
+    "run_name=nemo-time", "nemo.cache_dir=/tmp/nemo-cache", "wandb.enabled=false", f"train.max_steps={steps}",
+    "nemo.devices=2", "nemo.tensor_parallel=2"])
+result = B.time_training(cfg, hf, warmup_steps=5)
+shutil.copy("/tmp/nemo-results/nemo-time/nemo_timing.json", out / "nemo-time.json")
+s = result["summary"]
+print(f"nemo-time: {shape} {json.dumps(result['settings'])} -> {s['tokens_per_s_per_gpu']:.0f} real tokens/s per GPU, "
+      f"MFU {100 * s['mfu']:.1f} % (N={s['n_params']:,}), median step {s['median_step_s']} s, "
+      f"real/padded tokens {s['real_fraction']:.2f}, peak {max(r['peak_gib'] for r in result['rows'])} GiB, "
+      f"losses {[r['train_loss'] for r in result['rows']][:3]} ... {result['rows'][-1]['train_loss']}")
+EOF
+    echo "nemo-time: rc=$? wall=$(( $(date +%s) - t ))s" | tee -a "$OUT/summary.txt"
+    grep -E "^nemo-time:|NeMo timing|Error|error:" "$OUT/nemo-time.log" | grep -v -E "^\s+File|Warning" | cut -c1-400 | tail -6 | tee -a "$OUT/summary.txt"
+  else
+    echo "nemo-time: SKIPPED (TP=2 needs 2 GPUs; $gpus visible)" | tee -a "$OUT/summary.txt"
+  fi
+fi
 echo "total: $(( $(date +%s) - t0 ))s" | tee -a "$OUT/summary.txt"

@@ -155,3 +155,144 @@ def test_cli_reports_a_model_path_that_is_not_a_model(tmp_path):
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert proc.returncode == 2
     assert "not a Hugging Face model" in proc.stderr
+
+
+# --------------------------------------------------------------- resume after a settings change
+def _positions_spy(monkeypatch):
+    """Record the stream positions every training step takes (SFTRecipe -> StepSchedule.items_at)."""
+    taken = []
+    orig = D.StepSchedule.items_at
+
+    def spy(self, position, count):
+        taken.append((position, count))
+        return orig(self, position, count)
+
+    monkeypatch.setattr(D.StepSchedule, "items_at", spy)
+    return taken
+
+
+@pytest.mark.parametrize("packing,batches", [(False, (4, 8)), (False, (8, 4)), (True, (2, 6))])
+def test_resume_with_another_global_batch_continues_at_the_items_consumed(sft_cfg, monkeypatch, caplog, packing,
+                                                                          batches):
+    """Stopped at step 2 with global batch g1, resumed with g2: the stream goes on where it stopped
+    (no item skipped or repeated) and the logged epoch follows the items, not steps x g2."""
+    first, second = batches
+    cfg = copy.deepcopy(sft_cfg)
+    cfg["data"]["packing"] = packing
+    cfg["data"]["max_seq_len"] = 400 if packing else 128
+    cfg["train"].update(micro_batch_size=2, global_batch_size=first, max_steps=4, eval_every=4, save_every=2,
+                        stop_at_step=2)
+    taken = _positions_spy(monkeypatch)
+    assert main(copy.deepcopy(cfg), ["train"]) == 0
+    cfg["train"].update(global_batch_size=second, stop_at_step=None)
+    cfg["resume"] = True
+    assert main(copy.deepcopy(cfg), ["train"]) == 0
+    assert taken == [(0, first), (first, first), (2 * first, second), (2 * first + second, second)]
+    assert f"train.global_batch_size changed from {first} to {second}" in caplog.text
+    rows = [r for r in metrics(cfg) if "train_loss" in r]
+    from sft_playbook.sft.recipe import SFTRecipe
+
+    ipe = None  # items per epoch of this data, as the recipe builds it
+    probe = SFTRecipe(copy.deepcopy(dict(cfg, resume=False, run_name="probe")))
+    try:
+        probe.setup()
+        ipe = probe.schedule.items_per_epoch
+    finally:
+        probe.cleanup()
+    consumed = [first, 2 * first, 2 * first + second, 2 * first + 2 * second]
+    assert [r["epoch"] for r in rows] == [round(c / ipe, 4) for c in consumed]
+
+
+@pytest.mark.slow
+def test_resume_with_another_micro_batch_matches_an_uninterrupted_run(sft_cfg):
+    full = copy.deepcopy(sft_cfg)
+    full["run_name"] = "full"
+    full["train"].update(max_steps=4, eval_every=2, save_every=2)
+    assert main(copy.deepcopy(full), ["train"]) == 0
+    part = copy.deepcopy(full)
+    part["run_name"] = "part"
+    part["train"]["stop_at_step"] = 2
+    assert main(copy.deepcopy(part), ["train"]) == 0
+    part["train"].update(stop_at_step=None, micro_batch_size=1, loss="chunked")  # 4 accumulation steps now
+    part["resume"] = True
+    assert main(copy.deepcopy(part), ["train"]) == 0
+    a, b = metrics(full), metrics(part)
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    for ra, rb in zip(a, b):
+        for key in ("train_loss", "val_loss"):
+            if key in ra:
+                assert rb[key] == pytest.approx(ra[key], rel=1e-4), (ra["step"], key)
+
+
+def test_resume_refuses_changes_it_cannot_follow_with_one_line(sft_cfg, tmp_path, caplog):
+    """seed, data formatting, method / LoRA shape, the data itself: refused before training, one
+    line naming the key and both values (or what differs)."""
+    import logging
+
+    cfg = copy.deepcopy(sft_cfg)
+    cfg["train"].update(max_steps=3, stop_at_step=1, save_every=1, eval_every=3)
+    assert main(copy.deepcopy(cfg), ["train"]) == 0
+    cfg["train"]["stop_at_step"] = None
+    cfg["resume"] = True
+    changes = [
+        (("seed",), 7, "seed changed from 42 to 7"),
+        (("data", "max_seq_len"), 96, "data.max_seq_len changed from 128 to 96"),
+        (("data", "packing"), True, "data.packing changed from False to True"),
+        (("data", "prompt_template"), "plain", "data.prompt_template changed from 'chat' to 'plain'"),
+        (("train", "method"), "lora", "train.method changed from 'full' to 'lora'"),
+        (("level",), "detailed", "level changed from 'high_level' to 'detailed'"),
+    ]
+    for path, value, expect in changes:
+        c = copy.deepcopy(cfg)
+        (c[path[0]] if len(path) == 2 else c)[path[-1]] = value
+        caplog.clear()
+        with caplog.at_level(logging.ERROR):
+            assert main(c, ["train"]) == 2, path
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1 and expect in errors[0] and "\n" not in errors[0], errors
+    # the train split edited under the same settings: the examples' digest differs
+    train = tmp_path / "data/high_level/train.jsonl"
+    lines = train.read_text().splitlines()
+    train.write_text("\n".join(lines[1:] + lines[:1]).replace("Write a Verilog", "Write one Verilog", 1) + "\n")
+    caplog.clear()
+    assert main(copy.deepcopy(cfg), ["train"]) == 2
+    assert "the training examples differ from the checkpoint's" in caplog.text
+    train.write_text("\n".join(lines) + "\n")
+    # and unchanged settings still resume
+    assert main(copy.deepcopy(cfg), ["train"]) == 0
+    assert [r["step"] for r in metrics(cfg) if "train_loss" in r] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_resume_keeps_the_new_optimizer_settings(sft_cfg, tmp_path, caplog, legacy):
+    """Loading the optimizer state must not bring back the checkpoint's betas / weight decay.
+    legacy: a checkpoint of the first format (optimizer state by position, no stream position)."""
+    import torch
+
+    from sft_playbook.sft.recipe import SFTRecipe
+
+    cfg = copy.deepcopy(sft_cfg)
+    cfg["train"].update(max_steps=3, stop_at_step=1, save_every=1, eval_every=3)
+    assert main(copy.deepcopy(cfg), ["train"]) == 0
+    if legacy:
+        path = tmp_path / "results/tiny/checkpoints/step_000001/trainer_state.pt"
+        state = torch.load(path, weights_only=False)
+        osd = state["optimizer"]
+        index = {name: i for i, name in enumerate(p for g in osd["param_groups"] for p in g["params"])}
+        state["optimizer"] = {"state": {index[k]: v for k, v in osd["state"].items()},
+                              "param_groups": [{**g, "params": [index[p] for p in g["params"]]}
+                                               for g in osd["param_groups"]]}
+        for key in ("format", "consumed", "data"):
+            state.pop(key)
+        torch.save(state, path)
+    cfg["resume"] = True
+    cfg["train"].update(betas=[0.8, 0.99], weight_decay=0.1, lr=1e-3)
+    r = SFTRecipe(cfg)
+    try:
+        r.setup()
+        assert r.start_step == 1 and r.consumed == 4
+        assert all(g["betas"] == (0.8, 0.99) and g["weight_decay"] == 0.1 for g in r.optimizer.param_groups)
+        assert any(s.get("exp_avg") is not None for s in r.optimizer.state.values())  # the moments were loaded
+    finally:
+        r.cleanup()
+    assert "train.betas changed from [0.9, 0.95] to [0.8, 0.99]" in caplog.text

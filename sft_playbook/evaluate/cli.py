@@ -90,7 +90,8 @@ def run(cfg: dict, step: str) -> int:
                 return 1
             groups = {p["model"]: groups[p["model"]]}
         kw = dict(workers=cfg.get("workers"), timeout_s=float(p["timeout_s"]), cycles=int(p["cycles"]),
-                  seed=int(p["seed"]), reset_cycles=int(p["reset_cycles"]), reset_prob=float(p["reset_prob"]))
+                  seed=int(p["seed"]), reset_cycles=int(p["reset_cycles"]), reset_prob=float(p["reset_prob"]),
+                  reset_pulses=int(p["reset_pulses"]), max_cycles=int(p["max_cycles"]))
         if len(groups) == 1:
             summary = evaluate_predictions(next(iter(groups.values())), out_dir=out_dir, **kw)
         else:  # run_sft.py writes base and finetuned rows into one file: one result folder per model

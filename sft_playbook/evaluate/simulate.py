@@ -34,7 +34,7 @@ TIMEOUT = "timeout"
 RUNTIME_ERROR = "runtime_error"        # no verdict: crashed, finished early, output limit, ...
 FORBIDDEN = "forbidden"                # reads files / plusargs / includes files
 EXTRACTION_FAILURE = "extraction_failure"
-UNSUPPORTED = "unsupported"            # the reference's ports are beyond the testbench generator
+UNSUPPORTED = "unsupported"            # the reference cannot judge: ports beyond the generator, nondeterministic, reads files
 REFERENCE_ERROR = "reference_error"    # the reference itself does not compile: not the candidate's fault
 STATUSES = (PASS, MISMATCH, COMPILE_ERROR, TIMEOUT, RUNTIME_ERROR, FORBIDDEN, EXTRACTION_FAILURE,
             UNSUPPORTED, REFERENCE_ERROR)

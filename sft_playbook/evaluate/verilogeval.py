@@ -51,12 +51,14 @@ from typing import Callable, Sequence
 from sft_playbook.verilog.sandbox import isolation, iverilog_available, iverilog_version
 
 from ..io import InputError, read_text
+from .difftb import DEFAULT_TIMESCALE, rename_modules, wrap_unit
 from .extract import extract_code
 from .io import write_json_atomic, write_jsonl_atomic
 from .parallel import parallel_map
 from .passk import mean_pass_at_k, pass_at_k
 from .simulate import (COMPILE_ERROR, EXTRACTION_FAILURE, FORBIDDEN, MISMATCH, PASS, RUNTIME_ERROR,
-                       TIMEOUT, compile_and_run, first_error_line, forbidden_constructs, new_nonce)
+                       TIMEOUT, compile_and_run, first_error_line, forbidden_constructs, new_nonce, strip_comments)
+from .vparse import parse_modules
 
 log = logging.getLogger(__name__)
 
@@ -174,13 +176,29 @@ _DUMP_RE = re.compile(r"\$dump(file|vars)\s*\([^;]*\)\s*;")
 
 
 def prepare_testbench(test: str, ref: str, nonce: str) -> tuple[str, str, str]:
-    """(testbench, reference, top) with names made unguessable and the verdict line marked."""
+    """(testbench, reference, top) with names made unguessable and the verdict line marked.
+    Every module the reference defines (RefModule and any helper) gets the nonce, so a
+    candidate's helper of the same name cannot collide with it."""
     rx = re.compile(r"\b(" + "|".join(_TB_NAMES) + r")\b")
     tb = rx.sub(lambda m: f"{m.group(1)}_{nonce}", test)
     tb = _DUMP_RE.sub("", tb)
     tb = tb.replace('"Mismatches: ', f'"SFTPB_{nonce} Mismatches: ')
-    ref2 = re.sub(r"\bRefModule\b", f"RefModule_{nonce}", ref)
+    helpers = [m.name for m in parse_modules(ref) if m.name != "RefModule"]
+    ref2 = rename_modules(ref, helpers, f"_{nonce}")
+    ref2 = re.sub(r"\bRefModule\b", f"RefModule_{nonce}", ref2)
     return tb, ref2, f"tb_{nonce}"
+
+
+_TIMESCALE_RE = re.compile(r"`timescale\s+([^\n/]+/[^\n]+?)\s*$", re.M)
+
+
+def _units(tb: str, code: str, ref: str) -> dict[str, str]:
+    """The three compilation units, in upstream's order (testbench, candidate, reference), each
+    free of the others' directives (`default_nettype, macros); the testbench's `timescale is the
+    default of all three (upstream's order gives the same)."""
+    m = _TIMESCALE_RE.search(strip_comments(tb))
+    ts = m.group(1).strip() if m else DEFAULT_TIMESCALE
+    return {"test.sv": wrap_unit(tb, ts), "cand.sv": wrap_unit(code, ts), "ref.sv": wrap_unit(ref, ts)}
 
 
 def judge(problem: Problem, code: str, *, expected_samples: int | None, timeout_s: float = UPSTREAM_TIMEOUT_S,
@@ -193,7 +211,7 @@ def judge(problem: Problem, code: str, *, expected_samples: int | None, timeout_
         return {"status": FORBIDDEN, "error_class": "forbidden:" + ",".join(bad)}
     nonce = new_nonce()
     tb, ref, top = prepare_testbench(problem.test, problem.ref, nonce)
-    run = compile_and_run({"cand.sv": code, "test.sv": tb, "ref.sv": ref}, top, flags=flags, timeout_s=timeout_s)
+    run = compile_and_run(_units(tb, code, ref), top, flags=flags, timeout_s=timeout_s)
     out: dict = {"seconds": round(run.seconds, 3)}
     if run.stage == "compile":
         out.update(status=TIMEOUT if run.timed_out else COMPILE_ERROR, error_class=run.error_class,

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 from .simulate import strip_comments
 
-_MODULE_RE = re.compile(r"(?<![\w$`])(?:module|macromodule)\s+([A-Za-z_]\w*)")
+# An identifier: simple ([A-Za-z_][A-Za-z0-9_$]*) or escaped (backslash up to the next white space).
+IDENT = r"(?:[A-Za-z_][\w$]*|\\\S+)"
+_MODULE_RE = re.compile(r"(?<![\w$`\\])(?:module|macromodule)\s+(" + IDENT + r")")
 _ENDMODULE_RE = re.compile(r"(?<![\w$])endmodule\b")
-_INST_RE = re.compile(r"(?<![\w$.`])([A-Za-z_]\w*)\s+(?:#\s*\(.*?\)\s*)?([A-Za-z_]\w*)\s*(?:\[[^\]]*\]\s*)?\(", re.S)
+_INST_RE = re.compile(r"(?<![\w$.`\\])(" + IDENT + r")\s+(?:#\s*\(.*?\)\s*)?(" + IDENT + r")\s*(?:\[[^\]]*\]\s*)?\(", re.S)
 _DIRS = ("input", "output", "inout")
 _TYPES = {"wire", "reg", "logic", "bit", "tri", "var", "signed", "unsigned", "integer", "int", "byte",
           "shortint", "longint", "uwire", "wand", "wor"}
@@ -221,8 +223,10 @@ def instantiated_names(module: Module, known: set[str]) -> set[str]:
     return found
 
 
-def top_module(mods: list[Module], prefer: str | None = None) -> Module | None:
-    """The module called `prefer` if present; else the last one no other module instantiates."""
+def top_module(mods: list[Module], prefer: str | None = None, reference: Module | None = None) -> Module | None:
+    """The top of a design: the module called `prefer` if present; else the module no other module
+    instantiates (when several, the one whose ports best match `reference`'s names and
+    directions, ties to the last one); None for no modules."""
     if not mods:
         return None
     if prefer:
@@ -233,8 +237,115 @@ def top_module(mods: list[Module], prefer: str | None = None) -> Module | None:
     used = set()
     for m in mods:
         used |= instantiated_names(m, names - {m.name})
-    roots = [m for m in mods if m.name not in used]
-    return (roots or mods)[-1]
+    roots = [m for m in mods if m.name not in used] or mods
+    if reference is not None and len(roots) > 1:
+        want = {(p.name, p.direction) for p in reference.ports}
+
+        def score(m: Module) -> tuple[int, int]:
+            have = {(p.name, p.direction) for p in m.ports}
+            return len(want & have), -len(have - want)
+        best = max(score(m) for m in roots)
+        roots = [m for m in roots if score(m) == best]
+    return roots[-1]
+
+
+def emit_name(name: str) -> str:
+    """A module name as it must be written in source: an escaped identifier ends with a space."""
+    return name + " " if name.startswith("\\") else name
+
+
+_ALWAYS_RE = re.compile(r"(?<![\w$])always(?:_ff|_latch)?\s*@\s*\(")
+_EDGE_RE = re.compile(r"(posedge|negedge)\s+([A-Za-z_][\w$]*)")
+_COND_RE = re.compile(r"^(?:(?P<neg>!|~)\s*)?(?P<name>[A-Za-z_][\w$]*)"
+                      r"(?:\s*(?P<op>==|!=|===|!==)\s*(?P<val>1'[bBhHdD][01]|[01]))?$")
+_CONST_RHS_RE = re.compile(r"^[\s\d'_a-fA-FxXzZsSbBhHoOdD{}(),+\-*]*$")
+
+
+def _skip_ws(text: str, i: int) -> int:
+    while i < len(text) and text[i].isspace():
+        i += 1
+    return i
+
+
+def _then_branch(body: str, i: int) -> str:
+    """The statement starting at body[i] (a begin..end block or one statement up to ';')."""
+    if re.match(r"begin\b", body[i:]):
+        depth = 0
+        for t in re.finditer(r"(?<![\w$])(begin|end)(?![\w$])", body[i:]):
+            depth += 1 if t.group(1) == "begin" else -1
+            if depth == 0:
+                return body[i: i + t.end()]
+        return body[i:]
+    j = body.find(";", i)
+    return body[i: j + 1 if j >= 0 else len(body)]
+
+
+def _only_constants(stmt: str, consts: set[str]) -> bool:
+    """Every assignment in stmt has a constant right-hand side (literals, parameters, {N{..}})."""
+    found = False
+    for m in re.finditer(r"(?:<=|(?<![=!<>])=(?!=))([^;]*);", stmt):
+        rhs = m.group(1)
+        for ident in re.findall(r"(?<![\w$'])[A-Za-z_][\w$]*", rhs):
+            if ident not in consts and not re.fullmatch(r"[bBhHoOdD][0-9a-fA-FxXzZ_]+", ident):
+                return False
+        if not _CONST_RHS_RE.match(re.sub(r"(?<![\w$'])[A-Za-z_][\w$]*", "0", rhs)):
+            return False
+        found = True
+    return found
+
+
+def signal_roles(code: str) -> dict[str, tuple[str, bool]]:
+    """Clocks and resets found by how the design uses them, over all modules of `code`:
+    {name: ("clock" | "reset", active_low)}.
+
+    - `always @(posedge a or negedge b)`: the signals tested by the block's first `if` are
+      resets (asynchronous; active low when tested as `!b`/`~b`/`b == 0`, or by negedge), the
+      other edge signals clocks;
+    - `always @(posedge clk)`: clk is a clock; when the block's first statement is
+      `if (x)` / `if (!x)` whose branch assigns only constants (literals, parameters), x is a
+      (synchronous) reset.
+    Names are the design's own (ports of any module); the caller maps them to top-level inputs."""
+    src = strip_comments(code)
+    consts = {n for m in parse_modules(src) for n, _ in m.params}
+    consts |= set(re.findall(r"(?:parameter|localparam)\b[^;]*?([A-Za-z_][\w$]*)\s*=", src))
+    roles: dict[str, tuple[str, bool]] = {}
+    for m in _ALWAYS_RE.finditer(src):
+        k = _match_paren(src, m.end() - 1)
+        if k < 0:
+            continue
+        edges = _EDGE_RE.findall(src[m.end(): k])
+        if not edges:
+            continue
+        i = _skip_ws(src, k + 1)
+        if re.match(r"begin\b", src[i:]):
+            i = _skip_ws(src, i + 5)
+            if src[i:i + 1] == ":":
+                lm = re.match(r":\s*[A-Za-z_][\w$]*", src[i:])
+                i = _skip_ws(src, i + (lm.end() if lm else 1))
+        tested: tuple[str, bool] | None = None
+        if re.match(r"if\s*\(", src[i:]):
+            j = src.index("(", i)
+            e = _match_paren(src, j)
+            cm = _COND_RE.match(src[j + 1: e].strip()) if e > 0 else None
+            if cm:
+                low = bool(cm.group("neg"))
+                if cm.group("op"):
+                    val = cm.group("val")[-1] == "1"
+                    low = low != (val == (cm.group("op") in ("!=", "!==")))
+                tested = (cm.group("name"), low)
+                if len(edges) == 1 and not _only_constants(_then_branch(src, _skip_ws(src, e + 1)), consts):
+                    tested = None
+        edge_names = [n for _, n in edges]
+        for kind, name in edges:
+            if tested and name == tested[0] and len(edges) > 1:
+                roles[name] = ("reset", tested[1])
+            elif name not in roles:
+                roles[name] = ("clock", kind == "negedge")
+        if tested and len(edges) == 1 and tested[0] not in edge_names:
+            roles.setdefault(tested[0], ("reset", tested[1]))
+        elif tested is None and len(edges) > 1:  # no recognisable test: negedge x / posedge x besides a clock
+            pass
+    return roles
 
 
 _IDENT_RE = re.compile(r"(?<![\w$'])([A-Za-z_]\w*)")

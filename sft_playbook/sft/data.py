@@ -8,13 +8,15 @@
   appended; over-length rows truncated or dropped as configured and counted with their reason.
 - `make_batches(...)` / `collate(...)`: padded micro-batches, or packed ones in which every
   sample restarts its positions and sees only itself (4D block-diagonal causal mask).
-- `step_schedule(...)`: which items go into which optimizer step; a pure function of
-  (seed, step), so a resumed run sees exactly the data an uninterrupted one would.
+- `StepSchedule`: the stream of training items (every example once per epoch, packs reshuffled
+  and repacked each epoch) and which of them go into which optimizer step; a pure function of
+  (seed, stream position), so a resumed run sees exactly the data an uninterrupted one would.
 """
 from __future__ import annotations
 
 import logging
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,20 +67,124 @@ def uses_chat_template(tokenizer, data_cfg: dict) -> bool:
     return data_cfg["prompt_template"] == "chat" and bool(getattr(tokenizer, "chat_template", None))
 
 
-def build_prompt(tokenizer, text: str, data_cfg: dict) -> str:
-    """The prompt text for one description (everything before the output the model must write)."""
+def build_prompt(tokenizer, text: str, data_cfg: dict, system: str | None = None) -> str:
+    """The prompt text for one description (everything before the output the model must write).
+
+    system: the system message (chat templates; default `data.system_prompt`). A plain template has
+    no system slot: a given system text is put before the instruction, separated by a blank line."""
+    system = data_cfg.get("system_prompt") if system is None else system
     if uses_chat_template(tokenizer, data_cfg):
         messages = [{"role": "user", "content": text}]
-        if data_cfg.get("system_prompt"):
-            messages.insert(0, {"role": "system", "content": data_cfg["system_prompt"]})
+        if system:
+            messages.insert(0, {"role": "system", "content": system})
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return data_cfg["plain_template"].format(input=text)
+    return data_cfg["plain_template"].format(input=f"{system}\n\n{text}" if system else text)
 
 
-def prompt_ids(tokenizer, text: str, data_cfg: dict) -> list[int]:
-    prompt = build_prompt(tokenizer, text, data_cfg)
-    # A chat template already holds its special tokens; a plain prompt gets the tokenizer's BOS if any.
+def prompt_ids(tokenizer, text: str, data_cfg: dict, system: str | None = None) -> list[int]:
+    """THE token ids of a prompt, for training (`encode_rows`) and generation (`predict`, the
+    VerilogEval runner) alike: the same function, so the model sees at generation exactly the
+    tokens it was trained on. A chat template's text already holds its special tokens (no extra
+    BOS); a plain prompt gets what the tokenizer adds itself (e.g. Llama's BOS)."""
+    prompt = build_prompt(tokenizer, text, data_cfg, system)
     return tokenizer(prompt, add_special_tokens=not uses_chat_template(tokenizer, data_cfg))["input_ids"]
+
+
+def text_ids(tokenizer, prompt: str) -> list[int]:
+    """Ids of an already built prompt text (for callers that hold only the text): the tokenizer's own
+    special tokens (e.g. a plain prompt's BOS) are added unless the text already starts with the BOS
+    token's text, as a rendered chat template does. Same ids as `prompt_ids` for the text it builds
+    with SmolLM2-, Llama- and CodeLlama-style tokenizers; `prompt_ids` is the route to prefer."""
+    bos = getattr(tokenizer, "bos_token", None)
+    return tokenizer(prompt, add_special_tokens=not (bos and prompt.startswith(bos)))["input_ids"]
+
+
+# ----------------------------------------------------------------------------- prompt forms
+# A curated row's input is "<description>\n\nModule header:\n<header>" and its output the whole module.
+# Trained on that form alone, a model learns to copy a header it is given; benchmarks and users ask
+# in other forms (a port list in prose and a module name; a description alone). `data.prompt_forms`
+# lists the forms each training row is shown in (one example per form, the answer always the full
+# module, plain, as `evaluate.extract` reads it):
+#   header       the curated input: description + "Module header:" + header (wrapper residue removed)
+#   ports        "Write a Verilog module named N with these ports ..." + a port list + description
+#   description  the description alone (the model writes the header too)
+PROMPT_FORMS = ("header", "ports", "description")
+HEADER_MARK = "Module header:"
+_WRAPPER_RE = re.compile(r"<<\s*/?\s*SYS\s*>>|\[/?INST\]|</?s>")
+
+
+def split_input(text: str) -> tuple[str, str | None]:
+    """(description, header or None) of a curated input; wrapper residue (<<SYS>>, [INST], <s>) removed."""
+    desc, mark, header = text.rpartition(HEADER_MARK)
+    if not mark:
+        desc, header = text, None
+    desc = _WRAPPER_RE.sub("", desc).strip()  # text layout (tables, aligned lists) is kept as written
+    return desc, (header.strip() or None) if header is not None else None
+
+
+def _width(rng: str) -> str:
+    """'[7:0]' -> '8 bits'; '[W-1:0]' -> 'W bits'; anything else as written."""
+    m = re.fullmatch(r"\[\s*(\d+)\s*:\s*(\d+)\s*\]", rng)
+    if m:
+        return f"{abs(int(m.group(1)) - int(m.group(2))) + 1} bits"
+    m = re.fullmatch(r"\[\s*\(?\s*([A-Za-z_]\w*)\s*\)?\s*-\s*1\s*:\s*0\s*\]", rng)
+    if m:
+        return f"{m.group(1)} bits"
+    return f"bits {rng}"
+
+
+def ports_prompt(description: str, header: str, code: str) -> str | None:
+    """The 'ports' form: module name, parameters and a port list in prose, then the description.
+    None when the module's ports cannot be read (see `evaluate.vparse`)."""
+    from ..evaluate.vparse import parse_modules
+
+    name_m = re.search(r"(?<![\w$`])module\s+([A-Za-z_]\w*)", header)
+    if not name_m:
+        return None
+    mods = [m for m in parse_modules(code) if m.name == name_m.group(1)]
+    if not mods or not mods[0].ports or mods[0].unsupported:
+        return None
+    mod = mods[0]
+    lines = [f"Write a Verilog module named {mod.name} with the following ports (one bit unless a width is given)."]
+    if mod.params:
+        lines.append("Parameters: " + ", ".join(f"{n} = {v}" if v else n for n, v in mod.params) + ".")
+    lines.append("")
+    for p in mod.ports:
+        width = f" ({'signed, ' if p.signed else ''}{_width(p.range)})" if p.range else (" (signed)" if p.signed else "")
+        lines.append(f" - {p.direction:<6} {p.name}{width}")
+    return "\n".join(lines) + "\n\n" + description
+
+
+def form_input(row: dict, form: str) -> str | None:
+    """The input text of `row` in prompt form `form`, or None when the row cannot take that form."""
+    if form not in PROMPT_FORMS:
+        raise DataError(f"data.prompt_forms: unknown form {form!r} (known: {', '.join(PROMPT_FORMS)})")
+    desc, header = split_input(row["input"])
+    if form == "header":
+        return f"{desc}\n\n{HEADER_MARK}\n{header}" if header else row["input"]
+    if not desc:
+        return None
+    if form == "description":
+        return desc
+    return ports_prompt(desc, header, row["output"]) if header else None
+
+
+def expand_forms(rows: list[dict], forms) -> tuple[list[dict], Counter]:
+    """Each row once per form in `forms` (ids `<id>` for 'header', `<id>#<form>` otherwise).
+    A row that cannot take a form is counted under `no_<form>_form` and shown in its other forms."""
+    forms = list(forms or ["header"])
+    if not forms:
+        raise DataError("data.prompt_forms is empty: list at least one of " + ", ".join(PROMPT_FORMS))
+    out, stats = [], Counter()
+    for row in rows:
+        for form in forms:
+            text = form_input(row, form)
+            if text is None:
+                stats[f"no_{form}_form"] += 1
+                continue
+            stats[f"form_{form}"] += 1
+            out.append(dict(row, input=text, id=row["id"] if form == "header" else f"{row['id']}#{form}"))
+    return out, stats
 
 
 @dataclass
@@ -96,6 +202,9 @@ def encode_rows(rows: list[dict], tokenizer, data_cfg: dict, max_len: int) -> En
     if eos is None:
         raise DataError("the tokenizer has no EOS token; set one in the model folder's tokenizer config")
     out = Encoded(examples=[])
+    n_rows = len(rows)
+    rows, form_stats = expand_forms(rows, data_cfg.get("prompt_forms") or ["header"])
+    out.stats.update(form_stats)
     for row in rows:
         p = prompt_ids(tokenizer, row["input"], data_cfg)
         c = tokenizer(row["output"], add_special_tokens=False)["input_ids"] + [eos]
@@ -111,7 +220,8 @@ def encode_rows(rows: list[dict], tokenizer, data_cfg: dict, max_len: int) -> En
         targets = labels[1:] + [IGNORE]
         out.examples.append({"id": row["id"], "input_ids": ids, "targets": targets})
         out.stats["kept"] += 1
-    out.stats["rows"] = len(rows)
+    out.stats["rows"] = n_rows
+    out.stats["examples"] = len(rows)
     return out
 
 
@@ -180,11 +290,12 @@ def pack_examples(examples: list[dict], seq_len: int, strategy: str = "next_fit"
     return packs
 
 
-def collate(items: list[list[dict]], pad_id: int, packed: bool):
+def collate(items: list[list[dict]], pad_id: int, packed: bool, additive_mask: bool = False):
     """items: a micro-batch; each item is a list of examples (one example unless packed).
 
     Returns input_ids, targets, position_ids and an attention mask: 2D padding mask when every
-    item is one example, 4D block-diagonal causal bool mask (True = may attend) when packed.
+    item is one example, 4D block-diagonal causal bool mask (True = may attend) when packed
+    (additive_mask: as float32 0 / -inf instead, what eager attention adds to its scores).
     """
     import torch
 
@@ -211,22 +322,81 @@ def collate(items: list[list[dict]], pad_id: int, packed: bool):
     causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
     same = segment[:, :, None] == segment[:, None, :]
     mask = (same & causal)[:, None, :, :]
+    if additive_mask:
+        mask = torch.zeros(mask.shape, dtype=torch.float32).masked_fill(~mask, torch.finfo(torch.float32).min)
     return {"input_ids": input_ids, "targets": targets, "position_ids": position_ids, "attention_mask": mask}
 
 
-def epoch_items(examples: list[dict], seed: int, epoch: int, packed: bool, seq_len: int,
-                strategy: str = "next_fit") -> list[list[dict]]:
+def _shuffled(examples: list[dict], rng: random.Random) -> list[dict]:
     order = list(range(len(examples)))
-    random.Random(seed * 1_000_003 + epoch).shuffle(order)
-    shuffled = [examples[i] for i in order]
-    return pack_examples(shuffled, seq_len, strategy) if packed else [[ex] for ex in shuffled]
+    rng.shuffle(order)
+    return [examples[i] for i in order]
+
+
+def _split_to(packs: list[list[dict]], n_packs: int) -> list[list[dict]]:
+    """Split packs (the one holding most samples first) until there are n_packs of them."""
+    packs = [list(p) for p in packs]
+    while len(packs) < n_packs:
+        i = max(range(len(packs)), key=lambda j: len(packs[j]))
+        if len(packs[i]) < 2:
+            raise ValueError(f"cannot make {n_packs} packs out of {len(packs)} single samples")
+        half = len(packs[i]) // 2
+        packs[i:i + 1] = [packs[i][:half], packs[i][half:]]
+    return packs
+
+
+def epoch_items(examples: list[dict], seed: int, epoch: int, packed: bool, seq_len: int,
+                strategy: str = "next_fit", n_packs: int | None = None,
+                fallback: list[list[dict]] | None = None) -> list[list[dict]]:
+    """The items of one epoch, in training order: every example exactly once.
+
+    Unpacked: the examples in a seed- and epoch-determined random order, one per item.
+    Packed: the examples shuffled (seed, epoch), packed with `strategy`, and the packs shuffled
+    again (best_fit sorts inside its windows, so its packs come out longest first). With n_packs,
+    the epoch has exactly that many packs: a packing that comes out shorter has its packs holding
+    most samples split in two; one that comes out longer is drawn again from a new shuffle (up to
+    `REPACK_TRIES` times), else the samples are grouped as in `fallback` (epoch 0's packs).
+    """
+    rng = random.Random(seed * 1_000_003 + epoch)
+    if not packed:
+        return [[ex] for ex in _shuffled(examples, rng)]
+    packs = pack_examples(_shuffled(examples, rng), seq_len, strategy)
+    tries = 0
+    while n_packs is not None and len(packs) > n_packs and tries < REPACK_TRIES:
+        packs = pack_examples(_shuffled(examples, rng), seq_len, strategy)
+        tries += 1
+    if n_packs is not None and len(packs) > n_packs:
+        if fallback is None or len(fallback) > n_packs:
+            raise ValueError(f"epoch {epoch}: could not pack into {n_packs} packs")
+        log.warning("packing epoch %d: %d shuffles all gave more than %d packs; reusing epoch 0's grouping "
+                    "(in a new order)", epoch, REPACK_TRIES + 1, n_packs)
+        packs = fallback
+    if n_packs is not None:
+        packs = _split_to(packs, n_packs)
+    rng.shuffle(packs)
+    return packs
+
+
+REPACK_TRIES = 16
+
+
+def packs_per_epoch(n_packed: int, n_examples: int) -> int:
+    """Packs in every epoch when epoch 0's shuffled packing made `n_packed`: 1 % more (at least one
+    more, at most one pack per example), so that almost every later shuffle packs into it; shorter
+    packings are split up to it."""
+    return min(n_examples, n_packed + max(1, -(-n_packed // 100)))
 
 
 class StepSchedule:
-    """Items for optimizer step s: a fixed, seed-determined stream of items, epoch after epoch.
+    """A fixed, seed-determined stream of training items, epoch after epoch, and which of them
+    optimizer step s takes.
 
-    Step s takes items [s*G, (s+1)*G) of the stream (G = items per optimizer step over all ranks),
-    so the data of any step depends only on (seed, s), not on what ran before: resume-safe.
+    Every epoch holds every example exactly once and has the same number of items
+    (`items_per_epoch`: the examples, or the packs; see `epoch_items`), so stream position k is
+    item k % items_per_epoch of epoch k // items_per_epoch, whatever the packing drew. The stream
+    depends only on (examples, seed, packing), not on the batch size: a run that resumes with
+    another global batch continues at the number of items consumed (`items_at`).
+    `items(step)` = items [s*G, (s+1)*G) for a run that kept G items per step from step 0.
     """
 
     def __init__(self, examples: list[dict], seed: int, items_per_step: int, packed: bool, seq_len: int,
@@ -236,24 +406,39 @@ class StepSchedule:
         self.examples, self.seed, self.per_step = examples, seed, items_per_step
         self.packed, self.seq_len, self.strategy = packed, seq_len, strategy
         self._epochs: dict[int, list[list[dict]]] = {}
-        self.items_per_epoch = len(self._epoch(0))
+        first = epoch_items(examples, seed, 0, packed, seq_len, strategy)
+        self.items_per_epoch = packs_per_epoch(len(first), len(examples)) if packed else len(first)
+        self._epoch0_packs = first
+        if packed:
+            self._epochs[0] = epoch_items(examples, seed, 0, packed, seq_len, strategy, self.items_per_epoch, first)
+        else:
+            self._epochs[0] = first
 
     def _epoch(self, e: int) -> list[list[dict]]:
         if e not in self._epochs:
-            self._epochs[e] = epoch_items(self.examples, self.seed, e, self.packed, self.seq_len, self.strategy)
+            self._epochs[e] = epoch_items(self.examples, self.seed, e, self.packed, self.seq_len, self.strategy,
+                                          self.items_per_epoch if self.packed else None, self._epoch0_packs)
+            if len(self._epochs) > 4:  # keep a few epochs (resume and eval look back at most one)
+                self._epochs.pop(min(k for k in self._epochs if k != e))
         return self._epochs[e]
 
-    def items(self, step: int) -> list[list[dict]]:
+    def items_at(self, position: int, count: int) -> list[list[dict]]:
+        """Stream items [position, position + count)."""
         out = []
-        start = step * self.per_step
-        for k in range(start, start + self.per_step):
+        for k in range(position, position + count):
             e, i = divmod(k, self.items_per_epoch)
-            epoch = self._epoch(e)
-            out.append(epoch[i % len(epoch)])
+            out.append(self._epoch(e)[i])
         return out
 
+    def items(self, step: int) -> list[list[dict]]:
+        return self.items_at(step * self.per_step, self.per_step)
+
+    def epoch_at(self, position: int) -> float:
+        """Epochs done after `position` stream items (2.5 = half way through the third epoch)."""
+        return position / self.items_per_epoch
+
     def epoch_of(self, step: int) -> float:
-        return step * self.per_step / self.items_per_epoch
+        return self.epoch_at(step * self.per_step)
 
 
 def eval_batches(examples: list[dict], micro_batch_size: int) -> list[list[list[dict]]]:

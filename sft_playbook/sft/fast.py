@@ -3,9 +3,15 @@
 - `LossModel`: the module that is trained (and wrapped by DDP / FSDP2 / torch.compile): it returns
   the summed cross-entropy over the output tokens and their count, so the loss is computed inside
   the wrapped forward (FSDP2 gathers the output layer there).
-- `train.loss: chunked` -> `linear_cross_entropy`: the output projection and the cross-entropy in
-  chunks of rows, gradients computed in the forward pass; the full (tokens x vocab) fp32 logits are
-  never materialised (with a 128k vocabulary they are 2 GB per 4k tokens).
+- `train.loss: chunked` -> the output layer and the cross-entropy in chunks of rows, gradients
+  computed in the forward pass; the full (tokens x vocab) fp32 logits are never materialised (with
+  a 128k vocabulary they are 2 GB per 4k tokens). The output layer is called as the model calls it
+  (a LoRA adapter or `modules_to_save` copy on lm_head, a bias), followed by the logit transforms
+  of the model's forward (`logit_transforms`: Gemma-2/3 final-logit softcapping, Granite
+  `logits_scaling`, Cohere `logit_scale`); a plain bias-free `nn.Linear` head with no transform
+  takes the hand-written kernel `linear_cross_entropy`. At setup `check_chunked_head` compares
+  these logits with the model's own forward on a few tokens and refuses (`ModelError`) when they
+  differ, e.g. for a model whose forward transforms logits in a way not listed here.
 - `train.attention: varlen` -> packed micro-batches become one row of concatenated samples with
   cumulative sequence lengths; attention runs per sample through PyTorch's variable-length Flash
   Attention (`torch.nn.attention.varlen`, CUDA) or, where that is missing (CPU), one causal SDPA
@@ -110,8 +116,110 @@ def linear_cross_entropy(hidden, weight, targets, chunk_size: int = 2048, comput
     global _LCE
     if _LCE is None:
         _LCE = _make_linear_ce()
+    import torch
+
     hidden = hidden.reshape(-1, hidden.shape[-1])
+    if not torch.is_grad_enabled():  # validation: no gradient buffers (needs_input_grad ignores no_grad)
+        with torch.no_grad():
+            h = hidden.to(compute_dtype) if compute_dtype is not None else hidden
+            w, t = weight.to(h.dtype), targets.reshape(-1)
+            acc = torch.promote_types(torch.float32, h.dtype)
+            return sum(_ce_chunk_fn(compiled)(h[i:i + chunk_size] @ w.t(), t[i:i + chunk_size], acc, h.dtype, False)[0]
+                       for i in range(0, h.shape[0], chunk_size))
     return _LCE.apply(hidden, weight, targets.reshape(-1), int(chunk_size), compute_dtype, bool(compiled))
+
+
+def _make_head_ce():
+    import torch
+    import torch.nn.functional as F
+
+    class HeadCrossEntropy(torch.autograd.Function):
+        """sum over rows with target != -100 of CE(head_fn(hidden), target), chunk by chunk, with the
+        gradients of hidden and of `params` (the trainable tensors head_fn uses) made in forward."""
+
+        @staticmethod
+        def forward(ctx, hidden, targets, head_fn, chunk_size, *params):
+            need_h = ctx.needs_input_grad[0]
+            need_p = [ctx.needs_input_grad[4 + i] for i in range(len(params))]
+            grad_h = torch.empty_like(hidden) if need_h else None
+            grad_p = [torch.zeros(p.shape, dtype=torch.promote_types(torch.float32, p.dtype), device=p.device)
+                      if n else None for p, n in zip(params, need_p)]
+            wrt_p = [p for p, n in zip(params, need_p) if n]
+            total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+            for start in range(0, hidden.shape[0], chunk_size):
+                tc = targets[start:start + chunk_size]
+                with torch.enable_grad():
+                    hc = hidden[start:start + chunk_size].detach().requires_grad_(need_h)
+                    logits = head_fn(hc)
+                    loss = F.cross_entropy(logits.float(), tc, ignore_index=IGNORE, reduction="sum")
+                wrt = ([hc] if need_h else []) + wrt_p
+                if wrt and loss.requires_grad:
+                    grads = list(torch.autograd.grad(loss, wrt, allow_unused=True))
+                    if need_h:
+                        g = grads.pop(0)
+                        grad_h[start:start + chunk_size] = 0 if g is None else g
+                    it = iter(grads)
+                    for i, n in enumerate(need_p):
+                        if n:
+                            g = next(it)
+                            if g is not None:
+                                grad_p[i] += g
+                elif need_h:
+                    grad_h[start:start + chunk_size] = 0
+                total += loss.detach().float()
+            ctx.grads = (grad_h, grad_p, [p.dtype for p in params])
+            return total
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            grad_h, grad_p, dtypes = ctx.grads
+            del ctx.grads
+            gh = grad_h * grad_out.to(grad_h.dtype) if grad_h is not None else None
+            gp = [(g * grad_out).to(d) if g is not None else None for g, d in zip(grad_p, dtypes)]
+            return (gh, None, None, None, *gp)
+
+    return HeadCrossEntropy
+
+
+_HCE = None
+
+
+def head_cross_entropy(hidden, head_fn, params, targets, chunk_size: int = 2048):
+    """Summed token cross-entropy of `head_fn(hidden)` (logits) against `targets` (-100 = ignored),
+    `chunk_size` rows at a time; peak extra memory is one chunk of logits and its gradient.
+    params: the tensors head_fn uses that may need gradients (they get them through this call)."""
+    global _HCE
+    if _HCE is None:
+        _HCE = _make_head_ce()
+    import torch
+    import torch.nn.functional as F
+
+    hidden, targets = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
+    if not torch.is_grad_enabled():  # validation: the loss only (a Function would make gradients)
+        return sum(F.cross_entropy(head_fn(hidden[i:i + chunk_size]).float(), targets[i:i + chunk_size],
+                                   ignore_index=IGNORE, reduction="sum") for i in range(0, hidden.shape[0], chunk_size))
+    return _HCE.apply(hidden, targets, head_fn, int(chunk_size), *params)
+
+
+def logit_transforms(config) -> list[tuple[str, object]]:
+    """What a causal LM's forward does to `lm_head(hidden)` before the loss, read from its config:
+    [(description, fn(logits) -> logits)] in the order the model applies them. Known: Cohere
+    `logit_scale` (logits * s), Granite `logits_scaling` (logits / s), Gemma-2/3
+    `final_logit_softcapping` (tanh(logits / c) * c)."""
+    import torch
+
+    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    out = []
+    scale = getattr(cfg, "logit_scale", None)
+    if isinstance(scale, (int, float)) and scale != 1:
+        out.append((f"logit_scale={scale}", lambda x, s=float(scale): x * s))
+    div = getattr(cfg, "logits_scaling", None)
+    if isinstance(div, (int, float)) and div != 1:
+        out.append((f"logits_scaling={div}", lambda x, s=float(div): x / s))
+    cap = getattr(cfg, "final_logit_softcapping", None)
+    if cap:
+        out.append((f"final_logit_softcapping={cap}", lambda x, c=float(cap): torch.tanh(x / c) * c))
+    return out
 
 
 # ------------------------------------------------------------------------ attention
@@ -137,6 +245,9 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
     import torch
     import torch.nn.functional as F
 
+    if kwargs.get("softcap") or kwargs.get("s_aux") is not None:
+        raise ValueError("varlen attention: this model's attention uses softcapping or sinks, which varlen "
+                         "does not apply; use train.attention=sdpa")
     cu = kwargs.get("cu_seq_lens_q")
     if cu is None:
         # no boundaries given (e.g. a plain padded batch): causal SDPA over each row. Right padding
@@ -197,6 +308,26 @@ def register_varlen_attention() -> None:
 
     AttentionInterface.register(ATTN_NAME, varlen_attention)
     AttentionMaskInterface.register(ATTN_NAME, _no_mask)
+
+
+def varlen_unsupported(model, max_seq_len: int) -> str | None:
+    """Why `varlen_attention` would not compute what the model's own attention computes, or None.
+
+    It runs plain causal softmax attention per sample: no attention-logit softcapping (Gemma-2), no
+    sliding window shorter than a sample (samples are at most max_seq_len tokens), and only models
+    whose attention takes a registered function (`_supports_attention_backend`)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = base.config.get_text_config() if hasattr(base.config, "get_text_config") else base.config
+    if not getattr(type(base), "_supports_attention_backend", False):
+        return f"{type(base).__name__} does not take a custom attention function"
+    if getattr(cfg, "attn_logit_softcapping", None):
+        return f"it applies attention logit softcapping (attn_logit_softcapping={cfg.attn_logit_softcapping})"
+    window = getattr(cfg, "sliding_window", None)
+    uses_window = getattr(cfg, "use_sliding_window", True) and (
+        "sliding_attention" in (getattr(cfg, "layer_types", None) or ["sliding_attention"]))
+    if isinstance(window, int) and uses_window and window < max_seq_len:
+        return f"it uses sliding-window attention (window {window} < data.max_seq_len {max_seq_len})"
+    return None
 
 
 def use_varlen_attention(model) -> None:
@@ -268,9 +399,21 @@ def _make_loss_model():
                 raise ValueError(f"train.loss must be 'full' or 'chunked', not {loss!r}")
             self.model, self.loss, self.chunk_size, self.compute_dtype = model, loss, int(chunk_size), compute_dtype
             self.compile_loss = bool(compile_loss)
+            if loss == "chunked":
+                self.transforms = [fn for _, fn in logit_transforms(self._base().config)]
+                head = self._base().get_output_embeddings()
+                # the hand-written kernel only where the output layer is exactly hidden @ W.T
+                self.plain_head = type(head) is torch.nn.Linear and head.bias is None and not self.transforms
 
         def _base(self):
             return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+        def head_logits(self, hidden):
+            """The model's logits from its last hidden states: output layer, then its transforms."""
+            logits = self._base().get_output_embeddings()(hidden)
+            for fn in self.transforms:
+                logits = fn(logits)
+            return logits
 
         def forward(self, input_ids, targets, position_ids=None, attention_mask=None, cu_seq_lens=None,
                     max_length=None):
@@ -284,9 +427,12 @@ def _make_loss_model():
                 decoder = getattr(base, base.base_model_prefix)
                 hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                                  use_cache=False, **kw).last_hidden_state
-                weight = base.get_output_embeddings().weight
-                return linear_cross_entropy(hidden, weight, targets, self.chunk_size, self.compute_dtype,
-                                            self.compile_loss), count
+                head = base.get_output_embeddings()
+                if self.plain_head:
+                    return linear_cross_entropy(hidden, head.weight, targets, self.chunk_size, self.compute_dtype,
+                                                self.compile_loss), count
+                params = [p for p in head.parameters() if p.requires_grad]
+                return head_cross_entropy(hidden, self.head_logits, params, targets, self.chunk_size), count
             logits = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                                 use_cache=False, **kw).logits
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
@@ -296,9 +442,64 @@ def _make_loss_model():
     return LossModel
 
 
-def loss_model(model, loss: str = "full", chunk_size: int = 2048, compute_dtype=None, compile_loss: bool = False):
-    """compile_loss: torch.compile the per-chunk softmax / gradient of the chunked loss."""
-    return _make_loss_model()(model, loss, chunk_size, compute_dtype, compile_loss)
+def loss_model(model, loss: str = "full", chunk_size: int = 2048, compute_dtype=None, compile_loss: bool = False,
+               check: bool = True):
+    """The trained module (see `LossModel`). loss="chunked" is checked first (`check_chunked_head`):
+    it raises ModelError when the chunked path would not give the model's own logits.
+    compile_loss: torch.compile the per-chunk softmax / gradient of the chunked loss (plain heads)."""
+    if loss == "chunked":
+        _require_chunkable(model)
+    lm = _make_loss_model()(model, loss, chunk_size, compute_dtype, compile_loss)
+    if loss == "chunked" and check:
+        check_chunked_head(lm)
+    return lm
+
+
+def _require_chunkable(model) -> None:
+    from .model import ModelError
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    name = type(base).__name__
+    if base.get_output_embeddings() is None:
+        raise ModelError(f"train.loss=chunked: {name} has no output layer (get_output_embeddings() is None); "
+                         "use train.loss=full")
+    prefix = getattr(base, "base_model_prefix", None)
+    if not prefix or not hasattr(base, prefix):
+        raise ModelError(f"train.loss=chunked: {name} has no decoder attribute {base.base_model_prefix!r} to take "
+                         "hidden states from; use train.loss=full")
+
+
+def check_chunked_head(lm, n_tokens: int = 12, rtol: float = 1e-3) -> float:
+    """Compare the chunked path's logits (decoder hidden states -> output layer -> logit transforms)
+    with the model's own forward on `n_tokens` tokens; ModelError naming the model and the
+    difference when they disagree (a transform in the model's forward that `logit_transforms`
+    does not know). Returns the largest difference relative to the largest logit."""
+    import torch
+
+    from .model import ModelError
+
+    model, base = lm.model, lm._base()
+    param = next(model.parameters())
+    vocab = base.get_output_embeddings().weight.shape[0]
+    ids = (torch.arange(n_tokens, device=param.device) * 7919 + 11) % vocab
+    ids = ids[None]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            full = model(input_ids=ids, use_cache=False).logits.float()
+            decoder = getattr(base, base.base_model_prefix)
+            hidden = decoder(input_ids=ids, use_cache=False).last_hidden_state
+            mine = lm.head_logits(hidden).float()
+    finally:
+        model.train(was_training)
+    diff = float((full - mine).abs().max() / full.abs().max().clamp(min=1e-6)) if full.shape == mine.shape else 1.0
+    if not diff <= rtol:
+        known = ", ".join(d for d, _ in logit_transforms(base.config)) or "none"
+        raise ModelError(f"train.loss=chunked would not be exact for {type(base).__name__}: its forward's logits "
+                         f"differ from output layer + known logit transforms ({known}) by {diff:.2e} (relative); "
+                         "use train.loss=full")
+    return diff
 
 
 def compile_layers(model) -> int:

@@ -142,13 +142,26 @@ def load_tokenizer(path: Path):
     return tok
 
 
-def load_model(path: Path, dtype=None, attn_implementation: str = "sdpa"):
-    """Load a causal LM from a prepared folder (fp32 master weights unless dtype says otherwise)."""
+def load_model(path: Path, dtype=None, attn_implementation: str | None = None):
+    """Load a causal LM from a prepared folder (fp32 master weights unless dtype says otherwise).
+
+    attn_implementation: None lets transformers pick what this model supports (sdpa where the
+    model class allows it, else eager: Gemma-2 refuses sdpa because of its attention softcapping);
+    or a name transformers knows ("sdpa", "eager", ...). The one that runs is
+    `model.config._attn_implementation` (see `attention_name`)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     try:
-        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32,
-                                                    attn_implementation=attn_implementation)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32,
+                                                     attn_implementation=attn_implementation)
     except (OSError, ValueError) as exc:
         raise ModelError(f"could not load a model from {path}: {exc}") from None
+    log.info("%s: attention implementation %s", type(model).__name__, attention_name(model))
+    return model
+
+
+def attention_name(model) -> str:
+    """The attention implementation a loaded model (or a peft wrapper of one) runs."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return str(getattr(base.config, "_attn_implementation", None) or "eager")

@@ -24,8 +24,8 @@ from pathlib import Path
 from ..io import read_jsonl
 from ..paths import REPO_ROOT, resolve
 from . import data as D
-from .nemo_plan import (NemoConfigError, check_parallel_fits, fusions_enabled, llama_config_kwargs, nemo_settings,
-                        prepare_dataset_root, read_hf_config, run_paths, stage_hf_folder, worker_command)
+from .nemo_plan import (NemoConfigError, check_parallel_fits, fusions_enabled, llama_config_kwargs, llama_param_count,
+                        nemo_settings, prepare_dataset_root, read_hf_config, run_paths, stage_hf_folder, worker_command)
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,26 @@ def predict_with_nemo(job: dict) -> Path:
     write_predictions(path, rows)
     log.info("predictions: %s (%d rows)", path, len(rows))
     return path
+
+
+def time_training(cfg: dict, hf_dir: Path, warmup_steps: int = 5) -> dict:
+    """NeMo's training throughput for the model shape in hf_dir's config.json (weights, if any, are
+    not read: a random init), on the config's data, batch sizes, precision and parallel layout, for
+    train.max_steps steps without validation or checkpoints (nemo_worker.phase_time). Returns what
+    phase_time wrote to results/<run>/nemo_timing.json: per-step rows and the summary of the steps
+    after warmup_steps (real tokens/s per GPU, MFU)."""
+    s = nemo_settings(cfg)
+    if s["max_steps"] <= warmup_steps:
+        raise NemoConfigError(f"train.max_steps ({s['max_steps']}) must exceed the {warmup_steps} warm-up steps")
+    s["limit_val_batches"] = 0  # no validation: only training steps are timed
+    job = make_job(cfg, s, hf_dir)
+    job["timing"] = {"warmup_steps": warmup_steps, "n_params": llama_param_count(job["hf_config"])}
+    step_data(cfg, job)
+    path = Path(job["paths"]["run"]) / "nemo_timing.json"
+    if path.exists():
+        path.unlink()
+    run_phase("time", job)
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def main(cfg: dict, steps: list[str], args=None) -> int:

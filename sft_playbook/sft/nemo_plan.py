@@ -59,7 +59,7 @@ def nemo_settings(cfg: dict) -> dict[str, Any]:
         "predict_with": str(n["predict_with"]), "export_hf": bool(n["export_hf"]), "fusions": str(n["fusions"]),
         "max_new_tokens": int(p["max_new_tokens"]), "do_sample": bool(p["do_sample"]),
         "temperature": float(p["temperature"]), "top_p": float(p["top_p"]), "n_samples": int(p["n_samples"]),
-        "batch_size": int(p["batch_size"]), "stop": list(p["stop"]),
+        "batch_size": int(p["batch_size"]), "stop": _stops(p["stop"]),
         "seed": int(cfg["seed"]), "resume": bool(cfg.get("resume", False)),
         "wandb": bool(cfg.get("wandb", {}).get("enabled", False)),
         "wandb_project": str(cfg.get("wandb", {}).get("project", "sft-playbook")),
@@ -84,6 +84,16 @@ def nemo_settings(cfg: dict) -> dict[str, Any]:
         raise NemoConfigError("nemo.sequence_parallel needs tensor_parallel > 1")
     s["world_size"] = world
     return s
+
+
+def _stops(stops) -> list[str]:
+    """predict.stop checked as for the native backend (never `endmodule`), as NemoConfigError."""
+    from .predict import check_stops
+
+    try:
+        return check_stops(stops)
+    except ValueError as exc:
+        raise NemoConfigError(str(exc)) from None
 
 
 def fusions_enabled(setting: str, have_te: bool | None = None) -> bool:
@@ -224,7 +234,7 @@ def prepare_dataset_root(rows_by_split: dict[str, list[dict]], render_prompt, ou
 def worker_command(phase: str, job_file: Path, world_size: int, python: str | None = None) -> list[str]:
     """The command for one NeMo phase, in its own process (torchrun when several GPUs)."""
     python = python or sys.executable
-    if phase in ("train", "predict") and world_size > 1:
+    if phase in ("train", "predict", "time") and world_size > 1:
         return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={world_size}",
                 "-m", "sft_playbook.sft.nemo_worker", phase, str(job_file)]
     return [python, "-m", "sft_playbook.sft.nemo_worker", phase, str(job_file)]
@@ -317,6 +327,89 @@ def compare_weights(expected: dict, got: dict, atol: float = 1e-2) -> list[str]:
     return problems
 
 
+#: Model shapes the GPU proof's timing run takes by name (bench/nemo_gpu_proof.sh --time NAME).
+#: Llama-2-7B: the course's model (hidden 4096, 32 layers, 32 heads without GQA, FFN 11008, untied).
+MODEL_SHAPES = {
+    "llama2-7b": {"layers": 32, "hidden": 4096, "heads": 32, "kv_heads": 32, "ffn": 11008},
+}
+_SHAPE_KEYS = ("layers", "hidden", "heads", "kv_heads", "ffn")
+
+
+def parse_shape(spec: str) -> dict[str, int]:
+    """A model shape from a name in MODEL_SHAPES or 'layers=32,hidden=4096,heads=32,kv_heads=32,ffn=11008'
+    (kv_heads defaults to heads). Raises NemoConfigError naming the bad part."""
+    spec = spec.strip()
+    if spec in MODEL_SHAPES:
+        return dict(MODEL_SHAPES[spec])
+    out: dict[str, int] = {}
+    for part in filter(None, (x.strip() for x in spec.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key.strip() not in _SHAPE_KEYS:
+            raise NemoConfigError(f"model shape {spec!r}: {part!r} is not KEY=N with KEY one of {', '.join(_SHAPE_KEYS)} "
+                                  f"(or give a name: {', '.join(MODEL_SHAPES)})")
+        try:
+            out[key.strip()] = int(value)
+        except ValueError:
+            raise NemoConfigError(f"model shape {spec!r}: {key.strip()} must be a whole number, not {value!r}") from None
+        if out[key.strip()] < 1:
+            raise NemoConfigError(f"model shape {spec!r}: {key.strip()} must be >= 1")
+    if "heads" in out:
+        out.setdefault("kv_heads", out["heads"])
+    missing = [k for k in _SHAPE_KEYS if k not in out]
+    if missing:
+        raise NemoConfigError(f"model shape {spec!r} lacks {', '.join(missing)}")
+    if out["hidden"] % out["heads"] or out["heads"] % out["kv_heads"]:
+        raise NemoConfigError(f"model shape {spec!r}: heads must divide hidden and kv_heads must divide heads")
+    return out
+
+
+def llama_param_count(hf: dict) -> int:
+    """Parameters of a Llama (Hugging Face config.json keys), each counted once - tied embeddings
+    once -, as bench/throughput_common.n_params counts a built model: embeddings, per layer the
+    q/k/v/o projections, the gated MLP and two RMSNorm weights, the final norm, and the output
+    layer unless tied. E.g. Llama-2-7B's shape with a 49,152 vocabulary: 6,878,924,800."""
+    h, L, ffn, V = (int(hf[k]) for k in ("hidden_size", "num_hidden_layers", "intermediate_size", "vocab_size"))
+    heads = int(hf["num_attention_heads"])
+    kv = int(hf.get("num_key_value_heads") or heads)
+    head_dim = int(hf.get("head_dim") or h // heads)
+    attn = h * heads * head_dim * 2 + h * kv * head_dim * 2  # q, o; k, v
+    per_layer = attn + 3 * h * ffn + 2 * h
+    return V * h + L * per_layer + h + (0 if hf.get("tie_word_embeddings", False) else V * h)
+
+
+def _tokenizer_files(tokenizer_dir: Path) -> tuple[list[Path], int]:
+    """The tokenizer files of a folder and its vocabulary size (base vocabulary + added tokens past it)."""
+    tok_files = [f for f in Path(tokenizer_dir).iterdir()
+                 if f.name.startswith(("tokenizer", "special_tokens", "chat_template", "vocab", "merges"))]
+    if not any(f.name == "tokenizer.json" for f in tok_files):
+        raise NemoConfigError(f"{tokenizer_dir} has no tokenizer.json")
+    tok_cfg = read_json(Path(tokenizer_dir) / "tokenizer.json")
+    vocab = len(tok_cfg["model"]["vocab"]) + len([t for t in tok_cfg.get("added_tokens", [])
+                                                  if t["id"] >= len(tok_cfg["model"]["vocab"])])
+    return tok_files, vocab
+
+
+def write_llama_shape(out: Path, tokenizer_dir: Path, layers: int, hidden: int, heads: int, kv_heads: int,
+                      ffn: int, max_positions: int = 4096, tie_embeddings: bool = False) -> Path:
+    """A Hugging Face folder with only a Llama config.json of this shape (vocabulary from the
+    tokenizer) and the tokenizer's files - no weights: for timing runs from a random init, where
+    writing and converting billions of random weights would cost minutes for nothing."""
+    import shutil
+
+    tok_files, vocab = _tokenizer_files(tokenizer_dir)
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab, "hidden_size": hidden,
+           "intermediate_size": ffn, "num_hidden_layers": layers, "num_attention_heads": heads,
+           "num_key_value_heads": kv_heads, "max_position_embeddings": max_positions, "rms_norm_eps": 1e-5,
+           "rope_theta": 10000.0, "tie_word_embeddings": tie_embeddings, "bos_token_id": 1, "eos_token_id": 2,
+           "hidden_act": "silu", "initializer_range": 0.02, "torch_dtype": "bfloat16"}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+    for f in tok_files:
+        shutil.copy(f, out / f.name)
+    return out
+
+
 def make_tiny_llama(out: Path, tokenizer_dir: Path, seed: int = 0, layers: int = 2, hidden: int = 64,
                     heads: int = 4, kv_heads: int = 2, randomize_norms: bool = True) -> Path:
     """A small random Llama (tests and the GPU proof) on a real tokenizer's files; RMSNorm weights
@@ -326,13 +419,7 @@ def make_tiny_llama(out: Path, tokenizer_dir: Path, seed: int = 0, layers: int =
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok_files = [f for f in Path(tokenizer_dir).iterdir()
-                 if f.name.startswith(("tokenizer", "special_tokens", "chat_template", "vocab", "merges"))]
-    if not any(f.name == "tokenizer.json" for f in tok_files):
-        raise NemoConfigError(f"{tokenizer_dir} has no tokenizer.json")
-    tok_cfg = read_json(Path(tokenizer_dir) / "tokenizer.json")
-    vocab = len(tok_cfg["model"]["vocab"]) + len([t for t in tok_cfg.get("added_tokens", [])
-                                                  if t["id"] >= len(tok_cfg["model"]["vocab"])])
+    tok_files, vocab = _tokenizer_files(tokenizer_dir)
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
                       num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=2048,

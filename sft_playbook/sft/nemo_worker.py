@@ -10,6 +10,7 @@ Heavy imports stay inside functions: NeMo's checkpoint writer starts helper proc
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -20,7 +21,14 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from .nemo_compat import restore_numpy_aliases
+
 log = logging.getLogger("sft_playbook.nemo")
+
+# Before anything imports megatron-core: its distributed checkpointing calls np.product, gone in
+# NumPy 2 (nemo_compat says why this is a shim and not numpy<2). At import time, so that the
+# checkpoint writer's helper processes, which re-import this module ('spawn'), get it too.
+NUMPY_ALIASES_ADDED = restore_numpy_aliases()
 
 
 def _dtype(name: str):
@@ -373,6 +381,144 @@ def phase_train(job: dict) -> None:
         log.info("checkpoints with a readable context: %s", ", ".join(p.name for p in ckpts))
 
 
+def sft_batch_tokens(batch) -> int:
+    """Real (non-pad) tokens the model reads in one micro-batch of NeMo's GPTSFTDataset.collate_fn:
+    each sample's ``token_count`` (its length before the one-token shift into tokens/labels) minus
+    one, capped at the padded width. A (batch, batch_idx, dataloader_idx) tuple is unwrapped as
+    NeMo's gpt_data_step does. Without ``token_count``: every position of ``tokens``."""
+    b = batch[0] if isinstance(batch, tuple) and len(batch) == 3 else batch
+    width = int(b["tokens"].shape[1])
+    if b.get("token_count") is None:
+        return int(b["tokens"].numel())
+    return sum(max(0, min(int(c) - 1, width)) for c in b["token_count"])
+
+
+class CountingIterator:
+    """Wraps the dataloader iterator a Megatron data step reads from and adds up, in ``sink``, the
+    real tokens (sft_batch_tokens) and the padded positions (batch x width) of every micro-batch
+    taken from it: sink['tokens'], sink['padded'] (the timing callback reads and resets them)."""
+
+    def __init__(self, it, sink: dict):
+        self._it, self._sink = it, sink
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self._it)
+        b = batch[0] if isinstance(batch, tuple) and len(batch) == 3 else batch
+        self._sink["tokens"] = self._sink.get("tokens", 0) + sft_batch_tokens(b)
+        self._sink["padded"] = self._sink.get("padded", 0) + int(b["tokens"].numel())
+        return batch
+
+
+def counting_data_step(data_step, sink: dict, dataloader_iter, *args, **kwargs):
+    """A Megatron data step (NeMo's gpt_data_step) reading through CountingIterator, so that the
+    real tokens of every micro-batch it takes add up in sink['tokens']."""
+    return data_step(CountingIterator(dataloader_iter, sink), *args, **kwargs)
+
+
+def timing_summary(rows: list[dict], warmup_steps: int, world_size: int, n_params: int,
+                   peak_tflops: float = 989.0) -> dict:
+    """Throughput of the timed steps (those after ``warmup_steps``) from per-step rows
+    {"step", "seconds", "tokens", "padded_tokens"?} (the job's real tokens and padded positions in
+    that optimizer step; real_fraction says how much of the computed width was real):
+    tokens/s for the job and per GPU, and MFU = 6 * n_params * (tokens/s per GPU) / peak
+    (989 TFLOP/s: dense bf16, H100/H200 datasheet), as bench/throughput_common.py reports it.
+    Raises ValueError when no step is left after the warm-up."""
+    import statistics
+
+    timed = [r for r in rows if r["step"] > warmup_steps]
+    if not timed:
+        raise ValueError(f"no timed steps: {len(rows)} step(s) ran, {warmup_steps} of them warm-up")
+    seconds, tokens = sum(r["seconds"] for r in timed), sum(r["tokens"] for r in timed)
+    padded = sum(r.get("padded_tokens", r["tokens"]) for r in timed)
+    tps = tokens / seconds
+    per_gpu = tps / world_size
+    return {"timed_steps": len(timed), "warmup_steps": warmup_steps, "seconds": round(seconds, 3),
+            "real_tokens": tokens, "padded_tokens": padded, "real_fraction": round(tokens / max(1, padded), 4),
+            "median_step_s": round(statistics.median(r["seconds"] for r in timed), 4),
+            "tokens_per_s": round(tps, 1), "tokens_per_s_per_gpu": round(per_gpu, 1),
+            "mfu": round(6.0 * n_params * per_gpu / (peak_tflops * 1e12), 4), "n_params": n_params,
+            "world_size": world_size}
+
+
+class _TimingCallback:
+    """Per optimizer step: wall time (GPU synchronised at both ends), the job's real tokens (summed
+    over ranks, divided by the model-parallel size that shares each micro-batch), the train loss,
+    and the peak GPU memory; rows kept on every rank, written by rank 0."""
+
+    def __new__(cls, sink: dict, model_parallel: int):
+        import torch
+        from lightning.pytorch import Callback
+
+        class TimingCallback(Callback):
+            def __init__(self):
+                self.rows, self.t0 = [], None
+
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+                torch.cuda.synchronize()
+                sink["tokens"] = sink["padded"] = 0
+                self.t0 = time.perf_counter()
+
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+                torch.cuda.synchronize()
+                seconds = time.perf_counter() - self.t0
+                counts = torch.tensor([float(sink.get("tokens", 0)), float(sink.get("padded", 0))], device="cuda")
+                if torch.distributed.is_initialized():
+                    torch.distributed.all_reduce(counts)
+                tokens, padded = (int(round(x / model_parallel)) for x in counts.tolist())
+                loss = trainer.callback_metrics.get("reduced_train_loss", trainer.callback_metrics.get("train_loss"))
+                self.rows.append({"step": len(self.rows) + 1, "seconds": round(seconds, 4),
+                                  "tokens": tokens, "padded_tokens": padded,
+                                  "train_loss": None if loss is None else round(float(loss), 4),
+                                  "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)})
+
+        return TimingCallback()
+
+
+def build_time_objects(job: dict) -> tuple[dict, object, dict]:
+    """phase_time's llm.finetune arguments: build_train_objects' with nothing restored (Megatron's
+    random init), a logger without checkpoints, and the model's data step counting the real tokens
+    of each micro-batch into the returned sink; plus the timing callback (attached to the trainer)."""
+    from nemo import lightning as nl
+
+    s, paths = job["settings"], job["paths"]
+    objs = build_train_objects(job)
+    objs["resume"] = None
+    objs["log"] = nl.NeMoLogger(name="nemo-time", log_dir=paths["log_dir"], use_datetime_version=False, ckpt=None)
+    sink: dict = {}
+    config = objs["model"].config
+    config.data_step_fn = functools.partial(counting_data_step, config.data_step_fn, sink)
+    timer = _TimingCallback(sink, s["tp"] * s["pp"])
+    objs["trainer"].callbacks.append(timer)
+    return objs, timer, sink
+
+
+def phase_time(job: dict) -> None:
+    """Training throughput of the model shape in job['model_config'] from a random init (no
+    checkpoint is read or written, no validation): the same model, data, optimizer, precision and
+    parallel layout as phase_train, for settings.max_steps steps. Writes, on rank 0,
+    results/<run>/nemo_timing.json: the per-step rows and timing_summary of the steps after
+    job['timing']['warmup_steps'] (tokens/s per GPU, MFU with N = job['timing']['n_params'])."""
+    from nemo.collections import llm
+
+    s, paths, timing = job["settings"], job["paths"], job["timing"]
+    objs, timer, _ = build_time_objects(job)
+    t0 = time.time()
+    llm.finetune(**objs)
+    log.info("NeMo timing run: %d steps in %.1fs", s["max_steps"], time.time() - t0)
+    if int(os.environ.get("RANK", "0")) == 0:
+        summary = timing_summary(timer.rows, timing["warmup_steps"], s["world_size"], timing["n_params"])
+        out = {"summary": summary, "settings": {k: s[k] for k in ("tp", "pp", "devices", "seq_length", "micro_batch_size",
+                                                                 "global_batch_size", "precision", "max_steps")},
+               "model_config": job["model_config"], "rows": timer.rows}
+        path = Path(paths["run"]) / "nemo_timing.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=1), encoding="utf-8")
+        log.info("NeMo timing: %s", json.dumps(summary))
+
+
 def last_checkpoint(log_dir: Path) -> Path:
     """The newest NeMo checkpoint folder (has weights/ and context/) under the run's log dir."""
     cands = [p.parent for p in Path(log_dir).rglob("weights") if (p.parent / "context").is_dir()]
@@ -516,7 +662,7 @@ def phase_export(job: dict) -> None:
 
 
 PHASES = {"import": phase_import, "verify": phase_verify, "train": phase_train, "predict": phase_predict,
-          "export": phase_export}
+          "export": phase_export, "time": phase_time}
 
 
 def main(argv=None) -> int:
@@ -525,6 +671,11 @@ def main(argv=None) -> int:
         print(f"usage: python -m sft_playbook.sft.nemo_worker {{{'|'.join(PHASES)}}} JOB.json", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if NUMPY_ALIASES_ADDED:
+        import numpy
+
+        log.info("NumPy %s lacks %s (removed in NumPy 2.0; megatron-core 0.15.3 calls them): aliased as before",
+                 numpy.__version__, ", ".join(f"np.{n}" for n in NUMPY_ALIASES_ADDED))
     job = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
     PHASES[argv[0]](job)
     return 0

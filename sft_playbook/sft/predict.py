@@ -1,7 +1,8 @@
 """Step "predict": batched generation on the test split -> results/<run>/predictions.jsonl.
 
 Row schema (shared with the NeMo backend; `write_predictions` writes it):
-    {"id", "input", "reference", "prediction", "model": "base" | "finetuned", "sample": int}
+    {"id", "input", "reference", "prediction", "model": "base" | "finetuned", "sample": int,
+     "prompt_form": str}  (input: the text the model was asked, in predict.prompt_form)
 
 `make_generate_fn(model, tokenizer, cfg)` gives `generate_fn(prompts, n) -> list[list[str]]`
 (descriptions in, n completions each) for the VerilogEval runner.
@@ -19,8 +20,21 @@ from .model import ModelError, check_model_dir, load_model, load_tokenizer, prep
 log = logging.getLogger(__name__)
 
 
+def check_stops(stops) -> list[str]:
+    """predict.stop as a list of strings. A Verilog answer may hold several modules (helpers
+    before or after the top), so a stop at `endmodule` would cut it after its first module:
+    refused (ValueError naming predict.stop). Generation ends at EOS, at max_new_tokens, or at
+    one of these strings (default `[DONE]`, the end marker of VerilogEval answers)."""
+    stops = list(stops or [])
+    bad = [s for s in stops if not isinstance(s, str) or not s or "endmodule" in s.lower()]
+    if bad:
+        raise ValueError(f"predict.stop: {bad!r} would cut multi-module answers after their first module "
+                         "(or is not a string); use [] (EOS) or an end marker such as '[DONE]'")
+    return stops
+
+
 def cut_at_stop(text: str, stops: list[str]) -> str:
-    """Keep the text up to and including the first stop string (e.g. `endmodule`)."""
+    """Keep the text up to and including the first stop string (e.g. `[DONE]`)."""
     best = None
     for s in stops:
         i = text.find(s)
@@ -29,44 +43,57 @@ def cut_at_stop(text: str, stops: list[str]) -> str:
     return text[:best] if best is not None else text
 
 
-def generate(model, tokenizer, prompts: list[str], pcfg: dict, n: int | None = None) -> list[list[str]]:
-    """Left-padded batched generation. Greedy unless predict.do_sample; n completions per prompt."""
+def generate(model, tokenizer, prompts: list[list[int]] | list[str], pcfg: dict,
+             n: int | None = None) -> list[list[str]]:
+    """Left-padded batched generation from prompt token ids (each built by `data.prompt_ids`, the
+    function that builds the training prompts; prompt texts are accepted too and tokenized by
+    `data.text_ids`, which adds the tokenizer's BOS the way training does). Greedy unless
+    predict.do_sample; n completions per prompt. Returns, per prompt, n texts cut after the first
+    stop string."""
     import torch
 
     n = int(n or pcfg["n_samples"])
     do_sample = bool(pcfg["do_sample"])
     if n > 1 and not do_sample:
         raise ValueError("predict.n_samples > 1 needs predict.do_sample=true (greedy gives one answer)")
+    prompts = [D.text_ids(tokenizer, p) if isinstance(p, str) else p for p in prompts]
     device = next(model.parameters()).device
-    tokenizer.padding_side = "left"
-    stops = list(pcfg["stop"])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    stops = check_stops(pcfg["stop"])
     out: list[list[str]] = []
     bs = int(pcfg["batch_size"])
     gen_kwargs = dict(max_new_tokens=int(pcfg["max_new_tokens"]), do_sample=do_sample, num_return_sequences=n,
-                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                      pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
     if do_sample:
         gen_kwargs.update(temperature=float(pcfg["temperature"]), top_p=float(pcfg["top_p"]))
     if stops:
         gen_kwargs.update(stop_strings=stops, tokenizer=tokenizer)
+    if pcfg.get("cache_implementation"):
+        # "static": a fixed-size KV cache; on CUDA transformers then compiles the decoding step
+        gen_kwargs["cache_implementation"] = pcfg["cache_implementation"]
     model.eval()
     for i in range(0, len(prompts), bs):
-        enc = tokenizer(prompts[i:i + bs], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        chunk = [list(p) for p in prompts[i:i + bs]]
+        width = max(len(p) for p in chunk)
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk], dtype=torch.long, device=device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk], dtype=torch.long, device=device)
         with torch.no_grad():
-            seqs = model.generate(**enc, **gen_kwargs)
-        texts = tokenizer.batch_decode(seqs[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            seqs = model.generate(input_ids=ids, attention_mask=mask, **gen_kwargs)
+        texts = tokenizer.batch_decode(seqs[:, width:], skip_special_tokens=True)
         for j in range(len(texts) // n):
             out.append([cut_at_stop(t, stops).strip() for t in texts[j * n:(j + 1) * n]])
     return out
 
 
-def make_generate_fn(model, tokenizer, cfg: dict):
-    """generate_fn(descriptions, n) -> n completions each, with this run's prompt format and settings."""
+def make_generate_fn(model, tokenizer, cfg: dict, system: str | None = None):
+    """generate_fn(descriptions, n) -> n completions each, with this run's prompt format and settings.
+    system: the system message to use instead of data.system_prompt (chat templates)."""
     def generate_fn(prompts: list[str], n: int) -> list[list[str]]:
-        full = [D.build_prompt(tokenizer, p, cfg["data"]) for p in prompts]
+        ids = [D.prompt_ids(tokenizer, p, cfg["data"], system) for p in prompts]
         pcfg = dict(cfg["predict"])
         if n > 1:
             pcfg["do_sample"] = True
-        return generate(model, tokenizer, full, pcfg, n=n)
+        return generate(model, tokenizer, ids, pcfg, n=n)
     return generate_fn
 
 
@@ -106,14 +133,23 @@ def predict_rows(model, tokenizer, rows: list[dict], cfg: dict, label: str) -> l
     from tqdm import tqdm
 
     pcfg = cfg["predict"]
-    prompts = [D.build_prompt(tokenizer, r["input"], cfg["data"]) for r in rows]
+    form = pcfg.get("prompt_form") or "header"
+    inputs = []
+    for r in rows:
+        text = D.form_input(r, form)
+        if text is None:
+            log.warning("row %s cannot take prompt form %r: asked in the 'header' form", r["id"], form)
+            text = D.form_input(r, "header")
+        inputs.append(text)
+    prompts = [D.prompt_ids(tokenizer, t, cfg["data"]) for t in inputs]
     out: list[dict] = []
     bs = int(pcfg["batch_size"])
     for i in tqdm(range(0, len(rows), bs), desc=f"predict ({label})", unit="batch"):
-        for row, completions in zip(rows[i:i + bs], generate(model, tokenizer, prompts[i:i + bs], pcfg)):
+        for row, text_in, completions in zip(rows[i:i + bs], inputs[i:i + bs],
+                                             generate(model, tokenizer, prompts[i:i + bs], pcfg)):
             for k, text in enumerate(completions):
-                out.append({"id": row["id"], "input": row["input"], "reference": row["output"],
-                            "prediction": text, "model": label, "sample": k})
+                out.append({"id": row["id"], "input": text_in, "reference": row["output"],
+                            "prediction": text, "model": label, "sample": k, "prompt_form": form})
     return out
 
 

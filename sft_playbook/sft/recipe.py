@@ -25,7 +25,7 @@ from ..io import require_free_bytes
 from ..paths import discard_checkpoints, resolve, run_dir
 from . import data as D
 from . import fast
-from .model import ModelError, load_model, load_tokenizer, prepare_model
+from .model import ModelError, attention_name, load_model, load_tokenizer, prepare_model
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def main(cfg: dict, steps: list[str], args=None) -> int:
                 evaluate_run(cfg)
             else:
                 raise ValueError(f"unknown step {step!r}")
-    except (ModelError, D.DataError) as exc:
+    except (ModelError, D.DataError, ResumeError) as exc:
         log.error("%s", exc)
         return 2
     return 0
@@ -119,6 +119,14 @@ class SFTRecipe:
         self.is_main = self.rank == 0
         torch.manual_seed(int(cfg["seed"]))
 
+        # Resume: the checkpoint's settings are compared with these before anything is loaded.
+        self.ckpt = latest_checkpoint(run_dir(cfg)) if cfg["resume"] else None
+        self.resume_state, self.resume_changes = None, {}
+        if self.ckpt is not None:
+            self.resume_state = torch.load(self.ckpt / "trainer_state.pt", map_location="cpu", weights_only=False)
+            self.resume_changes = check_resume_settings(self.resume_state.get("config") or {}, cfg, self.ckpt,
+                                                        quiet=not self.is_main)
+
         # Model and tokenizer: fp32 master weights; bf16 only inside autocast.
         model_dir = prepare_model(cfg) if self.is_main or self.world == 1 else None
         if self.world > 1:
@@ -141,12 +149,23 @@ class SFTRecipe:
                                                      task_type="CAUSAL_LM"))
         elif tcfg["method"] != "full":
             raise ValueError(f"train.method must be 'full' or 'lora', not {tcfg['method']!r}")
-        # Speed options (sft_playbook/sft/fast.py); each keeps the loss exact.
-        self.attention = tcfg.get("attention", "sdpa")
-        if self.attention not in ("sdpa", "varlen"):
-            raise ValueError(f"train.attention must be 'sdpa' or 'varlen', not {self.attention!r}")
-        if self.attention == "varlen":
+        if self.ckpt is not None:  # weights into the plain model, before DDP / FSDP take it
+            self.load_weights(model, self.ckpt)
+        # Speed options (sft_playbook/sft/fast.py); each keeps the loss exact or is refused / replaced.
+        # Attention: varlen where it computes what the model's own attention does, else what the
+        # model supports (transformers' pick at load: sdpa, or eager for e.g. Gemma-2).
+        wanted, self.attention = tcfg.get("attention", "sdpa"), attention_name(model)
+        if wanted not in ("sdpa", "varlen"):
+            raise ValueError(f"train.attention must be 'sdpa' or 'varlen', not {wanted!r}")
+        why = fast.varlen_unsupported(model, int(self.dcfg["max_seq_len"])) if wanted == "varlen" else None
+        if wanted == "varlen" and why is None:
             fast.use_varlen_attention(model)
+            self.attention = "varlen"
+        elif wanted != self.attention:
+            log.warning("train.attention=%s: not for %s (%s); running %s attention", wanted, type(model).__name__,
+                        why or "the model does not support it", self.attention)
+        log.info("attention: %s%s", self.attention,
+                 f" ({fast.varlen_backend(self.device.type)})" if self.attention == "varlen" else "")
         self.compiled = bool(tcfg.get("compile", False))
         model.to(self.device)
         self.raw_model = model
@@ -175,6 +194,7 @@ class SFTRecipe:
         self.optimizer = torch.optim.AdamW(params, lr=float(tcfg["lr"]), betas=tuple(float(b) for b in tcfg["betas"]),
                                            weight_decay=float(tcfg["weight_decay"]),
                                            fused=tcfg["parallel"] != "fsdp" or self.world == 1)
+        self.consumed = 0  # training items (samples, or packs) taken from the stream so far
 
         # Batch geometry: global = micro * accumulation * world.
         micro, glob = int(tcfg["micro_batch_size"]), int(tcfg["global_batch_size"])
@@ -191,6 +211,7 @@ class SFTRecipe:
         for name, enc in (("train", enc_train), ("validation", enc_val)):
             log.log(*D.describe_counts(name, enc.stats, seq, self.dcfg["overlength"]))
         self.data_stats = {"train": dict(enc_train.stats), "validation": dict(enc_val.stats)}
+        self.data_digest = examples_digest(enc_train.examples)
         self.packed = bool(self.dcfg["packing"])
         self.schedule = D.StepSchedule(enc_train.examples, int(cfg["seed"]), glob, self.packed, seq,
                                        self.dcfg.get("pack_strategy", "next_fit"))
@@ -210,12 +231,13 @@ class SFTRecipe:
             require_free_bytes(self.out, sum(p.numel() * p.element_size() for p in self.raw_model.parameters())
                                + 8 * self.n_trainable, "one checkpoint")
         self.start_step = 0
-        ckpt = latest_checkpoint(self.out) if cfg["resume"] else None
+        ckpt = self.ckpt
         if cfg["resume"] and ckpt is None:
             log.warning("resume=true but %s has no checkpoint: starting from step 0", self.out / "checkpoints")
         if ckpt is not None:
             self.start_step = self.load_checkpoint(ckpt)
-            log.info("resuming from %s at step %d", ckpt, self.start_step)
+            log.info("resuming from %s at step %d, training item %d of the stream (epoch %.4f)", ckpt,
+                     self.start_step, self.consumed, self.schedule.epoch_at(self.consumed))
         elif self.is_main and (self.out / "checkpoints").exists():
             discard_checkpoints(self.out)  # says what it removes (paths.py)
         if self.is_main:
@@ -249,7 +271,7 @@ class SFTRecipe:
             for group in opt.param_groups:
                 group["lr"] = lr
             model.train()
-            items = self.schedule.items(step)
+            items = self.schedule.items_at(self.consumed, int(tcfg["global_batch_size"]))
             mine = items[self.rank * self.micro * self.accum:(self.rank + 1) * self.micro * self.accum]
             micro_batches = [self.collate(mine[i:i + self.micro]) for i in range(0, len(mine), self.micro)]
             # Normalise by the output tokens of the whole global batch (all ranks): exact under
@@ -278,9 +300,10 @@ class SFTRecipe:
                 dist.all_reduce(loss_total)
             train_loss = float(loss_total / n_tokens.clamp(min=1))  # float() waits for the GPU
             train_seconds += time.time() - t_step
+            self.consumed += len(items)
             tokens_seen += int(counts[1])  # real (non-pad) tokens, all ranks
             row = {"step": step + 1, "train_loss": train_loss, "lr": lr, "grad_norm": float(grad_norm),
-                   "epoch": round(self.schedule.epoch_of(step + 1), 4), "target_tokens": int(n_tokens),
+                   "epoch": round(self.schedule.epoch_at(self.consumed), 4), "target_tokens": int(n_tokens),
                    "tokens_per_s": round(tokens_seen / max(1e-9, train_seconds), 1),
                    "step_s": round(time.time() - t_step, 4)}
             if eval_every and ((step + 1) % eval_every == 0 or step + 1 == max_steps):
@@ -305,7 +328,8 @@ class SFTRecipe:
             # training rows get a fixed width under torch.compile, so the compiled layers see one shape
             pad_to = self.micro * int(self.dcfg["max_seq_len"]) if self.compiled and train else None
             return fast.collate_varlen(items, self.pad_id, pad_to)
-        return D.collate(items, self.pad_id, self.packed and train)
+        # eager attention adds the mask to the scores: it needs 0 / -inf, not True / False
+        return D.collate(items, self.pad_id, self.packed and train, additive_mask=self.attention == "eager")
 
     def validate(self) -> float:
         """Mean token loss over the validation split (every rank takes its share)."""
@@ -326,16 +350,15 @@ class SFTRecipe:
 
     # ------------------------------------------------------------ checkpoints
     def _full_state(self):
-        """Trainable weights and optimizer state, gathered to full tensors on rank 0 (FSDP) or as is."""
-        if self.world > 1 and self.tcfg["parallel"] == "fsdp":
-            from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
-                                                                 get_optimizer_state_dict)
+        """Trainable weights and optimizer state as full (unsharded) CPU tensors keyed by parameter
+        name, the same under one process, DDP and FSDP2 (torch.distributed.checkpoint.state_dict);
+        rank 0 gets them (the other ranks of FSDP get empty dicts)."""
+        from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                             get_optimizer_state_dict)
 
-            opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
-            return (get_model_state_dict(self.raw_model, options=opts),
-                    get_optimizer_state_dict(self.raw_model, self.optimizer, options=opts))
-        sd = {k: v for k, v in self.raw_model.state_dict().items()}
-        return sd, self.optimizer.state_dict()
+        opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return (get_model_state_dict(self.raw_model, options=opts),
+                get_optimizer_state_dict(self.raw_model, self.optimizer, options=opts))
 
     def save_checkpoint(self, step: int) -> None:
         import torch
@@ -348,9 +371,12 @@ class SFTRecipe:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             self._save_hf(tmp, model_sd)
-            torch.save({"optimizer": optim_sd, "step": step, "rng": torch.get_rng_state(),
+            torch.save({"format": CHECKPOINT_FORMAT, "optimizer": optim_sd, "step": step, "consumed": self.consumed,
+                        "rng": torch.get_rng_state(),
                         "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
-                        "config": self.cfg}, tmp / "trainer_state.pt")
+                        "config": self.cfg, "world_size": self.world, "parallel": self.tcfg["parallel"],
+                        "data": {"train_examples": len(self.schedule.examples), "digest": self.data_digest,
+                                 "items_per_epoch": self.schedule.items_per_epoch}}, tmp / "trainer_state.pt")
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
@@ -364,46 +390,70 @@ class SFTRecipe:
             dist.barrier()
 
     def _save_hf(self, folder: Path, model_sd: dict) -> None:
-        """HF format: full model (safetensors) or, for LoRA, the adapter; plus the tokenizer."""
+        """HF format: full model (safetensors) or, for LoRA, the adapter; plus the tokenizer.
+        Tied weights (lm_head = embeddings) are written once, whatever mode gathered them."""
+        names = {n for n, _ in self.raw_model.named_parameters()} | {n for n, _ in self.raw_model.named_buffers()}
+        model_sd = {k: v for k, v in model_sd.items() if k in names}
         self.raw_model.save_pretrained(folder, state_dict=model_sd, safe_serialization=True)
         self.tokenizer.save_pretrained(folder)
 
-    def load_checkpoint(self, ckpt: Path) -> int:
-        import torch
+    def load_weights(self, model, ckpt: Path) -> None:
+        """The checkpoint's weights into the plain (not yet DDP / FSDP) model: the same on every rank."""
         from safetensors.torch import load_file
 
-        state = torch.load(ckpt / "trainer_state.pt", map_location="cpu", weights_only=False)
         if self.tcfg["method"] == "lora":
             from peft import set_peft_model_state_dict
 
-            set_peft_model_state_dict(self.raw_model, load_file(ckpt / "adapter_model.safetensors"))
-        elif self.world > 1 and self.tcfg["parallel"] == "fsdp":
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+            result = set_peft_model_state_dict(model, load_file(ckpt / "adapter_model.safetensors"))
+            unexpected = list(getattr(result, "unexpected_keys", None) or [])
+            if unexpected:
+                raise ModelError(f"checkpoint {ckpt} does not match the adapter: unexpected {unexpected[:3]}")
+            return
+        sd = {}
+        for f in sorted(ckpt.glob("*.safetensors")):
+            sd.update(load_file(f))
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+        missing = [m for m in missing if not m.endswith("lm_head.weight")]  # tied to the embeddings
+        if missing or unexpected:
+            raise ModelError(f"checkpoint {ckpt} does not match the model: missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]}")
 
-            sd = {}
-            for f in sorted(ckpt.glob("*.safetensors")):
-                sd.update(load_file(f))
-            set_model_state_dict(self.raw_model, sd, options=StateDictOptions(full_state_dict=True, strict=False))
-        else:
-            sd = {}
-            for f in sorted(ckpt.glob("*.safetensors")):
-                sd.update(load_file(f))
-            missing, unexpected = self.raw_model.load_state_dict(sd, strict=False)
-            missing = [m for m in missing if not m.endswith("lm_head.weight")]  # tied to the embeddings
-            if missing or unexpected:
-                raise ModelError(f"checkpoint {ckpt} does not match the model: missing {missing[:3]}, "
-                                 f"unexpected {unexpected[:3]}")
-        if self.world > 1 and self.tcfg["parallel"] == "fsdp":
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+    def load_checkpoint(self, ckpt: Path) -> int:
+        """Optimizer state, data position and RNG from the checkpoint (weights: `load_weights`);
+        returns the step to continue at. Loads under any parallel mode and world size."""
+        import torch
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-            set_optimizer_state_dict(self.raw_model, self.optimizer, state["optimizer"],
-                                     options=StateDictOptions(full_state_dict=True))
-        else:
-            self.optimizer.load_state_dict(state["optimizer"])
+        state = self.resume_state
+        old_cfg = state.get("config") or {}
+        data = state.get("data")
+        if data is not None and data.get("digest") != self.data_digest:
+            raise ResumeError(f"resume from {ckpt}: the training examples differ from the checkpoint's "
+                              f"({data.get('train_examples')} examples then, {len(self.schedule.examples)} now, "
+                              f"digest {str(data.get('digest'))[:12]} vs {self.data_digest[:12]}): the train split or "
+                              "its formatting changed; resume needs the same data (or start a new run)")
+        if data is None:
+            log.warning("resume: %s predates the data check; assuming the same training examples", ckpt)
+        optim_sd = state["optimizer"]
+        if any(isinstance(k, int) for k in optim_sd.get("state", {})) or \
+                any(isinstance(p, int) for g in optim_sd.get("param_groups", []) for p in g["params"]):
+            optim_sd = _named_optimizer_state(self.raw_model, optim_sd)  # older checkpoints: by position
+        set_optimizer_state_dict(self.raw_model, self.optimizer, optim_sd,
+                                 options=StateDictOptions(full_state_dict=True))
+        for group in self.optimizer.param_groups:  # this run's settings, not the checkpoint's
+            group.update(betas=tuple(float(b) for b in self.tcfg["betas"]),
+                         weight_decay=float(self.tcfg["weight_decay"]))
         torch.set_rng_state(state["rng"])
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state(state["cuda_rng"])
-        return int(state["step"])
+        step = int(state["step"])
+        old_glob = int((old_cfg.get("train") or {}).get("global_batch_size") or self.tcfg["global_batch_size"])
+        self.consumed = int(state.get("consumed", step * old_glob))
+        if "train.global_batch_size" in self.resume_changes and self.is_main:
+            log.warning("resume: train.global_batch_size changed from %s to %s: continuing at training item %d of "
+                        "the stream (epoch %.4f), where the checkpoint stopped", old_glob,
+                        self.tcfg["global_batch_size"], self.consumed, self.schedule.epoch_at(self.consumed))
+        return step
 
     def save_final(self) -> None:
         """results/<run>/model: a HF checkpoint transformers loads offline (LoRA: adapter/ and, if asked, merged)."""
@@ -425,7 +475,9 @@ class SFTRecipe:
                 self._atomic_dir(self.out / "model", lambda d: self._save_hf(d, model_sd))
             _atomic_write(self.out / "train_summary.json", json.dumps({
                 "model_dir": str(self.model_dir), "trainable_params": self.n_trainable, "world_size": self.world,
-                "data": self.data_stats, "max_steps": int(self.tcfg["max_steps"])}, indent=2) + "\n")
+                "data": self.data_stats, "max_steps": int(self.tcfg["max_steps"]), "attention": self.attention,
+                "train_items_per_epoch": self.schedule.items_per_epoch, "train_items_consumed": self.consumed},
+                indent=2) + "\n")
             from .tracking import plot_metrics
 
             plot_metrics(self.out / "metrics.jsonl", self.out / "training.png",
@@ -452,6 +504,107 @@ class SFTRecipe:
             self.tracker.close()
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+
+
+CHECKPOINT_FORMAT = 2  # 2: optimizer state keyed by parameter name (any mode / world size); data position
+
+
+class ResumeError(ValueError):
+    """resume=true with settings or data the checkpoint cannot continue with; says which and why."""
+
+
+# Settings a resumed run may change, and how it adapts. Keys in these sections not listed here
+# change the data stream or the trained state (seed, data.*, method, LoRA shape): resume refuses.
+RESUME_SECTIONS = ("train", "data", "lora")
+RESUME_TOP = ("model", "data_dir", "level", "seed")
+RESUME_ADAPTS = {
+    "train.global_batch_size": "continues at the number of training items consumed",
+    "train.micro_batch_size": "only the split into micro-batches changes",
+    "train.max_steps": "the learning-rate schedule follows the new value from the resumed step on",
+    "train.lr": "the learning-rate schedule follows the new value from the resumed step on",
+    "train.min_lr_ratio": "the learning-rate schedule follows the new value from the resumed step on",
+    "train.warmup_steps": "the learning-rate schedule follows the new value from the resumed step on",
+    "train.weight_decay": "applies from the resumed step on",
+    "train.betas": "applies from the resumed step on (the moment estimates are kept)",
+    "train.grad_clip": "applies from the resumed step on",
+    "train.precision": "fp32 master weights either way",
+    "train.parallel": "the checkpoint loads under any mode",
+    "train.gradient_checkpointing": "speed / memory only",
+    "train.attention": "speed only (exact either way)",
+    "train.loss": "speed only (exact either way)",
+    "train.loss_chunk_size": "speed only",
+    "train.compile": "speed only",
+    "train.threads": "speed only",
+    "train.eval_every": "bookkeeping only",
+    "train.save_every": "bookkeeping only",
+    "train.keep_checkpoints": "bookkeeping only",
+    "train.stop_at_step": "bookkeeping only",
+    "data.max_val_samples": "validation only",
+    "lora.dropout": "no trained state",
+    "lora.merge": "final output only",
+}
+
+
+def check_resume_settings(old: dict, new: dict, ckpt: Path, quiet: bool = False) -> dict:
+    """Compare the checkpoint's settings with this run's. Raises ResumeError (one line: which key,
+    from what to what, why) for a change resume cannot follow; logs how each other change is
+    followed (quiet: not logged, for ranks other than 0). Returns {key: (old, new)} of the changes
+    followed."""
+    def flat(cfg):
+        out = {k: cfg.get(k) for k in RESUME_TOP if k in cfg}
+        for sec in RESUME_SECTIONS:
+            for k, v in (cfg.get(sec) or {}).items():
+                out[f"{sec}.{k}"] = v
+        return out
+
+    def norm(v):
+        return list(v) if isinstance(v, tuple) else v
+
+    before, now = flat(old), flat(new)
+    followed = {}
+    for key in sorted(set(before) | set(now)):
+        if key not in before:
+            if quiet:
+                continue
+            log.warning("resume: %s is not in the settings of %s (an older version); assuming it did not change",
+                        key, ckpt)
+            continue
+        a, b = norm(before[key]), norm(now.get(key))
+        if a == b:
+            continue
+        if key not in RESUME_ADAPTS:
+            raise ResumeError(f"resume from {ckpt}: {key} changed from {a!r} to {b!r}, which changes the training "
+                              f"data or the trained state; set it back to {a!r}, or start a new run (resume=false "
+                              "or another run_name)")
+        followed[key] = (a, b)
+        if key != "train.global_batch_size":  # logged with the stream position in load_checkpoint
+            level = logging.INFO if RESUME_ADAPTS[key] == "bookkeeping only" else logging.WARNING
+            log.log(logging.DEBUG if quiet else level, "resume: %s changed from %r to %r: %s", key, a, b,
+                    RESUME_ADAPTS[key])
+    return followed
+
+
+def examples_digest(examples: list[dict]) -> str:
+    """sha256 over the training examples (ids, token ids, targets): the data a stream position means."""
+    import hashlib
+    from array import array
+
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(str(ex["id"]).encode() + b"\0")
+        h.update(array("q", ex["input_ids"]).tobytes())
+        h.update(array("q", ex["targets"]).tobytes())
+    return h.hexdigest()
+
+
+def _named_optimizer_state(model, optim_sd: dict) -> dict:
+    """A plain `optimizer.state_dict()` (parameters by position, as format 1 saved under one
+    process or DDP) keyed by parameter name instead, the form set_optimizer_state_dict loads."""
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    groups = []
+    for g in optim_sd["param_groups"]:
+        groups.append({**g, "params": [names[i] for i in g["params"]]})
+    return {"state": {names[i]: v for i, v in optim_sd["state"].items()}, "param_groups": groups}
 
 
 def latest_checkpoint(out: Path) -> Path | None:

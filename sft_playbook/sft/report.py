@@ -57,6 +57,56 @@ def verilog_metrics(rows: list[dict], ecfg: dict, out_dir: Path):
                                 cycles=int(ecfg["cycles"]), seed=int(ecfg["seed"]), out_dir=out_dir)
 
 
+def verilogeval_generate_fn(model, tok, cfg: dict):
+    """(generate_fn, include_system) for `run_benchmark`: the benchmark's prompt built by the same
+    `data.prompt_ids` as training. With a chat template the benchmark's system message goes into the
+    chat's system slot (as upstream's harness does for chat models) and the question into the user
+    turn; with a plain template the whole upstream text is the instruction."""
+    from ..evaluate.verilogeval import SYSTEM_PROMPT
+    from . import data as D
+    from .predict import make_generate_fn
+
+    chat = D.uses_chat_template(tok, cfg["data"])
+    return make_generate_fn(model, tok, cfg, system=SYSTEM_PROMPT if chat else ""), not chat
+
+
+def verilogeval_answers(cfg: dict, which: str, path: Path) -> Path:
+    """Generation half of VerilogEval (no simulator needed: runs on a GPU machine without iverilog):
+    one row per problem {"problem", "answers": [n raw answers], "model", "prompt"} in `path`."""
+    from ..evaluate.verilogeval import build_prompt, load_problems
+    from ..io import write_jsonl_atomic
+    from .predict import load_for_inference
+
+    vcfg = cfg["evaluate"]["verilogeval"]
+    probs = load_problems(resolve(vcfg["problems_dir"]), vcfg.get("problems"))
+    model, tok = load_for_inference(cfg, which)
+    generate_fn, include_system = verilogeval_generate_fn(model, tok, cfg)
+    prompts = [build_prompt(p.prompt, shots=int(vcfg["shots"]), include_system=include_system) for p in probs]
+    answers = generate_fn(prompts, int(vcfg["n_samples"]))
+    write_jsonl_atomic(path, [{"problem": p.id, "model": which, "answers": a, "prompt": q}
+                              for p, a, q in zip(probs, answers, prompts)])
+    log.info("VerilogEval answers (%s, %d problems): %s", which, len(probs), path)
+    return path
+
+
+def judge_verilogeval_answers(answers_path: Path, problems_dir, out_dir: Path | None = None, **kw) -> dict:
+    """Judging half: score the answers written by `verilogeval_answers` with the runner itself
+    (same extraction, testbench and pass@k as a one-step run; needs iverilog)."""
+    from ..evaluate.verilogeval import run_benchmark
+
+    rows = [row for _, row in iter_jsonl(Path(answers_path))]
+    answers = {r["problem"]: r["answers"] for r in rows}
+    ids = [r["problem"] for r in rows]
+
+    def replay(prompts: list[str], n: int) -> list[list[str]]:
+        if len(prompts) != len(ids):
+            raise ValueError(f"{answers_path}: {len(ids)} answered problems, the runner asks {len(prompts)}")
+        return [answers[i][:n] for i in ids]
+
+    n = min(len(a) for a in answers.values())
+    return run_benchmark(replay, problems_dir, problems=ids, n_samples=n, out_dir=out_dir, **kw)
+
+
 def verilogeval(cfg: dict, which: str, out_dir: Path):
     vcfg = cfg["evaluate"]["verilogeval"]
     try:
@@ -64,10 +114,11 @@ def verilogeval(cfg: dict, which: str, out_dir: Path):
     except ImportError as exc:
         log.warning("VerilogEval is unavailable (sft_playbook.evaluate.verilogeval: %s)", exc)
         return None
-    from .predict import load_for_inference, make_generate_fn
+    from .predict import load_for_inference
 
     model, tok = load_for_inference(cfg, which)
-    return run_benchmark(make_generate_fn(model, tok, cfg), resolve(vcfg["problems_dir"]),
+    generate_fn, include_system = verilogeval_generate_fn(model, tok, cfg)
+    return run_benchmark(generate_fn, resolve(vcfg["problems_dir"]), include_system=include_system,
                          n_samples=int(vcfg["n_samples"]), k_list=list(vcfg["k_list"]), shots=int(vcfg["shots"]),
                          workers=int(cfg["evaluate"]["workers"]), out_dir=out_dir)
 
