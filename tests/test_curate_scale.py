@@ -257,7 +257,10 @@ def test_a_killed_run_resumes_without_redoing_finished_passes(tmp_path):
     not_redone = [l for l in res.stderr.splitlines() if "finished in an earlier run, not redone" in l]
     assert len(not_redone) == finished >= 2
     assert "stage  1 clean" not in res.stderr and "compiles" not in res.stderr.split("not redone")[-1]
-    assert ("stage 12 exact_dedup" in res.stderr) == (finished == 2) and "stage 15 both_views" in res.stderr
+    import re
+
+    assert bool(re.search(r"stage +\d+ exact_dedup", res.stderr)) == (finished == 2)   # the pass after the last saved
+    assert re.search(r"stage +\d+ fuzzy_dedup", res.stderr)
     out = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
     assert out == ref_out
     assert {p.name: p.read_bytes() for p in (tmp_path / "dropped").glob("*.jsonl")} == ref_dropped
