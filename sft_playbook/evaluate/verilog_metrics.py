@@ -66,7 +66,7 @@ from .io import write_json_atomic, write_jsonl_atomic
 from .parallel import parallel_map
 from .simulate import (COMPILE_ERROR, EXTRACTION_FAILURE, FORBIDDEN, MISMATCH, PASS, REFERENCE_ERROR,
                        RUNTIME_ERROR, STATUSES, TIMEOUT, UNSUPPORTED, classify_compile_error, compile_and_run,
-                       first_error_line, forbidden_constructs, new_nonce)
+                       first_error_line, forbidden_constructs, new_nonce, TAMPERED, verdict_lines)
 from .vparse import Module, parse_modules, top_module
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,14 @@ def _compile_either(code: str, top: str | None, timeout_s: float):
 
 
 def _verdict(run, nonce: str):
-    return re.findall(rf"^SFTPB_{nonce} RESULT mismatches=(\d+) samples=(\d+) first=(-?\d+)\s*$", run.output, re.M)
+    """[(mismatches, samples, first)] from the one verdict line on stdout, or [] (see
+    `simulate.verdict_lines`; tampering is reported by `_tampered`)."""
+    found, _ = verdict_lines(run, nonce, r"RESULT mismatches=(\d+) samples=(\d+) first=(-?\d+)")
+    return found
+
+
+def _tampered(run, nonce: str) -> bool:
+    return verdict_lines(run, nonce, r"RESULT mismatches=(\d+) samples=(\d+) first=(-?\d+)")[1] == TAMPERED
 
 
 def check_reference(reference: str, ref_mods: list[Module], ref_top: Module, *, timeout_s: float, cycles: int,
@@ -153,7 +160,7 @@ def _check_reference(reference, ref_mods, ref_top, *, timeout_s, cycles, max_cyc
     prev = None
     while True:
         nonce = new_nonce()
-        copy_suffix = f"__cpy_{nonce}"
+        copy_suffix = f"__cpy_{new_nonce()}"   # a name: never the verdict's nonce
         copy = difftb.rename_modules(reference, names, copy_suffix)
         tb = difftb.build(reference, ref_top, names, copy, dc_replace(ref_top, name=ref_top.name + copy_suffix),
                           nonce=nonce, cycles=n, seed=seed, reset_cycles=reset_cycles, reset_prob=reset_prob,
@@ -297,8 +304,9 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
         return out
     res = _verdict(run, tb.nonce)
     if not res:
-        out.update(status=RUNTIME_ERROR, error_class="output_limit" if run.truncated or run.returncode == -25 else "no_verdict",
-                   returncode=run.returncode)
+        cls = ("verdict_tampered" if _tampered(run, tb.nonce) else
+               "output_limit" if run.truncated or run.returncode == -25 else "no_verdict")
+        out.update(status=RUNTIME_ERROR, error_class=cls, returncode=run.returncode)
         return out
     mism, samples, first = (int(x) for x in res[-1])
     out.update(mismatches=mism, samples=samples)
@@ -308,8 +316,8 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
     if mism == 0:
         out["status"] = PASS
         return out
-    per_out = dict(re.findall(rf"^SFTPB_{tb.nonce} OUTPUT (\S+) mismatches=(\d+)", run.output, re.M))
-    fm = re.search(rf"^SFTPB_{tb.nonce} FIRST (.*)$", run.output, re.M)
+    per_out = dict(re.findall(rf"^SFTPB_{tb.nonce} OUTPUT (\S+) mismatches=(\d+)", run.stdout, re.M))
+    fm = re.search(rf"^SFTPB_{tb.nonce} FIRST (.*)$", run.stdout, re.M)
     out.update(status=MISMATCH, error_class="functional_mismatch", first_mismatch=fm.group(1) if fm else None,
                first_mismatch_time_ns=first, output_mismatches={k: int(v) for k, v in per_out.items() if int(v)})
     return out

@@ -57,7 +57,8 @@ from .io import write_json_atomic, write_jsonl_atomic
 from .parallel import parallel_map
 from .passk import mean_pass_at_k, pass_at_k
 from .simulate import (COMPILE_ERROR, EXTRACTION_FAILURE, FORBIDDEN, MISMATCH, PASS, RUNTIME_ERROR,
-                       TIMEOUT, compile_and_run, first_error_line, forbidden_constructs, new_nonce, strip_comments)
+                       TIMEOUT, compile_and_run, first_error_line, forbidden_constructs, new_nonce, strip_comments,
+                       TAMPERED, verdict_lines)
 from .vparse import parse_modules
 
 log = logging.getLogger(__name__)
@@ -175,18 +176,24 @@ _TB_NAMES = ("tb", "stim1", "good1", "top_module1", "stats1", "RefModule")
 _DUMP_RE = re.compile(r"\$dump(file|vars)\s*\([^;]*\)\s*;")
 
 
-def prepare_testbench(test: str, ref: str, nonce: str) -> tuple[str, str, str]:
+def prepare_testbench(test: str, ref: str, nonce: str, name_key: str | None = None) -> tuple[str, str, str]:
     """(testbench, reference, top) with names made unguessable and the verdict line marked.
-    Every module the reference defines (RefModule and any helper) gets the nonce, so a
-    candidate's helper of the same name cannot collide with it."""
+    The testbench's modules, instances and statistics (tb, stim1, good1, top_module1, stats1) and
+    every module the reference defines (RefModule and any helper) get `name_key` (default a fresh
+    random one), so a candidate can neither reach them by hierarchical reference nor collide with
+    them; the verdict `nonce` goes ONLY into the `Mismatches:` format string (a candidate can read
+    names at run time with `%m`, never the format strings: see simulate.compile_and_run)."""
+    key = name_key or new_nonce()
+    if key == nonce:
+        raise ValueError("name_key must differ from the verdict nonce (names are visible through %m)")
     rx = re.compile(r"\b(" + "|".join(_TB_NAMES) + r")\b")
-    tb = rx.sub(lambda m: f"{m.group(1)}_{nonce}", test)
+    tb = rx.sub(lambda m: f"{m.group(1)}_{key}", test)
     tb = _DUMP_RE.sub("", tb)
     tb = tb.replace('"Mismatches: ', f'"SFTPB_{nonce} Mismatches: ')
     helpers = [m.name for m in parse_modules(ref) if m.name != "RefModule"]
-    ref2 = rename_modules(ref, helpers, f"_{nonce}")
-    ref2 = re.sub(r"\bRefModule\b", f"RefModule_{nonce}", ref2)
-    return tb, ref2, f"tb_{nonce}"
+    ref2 = rename_modules(ref, helpers, f"_{key}")
+    ref2 = re.sub(r"\bRefModule\b", f"RefModule_{key}", ref2)
+    return tb, ref2, f"tb_{key}"
 
 
 _TIMESCALE_RE = re.compile(r"`timescale\s+([^\n/]+/[^\n]+?)\s*$", re.M)
@@ -217,15 +224,16 @@ def judge(problem: Problem, code: str, *, expected_samples: int | None, timeout_
         out.update(status=TIMEOUT if run.timed_out else COMPILE_ERROR, error_class=run.error_class,
                    error=first_error_line(run.output))
         return out
-    verdicts = re.findall(rf"^SFTPB_{nonce} Mismatches: (\d+) in (\d+) samples\s*$", run.output, re.M)
+    verdicts, problem = verdict_lines(run, nonce, r"Mismatches: (\d+) in (\d+) samples")
     if run.timed_out:
         out.update(status=TIMEOUT, error_class="simulation_timeout")
         return out
     if not verdicts:
-        cls = "output_limit" if run.truncated or run.returncode == -25 else "no_verdict"
+        cls = ("verdict_tampered" if problem == TAMPERED else
+               "output_limit" if run.truncated or run.returncode == -25 else "no_verdict")
         out.update(status=RUNTIME_ERROR, error_class=cls, returncode=run.returncode)
         return out
-    mism, samples = (int(x) for x in verdicts[-1])
+    mism, samples = (int(x) for x in verdicts[0])
     out.update(mismatches=mism, samples=samples)
     if expected_samples is not None and samples != expected_samples:
         out.update(status=RUNTIME_ERROR, error_class="sample_count_mismatch", expected_samples=expected_samples)
