@@ -61,7 +61,7 @@ from typing import Any, Iterable
 from sft_playbook.verilog.sandbox import compile_check, isolation, iverilog_available
 
 from . import difftb
-from .extract import extract_code
+from .extract import DEFAULT_MAX_ANSWER_CHARS, extract_code
 from .io import write_json_atomic, write_jsonl_atomic
 from .parallel import parallel_map
 from .simulate import (COMPILE_ERROR, EXTRACTION_FAILURE, FORBIDDEN, MISMATCH, PASS, REFERENCE_ERROR,
@@ -207,16 +207,17 @@ def _static_unsupported(reference: str, ref_top: Module) -> RefCheck:
 
 def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 200, seed: int = 1,
                  reset_cycles: int = 2, reset_prob: float = 0.0, reset_pulses: int = 4,
-                 max_cycles: int | None = None) -> dict[str, Any]:
+                 max_cycles: int | None = None, max_answer_chars: int | None = DEFAULT_MAX_ANSWER_CHARS) -> dict[str, Any]:
     """The result for one prediction row (see the module docstring). `max_cycles` (default
-    16 x cycles) bounds the longer runs given to references with rare events."""
+    16 x cycles) bounds the longer runs given to references with rare events; a prediction
+    longer than `max_answer_chars` is an extraction failure ("answer too long")."""
     rid = row.get("id")
     reference = row.get("reference") or row.get("output") or ""
     prediction = row.get("prediction")
     out: dict[str, Any] = {"id": rid, "status": None, "compiled": False}
     ref_mods = parse_modules(reference)
     if not ref_mods:  # MG-Verilog style: the reference is a module body; its header is in the input
-        ref_ex = extract_code(reference, input_text=row.get("input"))
+        ref_ex = extract_code(reference, input_text=row.get("input"), max_chars=None)
         if ref_ex.ok:
             reference = ref_ex.code
             ref_mods = parse_modules(reference)
@@ -240,7 +241,7 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
         out.update(status=EXTRACTION_FAILURE, error_class="no prediction field", extraction="none", code="")
         return blame_reference() if ref.status else out
     ex = extract_code(prediction, expected_module=ref_top.name if ref_top else None,
-                      input_text=row.get("input"), reference=reference)
+                      input_text=row.get("input"), reference=reference, max_chars=max_answer_chars)
     out.update(extraction=ex.method, code=ex.code)
     if not ex.ok:
         out.update(status=EXTRACTION_FAILURE, error_class=ex.reason)
@@ -361,7 +362,8 @@ def summarize(results: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
 def evaluate_predictions(rows: Iterable[dict[str, Any]], *, workers: int | None = None, timeout_s: float = 20.0,
                          cycles: int = 200, seed: int = 1, out_dir: str | Path | None = None,
                          reset_cycles: int = 2, reset_prob: float = 0.0, reset_pulses: int = 4,
-                         max_cycles: int | None = None, progress: bool = True) -> dict[str, Any]:
+                         max_cycles: int | None = None, progress: bool = True,
+                         max_answer_chars: int | None = DEFAULT_MAX_ANSWER_CHARS) -> dict[str, Any]:
     """Score prediction rows; see the module docstring."""
     rows = list(rows)
     if not iverilog_available():
@@ -380,7 +382,7 @@ def evaluate_predictions(rows: Iterable[dict[str, Any]], *, workers: int | None 
         try:
             return evaluate_one(row, timeout_s=timeout_s, cycles=cycles, seed=seed,
                                 reset_cycles=reset_cycles, reset_prob=reset_prob, reset_pulses=reset_pulses,
-                                max_cycles=max_cycles)
+                                max_cycles=max_cycles, max_answer_chars=max_answer_chars)
         except Exception as exc:  # a parser corner case must not stop the whole run
             log.warning("row %r: evaluation error: %s", row.get("id"), exc)
             return {"id": row.get("id"), "status": RUNTIME_ERROR, "compiled": False,

@@ -52,7 +52,7 @@ from sft_playbook.verilog.sandbox import isolation, iverilog_available, iverilog
 
 from ..io import InputError, read_text
 from .difftb import DEFAULT_TIMESCALE, rename_modules, wrap_unit
-from .extract import extract_code
+from .extract import DEFAULT_MAX_ANSWER_CHARS, extract_code
 from .io import write_json_atomic, write_jsonl_atomic
 from .parallel import parallel_map
 from .passk import mean_pass_at_k, pass_at_k
@@ -284,10 +284,12 @@ def run_benchmark(generate_fn: GenerateFn, problems_dir: str | Path, *, n_sample
                   k_list: Sequence[int] = (1,), shots: int = 0, workers: int | None = None,
                   out_dir: str | Path | None = None, timeout_s: float = UPSTREAM_TIMEOUT_S,
                   problems: Sequence[str] | None = None, include_system: bool = True,
-                  progress: bool = True, reference_samples: dict | None = None) -> dict:
+                  progress: bool = True, reference_samples: dict | None = None,
+                  max_answer_chars: int | None = DEFAULT_MAX_ANSWER_CHARS) -> dict:
     """Generate, judge and score; see the module docstring. `reference_samples` maps problem id to
     the sample count its testbench gives with the reference (None: measured here, one extra
-    simulation per problem; {}: no sample-count check, upstream's plain rule)."""
+    simulation per problem; {}: no sample-count check, upstream's plain rule). An answer longer
+    than `max_answer_chars` is an extraction failure ("answer too long")."""
     t0 = time.monotonic()
     if n_samples < 1:
         raise ValueError("n_samples must be >= 1")
@@ -311,7 +313,7 @@ def run_benchmark(generate_fn: GenerateFn, problems_dir: str | Path, *, n_sample
     jobs = []
     for p, outs in zip(probs, answers):
         for j, ans in enumerate(outs):
-            ex = extract_code(ans, expected_module="TopModule")
+            ex = extract_code(ans, expected_module="TopModule", max_chars=max_answer_chars)
             jobs.append((p, j, ans, ex))
 
     def one(job):
