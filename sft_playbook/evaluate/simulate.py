@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from sft_playbook.verilog.sandbox import job_dir, run_sandboxed
+from sft_playbook.verilog.sandbox import iverilog_available, job_dir, run_sandboxed
 
 # Statuses a candidate can end in (shared by the differential check and VerilogEval).
 PASS = "pass"
@@ -59,11 +59,19 @@ def new_nonce() -> str:
 
 
 def strip_comments(code: str) -> str:
-    """Remove // and /* */ comments (string literals are respected)."""
+    """Remove // and /* */ comments. String literals and escaped identifiers (``\\x/*`` up to the
+    next white space: a name, as the Verilog lexer reads it, not the start of a comment) are
+    kept as they are."""
     out, i, n = [], 0, len(code)
     while i < n:
         c = code[i]
-        if c == '"':
+        if c == "\\":
+            j = i + 1
+            while j < n and not code[j].isspace():
+                j += 1
+            out.append(code[i:j])
+            i = j
+        elif c == '"':
             j = i + 1
             while j < n and code[j] != '"' and code[j] != "\n":
                 j += 2 if code[j] == "\\" else 1
@@ -82,10 +90,47 @@ def strip_comments(code: str) -> str:
     return "".join(out)
 
 
-def forbidden_constructs(code: str) -> list[str]:
+# what the scan does not look into: string literals and escaped identifiers (`\\$fopen ` is a name)
+_SCAN_BLANK_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"|\\\S+')
+PREPROCESS_FILE_BYTES = 4 * 1024**2   # preprocessed text of one candidate, at most
+PREPROCESS_TIMEOUT_S = 10.0
+
+
+def _scan(code: str) -> set[str]:
+    return set(m.group(1) for m in _FORBIDDEN_RE.finditer(_SCAN_BLANK_RE.sub(" ", strip_comments(code))))
+
+
+def preprocess(code: str, *, timeout_s: float = PREPROCESS_TIMEOUT_S) -> str | None:
+    """`code` after Icarus Verilog's own preprocessor (``iverilog -E``: macros expanded, token
+    pasting done, `ifdef resolved), run in the sandbox; None when it fails or hits a limit (a
+    macro bomb: `PREPROCESS_FILE_BYTES`, `timeout_s`)."""
+    wd = job_dir("sftpb-pp-")
+    try:
+        res = run_sandboxed(["iverilog", "-E", "-o", "pp.v", "design.sv"], {"design.sv": code}, workdir=wd,
+                            timeout_s=timeout_s, cpu_s=int(timeout_s) + 2, file_bytes=PREPROCESS_FILE_BYTES,
+                            output_cap=COMPILE_OUTPUT_CAP)
+        out = wd / "pp.v"
+        if not res.ok or not out.is_file():
+            return None
+        return out.read_bytes().decode("utf-8", errors="replace")
+    finally:
+        shutil.rmtree(wd, ignore_errors=True)
+
+
+def forbidden_constructs(code: str, *, preprocessed: bool = True) -> list[str]:
     """System tasks/directives a design under test has no business using (they could read the
-    testbench or its arguments back)."""
-    return sorted(set(m.group(1) for m in _FORBIDDEN_RE.finditer(strip_comments(code))))
+    testbench or its arguments back, or files of the machine). Looked for in the source as
+    written and, with `preprocessed`, in the source after iverilog's preprocessor (`preprocess`),
+    so a name made by a macro (`` `define F(x) $fop``x ``) is seen as the compiler sees it.
+    Comments, strings and escaped identifiers are not looked into (`strip_comments` knows that
+    ``\\x/*`` is a name). A word list is an early, explainable refusal only: the isolation is
+    the sandbox's."""
+    found = _scan(code)
+    if preprocessed and not found and iverilog_available():
+        expanded = preprocess(code)
+        if expanded is not None:
+            found |= _scan(expanded)
+    return sorted(found)
 
 
 _ERROR_CLASSES = [
