@@ -13,9 +13,8 @@ design can read its own hierarchical name with `%m`). Such names use a different
 unknown when the candidate is compiled, so a candidate cannot reach the testbench's variables by
 hierarchical reference either. `verdict_lines` accepts exactly one verdict line, on stdout; a
 second one, or the nonce on stderr, is tampering (no pass). Candidates that use system tasks
-which open, read or dump files or read command-line arguments (the only ways a design could learn
-the nonce at run time, or write outside its temporary folder by absolute path) are refused before
-simulation (`forbidden_constructs`): $fopen, $fgets, $fscanf, $fread, $readmemh/b,
+which open, read or dump files or read command-line arguments are refused before simulation
+(`forbidden_constructs`, on the source as written and after iverilog's preprocessor): $fopen, $fgets, $fscanf, $fread, $readmemh/b,
 $value$plusargs, $test$plusargs, $dumpfile, $writememh/b, `include, ... This word list is an early,
 explainable refusal only: isolation comes from the operating system (see the sandbox module).
 """

@@ -30,12 +30,16 @@ each prompt with the problem's reference solution (renamed to TopModule). With I
 How a pass is decided (and why a fake line cannot pass)
 -------------------------------------------------------
 The testbench is copied with its top module, its instance names, its statistics variable and the
-reference module renamed with a per-run random nonce (a candidate can neither instantiate the
-reference, nor reach into the testbench by hierarchical name), and its final
-``Mismatches: E in N samples`` line is prefixed with that nonce. A candidate passes only when that
-nonced line says ``Mismatches: 0`` AND ``N`` equals the sample count the reference itself gives
-under the same testbench (so ``$finish`` at time 0 or any early end fails). Candidates using file
-or plusarg reading system tasks or `include (the only ways to learn the nonce) are refused.
+reference module renamed with a per-run random name key (a candidate can neither instantiate the
+reference, nor reach into the testbench by hierarchical name: the key is unknown when it is
+compiled), and its final ``Mismatches: E in N samples`` format string is prefixed with a different
+per-run nonce, which is in no name (a design reads names with ``%m``) and which the design cannot
+read from the compiled image (vvp reads it through a pipe; see simulate.compile_and_run). A
+candidate passes only when exactly one such line appears on stdout (a second one, or the nonce on
+stderr, is tampering), it says ``Mismatches: 0`` AND ``N`` equals the sample count the reference
+itself gives under the same testbench (so ``$finish`` at time 0 or any early end fails).
+Candidates using file or plusarg reading system tasks or `include are refused (an early refusal;
+the isolation is the sandbox's).
 ``$dumpfile``/``$dumpvars`` are removed (no waveform is needed; saves time and disk).
 """
 from __future__ import annotations
