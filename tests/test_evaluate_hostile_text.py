@@ -118,3 +118,11 @@ def test_job_folders_left_by_a_dead_process_are_removed(monkeypatch, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     assert out.stdout.strip() and not Path(out.stdout.strip()).exists()
+
+
+@needs_iverilog
+def test_curation_compile_filter_takes_lone_surrogates():
+    from sft_playbook.curate.hierarchy import check_verilog
+    ok = check_verilog("module m; /* \ud800 */ endmodule\n", compile_check, ["-g2012"], (), 20, None)
+    bad = check_verilog("module m; wire \ud800 ; endmodule\n", compile_check, ["-g2012"], (), 20, None)
+    assert ok.status == "ok" and bad.status == "error"
