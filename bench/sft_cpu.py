@@ -19,12 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def main(argv):
     import yaml
 
-    cfg = yaml.safe_load((ROOT / "configs/sft.yaml").read_text())
-    for o in argv:
-        if o.startswith("run_name="):
-            cfg["run_name"] = o.split("=", 1)[1]
-        if o.startswith("output_dir="):
-            cfg["output_dir"] = o.split("=", 1)[1]
+    # the effective config, run folder included (overrides that change the model name their own folder)
+    printed = subprocess.run([sys.executable, str(ROOT / "run_sft.py"), "--print-config", *argv], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+    cfg = yaml.safe_load(printed)
     times = {}
     for step in ("convert", "train", "predict", "evaluate"):
         t0 = time.time()

@@ -1,5 +1,6 @@
-"""What every entry point does first: parse --config and key=value overrides, set up logging,
-read token.env, print the effective config."""
+"""What every entry point does first: parse the step, --config and key=value overrides (in any
+order, also under torchrun), set up logging, read token.env, name the run folder, and say in one
+line which config is used (the full effective config only with --print-config)."""
 from __future__ import annotations
 
 import argparse
@@ -8,10 +9,10 @@ import logging
 import sys
 from typing import Any, Callable, Sequence
 
-from .config import ConfigError, dump_config, load_config
+from .config import ConfigError, dump_config, load_config, load_yaml
 from .io import InputError, OutputError, output_error
 from .log import setup_logging
-from .paths import resolve
+from .paths import derived_run_name, resolve
 from .secrets import TokenFileError, load_token_env
 
 
@@ -19,7 +20,9 @@ def build_parser(prog: str, description: str, default_config: str, steps: Sequen
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,
-        epilog="Overrides: key=value (nested keys with dots, values parsed as YAML), e.g. train.max_steps=50",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Overrides: key=value (nested keys with dots, values parsed as YAML), e.g. train.max_steps=50;\n"
+               "the step, the options and the overrides may come in any order.",
     )
     if steps:
         parser.add_argument("step", nargs="?", default="all",
@@ -27,33 +30,63 @@ def build_parser(prog: str, description: str, default_config: str, steps: Sequen
         parser.set_defaults(_steps=(*steps, "all"))
     parser.add_argument("--config", default=default_config, help=f"YAML config (default: {default_config})")
     parser.add_argument("--log-level", default="INFO")
-    parser.add_argument("--print-config", action="store_true", help="print the effective config and exit")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the effective config (YAML, on stdout) and exit")
     parser.add_argument("--debug", action="store_true",
                         help="on a bad input, output or config error, show the full traceback (default: one line)")
+    # torch.distributed.launch (not torchrun) appends --local-rank=N; the rank comes from the environment.
+    parser.add_argument("--local-rank", "--local_rank", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     return parser
 
 
-def start(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> tuple[dict[str, Any], argparse.Namespace]:
-    """Parse arguments and return (effective config, args). Exits with a clear message on bad input."""
-    args = parser.parse_args(argv)
-    # argparse puts a bare key=value into 'step' when no step is given; move it back.
-    if getattr(args, "step", None) and "=" in args.step:
-        args.overrides.insert(0, args.step)
-        args.step = "all"
-    if getattr(args, "step", None) and args.step not in args._steps:
-        parser.error(f"unknown step {args.step!r}; choose from {', '.join(args._steps)}")
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The step (if the parser has steps), options and key=value overrides, wherever each stands:
+    `train --config F a=1`, `--config F train a=1`, `a=1 train b=2` all parse the same."""
+    args = parser.parse_intermixed_args(argv)
+    steps = getattr(args, "_steps", None)
+    if steps is not None:
+        words = [args.step, *args.overrides]  # the first bare word went to 'step', whatever it is
+        named = [w for w in words if "=" not in w]
+        if len(named) > 1:
+            parser.error(f"one step at a time: got {', '.join(map(repr, named))} "
+                         f"(overrides are key=value; steps: {', '.join(steps)})")
+        args.step = named[0] if named else "all"
+        args.overrides = [w for w in words if "=" in w]
+        if args.step not in steps:
+            parser.error(f"unknown step {args.step!r}; choose from {', '.join(steps)}")
+    return args
+
+
+def start(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
+          name_run: bool = False) -> tuple[dict[str, Any], argparse.Namespace]:
+    """Parse arguments and return (effective config, args). Exits 2 with one clear line on bad input.
+
+    name_run: the config has `output_dir` / `run_name` (SFT); unless run_name is given on the
+    command line, a config that differs from its file gets its own run folder
+    (`paths.derived_run_name`); `args.file_run_name` keeps the file's name.
+    """
+    args = parse_args(parser, argv)
     log = setup_logging(args.log_level)
     try:
-        cfg = load_config(resolve(args.config), args.overrides)
+        path = resolve(args.config)
+        cfg = load_config(path, args.overrides)
         load_token_env()
     except (ConfigError, TokenFileError) as exc:
         log.error("%s", exc)
         sys.exit(2)
-    log.info("effective config (%s%s):\n%s", args.config,
-             f" + {len(args.overrides)} override(s)" if args.overrides else "", dump_config(cfg).rstrip())
+    args.file_run_name = None
+    if name_run:
+        file_cfg = load_yaml(path)
+        args.file_run_name = file_cfg.get("run_name")
+        if not any(o.lstrip("+").split("=", 1)[0].strip() == "run_name" for o in args.overrides):
+            cfg["run_name"] = derived_run_name(file_cfg, cfg)
     if args.print_config:
+        sys.stdout.write(f"# effective config: {args.config}"
+                         + (f" + {' '.join(args.overrides)}" if args.overrides else "") + "\n" + dump_config(cfg))
         sys.exit(0)
+    log.info("config: %s%s (full effective config: --print-config)", args.config,
+             f" + {' '.join(args.overrides)}" if args.overrides else " (no overrides)")
     return cfg, args
 
 

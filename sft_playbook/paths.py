@@ -1,13 +1,105 @@
-"""Repository-relative paths. Every relative path in a config is resolved against REPO_ROOT."""
+"""Repository-relative paths and run folders.
+
+- `resolve(path)`: every relative path in a config is taken from REPO_ROOT.
+- `run_dir(cfg)`: `<output_dir>/<run_name>` of an SFT config, the folder of one run.
+- `derived_run_name(file_cfg, cfg)`: the run name of a config that differs from its file: the file's
+  `run_name` plus the changed keys (`smollm2-135m-cpu_method-lora_max_steps-3`), so a run with
+  overrides never writes into another run's folder. Keys that only continue, inspect or re-score
+  the same trained model (`RUN_NEUTRAL_KEYS`: resume, predict.*, evaluate.*, ...) do not count.
+- `discard_checkpoints(run)`: removes a run's earlier checkpoints with a warning that says what
+  is removed and how to keep it (resume=true); nothing is deleted silently.
+"""
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import re
+import shutil
+import time
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(os.environ.get("SFT_PLAYBOOK_ROOT", Path(__file__).resolve().parent.parent))
+
+log = logging.getLogger("sft_playbook")
+
+#: config keys (a section name covers its keys) that do not change the trained model: a run with
+#: only these overridden stays in the config's own run folder (continue, predict again, re-score).
+RUN_NEUTRAL_KEYS = ("run_name", "output_dir", "model_cache", "resume", "predict", "evaluate", "wandb",
+                    "train.stop_at_step", "train.threads", "train.eval_every", "train.save_every",
+                    "train.keep_checkpoints")
+#: a derived name longer than this is shortened to `<run_name>_<hash of the changes>`
+MAX_RUN_NAME = 96
 
 
 def resolve(path: str | os.PathLike) -> Path:
     """Absolute paths stay as they are; relative ones are taken from the repository root."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else REPO_ROOT / p
+
+
+def run_dir(cfg: dict[str, Any]) -> Path:
+    """`<output_dir>/<run_name>` (absolute) of an SFT config."""
+    return resolve(cfg["output_dir"]) / str(cfg["run_name"])
+
+
+def _flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(cfg, dict):
+        out: dict[str, Any] = {}
+        for k, v in cfg.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: cfg}
+
+
+def _neutral(key: str) -> bool:
+    return any(key == n or key.startswith(n + ".") for n in RUN_NEUTRAL_KEYS)
+
+
+def config_changes(file_cfg: dict[str, Any], cfg: dict[str, Any]) -> list[tuple[str, Any]]:
+    """[(dotted key, new value)] where cfg differs from file_cfg, run-neutral keys left out, in cfg's order."""
+    before, after = _flatten(file_cfg), _flatten(cfg)
+    return [(k, v) for k, v in after.items() if not _neutral(k) and (k not in before or before[k] != v)] + \
+        [(k, None) for k in before if k not in after and not _neutral(k)]
+
+
+def _slug(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        value = "+".join(map(str, value))
+    text = re.sub(r"[^A-Za-z0-9.+-]+", "-", str(value)).strip("-.")
+    return text or "none"
+
+
+def derived_run_name(file_cfg: dict[str, Any], cfg: dict[str, Any]) -> str:
+    """The config file's run_name, plus `_<key>-<value>` for each change that alters the trained model.
+
+    The key is its last dotted part unless two changed keys share it. Deterministic (every rank
+    of a torchrun job, and every later step of the same command line, finds the same folder).
+    Longer than MAX_RUN_NAME characters: `<run_name>_<10 hex digits of sha1 of the changes>`.
+    """
+    base = str(file_cfg.get("run_name", "run"))
+    changes = config_changes(file_cfg, cfg)
+    if not changes:
+        return base
+    leaves = [k.rsplit(".", 1)[-1] for k, _ in changes]
+    parts = [f"{leaf if leaves.count(leaf) == 1 else k.replace('.', '-')}-{_slug(v)}"
+             for (k, v), leaf in zip(changes, leaves)]
+    name = "_".join([base, *parts])
+    if len(name) > MAX_RUN_NAME:
+        digest = hashlib.sha1(repr(sorted((k, repr(v)) for k, v in changes)).encode()).hexdigest()[:10]
+        name = f"{base}_{digest}"
+    return name
+
+
+def discard_checkpoints(run: Path) -> None:
+    """Remove `<run>/checkpoints` of an earlier run before a fresh start, saying so (never silently)."""
+    ckpt = run / "checkpoints"
+    found = sorted(p.name for p in ckpt.glob("step_*")) if ckpt.is_dir() else []
+    if not ckpt.exists():
+        return
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(ckpt.stat().st_mtime))
+    log.warning("%s holds checkpoints of an earlier run (%s, saved %s): this run starts from step 0 and "
+                "replaces them (to continue them instead: resume=true; to keep them: another run_name=...)",
+                ckpt, ", ".join(found) or "none complete", when)
+    shutil.rmtree(ckpt)

@@ -48,7 +48,7 @@ def test_entry_points_print_effective_config(script, config):
     proc = subprocess.run([sys.executable, script, "--print-config", "seed=7"], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "effective config" in proc.stderr and "seed: 7" in proc.stderr
+    assert "effective config" in proc.stdout and "seed: 7" in proc.stdout
 
 
 def test_entry_point_rejects_unknown_key_with_exit_2():

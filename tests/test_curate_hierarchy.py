@@ -129,8 +129,8 @@ def test_unresolved_submodule_can_be_dropped_by_config():
     st = stats[-1]
     assert st.dropped == {"does_not_compile": 1, "unresolved_submodule": 2}
     details = {e["id"]: e["detail"] for e in st.examples["unresolved_submodule"]}
-    assert details["vendor"] == "no usable definition in the corpus: IBUFG BUFG"
-    assert details["mism"].startswith("no usable definition in the corpus: adder8 (the corpus's definition does not fit")
+    assert details["vendor"] == "missing: IBUFG BUFG"
+    assert details["mism"] == "interface_mismatch: adder8"     # both of the corpus's adder8 lack port 'sum'
 
 
 @needs_iverilog
@@ -157,7 +157,9 @@ def test_definition_that_does_not_compile_leaves_the_row_unresolved_not_dropped(
     _, kept, stats = _run(frame([{"id": "u", "code": user}, {"id": "l", "code": broken_leaf}]))
     assert list(kept["id"]) == ["u"] and stats[-1].dropped == {"does_not_compile": 1}
     assert stats[-1].examples["does_not_compile"][0]["id"] == "l"
-    assert kept.set_index("id").at["u", "unresolved_modules"] == "leafx"
+    # the corpus defines leafx (it just does not compile): not "missing", an interface mismatch
+    assert kept.set_index("id").at["u", "unresolved_modules"] == ""
+    assert kept.set_index("id").at["u", "mismatched_modules"] == "leafx"
 
 
 @needs_iverilog

@@ -41,7 +41,7 @@ def test_nemo_plans_tp2_times_dp2_on_four_devices(tmp_path):
 ])
 def test_nemo_four_device_shapes_that_do_not_fit_are_refused(nemo, global_batch, match):
     cfg = _course_cfg(**nemo)
-    cfg["train"]["global_batch_size"] = global_batch
+    cfg["nemo"]["global_batch_size"] = global_batch
     with pytest.raises(P.NemoConfigError, match=match):
         P.nemo_settings(cfg)
 

@@ -38,6 +38,21 @@ _WRAPPER_PATTERNS = [
 ]
 #: the tokens of the Llama-2 chat wrapper; none may reach the output
 _WRAPPER_TOKENS = re.compile(r"<<\s*/?\s*SYS\s*>>|<\s*/?\s*s\s*>|\[\s*/?\s*INST\s*\]", re.IGNORECASE)
+#: wrapper tokens at the start or end of the code field, or right after an ``endmodule``
+#: (``endmodule</s>``): the answer's EOS/chat tokens, not Verilog. Inside the code they are left
+#: alone: ``mem[INST]`` and ``a<s>b`` are Verilog.
+_CODE_WRAP = r"(?:<\s*/?\s*s\s*>|\[\s*/?\s*INST\s*\]|<<\s*/?\s*SYS\s*>>|<\|(?:endoftext|im_end|eot_id)\|>)"
+_CODE_WRAP_EDGES = re.compile(r"^\s*(?:" + _CODE_WRAP + r"\s*)+|(?:\s*" + _CODE_WRAP + r")+\s*$"
+                              r"|(?<=\bendmodule)(?:[ \t]*" + _CODE_WRAP + r")+", re.IGNORECASE)
+
+
+def strip_code_wrapper(code: str) -> str:
+    """``code`` without chat/EOS tokens at its edges or right after ``endmodule``."""
+    if "<" not in code and "[" not in code:
+        return code
+    return _CODE_WRAP_EDGES.sub("", code)
+
+
 _HEADER_SPLIT = re.compile(r"Module\s+header\s*:", re.IGNORECASE)
 # a module name is a simple identifier or an escaped one (\$not: a backslash, then anything up to white space)
 _NAME = r"(?:\\\S+|[A-Za-z_][\w$]*)"
@@ -293,7 +308,8 @@ class CleanAndUnify(Stage):
 
     ``header_max_chars``: a header assembled here longer than this is laid out one port per line.
     Drops: ``empty_code`` (no code at all), ``no_header`` (body without a module header anywhere).
-    Counters: ``_n_unicode_fixed`` (rows ftfy changed), ``_n_header_rebuilt``, ``_n_reflowed``.
+    Counters: ``_n_unicode_fixed`` (rows ftfy changed), ``_n_header_rebuilt``, ``_n_reflowed``,
+    ``_n_code_wrapper_stripped`` (chat/EOS tokens such as ``endmodule</s>`` removed from the code).
     """
 
     name = "clean"
@@ -305,13 +321,16 @@ class CleanAndUnify(Stage):
         self.header_max_chars = None if header_max_chars is None else int(header_max_chars)
 
     def process(self, df: pd.DataFrame) -> pd.DataFrame:
-        fixed, rebuilt, reflowed = [], [], []
+        fixed, rebuilt, reflowed, code_tokens = [], [], [], []
         codes, headers = [], []
         descs = {lvl: [] for lvl in self.levels}
         for i, row in enumerate(df.itertuples(index=False)):
             raw_code = getattr(row, "code") or ""
             code = fix_unicode(raw_code)
             changed = code != raw_code
+            bare = strip_code_wrapper(code)
+            code_tokens.append(int(bare != code))
+            code = bare
             found = []
             for lvl in self.levels:
                 raw = getattr(row, f"desc_{lvl}") or ""
@@ -340,6 +359,7 @@ class CleanAndUnify(Stage):
         df["_n_unicode_fixed"] = pd.Series(fixed, index=df.index, dtype="int64")
         df["_n_header_rebuilt"] = pd.Series(rebuilt, index=df.index, dtype="int64")
         df["_n_reflowed"] = pd.Series(reflowed, index=df.index, dtype="int64")
+        df["_n_code_wrapper_stripped"] = pd.Series(code_tokens, index=df.index, dtype="int64")
         self.drop(df, df["code"].str.strip() == "", "empty_code")
         self.drop(df, df["header"] == "", "no_header", "no 'Module header:' in any description and no module line in the code")
         return df

@@ -1,4 +1,4 @@
-"""Step 5 - decontamination against a benchmark (VerilogEval v2 spec-to-rtl by default).
+"""Step 4 - decontamination against a benchmark (VerilogEval v2 spec-to-rtl by default).
 
 The benchmark folder holds ``<Problem>_prompt.txt`` (the task text) and ``<Problem>_ref.sv`` (the
 reference solution). Both sides are compared as sets of n-grams: code as Verilog token
@@ -149,6 +149,12 @@ class Decontaminate(Stage):
                          code_threshold=code_threshold, text_threshold=text_threshold, containment=containment,
                          min_ngrams=min_ngrams, code_ngram=code_ngram, text_ngram=text_ngram,
                          template_share=template_share, normalize_identifiers=normalize_identifiers)
+        for key in ("code_threshold", "text_threshold", "containment", "template_share"):
+            if not 0 < float(self.config[key]) <= 1:
+                raise ValueError(f"decontaminate.{key}: must be in (0, 1], got {self.config[key]!r}")
+        for key, low in (("code_ngram", 1), ("text_ngram", 1), ("min_ngrams", 0)):   # min_ngrams 0: no size floor
+            if int(self.config[key]) < low:
+                raise ValueError(f"decontaminate.{key}: must be >= {low}, got {self.config[key]!r}")
         self.refs: Side | None = None
         self.prompts: Side | None = None
         self.problems = 0

@@ -1,4 +1,5 @@
-"""Step 4 - deduplication: exact (hash of normalised code) and fuzzy (MinHash + LSH, verified).
+"""Step 6 - deduplication: exact (hash of normalised code) and fuzzy (MinHash + LSH, verified); the
+last stages that drop rows, so the row a dropped duplicate names is not dropped by a later stage.
 
 Both are global stages: ``fit`` computes per-partition keys on the workers (hashes, MinHash
 signatures), brings the small keys to the driver, forms duplicate clusters and decides which row
@@ -35,6 +36,8 @@ class ExactDedup(Stage):
 
     def __init__(self, field: str = "code", normalize: str = "code") -> None:
         super().__init__(field=field, normalize=normalize)
+        if normalize not in ("code", "text"):
+            raise ValueError(f"exact_dedup.normalize: must be code or text, got {normalize!r}")
         self.drop_of: dict[str, str] = {}
         self._summary: dict = {}
 
@@ -88,6 +91,16 @@ class FuzzyDedup(Stage):
         super().__init__(field=field, shingle=shingle, ngram=ngram, num_perm=num_perm, bands=bands, rows=rows,
                          threshold=threshold, seed=seed, normalize_identifiers=normalize_identifiers,
                          backend=backend, max_bucket=max_bucket)
+        for key, val, low in (("ngram", ngram, 1), ("num_perm", num_perm, 1), ("bands", bands, 1), ("rows", rows, 1),
+                              ("max_bucket", max_bucket, 2)):
+            if not isinstance(val, int) or isinstance(val, bool) or val < low:
+                raise ValueError(f"fuzzy_dedup.{key}: must be an integer >= {low}, got {val!r}")
+        if not 0 < float(threshold) <= 1:
+            raise ValueError(f"fuzzy_dedup.threshold: must be a Jaccard in (0, 1], got {threshold!r}")
+        if shingle not in ("tokens", "words", "chars"):
+            raise ValueError(f"fuzzy_dedup.shingle: must be tokens, words or chars, got {shingle!r}")
+        if backend not in ("auto", "numpy", "torch"):
+            raise ValueError(f"fuzzy_dedup.backend: must be auto, numpy or torch, got {backend!r}")
         if bands * rows > num_perm:
             raise ValueError(f"fuzzy_dedup: bands x rows ({bands}x{rows}) exceeds num_perm ({num_perm})")
         self.drop_of: dict[str, tuple[str, float]] = {}

@@ -159,10 +159,14 @@ class Compiles(Stage):
       that accepts the row is recorded (column ``verilog_std``, counters ``_n_std_<year>``):
       Verilog-1995/2001/2005 code may use SystemVerilog keywords (``do``, ``bit``) as names;
     * a row whose only errors are unknown modules is elaborated again with their definitions from
-      the corpus (``index``: the ``ModuleIndex`` stage; counter ``_n_submodules_resolved``). What
-      is defined nowhere leaves the row ``unresolved_submodule``: kept and counted
-      (``_n_unresolved_submodule``, column ``unresolved_modules``) with
-      ``unresolved_submodule: keep``, dropped with that reason with ``drop``;
+      the corpus (``index``: the ``ModuleIndex`` stage; a name's definitions are tried in input
+      order, the first that fits is used; counter ``_n_submodules_resolved``). What is defined
+      nowhere (column ``unresolved_modules``), or defined only with another interface (column
+      ``mismatched_modules``, counter ``_n_interface_mismatch``), is compiled as a black box, so an
+      error left in the row is still found and drops it. A row whose only problem is such a
+      submodule is ``unresolved_submodule``: kept and counted (``_n_unresolved_submodule``) with
+      ``unresolved_submodule: keep``, dropped with that reason with ``drop`` (detail
+      ``missing: <names>`` / ``interface_mismatch: <names>``);
     * every other failure drops the row (``does_not_compile``) with iverilog's first error line
       (never a warning) and the standard it came from as the detail.
 
@@ -190,13 +194,14 @@ class Compiles(Stage):
         from .hierarchy import check_verilog, standard_label
 
         stds = [str(s) for s in self.config["standards"]]
-        counters = ["_n_compile_skipped", "_n_submodules_resolved", "_n_unresolved_submodule",
+        counters = ["_n_compile_skipped", "_n_submodules_resolved", "_n_unresolved_submodule", "_n_interface_mismatch",
                     *(f"_n_std_{standard_label(s)}" for s in stds)]
         if df.empty:
             for c in counters:
                 df[c] = pd.Series(dtype=int)
             df["verilog_std"] = pd.Series(dtype=object)
             df["unresolved_modules"] = pd.Series(dtype=object)
+            df["mismatched_modules"] = pd.Series(dtype=object)
             return df
         if not iverilog_available():
             log.warning("iverilog is not installed: the compile check is skipped (rows kept)")
@@ -205,6 +210,7 @@ class Compiles(Stage):
             df["_n_compile_skipped"] = 1
             df["verilog_std"] = ""
             df["unresolved_modules"] = ""
+            df["mismatched_modules"] = ""
             return df
         flags = tuple(self.config["flags"])
         timeout = float(self.config["timeout_s"])
@@ -219,16 +225,20 @@ class Compiles(Stage):
         df["verilog_std"] = pd.Series([standard_label(v.standard) if v.status in ok else "" for v in verdicts],
                                       index=df.index, dtype=object)
         df["unresolved_modules"] = pd.Series([" ".join(v.unresolved) for v in verdicts], index=df.index, dtype=object)
+        df["mismatched_modules"] = pd.Series([" ".join(v.mismatched) for v in verdicts], index=df.index, dtype=object)
         df["_n_compile_skipped"] = 0
         df["_n_submodules_resolved"] = np.array([v.status == "ok_with_submodules" for v in verdicts], dtype=int)
         unresolved = np.array([v.status == "unresolved_submodule" for v in verdicts])
         df["_n_unresolved_submodule"] = unresolved.astype(int)
+        df["_n_interface_mismatch"] = np.array([v.status == "unresolved_submodule" and bool(v.mismatched)
+                                                for v in verdicts], dtype=int)
         for s in stds:
             df[f"_n_std_{standard_label(s)}"] = np.array([v.status in ok and v.standard == s for v in verdicts], dtype=int)
         err = pd.Series([v.error for v in verdicts], index=df.index, dtype=object)
         self.drop(df, np.array([v.status in ("error", "timeout") for v in verdicts]), "does_not_compile", err)
         if self.config["unresolved_submodule"] == "drop":
-            detail = pd.Series(["no usable definition in the corpus: " + " ".join(v.unresolved)
-                                + (f" ({v.error})" if v.error else "") for v in verdicts], index=df.index, dtype=object)
+            detail = pd.Series(["; ".join(([f"missing: {' '.join(v.unresolved)}"] if v.unresolved else [])
+                                          + ([f"interface_mismatch: {' '.join(v.mismatched)}"] if v.mismatched else []))
+                                for v in verdicts], index=df.index, dtype=object)
             self.drop(df, unresolved, "unresolved_submodule", detail)
         return df

@@ -29,11 +29,20 @@ and counted per reason (``_n_rejected_<kind>_<why>``, in the report), when
   word. Context uses presidio's own ``LemmaContextAwareEnhancer`` (whole-word match within
   ``context_window`` words before / 3 after) with the recognizer's context words minus
   ``number`` ("number of bits" is everywhere in hardware text) plus ``tel``/``fax``/``contact``
-  (configurable: ``pii.phone_context``). A bare digit run with no such word is not redacted.
+  (configurable: ``pii.phone_context``). A bare digit run with no such word is not redacted, and
+  a context word alone makes a phone of one bare digit run only: digit groups not written the way
+  libphonenumber writes the number ("Mobile 3 phase PWM: duty 0250 0500 0750") are not phones;
+* ``no_card_shape`` (credit cards): a Luhn-valid digit run is a card only when printed in card
+  groups (4-4-4-4, 4-6-5 ...) or next to a card word (presidio's CreditCardRecognizer context:
+  card, visa, amex ...): 2^45 = 35184372088832 is Luhn-valid and a counter's wrap value;
+* ``version_number`` (IP addresses): a dotted quad right after a version word (``version``,
+  ``rev``, ``release``, ``firmware``, ``v``) is a version, not an address.
 
-Recall on names: name words are any Unicode letters (José Núñez, Zoë Ødegaard, Łukasz Żółć,
-Ана Петрова, 王小明), with initials, particles (van, de, da...), hyphens and apostrophes,
+Recall on names: name words are any Unicode letters with their combining marks (José Núñez, Zoë
+Ødegaard, Łukasz Żółć, Ана Петрова, 王小明, राहुल शर्मा, สมชาย ใจดี), with initials, particles (van, de, da...), hyphens and apostrophes,
 an optional title (Dr., Prof.) before, and lists (``A, B and C``): every name is redacted whole.
+Name lines start with author / written by / copyright / ``©`` / ``(c)`` (a year after it, or
+opening the comment: ``// (c) 2021 John Smith``) or a role noun with a colon.
 Organisations (``Intel Corporation``, ``Xilinx, Inc.``) are not personal names and stay.
 
 ``backend: regex`` uses simple own patterns for e-mail/IP/phone instead of presidio (fast, fewer
@@ -49,6 +58,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import unicodedata
 from functools import lru_cache, partial
 
 import pandas as pd
@@ -63,7 +73,14 @@ KINDS = tuple(PLACEHOLDER)
 NUMBER_KINDS = ("phone", "ip", "credit_card")          # candidates that can be design constants
 #: phone context words (presidio's PhoneRecognizer.CONTEXT without "number", plus tel/fax/contact)
 PHONE_CONTEXT = ("phone", "telephone", "tel", "cell", "cellphone", "mobile", "call", "fax", "contact")
-REJECT_REASONS = ("in_code", "no_phone_shape")
+#: why a number candidate was rejected, per kind (counted as ``_n_rejected_<kind>_<why>``)
+REJECT_REASONS = {"phone": ("in_code", "no_phone_shape"), "ip": ("in_code", "version_number"),
+                  "credit_card": ("in_code", "no_card_shape")}
+#: credit card context words (presidio's CreditCardRecognizer.CONTEXT, 'cc ' as the word 'cc')
+CARD_CONTEXT = ("credit", "card", "visa", "mastercard", "cc", "amex", "discover", "jcb", "diners", "maestro",
+                "instapayment")
+#: a dotted quad right after one of these words (or 'v1.2.3.4') is a version number, not an address
+VERSION_WORDS = ("version", "ver", "v", "rev", "revision", "release", "firmware", "fw", "build", "release")
 REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")   # presidio's PhoneRecognizer default (regex backend)
 
 _CODE_TEXT = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"', re.DOTALL)
@@ -72,8 +89,11 @@ _CODE_TEXT = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"', re.DOTALL)
 # strong line keywords: a name may follow directly; role nouns ("contact", "designer") need a
 # colon or dash first (they are ordinary words in hardware prose: "switch contact bounce")
 _NAME_LINE = re.compile(
-    r"(?i)(?:\b(?:author(?:s|\(s\))?|written[ \t]+by|created[ \t]+by|coded[ \t]+by|designed[ \t]+by|"
-    r"maintained[ \t]+by|modified[ \t]+by|developed[ \t]+by|copyright|\(c\)|©)"
+    r"(?im)(?:\b(?:author(?:s|\(s\))?|written[ \t]+by|created[ \t]+by|coded[ \t]+by|designed[ \t]+by|"
+    r"maintained[ \t]+by|modified[ \t]+by|developed[ \t]+by|copyright)|©"
+    # '(c)' (no word boundary before a parenthesis) is a copyright mark when a year follows or it
+    # opens the comment line; '(a), (b), (c) Then' in prose is not
+    r"|(?<![\w)])\(c\)(?=[ \t]*(?:19|20)\d\d)|(?:^|(?<=//)|(?<=/\*)|(?<=\*))[ \t]*\(c\)"
     r"|\b(?:designer|engineer|maintainer|contact|developer|programmer|owner)(?=[ \t]*[:\-]))"
     r"[ \t]*(?:\(c\)|©)?[ \t]*[:\-]?[ \t]*(?:(?:19|20)\d\d(?:[ \t]*[-,–][ \t]*(?:19|20)?\d\d)*[ \t]*,?[ \t]*)?"
     r"(?:by[ \t]+)?")
@@ -86,12 +106,19 @@ _ORG = re.compile(r"(?i)(?:inc|corp|corporation|ltd|llc|gmbh|ag|sa|bv|plc|univer
                   r"team|all|rights|the|regents|group|inc\.|semiconductors?|electronics|devices)\.?")
 
 
+def _letter(ch: str) -> bool:
+    """A letter, or a combining mark / joiner that is part of one: the vowel signs and viramas of
+    Devanagari, Bengali, Tamil, Thai ... are Unicode Mn/Mc, not alphabetic (``'शर्मा'``)."""
+    return ch.isalpha() or ch in "\u200c\u200d" or unicodedata.category(ch)[0] == "M"
+
+
 def _name_word(w: str) -> bool:
-    """A capitalised word of letters (any script; ' ’ - inside), or a word of a caseless script (CJK)."""
+    """A capitalised word of letters (any script; ' ’ - inside), or a word of a caseless script
+    (CJK, Devanagari, Bengali, Tamil, Thai ...; combining marks count as part of the letters)."""
     core = w[:-1] if w.endswith(".") and len(w) > 2 else w
     if not core or not core[0].isalpha():
         return False
-    if not all(ch.isalpha() or ch in "'’-" for ch in core):
+    if not all(_letter(ch) or ch in "'’-" for ch in core):
         return False
     if core[0].isupper():
         return len(core) >= 2
@@ -218,7 +245,8 @@ def _in_code(candidate: str, numbers: frozenset[str]) -> bool:
 
 def _phone_shaped(candidate: str, regions) -> bool:
     """Written the way phone numbers are written: +country, (area code), or digit groups exactly
-    as libphonenumber formats this number (national or international) for a region where it is valid."""
+    as libphonenumber formats this number (national or international; the international call
+    prefix ``00``/``011`` written for the ``+``) for a region where it is valid."""
     import phonenumbers
 
     s = candidate.strip()
@@ -227,6 +255,18 @@ def _phone_shaped(candidate: str, regions) -> bool:
     groups = [len(g) for g in _DIGITS.findall(s)]
     if len(groups) < 2:
         return False                                          # one bare digit run
+    idd = re.match(r"(?:00|011)[ \-.]?(?=[1-9])", s)
+    if idd:                                                   # 0049 30 901820 = +49 30 901820
+        try:
+            num = phonenumbers.parse("+" + s[idd.end():], None)
+            if phonenumbers.is_valid_number(num):
+                shape = [len(g) for g in _DIGITS.findall(phonenumbers.format_number(
+                    num, phonenumbers.PhoneNumberFormat.INTERNATIONAL))]
+                rest = [len(g) for g in _DIGITS.findall(s[idd.end():])]
+                if rest == shape or (idd.group(0)[-1].isdigit() and [groups[0] - len(idd.group(0))] + groups[1:] == shape):
+                    return True
+        except phonenumbers.NumberParseException:
+            pass
     for region in regions:
         try:
             num = phonenumbers.parse(s, region)
@@ -243,6 +283,33 @@ def _phone_shaped(candidate: str, regions) -> bool:
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 
+
+def _card_shaped(candidate: str) -> bool:
+    """Written the way card numbers are printed: 4-4-4-4(-3) or 4-6-4/5 digit groups with one kind
+    of separator (space or dash). A bare digit run is not (a Luhn-valid constant is common)."""
+    s = candidate.strip()
+    seps = set(re.findall(r"\D+", s))
+    if len(seps) != 1 or seps.pop() not in (" ", "-"):
+        return False
+    groups = [len(g) for g in _DIGITS.findall(s)]
+    return groups in ([4, 4, 4, 4], [4, 4, 4, 4, 3], [4, 6, 5], [4, 6, 4], [4, 4, 4, 2], [4, 4, 4, 3])
+
+
+def _near_words(text: str, start: int, end: int, words, before: int, after: int = 3) -> bool:
+    """One of ``words`` (whole words, any case) among the ``before`` words before / ``after`` after."""
+    pre = [w.lower() for w in _WORD.findall(text[:start])][-before:] if before else []
+    post = [w.lower() for w in _WORD.findall(text[end:])][:after]
+    return bool(set(pre + post) & set(words))
+
+
+def _version_number(text: str, start: int) -> bool:
+    """The dotted quad at ``start`` follows a version word (``version 1.2.3.4``, ``rev: 2.0.1.7``,
+    ``v1.2.3.4``)."""
+    pre = text[max(0, start - 40):start]
+    if re.search(r"(?i)(?<![A-Za-z])v\.?$", pre):
+        return True
+    words = [w.lower() for w in re.findall(r"[A-Za-z]+", pre)]
+    return bool(words) and words[-1] in VERSION_WORDS and re.fullmatch(r"(?s).*?[A-Za-z]+[ \t:=#]*", pre) is not None
 
 def _context_artifacts(text: str):
     """presidio NlpArtifacts without an NLP engine: word tokens, lower-cased as 'lemmas'."""
@@ -340,9 +407,7 @@ class Redactor:
         if not self.phone_context:
             return False
         if self.recognizers is None:     # regex backend: the same words, same window, own tokens
-            before = [w.lower() for w in _WORD.findall(text[:start])][-self.context_window:]
-            after = [w.lower() for w in _WORD.findall(text[end:])][:3]
-            return bool(set(before + after) & set(self.phone_context))
+            return _near_words(text, start, end, self.phone_context, self.context_window)
         from presidio_analyzer import AnalysisExplanation, RecognizerResult
 
         enhancer, rec = _phone_context(self.phone_context, self.context_window)
@@ -357,8 +422,18 @@ class Redactor:
         if _in_code(cand, numbers() if callable(numbers) else numbers):
             self._reject(kind, "in_code")
             return False
-        if kind == "phone" and not _phone_shaped(cand, self.regions) and not self._has_context(text, start, end):
-            self._reject(kind, "no_phone_shape")
+        if kind == "phone" and not _phone_shaped(cand, self.regions):
+            # a context word makes a phone of one bare digit run only: groups not written the way
+            # phone numbers are ("Mobile 3 phase PWM: duty 0250 0500 0750") stay what they are
+            if len(_DIGITS.findall(cand)) > 1 or not self._has_context(text, start, end):
+                self._reject(kind, "no_phone_shape")
+                return False
+        if kind == "credit_card" and not _card_shaped(cand) and not _near_words(text, start, end, CARD_CONTEXT,
+                                                                                 self.context_window):
+            self._reject(kind, "no_card_shape")
+            return False
+        if kind == "ip" and _version_number(text, start):
+            self._reject(kind, "version_number")
             return False
         return True
 
@@ -431,6 +506,17 @@ class RedactPII(Stage):
         super().__init__(code_fields=list(code_fields), text_fields=list(text_fields), backend=backend,
                          min_score=min_score, kinds=list(kinds), phone_context=list(phone_context),
                          context_window=context_window)
+        # checked here, on the driver, before any work (the Redactor is built on the workers)
+        if backend not in ("presidio", "regex"):
+            raise ValueError(f"pii.backend: must be presidio or regex, got {backend!r}")
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown or not list(kinds):
+            raise ValueError(f"pii.kinds: unknown kind(s) {unknown} (known: {', '.join(KINDS)})" if unknown
+                             else f"pii.kinds: empty; list some of {', '.join(KINDS)} (or pii.enabled: false)")
+        if not 0 <= float(min_score) <= 1:
+            raise ValueError(f"pii.min_score: must be in [0, 1], got {min_score!r}")
+        if int(context_window) < 0:
+            raise ValueError(f"pii.context_window: must be >= 0, got {context_window!r}")
         self._redactor = None
 
     @property
@@ -447,8 +533,7 @@ class RedactPII(Stage):
 
     def process(self, df):
         totals = {k: [0] * len(df) for k in KINDS}
-        rejected = {f"{k}_{w}": [0] * len(df) for k in NUMBER_KINDS for w in REJECT_REASONS
-                    if k == "phone" or w == "in_code"}
+        rejected = {f"{k}_{w}": [0] * len(df) for k in NUMBER_KINDS for w in REJECT_REASONS[k]}
         if len(df):
             red = self.redactor
             c = self.config

@@ -7,10 +7,11 @@
                  code: line count, longest line, alphabetic share, module...endmodule, iverilog
                  (first standard that accepts it; submodules from the module index)
     3. pii       redact e-mails, phones, IPs, names on author/copyright lines, keys (counted by kind)
-    4. dedup     exact (normalised code hash), fuzzy (MinHash + LSH, Jaccard-verified)
-    5. decontaminate   against VerilogEval v2 prompts and references
-    6. both views      keep ids whose code and descriptions all survived; shuffle; split 80/15/5
-    7. merge     <output_dir>/<level>/{train,validation,test}.jsonl + report
+    4. decontaminate   against VerilogEval v2 prompts and references
+    5. both views      keep ids whose code and descriptions all survived
+    6. dedup     exact (normalised code hash), fuzzy (MinHash + LSH, Jaccard-verified): last of the
+                 stages that drop rows, so every dropped duplicate names a row that is written
+    7. merge     shuffle; split 80/15/5; <output_dir>/<level>/{train,validation,test}.jsonl + report
 
 Each stage runs on every partition through Dask (see engine.py). Consecutive row-level stages are
 fused into one pass per partition (``Chain``); a global stage (dedup) starts a new chain, and the
@@ -56,8 +57,33 @@ class PipelineError(RuntimeError):
     pass
 
 
+def check_settings(cfg: dict[str, Any]) -> None:
+    """The settings no stage owns, checked before any work: ``levels`` (a non-empty list of distinct
+    names) and ``split`` (train/validation/test fractions in [0, 1] summing to 1). ConfigError
+    with one line naming the key."""
+    levels = get(cfg, "levels")
+    if not isinstance(levels, list) or not levels:
+        raise ConfigError(f"levels: give at least one description level, e.g. [high_level] (got {levels!r})")
+    if not all(isinstance(lvl, str) and lvl for lvl in levels) or len(set(levels)) != len(levels):
+        raise ConfigError(f"levels: must be distinct level names, got {levels!r}")
+    split = get(cfg, "split")
+    want = ("train", "validation", "test")
+    if not isinstance(split, dict) or set(split) != set(want):
+        have = sorted(split) if isinstance(split, dict) else split
+        raise ConfigError(f"split: needs exactly the fractions train, validation and test, got {have!r}")
+    for k in want:
+        v = split[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise ConfigError(f"split.{k}: must be a fraction between 0 and 1, got {v!r}")
+    if abs(sum(float(split[k]) for k in want) - 1.0) > 1e-6:
+        raise ConfigError("split: train + validation + test must be 1, got "
+                          + " + ".join(f"{split[k]:g}" for k in want) + f" = {sum(float(split[k]) for k in want):g}")
+
+
 def build_stages(cfg: dict[str, Any]) -> list[Stage]:
-    """The recipe: an ordered list of configured stages. A section with ``enabled: false`` is left out."""
+    """The recipe: an ordered list of configured stages. A section with ``enabled: false`` is left out.
+    Every setting is checked here (``check_settings`` and the stages' constructors), before any work."""
+    check_settings(cfg)
     levels = list(get(cfg, "levels"))
     desc = [f"desc_{lvl}" for lvl in levels]
 
@@ -83,10 +109,11 @@ def build_stages(cfg: dict[str, Any]) -> list[Stage]:
         ("rules.has_module", lambda s: HasModule(**s)),
         ("rules.compiles", lambda s: Compiles(**s, index=index[0] if index else None)),
         ("pii", lambda s: RedactPII(["code"], desc, **s)),                                   # 3
-        ("exact_dedup", lambda s: ExactDedup("code", **s)),                                  # 4
+        ("decontaminate", lambda s: Decontaminate(code_fields=["code"], text_fields=desc, **s)),  # 4
+        ("both_views", lambda s: KeepBothViews(levels, **s)),                                # 5
+        # the dedups come last: a dropped duplicate names a kept row, so no stage may drop rows after them
+        ("exact_dedup", lambda s: ExactDedup("code", **s)),                                  # 6
         ("fuzzy_dedup", lambda s: FuzzyDedup("code", seed=int(get(cfg, "seed")), **s)),
-        ("decontaminate", lambda s: Decontaminate(code_fields=["code"], text_fields=desc, **s)),  # 5
-        ("both_views", lambda s: KeepBothViews(levels, **s)),                                # 6
     ]
     stages = []
     for key, make in wanted:
@@ -295,11 +322,15 @@ def hierarchy_report(kept: pd.DataFrame, stats: list[StageStats], top: int = 20)
         out["standards"] = {k[4:]: v for k, v in comp.counters.items() if k.startswith("std_")}
         out["submodules_resolved"] = comp.counters.get("submodules_resolved", 0)
         out["unresolved_submodule_at_compile"] = comp.counters.get("unresolved_submodule", 0)
+        out["interface_mismatch_at_compile"] = comp.counters.get("interface_mismatch", 0)
     if "unresolved_modules" in kept.columns:
-        marked = kept[kept["unresolved_modules"].astype(str) != ""]
-        names = pd.Series([n for v in marked["unresolved_modules"] for n in str(v).split()], dtype=object)
+        mism = kept["mismatched_modules"].astype(str) if "mismatched_modules" in kept.columns \
+            else pd.Series("", index=kept.index)
+        marked = kept[(kept["unresolved_modules"].astype(str) != "") | (mism != "")]
         out["unresolved_rows_written"] = int(len(marked))
-        out["missing_modules"] = {str(k): int(v) for k, v in names.value_counts().head(top).items()}
+        for key, col in (("missing_modules", kept["unresolved_modules"].astype(str)), ("interface_mismatch", mism)):
+            names = pd.Series([n for v in col[marked.index] for n in str(v).split()], dtype=object)
+            out[key] = {str(k): int(v) for k, v in names.value_counts().head(top).items()}
         out["unresolved_ids"] = [str(i) for i in marked["id"].head(top)]
     return out
 
@@ -310,11 +341,11 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
     dropped_dir = resolve(get(cfg, "dropped_dir")) if get(cfg, "dropped_dir") else None
     levels = list(get(cfg, "levels"))
     t0 = time.monotonic()
+    stages = build_stages(cfg)               # every setting checked before any work
     df, origins, bad = load_sources(cfg)
     if df.empty:
         raise PipelineError("the sources gave 0 records; nothing to curate")
     log.info("loaded %d records from %s", len(df), ", ".join(f"{o['name']} ({o['rows']})" for o in origins))
-    stages = build_stages(cfg)
     eng_cfg = dict(get(cfg, "engine"))
     if scheduler:
         eng_cfg["scheduler"] = scheduler

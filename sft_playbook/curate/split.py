@@ -1,4 +1,4 @@
-"""Step 6 - keep ids present in both views, shuffle with a fixed seed, split 80/15/5.
+"""Step 5 - keep ids present in both views (before the dedups); then shuffle with a fixed seed, split 80/15/5.
 Step 7 - merge: write ``<output_dir>/<level>/{train,validation,test}.jsonl``.
 
 Views: the code view (``code``, ``header``) and the description view (one summary per level) of a

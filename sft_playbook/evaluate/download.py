@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -103,3 +104,42 @@ def download_problems(dest: str | Path, *, url: str = DEFAULT_URL, ref: str = DE
         return target
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _has_problems(folder: Path) -> bool:
+    from .verilogeval import resolve_problems_dir
+
+    d = resolve_problems_dir(folder)
+    return d.is_dir() and ((d / "problems.txt").is_file() or any(d.glob("*_prompt.txt")))
+
+
+def locate_problems(problems_dir: str | Path, *, also_look_in: Sequence[str | Path] = (),
+                    download: Mapping | None = None) -> Path:
+    """The VerilogEval v2 problem folder to use, fetched on first use when it is the download cache.
+
+    Order: `problems_dir` when it holds problems; then each of `also_look_in` (relative paths from
+    the repository root); then, when `download` (keys url, ref, dest, timeout_s) is given and
+    `problems_dir` is its `dest` (the cache), `download_problems` into it, once. Raises
+    DownloadError with one line saying what to do (offline: where to put the files)."""
+    from ..paths import resolve
+
+    target = resolve(problems_dir)
+    if _has_problems(target):
+        return target
+    for extra in also_look_in:
+        found = resolve(extra)
+        if _has_problems(found):
+            log.info("VerilogEval v2 problems: %s is empty, using %s", target, found)
+            return found
+    dest = resolve(download["dest"]) if download else None
+    if dest is None or target not in (dest, dest / "spec-to-rtl"):
+        raise DownloadError(f"VerilogEval v2 problems not found in {target}: set verilogeval.problems_dir=FOLDER "
+                            f"(the spec-to-rtl folder, or one containing it), or `bash evaluate.sh download`")
+    log.info("VerilogEval v2 problems are not here yet: downloading them once into %s", dest)
+    try:
+        return download_problems(dest, url=str(download.get("url", DEFAULT_URL)), ref=str(download.get("ref", DEFAULT_REF)),
+                                 timeout_s=float(download.get("timeout_s", 120)))
+    except DownloadError as exc:
+        raise DownloadError(f"VerilogEval v2 problems are not in {target} and the download failed ({exc}); offline, "
+                            f"put upstream's dataset_spec-to-rtl folder (github.com/NVlabs/verilog-eval) at "
+                            f"{dest / 'spec-to-rtl'} or set verilogeval.problems_dir=FOLDER") from None

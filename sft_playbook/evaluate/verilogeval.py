@@ -133,7 +133,7 @@ def load_problems(problems_dir: str | Path, ids: Sequence[str] | None = None) ->
     listed in `problems.txt` when present). `ids` picks a subset (full ids or `ProbNNN` prefixes)."""
     d = resolve_problems_dir(problems_dir)
     if not d.is_dir():
-        raise ProblemSetError(f"VerilogEval problem folder not found: {d} (download it: python evaluate.py download)")
+        raise ProblemSetError(f"VerilogEval problem folder not found: {d} (download it: bash evaluate.sh download)")
     listing = d / "problems.txt"
     if listing.is_file():
         all_ids = [ln.strip() for ln in read_text(listing).splitlines() if ln.strip()]

@@ -225,6 +225,30 @@ def encode_rows(rows: list[dict], tokenizer, data_cfg: dict, max_len: int) -> En
     return out
 
 
+def describe_counts(split: str, stats: dict, max_len: int, overlength: str) -> tuple[int, str]:
+    """(logging level, one line) on what `encode_rows` kept of a split: used / dropped / truncated rows.
+
+    A WARNING when rows were dropped or truncated, with the key that changes it. When one row
+    gives several training examples (stats["examples"] > stats["rows"]), counts are of examples."""
+    rows, used = int(stats.get("rows", 0)), int(stats.get("kept", 0))
+    examples = int(stats.get("examples", rows))
+    dropped = int(stats.get("dropped_over_length", 0)) + int(stats.get("dropped_prompt_too_long", 0))
+    truncated = int(stats.get("truncated", 0))
+    text = f"{split}: {used} of {rows} rows used" if examples == rows else \
+        f"{split}: {used} of {examples} examples used (from {rows} rows)"
+    rows = examples
+    if not dropped and not truncated:
+        return logging.INFO, text + f" (all fit max_seq_len={max_len})"
+    pct = lambda n: f"{100 * n / max(1, rows):.0f} %"  # noqa: E731
+    if dropped:
+        text += f"; {dropped} ({pct(dropped)}) longer than max_seq_len={max_len} dropped"
+        if stats.get("dropped_prompt_too_long"):
+            text += f" ({stats['dropped_prompt_too_long']} because the prompt alone is that long)"
+    if truncated:
+        text += f"; {truncated} ({pct(truncated)}) cut at max_seq_len={max_len} (data.overlength={overlength})"
+    return logging.WARNING, text + " (raise data.max_seq_len to keep them)"
+
+
 def pack_examples(examples: list[dict], seq_len: int, strategy: str = "next_fit",
                   window: int = 512) -> list[list[dict]]:
     """Packs: lists of examples whose lengths sum to <= seq_len.

@@ -21,7 +21,8 @@ NEMO_SPLITS = {"train": "training.jsonl", "validation": "validation.jsonl", "tes
 #: Hugging Face model types the backend converts (Llama family: Llama-2/3/3.x, CodeLlama, SmolLM/SmolLM2)
 SUPPORTED_MODEL_TYPES = ("llama",)
 NEMO_KEYS = ("devices", "num_nodes", "tensor_parallel", "pipeline_parallel", "sequence_parallel", "cache_dir",
-             "limit_val_batches", "predict_with", "export_hf", "fusions")
+             "limit_val_batches", "predict_with", "export_hf", "fusions", "seq_length", "micro_batch_size",
+             "global_batch_size")
 
 
 class NemoConfigError(ValueError):
@@ -48,8 +49,11 @@ def nemo_settings(cfg: dict) -> dict[str, Any]:
         "devices": int(n["devices"]), "num_nodes": int(n["num_nodes"]),
         "tp": int(n["tensor_parallel"]), "pp": int(n["pipeline_parallel"]),
         "sequence_parallel": bool(n["sequence_parallel"]),
-        "seq_length": int(d["max_seq_len"]),
-        "micro_batch_size": int(t["micro_batch_size"]), "global_batch_size": int(t["global_batch_size"]),
+        # NeMo's own batch and length when set (the native keys may count packs of the fast path);
+        # null: the shared data.max_seq_len / train.micro_batch_size / train.global_batch_size
+        "seq_length": int(d["max_seq_len"] if n["seq_length"] is None else n["seq_length"]),
+        "micro_batch_size": int(t["micro_batch_size"] if n["micro_batch_size"] is None else n["micro_batch_size"]),
+        "global_batch_size": int(t["global_batch_size"] if n["global_batch_size"] is None else n["global_batch_size"]),
         "lr": float(t["lr"]), "min_lr": float(t["lr"]) * float(t["min_lr_ratio"]),
         "warmup_steps": int(t["warmup_steps"]), "weight_decay": float(t["weight_decay"]),
         "betas": [float(b) for b in t["betas"]], "grad_clip": float(t["grad_clip"]),
@@ -59,7 +63,7 @@ def nemo_settings(cfg: dict) -> dict[str, Any]:
         "predict_with": str(n["predict_with"]), "export_hf": bool(n["export_hf"]), "fusions": str(n["fusions"]),
         "max_new_tokens": int(p["max_new_tokens"]), "do_sample": bool(p["do_sample"]),
         "temperature": float(p["temperature"]), "top_p": float(p["top_p"]), "n_samples": int(p["n_samples"]),
-        "batch_size": int(p["batch_size"]), "stop": list(p["stop"]),
+        "batch_size": int(p["batch_size"]), "stop": _stops(p["stop"]),
         "seed": int(cfg["seed"]), "resume": bool(cfg.get("resume", False)),
         "wandb": bool(cfg.get("wandb", {}).get("enabled", False)),
         "wandb_project": str(cfg.get("wandb", {}).get("project", "sft-playbook")),
@@ -84,6 +88,16 @@ def nemo_settings(cfg: dict) -> dict[str, Any]:
         raise NemoConfigError("nemo.sequence_parallel needs tensor_parallel > 1")
     s["world_size"] = world
     return s
+
+
+def _stops(stops) -> list[str]:
+    """predict.stop checked as for the native backend (never `endmodule`), as NemoConfigError."""
+    from .predict import check_stops
+
+    try:
+        return check_stops(stops)
+    except ValueError as exc:
+        raise NemoConfigError(str(exc)) from None
 
 
 def fusions_enabled(setting: str, have_te: bool | None = None) -> bool:

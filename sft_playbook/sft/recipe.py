@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..config import dump_config
 from ..io import require_free_bytes
-from ..paths import resolve
+from ..paths import discard_checkpoints, resolve, run_dir
 from . import data as D
 from . import fast
 from .model import ModelError, attention_name, load_model, load_tokenizer, prepare_model
@@ -65,10 +65,6 @@ def main(cfg: dict, steps: list[str], args=None) -> int:
         log.error("%s", exc)
         return 2
     return 0
-
-
-def run_dir(cfg: dict) -> Path:
-    return resolve(cfg["output_dir"]) / cfg["run_name"]
 
 
 def lr_at(step: int, tcfg: dict) -> float:
@@ -213,7 +209,7 @@ class SFTRecipe:
         enc_train = D.encode_rows(train_rows, self.tokenizer, self.dcfg, seq)
         enc_val = D.encode_rows(val_rows, self.tokenizer, self.dcfg, seq)
         for name, enc in (("train", enc_train), ("validation", enc_val)):
-            log.info("%s: %s", name, ", ".join(f"{k}={v}" for k, v in sorted(enc.stats.items())))
+            log.log(*D.describe_counts(name, enc.stats, seq, self.dcfg["overlength"]))
         self.data_stats = {"train": dict(enc_train.stats), "validation": dict(enc_val.stats)}
         self.data_digest = examples_digest(enc_train.examples)
         self.packed = bool(self.dcfg["packing"])
@@ -243,7 +239,7 @@ class SFTRecipe:
             log.info("resuming from %s at step %d, training item %d of the stream (epoch %.4f)", ckpt,
                      self.start_step, self.consumed, self.schedule.epoch_at(self.consumed))
         elif self.is_main and (self.out / "checkpoints").exists():
-            shutil.rmtree(self.out / "checkpoints")
+            discard_checkpoints(self.out)  # says what it removes (paths.py)
         if self.is_main:
             _atomic_write(self.out / "config.yaml", dump_config(self.cfg))
         from .tracking import Tracker
@@ -385,9 +381,11 @@ class SFTRecipe:
                 shutil.rmtree(final)
             os.replace(tmp, final)
             keep = int(self.tcfg["keep_checkpoints"])
-            for old in sorted(ckpt_root.glob("step_*"))[:-keep] if keep > 0 else []:
+            older = sorted(ckpt_root.glob("step_*"))[:-keep] if keep > 0 else []
+            for old in older:
                 shutil.rmtree(old)
-            log.info("checkpoint saved: %s", final)
+            log.info("checkpoint saved: %s%s", final, f" (older removed, train.keep_checkpoints={keep}: "
+                     f"{', '.join(p.name for p in older)})" if older else "")
         if self.world > 1:
             dist.barrier()
 

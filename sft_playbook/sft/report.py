@@ -3,19 +3,34 @@
 Reads results/<run>/predictions.jsonl (the schema of predict.py; the NeMo backend writes the same),
 computes text metrics per model, the Verilog metrics of `sft_playbook.evaluate.verilog_metrics`
 when that module is importable, optionally the VerilogEval benchmark, and writes
-results/<run>/report.json and report.md. `evaluate_run(cfg)` is the whole step.
+results/<run>/report.json, report.md and results.png. `evaluate_run(cfg)` is the whole step.
+
+report.md leads with what a user came for: one table, base vs fine-tuned side by side
+(validation loss, compile rate, functional pass rate, text metrics; counts as n/N), the picture
+of outcomes (results.png: pass / mismatch / compile error / ... per model) next to training.png,
+and which rows were used, dropped or truncated per split (train and validation from the training
+step's train_summary.json, test from the predictions). Details (outcomes per class, compile
+error classes, VerilogEval statuses, timings) follow below.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from ..evaluate.text_metrics import text_metrics
 from ..io import iter_jsonl, write_text_atomic
-from ..paths import resolve
+from ..paths import REPO_ROOT, resolve, run_dir
 
 log = logging.getLogger(__name__)
+
+MODEL_LABELS = {"base": "base", "finetuned": "fine-tuned"}
+#: Verilog outcome classes in the order of the chart and the details table (label, summary keys)
+OUTCOMES = (("pass", ("functional_pass",)), ("mismatch", ("mismatch",)),
+            ("compile error", ("compile_error",)), ("timeout / runtime error", ("timeout", "runtime_error")),
+            ("no module extracted", ("extraction_failure",)), ("forbidden", ("forbidden",)),
+            ("reference untestable", ("unsupported", "reference_error")))
 
 
 def read_predictions(path: Path) -> list[dict]:
@@ -108,12 +123,60 @@ def verilogeval(cfg: dict, which: str, out_dir: Path):
                          workers=int(cfg["evaluate"]["workers"]), out_dir=out_dir)
 
 
+def _file_rows(path: Path) -> int | None:
+    if not path.is_file():
+        return None
+    with path.open("rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def row_accounting(cfg: dict, run: Path, predictions: list[dict]) -> dict:
+    """Per split: rows in the file, read (after max_*_samples), used, dropped, truncated.
+
+    Train and validation come from the training step's train_summary.json (None when it is absent,
+    e.g. the NeMo backend); the test split from the predictions themselves."""
+    split_dir = resolve(cfg["data_dir"]) / cfg["level"]
+    out: dict = {}
+    summary = run / "train_summary.json"
+    stats = json.loads(summary.read_text(encoding="utf-8")).get("data", {}) if summary.is_file() else {}
+    for split in ("train", "validation"):
+        s = stats.get(split)
+        entry = {"in_file": _file_rows(split_dir / f"{split}.jsonl"), "read": None, "used": None,
+                 "dropped": None, "truncated": None}
+        if s:  # several prompt forms per row: counts are of examples (rows x forms)
+            entry.update(read=int(s.get("examples", s.get("rows", 0))), used=int(s.get("kept", 0)),
+                         dropped=int(s.get("dropped_over_length", 0)) + int(s.get("dropped_prompt_too_long", 0)),
+                         truncated=int(s.get("truncated", 0)))
+        out[split] = entry
+    ids = {r["id"] for r in predictions}
+    test = cfg["predict"]["split"]
+    out[test] = {"in_file": _file_rows(split_dir / f"{test}.jsonl"), "read": len(ids), "used": len(ids),
+                 "dropped": 0, "truncated": 0}
+    # the length rule of the training that made this run's model (its config.yaml), else the current config
+    trained = cfg["data"]
+    if (run / "config.yaml").is_file():
+        import yaml
+
+        trained = (yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}).get("data") or trained
+    out["max_seq_len"] = int(trained.get("max_seq_len", cfg["data"]["max_seq_len"]))
+    out["overlength"] = trained.get("overlength", cfg["data"]["overlength"])
+    return out
+
+
 def evaluate_run(cfg: dict) -> dict:
     ecfg = cfg["evaluate"]
-    run = resolve(cfg["output_dir"]) / cfg["run_name"]
+    run = run_dir(cfg)
     rows = read_predictions(run / "predictions.jsonl")
     report: dict = {"run": cfg["run_name"], "model": cfg["model"], "level": cfg["level"],
-                    "split": cfg["predict"]["split"], "models": {}}
+                    "split": cfg["predict"]["split"], "method": cfg["train"]["method"],
+                    "max_steps": cfg["train"]["max_steps"], "models": {}}
+    if ecfg["verilogeval"]["enabled"]:
+        from ..evaluate.download import locate_problems
+
+        # problems_dir is also the download cache here: filled on first use (as `bash evaluate.sh download`)
+        vcfg = ecfg["verilogeval"]
+        vcfg["problems_dir"] = str(locate_problems(vcfg["problems_dir"], also_look_in=vcfg.get("also_look_in") or (),
+                                                   download={"dest": vcfg["problems_dir"]}))
     for which in [m for m in ("base", "finetuned") if any(r["model"] == m for r in rows)]:
         mine = [r for r in rows if r["model"] == which]
         entry = {"rows": len(mine), "text": text_metrics([r["prediction"] for r in mine],
@@ -134,40 +197,208 @@ def evaluate_run(cfg: dict) -> dict:
         if vals:
             report["val_loss"] = {"first": vals[0]["val_loss"], "last": vals[-1]["val_loss"],
                                   "first_step": vals[0]["step"], "last_step": vals[-1]["step"]}
+    report["data_rows"] = row_accounting(cfg, run, rows)
+    chart = plot_outcomes(report, run / "results.png")
+    report["charts"] = (["results.png"] if chart else []) + (["training.png"] if (run / "training.png").is_file() else [])
     _write(run / "report.json", json.dumps(report, indent=2, default=str) + "\n")
     _write(run / "report.md", render_markdown(report))
-    log.info("report: %s", run / "report.md")
+    for m, e in report["models"].items():
+        v, t = e.get("verilog") or {}, e["text"]
+        log.info("%-10s compiles %s, functional pass %s, BLEU %s", MODEL_LABELS.get(m, m),
+                 _frac(v.get("compiled"), v.get("rows")), _frac(v.get("functional_pass"), v.get("rows")),
+                 _num(t.get("bleu"), 1))
+    log.info("report: %s (with %s)", _show(run / "report.md"), ", ".join(report["charts"]) or "no charts")
     return report
 
 
-def _flat(prefix: str, value, out: dict) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flat(f"{prefix}.{k}" if prefix else str(k), v, out)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool) or value is None:
-        out[prefix] = value
+def _show(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+# ------------------------------------------------------------------ markdown
+def _frac(n, total) -> str:
+    if n is None or not total:
+        return "-"
+    return f"{n}/{total} ({100 * n / total:.0f} %)"
+
+
+def _num(v, digits: int = 3) -> str:
+    return "-" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+
+
+def headline_rows(report: dict) -> list[tuple[str, list[str]]]:
+    """(label, one cell per model) for the first table of report.md."""
+    models = list(report["models"])
+    M = report["models"]
+    rows: list[tuple[str, list[str]]] = []
+    if "val_loss" in report:
+        v = report["val_loss"]
+        cells = {"base": f"{v['first']:.3f} (step {v['first_step']}, before training)",
+                 "finetuned": f"{v['last']:.3f} (step {v['last_step']})"}
+        used = (report.get("data_rows") or {}).get("validation", {}).get("used")
+        rows.append((f"validation loss{f' ({used} rows)' if used else ''}, lower is better",
+                     [cells.get(m, "-") for m in models]))
+    if any("verilog" in M[m] for m in models):
+        def vv(m, key):
+            return M[m].get("verilog", {}).get(key)
+
+        rows.append(("compiles (iverilog)", [_frac(vv(m, "compiled"), vv(m, "rows")) for m in models]))
+        rows.append(("functional pass (behaves like the reference)",
+                     [_frac(vv(m, "functional_pass"), vv(m, "rows")) for m in models]))
+        if any(vv(m, "unsupported") or vv(m, "reference_error") for m in models):
+            rows.append(("functional pass, testable references only",
+                         [_frac(vv(m, "functional_pass"), (vv(m, "rows") or 0) - (vv(m, "unsupported") or 0)
+                                - (vv(m, "reference_error") or 0)) for m in models]))
+    if any("verilogeval" in M[m] for m in models):
+        ks = sorted({k for m in models for k in M[m].get("verilogeval", {}).get("pass_at_k", {})})
+        for k in ks:
+            rows.append((f"VerilogEval v2 {k}", [
+                (f"{M[m]['verilogeval']['pass_at_k'][k]:.3f} ({M[m]['verilogeval']['passed_problems']}/"
+                 f"{M[m]['verilogeval']['problems']} problems)") if "verilogeval" in M[m] else "-" for m in models]))
+        rows.append(("VerilogEval v2 compile rate", [_num(M[m].get("verilogeval", {}).get("compile_rate"))
+                                                     for m in models]))
+    t = {m: M[m].get("text", {}) for m in models}
+    rows.append(("exact match", [_frac(round((t[m].get("exact_match") or 0) * (t[m].get("n") or 0)), t[m].get("n"))
+                                 if t[m].get("n") else "-" for m in models]))
+    rows.append(("BLEU (0-100)", [_num(t[m].get("bleu"), 1) for m in models]))
+    rows.append(("ROUGE-L F1 (0-1)", [_num(t[m].get("rouge_l")) for m in models]))
+    return rows
+
+
+def _rows_table(report: dict) -> list[str]:
+    d = report.get("data_rows")
+    if not d:
+        return []
+    lines = ["| split | rows in file | read | used | dropped (over length) | truncated |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for split, e in d.items():
+        if not isinstance(e, dict):
+            continue
+        read = e["read"]
+        lines.append(f"| {split} | {_num(e['in_file'])} | {_num(read)} | {_frac(e['used'], read)} | "
+                     f"{_frac(e['dropped'], read)} | {_frac(e['truncated'], read)} |")
+    notes = [f"Over-length rule: rows longer than `data.max_seq_len` = {d['max_seq_len']} tokens are "
+             f"{'dropped' if d['overlength'] == 'drop' else 'cut at that length'} (`data.overlength: {d['overlength']}`). "
+             "`read` is less than the file when `data.max_train_samples` / `data.max_val_samples` / "
+             "`predict.max_samples` limit it, and more when each row is asked in several prompt forms "
+             "(`data.prompt_forms`: then train and validation count examples)."]
+    if any(isinstance(e, dict) and e["used"] is None for e in d.values()):
+        notes.append("`-`: not recorded (no train_summary.json from a native training step in this run folder).")
+    return lines + [""] + notes
+
+
+def _which_rows(report: dict, n: int) -> str:
+    in_file = ((report.get("data_rows") or {}).get(report["split"]) or {}).get("in_file")
+    if not in_file:
+        return ""
+    return f" (all {in_file} of the split)" if n >= in_file else f" (the first {n} of the split's {in_file}: predict.max_samples)"
 
 
 def render_markdown(report: dict) -> str:
     models = list(report["models"])
-    flat = {m: {} for m in models}
-    for m in models:
-        _flat("", {k: v for k, v in report["models"][m].items()}, flat[m])
-    keys = [k for k in dict.fromkeys(k for m in models for k in flat[m])]
+    M = report["models"]
+    n_test = max((M[m]["rows"] for m in models), default=0)
     lines = [f"# SFT report: {report['run']}", "",
-             f"Model `{report['model']}`, level `{report['level']}`, split `{report['split']}`.", ""]
-    if "val_loss" in report:
-        v = report["val_loss"]
-        lines += [f"Validation loss: {v['first']:.4f} (step {v['first_step']}) -> {v['last']:.4f} "
-                  f"(step {v['last_step']}).", ""]
-    lines += ["| metric | " + " | ".join(models) + " |", "| --- |" + " --- |" * len(models)]
-    for k in keys:
-        cells = []
+             f"Model `{report['model']}` fine-tuned ({report.get('method', '?')}, {report.get('max_steps', '?')} "
+             f"optimizer step{'' if report.get('max_steps') == 1 else 's'}) "
+             f"on level `{report['level']}`; base and fine-tuned model compared on the same {n_test} "
+             f"`{report['split']}` rows{_which_rows(report, n_test)} (greedy; never seen in training).", "",
+             "## Base vs fine-tuned", "",
+             "| | " + " | ".join(MODEL_LABELS.get(m, m) for m in models) + " |",
+             "| --- |" + " --- |" * len(models)]
+    for label, cells in headline_rows(report):
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    charts = report.get("charts") or []
+    if charts:
+        lines += [" ".join(f"![{c.removesuffix('.png')}]({c})" for c in charts), ""]
+    rows_md = _rows_table(report)
+    if rows_md:
+        lines += ["## Rows used", ""] + rows_md + [""]
+    lines += ["## Details", ""]
+    if any("verilog" in M[m] for m in models):
+        lines += ["Outcome of each test row (Verilog, `eval/<model>/verilog_results.jsonl` has every row):", "",
+                  "| outcome | " + " | ".join(MODEL_LABELS.get(m, m) for m in models) + " |",
+                  "| --- |" + " --- |" * len(models)]
+        counts = outcome_counts(report)
+        for label, _ in OUTCOMES:
+            lines.append(f"| {label} | " + " | ".join(_num(counts[m][label]) if m in counts else "-"
+                                                      for m in models) + " |")
+        lines.append("")
+        classes = sorted({c for m in models for c in M[m].get("verilog", {}).get("error_classes", {})})
+        if classes:
+            lines += ["Error classes (rows that did not pass):", "",
+                      "| error class | " + " | ".join(MODEL_LABELS.get(m, m) for m in models) + " |",
+                      "| --- |" + " --- |" * len(models)]
+            for c in classes:
+                lines.append(f"| {c} | " + " | ".join(_num(M[m].get("verilog", {}).get("error_classes", {}).get(c, 0))
+                                                      for m in models) + " |")
+            lines.append("")
+    if any("verilogeval" in M[m] for m in models):
+        lines += ["VerilogEval v2 statuses (all samples):", ""]
         for m in models:
-            v = flat[m].get(k)
-            cells.append("" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)))
-        lines.append(f"| {k} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+            if "verilogeval" in M[m]:
+                ve = M[m]["verilogeval"]
+                lines.append(f"- {MODEL_LABELS.get(m, m)}: {ve.get('status_counts')}, {ve.get('shots')}-shot, "
+                             f"{ve.get('n_samples')} sample(s), iverilog {ve.get('iverilog_version')}, {ve.get('seconds')} s")
+        lines.append("")
+    timing = [f"{MODEL_LABELS.get(m, m)} {M[m]['verilog']['seconds']} s" for m in models if "verilog" in M[m]]
+    if timing:
+        lines += [f"Verilog checks took {', '.join(timing)}. All numbers: `report.json`.", ""]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ chart
+#: classes always shown in the chart, even at 0 for every model (the others only when some model has them)
+CORE_OUTCOMES = ("pass", "mismatch", "compile error")
+
+
+def outcome_counts(report: dict) -> dict[str, dict[str, int]]:
+    """{model: {outcome label: rows}} from the Verilog summaries, in OUTCOMES order (models with Verilog metrics)."""
+    return {m: {label: sum(int(e["verilog"].get(k) or 0) for k in keys) for label, keys in OUTCOMES}
+            for m, e in report["models"].items() if "verilog" in e}
+
+
+def plot_outcomes(report: dict, png_path: Path) -> Path | None:
+    """results.png: bars of Verilog outcome classes (pass, mismatch, compile error, ...), base vs
+    fine-tuned, counts of test rows on each bar. None (and no file) without Verilog metrics."""
+    counts = outcome_counts(report)
+    models = list(counts)
+    if not models:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    keep = [label for label, _ in OUTCOMES if label in CORE_OUTCOMES or any(counts[m][label] for m in models)]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(models)
+    for j, m in enumerate(models):
+        xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(keep))]
+        ys = [counts[m][label] for label in keep]
+        n = report["models"][m]["verilog"].get("rows") or 0
+        bars = ax.bar(xs, ys, width, label=f"{MODEL_LABELS.get(m, m)} (n={n})")
+        ax.bar_label(bars, labels=[str(y) for y in ys], fontsize=8)
+    ax.set_xticks(range(len(keep)), keep, rotation=15)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    most = max(int(report["models"][m]["verilog"].get("rows") or 0) for m in models)
+    ax.set_ylim(0, max(1, most) * 1.08)  # the axis goes up to all rows: bar heights read as shares
+    ax.set_ylabel(f"{report['split']} rows")
+    ax.set_title(f"{report['run']}: outcome of each generated module")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, png_path)
+    return png_path
 
 
 def _write(path: Path, text: str) -> None:

@@ -53,11 +53,13 @@ def _start_wandb(run_dir: Path, cfg: dict, wcfg: dict):
         log.warning("wandb is not installed: W&B logging is off (metrics.jsonl and the plot are still written)")
         return None
     mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
-    log.info("W&B logging in %s mode (project %s)%s", mode, wcfg["project"],
-             "" if mode != "offline" else "; sync later with `wandb sync " + str(run_dir / "wandb") + "`")
+    # W&B's own banner and end-of-run summary stay off the console (silent); this line says it all.
+    log.info("W&B: %s, project %s, files in %s%s", mode, wcfg["project"], run_dir / "wandb",
+             "" if mode != "offline" else " (upload later: wandb sync " + str(run_dir / "wandb") + "/offline-run-*)")
     try:
         return wandb.init(project=wcfg["project"], name=cfg["run_name"], dir=str(run_dir), mode=mode,
-                          config={k: v for k, v in cfg.items()}, resume="allow")
+                          config={k: v for k, v in cfg.items()}, resume="allow",
+                          settings=wandb.Settings(silent=True, console="off"))
     except Exception as exc:  # a broken W&B set-up must not stop training
         log.warning("W&B could not start (%s: %s); continuing without it", type(exc).__name__, exc)
         return None
