@@ -5,6 +5,7 @@ line on stdout counts (a second one, or the nonce on stderr, is tampering).
 
 The image-reading attacks use $fopen, which the word list refuses: these tests switch the word
 list off (as a macro trick that slips past it would), so what is tested is the isolation itself."""
+import re
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,6 @@ def test_verilogeval_forged_verdicts_never_pass(no_word_list):
     samples = good["samples"]
     wrong = ref_cand.replace("endmodule", "{extra}\nendmodule")
     # a wrong output: invert the whole output expression
-    import re
     wrong = re.sub(r"assign\s+(\w+)\s*=\s*([^;]+);", r"assign \1 = ~(\2);", wrong, count=1)
     assert wrong != ref_cand.replace("endmodule", "{extra}\nendmodule")
     line = "SFTPB_%s Mismatches: 0 in %0d samples"
@@ -113,13 +113,11 @@ def test_the_nonce_is_only_in_format_strings():
         t = [m for m in mods if m.name == top][0]
         tb = difftb.build(ref, t, [m.name for m in mods], ref, t, nonce="feedc0ffee42")
         for text in tb.files.values():
-            import re
             outside = re.sub(r'"(?:[^"\\\n]|\\.)*"', '""', text)
             assert "feedc0ffee42" not in outside
         assert "feedc0ffee42" in tb.files["tb.sv"] and "feedc0ffee42" not in tb.top
     prob = load_problems(PROBLEMS)[0]
     tbv, refv, top = verilogeval.prepare_testbench(prob.test, prob.ref, "feedc0ffee42")
-    import re
     for text in (tbv, refv, top):
         assert "feedc0ffee42" not in re.sub(r'"(?:[^"\\\n]|\\.)*"', '""', text)
     assert "feedc0ffee42" in tbv

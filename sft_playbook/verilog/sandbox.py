@@ -12,7 +12,7 @@ Isolation (``isolation()``):
     ``--die-with-parent``, ``--new-session``). Its file system holds only the OS program folders
     read-only (``/usr`` and the ``/bin``, ``/sbin``, ``/lib*`` links; the tool's own install
     prefix when it lives elsewhere) and ``/etc/ld.so.cache``; no ``/home``, ``/root``, ``/etc``,
-    ``/work``, ``/var``, ``/run``, host ``/tmp`` or host ``/proc``. ``/tmp`` is a private tmpfs
+    ``/work``, ``/var``, ``/run``, host ``/tmp``, and no ``/proc`` at all. ``/tmp`` is a private tmpfs
     and the job folder is a private tmpfs of at most ``disk_bytes`` (the only writable place);
     the files already in the job folder are bound into it read-only and the declared
     ``outputs`` (by default the value of a ``-o`` option, e.g. iverilog's compiled design)
@@ -20,11 +20,13 @@ Isolation (``isolation()``):
     under its own unused user id with ``RLIMIT_NPROC`` = ``nproc`` (a fork bomb stops there;
     root is exempt from that limit; when the job folder lies below a folder other users cannot
     enter, the job keeps the caller's id and has no process limit). No network.
-``"rlimits-only"`` (weaker; used, with one warning, when bubblewrap is missing or does not work)
+``"rlimits-only"`` (weaker; one warning, whether asked for or used because bubblewrap is missing or fails)
     Today's limits alone: own temporary folder as the working folder, but absolute or ``../``
     paths reach the rest of the machine with the caller's rights.
 
-In both: wall-clock timeout (the whole process group / PID namespace is killed), CPU seconds,
+In both: inputs given as ``streams`` are read once through a named pipe (a simulated design cannot
+open the compiled image again), job folders live in one parent folder per process (``job_dir``),
+removed at exit or, after a crash, by the next process; wall-clock timeout (the whole process group / PID namespace is killed), CPU seconds,
 address space, size of any one file written (stdout/stderr included), no core files, a clean
 environment (no tokens or keys; ``HOME``, ``TMPDIR``, ``TMP``, ``TEMP`` = the job folder, so
 iverilog's ``ivrl*`` temporaries stay in it), and a cap on the output read back.
