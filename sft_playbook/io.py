@@ -26,6 +26,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -231,9 +232,20 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def _json_dumps(obj: Any, **kw: Any) -> str:
+    """``json.dumps(obj, ensure_ascii=False)``, with lone surrogates (``"\\ud800"`` read from a
+    JSON file or made by a model; they have no UTF-8 form) written as JSON escapes: valid UTF-8,
+    read back as the same string. Outside string literals JSON has no such characters."""
+    text = json.dumps(obj, ensure_ascii=False, **kw)
+    return _SURROGATE_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def jsonl_text(rows: Iterable[dict[str, Any]]) -> str:
-    """One ``json.dumps(row, ensure_ascii=False)`` line per row."""
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    """One ``json.dumps(row, ensure_ascii=False)`` line per row (lone surrogates escaped)."""
+    return "".join(_json_dumps(r) + "\n" for r in rows)
 
 
 def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
@@ -243,7 +255,7 @@ def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> None
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     """Write one indented JSON document, atomically (see ``write_bytes_atomic``)."""
-    write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+    write_text_atomic(path, _json_dumps(obj, indent=2) + "\n")
 
 
 @contextlib.contextmanager

@@ -154,7 +154,7 @@ def test_sync_async_and_no_reset_differ(rst, test, edge):
 def test_reset_pulses_fall_between_clock_edges_and_repeat():
     ref = SYNC.format(rst="reset", sens="", test="reset")
     m = parse_modules(ref)[0]
-    tb = difftb.build(ref, m, ["r8"], ref, m, nonce="n1", cycles=100, reset_pulses=4)
+    tb = difftb.build(ref, m, ["r8"], ref, m, nonce="v1", name_key="n1", cycles=100, reset_pulses=4)
     sched = difftb.reset_schedule(["reset"], 200, reset_steps=4, pulses=4, seed=1)["reset"]
     assert sched[0] == (0, 4) and len(sched) >= 4 and all(a < b for a, b in sched)
     text = tb.files["tb.sv"]
@@ -164,7 +164,7 @@ def test_reset_pulses_fall_between_clock_edges_and_repeat():
 def test_two_clocks_toggle_at_independent_periods():
     code = open_corpus("two_domain")
     m = parse_modules(code)[0]
-    tb = difftb.build(code, m, [m.name], code, m, nonce="n2", cycles=10)
+    tb = difftb.build(code, m, [m.name], code, m, nonce="v2", name_key="n2", cycles=10)
     assert tb.clocks == ["clk_a", "clk_b"]
     assert "step_n2 % 1 == 0) i_clk_a_n2" in tb.files["tb.sv"] and "step_n2 % 3 == 0) i_clk_b_n2" in tb.files["tb.sv"]
     swapped = code.replace("always @(posedge clk_a)", "always @(posedge clk_b)")
@@ -257,7 +257,8 @@ def test_summary_excludes_reference_problems_and_says_why():
 def test_verilogeval_reference_helpers_are_renamed():
     ref = "module helper(input a, output y); assign y = a; endmodule\n" \
           "module RefModule(input a, output y); helper h(.a(a), .y(y)); endmodule\n"
-    _, ref2, _ = prepare_testbench("module tb; endmodule", ref, "abc")
+    _, ref2, _ = prepare_testbench("module tb; endmodule", ref, "v0", name_key="abc")
+    assert "v0" not in ref2
     assert "module helper_abc" in ref2 and "helper_abc h(" in ref2 and "module RefModule_abc" in ref2
 
 

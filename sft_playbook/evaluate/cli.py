@@ -27,7 +27,8 @@ def _ve_kwargs(cfg: dict) -> dict:
     ve = cfg["verilogeval"]
     return dict(n_samples=int(ve["n_samples"]), k_list=[int(k) for k in ve["k_list"]], shots=int(ve["shots"]),
                 workers=cfg.get("workers"), out_dir=resolve(cfg["out_dir"]), timeout_s=float(ve["timeout_s"]),
-                problems=ve.get("problems"), include_system=bool(ve["include_system"]))
+                problems=ve.get("problems"), include_system=bool(ve["include_system"]),
+                max_answer_chars=int(ve["max_answer_chars"]))
 
 
 def answers_generate_fn(path: Path, problems_dir: Path, problems=None):
@@ -91,7 +92,8 @@ def run(cfg: dict, step: str) -> int:
             groups = {p["model"]: groups[p["model"]]}
         kw = dict(workers=cfg.get("workers"), timeout_s=float(p["timeout_s"]), cycles=int(p["cycles"]),
                   seed=int(p["seed"]), reset_cycles=int(p["reset_cycles"]), reset_prob=float(p["reset_prob"]),
-                  reset_pulses=int(p["reset_pulses"]), max_cycles=int(p["max_cycles"]))
+                  reset_pulses=int(p["reset_pulses"]), max_cycles=int(p["max_cycles"]),
+                  max_answer_chars=int(p["max_answer_chars"]))
         if len(groups) == 1:
             summary = evaluate_predictions(next(iter(groups.values())), out_dir=out_dir, **kw)
         else:  # run_sft.py writes base and finetuned rows into one file: one result folder per model

@@ -27,13 +27,15 @@ or a missing `timescale of one never reach another, and `#3` means 3 ns in all o
 - Bit by bit: a bit that is X in the reference is "don't care" (upstream VerilogEval's rule);
   otherwise the candidate's bit must be identical (0, 1 or Z; an X where the reference has 0/1
   is a mismatch). Outputs wider than 1024 bits use upstream's vector rule.
-- The verdict line carries the nonce: `SFTPB_<nonce> RESULT mismatches=E samples=N`; a candidate
+- The verdict line carries the nonce (only there and in the other report lines, never in a name:
+  names carry a different random key, see `build`): `SFTPB_<nonce> RESULT mismatches=E samples=N`; a candidate
   that ends the simulation early gives a wrong N and fails. With `coverage`, a
   `SFTPB_<nonce> COVER <output> both=K width=W` line says how many output bits took both values.
 """
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass, field, replace
 
 from .simulate import strip_comments
@@ -203,14 +205,22 @@ def _splitmix64(x: int) -> int:
 def build(ref_code: str, ref_top: Module, ref_module_names: list[str], cand_code: str, cand_top: Module, *,
           nonce: str, cycles: int = 200, seed: int = 1, reset_cycles: int = 2, reset_prob: float = 0.0,
           reset_pulses: int = 4, roles: Roles | None = None, timescale: str = DEFAULT_TIMESCALE,
-          coverage: bool = False, ref_keywords: str | None = None, cand_keywords: str | None = None) -> DiffTestbench:
+          coverage: bool = False, ref_keywords: str | None = None, cand_keywords: str | None = None,
+          name_key: str | None = None) -> DiffTestbench:
     """Testbench + sources comparing cand_top with ref_top (see the module docstring).
 
     `cycles`: periods of the first clock (combinational designs: input vectors); `reset_pulses`
     reset pulses during the run (besides the initial `reset_cycles`), plus, when `reset_prob` > 0,
     about reset_prob * cycles more; `roles` (default `classify(ref_top, ref_code)`);
-    `coverage`: also print which output bits took both values (used to size runs)."""
-    n = nonce
+    `coverage`: also print which output bits took both values (used to size runs).
+    `nonce` marks the verdict lines and appears ONLY inside format strings; the testbench's
+    module, instance, variable and task names and the reference's renamed modules carry
+    `name_key` (default: a fresh random one), which a candidate can read at run time (`%m`) but
+    not know when it is compiled, when a hierarchical reference would have to name it."""
+    v = nonce                          # the verdict's nonce: in format strings only, never in a name
+    n = name_key or secrets.token_hex(6)   # names: unknown at compile time, harmless once known
+    if n == v:
+        raise ValueError("name_key must differ from the verdict nonce (names are visible through %m)")
     suffix = f"__ref_{n}"
     ref_renamed = rename_modules(ref_code, ref_module_names, suffix)
     roles = roles or classify(ref_top, ref_code)
@@ -282,7 +292,7 @@ def build(ref_code: str, ref_top: Module, ref_module_names: list[str], cand_code
         lines += [
             f"      if ({differs(p)}) begin",
             f"        if (errors_{n} == 0) begin first_{n} = $time; "
-            f"$display(\"SFTPB_{n} FIRST time=%0t output={p.name} ref=%b dut=%b\", $time, {r}, {d}); end",
+            f"$display(\"SFTPB_{v} FIRST time=%0t output={p.name} ref=%b dut=%b\", $time, {r}, {d}); end",
             f"        e_{p.name}_{n} = e_{p.name}_{n} + 1; errs_{n} = errs_{n} + 1;",
             "      end",
         ]
@@ -336,12 +346,12 @@ def build(ref_code: str, ref_top: Module, ref_module_names: list[str], cand_code
         lines += [f"      #1 drive_{n};", f"      #1 check_{n};", f"      #7 check_{n};", "      #1;", "    end"]
         expected = 2 * steps
     for p in outs:
-        lines.append(f"    $display(\"SFTPB_{n} OUTPUT {p.name} mismatches=%0d\", e_{p.name}_{n});")
+        lines.append(f"    $display(\"SFTPB_{v} OUTPUT {p.name} mismatches=%0d\", e_{p.name}_{n});")
         if coverage:
-            lines.append(f"    $display(\"SFTPB_{n} COVER {p.name} both=%0d width=%0d\", "
+            lines.append(f"    $display(\"SFTPB_{v} COVER {p.name} both=%0d width=%0d\", "
                          f"$countones(s0_{p.name}_{n} & s1_{p.name}_{n}), $bits(r_{p.name}_{n}));")
     lines += [
-        f"    $display(\"SFTPB_{n} RESULT mismatches=%0d samples=%0d first=%0d\", errors_{n}, samples_{n}, first_{n});",
+        f"    $display(\"SFTPB_{v} RESULT mismatches=%0d samples=%0d first=%0d\", errors_{n}, samples_{n}, first_{n});",
         "    $finish;",
         "  end",
         "endmodule",
@@ -349,5 +359,5 @@ def build(ref_code: str, ref_top: Module, ref_module_names: list[str], cand_code
     ]
     files = {"tb.sv": wrap_unit("\n".join(lines), timescale), "ref.sv": wrap_unit(ref_renamed, timescale, ref_keywords),
              "cand.sv": wrap_unit(cand_code, timescale, cand_keywords)}
-    return DiffTestbench(files, f"sftpb_tb_{n}", n, expected, clocks, resets, [p.name for p in outs],
+    return DiffTestbench(files, f"sftpb_tb_{n}", v, expected, clocks, resets, [p.name for p in outs],
                          {k: v for k, v in roles.how.items() if k in clocks or k in dict(resets)})

@@ -18,7 +18,10 @@ A design is every module of the answer, not just the first one. Rules, in order:
 Module names may be escaped identifiers (`module \\$not (A, Y);`).
 
 `extract_code` returns an `Extraction` with the code ('' when nothing usable was found), how it
-was found, and a reason on failure.
+was found, and a reason on failure. An answer longer than `max_chars` (default
+DEFAULT_MAX_ANSWER_CHARS; config `predictions.max_answer_chars` / `verilogeval.max_answer_chars`)
+is not searched at all: reason "answer too long". Everything else here is linear in the length
+of the answer (measured in docs/security.md).
 """
 from __future__ import annotations
 
@@ -39,6 +42,9 @@ _BODY_HINT_RE = re.compile(r"(?<![\w$])(assign|always|always_ff|always_comb|alwa
 # a port declaration statement on its own line: 'input [3:0] a, b;' (a body may be only these)
 _PORT_DECL_RE = re.compile(r"^[ \t]*(?:input|output|inout)\b[^;\n]*;", re.M)
 _HEADER_MARK_RE = re.compile(r"module\s+header\s*:", re.I)
+
+
+DEFAULT_MAX_ANSWER_CHARS = 65536   # characters of one answer searched for code; a longer one fails extraction
 
 
 @dataclass
@@ -198,10 +204,14 @@ def _from_raw(answer: str, expected: str | None, reference: str | None) -> str |
 
 
 def extract_code(answer: str | None, *, expected_module: str | None = None, input_text: str | None = None,
-                 reference: str | None = None) -> Extraction:
-    """Extract the Verilog design from a model answer (see the module docstring for the rules)."""
+                 reference: str | None = None, max_chars: int | None = DEFAULT_MAX_ANSWER_CHARS) -> Extraction:
+    """Extract the Verilog design from a model answer (see the module docstring for the rules).
+    `max_chars`: longer answers fail with reason "answer too long" (None: no limit, e.g. for a
+    reference from the data set)."""
     if not answer or not answer.strip():
         return Extraction("", "none", False, "empty answer")
+    if max_chars is not None and len(answer) > max_chars:
+        return Extraction("", "none", False, "answer too long")
     blocks = _blocks(answer)
     got = _from_blocks(blocks, expected_module)
     if got:

@@ -2,14 +2,19 @@
 
 Every compile and every simulation goes through `sft_playbook.verilog.sandbox.run_sandboxed`
 (wall-clock timeout, CPU/memory/file-size limits, clean environment, capped output). A job
-compiles its sources, deletes them (the running simulation cannot read the testbench back),
-runs `vvp -n`, and reads back the END of the output, where the testbench prints its verdict.
+compiles its sources, deletes them, and runs `vvp -n` on the compiled image, which vvp reads
+through a named pipe (`sandbox.run_sandboxed(streams=...)`): once loaded, the image (which holds
+the testbench and its nonce) cannot be opened again by the simulated design. The END of stdout
+and stderr is read back (separately), where the testbench prints its verdict.
 
-Verdicts are only read from a line that carries a per-run random nonce (see `new_nonce`), so a
-candidate that `$display`s a fake result line is never believed. Candidates that use system tasks
-which open, read or dump files or read command-line arguments (the only ways a design could learn
-the nonce at run time, or write outside its temporary folder by absolute path) are refused before
-simulation (`forbidden_constructs`): $fopen, $fgets, $fscanf, $fread, $readmemh/b,
+Verdicts are only read from a line that carries a per-run random nonce (see `new_nonce`), which
+lives ONLY in the testbench's format strings: never in a module, instance or variable name (a
+design can read its own hierarchical name with `%m`). Such names use a different random key,
+unknown when the candidate is compiled, so a candidate cannot reach the testbench's variables by
+hierarchical reference either. `verdict_lines` accepts exactly one verdict line, on stdout; a
+second one, or the nonce on stderr, is tampering (no pass). Candidates that use system tasks
+which open, read or dump files or read command-line arguments are refused before simulation
+(`forbidden_constructs`, on the source as written and after iverilog's preprocessor): $fopen, $fgets, $fscanf, $fread, $readmemh/b,
 $value$plusargs, $test$plusargs, $dumpfile, $writememh/b, `include, ... This word list is an early,
 explainable refusal only: isolation comes from the operating system (see the sandbox module).
 """
@@ -19,12 +24,11 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from sft_playbook.verilog.sandbox import run_sandboxed
+from sft_playbook.verilog.sandbox import iverilog_available, job_dir, run_sandboxed
 
 # Statuses a candidate can end in (shared by the differential check and VerilogEval).
 PASS = "pass"
@@ -54,11 +58,19 @@ def new_nonce() -> str:
 
 
 def strip_comments(code: str) -> str:
-    """Remove // and /* */ comments (string literals are respected)."""
+    """Remove // and /* */ comments. String literals and escaped identifiers (``\\x/*`` up to the
+    next white space: a name, as the Verilog lexer reads it, not the start of a comment) are
+    kept as they are."""
     out, i, n = [], 0, len(code)
     while i < n:
         c = code[i]
-        if c == '"':
+        if c == "\\":
+            j = i + 1
+            while j < n and not code[j].isspace():
+                j += 1
+            out.append(code[i:j])
+            i = j
+        elif c == '"':
             j = i + 1
             while j < n and code[j] != '"' and code[j] != "\n":
                 j += 2 if code[j] == "\\" else 1
@@ -77,10 +89,47 @@ def strip_comments(code: str) -> str:
     return "".join(out)
 
 
-def forbidden_constructs(code: str) -> list[str]:
+# what the scan does not look into: string literals and escaped identifiers (`\\$fopen ` is a name)
+_SCAN_BLANK_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"|\\\S+')
+PREPROCESS_FILE_BYTES = 4 * 1024**2   # preprocessed text of one candidate, at most
+PREPROCESS_TIMEOUT_S = 10.0
+
+
+def _scan(code: str) -> set[str]:
+    return set(m.group(1) for m in _FORBIDDEN_RE.finditer(_SCAN_BLANK_RE.sub(" ", strip_comments(code))))
+
+
+def preprocess(code: str, *, timeout_s: float = PREPROCESS_TIMEOUT_S) -> str | None:
+    """`code` after Icarus Verilog's own preprocessor (``iverilog -E``: macros expanded, token
+    pasting done, `ifdef resolved), run in the sandbox; None when it fails or hits a limit (a
+    macro bomb: `PREPROCESS_FILE_BYTES`, `timeout_s`)."""
+    wd = job_dir("sftpb-pp-")
+    try:
+        res = run_sandboxed(["iverilog", "-E", "-o", "pp.v", "design.sv"], {"design.sv": code}, workdir=wd,
+                            timeout_s=timeout_s, cpu_s=int(timeout_s) + 2, file_bytes=PREPROCESS_FILE_BYTES,
+                            output_cap=COMPILE_OUTPUT_CAP)
+        out = wd / "pp.v"
+        if not res.ok or not out.is_file():
+            return None
+        return out.read_bytes().decode("utf-8", errors="replace")
+    finally:
+        shutil.rmtree(wd, ignore_errors=True)
+
+
+def forbidden_constructs(code: str, *, preprocessed: bool = True) -> list[str]:
     """System tasks/directives a design under test has no business using (they could read the
-    testbench or its arguments back)."""
-    return sorted(set(m.group(1) for m in _FORBIDDEN_RE.finditer(strip_comments(code))))
+    testbench or its arguments back, or files of the machine). Looked for in the source as
+    written and, with `preprocessed`, in the source after iverilog's preprocessor (`preprocess`),
+    so a name made by a macro (`` `define F(x) $fop``x ``) is seen as the compiler sees it.
+    Comments, strings and escaped identifiers are not looked into (`strip_comments` knows that
+    ``\\x/*`` is a name). A word list is an early, explainable refusal only: the isolation is
+    the sandbox's."""
+    found = _scan(code)
+    if preprocessed and not found and iverilog_available():
+        expanded = preprocess(code)
+        if expanded is not None:
+            found |= _scan(expanded)
+    return sorted(found)
 
 
 _ERROR_CLASSES = [
@@ -124,6 +173,8 @@ class SimRun:
     seconds: float
     error_class: str = ""
     extra: dict = field(default_factory=dict)
+    stdout: str = ""           # simulation only: the two streams apart (verdicts come from stdout alone)
+    stderr: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -143,7 +194,7 @@ def compile_and_run(
 ) -> SimRun:
     """Compile `sources` (name -> text) with `iverilog <flags> -s top` and, when that works, run
     the result with `vvp -n`. Each call works in its own temporary folder, removed afterwards."""
-    wd = Path(tempfile.mkdtemp(prefix="sftpb-eval-"))
+    wd = job_dir("sftpb-eval-")
     try:
         argv = ["iverilog", *flags, "-s", top, "-o", "sim", *sources]
         comp = run_sandboxed(argv, sources, workdir=wd, timeout_s=compile_timeout_s,
@@ -155,13 +206,32 @@ def compile_and_run(
                           comp.seconds, cls)
         for name in sources:  # the simulation must not be able to read the sources back
             (wd / name).unlink(missing_ok=True)
+        image = (wd / "sim").read_bytes()   # nor the compiled image: vvp reads it once, from a pipe
+        (wd / "sim").unlink()
         sim = run_sandboxed(["vvp", "-n", "sim", *plusargs], workdir=wd, timeout_s=timeout_s,
                             cpu_s=cpu_s or int(timeout_s) + 5, file_bytes=file_bytes,
-                            output_cap=output_cap, output_tail=True)
+                            output_cap=output_cap, output_tail=True, outputs=(), streams={"sim": image})
         return SimRun("simulate", sim.ok, sim.timed_out, sim.returncode, sim.stdout + sim.stderr,
-                      sim.truncated, comp.seconds + sim.seconds, extra={"compile_log": log[:2000]})
+                      sim.truncated, comp.seconds + sim.seconds, extra={"compile_log": log[:2000]},
+                      stdout=sim.stdout, stderr=sim.stderr)
     finally:
         shutil.rmtree(wd, ignore_errors=True)
+
+
+TAMPERED = "tampered"
+
+
+def verdict_lines(run: SimRun, nonce: str, pattern: str) -> tuple[list[tuple[str, ...]], str]:
+    """(groups of the verdict line, problem): the verdict is the ONE line of stdout matching
+    ``<nonce-marker><pattern>`` (a regex with groups, anchored at the end of the line). A second
+    such line, or the nonce anywhere on stderr, can only come from something other than the
+    testbench: problem ``"tampered"`` and no verdict. No such line: ([], "")."""
+    if nonce in run.stderr:
+        return [], TAMPERED
+    found = re.findall(rf"SFTPB_{re.escape(nonce)} {pattern}[ \t\r]*$", run.stdout, re.M)
+    if len(found) > 1:
+        return [], TAMPERED
+    return [f if isinstance(f, tuple) else (f,) for f in found], ""
 
 
 def default_workers(workers: int | None) -> int:

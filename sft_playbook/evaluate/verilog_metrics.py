@@ -61,12 +61,12 @@ from typing import Any, Iterable
 from sft_playbook.verilog.sandbox import compile_check, isolation, iverilog_available
 
 from . import difftb
-from .extract import extract_code
+from .extract import DEFAULT_MAX_ANSWER_CHARS, extract_code
 from .io import write_json_atomic, write_jsonl_atomic
 from .parallel import parallel_map
 from .simulate import (COMPILE_ERROR, EXTRACTION_FAILURE, FORBIDDEN, MISMATCH, PASS, REFERENCE_ERROR,
                        RUNTIME_ERROR, STATUSES, TIMEOUT, UNSUPPORTED, classify_compile_error, compile_and_run,
-                       first_error_line, forbidden_constructs, new_nonce)
+                       first_error_line, forbidden_constructs, new_nonce, TAMPERED, verdict_lines)
 from .vparse import Module, parse_modules, top_module
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,14 @@ def _compile_either(code: str, top: str | None, timeout_s: float):
 
 
 def _verdict(run, nonce: str):
-    return re.findall(rf"^SFTPB_{nonce} RESULT mismatches=(\d+) samples=(\d+) first=(-?\d+)\s*$", run.output, re.M)
+    """[(mismatches, samples, first)] from the one verdict line on stdout, or [] (see
+    `simulate.verdict_lines`; tampering is reported by `_tampered`)."""
+    found, _ = verdict_lines(run, nonce, r"RESULT mismatches=(\d+) samples=(\d+) first=(-?\d+)")
+    return found
+
+
+def _tampered(run, nonce: str) -> bool:
+    return verdict_lines(run, nonce, r"RESULT mismatches=(\d+) samples=(\d+) first=(-?\d+)")[1] == TAMPERED
 
 
 def check_reference(reference: str, ref_mods: list[Module], ref_top: Module, *, timeout_s: float, cycles: int,
@@ -153,7 +160,7 @@ def _check_reference(reference, ref_mods, ref_top, *, timeout_s, cycles, max_cyc
     prev = None
     while True:
         nonce = new_nonce()
-        copy_suffix = f"__cpy_{nonce}"
+        copy_suffix = f"__cpy_{new_nonce()}"   # a name: never the verdict's nonce
         copy = difftb.rename_modules(reference, names, copy_suffix)
         tb = difftb.build(reference, ref_top, names, copy, dc_replace(ref_top, name=ref_top.name + copy_suffix),
                           nonce=nonce, cycles=n, seed=seed, reset_cycles=reset_cycles, reset_prob=reset_prob,
@@ -200,16 +207,17 @@ def _static_unsupported(reference: str, ref_top: Module) -> RefCheck:
 
 def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 200, seed: int = 1,
                  reset_cycles: int = 2, reset_prob: float = 0.0, reset_pulses: int = 4,
-                 max_cycles: int | None = None) -> dict[str, Any]:
+                 max_cycles: int | None = None, max_answer_chars: int | None = DEFAULT_MAX_ANSWER_CHARS) -> dict[str, Any]:
     """The result for one prediction row (see the module docstring). `max_cycles` (default
-    16 x cycles) bounds the longer runs given to references with rare events."""
+    16 x cycles) bounds the longer runs given to references with rare events; a prediction
+    longer than `max_answer_chars` is an extraction failure ("answer too long")."""
     rid = row.get("id")
     reference = row.get("reference") or row.get("output") or ""
     prediction = row.get("prediction")
     out: dict[str, Any] = {"id": rid, "status": None, "compiled": False}
     ref_mods = parse_modules(reference)
     if not ref_mods:  # MG-Verilog style: the reference is a module body; its header is in the input
-        ref_ex = extract_code(reference, input_text=row.get("input"))
+        ref_ex = extract_code(reference, input_text=row.get("input"), max_chars=None)
         if ref_ex.ok:
             reference = ref_ex.code
             ref_mods = parse_modules(reference)
@@ -233,7 +241,7 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
         out.update(status=EXTRACTION_FAILURE, error_class="no prediction field", extraction="none", code="")
         return blame_reference() if ref.status else out
     ex = extract_code(prediction, expected_module=ref_top.name if ref_top else None,
-                      input_text=row.get("input"), reference=reference)
+                      input_text=row.get("input"), reference=reference, max_chars=max_answer_chars)
     out.update(extraction=ex.method, code=ex.code)
     if not ex.ok:
         out.update(status=EXTRACTION_FAILURE, error_class=ex.reason)
@@ -297,8 +305,9 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
         return out
     res = _verdict(run, tb.nonce)
     if not res:
-        out.update(status=RUNTIME_ERROR, error_class="output_limit" if run.truncated or run.returncode == -25 else "no_verdict",
-                   returncode=run.returncode)
+        cls = ("verdict_tampered" if _tampered(run, tb.nonce) else
+               "output_limit" if run.truncated or run.returncode == -25 else "no_verdict")
+        out.update(status=RUNTIME_ERROR, error_class=cls, returncode=run.returncode)
         return out
     mism, samples, first = (int(x) for x in res[-1])
     out.update(mismatches=mism, samples=samples)
@@ -308,8 +317,8 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
     if mism == 0:
         out["status"] = PASS
         return out
-    per_out = dict(re.findall(rf"^SFTPB_{tb.nonce} OUTPUT (\S+) mismatches=(\d+)", run.output, re.M))
-    fm = re.search(rf"^SFTPB_{tb.nonce} FIRST (.*)$", run.output, re.M)
+    per_out = dict(re.findall(rf"^SFTPB_{tb.nonce} OUTPUT (\S+) mismatches=(\d+)", run.stdout, re.M))
+    fm = re.search(rf"^SFTPB_{tb.nonce} FIRST (.*)$", run.stdout, re.M)
     out.update(status=MISMATCH, error_class="functional_mismatch", first_mismatch=fm.group(1) if fm else None,
                first_mismatch_time_ns=first, output_mismatches={k: int(v) for k, v in per_out.items() if int(v)})
     return out
@@ -353,7 +362,8 @@ def summarize(results: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
 def evaluate_predictions(rows: Iterable[dict[str, Any]], *, workers: int | None = None, timeout_s: float = 20.0,
                          cycles: int = 200, seed: int = 1, out_dir: str | Path | None = None,
                          reset_cycles: int = 2, reset_prob: float = 0.0, reset_pulses: int = 4,
-                         max_cycles: int | None = None, progress: bool = True) -> dict[str, Any]:
+                         max_cycles: int | None = None, progress: bool = True,
+                         max_answer_chars: int | None = DEFAULT_MAX_ANSWER_CHARS) -> dict[str, Any]:
     """Score prediction rows; see the module docstring."""
     rows = list(rows)
     if not iverilog_available():
@@ -372,7 +382,7 @@ def evaluate_predictions(rows: Iterable[dict[str, Any]], *, workers: int | None 
         try:
             return evaluate_one(row, timeout_s=timeout_s, cycles=cycles, seed=seed,
                                 reset_cycles=reset_cycles, reset_prob=reset_prob, reset_pulses=reset_pulses,
-                                max_cycles=max_cycles)
+                                max_cycles=max_cycles, max_answer_chars=max_answer_chars)
         except Exception as exc:  # a parser corner case must not stop the whole run
             log.warning("row %r: evaluation error: %s", row.get("id"), exc)
             return {"id": row.get("id"), "status": RUNTIME_ERROR, "compiled": False,

@@ -30,12 +30,16 @@ each prompt with the problem's reference solution (renamed to TopModule). With I
 How a pass is decided (and why a fake line cannot pass)
 -------------------------------------------------------
 The testbench is copied with its top module, its instance names, its statistics variable and the
-reference module renamed with a per-run random nonce (a candidate can neither instantiate the
-reference, nor reach into the testbench by hierarchical name), and its final
-``Mismatches: E in N samples`` line is prefixed with that nonce. A candidate passes only when that
-nonced line says ``Mismatches: 0`` AND ``N`` equals the sample count the reference itself gives
-under the same testbench (so ``$finish`` at time 0 or any early end fails). Candidates using file
-or plusarg reading system tasks or `include (the only ways to learn the nonce) are refused.
+reference module renamed with a per-run random name key (a candidate can neither instantiate the
+reference, nor reach into the testbench by hierarchical name: the key is unknown when it is
+compiled), and its final ``Mismatches: E in N samples`` format string is prefixed with a different
+per-run nonce, which is in no name (a design reads names with ``%m``) and which the design cannot
+read from the compiled image (vvp reads it through a pipe; see simulate.compile_and_run). A
+candidate passes only when exactly one such line appears on stdout (a second one, or the nonce on
+stderr, is tampering), it says ``Mismatches: 0`` AND ``N`` equals the sample count the reference
+itself gives under the same testbench (so ``$finish`` at time 0 or any early end fails).
+Candidates using file or plusarg reading system tasks or `include are refused (an early refusal;
+the isolation is the sandbox's).
 ``$dumpfile``/``$dumpvars`` are removed (no waveform is needed; saves time and disk).
 """
 from __future__ import annotations
@@ -52,12 +56,13 @@ from sft_playbook.verilog.sandbox import isolation, iverilog_available, iverilog
 
 from ..io import InputError, read_text
 from .difftb import DEFAULT_TIMESCALE, rename_modules, wrap_unit
-from .extract import extract_code
+from .extract import DEFAULT_MAX_ANSWER_CHARS, extract_code
 from .io import write_json_atomic, write_jsonl_atomic
 from .parallel import parallel_map
 from .passk import mean_pass_at_k, pass_at_k
 from .simulate import (COMPILE_ERROR, EXTRACTION_FAILURE, FORBIDDEN, MISMATCH, PASS, RUNTIME_ERROR,
-                       TIMEOUT, compile_and_run, first_error_line, forbidden_constructs, new_nonce, strip_comments)
+                       TIMEOUT, compile_and_run, first_error_line, forbidden_constructs, new_nonce, strip_comments,
+                       TAMPERED, verdict_lines)
 from .vparse import parse_modules
 
 log = logging.getLogger(__name__)
@@ -175,18 +180,24 @@ _TB_NAMES = ("tb", "stim1", "good1", "top_module1", "stats1", "RefModule")
 _DUMP_RE = re.compile(r"\$dump(file|vars)\s*\([^;]*\)\s*;")
 
 
-def prepare_testbench(test: str, ref: str, nonce: str) -> tuple[str, str, str]:
+def prepare_testbench(test: str, ref: str, nonce: str, name_key: str | None = None) -> tuple[str, str, str]:
     """(testbench, reference, top) with names made unguessable and the verdict line marked.
-    Every module the reference defines (RefModule and any helper) gets the nonce, so a
-    candidate's helper of the same name cannot collide with it."""
+    The testbench's modules, instances and statistics (tb, stim1, good1, top_module1, stats1) and
+    every module the reference defines (RefModule and any helper) get `name_key` (default a fresh
+    random one), so a candidate can neither reach them by hierarchical reference nor collide with
+    them; the verdict `nonce` goes ONLY into the `Mismatches:` format string (a candidate can read
+    names at run time with `%m`, never the format strings: see simulate.compile_and_run)."""
+    key = name_key or new_nonce()
+    if key == nonce:
+        raise ValueError("name_key must differ from the verdict nonce (names are visible through %m)")
     rx = re.compile(r"\b(" + "|".join(_TB_NAMES) + r")\b")
-    tb = rx.sub(lambda m: f"{m.group(1)}_{nonce}", test)
+    tb = rx.sub(lambda m: f"{m.group(1)}_{key}", test)
     tb = _DUMP_RE.sub("", tb)
     tb = tb.replace('"Mismatches: ', f'"SFTPB_{nonce} Mismatches: ')
     helpers = [m.name for m in parse_modules(ref) if m.name != "RefModule"]
-    ref2 = rename_modules(ref, helpers, f"_{nonce}")
-    ref2 = re.sub(r"\bRefModule\b", f"RefModule_{nonce}", ref2)
-    return tb, ref2, f"tb_{nonce}"
+    ref2 = rename_modules(ref, helpers, f"_{key}")
+    ref2 = re.sub(r"\bRefModule\b", f"RefModule_{key}", ref2)
+    return tb, ref2, f"tb_{key}"
 
 
 _TIMESCALE_RE = re.compile(r"`timescale\s+([^\n/]+/[^\n]+?)\s*$", re.M)
@@ -217,15 +228,16 @@ def judge(problem: Problem, code: str, *, expected_samples: int | None, timeout_
         out.update(status=TIMEOUT if run.timed_out else COMPILE_ERROR, error_class=run.error_class,
                    error=first_error_line(run.output))
         return out
-    verdicts = re.findall(rf"^SFTPB_{nonce} Mismatches: (\d+) in (\d+) samples\s*$", run.output, re.M)
+    verdicts, problem = verdict_lines(run, nonce, r"Mismatches: (\d+) in (\d+) samples")
     if run.timed_out:
         out.update(status=TIMEOUT, error_class="simulation_timeout")
         return out
     if not verdicts:
-        cls = "output_limit" if run.truncated or run.returncode == -25 else "no_verdict"
+        cls = ("verdict_tampered" if problem == TAMPERED else
+               "output_limit" if run.truncated or run.returncode == -25 else "no_verdict")
         out.update(status=RUNTIME_ERROR, error_class=cls, returncode=run.returncode)
         return out
-    mism, samples = (int(x) for x in verdicts[-1])
+    mism, samples = (int(x) for x in verdicts[0])
     out.update(mismatches=mism, samples=samples)
     if expected_samples is not None and samples != expected_samples:
         out.update(status=RUNTIME_ERROR, error_class="sample_count_mismatch", expected_samples=expected_samples)
@@ -276,10 +288,12 @@ def run_benchmark(generate_fn: GenerateFn, problems_dir: str | Path, *, n_sample
                   k_list: Sequence[int] = (1,), shots: int = 0, workers: int | None = None,
                   out_dir: str | Path | None = None, timeout_s: float = UPSTREAM_TIMEOUT_S,
                   problems: Sequence[str] | None = None, include_system: bool = True,
-                  progress: bool = True, reference_samples: dict | None = None) -> dict:
+                  progress: bool = True, reference_samples: dict | None = None,
+                  max_answer_chars: int | None = DEFAULT_MAX_ANSWER_CHARS) -> dict:
     """Generate, judge and score; see the module docstring. `reference_samples` maps problem id to
     the sample count its testbench gives with the reference (None: measured here, one extra
-    simulation per problem; {}: no sample-count check, upstream's plain rule)."""
+    simulation per problem; {}: no sample-count check, upstream's plain rule). An answer longer
+    than `max_answer_chars` is an extraction failure ("answer too long")."""
     t0 = time.monotonic()
     if n_samples < 1:
         raise ValueError("n_samples must be >= 1")
@@ -303,7 +317,7 @@ def run_benchmark(generate_fn: GenerateFn, problems_dir: str | Path, *, n_sample
     jobs = []
     for p, outs in zip(probs, answers):
         for j, ans in enumerate(outs):
-            ex = extract_code(ans, expected_module="TopModule")
+            ex = extract_code(ans, expected_module="TopModule", max_chars=max_answer_chars)
             jobs.append((p, j, ans, ex))
 
     def one(job):

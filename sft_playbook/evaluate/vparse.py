@@ -16,7 +16,11 @@ from .simulate import strip_comments
 IDENT = r"(?:[A-Za-z_][\w$]*|\\\S+)"
 _MODULE_RE = re.compile(r"(?<![\w$`\\])(?:module|macromodule)\s+(" + IDENT + r")")
 _ENDMODULE_RE = re.compile(r"(?<![\w$])endmodule\b")
-_INST_RE = re.compile(r"(?<![\w$.`\\])(" + IDENT + r")\s+(?:#\s*\(.*?\)\s*)?(" + IDENT + r")\s*(?:\[[^\]]*\]\s*)?\(", re.S)
+# an instantiation `type [#( params )] name [ [range] ] (`, matched in linear time: the head, then
+# the parameter list and the instance range skipped through precomputed bracket pairs
+_INST_HEAD_RE = re.compile(r"(?<![\w$.`\\])(" + IDENT + r")\s+(#\s*\()?")
+_INST_NAME_RE = re.compile(r"\s*(" + IDENT + r")\s*(\[)?")
+_INST_OPEN_RE = re.compile(r"\s*\(")
 _DIRS = ("input", "output", "inout")
 _TYPES = {"wire", "reg", "logic", "bit", "tri", "var", "signed", "unsigned", "integer", "int", "byte",
           "shortint", "longint", "uwire", "wand", "wor"}
@@ -214,12 +218,52 @@ def parse_modules(code: str) -> list[Module]:
     return mods
 
 
+def bracket_pairs(text: str) -> dict[int, int]:
+    """Index of each `(` and `[` of `text` -> index of its matching `)` / `]` (unmatched ones
+    are absent). One pass, linear in len(text)."""
+    pairs: dict[int, int] = {}
+    stacks: dict[str, list[int]] = {"(": [], "[": []}
+    closer = {")": "(", "]": "["}
+    for i, c in enumerate(text):
+        if c in stacks:
+            stacks[c].append(i)
+        elif c in closer and stacks[closer[c]]:
+            pairs[stacks[closer[c]].pop()] = i
+    return pairs
+
+
 def instantiated_names(module: Module, known: set[str]) -> set[str]:
-    """Names of modules (among `known`) that `module` instantiates."""
-    found = set()
-    for m in _INST_RE.finditer(module.body):
-        if m.group(1) in known and m.group(1) not in _KEYWORDS:
-            found.add(m.group(1))
+    """Names of modules (among `known`) that `module` instantiates: `type [#(...)] name [[...]] (`.
+    Linear in the length of the body (a parameter list or range without its closing bracket
+    ends the candidate, it is never searched for again)."""
+    body = module.body
+    found: set[str] = set()
+    pairs: dict[int, int] | None = None
+    for m in _INST_HEAD_RE.finditer(body):
+        name = m.group(1)
+        if name in found or name not in known or name in _KEYWORDS:
+            continue
+        i = m.end()
+        if m.group(2):                       # `#(`: skip to its matching `)`
+            if pairs is None:
+                pairs = bracket_pairs(body)
+            close = pairs.get(i - 1)
+            if close is None:
+                continue
+            i = close + 1
+        inst = _INST_NAME_RE.match(body, i)
+        if not inst:
+            continue
+        i = inst.end()
+        if inst.group(2):                    # instance array `[range]`
+            if pairs is None:
+                pairs = bracket_pairs(body)
+            close = pairs.get(i - 1)
+            if close is None:
+                continue
+            i = close + 1
+        if _INST_OPEN_RE.match(body, i):
+            found.add(name)
     return found
 
 

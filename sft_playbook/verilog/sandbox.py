@@ -12,7 +12,7 @@ Isolation (``isolation()``):
     ``--die-with-parent``, ``--new-session``). Its file system holds only the OS program folders
     read-only (``/usr`` and the ``/bin``, ``/sbin``, ``/lib*`` links; the tool's own install
     prefix when it lives elsewhere) and ``/etc/ld.so.cache``; no ``/home``, ``/root``, ``/etc``,
-    ``/work``, ``/var``, ``/run``, host ``/tmp`` or host ``/proc``. ``/tmp`` is a private tmpfs
+    ``/work``, ``/var``, ``/run``, host ``/tmp``, and no ``/proc`` at all. ``/tmp`` is a private tmpfs
     and the job folder is a private tmpfs of at most ``disk_bytes`` (the only writable place);
     the files already in the job folder are bound into it read-only and the declared
     ``outputs`` (by default the value of a ``-o`` option, e.g. iverilog's compiled design)
@@ -20,11 +20,13 @@ Isolation (``isolation()``):
     under its own unused user id with ``RLIMIT_NPROC`` = ``nproc`` (a fork bomb stops there;
     root is exempt from that limit; when the job folder lies below a folder other users cannot
     enter, the job keeps the caller's id and has no process limit). No network.
-``"rlimits-only"`` (weaker; used, with one warning, when bubblewrap is missing or does not work)
+``"rlimits-only"`` (weaker; one warning, whether asked for or used because bubblewrap is missing or fails)
     Today's limits alone: own temporary folder as the working folder, but absolute or ``../``
     paths reach the rest of the machine with the caller's rights.
 
-In both: wall-clock timeout (the whole process group / PID namespace is killed), CPU seconds,
+In both: inputs given as ``streams`` are read once through a named pipe (a simulated design cannot
+open the compiled image again), job folders live in one parent folder per process (``job_dir``),
+removed at exit or, after a crash, by the next process; wall-clock timeout (the whole process group / PID namespace is killed), CPU seconds,
 address space, size of any one file written (stdout/stderr included), no core files, a clean
 environment (no tokens or keys; ``HOME``, ``TMPDIR``, ``TMP``, ``TEMP`` = the job folder, so
 iverilog's ``ivrl*`` temporaries stay in it), and a cap on the output read back.
@@ -34,6 +36,7 @@ run without it: ``SandboxUnavailable``) or ``rlimits-only``; or ``set_isolation(
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
@@ -170,6 +173,9 @@ def _resolve() -> dict[str, object]:
             return _resolved
         wanted = _wanted()
         if wanted == RLIMITS_ONLY:
+            log.warning("Verilog sandbox: resource limits only, as asked (%s=rlimits-only; WEAKER: "
+                        "generated designs can read and write files outside their temporary folder "
+                        "with this user's rights)", ENV_VAR)
             _resolved.update(isolation=RLIMITS_ONLY, drop_uid=False, why="asked for")
             return _resolved
         why = ""
@@ -207,6 +213,53 @@ def _probe_bwrap(drop_uid: bool) -> str:
     return (msg[0] if msg else f"exit {res.returncode}")[:200]
 
 
+# ----------------------------------------------------------------------------- job folders
+
+_PARENT_PREFIX = "sftpb-jobs-"
+_parent_lock = threading.Lock()
+_parents: dict[str, Path] = {}      # temporary folder -> this process's parent folder in it
+
+
+def job_dir(prefix: str = "sftpb-job-") -> Path:
+    """A fresh job folder inside this process's own parent folder in the temporary folder
+    (``<tmp>/sftpb-jobs-<pid>-XXXX``, mode 0711: others may pass through, not list). The parent
+    is removed when the process exits; parents left by a process that no longer runs (killed, or
+    crashed: their job folders may belong to per-job user ids) are removed when the first job
+    folder of a later process is made."""
+    root = tempfile.gettempdir()
+    with _parent_lock:
+        parent = _parents.get(root)
+        if parent is None or not parent.is_dir():
+            _remove_stale_parents(Path(root))
+            parent = Path(tempfile.mkdtemp(prefix=f"{_PARENT_PREFIX}{os.getpid()}-", dir=root))
+            parent.chmod(0o711)
+            atexit.register(shutil.rmtree, parent, True)
+            _parents[root] = parent
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+
+
+def _remove_stale_parents(root: Path) -> None:
+    try:
+        entries = list(root.glob(f"{_PARENT_PREFIX}*"))
+    except OSError:
+        return
+    for p in entries:
+        m = re.match(rf"{_PARENT_PREFIX}(\d+)-", p.name)
+        if not m or not p.is_dir() or p.is_symlink():
+            continue
+        try:
+            if p.stat().st_uid != os.geteuid():
+                continue
+            os.kill(int(m.group(1)), 0)
+            continue                      # its process still runs
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OSError):
+            continue
+        log.info("Verilog sandbox: removing %s, left by a process that no longer runs", p)
+        shutil.rmtree(p, ignore_errors=True)
+
+
 # ----------------------------------------------------------------------------- running
 
 def run_sandboxed(
@@ -223,6 +276,7 @@ def run_sandboxed(
     disk_bytes: int = DEFAULT_DISK_BYTES,
     nproc: int = DEFAULT_NPROC,
     outputs: Sequence[str] | None = None,
+    streams: Mapping[str, bytes] | None = None,
 ) -> SandboxResult:
     """Run `argv` (a tool found on PATH, relative file names) in the job folder `workdir` (a fresh
     temporary folder when None, removed afterwards) after writing `files` (name -> text) into it.
@@ -234,7 +288,10 @@ def run_sandboxed(
     `output_cap` bytes of stdout and of stderr are read back: the first, or the last with
     `output_tail`. `outputs`: names of files the tool writes that stay in the job folder (for a
     later step), default the value of each ``-o`` option in argv; under bwrap nothing else the tool
-    writes survives, and an output left empty is removed. Raises ValueError for a file name that
+    writes survives, and an output left empty is removed. `streams` (name -> bytes): inputs the
+    tool reads ONCE, through a named pipe of that name in the job folder (never a file): once the
+    tool has read it to the end, opening it again blocks (until the timeout), so what runs inside
+    the tool (a simulated design) cannot read it back. Raises ValueError for a file name that
     leaves the job folder, SandboxUnavailable when bwrap is required but not usable."""
     state = _resolve()
     use_bwrap = state["isolation"] == BWRAP
@@ -243,7 +300,7 @@ def run_sandboxed(
     return _run(argv, files, workdir, use_bwrap=use_bwrap, drop_uid=bool(state["drop_uid"]),
                 timeout_s=timeout_s, cpu_s=cpu_s, mem_bytes=mem_bytes, file_bytes=file_bytes,
                 output_cap=output_cap, output_tail=output_tail, disk_bytes=disk_bytes, nproc=nproc,
-                outputs=outputs, keep_outputs=True)
+                outputs=outputs, keep_outputs=True, streams=streams)
 
 
 def _dash_o(argv: Sequence[str]) -> tuple[str, ...]:
@@ -257,12 +314,14 @@ def _dash_o(argv: Sequence[str]) -> tuple[str, ...]:
 
 
 def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_bytes, file_bytes,
-         output_cap, output_tail, disk_bytes, nproc, outputs, keep_outputs) -> SandboxResult:
+         output_cap, output_tail, disk_bytes, nproc, outputs, keep_outputs, streams=None) -> SandboxResult:
     own = workdir is None
-    wd = Path(tempfile.mkdtemp(prefix="sftpb-sim-")) if own else Path(workdir)
+    wd = job_dir("sftpb-sim-") if own else Path(workdir)
     wd_real = wd.resolve()
     created: list[Path] = []
     uid = info_r = info_w = None
+    fifos: list[tuple[Path, bytes]] = []
+    writers: list[threading.Thread] = []
     try:
         for name, text in (files or {}).items():
             target = (wd / name).resolve()
@@ -272,8 +331,16 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
                 if wd_real in d.parents and not d.exists():
                     d.mkdir()
                     d.chmod(0o755)      # readable by the job's own user id, whatever the umask
-            target.write_text(text, encoding="utf-8")
+            target.write_bytes(encode_source(text))
             target.chmod(0o644)
+        for name, data in (streams or {}).items():
+            target = (wd / name).resolve()
+            if target.parent != wd_real:
+                raise ValueError(f"sandbox stream name {name!r} must be a plain name in the work folder")
+            target.unlink(missing_ok=True)
+            os.mkfifo(target, 0o644)
+            target.chmod(0o644)
+            fifos.append((target, data))
         out_path, err_path = wd / _HIDDEN[0], wd / _HIDDEN[1]
         cmd = list(argv)
         if use_bwrap:
@@ -291,6 +358,8 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
                 os.chown(wd, uid, uid)
                 for n in outs:
                     os.chown(wd / n, uid, uid)
+                for p, _ in fifos:
+                    os.chown(p, uid, uid)
             info_r, info_w = os.pipe()   # bwrap writes {"child-pid": N} there: the PID namespace's init
             cmd = _bwrap_argv(cmd, wd_real, disk_bytes, outs, info_w)
         env = _clean_env(str(wd_real))
@@ -316,6 +385,10 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
             if info_w is not None:
                 os.close(info_w)
                 info_w = None
+            for p, data in fifos:
+                t = threading.Thread(target=_feed_fifo, args=(p, data), daemon=True)
+                t.start()
+                writers.append(t)
             try:
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
@@ -338,6 +411,8 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
                     proc.kill()
                     proc.wait()
         seconds = time.monotonic() - t0
+        for (p, _), t in zip(fifos, writers):
+            _unblock_fifo(p, t)
         rc = proc.returncode
         if use_bwrap and rc is not None and rc - 128 in _SIGNALS_SEEN:
             rc = 128 - rc   # bwrap reports a tool killed by signal N as exit 128+N: same as without it (-N)
@@ -356,6 +431,10 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
         for fd in (info_r, info_w):
             if fd is not None:
                 os.close(fd)
+        for (p, _), t in zip(fifos, writers):
+            _unblock_fifo(p, t)
+        for p, _ in fifos:
+            p.unlink(missing_ok=True)
         if own:
             shutil.rmtree(wd, ignore_errors=True)
         elif uid is not None:
@@ -363,6 +442,43 @@ def _run(argv, files, workdir, *, use_bwrap, drop_uid, timeout_s, cpu_s, mem_byt
                 os.chown(wd, 0, 0)
             except OSError:
                 pass
+
+
+def encode_source(text: str) -> bytes:
+    """Source text as the bytes a tool reads: UTF-8; a lone surrogate (``\\ud800``, which has no
+    UTF-8 form) becomes ``?`` rather than an exception. Verilog has no use for such characters: in
+    a comment or string the replacement changes nothing the judge looks at, elsewhere the code is
+    invalid either way and still fails to compile."""
+    return text.encode("utf-8", errors="replace")
+
+
+def _feed_fifo(path: Path, data: bytes) -> None:
+    """Write `data` into the named pipe `path` once (blocks until the tool opens it), then close."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view[:65536])
+            view = view[n:]
+    except OSError:   # the reader went away (ended, killed)
+        pass
+    finally:
+        os.close(fd)
+
+
+def _unblock_fifo(path: Path, writer: threading.Thread) -> None:
+    """The tool has ended: a writer still waiting for a reader is released (we open the pipe for
+    reading ourselves), then joined."""
+    if writer.is_alive():
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            os.close(fd)
+        except OSError:
+            pass
+    writer.join(timeout=5)
 
 
 def _reachable_by_others(path: Path) -> bool:
@@ -418,7 +534,7 @@ def _bwrap_argv(argv: list[str], wd: Path, disk_bytes: int, outputs: list[str], 
             if prefix not in ("/", ""):
                 cmd += ["--ro-bind", prefix, prefix]
     cmd += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
-            "--proc", "/proc", "--dev", "/dev",
+            "--dev", "/dev",
             "--size", str(disk_bytes), "--tmpfs", "/tmp",
             "--size", str(disk_bytes), "--tmpfs", str(wd)]
     for entry in sorted(os.listdir(wd)):
