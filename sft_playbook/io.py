@@ -205,18 +205,20 @@ def output_error(exc: OSError, path: str | Path) -> OutputError:
     return err
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``.
-    On any error the temporary file is removed, the old file (if any) is untouched, and
-    ``OutputError`` ("no space left on device writing <path>") is raised."""
+def write_chunks_atomic(path: str | Path, chunks: Iterable[bytes]) -> int:
+    """Stream ``chunks`` into ``path`` through a temporary file in the same folder + ``os.replace``;
+    returns the bytes written. On any error the temporary file is removed, the old file (if any)
+    is untouched, and ``OutputError`` ("no space left on device writing <path>") is raised."""
     path = Path(path)
     tmp = None
+    n = 0
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
+            for c in chunks:
+                fh.write(c)
+                n += len(c)
         os.replace(tmp, path)
         tmp = None
     except OSError as exc:
@@ -225,6 +227,12 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+    return n
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see ``write_chunks_atomic``)."""
+    write_chunks_atomic(path, (data,))
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -226,16 +226,16 @@ def test_curation_outputs_are_replaced_as_a_set_or_not_at_all(tmp_path, monkeypa
     (out / "old_level").mkdir()
     (out / "old_level" / "train.jsonl").write_text("{}\n")
     before = digest(out)
-    from sft_playbook.curate import split
-    real = split.write_jsonl_atomic
+    from sft_playbook.curate import pipeline
+    real = pipeline.merge_split
     calls = []
 
-    def failing(path, rows):
-        calls.append(path)
+    def failing(parts, ranks, target):
+        calls.append(target)
         if len(calls) == 4:   # first split of the second level
-            raise output_error(OSError(errno.ENOSPC, "No space left on device"), path)
-        return real(path, rows)
-    monkeypatch.setattr(split, "write_jsonl_atomic", failing)
+            raise output_error(OSError(errno.ENOSPC, "No space left on device"), target)
+        return real(parts, ranks, target)
+    monkeypatch.setattr(pipeline, "merge_split", failing)
     logger = logging.getLogger("sft_playbook")   # it does not propagate to the root logger
     logger.addHandler(caplog.handler)
     try:
@@ -243,10 +243,11 @@ def test_curation_outputs_are_replaced_as_a_set_or_not_at_all(tmp_path, monkeypa
     finally:
         logger.removeHandler(caplog.handler)
     assert digest(out) == before
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+    # no staging folder left (the run's work folder .out.work stays: resume=true continues from it)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out") and p.name != ".out.work"] == []
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == \
         [f"no space left on device writing {out / 'detailed' / 'train.jsonl'}"]
-    monkeypatch.setattr(split, "write_jsonl_atomic", real)
+    monkeypatch.setattr(pipeline, "merge_split", real)
     assert _curate_main([*args, "seed=7"]) == 0
     assert (out / "NOTES.txt").read_text() == "the user's own file\n"   # carried over
     assert not (out / "old_level").exists()                             # a stale output is not
@@ -286,10 +287,11 @@ def test_curation_on_a_real_full_file_system(tmp_path):
         second = cli("curate_data.py", *args, "seed=7")
         assert second.returncode == 1, second.stderr[-2000:]
         lines = [ln for ln in second.stderr.splitlines() if "no space left on device writing" in ln]
-        assert len(lines) == 1 and re.search(rf"writing {re.escape(str(mnt / 'out'))}/\S+$", lines[0]), lines
+        # the output set, or the run's work folder beside it (part files written by the workers)
+        assert len(lines) == 1 and re.search(rf"writing {re.escape(str(mnt))}/(out|\.out\.work)/\S+$", lines[0]), lines
         assert "Traceback" not in second.stderr
         assert digest(mnt / "out") == before
-        assert [p.name for p in mnt.iterdir()] == ["out"]
+        assert sorted(p.name for p in mnt.iterdir() if p.name != ".out.work") == ["out"]   # work folder: for resume
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 

@@ -18,7 +18,7 @@ from collections import Counter
 import pandas as pd
 
 from .base import Stage
-from ..evaluate.vparse import split_top
+from ..evaluate.vparse import _match_paren, split_top
 from .textutil import fix_unicode, normalize_code_ws, normalize_prose
 
 _SYS_TEXT = (r"You\s+only\s+complete\s+chats\s+with\s+syntax\s+correct\s+Verilog\s+code\s*\.\s*End\s+the\s+Verilog\s+"
@@ -130,18 +130,6 @@ def strip_wrapper(text: str) -> tuple[str, str]:
     # block summaries: one 'block_N:' per line
     summary = _BLOCK_LINE.sub(lambda mm: "\n" + mm.group(1), summary)
     return normalize_prose(summary), header
-
-
-def _match_paren(text: str, i: int) -> int:
-    depth = 0
-    for j in range(i, len(text)):
-        if text[j] == "(":
-            depth += 1
-        elif text[j] == ")":
-            depth -= 1
-            if depth == 0:
-                return j
-    return -1
 
 
 _ENDS_ESCAPED = re.compile(r"\\\S+$")

@@ -18,44 +18,17 @@ same file system (one machine, or a shared mount) for the output and work folder
 """
 from __future__ import annotations
 
-import contextlib
 import heapq
-import os
-import tempfile
 from operator import itemgetter
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
-from ..io import jsonl_text, output_error, write_bytes_atomic, write_text_atomic
+from ..io import jsonl_text, write_bytes_atomic, write_chunks_atomic, write_text_atomic
 from .base import DETAIL, REASON, STAGE_COL
 from .split import SPLITS, sft_input
-
-
-def write_lines_atomic(path: str | Path, chunks: Iterable[bytes]) -> int:
-    """Stream ``chunks`` into ``path`` through a temporary file + ``os.replace``; returns the
-    bytes written. ``OutputError`` (one line) on a full disk and the like; nothing half-written."""
-    path = Path(path)
-    tmp = None
-    n = 0
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
-            for c in chunks:
-                fh.write(c)
-                n += len(c)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise output_error(exc, path) from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    return n
 
 
 def _chunks(paths: list[str]) -> Iterator[bytes]:
@@ -70,7 +43,7 @@ def _chunks(paths: list[str]) -> Iterator[bytes]:
 
 def concat_files(paths: list[str], target: str) -> int:
     """``target`` = the files one after the other (atomic); returns its size in bytes."""
-    return write_lines_atomic(target, _chunks(paths))
+    return write_chunks_atomic(target, _chunks(paths))
 
 
 def part_name(index: int) -> str:
@@ -140,7 +113,7 @@ def merge_split(parts: list[str], ranks: list[str], target: str) -> int:
         for _, line in heapq.merge(*(_ranked_lines(p, r) for p, r in zip(parts, ranks)), key=itemgetter(0)):
             count += 1
             yield line
-    write_lines_atomic(target, lines())
+    write_chunks_atomic(target, lines())
     return count
 
 
