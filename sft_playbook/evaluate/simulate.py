@@ -25,7 +25,6 @@ import re
 import secrets
 import shutil
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Mapping, Sequence
 
 from sft_playbook.verilog.sandbox import iverilog_available, job_dir, run_sandboxed
