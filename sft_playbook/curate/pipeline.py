@@ -680,10 +680,9 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
     dropped_dir = resolve(get(cfg, "dropped_dir")) if get(cfg, "dropped_dir") else None
     levels = list(get(cfg, "levels"))
     seed = int(get(cfg, "seed"))
-    fractions = dict(get(cfg, "split"))
-    split_sizes(0, fractions)                    # checks the fractions before any work
     t0 = time.monotonic()
-    stages = build_stages(cfg)               # every setting checked before any work
+    stages = build_stages(cfg)               # every setting checked before any work (split, levels, stages)
+    fractions = dict(get(cfg, "split"))
     plan = plan_sources(cfg)
     eng_cfg = dict(get(cfg, "engine"))
     if scheduler:
