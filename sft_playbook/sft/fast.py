@@ -322,11 +322,48 @@ def varlen_unsupported(model, max_seq_len: int) -> str | None:
         return f"{type(base).__name__} does not take a custom attention function"
     if getattr(cfg, "attn_logit_softcapping", None):
         return f"it applies attention logit softcapping (attn_logit_softcapping={cfg.attn_logit_softcapping})"
+    if attention_dropout(model):
+        return f"it applies attention dropout ({attention_dropout(model)}), which the varlen kernel call does not"
     window = getattr(cfg, "sliding_window", None)
     uses_window = getattr(cfg, "use_sliding_window", True) and (
         "sliding_attention" in (getattr(cfg, "layer_types", None) or ["sliding_attention"]))
     if isinstance(window, int) and uses_window and window < max_seq_len:
         return f"it uses sliding-window attention (window {window} < data.max_seq_len {max_seq_len})"
+    return None
+
+
+def _text_config(model):
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base, (base.config.get_text_config() if hasattr(base.config, "get_text_config") else base.config)
+
+
+def attention_dropout(model) -> float:
+    """The model's attention-probability dropout (0.0 when it has none): `attention_dropout`,
+    `attn_pdrop` or `attention_probs_dropout_prob` in its config."""
+    _, cfg = _text_config(model)
+    for key in ("attention_dropout", "attn_pdrop", "attention_probs_dropout_prob"):
+        value = getattr(cfg, key, None)
+        if isinstance(value, (int, float)) and value:
+            return float(value)
+    return 0.0
+
+
+def packing_unsupported(model, max_seq_len: int) -> str | None:
+    """Why packed rows (several samples in one row, kept apart by a block-diagonal causal mask and
+    restarting positions) would not compute what the model computes on each sample alone, or None.
+
+    The packed mask is plain causal attention within each sample: a sliding window shorter than a
+    sample would be ignored (Mistral, Qwen2 with use_sliding_window, Gemma-2's local layers), and
+    position biases built from a 2-D padding mask (ALiBi: Bloom, MPT, Falcon with alibi) cannot take
+    the 4-D block mask at all."""
+    base, cfg = _text_config(model)
+    window = getattr(cfg, "sliding_window", None)
+    uses_window = getattr(cfg, "use_sliding_window", True) and (
+        "sliding_attention" in (getattr(cfg, "layer_types", None) or ["sliding_attention"]))
+    if isinstance(window, int) and uses_window and window < max_seq_len:
+        return f"it uses sliding-window attention (window {window} < data.max_seq_len {max_seq_len})"
+    if getattr(cfg, "alibi", False) or getattr(cfg, "model_type", "") in ("bloom", "mpt"):
+        return "its ALiBi position bias is built from a 2-D padding mask, not the packed block mask"
     return None
 
 

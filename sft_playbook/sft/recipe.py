@@ -157,6 +157,11 @@ class SFTRecipe:
         wanted, self.attention = tcfg.get("attention", "sdpa"), attention_name(model)
         if wanted not in ("sdpa", "varlen"):
             raise ValueError(f"train.attention must be 'sdpa' or 'varlen', not {wanted!r}")
+        if self.dcfg["packing"]:
+            why_not = fast.packing_unsupported(model, int(self.dcfg["max_seq_len"]))
+            if why_not:
+                raise ModelError(f"data.packing=true does not fit {type(model).__name__}: {why_not}; "
+                                 "use data.packing=false")
         why = fast.varlen_unsupported(model, int(self.dcfg["max_seq_len"])) if wanted == "varlen" else None
         if wanted == "varlen" and why is None:
             fast.use_varlen_attention(model)
@@ -236,6 +241,9 @@ class SFTRecipe:
             log.warning("resume=true but %s has no checkpoint: starting from step 0", self.out / "checkpoints")
         if ckpt is not None:
             self.start_step = self.load_checkpoint(ckpt)
+            if self.start_step > int(tcfg["max_steps"]):
+                raise ResumeError(f"resume from {ckpt}: the checkpoint is at step {self.start_step}, past "
+                                  f"train.max_steps={tcfg['max_steps']}; raise train.max_steps or start a new run")
             log.info("resuming from %s at step %d, training item %d of the stream (epoch %.4f)", ckpt,
                      self.start_step, self.consumed, self.schedule.epoch_at(self.consumed))
         elif self.is_main and (self.out / "checkpoints").exists():
