@@ -20,13 +20,13 @@ from pathlib import Path
 
 from ..paths import REPO_ROOT, resolve, run_dir
 
-# Measured (docs/benchmarks.md, SmolLM2-135M fp32 on 2 cores, quiet machine): 20 steps of 4 rows
-# (26.2k tokens with padding) plus 5 validations of 5 rows (forward only, about a third of the cost
-# per token) took 404 s, i.e. about 71 padded training tokens/s; greedy generation of a batch of 8
-# rows took about 0.24 s per new token; loading and saving models about 10 s per step.
-CPU_TRAIN_TOKENS_PER_S = 71.0
+# Measured (docs/benchmarks.md, "CPU default, timed on a quiet machine", 2026-11-30: SmolLM2-135M
+# fp32 on 2 idle cores, max_seq_len 640): 20 steps of 4 rows plus 5 validations took 226.5 s with
+# start-up, about 165 padded training tokens/s; greedy generation of a batch of 8 rows (base and
+# fine-tuned, 256 new tokens) took 65.9 s, about 0.09 s per new token; loading and saving ~10 s a step.
+CPU_TRAIN_TOKENS_PER_S = 165.0
 PADDING_FACTOR = 1.3         # padded / real tokens of a micro-batch of 4 rows of these lengths
-CPU_DECODE_S_PER_TOKEN = 0.24
+CPU_DECODE_S_PER_TOKEN = 0.09
 CPU_REFERENCE_CORES = 2
 CHARS_PER_TOKEN = 2.6        # SmolLM2's tokenizer on the curated Verilog rows (prompt + module)
 TEMPLATE_TOKENS = 30         # chat template and system message around each row
