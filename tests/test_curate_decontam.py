@@ -186,3 +186,16 @@ def test_real_benchmark_recall_copies_and_embeddings_are_dropped():
         want = "benchmark_description" if rid.endswith("prompt_inside") else "benchmark_code"
         assert r[REASON] == want, (rid, r[DETAIL])
         assert rid.split("/")[0] in r[DETAIL]
+
+
+def test_benchmark_is_also_found_in_the_download_cache(synthetic, tmp_path, caplog):
+    """benchmark_dir missing: the evaluation's download cache (also_look_in) is used; neither: one
+    warning that says how to get the problems, and nothing is checked."""
+    rows = [{"id": "copy_ref", "code": LONG_DESIGN, "desc": "A parity generator."}]
+    st = stage(tmp_path / "missing", also_look_in=[str(synthetic)])
+    assert run(st, frame(rows)).loc["copy_ref", REASON] == "benchmark_code"
+    assert st.summary()["problems_checked"] == 30 and st.summary()["benchmark_dir"] == str(synthetic)
+    none = stage(tmp_path / "missing", also_look_in=[str(tmp_path / "also-missing")])
+    assert run(none, frame(rows)).loc["copy_ref", REASON] == ""
+    assert any("NOTHING IS CHECKED" in r.getMessage() and "evaluate.sh download" in r.getMessage()
+               for r in caplog.records)

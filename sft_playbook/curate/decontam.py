@@ -144,8 +144,10 @@ class Decontaminate(Stage):
 
     def __init__(self, benchmark_dir: str, code_fields: list[str], text_fields: list[str], code_threshold: float = 0.5,
                  text_threshold: float = 0.5, containment: float = 0.8, min_ngrams: int = 8, code_ngram: int = 5,
-                 text_ngram: int = 8, template_share: float = 0.02, normalize_identifiers: bool = False) -> None:
-        super().__init__(benchmark_dir=benchmark_dir, code_fields=list(code_fields), text_fields=list(text_fields),
+                 text_ngram: int = 8, template_share: float = 0.02, normalize_identifiers: bool = False,
+                 also_look_in: list[str] = ()) -> None:
+        super().__init__(benchmark_dir=benchmark_dir, also_look_in=list(also_look_in or []),
+                         code_fields=list(code_fields), text_fields=list(text_fields),
                          code_threshold=code_threshold, text_threshold=text_threshold, containment=containment,
                          min_ngrams=min_ngrams, code_ngram=code_ngram, text_ngram=text_ngram,
                          template_share=template_share, normalize_identifiers=normalize_identifiers)
@@ -159,12 +161,24 @@ class Decontaminate(Stage):
         self.prompts: Side | None = None
         self.problems = 0
 
+    def benchmark_folder(self):
+        """The first of ``benchmark_dir`` and ``also_look_in`` (repo-relative paths) that holds
+        benchmark files, or None."""
+        for candidate in [self.config["benchmark_dir"], *self.config["also_look_in"]]:
+            folder = resolve(candidate)
+            if folder.is_dir() and any(folder.glob("*_ref.sv")):
+                return folder
+        return None
+
     def fit(self, parts, engine, keys=None) -> None:
-        folder = resolve(self.config["benchmark_dir"])
+        folder = self.benchmark_folder()
         self.refs = self.prompts = None
         self.problems = 0
-        if not folder.is_dir():
-            log.warning("decontamination: benchmark folder %s not found; nothing is checked (0 problems)", folder)
+        if folder is None:
+            looked = ", ".join(str(resolve(p)) for p in [self.config["benchmark_dir"], *self.config["also_look_in"]])
+            log.warning("decontamination: no VerilogEval v2 problems in %s; NOTHING IS CHECKED (0 problems). "
+                        "Get them with `bash evaluate.sh download` (into data/verilogeval/) or set "
+                        "decontaminate.benchmark_dir=FOLDER", looked)
             return
         self.refs, self.prompts = load_benchmark(folder, self.config)
         self.problems = len(set(self.refs.grams) | set(self.prompts.grams))
@@ -213,7 +227,10 @@ class Decontaminate(Stage):
         return df
 
     def summary(self):
-        out = {"benchmark_dir": str(self.config["benchmark_dir"]), "problems_checked": self.problems}
+        folder = self.benchmark_folder()
+        out = {"benchmark_dir": str(self.config["benchmark_dir"]) if folder is None or folder == resolve(
+                   self.config["benchmark_dir"]) else str(folder),
+               "problems_checked": self.problems}
         if self.problems:
             m = self.config["min_ngrams"]
             out["problems_below_floor"] = self._below_floor()
