@@ -176,7 +176,7 @@ class Decontaminate(Stage):
         self.problems = 0
         if folder is None:
             looked = ", ".join(str(resolve(p)) for p in [self.config["benchmark_dir"], *self.config["also_look_in"]])
-            log.warning("decontamination: no VerilogEval v2 problems in %s; NOTHING IS CHECKED (0 problems). "
+            log.warning("decontamination: VerilogEval v2 problems not found in %s; NOTHING IS CHECKED (0 problems). "
                         "Get them with `bash evaluate.sh download` (into data/verilogeval/) or set "
                         "decontaminate.benchmark_dir=FOLDER", looked)
             return
