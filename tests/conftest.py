@@ -119,3 +119,13 @@ def sft_cfg(tmp_path, sft_data, tiny_llama_dir) -> dict:
     cfg["evaluate"].update(verilog=False)
     cfg["wandb"]["enabled"] = False
     return cfg
+
+
+@pytest.fixture(scope="module", params=["presidio", "regex"])
+def red(request):
+    """The PII redactor, once per backend (tests/test_curate_pii*.py)."""
+    from sft_playbook.curate.pii import Redactor
+
+    r = Redactor(request.param)
+    assert r.backend == request.param
+    return r

@@ -7,14 +7,6 @@ import pytest
 
 from sft_playbook.curate.pii import Redactor, RedactPII, code_numbers
 
-BACKENDS = ["presidio", "regex"]
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def red(request):
-    r = Redactor(request.param)
-    assert r.backend == request.param
-    return r
 
 
 # -- precision: numbers of hardware text are not phone numbers --------------------------------------

@@ -7,15 +7,6 @@ import pytest
 
 from sft_playbook.curate.pii import Redactor, code_numbers
 
-BACKENDS = ["presidio", "regex"]
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def red(request):
-    r = Redactor(request.param)
-    assert r.backend == request.param
-    return r
-
 
 # -- names whose letters carry combining marks (Unicode Mn/Mc) --------------------------------------
 @pytest.mark.parametrize("comment,names", [

@@ -2,17 +2,12 @@
 the native trainer under torchrun with 4 processes (gloo on CPU) gives the one-process losses with
 DDP and FSDP2, and the NeMo backend plans TP=2 x data-parallel 2 on 4 devices with the right
 launch, and refuses shapes that do not fit."""
-import copy
-import json
-import subprocess
-import sys
-
 import pytest
 import yaml
+from test_sft_distributed import same, single, torchrun
 
 from sft_playbook.paths import REPO_ROOT
 from sft_playbook.sft import nemo_plan as P
-from sft_playbook.sft.recipe import main
 
 
 def _course_cfg(**nemo):
@@ -46,27 +41,8 @@ def test_nemo_four_device_shapes_that_do_not_fit_are_refused(nemo, global_batch,
         P.nemo_settings(cfg)
 
 
-def _torchrun4(cfg, tmp_path, name, *overrides):
-    cfg_path = tmp_path / f"{name}.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "4",
-           str(REPO_ROOT / "run_sft.py"), "train", f"run_name={name}", *overrides, "--config", str(cfg_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return [json.loads(x) for x in (tmp_path / "results" / name / "metrics.jsonl").read_text().splitlines()]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
 def test_four_processes_match_one_process(sft_cfg, tmp_path, parallel):
     sft_cfg["train"].update(max_steps=2, eval_every=2, micro_batch_size=1, global_batch_size=4)
-    ref_cfg = copy.deepcopy(sft_cfg)
-    assert main(ref_cfg, ["train"]) == 0
-    ref = [json.loads(x) for x in (REPO_ROOT / sft_cfg["output_dir"] / sft_cfg["run_name"] / "metrics.jsonl")
-           .read_text().splitlines()]
-    got = _torchrun4(sft_cfg, tmp_path, parallel, f"train.parallel={parallel}")
-    assert [r["step"] for r in got] == [r["step"] for r in ref]
-    for a, b in zip(ref, got):
-        for key in ("train_loss", "val_loss"):
-            if key in a:
-                assert b[key] == pytest.approx(a[key], rel=1e-4), (a["step"], key)
+    same(single(sft_cfg), torchrun(sft_cfg, tmp_path, parallel, f"train.parallel={parallel}", nproc=4))

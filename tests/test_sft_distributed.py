@@ -1,7 +1,6 @@
 """Several processes through torchrun (gloo on CPU): DDP and FSDP2 give the single-process losses."""
 import copy
 import json
-import shutil
 import subprocess
 import sys
 
@@ -12,12 +11,12 @@ from sft_playbook.paths import REPO_ROOT
 from sft_playbook.sft.recipe import main
 
 
-def torchrun(cfg, tmp_path, name, *overrides):
+def torchrun(cfg, tmp_path, name, *overrides, nproc: int = 2):
     cfg_path = tmp_path / f"{name}.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
            str(REPO_ROOT / "run_sft.py"), "train", f"run_name={name}", *overrides, "--config", str(cfg_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300 * nproc // 2)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [json.loads(x) for x in (tmp_path / "results" / name / "metrics.jsonl").read_text().splitlines()]
 
