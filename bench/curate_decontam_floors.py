@@ -21,7 +21,6 @@ docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 import sys

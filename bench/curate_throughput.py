@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd  # noqa: E402
 
-from sft_playbook.curate.base import REASON  # noqa: E402
 from sft_playbook.curate.dedup import ExactDedup  # noqa: E402
 from sft_playbook.curate.engine import Engine  # noqa: E402
 from sft_playbook.curate.filters import TopNGramShare, UnicodeFix, UrlShare, WordCount  # noqa: E402
-from sft_playbook.curate.io import read_jsonl_frame, write_frame_jsonl_atomic, write_jsonl_atomic  # noqa: E402
+from sft_playbook.curate.io import read_jsonl_frame, write_frame_jsonl_atomic  # noqa: E402
+from sft_playbook.io import write_jsonl_atomic  # noqa: E402
 from sft_playbook.curate.pipeline import run_stages  # noqa: E402
 from sft_playbook.curate.textutil import fix_unicode, top_ngram_share, url_char_share  # noqa: E402
 

@@ -122,7 +122,6 @@ def device(a) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = work / "results"
     results.mkdir(parents=True, exist_ok=True)
-    logf = out / "real_job_device.log"
     model = str(Path(a.model).resolve()) if Path(a.model).exists() else a.model  # a path, or smollm2-135m / a hub id
     common = [f"model={model}", f"model_cache={work / 'cache'}",
               f"data_dir={Path(a.data).resolve()}", f"output_dir={results}", "wandb.enabled=false",

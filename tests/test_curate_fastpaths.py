@@ -9,7 +9,8 @@ import pandas as pd
 
 from sft_playbook.curate.base import Chain
 from sft_playbook.curate.filters import UnicodeFix
-from sft_playbook.curate.io import frame_jsonl_text, jsonl_text, read_jsonl_frame
+from sft_playbook.curate.io import frame_jsonl_text, read_jsonl_frame
+from sft_playbook.io import jsonl_text
 from sft_playbook.curate import ngram
 from sft_playbook.curate.ngram import top_ngram_shares
 from sft_playbook.curate.textutil import collapse_spaces, fix_unicode, top_ngram_share, word_count

@@ -1,5 +1,5 @@
 """jsonl <-> pandas fast paths for the Dask workers. The plain writers and readers live in
-``sft_playbook.io`` (re-exported here for the curation modules)."""
+``sft_playbook.io``."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io import (BOM, InputError, decode_utf8, jsonl_text, write_bytes_atomic,  # noqa: F401
-                  write_json_atomic, write_jsonl_atomic, write_text_atomic)
+from ..io import BOM, InputError, decode_utf8, write_text_atomic
 
 
 # -- jsonl <-> pandas, fast paths for the Dask workers -------------------------------------------

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from .io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from ..io import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 
 def write_report(out_dir: Path, report: dict[str, Any]) -> None:

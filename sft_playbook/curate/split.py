@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .base import Stage
-from .io import write_jsonl_atomic
+from ..io import write_jsonl_atomic
 
 SPLITS = ("train", "validation", "test")
 

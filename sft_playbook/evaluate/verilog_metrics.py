@@ -62,7 +62,7 @@ from sft_playbook.verilog.sandbox import compile_check, isolation, iverilog_avai
 
 from . import difftb
 from .extract import DEFAULT_MAX_ANSWER_CHARS, extract_code
-from .io import write_json_atomic, write_jsonl_atomic
+from ..io import write_json_atomic, write_jsonl_atomic
 from .parallel import parallel_map
 from .simulate import (COMPILE_ERROR, EXTRACTION_FAILURE, FORBIDDEN, MISMATCH, PASS, REFERENCE_ERROR,
                        RUNTIME_ERROR, STATUSES, TIMEOUT, UNSUPPORTED, classify_compile_error, compile_and_run,

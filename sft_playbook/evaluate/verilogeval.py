@@ -57,7 +57,7 @@ from sft_playbook.verilog.sandbox import isolation, iverilog_available, iverilog
 from ..io import InputError, read_text
 from .difftb import DEFAULT_TIMESCALE, rename_modules, wrap_unit
 from .extract import DEFAULT_MAX_ANSWER_CHARS, extract_code
-from .io import write_json_atomic, write_jsonl_atomic
+from ..io import write_json_atomic, write_jsonl_atomic
 from .parallel import parallel_map
 from .passk import mean_pass_at_k, pass_at_k
 from .simulate import (COMPILE_ERROR, EXTRACTION_FAILURE, FORBIDDEN, MISMATCH, PASS, RUNTIME_ERROR,
