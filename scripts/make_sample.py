@@ -118,10 +118,6 @@ def body_to_code(body: list[str], rng: random.Random) -> str:
     return lead + " ".join(lines + ["endmodule"])
 
 
-def full_module(header: str, code: str) -> str:
-    return header + "\n" + code + "\n"
-
-
 # ---------------------------------------------------------------------------------------------
 # Descriptions
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +324,6 @@ def _tok(rng: random.Random, n: int, upper: bool = False) -> str:
 def build() -> tuple[list[dict], dict]:
     """Return (rows, manifest). Rows are {"code", "description"} in file order."""
     clean = clean_records()
-    fam_of = {fname[4:]: (fname, cat) for fname, cat, _ in fams.FAMILIES}
     rng = random.Random(SEED)
     order = list(range(len(clean)))
     rng.shuffle(order)

@@ -120,8 +120,3 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
             msg = f"{exc.strerror or type(exc).__name__}: {exc.filename}"
         logging.getLogger("sft_playbook").error("%s", msg)
         return 1
-
-
-def fail(message: str, code: int = 1) -> None:
-    logging.getLogger("sft_playbook").error("%s", message)
-    sys.exit(code)

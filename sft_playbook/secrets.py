@@ -62,9 +62,3 @@ def redact(text: str) -> str:
         if value and len(value) >= 4:
             text = text.replace(value, f"<{key}>")
     return text
-
-
-def scrubbed_env() -> dict[str, str]:
-    """A copy of the environment without secrets, for subprocesses that run untrusted code."""
-    drop = set(SECRET_KEYS) | {"HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN"}
-    return {k: v for k, v in os.environ.items() if k not in drop and "TOKEN" not in k and "SECRET" not in k and "KEY" not in k}

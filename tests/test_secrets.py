@@ -41,8 +41,6 @@ def test_bad_line_names_file_and_line_but_not_the_value(tmp_path, clean_env):
     assert "hf_leak" not in str(err.value)
 
 
-def test_redact_and_scrubbed_env(clean_env):
+def test_redact(clean_env):
     clean_env.setenv("HF_TOKEN", "hf_abcdef")
     assert secrets.redact("auth failed for hf_abcdef") == "auth failed for <HF_TOKEN>"
-    env = secrets.scrubbed_env()
-    assert "HF_TOKEN" not in env and "hf_abcdef" not in env.values()

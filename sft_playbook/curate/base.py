@@ -66,8 +66,6 @@ class Stage:
     keyword arguments (from the YAML config) and is kept in ``self.config`` for the report."""
 
     name: str = "stage"
-    #: True for stages that only rewrite cells (they never drop); only used for the report wording
-    modifies: bool = False
     #: True when ``fit`` needs the data as it is after the previous stages (dedup): such a stage
     #: starts a new chain; other stages' ``fit`` (e.g. loading a benchmark) runs up front
     is_global: bool = False

@@ -301,7 +301,6 @@ class CleanAndUnify(Stage):
     """
 
     name = "clean"
-    modifies = True
 
     def __init__(self, levels: list[str], header_max_chars: int | None = None) -> None:
         super().__init__(levels=list(levels), header_max_chars=header_max_chars)

@@ -254,7 +254,3 @@ def load_benchmark(folder: Path, config: dict) -> tuple[Side, Side]:
     except InputError as exc:   # one line naming the file (curate_data.py prints it and exits 1)
         raise ConfigError(f"decontaminate.benchmark_dir: {exc}") from None
     return Side(refs, config["template_share"]), Side(prompts, config["template_share"])
-
-
-def benchmark_exists(path: str) -> bool:
-    return Path(resolve(path)).is_dir()

@@ -34,7 +34,6 @@ class UnicodeFix(_TextRule):
     """ftfy on the given fields; counts the rows it changed (``_n_unicode_fixed``)."""
 
     name = "unicode_fix"
-    modifies = True
 
     def process(self, df):
         changed = np.zeros(len(df), dtype=bool)

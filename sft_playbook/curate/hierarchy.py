@@ -285,7 +285,6 @@ class ModuleIndex(Stage):
 
     name = "module_index"
     is_global = True
-    modifies = True     # never drops: the report reads it as a modifier
 
     def __init__(self, field: str = "code", max_definitions_per_name: int = 8, **config: Any) -> None:
         super().__init__(field=field, max_definitions_per_name=max_definitions_per_name, **config)

@@ -159,35 +159,6 @@ def lsh_candidates(sigs: np.ndarray, bands: int, rows: int, max_bucket: int = 64
     return pairs
 
 
-class UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, i: int, j: int) -> None:
-        ri, rj = self.find(i), self.find(j)
-        if ri != rj:
-            # the smaller index becomes the root: clusters are keyed by their first member
-            if rj < ri:
-                ri, rj = rj, ri
-            self.parent[rj] = ri
-
-    def clusters(self) -> dict[int, list[int]]:
-        out: dict[int, list[int]] = {}
-        for i in range(len(self.parent)):
-            out.setdefault(self.find(i), []).append(i)
-        return {r: m for r, m in out.items() if len(m) > 1}
-
-
-def candidate_probability(s: float, bands: int, rows: int) -> float:
-    return 1.0 - (1.0 - s ** rows) ** bands
-
-
 def near_duplicate_pairs(texts: Iterable[str], *, kind: str, ngram: int, num_perm: int, bands: int, rows: int,
                          threshold: float, seed: int, normalize_identifiers: bool = True,
                          backend: str = "numpy") -> list[tuple[int, int, float]]:

@@ -499,7 +499,6 @@ class RedactPII(Stage):
     the module docstring). The numbers of the row's ``code_fields`` are its design constants."""
 
     name = "pii"
-    modifies = True
 
     def __init__(self, code_fields: list[str], text_fields: list[str], backend: str = "presidio",
                  min_score: float = 0.4, kinds=KINDS, phone_context=PHONE_CONTEXT, context_window: int = 5) -> None:

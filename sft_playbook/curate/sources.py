@@ -28,7 +28,6 @@ file is converted to ``data/raw/<name>/records.jsonl`` (one record per line, sta
 """
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import os
@@ -250,13 +249,6 @@ def load_records(spec: dict[str, Any], files: list[Path], on_bad_line: str, bad:
     return records
 
 
-def to_jsonl_records(spec: dict[str, Any], records: list[dict[str, Any]], target: Path) -> Path:
-    """Write the converted records (pipeline schema, stable ids) next to the download."""
-    out = target / "records.jsonl"
-    write_jsonl_atomic(out, ({k: v for k, v in r.items() if k != "_where"} for r in records))
-    return out
-
-
 def records_frame(records: list[dict[str, Any]], levels: list[str]) -> pd.DataFrame:
     cols = ["id", "source", "code", *[f"desc_{l}" for l in levels]]
     seen: dict[str, str] = {}
@@ -278,7 +270,3 @@ def licence_of(spec: dict[str, Any]) -> dict[str, str]:
     if spec.get("license_note"):
         out["license_note"] = spec["license_note"]
     return out
-
-
-def matches(path: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatch(path, p) for p in patterns)

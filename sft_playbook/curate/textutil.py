@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import zlib
 from collections import Counter
 from itertools import islice
 
@@ -120,7 +119,3 @@ def code_tokens(code: str) -> list[str]:
 def normalized_code(code: str) -> str:
     """What exact dedup hashes: the tokens of the code without comments, one space apart."""
     return " ".join(code_tokens(code))
-
-
-def token_hashes(tokens: list[str]) -> list[int]:
-    return [zlib.crc32(t.encode("utf-8")) for t in tokens]

@@ -26,7 +26,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ..io import jsonl_text, write_bytes_atomic, write_chunks_atomic, write_text_atomic
+from ..io import jsonl_text, write_chunks_atomic, write_text_atomic
 from .base import DETAIL, REASON, STAGE_COL
 from .split import SPLITS, sft_input
 
@@ -115,7 +115,3 @@ def merge_split(parts: list[str], ranks: list[str], target: str) -> int:
             yield line
     write_chunks_atomic(target, lines())
     return count
-
-
-def empty_file(path: str) -> None:
-    write_bytes_atomic(path, b"")

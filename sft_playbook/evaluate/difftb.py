@@ -107,7 +107,6 @@ def rename_modules(code: str, names: list[str], suffix: str) -> str:
 
 
 DEFAULT_TIMESCALE = "1ns/1ps"
-STEP = 10                      # time units of one stimulus step (see the module docstring)
 CLOCK_HALF_PERIODS = (1, 3, 5, 7, 11, 13)   # steps between toggles of the 1st, 2nd, ... clock
 _DEFINE_RE = re.compile(r"^[ \t]*`define\s+([A-Za-z_]\w*)", re.M)
 

@@ -24,7 +24,7 @@ import os
 import re
 import secrets
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from sft_playbook.verilog.sandbox import iverilog_available, job_dir, run_sandboxed
@@ -174,10 +174,6 @@ class SimRun:
     extra: dict = field(default_factory=dict)
     stdout: str = ""           # simulation only: the two streams apart (verdicts come from stdout alone)
     stderr: str = ""
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 def compile_and_run(
     sources: Mapping[str, str],

@@ -254,14 +254,6 @@ def reference_as_candidate(problem: Problem) -> str:
     return re.sub(r"\bRefModule\b", "TopModule", problem.ref)
 
 
-def expected_sample_counts(problems: Sequence[Problem], *, workers: int | None = None,
-                           timeout_s: float = UPSTREAM_TIMEOUT_S, progress: bool = True) -> dict[str, int | None]:
-    """Samples each testbench counts with the reference itself as the design (None when the
-    reference does not pass its own testbench, e.g. it needs a newer iverilog)."""
-    return {pid: c for pid, (c, _) in reference_runs(problems, workers=workers, timeout_s=timeout_s,
-                                                     progress=progress).items()}
-
-
 def _size_cost(p: Problem) -> float:
     """A guess of a problem's simulation time before anything ran: the clock cycles its testbench
     asks for (sum of its repeat counts) and its length."""

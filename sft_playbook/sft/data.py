@@ -3,11 +3,14 @@
 - `read_split(data_dir, level, split)`: rows {"input", "output", "id"} from
   `<data_dir>/<level>/<split>.jsonl`, with errors that name file and line.
 - `build_prompt(tokenizer, text, data_cfg)`: the model's chat template when it has one (and
-  `prompt_template: chat`), a plain template otherwise. Used for training and for generation.
+  `prompt_template: chat`), a plain template otherwise; `prompt_ids` tokenizes it, the same way
+  for training and for generation.
+- `expand_forms(rows, forms)`: each row once per prompt form (`PROMPT_FORMS`).
 - `encode_rows(...)`: token ids plus shifted targets; loss only on the output tokens; EOS
   appended; over-length rows truncated or dropped as configured and counted with their reason.
-- `make_batches(...)` / `collate(...)`: padded micro-batches, or packed ones in which every
-  sample restarts its positions and sees only itself (4D block-diagonal causal mask).
+- `pack_examples(...)` / `collate(...)`: packs of examples up to the sequence length, and
+  micro-batch tensors: padded, or packed with every sample restarting its positions and seeing
+  only itself (4D block-diagonal causal mask).
 - `StepSchedule`: the stream of training items (every example once per epoch, packs reshuffled
   and repacked each epoch) and which of them go into which optimizer step; a pure function of
   (seed, stream position), so a resumed run sees exactly the data an uninterrupted one would.
