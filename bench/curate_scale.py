@@ -29,6 +29,10 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -42,7 +46,7 @@ def generate(n: int, words: int, folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     step = 200_000                                  # generate in blocks; ids stay global
-    handles = [open(folder / f"shard_{s:02d}.jsonl", "w", encoding="utf-8") for s in range(SHARDS)]
+    handles = [open(folder / f"shard_{s:02d}.jsonl", "w", encoding="utf-8") for s in range(SHARDS)]  # noqa: SIM115 - closed below
     try:
         for start in range(0, n, step):
             docs = make_corpus(min(step, n - start), words, seed=start)
@@ -54,7 +58,7 @@ def generate(n: int, words: int, folder: Path) -> None:
             h.close()
 
 
-def read_range(shard) -> "pd.DataFrame":
+def read_range(shard) -> pd.DataFrame:
     """A line-range shard of a jsonl file into (id, _order, text), parsed by pyarrow's JSON reader."""
     import pandas as pd
     import pyarrow as pa

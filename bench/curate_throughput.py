@@ -49,7 +49,7 @@ def make_corpus(n: int, words: int, seed: int = 0) -> list[str]:
     weights = [1.0 / (i + 1) for i in range(len(vocab))]          # Zipf-like
     n_unique = n - n // 10
     docs = []
-    for i in range(n_unique):
+    for _ in range(n_unique):
         k = max(20, int(rng.gauss(words, words / 5)))
         toks = rng.choices(vocab, weights=weights, k=k)
         r = rng.random()
@@ -135,7 +135,7 @@ def _plain_dask(files: list[str], out: Path) -> dict:
     ddf = ddf.map_partitions(rules, meta=meta).drop_duplicates(subset="hash", split_out=1)
     ddf[["id", "text"]].to_json(str(out / "plain-*.jsonl"), orient="records", lines=True)
 
-    kept = sum(1 for p in out.glob("plain-*.jsonl") for _ in open(p))
+    kept = sum(1 for p in out.glob("plain-*.jsonl") for _ in open(p))  # noqa: SIM115 - read-only, closed by GC
     return {"seconds": time.perf_counter() - t0, "kept": kept}
 
 

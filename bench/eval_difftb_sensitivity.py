@@ -55,7 +55,7 @@ def main() -> int:
     args = ap.parse_args()
     rng = random.Random(args.seed)
     originals, mutated = [], []
-    for i, line in enumerate(open(args.data, encoding="utf-8")):
+    for i, line in enumerate(open(args.data, encoding="utf-8")):  # noqa: SIM115 - read-only, closed by GC
         d = json.loads(line)
         desc = d["description"][args.level] if isinstance(d.get("description"), dict) else d.get("input", "")
         ex = extract_code(d.get("code") or d.get("output", ""), input_text=desc)

@@ -174,7 +174,7 @@ def judge(checkout: Path, rows: list[dict], workers: int, extra: list[str]) -> t
 def report(label: str, res: dict, meta: dict, real: list[dict], secs: float) -> dict:
     by_op: dict[str, Counter] = defaultdict(Counter)
     survivors = []
-    for rid, (op, name) in meta.items():
+    for rid, (op, _name) in meta.items():
         st = res[rid]["status"]
         by_op[op][st] += 1
         if op != "self" and st != "mismatch":

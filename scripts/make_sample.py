@@ -259,7 +259,7 @@ URLS = ["https://github.com/openhw-demo/rtl-collection/blob/main/{n}.v", "https:
 
 def url_summary(name: str, rng: random.Random, n: int, lead: str) -> str:
     parts = []
-    for k in range(n):
+    for _ in range(n):
         u = rng.choice(URLS).format(n=f"{name}_{rng.getrandbits(16):04x}", h=f"{rng.getrandbits(64):016x}")
         parts.append(u)
     return lead + " " + " ".join(parts)
@@ -288,7 +288,7 @@ def too_long_code(kind: int, rng: random.Random) -> tuple[str, str, str, str, li
     """(header, code, high-level, detailed, blocks) of a huge but valid module."""
     if kind in (0, 1):
         n = [2048, 2600][kind]
-        aw = clog2 = (n - 1).bit_length()
+        aw = (n - 1).bit_length()
         name = f"big_lut_{n}"
         header = f"module {name} (input clk, input [{aw-1}:0] addr, output reg [7:0] data);"
         lines = ["always @(posedge clk) begin", "  case (addr)"]

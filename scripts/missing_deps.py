@@ -17,7 +17,8 @@ except ModuleNotFoundError:  # Python 3.10
 
 
 def _read_requirements(path: str, extras: list[str]) -> list[str]:
-    text = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
     if tomllib is not None:
         project = tomllib.loads(text)["project"]
         reqs = list(project.get("dependencies", []))

@@ -219,7 +219,7 @@ def fam_mux(c: Ctx, i: int) -> Mod:
            ".")
     blocks = [f"Declares the select logic for the {n} inputs of width {w}.",
               f"Compares {sel} against each index and routes the matching input to the output {y}.",
-              f"Drives zero for unused select codes."]
+              "Drives zero for unused select codes."]
     if style == "case_reg":
         blocks.append(f"Registers the selected value into {y} on every rising edge of {c.clk}.")
     return Mod(name, ports, body, hl, det, blocks)
@@ -329,7 +329,6 @@ def fam_cmp(c: Ctx, i: int) -> Mod:
     a, b = c.p(c.pick("a", "x", "lhs", "op_a")), c.p(c.pick("b", "y", "rhs", "op_b"))
     if a == b:
         b = b + "2"
-    sg = "signed " if signed else ""
     name = f"{c.pick('cmp', 'comparator', 'mag_cmp', 'compare')}_{style}_{w}{'s' if signed else 'u'}"
     ports = [Port("input", w, a, signed=signed), Port("input", w, b, signed=signed)]
     body: list[str] = []
@@ -636,7 +635,7 @@ def fam_sevenseg(c: Ctx, i: int) -> Mod:
         ports = [c.clk_port(), c.rst_port(), Port("input", 4 * nd, vals), Port("output", nd, an), Port("output", 7, seg, reg=True)]
         sw = clog2(nd)
         body += [f"{c.reg()} [{dw-1}:0] div;", f"{c.reg()} [{sw-1}:0] cur;", f"{c.wire()} [3:0] nib = {vals}[cur*4 +: 4];"]
-        body += c.seq([f"div <= {dw}'d0;", f"cur <= {sw}'d0;"], [f"div <= div + 1'b1;", f"if (&div) cur <= cur + 1'b1;"])
+        body += c.seq([f"div <= {dw}'d0;", f"cur <= {sw}'d0;"], ["div <= div + 1'b1;", "if (&div) cur <= cur + 1'b1;"])
         body.append(f"assign {an} = {inv}({nd}'b1 << cur);")
         body += [f"{c.comb()} begin", "  case (nib)"]
         for k in range(16):
@@ -647,7 +646,7 @@ def fam_sevenseg(c: Ctx, i: int) -> Mod:
                f"wraps; the digit enable {an} is a one-hot of cur and the selected nibble of {vals} is decoded to {seg}. "
                f"Both {an} and {seg} are {pol}. The counters are cleared by {c.rdesc()}.")
         blocks = [f"Declares the refresh divider and the {sw}-bit digit index.",
-                  f"Increments the divider every clock and advances the digit index when it wraps.",
+                  "Increments the divider every clock and advances the digit index when it wraps.",
                   f"Drives the one-hot digit enable {an}.",
                   f"Decodes the selected nibble into segment pattern {seg}."]
     return Mod(name, ports, body, hl, det, blocks)
@@ -787,7 +786,7 @@ def fam_onehot(c: Ctx, i: int) -> Mod:
         hl = f"Turns the binary level {d} into an {n}-bit thermometer code {o} with that many low bits set."
         det = (f"{name} sets output bit k of {o} when {d} is greater than k, so a level of m lights the m lowest bits. "
                f"Levels above {n} saturate to all ones. This is handy for bar-graph LED displays.")
-        blocks = [f"Generates one comparator per output bit.", f"Sets {o}[k] when {d} exceeds k."]
+        blocks = ["Generates one comparator per output bit.", f"Sets {o}[k] when {d} exceeds k."]
     elif style == "thermo2bin":
         d, o = c.p(c.pick("thermo", "t_code")), c.p(c.pick("value", "bin"), "output")
         ow = clog2(n + 1)
@@ -953,7 +952,7 @@ def fam_addsub(c: Ctx, i: int) -> Mod:
         det = (f"{name} adds or subtracts (when {sub} is high) the operands and reports zero {z}, negative {n}, carry {cf} (no borrow "
                f"for subtraction) and signed overflow {vf}, like the flag logic of a small processor.")
         blocks = ["Computes the extended result for add or subtract.", f"Splits off the result {r} and carry {cf}.",
-                  f"Derives zero and negative flags.", f"Derives signed overflow {vf} for both operations."]
+                  "Derives zero and negative flags.", f"Derives signed overflow {vf} for both operations."]
     return Mod(name, ports, body, hl, det, blocks)
 
 
@@ -1128,7 +1127,7 @@ def fam_sat(c: Ctx, i: int) -> Mod:
         lo, hi = c.p(c.pick("lo", "floor")), c.p(c.pick("hi", "ceil"))
         ports = [Port("input", w, a), Port("input", w, lo), Port("input", w, hi), Port("output", w, y, True), Port("output", 1, sf, True)]
         body += [f"{c.comb()} begin", f"  {sf} = 1'b1;", f"  if ({a} < {lo}) {y} = {lo};", f"  else if ({a} > {hi}) {y} = {hi};",
-                 f"  else begin", f"    {y} = {a};", f"    {sf} = 1'b0;", "  end", "end"]
+                 "  else begin", f"    {y} = {a};", f"    {sf} = 1'b0;", "  end", "end"]
         hl = f"Clamps the {w}-bit value {a} into the range given by {lo} and {hi}."
         det = f"{name} passes {a} unchanged when it lies between {lo} and {hi}; otherwise it outputs the violated bound and sets {sf}."
         blocks = [f"Compares {a} against both bounds.", f"Selects the bound or the input and reports clipping on {sf}."]
@@ -1166,7 +1165,7 @@ def fam_acc(c: Ctx, i: int) -> Mod:
         hl = f"An {aw}-bit accumulator that adds the {iw}-bit input {d} whenever {en} is high and clears on {clr}."
         det = (f"{name} holds a running sum in {q}. On each rising edge of {c.clk} a synchronous {clr} empties it, otherwise the input "
                f"is added when {en} is asserted. It is also cleared by {c.rdesc()}. The sum wraps modulo 2^{aw}.")
-        blocks = [f"Resets the sum.", f"Clears the sum when {clr} is set.", f"Adds {d} when {en} is set."]
+        blocks = ["Resets the sum.", f"Clears the sum when {clr} is set.", f"Adds {d} when {en} is set."]
     elif style == "sticky_ovf":
         ov = c.p(c.pick("ovf", "overflow"), "output")
         ports += [Port("output", aw, q, True), Port("output", 1, ov, True)]
@@ -1181,7 +1180,7 @@ def fam_acc(c: Ctx, i: int) -> Mod:
         k = c.pick(2, 3, 4)
         ports.append(Port("output", iw, q))
         body += [f"{c.reg()} [{iw+k-1}:0] st;"]
-        body += c.seq([f"st <= 0;"], [f"if ({en}) st <= st + {d} - (st >> {k});"])
+        body += c.seq(["st <= 0;"], [f"if ({en}) st <= st + {d} - (st >> {k});"])
         body.append(f"assign {q} = st[{iw+k-1}:{k}];")
         hl = f"An exponential moving average filter with smoothing factor 1/{1 << k} over the {iw}-bit samples {d}."
         det = (f"{name} keeps a scaled state register with {k} fractional bits. For every valid sample it adds the new sample and "
@@ -1210,7 +1209,7 @@ def fam_acc(c: Ctx, i: int) -> Mod:
         det = (f"{name} stores the last {n} samples in a shift register. With each valid sample it adds the new value to {q} and "
                f"subtracts the sample falling out of the window, so {q} is always the sum of the most recent {n} inputs.")
         blocks = [f"Declares a {n}-entry history buffer.", "Clears the history and the sum on reset.",
-                  f"Updates the sum with the new and the oldest sample.", "Shifts the history by one position."]
+                  "Updates the sum with the new and the oldest sample.", "Shifts the history by one position."]
     return Mod(name, ports, body, hl, det, blocks)
 
 
@@ -1564,7 +1563,7 @@ def fam_johnson(c: Ctx, i: int) -> Mod:
         ports += [Port("output", n, q, True), Port("output", 2 * n, ph)]
         body += c.seq([f"{q} <= {n}'d0;"], [upd])
         body += ["genvar gp;", "generate", f"  for (gp = 0; gp < {n}; gp = gp + 1) begin : g_dec",
-                 f"    if (gp == 0) begin : g_first", f"      assign {ph}[0] = ~{q}[{n-1}] & ~{q}[0];",
+                 "    if (gp == 0) begin : g_first", f"      assign {ph}[0] = ~{q}[{n-1}] & ~{q}[0];",
                  f"      assign {ph}[{n}] = {q}[{n-1}] & {q}[0];", "    end else begin : g_rest",
                  f"      assign {ph}[gp] = {q}[gp-1] & ~{q}[gp];", f"      assign {ph}[gp+{n}] = ~{q}[gp-1] & {q}[gp];", "    end",
                  "  end", "endgenerate"]
@@ -1600,14 +1599,14 @@ def fam_bcdcnt(c: Ctx, i: int) -> Mod:
         body += ["integer k;", f"{c.reg()} carry;"]
         body += c.seq([f"{q} <= {4*nd}'d0;"], [f"carry = {en};", f"for (k = 0; k < {nd}; k = k + 1) begin",
                                              "  if (carry) begin", f"    if ({q}[4*k +: 4] == 4'd9) {q}[4*k +: 4] <= 4'd0;",
-                                             f"    else begin", f"      {q}[4*k +: 4] <= {q}[4*k +: 4] + 1'b1;", "      carry = 1'b0;",
+                                             "    else begin", f"      {q}[4*k +: 4] <= {q}[4*k +: 4] + 1'b1;", "      carry = 1'b0;",
                                              "    end", "  end", "end"])
         hl = f"A {nd}-digit BCD counter that ripples a decimal carry through the digits with a for loop."
     else:
         body += c.seq([f"{q} <= 8'h00;"], [f"if ({en}) begin", f"  if ({q}[3:0] != 4'd9) {q}[3:0] <= {q}[3:0] + 1'b1;",
                                          "  else begin", f"    {q}[3:0] <= 4'd0;", f"    {q}[7:4] <= ({q}[7:4] == 4'd5) ? 4'd0 : {q}[7:4] + 1'b1;",
                                          "  end", "end"])
-        hl = f"A seconds/minutes style BCD counter that counts 00 to 59."
+        hl = "A seconds/minutes style BCD counter that counts 00 to 59."
     det = (f"{name} stores {nd} decimal digits in packed BCD in {q}, least significant digit at bits 3:0. On each enabled clock the "
            f"units digit increments; a digit at 9 returns to 0 and passes a carry to the next digit"
            + (", and the tens digit wraps after 5" if style == "clock" else "") + f". Reset is {c.rdesc()}.")
@@ -1651,7 +1650,7 @@ def fam_clkdiv(c: Ctx, i: int) -> Mod:
         w = clog2(n)
         ports.append(Port("output", 1, o, True))
         body += [f"localparam DIV = {n};", f"{c.reg()} [{w-1}:0] cnt;"]
-        body += c.seq([f"cnt <= 0;", f"{o} <= 1'b0;"], ["if (cnt == DIV - 1) begin", "  cnt <= 0;", f"  {o} <= 1'b1;", "end else begin",
+        body += c.seq(["cnt <= 0;", f"{o} <= 1'b0;"], ["if (cnt == DIV - 1) begin", "  cnt <= 0;", f"  {o} <= 1'b1;", "end else begin",
                                                       "  cnt <= cnt + 1'b1;", f"  {o} <= 1'b0;", "end"])
         name = f"tick_gen_{f_out}hz"
         hl = f"Generates a one-cycle enable pulse {o} at {f_out} Hz from a {f_in // 1_000_000} MHz clock."
@@ -1663,7 +1662,7 @@ def fam_clkdiv(c: Ctx, i: int) -> Mod:
         dv = c.p(c.pick("divisor", "ratio", "half_period"))
         ports += [Port("input", w, dv), Port("output", 1, o, True)]
         body += [f"{c.reg()} [{w-1}:0] cnt;"]
-        body += c.seq([f"cnt <= 0;", f"{o} <= 1'b0;"], [f"if ({dv} == 0) {o} <= 1'b0;", f"else if (cnt >= {dv} - 1'b1) begin", "  cnt <= 0;",
+        body += c.seq(["cnt <= 0;", f"{o} <= 1'b0;"], [f"if ({dv} == 0) {o} <= 1'b0;", f"else if (cnt >= {dv} - 1'b1) begin", "  cnt <= 0;",
                                                       f"  {o} <= ~{o};", "end else cnt <= cnt + 1'b1;"])
         name = f"clkdiv_prog{w}"
         hl = f"A programmable clock divider whose output toggles every {dv} input cycles."
@@ -1676,7 +1675,7 @@ def fam_clkdiv(c: Ctx, i: int) -> Mod:
         w = clog2(n)
         ports.append(Port("output", 1, o))
         body += [f"{c.reg()} [{w-1}:0] cnt;"]
-        body += c.seq([f"cnt <= 0;"], [f"cnt <= (cnt == {w}'d{n-1}) ? {w}'d0 : cnt + 1'b1;"])
+        body += c.seq(["cnt <= 0;"], [f"cnt <= (cnt == {w}'d{n-1}) ? {w}'d0 : cnt + 1'b1;"])
         body.append(f"assign {o} = (cnt < {w}'d{hi_});")
         name = f"clkdiv_duty{n}_{hi_}"
         hl = f"Divides the clock by {n} with an output that is high for {hi_} of every {n} cycles."
@@ -1751,7 +1750,7 @@ def fam_piso(c: Ctx, i: int) -> Mod:
         ports += [Port("output", 1, so), Port("output", 1, bz)]
         body += [f"{c.reg()} [{cw-1}:0] left;", f"assign {bz} = (left != 0);", f"assign {so} = sh[{n-1}];"]
         body += c.seq(["sh <= 0;", "left <= 0;"], [f"if ({ld} && !{bz}) begin", f"  sh <= {d};", f"  left <= {cw}'d{n};",
-                                                  f"end else if ({bz}) begin", f"  sh <= sh << 1;", "  left <= left - 1'b1;", "end"])
+                                                  f"end else if ({bz}) begin", "  sh <= sh << 1;", "  left <= left - 1'b1;", "end"])
         det_x = f"A load is accepted only while idle; the module then shifts out all {n} bits MSB first, one per clock, with {bz} high until the last bit has been sent."
     elif style == "lsb":
         ports.append(Port("output", 1, so))
@@ -2013,7 +2012,7 @@ def fam_traffic(c: Ctx, i: int) -> Mod:
         body.append(f"assign {walk} = (st == EW_G);")
     trig = {"timer": f"after {tg} cycles", "timer_onehot": f"after {tg} cycles", "ped": f"after {tg} cycles, or after {tg//2} cycles if the pedestrian button {extra_in} was pressed",
             "sensor": f"only when the side-road sensor {extra_in} reports a car and at least {tg//2} cycles of green have passed"}[style]
-    hl = f"A traffic light controller for a two-way intersection with green, yellow and red phases" + (f" and a pedestrian request input {extra_in}." if style == "ped" else ".")
+    hl = "A traffic light controller for a two-way intersection with green, yellow and red phases" + (f" and a pedestrian request input {extra_in}." if style == "ped" else ".")
     det = (f"{name} cycles through four states: main road green, main road yellow, side road green and side road yellow. The main "
            f"road leaves green {trig}; yellow lasts {ty} cycles; the side road stays green for at most {tg} cycles"
            + (f" and returns as soon as {extra_in} drops" if style == "sensor" else "") + f". Lights are one-hot 3-bit vectors "
@@ -2227,8 +2226,8 @@ def fam_pwm(c: Ctx, i: int) -> Mod:
         ports += [Port("input", w, duty), Port("output", 1, o, True)]
         body += [f"{c.reg()} down;"]
         body += c.seq(["cnt <= 0;", "down <= 1'b0;", f"{o} <= 1'b0;"],
-                      [f"if (!down) begin", f"  if (&cnt) down <= 1'b1; else cnt <= cnt + 1'b1;", "end else begin",
-                       f"  if (cnt == 0) down <= 1'b0; else cnt <= cnt - 1'b1;", "end", f"{o} <= (cnt < {duty});"])
+                      ["if (!down) begin", "  if (&cnt) down <= 1'b1; else cnt <= cnt + 1'b1;", "end else begin",
+                       "  if (cnt == 0) down <= 1'b0; else cnt <= cnt - 1'b1;", "end", f"{o} <= (cnt < {duty});"])
         hl = f"A center-aligned (up/down counting) PWM generator with {w}-bit resolution."
         det = f"{name} counts up to the maximum and back down, and registers {o} = (count < {duty}). The pulse is centered in the period, which reduces harmonics in motor control. Reset is {c.rdesc()}."
         blocks = ["Counts up and down in a triangle.", f"Registers the comparison with {duty}."]
@@ -2465,7 +2464,7 @@ def fam_regfile(c: Ctx, i: int) -> Mod:
                 body.append(f"assign {o} = regs[{r}];")
         hl = f"A {n}-entry, {w}-bit register file with {nr} read port{'s' if nr > 1 else ''} and one write port."
         det_x = {"2r1w_zero": "Register 0 is hard-wired to zero as in RISC processors: writes to it are ignored and reads return 0.",
-                 "2r1w_bypass": f"Write data is bypassed to a read port reading the register being written, so a read in the same cycle sees the new value.",
+                 "2r1w_bypass": "Write data is bypassed to a read port reading the register being written, so a read in the same cycle sees the new value.",
                  "1r1w": "Reads are asynchronous."}[style]
         blocks = ["Declares the register array.", "Clears all registers on reset.", f"Writes {wd} to {wa} when {we} is high.", "Drives the read ports."]
     det = f"{name} holds {n} registers of {w} bits, written on the rising edge of {c.clk}. {det_x} Reset is {c.rdesc()}."
@@ -2495,9 +2494,9 @@ def fam_uart_tx(c: Ctx, i: int) -> Mod:
                 f"{c.wire()} bit_end = (timer == CLKS_PER_BIT - 1);", f"assign {bz} = (state != S_IDLE);"]
         body += c.seq(["state <= S_IDLE;", "timer <= 0;", "bit_idx <= 0;", "latched <= 0;", f"{tx} <= 1'b1;"],
                       ["timer <= (state == S_IDLE || bit_end) ? 0 : timer + 1'b1;", "case (state)",
-                       f"  S_IDLE: begin", f"    {tx} <= 1'b1;", f"    if ({st}) begin latched <= {d}; state <= S_START; end", "  end",
-                       f"  S_START: begin", f"    {tx} <= 1'b0;", "    if (bit_end) begin state <= S_DATA; bit_idx <= 0; end", "  end",
-                       f"  S_DATA: begin", f"    {tx} <= latched[bit_idx];", "    if (bit_end) begin",
+                       "  S_IDLE: begin", f"    {tx} <= 1'b1;", f"    if ({st}) begin latched <= {d}; state <= S_START; end", "  end",
+                       "  S_START: begin", f"    {tx} <= 1'b0;", "    if (bit_end) begin state <= S_DATA; bit_idx <= 0; end", "  end",
+                       "  S_DATA: begin", f"    {tx} <= latched[bit_idx];", "    if (bit_end) begin",
                        f"      if (bit_idx == {dw-1}) state <= S_STOP1;", "      else bit_idx <= bit_idx + 1'b1;", "    end", "  end",
                        f"  S_STOP1: begin {tx} <= 1'b1; if (bit_end) state <= S_STOP2; end",
                        f"  S_STOP2: begin {tx} <= 1'b1; if (bit_end) state <= S_IDLE; end", "  default: state <= S_IDLE;", "endcase"])
@@ -2562,7 +2561,7 @@ def fam_uart_rx(c: Ctx, i: int) -> Mod:
                        "    wait_cnt <= BIT + BIT/2 - 1;", "    nleft <= 4'd9;", "  end", "end else if (wait_cnt != 0) begin", "  wait_cnt <= wait_cnt - 1'b1;",
                        "end else begin", "  frame <= {line, frame[8:1]};", "  nleft <= nleft - 1'b1;", "  wait_cnt <= BIT - 1;", "  if (nleft == 4'd1) begin",
                        "    busy <= 1'b0;", f"    {q} <= frame[8:1];", f"    {v} <= line;", f"    {fe} <= ~line;", "  end", "end"])
-        hl = f"A UART receiver without an explicit state machine: a falling edge starts a timer that samples 8 data bits and the stop bit of an 8N1 frame."
+        hl = "A UART receiver without an explicit state machine: a falling edge starts a timer that samples 8 data bits and the stop bit of an 8N1 frame."
         det = (f"{name} synchronises {rx} through three flops. A falling edge while idle starts a countdown of one and a half bit periods "
                f"(BIT = {clks} clocks), which lands in the middle of the first data bit; after that it samples once per bit period. Nine "
                f"samples (eight data bits, LSB first, and the stop bit) are shifted into a frame register. At the end {q} is updated and "
@@ -2581,7 +2580,7 @@ def fam_uart_rx(c: Ctx, i: int) -> Mod:
                        "    if (phase == 4'd15) begin", "      bitc <= bitc + 1'b1;", "      if (bitc == 4'd0 && maj) run <= 1'b0;",
                        "      else if (bitc >= 4'd1 && bitc <= 4'd8) shreg <= {maj, shreg[7:1]};", "      else if (bitc == 4'd9) begin", "        run <= 1'b0;",
                        f"        {q} <= shreg;", f"        {v} <= maj;", "      end", "    end", "  end", "end"])
-        hl = f"A 16x oversampling UART receiver that takes a majority vote of three samples in the middle of every bit."
+        hl = "A 16x oversampling UART receiver that takes a majority vote of three samples in the middle of every bit."
         det = (f"{name} runs on a 16x baud enable {tk}. A low level on the synchronised line starts a frame; within each bit period the "
                f"samples at phases 7, 8 and 9 are kept and their majority decides the bit, which rejects short glitches. A start bit that "
                f"votes high is treated as noise. Eight data bits are shifted in LSB first and, if the stop bit votes high, {q} is updated and "
@@ -2740,10 +2739,10 @@ def fam_arbiter(c: Ctx, i: int) -> Mod:
     body: list[str] = []
     if style in ("rr", "rr2"):
         body += [f"{c.reg()} [{n-1}:0] last;", f"{c.reg()} [{n-1}:0] nxt;", "integer k, j;", f"{c.comb()} begin", f"  nxt = {n}'d0;",
-                 f"  for (k = {n}; k >= 1; k = k - 1) begin", f"    j = 0;", "    while (j < " + str(n) + ") begin", f"      if (last[j]) begin",
+                 f"  for (k = {n}; k >= 1; k = k - 1) begin", "    j = 0;", "    while (j < " + str(n) + ") begin", "      if (last[j]) begin",
                  f"        if ({req}[(j + k) % {n}]) begin", f"          nxt = {n}'d0;", f"          nxt[(j + k) % {n}] = 1'b1;", "        end", "      end",
                  "      j = j + 1;", "    end", "  end", "end"]
-        body += c.seq([f"last <= {n}'d1 << {n-1};", f"{gnt} <= {n}'d0;"], [f"{gnt} <= nxt;", f"if (|nxt) last <= nxt;"])
+        body += c.seq([f"last <= {n}'d1 << {n-1};", f"{gnt} <= {n}'d0;"], [f"{gnt} <= nxt;", "if (|nxt) last <= nxt;"])
         hl = f"A {n}-way round-robin arbiter with registered one-hot grants."
         det = (f"{name} remembers the last granted requester and searches the request vector {req} starting just after it, wrapping "
                f"around, so every active requester is served within {n} grants. The one-hot grant {gnt} is registered and updated every "
@@ -2757,8 +2756,8 @@ def fam_arbiter(c: Ctx, i: int) -> Mod:
         blocks = ["Isolates the lowest set request bit.", f"Registers it on {gnt}."]
     else:
         body += [f"{c.reg()} locked;", f"{c.wire()} [{n-1}:0] pick = {req} & (~{req} + 1'b1);"]
-        body += c.seq([f"{gnt} <= {n}'d0;", "locked <= 1'b0;"], [f"if (locked) begin", f"  if (({gnt} & {req}) == {n}'d0) begin",
-                                                                 f"    locked <= 1'b0;", f"    {gnt} <= {n}'d0;", "  end",
+        body += c.seq([f"{gnt} <= {n}'d0;", "locked <= 1'b0;"], ["if (locked) begin", f"  if (({gnt} & {req}) == {n}'d0) begin",
+                                                                 "    locked <= 1'b0;", f"    {gnt} <= {n}'d0;", "  end",
                                                                  "end else if (|pick) begin", f"  {gnt} <= pick;", "  locked <= 1'b1;", "end"])
         hl = f"A {n}-input arbiter that keeps the grant until the winner drops its request."
         det = (f"{name} picks the lowest-numbered active request and locks the grant {gnt} on it for as long as that requester keeps "
@@ -2849,7 +2848,7 @@ def fam_cdc(c: Ctx, i: int) -> Mod:
         ports = [Port("input", 1, a_clk), Port("input", 1, ra), Port("input", 1, pin), Port("input", 1, b_clk), Port("input", 1, rb), Port("output", 1, pout)]
         body += [f"{c.reg()} tog;", f"{c.reg()} [2:0] sync_b;",
                  f"always @(posedge {a_clk} or negedge {ra})", f"  if (!{ra}) tog <= 1'b0;", f"  else if ({pin}) tog <= ~tog;",
-                 f"always @(posedge {b_clk} or negedge {rb})", f"  if (!{rb}) sync_b <= 3'b000;", f"  else sync_b <= {{sync_b[1:0], tog}};",
+                 f"always @(posedge {b_clk} or negedge {rb})", f"  if (!{rb}) sync_b <= 3'b000;", "  else sync_b <= {sync_b[1:0], tog};",
                  f"assign {pout} = sync_b[2] ^ sync_b[1];"]
         name = f"pulse_sync_toggle_{c.pick('a2b', 'x', 'cdc')}"
         hl = f"Transfers single-cycle pulses from the {a_clk} domain to the {b_clk} domain with a toggle synchronizer."
@@ -2946,9 +2945,9 @@ def fam_addrdec(c: Ctx, i: int) -> Mod:
     ports = [Port("input", aw, a), Port("input", 1, vld), Port("output", n, cs), Port("output", 1, err)]
     hd = (aw + 3) // 4
     body = []
-    for k, (nm, lo, hi) in enumerate(regions):
+    for nm, lo, hi in regions:
         body.append(f"localparam [{aw-1}:0] {nm}_LO = {aw}'h{lo:0{hd}X}, {nm}_HI = {aw}'h{hi:0{hd}X};")
-    for k, (nm, lo, hi) in enumerate(regions):
+    for k, (nm, _lo, _hi) in enumerate(regions):
         body.append(f"assign {cs}[{k}] = {vld} && ({a} >= {nm}_LO) && ({a} <= {nm}_HI);")
     body.append(f"assign {err} = {vld} && ~|{cs};")
     mm = "; ".join(f"{nm} 0x{lo:X}-0x{hi:X}" for nm, lo, hi in regions)
@@ -2982,7 +2981,7 @@ def fam_hamming(c: Ctx, i: int) -> Mod:
         name = c.pick("hamming74_dec", "ham74_decoder")
         hl = f"A Hamming(7,4) decoder that corrects any single-bit error in {cw}."
         det = f"{name} recomputes the three parity checks to form a syndrome. A non-zero syndrome is the 1-based position of the flipped bit, which is inverted before the four data bits are extracted onto {d}; {er} reports that a correction happened."
-        blocks = ["Computes the 3-bit syndrome.", "Flips the bit addressed by the syndrome.", f"Extracts the data bits and flags the correction."]
+        blocks = ["Computes the 3-bit syndrome.", "Flips the bit addressed by the syndrome.", "Extracts the data bits and flags the correction."]
     else:
         d, cw = c.p(c.pick("data", "byte_in")), c.p(c.pick("ecc_word", "code"), "output")
         ports = [Port("input", 8, d), Port("output", 13, cw)]

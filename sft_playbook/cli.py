@@ -7,7 +7,8 @@ import argparse
 import errno
 import logging
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from .config import ConfigError, dump_config, load_config, load_yaml
 from .io import InputError, OutputError, output_error

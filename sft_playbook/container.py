@@ -29,7 +29,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 #: exit code of the launcher meaning "not launched: go on and run here" (read by the .sh scripts)
 NOT_LAUNCHED = 200

@@ -31,7 +31,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
+from collections.abc import Iterable, Iterator
 
 BOM = b"\xef\xbb\xbf"
 ON_BAD_LINE = ("error", "skip")
@@ -60,7 +61,7 @@ class BadLines:
         if len(self.examples) < 5:
             self.examples.append(f"{where}: {reason}")
 
-    def extend(self, other: "BadLines") -> None:
+    def extend(self, other: BadLines) -> None:
         self.skipped += other.skipped
         self.examples = (self.examples + other.examples)[:5]
 
@@ -121,7 +122,7 @@ def iter_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | 
         raise ValueError(f"on_bad_line must be one of {ON_BAD_LINE}, not {on_bad_line!r}")
     path = Path(path)
     try:
-        fh = open(path, "rb")
+        fh = open(path, "rb")  # noqa: SIM115 - opened apart for the error message; closed by the with below
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({_cause(exc)})") from None
     with fh:

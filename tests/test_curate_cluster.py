@@ -75,12 +75,12 @@ def test_dask_cli_cluster_gives_the_bytes_of_a_local_run(tmp_path):
     try:
         procs.append(subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                        "--no-dashboard"], env=env, cwd=tmp_path,
-                                      stdout=open(logs / "scheduler.log", "w"), stderr=subprocess.STDOUT))
+                                      stdout=open(logs / "scheduler.log", "w"), stderr=subprocess.STDOUT))  # noqa: SIM115
         for i in range(2):
             procs.append(subprocess.Popen([str(DASK), "worker", address, "--nworkers", "1", "--nthreads", "1",
                                            "--no-dashboard", "--name", f"w{i}", "--memory-limit", "2GiB"],
                                           env=env, cwd=tmp_path,
-                                          stdout=open(logs / f"worker{i}.log", "w"), stderr=subprocess.STDOUT))
+                                          stdout=open(logs / f"worker{i}.log", "w"), stderr=subprocess.STDOUT))  # noqa: SIM115
         from dask.distributed import Client
 
         with Client(address, timeout=60) as client:

@@ -7,7 +7,6 @@ the same rows and the same bytes.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from pathlib import Path

@@ -174,9 +174,9 @@ def test_stage_copies_input_and_first_reason_wins():
 
 def test_failure_inside_partition_surfaces_through_dask():
     df = frame([{"id": f"i{k}", "code": "x"} for k in range(5)])
-    with Engine(engine="local", partition_rows=2) as eng:
-        with pytest.raises(StageError, match=r"stage 'boom' failed on a partition .*ids i\d+\.\.i\d+\): ValueError: kaput"):
-            eng.gather(eng.map(Boom(), eng.partitions(df)))
+    with (Engine(engine="local", partition_rows=2) as eng,
+          pytest.raises(StageError, match=r"stage 'boom' failed on a partition .*ids i\d+\.\.i\d+\): ValueError: kaput")):
+        eng.gather(eng.map(Boom(), eng.partitions(df)))
 
 
 # -- PII ---------------------------------------------------------------------------------------------

@@ -113,8 +113,8 @@ def test_job_folders_left_by_a_dead_process_are_removed(monkeypatch, tmp_path):
     assert oct(job.parent.stat().st_mode & 0o777) == oct(0o711)
     assert not any(p.exists() for p in stale) and alive.is_dir() and other.is_dir()
     # a process that exits normally removes its own parent
-    code = ("import tempfile; tempfile.tempdir = %r\n"
-            "from sft_playbook.verilog.sandbox import job_dir\nprint(job_dir('x-').parent)") % str(tmp_path)
+    code = (f"import tempfile; tempfile.tempdir = {str(tmp_path)!r}\n"
+            "from sft_playbook.verilog.sandbox import job_dir\nprint(job_dir('x-').parent)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     assert out.stdout.strip() and not Path(out.stdout.strip()).exists()

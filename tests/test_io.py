@@ -79,10 +79,9 @@ def test_folder_set_is_replaced_whole_or_not_at_all(tmp_path):
         sio.write_text_atomic(d / "report.json", "r1\n")
     assert (out / "a" / "train.jsonl").read_text() == "a1\n"
 
-    with pytest.raises(sio.OutputError):
-        with sio.replace_dir_atomic(out) as d:
-            sio.write_text_atomic(d / "a" / "train.jsonl", "a2\n")      # written...
-            raise OSError(errno.ENOSPC, "No space left on device")       # ...then the disk fills
+    with pytest.raises(sio.OutputError), sio.replace_dir_atomic(out) as d:
+        sio.write_text_atomic(d / "a" / "train.jsonl", "a2\n")      # written...
+        raise OSError(errno.ENOSPC, "No space left on device")       # ...then the disk fills
     assert (out / "a" / "train.jsonl").read_text() == "a1\n"
     assert (out / "b" / "train.jsonl").read_text() == "b1\n"
     assert (out / "report.json").read_text() == "r1\n"

@@ -159,8 +159,6 @@ def _random_batch(vocab, lengths=(9, 14, 5), seed=0):
 
 
 def _loss_and_grads(lm, batch):
-    import torch
-
     lm.zero_grad()
     s, n = lm(**batch)
     (s / n).backward()
@@ -205,7 +203,6 @@ def test_chunked_loss_equals_full_loss_with_the_models_logit_transforms(kind, ov
 def test_chunked_loss_trains_an_adapter_on_lm_head(kind, peft_kw):
     """LoRA (or a modules_to_save copy) on lm_head: the chunked path calls the output layer as the
     model does, so the adapter is in the forward and gets the full path's gradients."""
-    import torch
     from peft import LoraConfig, get_peft_model
 
     over = dict(final_logit_softcapping=20.0) if kind == "gemma2" else {}

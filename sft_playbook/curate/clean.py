@@ -311,8 +311,8 @@ class CleanAndUnify(Stage):
         fixed, rebuilt, reflowed, code_tokens = [], [], [], []
         codes, headers = [], []
         descs = {lvl: [] for lvl in self.levels}
-        for i, row in enumerate(df.itertuples(index=False)):
-            raw_code = getattr(row, "code") or ""
+        for row in df.itertuples(index=False):
+            raw_code = row.code or ""
             code = fix_unicode(raw_code)
             changed = code != raw_code
             bare = strip_code_wrapper(code)

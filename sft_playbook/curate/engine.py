@@ -17,7 +17,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import dask
 import pandas as pd
@@ -47,7 +48,7 @@ class Engine:
         self._stack = contextlib.ExitStack()
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         if self.mode == "local":
             if self.gpu:
                 raise EngineError("gpu=true needs engine=dask (a LocalCUDACluster)")

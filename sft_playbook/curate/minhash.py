@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 

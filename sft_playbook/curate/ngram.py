@@ -27,7 +27,7 @@ pay (a handful of texts).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

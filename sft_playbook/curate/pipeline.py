@@ -61,7 +61,8 @@ import time
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd

@@ -74,7 +74,7 @@ def funnel_png(r: dict[str, Any]) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 0.42 * len(names) + 1.2), dpi=100)
     y = list(range(len(names)))[::-1]
     ax.barh(y, rows, color="#4c72b0")
-    for yi, n, name, prev in zip(y, rows, names, [rows[0]] + rows[:-1]):
+    for yi, n, _name, prev in zip(y, rows, names, [rows[0]] + rows[:-1]):
         label = f"{n}" + (f"  (-{prev - n})" if prev - n else "")
         ax.text(n, yi, " " + label, va="center", fontsize=8)
     ax.set_yticks(y)

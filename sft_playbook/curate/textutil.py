@@ -96,7 +96,7 @@ def top_ngram_share(text: str, n: int = 2) -> float:
     count = max(counts.values())
     if count < 2:
         return 0.0
-    for gram, c in counts.items():        # insertion order = first occurrence
+    for gram, c in counts.items():  # noqa: B007 - gram is read after the loop; insertion order = first occurrence
         if c == count:
             break
     return min(1.0, sum(map(len, gram)) * count / max(1, sum(map(len, toks))))

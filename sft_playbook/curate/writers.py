@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 from operator import itemgetter
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -100,8 +100,7 @@ def write_split_parts(df: pd.DataFrame, ranks: np.ndarray, index: int, n_train: 
 def _ranked_lines(jsonl: str, ranks: str) -> Iterator[tuple[int, bytes]]:
     r = np.load(ranks)
     with open(jsonl, "rb") as fh:
-        for k, line in zip(r.tolist(), fh):
-            yield k, line
+        yield from zip(r.tolist(), fh)
 
 
 def merge_split(parts: list[str], ranks: list[str], target: str) -> int:

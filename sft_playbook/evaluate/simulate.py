@@ -25,7 +25,7 @@ import re
 import secrets
 import shutil
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from sft_playbook.verilog.sandbox import iverilog_available, job_dir, run_sandboxed
 

@@ -56,7 +56,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, replace as dc_replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from sft_playbook.verilog.sandbox import compile_check, isolation, iverilog_available
 
@@ -72,7 +73,7 @@ from .vparse import Module, parse_modules, top_module
 log = logging.getLogger(__name__)
 
 FLAGS = ("-g2012",)
-_ref_cache: dict[str, "RefCheck"] = {}
+_ref_cache: dict[str, RefCheck] = {}
 _ref_lock = threading.Lock()
 
 

@@ -50,7 +50,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from sft_playbook.verilog.sandbox import isolation, iverilog_available, iverilog_version
 
@@ -151,7 +151,7 @@ def load_problems(problems_dir: str | Path, ids: Sequence[str] | None = None) ->
     problems = []
     for pid in all_ids:
         files = {kind: d / f"{pid}_{kind}" for kind in ("prompt.txt", "ref.sv", "test.sv")}
-        for kind, path in files.items():
+        for path in files.values():
             if not path.is_file():
                 raise ProblemSetError(f"{listing if listing.is_file() else d}: problem {pid}: missing file {path.name}")
         try:

@@ -112,7 +112,7 @@ def _parse_decl(decl: str, module: Module, prev: Port | None) -> Port | None:
                 continue
             if words.startswith("["):
                 depth, j = 0, 0
-                for j, c in enumerate(words):
+                for j, c in enumerate(words):  # noqa: B007 - j is read after the loop
                     depth += c == "["
                     depth -= c == "]"
                     if depth == 0:
