@@ -18,6 +18,19 @@ from .secrets import TokenFileError, load_token_env
 
 
 def build_parser(prog: str, description: str, default_config: str, steps: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The shared command line of the entry scripts: ``[step] [--config] [--log-level]
+    [--print-config] [--debug] [key=value ...]``.
+
+    Args:
+        prog: program name shown in usage lines (e.g. ``run_sft.py``).
+        description: help text shown above the options.
+        default_config: the ``--config`` default (a YAML path relative to the repository).
+        steps: the step names the script accepts as its first positional argument ("all" is
+            added); empty: the script has no step argument.
+
+    Returns:
+        The parser (not yet parsed).
+    """
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,

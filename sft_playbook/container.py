@@ -54,6 +54,9 @@ class ContainerError(RuntimeError):
 
 @dataclass
 class Settings:
+    """The ``container:`` block of a config: image, mode (auto | always | never), GPUs, work
+    folder inside the container, host Hugging Face cache and extra ``docker run`` arguments.
+    """
     image: str = DEFAULTS["image"]
     mode: str = DEFAULTS["mode"]
     gpus: str = DEFAULTS["gpus"]
@@ -135,6 +138,7 @@ class Probe:
     runs_ok: Callable[[list[str]], bool] = _runs_ok
 
     def docker(self) -> tuple[bool, str]:
+        """Whether Docker can be used here: (True, reason), or (False, what is missing and how to fix it)."""
         if not self.which("docker"):
             return False, "no 'docker' command on PATH"
         if not self.runs_ok(["docker", "info"]):
@@ -142,6 +146,7 @@ class Probe:
         return True, "Docker is available"
 
     def gpu(self) -> tuple[bool, str]:
+        """Whether an NVIDIA GPU is visible (``nvidia-smi -L`` lists one): (ok, one-line reason)."""
         if not self.which("nvidia-smi"):
             return False, "no NVIDIA driver ('nvidia-smi' not found)"
         if not self.runs_ok(["nvidia-smi", "-L"]):
@@ -151,12 +156,32 @@ class Probe:
 
 @dataclass
 class Decision:
+    """Whether to re-launch the script inside the container (``launch``) and why (``reason``, logged)."""
     launch: bool
     reason: str
 
 
 def decide(flags: set[str], settings: Settings, env: Mapping[str, str], probe: Probe,
            exists: Callable[[str], bool] = os.path.exists) -> Decision:
+    """Run inside the NeMo container or here, from the flags, the settings and what the machine has.
+
+    Order: already inside the container -> here; ``--no-container`` -> here; ``--container`` or
+    mode ``always`` -> container (Docker required); mode ``never`` -> here; auto -> container only
+    when Docker works and an NVIDIA GPU is present.
+
+    Args:
+        flags: the command-line flags given (``--container``, ``--no-container``).
+        settings: the config's container settings.
+        env: the environment (to detect being inside the container already).
+        probe: what the machine offers (Docker, GPU); replaceable in tests.
+        exists: ``os.path.exists``, replaceable in tests.
+
+    Returns:
+        The decision and its reason.
+
+    Raises:
+        ContainerError: the container is required (flag or mode ``always``) but Docker cannot be used.
+    """
     if inside_container(env, exists):
         return Decision(False, "already inside the NeMo container")
     if "--no-container" in flags:
@@ -199,6 +224,9 @@ def token_names(repo_root: Path, env: Mapping[str, str]) -> list[str]:
 
 
 def host_hf_cache(settings: Settings, repo_root: Path) -> Path:
+    """The host folder mounted as the container's Hugging Face cache: ``settings.hf_cache`` with ``~``
+    expanded, relative paths taken from ``repo_root``.
+    """
     path = Path(os.path.expanduser(settings.hf_cache))
     return path if path.is_absolute() else repo_root.resolve() / path
 

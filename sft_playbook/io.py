@@ -57,11 +57,13 @@ class BadLines:
     examples: list[str] = field(default_factory=list)
 
     def add(self, where: str, reason: str) -> None:
+        """Count one skipped line; ``where`` (``file:line``) and ``reason`` are kept as an example (first 5)."""
         self.skipped += 1
         if len(self.examples) < 5:
             self.examples.append(f"{where}: {reason}")
 
     def extend(self, other: BadLines) -> None:
+        """Add another tally's count and examples (the first 5 examples overall are kept)."""
         self.skipped += other.skipped
         self.examples = (self.examples + other.examples)[:5]
 

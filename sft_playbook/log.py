@@ -9,6 +9,18 @@ _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 def setup_logging(level: str = "INFO", log_file: str | Path | None = None) -> logging.Logger:
+    """Configure the root logger: one format on stderr and, when given, also in ``log_file``.
+
+    Existing root handlers are removed first (calling it again reconfigures). Chatty third-party
+    loggers (urllib3, distributed, matplotlib, ...) are set to WARNING.
+
+    Args:
+        level: a logging level name (``INFO``, ``debug``, ...; case-insensitive).
+        log_file: also write the log there (parent folders are created); None: stderr only.
+
+    Returns:
+        The ``sft_playbook`` logger.
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)

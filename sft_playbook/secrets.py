@@ -17,10 +17,25 @@ log = logging.getLogger(__name__)
 
 
 class TokenFileError(ValueError):
-    pass
+    """A ``token.env`` line is not ``KEY=value`` with a valid name; the message names file and line, never a value."""
 
 
 def parse_token_env(path: Path) -> dict[str, str]:
+    """The ``KEY=value`` lines of a ``token.env`` file.
+
+    Blank lines and ``#`` comments are skipped, a leading ``export`` is allowed, and one pair of
+    matching quotes around a value is removed.
+
+    Args:
+        path: the file (UTF-8).
+
+    Returns:
+        Variable name -> value, in file order.
+
+    Raises:
+        TokenFileError: a line is not ``KEY=value`` or the name is not a valid variable name (the
+            message names ``file:line`` and never shows the value).
+    """
     values: dict[str, str] = {}
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         line = line.strip()

@@ -98,6 +98,15 @@ class Stage:
         (then compute it: ``engine.collect(self.keys, parts)``)."""
 
     def process(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Apply the stage to one partition: mark rejected rows (``self.drop``) and/or rewrite cells.
+
+        Args:
+            df: the partition (a copy, with empty ``REASON``/``DETAIL`` columns added by ``__call__``).
+
+        Returns:
+            The same rows (never fewer: rows are dropped by marking them), with ``REASON`` set for
+            rejected ones and any counter columns (``_n_*``) added.
+        """
         raise NotImplementedError
 
     def summary(self) -> dict[str, Any]:
@@ -123,10 +132,23 @@ class Stage:
 
     @staticmethod
     def kept(df: pd.DataFrame) -> pd.Series:
+        """Boolean mask of the rows no stage has rejected so far (empty ``REASON``)."""
         return df[REASON] == ""
 
     # -- the shared wrapper (runs on a worker) ---------------------------------------------------
     def __call__(self, partition: pd.DataFrame) -> pd.DataFrame:
+        """Run ``process`` on a copy of one partition, with the checks every stage gets.
+
+        Args:
+            partition: the rows (not modified).
+
+        Returns:
+            The processed copy, ``REASON``/``DETAIL`` as object-dtype strings.
+
+        Raises:
+            StageError: ``process`` raised (the message names the stage and the partition's first and
+                last ids), returned no DataFrame with ``REASON``, or changed the number of rows.
+        """
         df = partition.copy(deep=not _COPY_ON_WRITE)   # with copy-on-write a shallow copy is already safe
         df[REASON] = _blank(len(df))
         df[DETAIL] = _blank(len(df))
@@ -165,6 +187,7 @@ class StageStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The stats as a JSON-ready dict (drop reasons and counters sorted by name; ``extra`` only when set)."""
         return {
             "name": self.name, "rows_in": self.rows_in, "rows_out": self.rows_out,
             "dropped": dict(sorted(self.dropped.items())), "counters": dict(sorted(self.counters.items())),

@@ -308,6 +308,7 @@ class CleanAndUnify(Stage):
         self.header_max_chars = None if header_max_chars is None else int(header_max_chars)
 
     def process(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Clean one partition as the class docstring says; drops ``empty_code`` and ``no_header``."""
         fixed, rebuilt, reflowed, code_tokens = [], [], [], []
         codes, headers = [], []
         descs = {lvl: [] for lvl in self.levels}

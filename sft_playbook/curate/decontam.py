@@ -108,6 +108,7 @@ class Side:
         return {**self.__dict__, "_index": None}
 
     def distinctive(self, grams: np.ndarray) -> np.ndarray:
+        """The given n-grams without this side's template n-grams (both sorted, unique uint64 arrays)."""
         return np.setdiff1d(grams, self.template, assume_unique=True)
 
     def overlaps(self, grams: np.ndarray) -> list[tuple[str, int]]:
@@ -140,6 +141,12 @@ def match(grams: np.ndarray, side: Side, containment: float, threshold: float, m
 
 
 class Decontaminate(Stage):
+    """Drop rows that overlap a VerilogEval v2 problem: code against the references (``*_ref.sv``),
+    descriptions against the prompts (``*_prompt.txt``), by n-gram containment (module docstring).
+
+    Drop reasons: ``benchmark_code``, ``benchmark_description`` (detail: the field, the problem and
+    the overlap figures). Without benchmark files the stage warns and checks nothing.
+    """
     name = "decontaminate"
 
     def __init__(self, benchmark_dir: str, code_fields: list[str], text_fields: list[str], code_threshold: float = 0.5,
@@ -171,6 +178,12 @@ class Decontaminate(Stage):
         return None
 
     def fit(self, parts, engine, keys=None) -> None:
+        """Load the benchmark's n-grams from the first folder that has them (``benchmark_folder``); none:
+        a warning and nothing is checked. ``parts``, ``engine`` and ``keys`` are not used.
+
+        Raises:
+            ConfigError: a benchmark file cannot be read (the message names it).
+        """
         folder = self.benchmark_folder()
         self.refs = self.prompts = None
         self.problems = 0
@@ -195,6 +208,7 @@ class Decontaminate(Stage):
         return len(small & small_p) if self.refs and self.prompts else len(small | small_p)
 
     def process(self, df):
+        """Mark the rows whose code or text fields match a benchmark problem (the first match per row)."""
         if not self.problems or df.empty:
             return df
         c = self.config
@@ -227,6 +241,7 @@ class Decontaminate(Stage):
         return df
 
     def summary(self):
+        """The benchmark folder used, ``problems_checked`` and how many problems are below the size floor."""
         folder = self.benchmark_folder()
         out = {"benchmark_dir": str(self.config["benchmark_dir"]) if folder is None or folder == resolve(
                    self.config["benchmark_dir"]) else str(folder),

@@ -53,6 +53,7 @@ class ExactDedup(Stage):
         self._state = None
 
     def keys(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Per row of one partition: id, ``_order`` and the 128-bit BLAKE2b hex digest of the normalised field."""
         norm = normalized_code if self.config["normalize"] == "code" else collapse_spaces
         blake = hashlib.blake2b
         h = [blake(norm(t).encode("utf-8"), digest_size=16).hexdigest() for t in df[self.config["field"]].tolist()]
@@ -82,9 +83,11 @@ class ExactDedup(Stage):
                          "cluster_sizes": {str(k): hist[k] for k in sorted(hist)}}
 
     def state(self):
+        """The ``id -> first id`` table of rows to drop, as left by ``fit`` (a future on a cluster)."""
         return self._state
 
     def set_state(self, value) -> None:
+        """Receive the ``id -> first id`` table on the worker (before ``process``)."""
         self.drop_of = value
 
     def __getstate__(self):
@@ -93,6 +96,7 @@ class ExactDedup(Stage):
         return d
 
     def process(self, df):
+        """Drop every row of the partition that is in the table, as ``exact_duplicate`` (detail: the kept id)."""
         ids = _as_str(df["id"])
         mask = ids.isin(self.drop_of.keys())
         if mask.any():
@@ -100,6 +104,7 @@ class ExactDedup(Stage):
         return df
 
     def summary(self):
+        """Cluster counts: clusters, rows in clusters, the largest cluster and a size histogram."""
         return dict(self._summary)
 
 
@@ -180,6 +185,15 @@ class FuzzyDedup(Stage):
                              "sig": [s.tobytes() for s in sigs]})
 
     def fit(self, parts, engine, keys=None) -> None:
+        """Find near duplicates over the whole corpus: LSH candidate pairs from the signatures
+        (``keys``), verified by exact Jaccard of the shingle sets (texts fetched only for candidates);
+        a row is dropped when it is near an earlier KEPT row (``keep_first``: no chaining).
+
+        Args:
+            parts: the partitions as they are now.
+            engine: the engine that runs the collection tasks.
+            keys: the signatures of all rows (``keys`` of every partition), or None to compute them.
+        """
         c = self.config
         sig_df = keys if keys is not None else engine.collect(self.keys, parts)
         if sig_df.empty:
@@ -224,6 +238,7 @@ class FuzzyDedup(Stage):
                  self._summary["cluster_sizes"])
 
     def process(self, df):
+        """Drop the partition's rows found in ``fit`` as ``near_duplicate`` (detail: the kept id and the Jaccard)."""
         ids = _as_str(df["id"])
         mask = ids.isin(self.drop_of.keys())
         detail = ids.map(lambda i: f"near {self.drop_of[i][0]} (Jaccard {self.drop_of[i][1]})" if i in self.drop_of else "")
@@ -231,6 +246,7 @@ class FuzzyDedup(Stage):
         return df
 
     def summary(self):
+        """Candidate and verified pair counts and the cluster counts and size histogram."""
         return dict(self._summary)
 
 

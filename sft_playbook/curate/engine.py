@@ -27,10 +27,27 @@ log = logging.getLogger(__name__)
 
 
 class EngineError(RuntimeError):
-    pass
+    """The engine cannot be set up as configured (bad ``engine`` value, GPU without dask-cuda, ...)."""
 
 
 class Engine:
+    """Where the curation tasks run: a Dask cluster (a LocalCluster it starts, a LocalCUDACluster
+    with ``gpu``, or an existing ``scheduler``), or this process one task after the other
+    (``engine=local``). A context manager: the cluster is started on entry and stopped on exit.
+
+    Args:
+        engine: ``dask`` or ``local``.
+        n_workers: worker processes of a LocalCluster.
+        threads_per_worker: threads in each worker.
+        scheduler: address of a running scheduler to use instead of starting a cluster.
+        gpu: one worker per GPU (LocalCUDACluster; needs dask-cuda).
+        memory_limit: per-worker memory limit (Dask syntax, e.g. ``4GiB``, or ``auto``).
+        partition_rows: rows per partition.
+        dashboard: start the Dask dashboard.
+
+    Raises:
+        EngineError: ``engine`` is not ``dask`` or ``local``.
+    """
     def __init__(self, engine: str = "dask", n_workers: int = 2, threads_per_worker: int = 1,
                  scheduler: str | None = None, gpu: bool = False, memory_limit: str = "auto",
                  partition_rows: int = 2000, dashboard: bool = False) -> None:
@@ -157,6 +174,7 @@ class Engine:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def describe(self) -> str:
+        """One line on where the tasks run, for the log and the report."""
         if self.mode == "local":
             return "this process (engine=local)"
         if self.scheduler:

@@ -36,6 +36,7 @@ class UnicodeFix(_TextRule):
     name = "unicode_fix"
 
     def process(self, df):
+        """Fix the fields with ftfy; ``_n_unicode_fixed`` is 1 for rows where any field changed."""
         changed = np.zeros(len(df), dtype=bool)
         for f in self.fields:
             before = df[f].tolist()
@@ -55,6 +56,7 @@ class WordCount(_TextRule):
     name = "word_count"
 
     def process(self, df):
+        """Drop rows with a field outside [``min_words``, ``max_words``] (``too_few_words`` / ``too_many_words``)."""
         for f in self.fields:
             n = pd.Series(list(map(word_count, df[f].tolist())), index=df.index, dtype="int64")
             self.drop(df, n < self.config["min_words"], "too_few_words",
@@ -71,6 +73,7 @@ class TopNGramShare(_TextRule):
     name = "top_ngram"
 
     def process(self, df):
+        """Drop rows with a field whose top n-gram share exceeds ``max_share`` (``repeated_ngrams``)."""
         n, limit = int(self.config["n"]), float(self.config["max_share"])
         for f in self.fields:
             share = pd.Series(top_ngram_shares(df[f].tolist(), n), index=df.index)   # numpy, batched
@@ -85,6 +88,7 @@ class UrlShare(_TextRule):
     name = "url_share"
 
     def process(self, df):
+        """Drop rows with a field whose URL character share exceeds ``max_share`` (``url_heavy``)."""
         limit = float(self.config["max_share"])
         for f in self.fields:
             share = df[f].map(url_char_share)
@@ -94,9 +98,11 @@ class UrlShare(_TextRule):
 
 
 class LineCount(Stage):
+    """Drop code with fewer than ``min_lines`` or more than ``max_lines`` lines."""
     name = "line_count"
 
     def process(self, df):
+        """Drop rows outside the line range (``too_few_lines`` / ``too_many_lines``; detail: the count)."""
         n = df["code"].str.count("\n") + 1
         self.drop(df, n < self.config["min_lines"], "too_few_lines",
                   n.astype(str) + f" lines < {self.config['min_lines']}")
@@ -106,9 +112,11 @@ class LineCount(Stage):
 
 
 class LongestLine(Stage):
+    """Drop code with a line longer than ``max_chars`` characters."""
     name = "longest_line"
 
     def process(self, df):
+        """Drop rows whose longest line exceeds ``max_chars`` (``line_too_long``; detail: its length)."""
         longest = df["code"].map(lambda c: max((len(l) for l in c.split("\n")), default=0))
         self.drop(df, longest > self.config["max_chars"], "line_too_long",
                   "longest line " + longest.astype(str) + f" chars > {self.config['max_chars']}")
@@ -122,6 +130,7 @@ class AlphaShare(Stage):
     name = "alpha_share"
 
     def process(self, df):
+        """Drop rows below ``min_share`` alphabetic characters (``low_alpha_share``; detail: the share)."""
         def share(c: str) -> float:
             chars = [ch for ch in c if not ch.isspace()]
             return sum(ch.isalpha() for ch in chars) / len(chars) if chars else 0.0
@@ -142,6 +151,7 @@ class HasModule(Stage):
     name = "has_module"
 
     def process(self, df):
+        """Drop rows without a ``module`` header followed by ``endmodule`` (``no_module_endmodule``)."""
         def ok(c: str) -> bool:
             m = _MODULE.search(c)
             return bool(m) and bool(_ENDMODULE.search(c, m.end()))
@@ -189,6 +199,7 @@ class Compiles(Stage):
         self.index = index
 
     def process(self, df):
+        """Compile every row of the partition as the class docstring says (``threads`` at a time)."""
         from ..verilog.sandbox import compile_check, iverilog_available
         from .hierarchy import check_verilog, standard_label
 

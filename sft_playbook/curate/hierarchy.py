@@ -268,6 +268,7 @@ def black_box(name: str, uses: Sequence[Instance]) -> str:
 # -- the index -----------------------------------------------------------------------------------
 @dataclass
 class ModuleDef:
+    """One module definition found in the corpus: the defining row's id, its text and the names it instantiates."""
     row: str              # id of the defining row
     text: str             # the module's source (plus its row's `define lines), as cleaned
     uses: tuple[str, ...]  # names it instantiates
@@ -296,6 +297,9 @@ class ModuleIndex(Stage):
         self._summary: dict[str, Any] = {}
 
     def keys(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Per row of one partition: ``id``, ``_order``, the module names it defines and the names it
+        instantiates but does not define (tuples, first occurrence order).
+        """
         defines, uses = [], []
         for code in df[self.config["field"]].tolist():
             units = scan_units(code or "")
@@ -307,6 +311,14 @@ class ModuleIndex(Stage):
                              "uses": pd.Series(uses, index=df.index, dtype=object)})
 
     def fit(self, parts, engine, keys: pd.DataFrame | None = None) -> None:
+        """Build ``modules`` / ``definitions`` from the keys of all rows (see the class docstring); the
+        definitions rows need are fetched from the partitions.
+
+        Args:
+            parts: the partitions as they are now.
+            engine: the engine that runs the collection tasks.
+            keys: ``keys`` of all partitions, or None to compute them.
+        """
         if keys is None:
             keys = engine.collect(self.keys, parts)
         self.modules, self.definitions = {}, {}
@@ -381,9 +393,11 @@ class ModuleIndex(Stage):
         return out
 
     def process(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Nothing to do per partition: the index is used by the compile check. Returns ``df`` unchanged."""
         return df
 
     def summary(self) -> dict[str, Any]:
+        """Index sizes for the report (see the class docstring)."""
         return dict(self._summary)
 
 

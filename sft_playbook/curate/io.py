@@ -84,4 +84,9 @@ def frame_jsonl_text(df: pd.DataFrame, columns: list[str]) -> str:
 
 
 def write_frame_jsonl_atomic(path: str | Path, df: pd.DataFrame, columns: list[str]) -> None:
+    """Write ``df[columns]`` as jsonl (``frame_jsonl_text``) to ``path`` atomically.
+
+    Raises:
+        OutputError: the file cannot be written (disk full, read-only, ...).
+    """
     write_text_atomic(path, frame_jsonl_text(df, columns))

@@ -74,6 +74,7 @@ def shingles(text: str, kind: str = "tokens", ngram: int = 5, normalize_identifi
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard similarity of two sets given as sorted unique arrays (two empty sets: 1.0)."""
     if len(a) == 0 and len(b) == 0:
         return 1.0
     inter = len(np.intersect1d(a, b, assume_unique=True))
@@ -81,6 +82,15 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class MinHasher:
+    """MinHash signatures with ``num_perm`` universal hash functions ``a * x + b`` (mod 2**64, upper 32
+    bits kept) drawn from ``seed``: the same seed gives the same signatures on every machine.
+
+    Args:
+        num_perm: signature length (hash functions).
+        seed: seed of the hash coefficients.
+        backend: ``numpy`` (CPU) or ``torch`` (the GPU when available).
+        chunk_elems: shingles x hash functions computed at once (bounds the temporary memory).
+    """
     def __init__(self, num_perm: int = 160, seed: int = 42, backend: str = "numpy", chunk_elems: int = 1 << 22) -> None:
         rng = np.random.default_rng(seed)
         self.a = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64, endpoint=True) | np.uint64(1)

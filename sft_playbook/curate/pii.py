@@ -465,6 +465,15 @@ class Redactor:
         return out
 
     def redact(self, text: str, numbers=frozenset()) -> tuple[str, dict[str, int]]:
+        """``text`` with each PII span (``find``) replaced by its placeholder (``<EMAIL>``, ...).
+
+        Args:
+            text: the text to redact.
+            numbers: the design constants that are never PII (a set, or a function returning it).
+
+        Returns:
+            (redacted text, number of replacements per kind).
+        """
         counts: dict[str, int] = {}
         spans = self.find(text, numbers)
         if not spans:
@@ -520,6 +529,7 @@ class RedactPII(Stage):
 
     @property
     def redactor(self) -> Redactor:
+        """The ``Redactor`` for this stage's settings, built on first use (once per worker process)."""
         if self._redactor is None:  # built on the worker, once per process
             c = self.config
             self._redactor = Redactor(c["backend"], c["min_score"], c["kinds"], c["phone_context"], c["context_window"])
@@ -531,6 +541,7 @@ class RedactPII(Stage):
         return state
 
     def process(self, df):
+        """Redact the partition's code and text fields and add the per-kind counters (class docstring)."""
         totals = {k: [0] * len(df) for k in KINDS}
         rejected = {f"{k}_{w}": [0] * len(df) for k in NUMBER_KINDS for w in REJECT_REASONS[k]}
         if len(df):

@@ -93,7 +93,7 @@ LAST_TIMINGS: list[dict[str, Any]] = []
 
 
 class PipelineError(RuntimeError):
-    pass
+    """The curation cannot run or finish (bad work folder, missing sources, ...); one line for the user."""
 
 
 def check_settings(cfg: dict[str, Any]) -> None:
@@ -407,14 +407,28 @@ class Checkpoints:
 
     @property
     def passes(self) -> list[dict[str, Any]]:
+        """The finished passes, in order: each ``{"parts": [part files], "stats": [stage stats]}``."""
         return self.data["passes"]
 
     def save(self) -> None:
+        """Rewrite ``manifest.json`` atomically."""
         from ..io import write_json_atomic
 
         write_json_atomic(self.path, self.data)
 
     def pass_done(self, engine: Engine, g: int, parts: list, stats: list[StageStats]) -> list:
+        """Record a finished pass: its partitions are pickled by the workers into ``pass-<g>/`` part
+        files, then the pass is added to the manifest (saved).
+
+        Args:
+            engine: the engine that runs the save tasks.
+            g: the pass number.
+            parts: the pass's partitions (futures, or frames with engine=local).
+            stats: the statistics of the pass's stages.
+
+        Returns:
+            The part file paths, one per partition.
+        """
         files = [str(self.work / f"pass-{g:02d}" / f"{part_name(p)}.pkl") for p in range(len(parts))]
         engine.gather(engine.map(_save_part, parts, files))
         self.data["passes"].append({"parts": files, "stats": [_stats_record(s) for s in stats]})
@@ -662,6 +676,11 @@ def run_fingerprint(cfg: dict[str, Any], plan: list[dict[str, Any]]) -> str:
 
 
 def fresh_work_folder(work: Path) -> None:
+    """Empty ``work`` (or create it) and mark it as a curation work folder.
+
+    Raises:
+        PipelineError: ``work`` exists without the marker file (it is not ours: nothing is deleted).
+    """
     if work.exists():
         if not (work / WORK_MARKER).is_file():
             raise PipelineError(f"work_dir {work} exists and is not a curation work folder (no {WORK_MARKER}); "
@@ -835,6 +854,11 @@ def foreign_entries(out_dir: Path, levels: list[str]) -> list[str]:
 
 
 def main(cfg: dict[str, Any], args) -> int:
+    """``curate_data.py``'s step: run ``curate(cfg)``; a known error is logged as one line.
+
+    Returns:
+        The exit code: 0, or 1 after a config, source, download, pipeline or engine error.
+    """
     try:
         curate(cfg, scheduler=getattr(args, "scheduler", None))
     except (ConfigError, SourceError, DownloadError, PipelineError, EngineError) as exc:

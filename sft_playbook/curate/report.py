@@ -11,12 +11,14 @@ from ..io import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 
 def write_report(out_dir: Path, report: dict[str, Any]) -> None:
+    """Write ``curation_report.json``, ``curation_report.md`` and ``curation_funnel.png`` into ``out_dir`` (atomically each)."""
     write_json_atomic(out_dir / "curation_report.json", report)
     write_text_atomic(out_dir / "curation_report.md", markdown(report))
     write_bytes_atomic(out_dir / "curation_funnel.png", funnel_png(report))
 
 
 def markdown(r: dict[str, Any]) -> str:
+    """The curation report as Markdown: sources and licences, the stage table, redactions and more."""
     lines = ["# Curation report", "",
              f"Sources: {', '.join(s['name'] + ' (' + s['origin'] + ', ' + str(s['rows']) + ' rows)' for s in r['sources'])}.",
              "", "Licences of the data (the curated output carries them; see README.md, License):", "",
@@ -64,6 +66,7 @@ def _sizes(hist: dict) -> str:
 
 
 def funnel_png(r: dict[str, Any]) -> bytes:
+    """A horizontal bar chart of the rows left after reading and after each stage, as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")

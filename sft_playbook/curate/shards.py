@@ -47,6 +47,7 @@ class Shard:
     row_group: int | None = None
 
     def label(self) -> str:
+        """The shard for messages: the path, with the line or row group it starts at."""
         if self.row_group is not None:
             return f"{self.path} row group {self.row_group}"
         if self.start is not None:
@@ -64,6 +65,7 @@ class ShardRead:
 
 
 def is_jsonl(path: Path) -> bool:
+    """True for ``*.jsonl`` files and ``*.json`` files that hold one JSON value per line."""
     from .sources import _looks_like_jsonl
 
     return path.name.endswith(".jsonl") or (path.name.endswith(".json") and _looks_like_jsonl(path))
@@ -151,6 +153,7 @@ def read_shard(shard: Shard, spec: dict[str, Any], on_bad_line: str) -> ShardRea
 
 
 def shard_report(read: ShardRead) -> dict[str, Any]:
+    """What goes back to the driver for one shard: its record count and bad-line tally."""
     return {"rows": len(read.records), "bad": read.bad}
 
 

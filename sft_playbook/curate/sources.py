@@ -56,6 +56,21 @@ class DownloadError(RuntimeError):
 
 
 def read_source_specs(path: str | Path) -> list[dict[str, Any]]:
+    """The source specs of a sources file (one JSON object per line; blank and ``#`` lines skipped).
+
+    Each spec is checked (one of ``repo_id``/``path``, a ``name``, a known ``format``, ``levels``,
+    ...) and gets its defaults filled in.
+
+    Args:
+        path: the sources file (repository-relative or absolute).
+
+    Returns:
+        The specs, in file order.
+
+    Raises:
+        SourceError: the file is missing or unreadable, or a line is not a valid spec (the
+            message names ``file:line`` and the field).
+    """
     path = resolve(path)
     if not path.is_file():
         raise SourceError(f"sources file not found: {path}")
@@ -230,6 +245,22 @@ def _record(spec: dict[str, Any], where: str, rec: Any) -> dict[str, str]:
 
 
 def load_records(spec: dict[str, Any], files: list[Path], on_bad_line: str, bad: BadLines) -> list[dict[str, Any]]:
+    """The records of one source's files in the pipeline schema, with ids and ``source`` set.
+
+    A record without an id gets ``<source name>-<n>``.
+
+    Args:
+        spec: the source spec (``read_source_specs``).
+        files: the source's files, read in this order.
+        on_bad_line: ``error`` (raise) or ``skip`` (count in ``bad`` and go on).
+        bad: the tally of skipped lines, added to.
+
+    Returns:
+        The records (dicts with ``_where`` = ``file:line`` for messages).
+
+    Raises:
+        SourceError: a bad line or record with ``on_bad_line=error`` (the message names it).
+    """
     records = []
     n = 0
     for path in files:
@@ -251,6 +282,11 @@ def load_records(spec: dict[str, Any], files: list[Path], on_bad_line: str, bad:
 
 
 def records_frame(records: list[dict[str, Any]], levels: list[str]) -> pd.DataFrame:
+    """The records as a frame: ``id``, ``source``, ``_order`` (input order), ``code`` and ``desc_<level>``.
+
+    Raises:
+        SourceError: an id repeats, or a record lacks a description level (the message names the record).
+    """
     cols = ["id", "source", "code", *[f"desc_{l}" for l in levels]]
     seen: dict[str, str] = {}
     for r in records:

@@ -24,12 +24,14 @@ SPLITS = ("train", "validation", "test")
 
 
 class KeepBothViews(Stage):
+    """Keep only rows that have both views: code and a description at every level."""
     name = "both_views"
 
     def __init__(self, levels: list[str]) -> None:
         super().__init__(levels=list(levels))
 
     def process(self, df):
+        """Drop rows with empty code (``missing_code_view``) or an empty level (``missing_description_view``)."""
         self.drop(df, df["code"].str.strip() == "", "missing_code_view")
         for lvl in self.config["levels"]:
             self.drop(df, df[f"desc_{lvl}"].str.strip() == "", "missing_description_view", f"desc_{lvl} is empty")
@@ -84,6 +86,7 @@ def split_ranks(ids, seed: int) -> np.ndarray:
 
 
 def sft_input(summary: str, header: str) -> str:
+    """The SFT input text: the description, then ``Module header:`` and the header when there is one."""
     return f"{summary}\n\nModule header:\n{header}" if header else summary
 
 

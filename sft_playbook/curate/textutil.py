@@ -17,6 +17,9 @@ _SAFE_ASCII = bytes([9, 10, *range(0x20, 0x26), *range(0x27, 0x7F)])
 
 
 def fix_unicode(text: str) -> str:
+    """``text`` repaired by ftfy (mojibake, HTML entities, control characters); printable ASCII text
+    is returned as is without calling ftfy.
+    """
     if not text:
         return text
     if text.isascii() and not text.encode("ascii").translate(None, _SAFE_ASCII):
@@ -72,6 +75,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def words(text: str) -> list[str]:
+    """The lower-cased words (``\\w+`` runs) of ``text``."""
     return _WORD.findall(text.lower())
 
 
@@ -79,6 +83,7 @@ URL_RE = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"')\]]+", re.IGNORECASE)
 
 
 def url_char_share(text: str) -> float:
+    """Share of ``text``'s characters (0..1) that are inside URLs."""
     if not text or ("://" not in text and "www." not in text.lower()):
         return 0.0
     return sum(len(m) for m in URL_RE.findall(text)) / len(text)
@@ -108,6 +113,7 @@ _VTOKEN = re.compile(r"[A-Za-z_$][\w$]*|\d[\w']*|'[sS]?[bBoOdDhH][\w]+|\S")
 
 
 def strip_comments(code: str) -> str:
+    """Verilog ``//`` and ``/* */`` comments replaced by one space each."""
     return _COMMENT.sub(" ", code)
 
 

@@ -47,6 +47,7 @@ def concat_files(paths: list[str], target: str) -> int:
 
 
 def part_name(index: int) -> str:
+    """The file stem of part ``index``: ``part-000042``."""
     return f"part-{index:06d}"
 
 
