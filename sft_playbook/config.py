@@ -26,6 +26,11 @@ class ConfigError(ValueError):
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a dict (an empty file gives ``{}``).
+
+    Raises:
+        ConfigError: the file is missing, is not valid YAML (``file:line`` named) or is not a mapping.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -126,10 +131,16 @@ def _typed(key: str, old: Any, value: Any, raw: str) -> Any:
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """A YAML config file with ``key=value`` overrides applied (``apply_overrides``).
+
+    Raises:
+        ConfigError: the file cannot be read, or an override is malformed or of the wrong type.
+    """
     return apply_overrides(load_yaml(path), overrides)
 
 
 def dump_config(cfg: dict[str, Any]) -> str:
+    """The config as YAML text, keys in their order."""
     return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False)
 
 

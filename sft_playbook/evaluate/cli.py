@@ -54,6 +54,17 @@ def answers_generate_fn(path: Path, problems_dir: Path, problems=None):
 
 
 def run(cfg: dict, step: str) -> int:
+    """Run one step of ``evaluate.py``: ``download``, ``prompts``, ``predictions``, ``references`` or
+    ``verilogeval``; the summary is printed as JSON on stdout.
+
+    Args:
+        cfg: the evaluation config (``configs/eval.yaml`` plus overrides).
+        step: the step name.
+
+    Returns:
+        The exit code: 0 done, 1 a missing input or tool (iverilog, the predictions file, a model
+        name not in it), 2 a missing setting or an unknown step.
+    """
     from . import verilogeval as ve_mod
     from .verilog_metrics import evaluate_predictions
 
@@ -116,6 +127,13 @@ def run(cfg: dict, step: str) -> int:
 
 
 def main(cfg: dict, args) -> int:
+    """``evaluate.py``'s entry: ``args.step``, or for ``all`` the predictions step and, when
+    ``verilogeval.answers`` is set, the VerilogEval step. A ValueError, OSError or RuntimeError is
+    logged as one line.
+
+    Returns:
+        The exit code (the largest of the steps'; 1 after such an error).
+    """
     step = args.step
     try:
         if step == "all":  # what a fine-tuning run produces: predictions, and VerilogEval answers when given

@@ -54,14 +54,20 @@ _RESET_RE = re.compile(r"^(?:i_|in_)?(?:n_?)?[a-z]?_?(?:rst|reset|rset)(?:_?n|_b
 
 
 def is_clock(port: Port) -> bool:
+    """True for a one-bit input whose name looks like a clock (``clk``, ``clock``, ...)."""
     return port.direction == "input" and port.one_bit and bool(_CLOCK_RE.match(port.name))
 
 
 def is_reset(port: Port) -> bool:
+    """True for a one-bit input, not a clock, whose name looks like a reset (``rst``, ``reset``, ``wrstn``, ...)."""
     return port.direction == "input" and port.one_bit and not is_clock(port) and bool(_RESET_RE.match(port.name))
 
 
 def reset_active_low(name: str) -> bool:
+    """Whether a reset named ``name`` is active low, from its spelling: a trailing ``n``, ``_n``,
+    ``_b``, ``_l`` (after removing ``i_``/``_i``-style direction marks; not a bare ``...reset``/``...rst``)
+    or a leading ``n`` (not ``new...``).
+    """
     n = name.lower()
     for pre in ("i_", "in_"):
         if n.startswith(pre):
@@ -76,6 +82,11 @@ def reset_active_low(name: str) -> bool:
 
 @dataclass
 class DiffTestbench:
+    """A generated differential testbench (``build``): the source files to compile (name -> text),
+    the testbench's top module, the verdict nonce, how many output samples a full run compares,
+    and the clocks, resets (name, active low) and outputs it drives and compares, with how each
+    clock/reset was found (``found_by``: by its name or by its use).
+    """
     files: dict[str, str]
     top: str
     nonce: str

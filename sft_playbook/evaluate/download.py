@@ -31,7 +31,7 @@ _WANTED = re.compile(r"^(Prob\d+[\w-]*_(?:prompt\.txt|ref\.sv|test\.sv)|problems
 
 
 class DownloadError(RuntimeError):
-    pass
+    """The VerilogEval problems could not be downloaded or unpacked; the message says why."""
 
 
 def _fetch(url: str, dest: Path, timeout_s: float) -> str:

@@ -49,6 +49,9 @@ DEFAULT_MAX_ANSWER_CHARS = 65536   # characters of one answer searched for code;
 
 @dataclass
 class Extraction:
+    """The Verilog extracted from an answer: the code, how it was found (``method``), whether it is
+    usable (``ok``) and, when not, why (``reason``).
+    """
     code: str
     method: str          # begin_done | fence | raw | body+header_from_input | body+header_from_reference | none
     ok: bool

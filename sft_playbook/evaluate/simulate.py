@@ -53,6 +53,7 @@ _FORBIDDEN_RE = re.compile(
 
 
 def new_nonce() -> str:
+    """A fresh random 12-hex-digit nonce for one testbench run (``secrets.token_hex``)."""
     return secrets.token_hex(6)
 
 
@@ -146,6 +147,7 @@ _ERROR_CLASSES = [
 
 
 def classify_compile_error(text: str) -> str:
+    """The class of an iverilog error log (the first matching pattern's name; empty log: ``timeout``; else ``other``)."""
     for name, rx in _ERROR_CLASSES:
         if rx.search(text):
             return name
@@ -153,6 +155,7 @@ def classify_compile_error(text: str) -> str:
 
 
 def first_error_line(text: str) -> str:
+    """The first line mentioning an error (or iverilog's ``sorry``), else the first non-empty line; at most 300 characters."""
     for line in text.splitlines():
         if "error" in line.lower() or "sorry" in line.lower():
             return line.strip()[:300]
@@ -230,6 +233,7 @@ def verdict_lines(run: SimRun, nonce: str, pattern: str) -> tuple[list[tuple[str
 
 
 def default_workers(workers: int | None) -> int:
+    """``workers`` when given (at least 1), else the CPUs this process may run on."""
     if workers:
         return max(1, int(workers))
     try:

@@ -326,6 +326,17 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
 
 
 def summarize(results: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """The summary of a predictions evaluation: counts per status, extraction/compile/functional pass
+    rates (of all rows, and of the testable rows: without ``unsupported`` and ``reference_error``),
+    error classes, extraction methods and simulation throughput.
+
+    Args:
+        results: one result dict per prediction row (``status``, ``compiled``, ``error_class``, ...).
+        seconds: the wall time of the evaluation, in seconds.
+
+    Returns:
+        The summary dict (rates as fractions in [0, 1]).
+    """
     n = len(results)
     sc = Counter(r["status"] for r in results)
     compiled = sum(bool(r.get("compiled")) for r in results)

@@ -108,6 +108,7 @@ SHOT_EXAMPLES: list[tuple[str, str]] = [
 
 @dataclass
 class Problem:
+    """One VerilogEval problem: id (``ProbNNN_name``), prompt text, reference and testbench sources."""
     id: str
     prompt: str
     ref: str
@@ -115,7 +116,7 @@ class Problem:
 
 
 class ProblemSetError(ValueError):
-    pass
+    """The problem folder is missing, empty or incomplete; the message names the folder and problem."""
 
 
 def resolve_problems_dir(problems_dir: str | Path) -> Path:
@@ -251,6 +252,7 @@ def judge(problem: Problem, code: str, *, expected_samples: int | None, timeout_
 
 
 def reference_as_candidate(problem: Problem) -> str:
+    """The reference renamed ``RefModule`` -> ``TopModule``, to run it as a candidate (a self-check)."""
     return re.sub(r"\bRefModule\b", "TopModule", problem.ref)
 
 

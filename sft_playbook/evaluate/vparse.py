@@ -31,6 +31,7 @@ _KEYWORDS = {"module", "endmodule", "input", "output", "inout", "wire", "reg", "
 
 @dataclass
 class Port:
+    """A module port: name, direction (``input``/``output``/``inout``), packed range text and signedness."""
     name: str
     direction: str          # input | output | inout
     range: str = ""         # packed range text, '' for one bit
@@ -38,11 +39,15 @@ class Port:
 
     @property
     def one_bit(self) -> bool:
+        """True when the port has no packed range."""
         return not self.range
 
 
 @dataclass
 class Module:
+    """A parsed module: name, ports, parameters (name, default), constructs the parser does not
+    support (reasons; a non-empty list means the ports may be incomplete) and the body text.
+    """
     name: str
     ports: list[Port] = field(default_factory=list)
     params: list[tuple[str, str]] = field(default_factory=list)   # (name, default expression)
@@ -50,6 +55,7 @@ class Module:
     body: str = ""
 
     def port(self, name: str) -> Port | None:
+        """The port called ``name``, or None."""
         return next((p for p in self.ports if p.name == name), None)
 
 

@@ -37,10 +37,27 @@ class DataError(ValueError):
 
 
 def split_path(data_dir: Path, level: str, split: str) -> Path:
+    """The path of a curated split: ``<data_dir>/<level>/<split>.jsonl``."""
     return Path(data_dir) / level / f"{split}.jsonl"
 
 
 def read_split(data_dir: Path, level: str, split: str, limit: int | None = None) -> list[dict]:
+    """The rows of one curated split.
+
+    Args:
+        data_dir: the curated output folder (``data/merged``).
+        level: the description level (a subfolder).
+        split: ``train``, ``validation`` or ``test``.
+        limit: keep only the first ``limit`` rows (None: all).
+
+    Returns:
+        Rows ``{"id", "input", "output"}`` in file order (a missing id becomes ``<split>-<line>``).
+
+    Raises:
+        DataError: the file is missing (the message lists what the folder has), a line is not
+            JSON, a row lacks a non-empty string ``input``/``output`` (``file:line`` named), or the
+            file has no rows.
+    """
     path = split_path(data_dir, level, split)
     if not path.is_file():
         have = sorted(p.name for p in path.parent.glob("*.jsonl")) if path.parent.is_dir() else []
@@ -67,6 +84,7 @@ def read_split(data_dir: Path, level: str, split: str, limit: int | None = None)
 
 
 def uses_chat_template(tokenizer, data_cfg: dict) -> bool:
+    """True when ``data.prompt_template`` is ``chat`` and the tokenizer has a chat template."""
     return data_cfg["prompt_template"] == "chat" and bool(getattr(tokenizer, "chat_template", None))
 
 
@@ -192,6 +210,9 @@ def expand_forms(rows: list[dict], forms) -> tuple[list[dict], Counter]:
 
 @dataclass
 class Encoded:
+    """The output of ``encode_rows``: the examples (``id``, ``input_ids``, ``targets``) and the counts
+    of what happened to the rows (kept, truncated, dropped with their reason, prompt forms).
+    """
     examples: list[dict]
     stats: Counter = field(default_factory=Counter)
 
@@ -434,6 +455,7 @@ class StepSchedule:
         return out
 
     def items(self, step: int) -> list[list[dict]]:
+        """The items of optimizer step ``step`` for a run that took ``items_per_step`` items from step 0."""
         return self.items_at(step * self.per_step, self.per_step)
 
     def epoch_at(self, position: int) -> float:
@@ -441,6 +463,7 @@ class StepSchedule:
         return position / self.items_per_epoch
 
     def epoch_of(self, step: int) -> float:
+        """Epochs done after ``step`` optimizer steps of ``items_per_step`` items."""
         return self.epoch_at(step * self.per_step)
 
 

@@ -303,6 +303,7 @@ def _no_mask(*args, **kwargs):
 
 
 def register_varlen_attention() -> None:
+    """Register ``varlen_attention`` (and no mask building) with transformers under ``ATTN_NAME``."""
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface
 

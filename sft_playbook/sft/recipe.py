@@ -31,6 +31,21 @@ log = logging.getLogger(__name__)
 
 
 def main(cfg: dict, steps: list[str], args=None) -> int:
+    """Run the SFT steps (``convert``, ``train``, ``predict``, ``evaluate``) with the configured backend
+    (``native`` here, ``nemo`` handed to ``nemo_backend.main``).
+
+    Args:
+        cfg: the SFT config.
+        steps: the steps, in order.
+        args: the parsed command line (passed on to the NeMo backend).
+
+    Returns:
+        The exit code: 0, or 2 after an unknown backend or a model, data or resume error (logged as
+        one line).
+
+    Raises:
+        ValueError: an unknown step name.
+    """
     backend = cfg.get("backend", "native")
     if backend == "nemo":
         from . import nemo_backend
@@ -90,12 +105,24 @@ def loss_sum_and_count(model, batch, device, autocast_dtype):
 
 
 class SFTRecipe:
+    """The native training recipe: ``setup()`` (process group, model, data, optimizer, resume),
+    ``train()`` (the whole loop), ``cleanup()``; ``cfg`` is the SFT config, outputs go to the run folder.
+    """
     def __init__(self, cfg: dict):
         self.cfg, self.tcfg, self.dcfg = cfg, cfg["train"], cfg["data"]
         self.out = run_dir(cfg)
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
+        """Prepare everything ``train`` needs: the process group under torchrun, device and precision, the
+        model (LoRA or full, with the speed options), the encoded data and step schedule, the
+        optimizer, the metrics tracker, and the state of the checkpoint to resume from.
+
+        Raises:
+            ModelError: the model cannot be loaded or an option does not fit it.
+            DataError: a split is missing or malformed, or nothing is left to train on.
+            ResumeError: the checkpoint to resume from does not match this run.
+        """
         import torch
         import torch.distributed as dist
 
@@ -260,6 +287,10 @@ class SFTRecipe:
 
     # ------------------------------------------------------------------ train
     def train(self) -> None:
+        """The training loop: ``train.max_steps`` optimizer steps with gradient accumulation, clipping,
+        the learning rate schedule, validation every ``eval_every`` steps, checkpoints every
+        ``save_every`` steps, then the final model saved in the run folder.
+        """
         import torch
         import torch.distributed as dist
         from tqdm import tqdm
@@ -369,6 +400,10 @@ class SFTRecipe:
                 get_optimizer_state_dict(self.raw_model, self.optimizer, options=opts))
 
     def save_checkpoint(self, step: int) -> None:
+        """Save ``checkpoints/step_<step>``: the model (Hugging Face format), optimizer, data position, RNG
+        states and config, written to a temporary folder and renamed into place by rank 0; older
+        checkpoints beyond ``train.keep_checkpoints`` are removed. All ranks wait for it.
+        """
         import torch
         import torch.distributed as dist
 
@@ -506,6 +541,7 @@ class SFTRecipe:
         os.replace(tmp, final)
 
     def cleanup(self) -> None:
+        """Close the metrics tracker and destroy the process group (safe after a failed ``setup``)."""
         import torch.distributed as dist
 
         if getattr(self, "tracker", None) is not None:
@@ -616,6 +652,7 @@ def _named_optimizer_state(model, optim_sd: dict) -> dict:
 
 
 def latest_checkpoint(out: Path) -> Path | None:
+    """The newest ``checkpoints/step_NNNNNN`` folder under ``out``, or None."""
     found = sorted(p for p in (out / "checkpoints").glob("step_*") if re.fullmatch(r"step_\d+", p.name))
     return found[-1] if found else None
 

@@ -34,6 +34,12 @@ OUTCOMES = (("pass", ("functional_pass",)), ("mismatch", ("mismatch",)),
 
 
 def read_predictions(path: Path) -> list[dict]:
+    """The rows of a predictions file.
+
+    Raises:
+        FileNotFoundError: the file does not exist (run the predict step first).
+        ValueError: a row lacks ``id``, ``reference``, ``prediction`` or ``model`` (``file:line`` named).
+    """
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run the predict step first")
     rows = []
@@ -108,6 +114,11 @@ def judge_verilogeval_answers(answers_path: Path, problems_dir, out_dir: Path | 
 
 
 def verilogeval(cfg: dict, which: str, out_dir: Path):
+    """Run VerilogEval with the ``base`` or ``finetuned`` model (``evaluate.verilogeval`` settings).
+
+    Returns:
+        The benchmark summary, or None when the VerilogEval module cannot be imported (warned).
+    """
     vcfg = cfg["evaluate"]["verilogeval"]
     try:
         from ..evaluate.verilogeval import run_benchmark
@@ -164,6 +175,16 @@ def row_accounting(cfg: dict, run: Path, predictions: list[dict]) -> dict:
 
 
 def evaluate_run(cfg: dict) -> dict:
+    """The evaluate step: text and Verilog metrics (and VerilogEval when enabled) of each model's
+    predictions, validation loss and row accounting, written as ``report.json`` and ``report.md``
+    (with charts) into the run folder.
+
+    Returns:
+        The report dict.
+
+    Raises:
+        FileNotFoundError: no predictions file (run the predict step first).
+    """
     ecfg = cfg["evaluate"]
     run = run_dir(cfg)
     rows = read_predictions(run / "predictions.jsonl")
@@ -298,6 +319,7 @@ def _which_rows(report: dict, n: int) -> str:
 
 
 def render_markdown(report: dict) -> str:
+    """The run report as Markdown: the base-vs-fine-tuned table, charts and the details."""
     models = list(report["models"])
     M = report["models"]
     n_test = max((M[m]["rows"] for m in models), default=0)

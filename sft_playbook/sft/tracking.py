@@ -31,6 +31,7 @@ class Tracker:
             self.wandb = _start_wandb(run_dir, cfg, wcfg)
 
     def log(self, row: dict) -> None:
+        """Append one metrics row (``{"step", ...}``) to ``metrics.jsonl`` (flushed) and to W&B when on."""
         if not self.enabled:
             return
         self._fh.write(json.dumps(row) + "\n")
@@ -39,6 +40,7 @@ class Tracker:
             self.wandb.log({k: v for k, v in row.items() if k != "step"}, step=row["step"])
 
     def close(self) -> None:
+        """Close the metrics file and finish the W&B run."""
         if not self.enabled:
             return
         self._fh.close()
@@ -66,6 +68,7 @@ def _start_wandb(run_dir: Path, cfg: dict, wcfg: dict):
 
 
 def read_metrics(path: Path) -> list[dict]:
+    """The rows of a ``metrics.jsonl`` file (none when it does not exist)."""
     if not path.is_file():
         return []
     return read_jsonl(path)

@@ -84,6 +84,10 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclass
 class SandboxResult:
+    """What a sandboxed command did: exit code (None when killed for the timeout), the captured
+    output (capped), whether it timed out or was truncated, the wall time in seconds and the
+    isolation used (``bwrap`` or ``rlimits-only``).
+    """
     returncode: int | None       # None when killed for the timeout
     stdout: str
     stderr: str
@@ -94,6 +98,7 @@ class SandboxResult:
 
     @property
     def ok(self) -> bool:
+        """True when the command exited with 0 before the timeout."""
         return self.returncode == 0 and not self.timed_out
 
 
@@ -560,6 +565,7 @@ def _prlimit() -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def iverilog_available() -> bool:
+    """True when both ``iverilog`` and ``vvp`` are on PATH."""
     return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
 
 
