@@ -25,6 +25,9 @@ import functools
 import inspect
 import logging
 
+import torch
+import torch.nn.functional as F
+
 from .data import IGNORE
 
 log = logging.getLogger(__name__)
@@ -36,8 +39,6 @@ ATTN_NAME = "sft_varlen"
 def _ce_chunk(logits, targets, acc_dtype, grad_dtype, need_grad: bool):
     """Summed CE of one chunk of logits and, if asked, d(sum)/d(logits) = softmax - onehot (zero on
     ignored rows), in grad_dtype. Pure tensor code: `torch.compile` fuses it into a few passes."""
-    import torch
-
     logits = logits.to(acc_dtype)
     valid = targets != IGNORE
     safe_t = torch.where(valid, targets, torch.zeros_like(targets))
@@ -60,64 +61,64 @@ def _ce_chunk_fn(compiled: bool):
     if not compiled:
         return _ce_chunk
     if _CE_CHUNK_COMPILED is None:
-        import torch
-
         _CE_CHUNK_COMPILED = torch.compile(_ce_chunk)  # static first; dynamic once a shape changes
     return _CE_CHUNK_COMPILED
 
 
-def _make_linear_ce():
-    import torch
+class LinearCrossEntropy(torch.autograd.Function):
+    """sum over rows with target != -100 of CE(hidden @ weight.T, target); grads made in forward."""
 
-    class LinearCrossEntropy(torch.autograd.Function):
-        """sum over rows with target != -100 of CE(hidden @ weight.T, target); grads made in forward."""
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, chunk_size, compute_dtype, compiled):
+        """The summed loss, chunk by chunk, with d loss / d hidden and d loss / d weight computed here.
 
-        @staticmethod
-        def forward(ctx, hidden, weight, targets, chunk_size, compute_dtype, compiled):
-            n = hidden.shape[0]
-            h = hidden.to(compute_dtype) if compute_dtype is not None else hidden
-            w = weight.to(h.dtype)
-            need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-            grad_h = torch.empty_like(h) if need_h else None
-            acc = torch.promote_types(torch.float32, h.dtype)  # fp32, or fp64 for fp64 inputs
-            grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_w else None
-            total = torch.zeros((), dtype=acc, device=hidden.device)
-            chunk_ce = _ce_chunk_fn(compiled)
-            for start in range(0, n, chunk_size):
-                hc, tc = h[start:start + chunk_size], targets[start:start + chunk_size]
-                loss, g = chunk_ce(hc @ w.t(), tc, acc, h.dtype, need_h or need_w)
-                total += loss
-                if need_h:
-                    grad_h[start:start + chunk_size] = g @ w
-                if need_w:
-                    grad_w += (g.t() @ hc).to(acc)
-                del g
-            ctx.save_for_backward(grad_h if need_h else None, grad_w if need_w else None)
-            ctx.dtypes = (hidden.dtype, weight.dtype)
-            return total
+        Args:
+            ctx: the autograd context (keeps the gradients for ``backward``).
+            hidden: (N, D) hidden states.
+            weight: (V, D) output layer weight.
+            targets: (N,) token ids, -100 = ignored.
+            chunk_size: rows per chunk.
+            compute_dtype: dtype of the matmuls (None: hidden's dtype).
+            compiled: use the ``torch.compile``-d per-chunk kernel.
 
-        @staticmethod
-        def backward(ctx, grad_out):
-            grad_h, grad_w = ctx.saved_tensors
-            gh = (grad_h * grad_out).to(ctx.dtypes[0]) if grad_h is not None else None
-            gw = (grad_w * grad_out).to(ctx.dtypes[1]) if grad_w is not None else None
-            return gh, gw, None, None, None, None
+        Returns:
+            A scalar (fp32, or fp64 for fp64 inputs): the summed cross-entropy.
+        """
+        n = hidden.shape[0]
+        h = hidden.to(compute_dtype) if compute_dtype is not None else hidden
+        w = weight.to(h.dtype)
+        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_h = torch.empty_like(h) if need_h else None
+        acc = torch.promote_types(torch.float32, h.dtype)  # fp32, or fp64 for fp64 inputs
+        grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_w else None
+        total = torch.zeros((), dtype=acc, device=hidden.device)
+        chunk_ce = _ce_chunk_fn(compiled)
+        for start in range(0, n, chunk_size):
+            hc, tc = h[start:start + chunk_size], targets[start:start + chunk_size]
+            loss, g = chunk_ce(hc @ w.t(), tc, acc, h.dtype, need_h or need_w)
+            total += loss
+            if need_h:
+                grad_h[start:start + chunk_size] = g @ w
+            if need_w:
+                grad_w += (g.t() @ hc).to(acc)
+            del g
+        ctx.save_for_backward(grad_h if need_h else None, grad_w if need_w else None)
+        ctx.dtypes = (hidden.dtype, weight.dtype)
+        return total
 
-    return LinearCrossEntropy
-
-
-_LCE = None
+    @staticmethod
+    def backward(ctx, grad_out):
+        """The stored gradients scaled by ``grad_out`` (gradients of hidden and weight only)."""
+        grad_h, grad_w = ctx.saved_tensors
+        gh = (grad_h * grad_out).to(ctx.dtypes[0]) if grad_h is not None else None
+        gw = (grad_w * grad_out).to(ctx.dtypes[1]) if grad_w is not None else None
+        return gh, gw, None, None, None, None
 
 
 def linear_cross_entropy(hidden, weight, targets, chunk_size: int = 2048, compute_dtype=None,
                          compiled: bool = False):
     """Summed token cross-entropy of `hidden @ weight.T` against `targets` (-100 = ignored), without
     keeping the logits: peak extra memory is one chunk of fp32 logits plus the gradient buffers."""
-    global _LCE
-    if _LCE is None:
-        _LCE = _make_linear_ce()
-    import torch
-
     hidden = hidden.reshape(-1, hidden.shape[-1])
     if not torch.is_grad_enabled():  # validation: no gradient buffers (needs_input_grad ignores no_grad)
         with torch.no_grad():
@@ -126,79 +127,79 @@ def linear_cross_entropy(hidden, weight, targets, chunk_size: int = 2048, comput
             acc = torch.promote_types(torch.float32, h.dtype)
             return sum(_ce_chunk_fn(compiled)(h[i:i + chunk_size] @ w.t(), t[i:i + chunk_size], acc, h.dtype, False)[0]
                        for i in range(0, h.shape[0], chunk_size))
-    return _LCE.apply(hidden, weight, targets.reshape(-1), int(chunk_size), compute_dtype, bool(compiled))
+    return LinearCrossEntropy.apply(hidden, weight, targets.reshape(-1), int(chunk_size), compute_dtype, bool(compiled))
 
 
-def _make_head_ce():
-    import torch
-    import torch.nn.functional as F
+class HeadCrossEntropy(torch.autograd.Function):
+    """sum over rows with target != -100 of CE(head_fn(hidden), target), chunk by chunk, with the
+    gradients of hidden and of `params` (the trainable tensors head_fn uses) made in forward."""
 
-    class HeadCrossEntropy(torch.autograd.Function):
-        """sum over rows with target != -100 of CE(head_fn(hidden), target), chunk by chunk, with the
-        gradients of hidden and of `params` (the trainable tensors head_fn uses) made in forward."""
+    @staticmethod
+    def forward(ctx, hidden, targets, head_fn, chunk_size, *params):
+        """The summed loss of ``head_fn(hidden)``, chunk by chunk, with the gradients of ``hidden`` and of
+        ``params`` computed here (autograd through ``head_fn`` on each chunk).
 
-        @staticmethod
-        def forward(ctx, hidden, targets, head_fn, chunk_size, *params):
-            need_h = ctx.needs_input_grad[0]
-            need_p = [ctx.needs_input_grad[4 + i] for i in range(len(params))]
-            grad_h = torch.empty_like(hidden) if need_h else None
-            grad_p = [torch.zeros(p.shape, dtype=torch.promote_types(torch.float32, p.dtype), device=p.device)
-                      if n else None for p, n in zip(params, need_p)]
-            wrt_p = [p for p, n in zip(params, need_p) if n]
-            total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-            for start in range(0, hidden.shape[0], chunk_size):
-                tc = targets[start:start + chunk_size]
-                with torch.enable_grad():
-                    hc = hidden[start:start + chunk_size].detach().requires_grad_(need_h)
-                    logits = head_fn(hc)
-                    loss = F.cross_entropy(logits.float(), tc, ignore_index=IGNORE, reduction="sum")
-                wrt = ([hc] if need_h else []) + wrt_p
-                if wrt and loss.requires_grad:
-                    grads = list(torch.autograd.grad(loss, wrt, allow_unused=True))
-                    if need_h:
-                        g = grads.pop(0)
-                        grad_h[start:start + chunk_size] = 0 if g is None else g
-                    it = iter(grads)
-                    for i, n in enumerate(need_p):
-                        if n:
-                            g = next(it)
-                            if g is not None:
-                                grad_p[i] += g
-                elif need_h:
-                    grad_h[start:start + chunk_size] = 0
-                total += loss.detach().float()
-            ctx.grads = (grad_h, grad_p, [p.dtype for p in params])
-            return total
+        Args:
+            ctx: the autograd context (keeps the gradients for ``backward``).
+            hidden: (N, D) hidden states.
+            targets: (N,) token ids, -100 = ignored.
+            head_fn: (n, D) hidden states -> (n, V) logits.
+            chunk_size: rows per chunk.
+            *params: the tensors ``head_fn`` uses that may need gradients.
 
-        @staticmethod
-        def backward(ctx, grad_out):
-            grad_h, grad_p, dtypes = ctx.grads
-            del ctx.grads
-            gh = grad_h * grad_out.to(grad_h.dtype) if grad_h is not None else None
-            gp = [(g * grad_out).to(d) if g is not None else None for g, d in zip(grad_p, dtypes)]
-            return (gh, None, None, None, *gp)
+        Returns:
+            A fp32 scalar: the summed cross-entropy.
+        """
+        need_h = ctx.needs_input_grad[0]
+        need_p = [ctx.needs_input_grad[4 + i] for i in range(len(params))]
+        grad_h = torch.empty_like(hidden) if need_h else None
+        grad_p = [torch.zeros(p.shape, dtype=torch.promote_types(torch.float32, p.dtype), device=p.device)
+                  if n else None for p, n in zip(params, need_p)]
+        wrt_p = [p for p, n in zip(params, need_p) if n]
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        for start in range(0, hidden.shape[0], chunk_size):
+            tc = targets[start:start + chunk_size]
+            with torch.enable_grad():
+                hc = hidden[start:start + chunk_size].detach().requires_grad_(need_h)
+                logits = head_fn(hc)
+                loss = F.cross_entropy(logits.float(), tc, ignore_index=IGNORE, reduction="sum")
+            wrt = ([hc] if need_h else []) + wrt_p
+            if wrt and loss.requires_grad:
+                grads = list(torch.autograd.grad(loss, wrt, allow_unused=True))
+                if need_h:
+                    g = grads.pop(0)
+                    grad_h[start:start + chunk_size] = 0 if g is None else g
+                it = iter(grads)
+                for i, n in enumerate(need_p):
+                    if n:
+                        g = next(it)
+                        if g is not None:
+                            grad_p[i] += g
+            elif need_h:
+                grad_h[start:start + chunk_size] = 0
+            total += loss.detach().float()
+        ctx.grads = (grad_h, grad_p, [p.dtype for p in params])
+        return total
 
-    return HeadCrossEntropy
-
-
-_HCE = None
+    @staticmethod
+    def backward(ctx, grad_out):
+        """The stored gradients scaled by ``grad_out`` (for ``hidden`` and ``params``)."""
+        grad_h, grad_p, dtypes = ctx.grads
+        del ctx.grads
+        gh = grad_h * grad_out.to(grad_h.dtype) if grad_h is not None else None
+        gp = [(g * grad_out).to(d) if g is not None else None for g, d in zip(grad_p, dtypes)]
+        return (gh, None, None, None, *gp)
 
 
 def head_cross_entropy(hidden, head_fn, params, targets, chunk_size: int = 2048):
     """Summed token cross-entropy of `head_fn(hidden)` (logits) against `targets` (-100 = ignored),
     `chunk_size` rows at a time; peak extra memory is one chunk of logits and its gradient.
     params: the tensors head_fn uses that may need gradients (they get them through this call)."""
-    global _HCE
-    if _HCE is None:
-        _HCE = _make_head_ce()
-    import torch
-    import torch.nn.functional as F
-
     hidden, targets = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
     if not torch.is_grad_enabled():  # validation: the loss only (a Function would make gradients)
         return sum(F.cross_entropy(head_fn(hidden[i:i + chunk_size]).float(), targets[i:i + chunk_size],
                                    ignore_index=IGNORE, reduction="sum") for i in range(0, hidden.shape[0], chunk_size))
-    return _HCE.apply(hidden, targets, head_fn, int(chunk_size), *params)
+    return HeadCrossEntropy.apply(hidden, targets, head_fn, int(chunk_size), *params)
 
 
 def logit_transforms(config) -> list[tuple[str, object]]:
@@ -206,8 +207,6 @@ def logit_transforms(config) -> list[tuple[str, object]]:
     [(description, fn(logits) -> logits)] in the order the model applies them. Known: Cohere
     `logit_scale` (logits * s), Granite `logits_scaling` (logits / s), Gemma-2/3
     `final_logit_softcapping` (tanh(logits / c) * c)."""
-    import torch
-
     cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
     out = []
     scale = getattr(cfg, "logit_scale", None)
@@ -242,9 +241,6 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
     kwargs cu_seq_lens_q (int32, N+1) and max_length_q give the sample boundaries. Each sample
     attends causally to itself only. Returns (1, T, H, D).
     """
-    import torch
-    import torch.nn.functional as F
-
     if kwargs.get("softcap") or kwargs.get("s_aux") is not None:
         raise ValueError("varlen attention: this model's attention uses softcapping or sinks, which varlen "
                          "does not apply; use train.attention=sdpa")
@@ -370,8 +366,6 @@ def packing_unsupported(model, max_seq_len: int) -> str | None:
 
 def use_varlen_attention(model) -> None:
     """Switch a loaded transformers model (or a peft wrapper of one) to the varlen attention."""
-    import torch
-
     register_varlen_attention()
     if torch.cuda.is_available() and _varlen_kernel() is None:
         log.warning("train.attention=varlen: this PyTorch has no torch.nn.attention.varlen; falling back to one "
@@ -395,8 +389,6 @@ def collate_varlen(items: list[list[dict]], pad_id: int, pad_to: int | None = No
     max_length is then pad_to itself, one value for every batch, so torch.compile does not recompile
     for each new longest sample (Flash only sizes its grid with it).
     """
-    import torch
-
     ids, tgts, pos, lens = [], [], [], []
     for item in items:
         for ex in item:
@@ -423,61 +415,69 @@ def collate_varlen(items: list[list[dict]], pad_id: int, pad_to: int | None = No
 
 
 # ---------------------------------------------------------------------- the module
-def _make_loss_model():
-    import torch
-    import torch.nn.functional as F
+class LossModel(torch.nn.Module):
+    """Wraps a causal LM; forward returns (summed output-token loss, number of output tokens)."""
 
-    class LossModel(torch.nn.Module):
-        """Wraps a causal LM; forward returns (summed output-token loss, number of output tokens)."""
+    def __init__(self, model, loss: str = "full", chunk_size: int = 2048, compute_dtype=None,
+                 compile_loss: bool = False):
+        super().__init__()
+        if loss not in ("full", "chunked"):
+            raise ValueError(f"train.loss must be 'full' or 'chunked', not {loss!r}")
+        self.model, self.loss, self.chunk_size, self.compute_dtype = model, loss, int(chunk_size), compute_dtype
+        self.compile_loss = bool(compile_loss)
+        if loss == "chunked":
+            self.transforms = [fn for _, fn in logit_transforms(self._base().config)]
+            head = self._base().get_output_embeddings()
+            # the hand-written kernel only where the output layer is exactly hidden @ W.T
+            self.plain_head = type(head) is torch.nn.Linear and head.bias is None and not self.transforms
 
-        def __init__(self, model, loss: str = "full", chunk_size: int = 2048, compute_dtype=None,
-                     compile_loss: bool = False):
-            super().__init__()
-            if loss not in ("full", "chunked"):
-                raise ValueError(f"train.loss must be 'full' or 'chunked', not {loss!r}")
-            self.model, self.loss, self.chunk_size, self.compute_dtype = model, loss, int(chunk_size), compute_dtype
-            self.compile_loss = bool(compile_loss)
-            if loss == "chunked":
-                self.transforms = [fn for _, fn in logit_transforms(self._base().config)]
-                head = self._base().get_output_embeddings()
-                # the hand-written kernel only where the output layer is exactly hidden @ W.T
-                self.plain_head = type(head) is torch.nn.Linear and head.bias is None and not self.transforms
+    def _base(self):
+        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
 
-        def _base(self):
-            return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+    def head_logits(self, hidden):
+        """The model's logits from its last hidden states: output layer, then its transforms."""
+        logits = self._base().get_output_embeddings()(hidden)
+        for fn in self.transforms:
+            logits = fn(logits)
+        return logits
 
-        def head_logits(self, hidden):
-            """The model's logits from its last hidden states: output layer, then its transforms."""
-            logits = self._base().get_output_embeddings()(hidden)
-            for fn in self.transforms:
-                logits = fn(logits)
-            return logits
+    def forward(self, input_ids, targets, position_ids=None, attention_mask=None, cu_seq_lens=None,
+                max_length=None):
+        """The summed loss and the number of output tokens of one micro-batch.
 
-        def forward(self, input_ids, targets, position_ids=None, attention_mask=None, cu_seq_lens=None,
-                    max_length=None):
-            kw = {}
-            if cu_seq_lens is not None:
-                kw = {"cu_seq_lens_q": cu_seq_lens, "cu_seq_lens_k": cu_seq_lens,
-                      "max_length_q": max_length, "max_length_k": max_length}
-            count = (targets != IGNORE).sum()
-            if self.loss == "chunked":
-                base = self._base()
-                decoder = getattr(base, base.base_model_prefix)
-                hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                 use_cache=False, **kw).last_hidden_state
-                head = base.get_output_embeddings()
-                if self.plain_head:
-                    return linear_cross_entropy(hidden, head.weight, targets, self.chunk_size, self.compute_dtype,
-                                                self.compile_loss), count
-                params = [p for p in head.parameters() if p.requires_grad]
-                return head_cross_entropy(hidden, self.head_logits, params, targets, self.chunk_size), count
-            logits = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                use_cache=False, **kw).logits
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
-                                   ignore_index=IGNORE, reduction="sum")
-            return loss, count
+        Args:
+            input_ids: (B, T) token ids.
+            targets: (B, T) next-token ids, -100 where no loss is taken.
+            position_ids: (B, T) positions (restarting per sample when packed), or None.
+            attention_mask: (B, T) padding mask or (B, 1, T, T) packed block mask, or None.
+            cu_seq_lens: (N+1,) int32 sample boundaries of a varlen row (B = 1), or None.
+            max_length: the longest sample of a varlen row (with ``cu_seq_lens``).
 
-    return LossModel
+        Returns:
+            (loss, count): the summed token cross-entropy (a fp32 scalar tensor) and the number of
+            tokens with a target (an int64 scalar tensor).
+        """
+        kw = {}
+        if cu_seq_lens is not None:
+            kw = {"cu_seq_lens_q": cu_seq_lens, "cu_seq_lens_k": cu_seq_lens,
+                  "max_length_q": max_length, "max_length_k": max_length}
+        count = (targets != IGNORE).sum()
+        if self.loss == "chunked":
+            base = self._base()
+            decoder = getattr(base, base.base_model_prefix)
+            hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             use_cache=False, **kw).last_hidden_state
+            head = base.get_output_embeddings()
+            if self.plain_head:
+                return linear_cross_entropy(hidden, head.weight, targets, self.chunk_size, self.compute_dtype,
+                                            self.compile_loss), count
+            params = [p for p in head.parameters() if p.requires_grad]
+            return head_cross_entropy(hidden, self.head_logits, params, targets, self.chunk_size), count
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                            use_cache=False, **kw).logits
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
+                               ignore_index=IGNORE, reduction="sum")
+        return loss, count
 
 
 def loss_model(model, loss: str = "full", chunk_size: int = 2048, compute_dtype=None, compile_loss: bool = False,
@@ -487,7 +487,7 @@ def loss_model(model, loss: str = "full", chunk_size: int = 2048, compute_dtype=
     compile_loss: torch.compile the per-chunk softmax / gradient of the chunked loss (plain heads)."""
     if loss == "chunked":
         _require_chunkable(model)
-    lm = _make_loss_model()(model, loss, chunk_size, compute_dtype, compile_loss)
+    lm = LossModel(model, loss, chunk_size, compute_dtype, compile_loss)
     if loss == "chunked" and check:
         check_chunked_head(lm)
     return lm
@@ -512,8 +512,6 @@ def check_chunked_head(lm, n_tokens: int = 12, rtol: float = 1e-3) -> float:
     with the model's own forward on `n_tokens` tokens; ModelError naming the model and the
     difference when they disagree (a transform in the model's forward that `logit_transforms`
     does not know). Returns the largest difference relative to the largest logit."""
-    import torch
-
     from .model import ModelError
 
     model, base = lm.model, lm._base()
