@@ -95,7 +95,7 @@ print("nemo", nemo.__version__, "megatron-core", megatron.core.__version__, "tor
       "transformers", transformers.__version__, "TE", importlib.util.find_spec("transformer_engine") is not None,
       "gpus", torch.cuda.device_count(), torch.cuda.get_device_name(0))
 EOF
-python3 -c "from sft_playbook.sft.nemo_plan import make_tiny_llama as m; m('/tmp/tiny-llama', '.whl/nemo/tok', layers=4, hidden=256, heads=8, kv_heads=4)" || exit 1
+PYTHONPATH="$PWD/tests:$PYTHONPATH" python3 -c "from tiny_models import make_tiny_llama as m; m('/tmp/tiny-llama', '.whl/nemo/tok', layers=4, hidden=256, heads=8, kv_heads=4)" || exit 1
 
 common=(backend=nemo model=/tmp/tiny-llama data_dir=.whl/nemo/data output_dir=/tmp/nemo-results
         nemo.cache_dir=/tmp/nemo-cache wandb.enabled=false train.max_steps=40 train.eval_every=10

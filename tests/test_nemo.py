@@ -14,6 +14,7 @@ import pytest
 
 from sft_playbook.config import load_config
 from sft_playbook.sft import nemo_plan as P
+from tiny_models import make_tiny_llama
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -137,7 +138,7 @@ def test_worker_commands():
 def tiny_hf(tmp_path, smollm2_tokenizer_dir):
     """A tiny random Llama with random RMSNorm weights on the SmolLM2 tokenizer (conftest: from
     .cache/models/smollm2-135m-instruct or the packaged GGUF)."""
-    return P.make_tiny_llama(tmp_path / "tiny", smollm2_tokenizer_dir)
+    return make_tiny_llama(tmp_path / "tiny", smollm2_tokenizer_dir)
 
 
 def test_weight_comparison_catches_the_rmsnorm_trap(tiny_hf):

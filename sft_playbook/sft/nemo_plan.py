@@ -401,7 +401,7 @@ def llama_param_count(hf: dict) -> int:
     return V * h + L * per_layer + h + (0 if hf.get("tie_word_embeddings", False) else V * h)
 
 
-def _tokenizer_files(tokenizer_dir: Path) -> tuple[list[Path], int]:
+def tokenizer_files(tokenizer_dir: Path) -> tuple[list[Path], int]:
     """The tokenizer files of a folder and its vocabulary size (base vocabulary + added tokens past it)."""
     tok_files = [f for f in Path(tokenizer_dir).iterdir()
                  if f.name.startswith(("tokenizer", "special_tokens", "chat_template", "vocab", "merges"))]
@@ -420,7 +420,7 @@ def write_llama_shape(out: Path, tokenizer_dir: Path, layers: int, hidden: int, 
     writing and converting billions of random weights would cost minutes for nothing."""
     import shutil
 
-    tok_files, vocab = _tokenizer_files(tokenizer_dir)
+    tok_files, vocab = tokenizer_files(tokenizer_dir)
     cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab, "hidden_size": hidden,
            "intermediate_size": ffn, "num_hidden_layers": layers, "num_attention_heads": heads,
            "num_key_value_heads": kv_heads, "max_position_embeddings": max_positions, "rms_norm_eps": 1e-5,
@@ -429,34 +429,6 @@ def write_llama_shape(out: Path, tokenizer_dir: Path, layers: int, hidden: int, 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
-    for f in tok_files:
-        shutil.copy(f, out / f.name)
-    return out
-
-
-def make_tiny_llama(out: Path, tokenizer_dir: Path, seed: int = 0, layers: int = 2, hidden: int = 64,
-                    heads: int = 4, kv_heads: int = 2, randomize_norms: bool = True) -> Path:
-    """A small random Llama (tests and the GPU proof) on a real tokenizer's files; RMSNorm weights
-    random too, so a conversion that leaves them at 1.0 is caught."""
-    import shutil
-
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tok_files, vocab = _tokenizer_files(tokenizer_dir)
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                      num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=2048,
-                      rms_norm_eps=1e-5, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2)
-    model = LlamaForCausalLM(cfg)
-    if randomize_norms:
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                if "norm" in name:
-                    p.uniform_(0.5, 1.5)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
     for f in tok_files:
         shutil.copy(f, out / f.name)
     return out

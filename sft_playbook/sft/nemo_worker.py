@@ -6,7 +6,10 @@ JOB.json is written by nemo_backend: the settings (nemo_plan.nemo_settings), the
 model config. Works with NeMo 2.1.0 (nvcr.io/nvidia/nemo:24.12) and nemo-toolkit 2.7.3.
 
 Heavy imports stay inside functions: NeMo's checkpoint writer starts helper processes with the
-'spawn' method, which re-import the main module.
+'spawn' method, which re-import the main module. Our NeMo/Lightning subclasses live in
+nemo_extensions.py, imported by the phases that use them.
+
+A phase that cannot finish raises ``NemoWorkerError``; ``main`` prints its message and exits with 1.
 """
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ import inspect
 import json
 import logging
 import os
-import re
 import sys
 import time
 from contextlib import contextmanager
@@ -31,28 +33,12 @@ log = logging.getLogger("sft_playbook.nemo")
 NUMPY_ALIASES_ADDED = restore_numpy_aliases()
 
 
-def _dtype(name: str):
-    import torch
-
-    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
-
-
-def build_model_config(job: dict):
-    from nemo.collections import llm
-
-    kw = dict(job["model_config"])
-    kw["params_dtype"] = _dtype(kw["params_dtype"])
-    import torch
-
-    if not torch.cuda.is_available():  # conversion (and tests) on a CPU machine
-        kw["use_cpu_initialization"] = True
-    scale = kw.pop("rope_scaling_factor", None)
-    if scale is not None:
-        return llm.Llama31Config(scale_factor=scale, **kw)
-    return llm.LlamaConfig(**kw)
+class NemoWorkerError(RuntimeError):
+    """A phase cannot finish (a check failed, no usable checkpoint); the message says what and where."""
 
 
 def nemo_tokenizer(hf_dir: str):
+    """NeMo's wrapper of the Hugging Face tokenizer in ``hf_dir``."""
     from nemo.collections.common.tokenizers.huggingface.auto_tokenizer import AutoTokenizer
 
     return AutoTokenizer(hf_dir)
@@ -82,89 +68,20 @@ def cpu_checkpoint_shims():
         torch.cuda.synchronize, torch.cuda.current_device, torch.cuda.Stream, nemo_pl._fix_tensors_device = saved
 
 
-NORM_FIXES = ((re.compile(r"decoder\.layers\.(\d+)\.input_layernorm\.weight$"), "model.layers.{}.input_layernorm.weight"),
-              (re.compile(r"decoder\.layers\.(\d+)\.pre_mlp_layernorm\.weight$"), "model.layers.{}.post_attention_layernorm.weight"))
-
-
-def copy_missing_norms(source_sd: dict, target_module) -> int:
-    """Without TransformerEngine the Megatron layers keep RMSNorm as separate modules
-    (input_layernorm / pre_mlp_layernorm), which NeMo's HF mapping (written for TE's fused
-    linear_qkv.layer_norm_weight / linear_fc1.layer_norm_weight) never fills: they stay 1.0.
-    Copy them from the HF state dict. Returns how many tensors were copied."""
-    import torch
-
-    n = 0
-    with torch.no_grad():
-        for name, param in target_module.named_parameters():
-            for pattern, src in NORM_FIXES:
-                m = pattern.search(name)
-                if m:
-                    param.copy_(source_sd[src.format(m.group(1))].to(param.dtype))
-                    n += 1
-    return n
-
-
-def _importer_class():
-    from nemo.collections.llm.gpt.model.llama import HFLlamaImporter
-
-    class PlaybookLlamaImporter(HFLlamaImporter):
-        """NeMo's Llama importer with: our config (fusions only with TE), synchronous checkpoint
-        writing, and the RMSNorm weights copied when the layer spec is TE-less."""
-        job: dict = {}
-        norms_fixed = 0
-
-        @property
-        def config(self):
-            return build_model_config(self.job)
-
-        def nemo_setup(self, model, trainer=None, *args, **kwargs):
-            from nemo import lightning as nl
-
-            trainer = trainer or nl.Trainer(devices=1, accelerator="cpu", strategy=nl.MegatronStrategy(
-                ckpt_save_optimizer=False, always_save_context=True, ckpt_async_save=False))
-            return super().nemo_setup(model, trainer, *args, **kwargs)
-
-        def convert_state(self, source, target):
-            # NeMo's transforms require equal dtypes: bring the HF weights to the training dtype
-            # (e.g. an fp32 HF folder into a bf16 NeMo checkpoint) instead of failing.
-            # Without TE the separate RMSNorm modules keep fp32 parameters in a bf16 model: cast
-            # each HF module to the dtype of its NeMo counterpart.
-            want = _dtype(self.job["model_config"]["params_dtype"])
-            if hasattr(source, "named_modules"):
-                norm_dtype = next((p.dtype for n, p in target.named_parameters() if n.endswith("final_layernorm.weight")), want)
-                if getattr(source, "dtype", want) != want:
-                    log.info("casting the Hugging Face weights from %s to %s", source.dtype, want)
-                    source = source.to(want)
-                if norm_dtype != want:
-                    for name, module in source.named_modules():
-                        if "norm" in name.rsplit(".", 1)[-1]:
-                            module.to(norm_dtype)
-            result = super().convert_state(source, target)
-            type(self).norms_fixed = copy_missing_norms(source.state_dict(), target)
-            return result
-
-    return PlaybookLlamaImporter
-
-
 def phase_import(job: dict) -> None:
+    """Convert the staged Hugging Face folder into the cached NeMo base checkpoint (overwritten)."""
     from nemo.collections import llm
     from nemo.lightning import io
 
-    Importer = _importer_class()
-    Importer.job = job
+    from .nemo_extensions import PlaybookLlamaImporter, PlaybookLlamaModel, build_model_config
 
-    class PlaybookLlamaModel(llm.LlamaModel):  # only selects our importer; the saved model is a LlamaModel
-        pass
-
-    io.model_importer(PlaybookLlamaModel, "hf")(Importer)
+    PlaybookLlamaImporter.job = job
+    io.model_importer(PlaybookLlamaModel, "hf")(PlaybookLlamaImporter)
     out = Path(job["paths"]["base_ckpt"])
     t0 = time.time()
     with cpu_checkpoint_shims():
         llm.import_ckpt(model=PlaybookLlamaModel(config=build_model_config(job)),
                         source="hf://" + job["paths"]["staged_hf"], output_path=out, overwrite=True)
-    if Importer.norms_fixed:
-        log.warning("no TransformerEngine: NeMo's importer leaves RMSNorm weights at 1.0; copied %d of them "
-                    "from the Hugging Face weights", Importer.norms_fixed)
     log.info("converted %s -> %s in %.1fs", job["hf_dir"], out, time.time() - t0)
 
 
@@ -181,7 +98,11 @@ def load_nemo_weights(ckpt: Path) -> dict:
 
 
 def phase_verify(job: dict) -> None:
-    """Compare the converted checkpoint with the HF weights; raise when anything differs."""
+    """Compare the converted checkpoint with the HF weights.
+
+    Raises:
+        NemoWorkerError: a tensor differs (the first 20 differences are listed).
+    """
     from safetensors.torch import load_file
 
     from .nemo_plan import compare_weights, expected_nemo_weights, flatten_nemo_checkpoint
@@ -194,49 +115,8 @@ def phase_verify(job: dict) -> None:
     got = flatten_nemo_checkpoint(load_nemo_weights(Path(job["paths"]["base_ckpt"])))
     problems = compare_weights(expected, got)
     if problems:
-        raise SystemExit("converted checkpoint differs from the Hugging Face weights:\n  " + "\n  ".join(problems[:20]))
+        raise NemoWorkerError("converted checkpoint differs from the Hugging Face weights:\n  " + "\n  ".join(problems[:20]))
     log.info("conversion check: all %d tensors match the Hugging Face weights", len(expected))
-
-
-class _MetricsCallback:
-    """Writes train loss / lr / val loss per step to results/<run>/metrics.jsonl (rank 0)."""
-
-    def __new__(cls, path: Path):
-        from lightning.pytorch import Callback
-
-        class MetricsCallback(Callback):
-            def __init__(self):
-                self.path = path
-                self.t0 = time.time()
-
-            def _write(self, trainer, row):
-                if trainer.global_rank != 0:
-                    return
-                with self.path.open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(row) + "\n")
-
-            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-                m = trainer.callback_metrics
-                loss = m.get("reduced_train_loss", m.get("train_loss"))
-                row = {"step": int(trainer.global_step), "time_s": round(time.time() - self.t0, 2)}
-                if loss is not None:
-                    row["train_loss"] = float(loss)
-                lr = m.get("lr")
-                if lr is None and trainer.optimizers:
-                    try:
-                        lr = trainer.optimizers[0].param_groups[0]["lr"]
-                    except (AttributeError, IndexError, KeyError, TypeError):
-                        lr = None
-                if lr is not None:
-                    row["lr"] = float(lr)
-                self._write(trainer, row)
-
-            def on_validation_end(self, trainer, pl_module):
-                val = trainer.callback_metrics.get("val_loss")
-                if val is not None and not trainer.sanity_checking:
-                    self._write(trainer, {"step": int(trainer.global_step), "val_loss": float(val)})
-
-        return MetricsCallback()
 
 
 def _strategy(job: dict, for_inference: bool = False):
@@ -272,6 +152,7 @@ def build_train_objects(job: dict) -> dict:
     from nemo.collections import llm
     from nemo.lightning.pytorch.optim import CosineAnnealingScheduler
 
+    from .nemo_extensions import MetricsCallback, build_model_config
     from .nemo_plan import have_transformer_engine
 
     s, paths = job["settings"], job["paths"]
@@ -310,7 +191,7 @@ def build_train_objects(job: dict) -> dict:
     # can only name importable classes. Passed as callbacks=[...], the function-local class made
     # that serialisation fail, NeMo caught it with a warning, and left context/io.json EMPTY, so
     # export_ckpt and generate then died with JSONDecodeError (seen on H200, NeMo 2.7.3).
-    trainer.callbacks.append(_MetricsCallback(Path(paths["run"]) / "metrics.jsonl"))
+    trainer.callbacks.append(MetricsCallback(Path(paths["run"]) / "metrics.jsonl"))
     wandb = None
     if s["wandb"]:
         from lightning.pytorch.loggers import WandbLogger
@@ -345,7 +226,11 @@ def context_problem(ckpt: Path) -> str | None:
 def check_train_context(job: dict, out: str) -> dict:
     """Build the training objects as phase_train does (no training), dump their TrainerContext the
     way NeMo's ModelCheckpoint does, and read the model back as export_ckpt and generate do.
-    Raises when the context does not serialise or load. Returns what was checked."""
+    Returns what was checked.
+
+    Raises:
+        NemoWorkerError: the context does not serialise (NeMo leaves an empty or broken io.json).
+    """
     from nemo.lightning import io
     from nemo.lightning.io.pl import TrainerContext
 
@@ -355,13 +240,20 @@ def check_train_context(job: dict, out: str) -> dict:
     TrainerContext(trainer=objs["trainer"], model=objs["model"], extra=extra).io_dump(out / "context", yaml_attrs=["model"])
     problem = context_problem(out)
     if problem:
-        raise SystemExit(problem)
+        raise NemoWorkerError(problem)
     model = io.load_context(out / "context", subpath="model")
     return {"io_json_bytes": (out / "context" / "io.json").stat().st_size, "model": type(model).__name__,
             "num_layers": model.config.num_layers}
 
 
 def phase_train(job: dict) -> None:
+    """Fine-tune with ``llm.finetune`` (objects from ``build_train_objects``); a fresh run (no resume)
+    first removes the old metrics file. Rank 0 then checks that a checkpoint with a readable context
+    was written (export and generate need it).
+
+    Raises:
+        NemoWorkerError: no checkpoint, or a checkpoint whose context cannot be read.
+    """
     from nemo.collections import llm
 
     s, paths = job["settings"], job["paths"]
@@ -376,7 +268,7 @@ def phase_train(job: dict) -> None:
         ckpts = sorted({p.parent for p in Path(paths["log_dir"]).rglob("weights")})
         bad = [msg for msg in map(context_problem, ckpts) if msg]
         if not ckpts or bad:
-            raise SystemExit("NeMo fine-tuning left no usable checkpoint (export and generate need its context):\n  "
+            raise NemoWorkerError("NeMo fine-tuning left no usable checkpoint (export and generate need its context):\n  "
                              + "\n  ".join(bad or [f"no checkpoint under {paths['log_dir']}"]))
         log.info("checkpoints with a readable context: %s", ", ".join(p.name for p in ckpts))
 
@@ -443,45 +335,13 @@ def timing_summary(rows: list[dict], warmup_steps: int, world_size: int, n_param
             "world_size": world_size}
 
 
-class _TimingCallback:
-    """Per optimizer step: wall time (GPU synchronised at both ends), the job's real tokens (summed
-    over ranks, divided by the model-parallel size that shares each micro-batch), the train loss,
-    and the peak GPU memory; rows kept on every rank, written by rank 0."""
-
-    def __new__(cls, sink: dict, model_parallel: int):
-        import torch
-        from lightning.pytorch import Callback
-
-        class TimingCallback(Callback):
-            def __init__(self):
-                self.rows, self.t0 = [], None
-
-            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-                torch.cuda.synchronize()
-                sink["tokens"] = sink["padded"] = 0
-                self.t0 = time.perf_counter()
-
-            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-                torch.cuda.synchronize()
-                seconds = time.perf_counter() - self.t0
-                counts = torch.tensor([float(sink.get("tokens", 0)), float(sink.get("padded", 0))], device="cuda")
-                if torch.distributed.is_initialized():
-                    torch.distributed.all_reduce(counts)
-                tokens, padded = (int(round(x / model_parallel)) for x in counts.tolist())
-                loss = trainer.callback_metrics.get("reduced_train_loss", trainer.callback_metrics.get("train_loss"))
-                self.rows.append({"step": len(self.rows) + 1, "seconds": round(seconds, 4),
-                                  "tokens": tokens, "padded_tokens": padded,
-                                  "train_loss": None if loss is None else round(float(loss), 4),
-                                  "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)})
-
-        return TimingCallback()
-
-
 def build_time_objects(job: dict) -> tuple[dict, object, dict]:
     """phase_time's llm.finetune arguments: build_train_objects' with nothing restored (Megatron's
     random init), a logger without checkpoints, and the model's data step counting the real tokens
     of each micro-batch into the returned sink; plus the timing callback (attached to the trainer)."""
     from nemo import lightning as nl
+
+    from .nemo_extensions import TimingCallback
 
     s, paths = job["settings"], job["paths"]
     objs = build_train_objects(job)
@@ -490,7 +350,7 @@ def build_time_objects(job: dict) -> tuple[dict, object, dict]:
     sink: dict = {}
     config = objs["model"].config
     config.data_step_fn = functools.partial(counting_data_step, config.data_step_fn, sink)
-    timer = _TimingCallback(sink, s["tp"] * s["pp"])
+    timer = TimingCallback(sink, s["tp"] * s["pp"])
     objs["trainer"].callbacks.append(timer)
     return objs, timer, sink
 
@@ -520,15 +380,26 @@ def phase_time(job: dict) -> None:
 
 
 def last_checkpoint(log_dir: Path) -> Path:
-    """The newest NeMo checkpoint folder (has weights/ and context/) under the run's log dir."""
+    """The newest NeMo checkpoint folder (has weights/ and context/) under the run's log dir.
+
+    Raises:
+        NemoWorkerError: there is none (run the train step first).
+    """
     cands = [p.parent for p in Path(log_dir).rglob("weights") if (p.parent / "context").is_dir()]
     if not cands:
-        raise SystemExit(f"no NeMo checkpoint under {log_dir}: run the train step first")
+        raise NemoWorkerError(f"no NeMo checkpoint under {log_dir}: run the train step first")
     last = [c for c in cands if c.name.endswith("-last")]
     return max(last or cands, key=lambda p: p.stat().st_mtime)
 
 
 def phase_predict(job: dict) -> None:
+    """Generate answers for the job's test rows with the ``base`` checkpoint or the last fine-tuned one
+    (``job["predict_which"]``), ``n_samples`` per row; rank 0 writes
+    ``<nemo_dir>/predictions-<which>.jsonl`` (the predictions schema of predict.py).
+
+    Raises:
+        NemoWorkerError: no fine-tuned checkpoint to predict with.
+    """
     from nemo import lightning as nl
     from nemo.collections.llm import api
 
@@ -574,56 +445,13 @@ def phase_predict(job: dict) -> None:
         log.info("predictions (%s): %s (%d rows)", which, path, len(out_rows))
 
 
-TE_LESS_NORMS = ((".input_layernorm.weight", ".self_attention.linear_qkv.layer_norm_weight"),
-                 (".pre_mlp_layernorm.weight", ".mlp.linear_fc1.layer_norm_weight"))
-
-
-class _SourceView:
-    """What NeMo's apply_transforms reads from the source model (its config and state_dict()), with
-    TE-less RMSNorm keys renamed to the TE names NeMo's HF mapping expects and every floating
-    tensor cast to the Hugging Face model's dtype (NeMo asserts the target keeps its dtypes)."""
-
-    def __init__(self, module, dtype):
-        self.config, self._module, self._dtype = module.config, module, dtype
-
-    def state_dict(self):
-        out = {}
-        for key, value in self._module.state_dict().items():
-            for old, new in TE_LESS_NORMS:
-                if key.endswith(old) and ".layers." in key:
-                    key = key[: -len(old)] + new
-            if hasattr(value, "is_floating_point") and value.is_floating_point():
-                value = value.to(self._dtype)
-            out[key] = value
-        return out
-
-
-def _exporter_class():
-    from megatron.core.transformer.module import MegatronModule
-    from nemo.collections.llm.gpt.model.llama import HFLlamaExporter
-
-    class PlaybookLlamaExporter(HFLlamaExporter):
-        """NeMo's Llama -> HF exporter, also for TE-less models: without TransformerEngine the
-        RMSNorm weights live in separate modules (input_layernorm / pre_mlp_layernorm, fp32 in a
-        bf16 model), which NeMo's mapping (TE's fused layer_norm_weight names) does not find."""
-        te_less_norms = 0
-
-        def convert_state(self, source, target, source_config=None):
-            module = source.module if isinstance(getattr(source, "module", None), MegatronModule) else source
-            keys = list(module.state_dict())
-            n = sum(1 for k in keys for old, _ in TE_LESS_NORMS if k.endswith(old) and ".layers." in k)
-            if n == 0 or self.is_llama4():
-                return super().convert_state(source, target, source_config)
-            type(self).te_less_norms = n
-            dtype = next(target.parameters()).dtype
-            return super().convert_state(_SourceView(module, dtype), target, source_config)
-
-    return PlaybookLlamaExporter
-
-
 def check_export(ckpt: Path, hf_out: Path, hf_config: dict) -> int:
     """The exported Hugging Face weights, mapped back to Megatron's layout, must equal the NeMo
-    checkpoint's (within bf16 rounding). Raises when anything differs; returns the tensor count."""
+    checkpoint's (within bf16 rounding). Returns the tensor count.
+
+    Raises:
+        NemoWorkerError: a tensor differs (the first 20 differences are listed).
+    """
     from safetensors.torch import load_file
 
     from .nemo_plan import compare_weights, expected_nemo_weights, flatten_nemo_checkpoint
@@ -634,28 +462,32 @@ def check_export(ckpt: Path, hf_out: Path, hf_config: dict) -> int:
     expected = expected_nemo_weights(hf_sd, hf_config)
     problems = compare_weights(expected, flatten_nemo_checkpoint(load_nemo_weights(Path(ckpt))))
     if problems:
-        raise SystemExit(f"exported Hugging Face weights in {hf_out} differ from the NeMo checkpoint {ckpt}:\n  "
+        raise NemoWorkerError(f"exported Hugging Face weights in {hf_out} differ from the NeMo checkpoint {ckpt}:\n  "
                          + "\n  ".join(problems[:20]))
     return len(expected)
 
 
 def phase_export(job: dict) -> None:
+    """Export the last (or ``export_source``) NeMo checkpoint to Hugging Face format and check it.
+
+    Raises:
+        NemoWorkerError: no checkpoint, its context is unreadable, or the export differs from it.
+    """
     from nemo.collections import llm
     from nemo.lightning import io
+
+    from .nemo_extensions import PlaybookLlamaExporter
 
     paths = job["paths"]
     ckpt = Path(job["export_source"]) if job.get("export_source") else last_checkpoint(Path(paths["log_dir"]))
     problem = context_problem(ckpt)
     if problem:
-        raise SystemExit(f"cannot export {ckpt}: {problem}")
+        raise NemoWorkerError(f"cannot export {ckpt}: {problem}")
     out = Path(job.get("export_target") or paths["export_dir"])
-    Exporter = _exporter_class()
-    io.model_exporter(llm.LlamaModel, "hf")(Exporter)
+    io.model_exporter(llm.LlamaModel, "hf")(PlaybookLlamaExporter)
     t0 = time.time()
     with cpu_checkpoint_shims():
         llm.export_ckpt(path=ckpt, target="hf", output_path=out, overwrite=True)
-    if Exporter.te_less_norms:
-        log.info("no TransformerEngine: exported %d separate RMSNorm weights under their HF names", Exporter.te_less_norms)
     log.info("exported %s -> %s (Hugging Face format) in %.1fs", ckpt, out, time.time() - t0)
     n = check_export(ckpt, out, json.loads((out / "config.json").read_text(encoding="utf-8")))
     log.info("export check: all %d tensors equal the NeMo checkpoint's", n)
@@ -666,6 +498,12 @@ PHASES = {"import": phase_import, "verify": phase_verify, "train": phase_train, 
 
 
 def main(argv=None) -> int:
+    """``python -m sft_playbook.sft.nemo_worker PHASE JOB.json``: run one phase.
+
+    Returns:
+        The exit code: 0, 1 when the phase raised ``NemoWorkerError`` (its message is printed on
+        stderr), 2 for a wrong command line.
+    """
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2 or argv[0] not in PHASES:
         print(f"usage: python -m sft_playbook.sft.nemo_worker {{{'|'.join(PHASES)}}} JOB.json", file=sys.stderr)
@@ -677,7 +515,11 @@ def main(argv=None) -> int:
         log.info("NumPy %s lacks %s (removed in NumPy 2.0; megatron-core 0.15.3 calls them): aliased as before",
                  numpy.__version__, ", ".join(f"np.{n}" for n in NUMPY_ALIASES_ADDED))
     job = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
-    PHASES[argv[0]](job)
+    try:
+        PHASES[argv[0]](job)
+    except NemoWorkerError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     return 0
 
 
