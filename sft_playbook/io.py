@@ -74,7 +74,11 @@ def decode_utf8(data: bytes, where: str, *, line_start: int = 1) -> str:
 
     ``where`` names the file; the error gives the 1-based line (counted from ``line_start``) and
     column (in characters, 1-based) of the first invalid byte:
-    ``<where>:<line>: not valid UTF-8 (byte 0xff at column 3)``."""
+    ``<where>:<line>: not valid UTF-8 (byte 0xff at column 3)``.
+
+    Raises:
+        InputError: ``data`` is not valid UTF-8 (``where:line`` and column named).
+    """
     if data.startswith(BOM):
         data = data[len(BOM):]
     try:
@@ -89,7 +93,11 @@ def decode_utf8(data: bytes, where: str, *, line_start: int = 1) -> str:
 
 def read_text(path: str | Path) -> str:
     """The whole file as text: UTF-8, a leading BOM dropped; ``InputError`` (file:line) on bad bytes
-    or when the file cannot be read."""
+    or when the file cannot be read.
+
+    Raises:
+        InputError: the file cannot be read or is not valid UTF-8.
+    """
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -99,7 +107,11 @@ def read_text(path: str | Path) -> str:
 
 
 def read_json(path: str | Path) -> Any:
-    """One JSON document (BOM accepted); ``InputError`` with file:line on bad bytes or JSON."""
+    """One JSON document (BOM accepted); ``InputError`` with file:line on bad bytes or JSON.
+
+    Raises:
+        InputError: the file cannot be read, is not valid UTF-8 or not valid JSON.
+    """
     text = read_text(path)
     try:
         return json.loads(text)
@@ -119,7 +131,12 @@ def iter_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | 
 
     ``byte_range=(start, stop)``: only the lines that start at a byte offset in [start, stop)
     (``start`` must be a line start, e.g. from ``jsonl_line_starts``); ``first_line`` is the line
-    number of the line at ``start``, so errors still name the file's own line."""
+    number of the line at ``start``, so errors still name the file's own line.
+
+    Raises:
+        ValueError: ``on_bad_line`` is not ``error`` or ``skip``.
+        InputError: the file cannot be opened, or a bad line with ``on_bad_line=error``.
+    """
     if on_bad_line not in ON_BAD_LINE:
         raise ValueError(f"on_bad_line must be one of {ON_BAD_LINE}, not {on_bad_line!r}")
     path = Path(path)
@@ -166,7 +183,11 @@ def _lines_until(fh, pos: int, stop: int) -> Iterator[bytes]:
 def jsonl_line_starts(path: str | Path, every: int = 1) -> tuple[int, list[int]]:
     """``(number of lines, byte offsets of lines 1, 1 + every, 1 + 2 * every, ...)`` of a file
     (lines end at b"\\n"; a last line without one counts). A cheap pass (no decoding) that lets
-    several readers share one file through ``iter_jsonl(byte_range=...)``."""
+    several readers share one file through ``iter_jsonl(byte_range=...)``.
+
+    Raises:
+        InputError: the file cannot be read.
+    """
     path = Path(path)
     starts: list[int] = []
     n = 0
@@ -211,7 +232,11 @@ def output_error(exc: OSError, path: str | Path) -> OutputError:
 def write_chunks_atomic(path: str | Path, chunks: Iterable[bytes]) -> int:
     """Stream ``chunks`` into ``path`` through a temporary file in the same folder + ``os.replace``;
     returns the bytes written. On any error the temporary file is removed, the old file (if any)
-    is untouched, and ``OutputError`` ("no space left on device writing <path>") is raised."""
+    is untouched, and ``OutputError`` ("no space left on device writing <path>") is raised.
+
+    Raises:
+        OutputError: the file cannot be written (disk full, read-only, ...); nothing is left behind.
+    """
     path = Path(path)
     tmp = None
     n = 0
@@ -277,7 +302,11 @@ def replace_dir_atomic(target: str | Path, *, keep: Iterable[str] = ()) -> Itera
 
     ``keep``: names of entries of the old ``target`` to carry over into the new one when the
     block did not write them (e.g. files produced by another step). The swap is two renames in the
-    same folder; between them ``target`` is briefly absent, never half-written."""
+    same folder; between them ``target`` is briefly absent, never half-written.
+
+    Raises:
+        OutputError: the folder set cannot be written or swapped in; ``target`` is unchanged.
+    """
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -327,7 +356,11 @@ def _umask() -> int:
 
 def require_free_bytes(path: str | Path, need: int, what: str) -> None:
     """Raise ``OutputError`` ("not enough space on device for WHAT in PATH: needs about 1.2 GB,
-    0.3 GB free") when the file system holding ``path`` has fewer than ``need`` bytes free."""
+    0.3 GB free") when the file system holding ``path`` has fewer than ``need`` bytes free.
+
+    Raises:
+        OutputError: not enough free space (errno ENOSPC).
+    """
     free = free_bytes(path)
     if free < need:
         raise OutputError(errno.ENOSPC, f"not enough space on device for {what} in {path}: needs about "

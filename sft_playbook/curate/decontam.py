@@ -258,7 +258,11 @@ class Decontaminate(Stage):
 
 
 def load_benchmark(folder: Path, config: dict) -> tuple[Side, Side]:
-    """(references, prompts) of a VerilogEval-style folder (BOM-tolerant, one clear error per bad file)."""
+    """(references, prompts) of a VerilogEval-style folder (BOM-tolerant, one clear error per bad file).
+
+    Raises:
+        ConfigError: a benchmark file cannot be read or decoded (the message names it).
+    """
     refs, prompts = {}, {}
     try:
         for p in sorted(folder.glob("*_ref.sv")):

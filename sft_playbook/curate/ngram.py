@@ -125,7 +125,11 @@ def _batch(texts: list[str], n: int) -> np.ndarray:
 
 
 def top_ngram_shares(texts: Sequence[str], n: int = 2) -> np.ndarray:
-    """``[top_ngram_share(t, n) for t in texts]`` as a float array, computed in batches."""
+    """``[top_ngram_share(t, n) for t in texts]`` as a float array, computed in batches.
+
+    Raises:
+        ValueError: ``n`` < 1.
+    """
     if n < 1:
         raise ValueError(f"n must be >= 1, not {n}")
     texts = list(texts)

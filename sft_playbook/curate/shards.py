@@ -73,7 +73,11 @@ def is_jsonl(path: Path) -> bool:
 
 def scan_file(path: str) -> tuple[str, int, list[int]]:
     """The cheap pass (on a worker): ("jsonl", lines, offsets of every LINE_STEP-th line),
-    ("parquet", row groups, []) or ("file", 1, [])."""
+    ("parquet", row groups, []) or ("file", 1, []).
+
+    Raises:
+        SourceError: the file cannot be read (the message names it).
+    """
     p = Path(path)
     if p.name.endswith(".parquet"):
         import pyarrow.parquet as pq
@@ -115,7 +119,11 @@ def lines_per_shard(total_lines: int, partition_rows: int, min_shards: int) -> i
 
 def read_shard(shard: Shard, spec: dict[str, Any], on_bad_line: str) -> ShardRead:
     """Read one shard (on a worker) into records of the pipeline schema (``sources._record``);
-    a bad line or record raises ``SourceError`` (file:line) or, with on_bad_line=skip, is counted."""
+    a bad line or record raises ``SourceError`` (file:line) or, with on_bad_line=skip, is counted.
+
+    Raises:
+        SourceError: a bad line or record with ``on_bad_line=error`` (``file:line`` named).
+    """
     out = ShardRead()
     path = Path(shard.path)
     if shard.row_group is not None:

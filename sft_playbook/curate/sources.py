@@ -122,7 +122,11 @@ def read_source_specs(path: str | Path) -> list[dict[str, Any]]:
 
 # -- hub download ----------------------------------------------------------------------------------
 def download_hub(spec: dict[str, Any], raw_dir: Path, timeout_s: float = 30.0) -> Path:
-    """snapshot_download the spec's data files into raw_dir/<name>/; returns that folder."""
+    """snapshot_download the spec's data files into raw_dir/<name>/; returns that folder.
+
+    Raises:
+        DownloadError: the hub cannot be reached or refuses the download (one line, secrets redacted).
+    """
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(int(timeout_s)))
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(timeout_s)))
     from huggingface_hub import snapshot_download
@@ -162,7 +166,11 @@ def data_files(folder: Path, split: str | None) -> list[Path]:
 
 # -- reading records -------------------------------------------------------------------------------
 def _iter_file(path: Path, on_bad_line: str, bad: BadLines) -> Iterator[tuple[str, Any]]:
-    """Yield (where, record) from one data file; where = 'file:line' or 'file#row'."""
+    """Yield (where, record) from one data file; where = 'file:line' or 'file#row'.
+
+    Raises:
+        SourceError: a bad line (``on_bad_line=error``), a JSON file that is not a list of records, or an unsupported file type.
+    """
     name = path.name
     if name.endswith(".jsonl") or (name.endswith(".json") and _looks_like_jsonl(path)):
         try:
@@ -214,7 +222,11 @@ def _looks_like_jsonl(path: Path) -> bool:
 
 
 def _record(spec: dict[str, Any], where: str, rec: Any) -> dict[str, str]:
-    """Map one raw record onto the pipeline schema, or raise SourceError naming the field."""
+    """Map one raw record onto the pipeline schema, or raise SourceError naming the field.
+
+    Raises:
+        SourceError: the record is not an object, or its code or a description level is missing or not a string.
+    """
     if not isinstance(rec, dict):
         raise SourceError(f"{where}: expected a JSON object, got {type(rec).__name__}")
     code = rec.get(spec["code_field"])

@@ -72,7 +72,11 @@ def write_split_parts(df: pd.DataFrame, ranks: np.ndarray, index: int, n_train: 
                       levels: list[str], folder: str) -> dict[str, int]:
     """This partition's kept rows as SFT rows, per level and split, sorted by their rank in the
     shuffle: ``<folder>/<level>/<split>/part-<p>.jsonl`` and ``<folder>/ranks/<split>/part-<p>.npy``.
-    Returns rows per split."""
+    Returns rows per split.
+
+    Raises:
+        ValueError: ``ranks`` and ``df`` differ in length.
+    """
     ranks = np.asarray(ranks, dtype=np.int64)
     if len(ranks) != len(df):
         raise ValueError(f"partition {index}: {len(ranks)} ranks for {len(df)} rows")

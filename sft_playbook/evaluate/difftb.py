@@ -226,7 +226,11 @@ def build(ref_code: str, ref_top: Module, ref_module_names: list[str], cand_code
     `nonce` marks the verdict lines and appears ONLY inside format strings; the testbench's
     module, instance, variable and task names and the reference's renamed modules carry
     `name_key` (default: a fresh random one), which a candidate can read at run time (`%m`) but
-    not know when it is compiled, when a hierarchical reference would have to name it."""
+    not know when it is compiled, when a hierarchical reference would have to name it.
+
+    Raises:
+        ValueError: ``name_key`` equals ``nonce``.
+    """
     v = nonce                          # the verdict's nonce: in format strings only, never in a name
     n = name_key or secrets.token_hex(6)   # names: unknown at compile time, harmless once known
     if n == v:

@@ -6,7 +6,11 @@ from collections.abc import Iterable
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Probability that at least one of k samples drawn without replacement from n samples, c of
-    them correct, is correct. Needs 0 <= c <= n and 1 <= k <= n."""
+    them correct, is correct. Needs 0 <= c <= n and 1 <= k <= n.
+
+    Raises:
+        ValueError: not 0 <= c <= n and 1 <= k <= n.
+    """
     if not (0 <= c <= n) or not (1 <= k <= n):
         raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
     if n - c < k:

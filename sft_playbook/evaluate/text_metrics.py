@@ -10,7 +10,11 @@ def normalize_ws(text: str) -> str:
 
 
 def text_metrics(predictions: list[str], references: list[str]) -> dict:
-    """Corpus BLEU (0-100), mean ROUGE-L F1 (0-1), exact match rates (raw and whitespace-normalised)."""
+    """Corpus BLEU (0-100), mean ROUGE-L F1 (0-1), exact match rates (raw and whitespace-normalised).
+
+    Raises:
+        ValueError: the two lists differ in length.
+    """
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
     n = len(predictions)

@@ -376,7 +376,12 @@ def evaluate_predictions(rows: Iterable[dict[str, Any]], *, workers: int | None 
                          reset_cycles: int = 2, reset_prob: float = 0.0, reset_pulses: int = 4,
                          max_cycles: int | None = None, progress: bool = True,
                          max_answer_chars: int | None = DEFAULT_MAX_ANSWER_CHARS) -> dict[str, Any]:
-    """Score prediction rows; see the module docstring."""
+    """Score prediction rows; see the module docstring.
+
+    Raises:
+        RuntimeError: iverilog/vvp are not installed.
+        ValueError: a row is not a dict or lacks ``id``, ``prediction`` or a reference.
+    """
     rows = list(rows)
     if not iverilog_available():
         raise RuntimeError("Icarus Verilog (iverilog, vvp) is not installed: bash test.sh or run_sft.sh installs it, "

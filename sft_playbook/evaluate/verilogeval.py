@@ -131,7 +131,11 @@ def resolve_problems_dir(problems_dir: str | Path) -> Path:
 
 def load_problems(problems_dir: str | Path, ids: Sequence[str] | None = None) -> list[Problem]:
     """Problems in the layout of VerilogEval v2 (`ProbNNN_name_{prompt.txt,ref.sv,test.sv}`, ids
-    listed in `problems.txt` when present). `ids` picks a subset (full ids or `ProbNNN` prefixes)."""
+    listed in `problems.txt` when present). `ids` picks a subset (full ids or `ProbNNN` prefixes).
+
+    Raises:
+        ProblemSetError: the folder is missing or has no problems, an asked id is unknown, a problem's file is missing or unreadable.
+    """
     d = resolve_problems_dir(problems_dir)
     if not d.is_dir():
         raise ProblemSetError(f"VerilogEval problem folder not found: {d} (download it: bash evaluate.sh download)")
@@ -165,7 +169,11 @@ def load_problems(problems_dir: str | Path, ids: Sequence[str] | None = None) ->
 
 def build_prompt(spec: str, *, shots: int = 0, include_system: bool = True) -> str:
     """The full prompt text the way upstream's sv-generate builds it for spec-to-rtl (without
-    rules and without explanations)."""
+    rules and without explanations).
+
+    Raises:
+        ValueError: ``shots`` is outside [0, number of shot examples].
+    """
     if not 0 <= shots <= len(SHOT_EXAMPLES):
         raise ValueError(f"shots must be between 0 and {len(SHOT_EXAMPLES)}, got {shots}")
     parts = [SYSTEM_PROMPT + "\n"] if include_system else []
@@ -187,7 +195,11 @@ def prepare_testbench(test: str, ref: str, nonce: str, name_key: str | None = No
     every module the reference defines (RefModule and any helper) get `name_key` (default a fresh
     random one), so a candidate can neither reach them by hierarchical reference nor collide with
     them; the verdict `nonce` goes ONLY into the `Mismatches:` format string (a candidate can read
-    names at run time with `%m`, never the format strings: see simulate.compile_and_run)."""
+    names at run time with `%m`, never the format strings: see simulate.compile_and_run).
+
+    Raises:
+        ValueError: ``name_key`` equals ``nonce``.
+    """
     key = name_key or new_nonce()
     if key == nonce:
         raise ValueError("name_key must differ from the verdict nonce (names are visible through %m)")
@@ -287,7 +299,12 @@ def run_benchmark(generate_fn: GenerateFn, problems_dir: str | Path, *, n_sample
     """Generate, judge and score; see the module docstring. `reference_samples` maps problem id to
     the sample count its testbench gives with the reference (None: measured here, one extra
     simulation per problem; {}: no sample-count check, upstream's plain rule). An answer longer
-    than `max_answer_chars` is an extraction failure ("answer too long")."""
+    than `max_answer_chars` is an extraction failure ("answer too long").
+
+    Raises:
+        RuntimeError: iverilog/vvp are not installed.
+        ValueError: ``n_samples`` < 1, or ``generate_fn`` returned the wrong number of answers.
+    """
     t0 = time.monotonic()
     if n_samples < 1:
         raise ValueError("n_samples must be >= 1")

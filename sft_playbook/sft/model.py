@@ -53,7 +53,11 @@ def smollm2_gguf_path() -> Path:
 
 
 def check_model_dir(path: Path) -> Path:
-    """A folder is a model when it has config.json and weights; say what is missing otherwise."""
+    """A folder is a model when it has config.json and weights; say what is missing otherwise.
+
+    Raises:
+        ModelError: not a folder, no or unreadable config.json, or no weights.
+    """
     if not path.is_dir():
         raise ModelError(f"model path {path} is not a folder")
     if not (path / "config.json").is_file():
@@ -68,7 +72,11 @@ def check_model_dir(path: Path) -> Path:
 
 
 def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
-    """Dequantize a GGUF file into a fp32 safetensors folder with its tokenizer (atomic)."""
+    """Dequantize a GGUF file into a fp32 safetensors folder with its tokenizer (atomic).
+
+    Raises:
+        ModelError: the ``gguf`` or ``accelerate`` package is missing.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -122,7 +130,11 @@ def download_hub_model(repo_id: str, cache_dir: Path) -> Path:
 
 
 def prepare_model(cfg: dict) -> Path:
-    """The "convert" step: return a local HF model folder for cfg['model'] (converting or downloading once)."""
+    """The "convert" step: return a local HF model folder for cfg['model'] (converting or downloading once).
+
+    Raises:
+        ModelError: a local path that does not exist, a name that is neither the default, a folder nor a hub id, or a failed download or conversion.
+    """
     name = str(cfg["model"])
     cache = resolve(cfg["model_cache"])
     if name == DEFAULT_MODEL:
@@ -164,7 +176,11 @@ def load_model(path: Path, dtype=None, attn_implementation: str | None = None):
     attn_implementation: None lets transformers pick what this model supports (sdpa where the
     model class allows it, else eager: Gemma-2 refuses sdpa because of its attention softcapping);
     or a name transformers knows ("sdpa", "eager", ...). The one that runs is
-    `model.config._attn_implementation` (see `attention_name`)."""
+    `model.config._attn_implementation` (see `attention_name`).
+
+    Raises:
+        ModelError: transformers cannot load a model from the folder.
+    """
     import torch
     from transformers import AutoModelForCausalLM
 

@@ -317,7 +317,11 @@ def timing_summary(rows: list[dict], warmup_steps: int, world_size: int, n_param
     that optimizer step; real_fraction says how much of the computed width was real):
     tokens/s for the job and per GPU, and MFU = 6 * n_params * (tokens/s per GPU) / peak
     (989 TFLOP/s: dense bf16, H100/H200 datasheet), as bench/throughput_common.py reports it.
-    Raises ValueError when no step is left after the warm-up."""
+    Raises ValueError when no step is left after the warm-up.
+
+    Raises:
+        ValueError: no step ran after the warm-up steps.
+    """
     import statistics
 
     timed = [r for r in rows if r["step"] > warmup_steps]

@@ -149,7 +149,11 @@ _resolved: dict[str, object] = {}   # probe result: {"isolation": ..., "drop_uid
 
 def set_isolation(mode: str | None) -> None:
     """Force the isolation for this process: "auto", "bwrap", "rlimits-only", or None (back to
-    ``$SFTPB_SANDBOX``, default auto). Raises ValueError for another value."""
+    ``$SFTPB_SANDBOX``, default auto). Raises ValueError for another value.
+
+    Raises:
+        ValueError: ``mode`` is not one of the isolation modes (or None).
+    """
     global _mode
     if mode is not None and mode not in MODES:
         raise ValueError(f"sandbox isolation must be one of {', '.join(MODES)}, got {mode!r}")
