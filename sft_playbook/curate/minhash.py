@@ -144,7 +144,14 @@ class MinHasher:
 
 def lsh_candidates(sigs: np.ndarray, bands: int, rows: int, max_bucket: int = 64) -> set[tuple[int, int]]:
     """Index pairs (i < j) that share all ``rows`` values of at least one band. A bucket larger than
-    ``max_bucket`` links every member to its first member only (keeps the work linear)."""
+    ``max_bucket`` links every member to its first member only (keeps the work linear).
+
+    ``sigs``: (documents, num_perm) uint32 signatures (``MinHasher.signatures``); the first
+    ``bands * rows`` hashes are used.
+
+    Raises:
+        ValueError: ``bands * rows`` exceeds the signature length.
+    """
     if bands * rows > sigs.shape[1]:
         raise ValueError(f"bands x rows = {bands * rows} exceeds the {sigs.shape[1]} hashes per signature")
     pairs: set[tuple[int, int]] = set()

@@ -320,6 +320,10 @@ def collate(items: list[list[dict]], pad_id: int, packed: bool, additive_mask: b
     Returns input_ids, targets, position_ids and an attention mask: 2D padding mask when every
     item is one example, 4D block-diagonal causal bool mask (True = may attend) when packed
     (additive_mask: as float32 0 / -inf instead, what eager attention adds to its scores).
+
+    Shapes, with B = len(items) and T the longest item in tokens (right-padded with ``pad_id``,
+    targets -100 there): ``input_ids``, ``targets``, ``position_ids`` (B, T) int64;
+    ``attention_mask`` (B, T) int64 1/0, or (B, 1, T, T) bool / float32 when packed.
     """
     import torch
 

@@ -118,7 +118,10 @@ class LinearCrossEntropy(torch.autograd.Function):
 def linear_cross_entropy(hidden, weight, targets, chunk_size: int = 2048, compute_dtype=None,
                          compiled: bool = False):
     """Summed token cross-entropy of `hidden @ weight.T` against `targets` (-100 = ignored), without
-    keeping the logits: peak extra memory is one chunk of fp32 logits plus the gradient buffers."""
+    keeping the logits: peak extra memory is one chunk of fp32 logits plus the gradient buffers.
+
+    Shapes: hidden (..., D) (flattened to N rows), weight (V, D), targets (...) with N elements;
+    returns a scalar tensor (fp32, fp64 for fp64 inputs): the sum over the N rows, not the mean."""
     hidden = hidden.reshape(-1, hidden.shape[-1])
     if not torch.is_grad_enabled():  # validation: no gradient buffers (needs_input_grad ignores no_grad)
         with torch.no_grad():
@@ -194,7 +197,10 @@ class HeadCrossEntropy(torch.autograd.Function):
 def head_cross_entropy(hidden, head_fn, params, targets, chunk_size: int = 2048):
     """Summed token cross-entropy of `head_fn(hidden)` (logits) against `targets` (-100 = ignored),
     `chunk_size` rows at a time; peak extra memory is one chunk of logits and its gradient.
-    params: the tensors head_fn uses that may need gradients (they get them through this call)."""
+    params: the tensors head_fn uses that may need gradients (they get them through this call).
+
+    Shapes: hidden (..., D) (flattened to N rows), head_fn (n, D) -> (n, V), targets (...) with N
+    elements; returns a fp32 scalar tensor: the sum over the N rows, not the mean."""
     hidden, targets = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
     if not torch.is_grad_enabled():  # validation: the loss only (a Function would make gradients)
         return sum(F.cross_entropy(head_fn(hidden[i:i + chunk_size]).float(), targets[i:i + chunk_size],
@@ -388,6 +394,10 @@ def collate_varlen(items: list[list[dict]], pad_id: int, pad_to: int | None = No
     pad_to: pad the row to this many tokens with one extra segment (fixed shapes for torch.compile);
     max_length is then pad_to itself, one value for every batch, so torch.compile does not recompile
     for each new longest sample (Flash only sizes its grid with it).
+
+    Returns ``input_ids``, ``targets``, ``position_ids`` (1, T) int64 (T: all tokens, or ``pad_to``),
+    ``cu_seq_lens`` (S+1,) int32 cumulative sample lengths (S samples, plus the padding segment)
+    and ``max_length`` (an int: the longest segment, at least ``pad_to``).
     """
     ids, tgts, pos, lens = [], [], [], []
     for item in items:
