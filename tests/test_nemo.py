@@ -481,3 +481,24 @@ print("RESULT", json.dumps({"resume": objs["resume"] is None, "ckpt": objs["log"
     got = json.loads(r.stdout.split("RESULT", 1)[1])
     assert got["resume"] and got["ckpt"] and got["wrapped"] and got["timer"]
     assert got["tokens"] == sum(min(n - 1, got["width"]) for n in got["lengths"]) > 0
+
+
+def test_worker_phase_error_is_its_message_and_exit_code_1(tmp_path, monkeypatch, capsys):
+    """A phase that cannot finish raises NemoWorkerError (library code never exits the process);
+    the worker's entry point prints the message, without a traceback, and exits 1."""
+    from sft_playbook.sft import nemo_worker as W
+
+    job = tmp_path / "job.json"
+    job.write_text("{}", encoding="utf-8")
+
+    def no_checkpoint(job):
+        W.last_checkpoint(tmp_path / "logs")   # nothing under it
+
+    monkeypatch.setitem(W.PHASES, "predict", no_checkpoint)
+    assert W.main(["predict", str(job)]) == 1
+    err = capsys.readouterr().err
+    assert f"no NeMo checkpoint under {tmp_path / 'logs'}: run the train step first" in err
+    assert "Traceback" not in err
+    with pytest.raises(W.NemoWorkerError, match="run the train step first"):
+        W.last_checkpoint(tmp_path / "logs")
+    assert W.main(["nonsense", str(job)]) == 2

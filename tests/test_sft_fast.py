@@ -322,3 +322,19 @@ def test_gemma2_trains_with_the_attention_it_supports_and_chunked_equals_full(sf
         for key in ("train_loss", "val_loss"):
             if key in ra:
                 assert rb[key] == pytest.approx(ra[key], rel=1e-5), (ra["step"], key)
+
+
+def test_loss_model_is_a_plain_importable_module():
+    """The trained module is a module-level class (no class built inside a factory): it pickles,
+    as torch.save of a whole module or a process that receives it needs."""
+    import pickle
+
+    import torch
+
+    model = _tiny("llama")
+    lm = fast.loss_model(model, "chunked", 4)
+    assert type(lm) is fast.LossModel and fast.LossModel.__qualname__ == "LossModel"
+    back = pickle.loads(pickle.dumps(lm))
+    batch = _random_batch(model.config.vocab_size)
+    with torch.no_grad():
+        assert float(back(**batch)[0]) == pytest.approx(float(lm(**batch)[0]))
