@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -25,8 +26,10 @@ log = logging.getLogger(__name__)
 
 
 class _TextRule(Stage):
-    def __init__(self, fields: list[str], **config) -> None:
-        super().__init__(fields=list(fields), **config)
+    """A rule over text ``fields`` (the description columns); settings come as named keyword arguments."""
+
+    def __init__(self, fields: list[str], **settings: Any) -> None:
+        super().__init__(fields=list(fields), **settings)
         self.fields = list(fields)
 
 
@@ -55,6 +58,9 @@ class WordCount(_TextRule):
 
     name = "word_count"
 
+    def __init__(self, fields: list[str], *, min_words: int, max_words: int) -> None:
+        super().__init__(fields, min_words=min_words, max_words=max_words)
+
     def process(self, df):
         for f in self.fields:
             n = pd.Series(list(map(word_count, df[f].tolist())), index=df.index, dtype="int64")
@@ -71,6 +77,9 @@ class TopNGramShare(_TextRule):
 
     name = "top_ngram"
 
+    def __init__(self, fields: list[str], *, n: int, max_share: float) -> None:
+        super().__init__(fields, n=n, max_share=max_share)
+
     def process(self, df):
         n, limit = int(self.config["n"]), float(self.config["max_share"])
         for f in self.fields:
@@ -85,6 +94,9 @@ class UrlShare(_TextRule):
 
     name = "url_share"
 
+    def __init__(self, fields: list[str], *, max_share: float) -> None:
+        super().__init__(fields, max_share=max_share)
+
     def process(self, df):
         limit = float(self.config["max_share"])
         for f in self.fields:
@@ -95,7 +107,12 @@ class UrlShare(_TextRule):
 
 
 class LineCount(Stage):
+    """Drop code with fewer than ``min_lines`` or more than ``max_lines`` lines."""
+
     name = "line_count"
+
+    def __init__(self, *, min_lines: int, max_lines: int) -> None:
+        super().__init__(min_lines=min_lines, max_lines=max_lines)
 
     def process(self, df):
         n = df["code"].str.count("\n") + 1
@@ -107,7 +124,12 @@ class LineCount(Stage):
 
 
 class LongestLine(Stage):
+    """Drop code with a line longer than ``max_chars`` characters."""
+
     name = "longest_line"
+
+    def __init__(self, *, max_chars: int) -> None:
+        super().__init__(max_chars=max_chars)
 
     def process(self, df):
         longest = df["code"].map(lambda c: max((len(l) for l in c.split("\n")), default=0))
@@ -121,6 +143,9 @@ class AlphaShare(Stage):
     ``min_share`` (hex dumps, binary junk, tables of numbers)."""
 
     name = "alpha_share"
+
+    def __init__(self, *, min_share: float) -> None:
+        super().__init__(min_share=min_share)
 
     def process(self, df):
         def share(c: str) -> float:
@@ -141,6 +166,9 @@ class HasModule(Stage):
     """Keep only code with a ``module <name>`` ... ``endmodule`` pair (in that order)."""
 
     name = "has_module"
+
+    def __init__(self) -> None:
+        super().__init__()
 
     def process(self, df):
         def ok(c: str) -> bool:

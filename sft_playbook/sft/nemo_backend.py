@@ -21,8 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..io import read_jsonl
+from ..io import read_jsonl, write_text_atomic
 from ..paths import REPO_ROOT, resolve
+from ..settings import SftSettings, build
 from . import data as D
 from .nemo_plan import (NemoConfigError, check_parallel_fits, fusions_enabled, llama_config_kwargs, llama_param_count,
                         nemo_settings, prepare_dataset_root, read_hf_config, run_paths, stage_hf_folder, worker_command)
@@ -51,29 +52,28 @@ def nemo_available() -> tuple[bool, str]:
         return True, "(version unknown)"
 
 
-def make_job(cfg: dict, s: dict, hf_dir: Path) -> dict:
+def make_job(cfg: SftSettings | dict, s: dict, hf_dir: Path) -> dict:
+    """The job the NeMo worker reads (job.json): settings ``s`` (``nemo_settings``), model, paths."""
+    cfg = build("sft", cfg)
     hf = read_hf_config(hf_dir)
     check_parallel_fits(hf, s)
     paths = run_paths(cfg, hf_dir)
     dtype = "bfloat16" if s["precision"] in ("bf16", "auto") else "float32"
     return {
-        "run_name": cfg["run_name"],
+        "run_name": cfg.run_name,
         "hf_dir": str(hf_dir),
         "hf_config": hf,
         "settings": s,
         "model_config": llama_config_kwargs(hf, fusions_enabled(s["fusions"]), dtype=dtype),
         "paths": {k: str(v) for k, v in paths.items()},
-        "predict_models": list(cfg["predict"]["models"]),
+        "predict_models": list(cfg.predict.models),
         "test_rows": [],
     }
 
 
 def write_job(job: dict) -> Path:
     path = Path(job["paths"]["nemo_dir"]) / "job.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("job.json.tmp")
-    tmp.write_text(json.dumps(job, indent=1, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(job, indent=1, default=str))
     return path
 
 
@@ -102,15 +102,17 @@ def step_convert(cfg: dict, job: dict) -> None:
     run_phase("verify", job)
 
 
-def step_data(cfg: dict, job: dict) -> dict[str, int]:
+def step_data(cfg: SftSettings | dict, job: dict) -> dict[str, int]:
+    """NeMo's dataset folder from the curated splits, prompts rendered as the native backend does."""
     from .model import load_tokenizer
 
+    cfg = build("sft", cfg)
     stage_hf_folder(Path(job["hf_dir"]), Path(job["paths"]["staged_hf"]))
-    dcfg, data_dir = cfg["data"], resolve(cfg["data_dir"])
+    dcfg, data_dir = cfg.data, resolve(cfg.data_dir)
     rows = {
-        "train": D.read_split(data_dir, cfg["level"], "train", dcfg.get("max_train_samples")),
-        "validation": D.read_split(data_dir, cfg["level"], "validation", dcfg.get("max_val_samples")),
-        "test": D.read_split(data_dir, cfg["level"], cfg["predict"]["split"], cfg["predict"].get("max_samples")),
+        "train": D.read_split(data_dir, cfg.level, "train", dcfg.max_train_samples),
+        "validation": D.read_split(data_dir, cfg.level, "validation", dcfg.max_val_samples),
+        "test": D.read_split(data_dir, cfg.level, cfg.predict.split, cfg.predict.max_samples),
     }
     tok = load_tokenizer(Path(job["paths"]["staged_hf"]))  # readable by transformers 4.x and 5.x
     counts = prepare_dataset_root(rows, lambda text: D.build_prompt(tok, text, dcfg), Path(job["paths"]["dataset_root"]))
@@ -158,8 +160,11 @@ def time_training(cfg: dict, hf_dir: Path, warmup_steps: int = 5) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def main(cfg: dict, steps: list[str], args=None) -> int:
+def main(cfg: SftSettings | dict, steps: list[str], args=None) -> int:
+    """The steps with NeMo 2 (the same step names and outputs as the native backend); the exit code."""
     from .model import ModelError, prepare_model
+
+    cfg = build("sft", cfg)
 
     try:
         s = nemo_settings(cfg)
