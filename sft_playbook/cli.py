@@ -108,6 +108,25 @@ def start(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
     return cfg, args
 
 
+def run_steps(steps: Sequence[str], handlers: dict[str, Callable[[], Any]], errors: tuple[type[BaseException], ...],
+              label: str = "") -> int:
+    """Run ``handlers[step]()`` for each step in order, each announced as ``=== step: NAME ===``;
+    one of ``errors`` ends the run with its message on one line and exit code 2. Returns 0 when
+    every step ran. ValueError for a step with no handler."""
+    log = logging.getLogger("sft_playbook")
+    unknown = [s for s in steps if s not in handlers]
+    if unknown:
+        raise ValueError(f"unknown step {unknown[0]!r} (steps: {', '.join(handlers)})")
+    try:
+        for step in steps:
+            log.info("=== step: %s%s ===", step, label)
+            handlers[step]()
+    except errors as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run an entry point's ``main(argv)``; a bad input file (``InputError``: file:line), an output
     that cannot be written (``OutputError``: "no space left on device writing PATH"), a bad config

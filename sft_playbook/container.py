@@ -32,6 +32,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from .secrets import TokenFileError, parse_token_env
+
 #: exit code of the launcher meaning "not launched: go on and run here" (read by the .sh scripts)
 NOT_LAUNCHED = 200
 FLAGS = ("--container", "--no-container", "--dry-run")
@@ -206,20 +208,21 @@ def decide(flags: set[str], settings: Settings, env: Mapping[str, str], probe: P
 
 # ----- the command -------------------------------------------------------------------------------
 
+def _token_file_values(repo_root: Path) -> dict[str, str]:
+    """token.env's values (``secrets.parse_token_env``, the one parser); {} without the file."""
+    token_file = repo_root / "token.env"
+    if not token_file.is_file():
+        return {}
+    try:
+        return parse_token_env(token_file)
+    except TokenFileError as exc:
+        raise ContainerError(str(exc)) from None
+
+
 def token_names(repo_root: Path, env: Mapping[str, str]) -> list[str]:
     """Names (never values) of PASSED_ENV set in the environment or with a value in token.env."""
     names = {k for k in PASSED_ENV if env.get(k)}
-    token_file = repo_root / "token.env"
-    if token_file.is_file():
-        for line in token_file.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if line.startswith("export "):
-                line = line[len("export "):].strip()
-            if not line or line.startswith("#") or "=" not in line:
-                continue
-            key, value = (part.strip() for part in line.split("=", 1))
-            if key in PASSED_ENV and value.strip("'\""):
-                names.add(key)
+    names |= {k for k, v in _token_file_values(repo_root).items() if k in PASSED_ENV and v}
     return sorted(names)
 
 
@@ -251,19 +254,9 @@ def build_command(script: str, args: Sequence[str], settings: Settings, repo_roo
 def child_env(repo_root: Path, env: Mapping[str, str]) -> dict[str, str]:
     """docker's own environment: ours plus token.env's values (for the ``-e NAME`` flags)."""
     out = dict(env)
-    token_file = repo_root / "token.env"
-    if token_file.is_file():
-        for line in token_file.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if line.startswith("export "):
-                line = line[len("export "):].strip()
-            if not line or line.startswith("#") or "=" not in line:
-                continue
-            key, value = (part.strip() for part in line.split("=", 1))
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-                value = value[1:-1]
-            if key in PASSED_ENV and value and not out.get(key):
-                out[key] = value
+    for key, value in _token_file_values(repo_root).items():
+        if key in PASSED_ENV and value and not out.get(key):
+            out[key] = value
     return out
 
 
@@ -299,7 +292,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return 0
         return NOT_LAUNCHED
     tty = sys.stdin.isatty() and sys.stdout.isatty()
-    cmd = build_command(script, forwarded, settings, repo_root, env, tty=tty)
+    try:
+        cmd = build_command(script, forwarded, settings, repo_root, env, tty=tty)
+    except ContainerError as exc:
+        _say(f"ERROR: {exc}")
+        return 2
     _say(f"running in {settings.image} ({decision.reason}); --no-container runs here instead")
     print(shlex.join(cmd), flush=True)
     if "--dry-run" in flags:

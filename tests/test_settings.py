@@ -309,3 +309,15 @@ def test_container_settings_are_frozen_checked_and_described(tmp_path):
     text = C.describe(C.load_settings(f, {"SFT_PLAYBOOK_CONTAINER_MODE": "never"}))
     assert "mode: 'never'  # auto (container when" in text and "(default: 'auto')" in text
     assert all("  # " in ln for ln in text.splitlines())
+
+
+def test_the_container_launcher_reads_token_env_with_the_one_parser(tmp_path):
+    """token.env is parsed by secrets.parse_token_env for the launcher too: quotes removed, names
+    only on the docker command line, and a malformed line is one error naming file:line (the
+    launcher used to skip it silently, and run_sft.py then stopped on it inside the container)."""
+    (tmp_path / "token.env").write_text('export HF_TOKEN="hf_quoted"\nWANDB_API_KEY=\n')
+    assert C.token_names(tmp_path, {}) == ["HF_TOKEN"]
+    assert C.child_env(tmp_path, {})["HF_TOKEN"] == "hf_quoted"
+    (tmp_path / "token.env").write_text("HF_TOKEN=hf_x\nthis line is wrong\n")
+    with pytest.raises(C.ContainerError, match=r"token.env:2: expected KEY=value"):
+        C.token_names(tmp_path, {})

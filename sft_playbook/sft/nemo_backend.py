@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..cli import run_steps
 from ..io import read_jsonl, write_text_atomic
 from ..paths import REPO_ROOT, resolve
 from ..settings import SftSettings, build
@@ -179,35 +180,35 @@ def main(cfg: SftSettings | dict, steps: list[str], args=None) -> int:
                      "absent (fusions off; RMSNorm weights copied by the converter)")
         hf_dir = prepare_model(cfg)
         job = make_job(cfg, s, hf_dir)
-        for step in steps:
-            log.info("=== step: %s (NeMo) ===", step)
-            if step == "convert":
-                step_convert(cfg, job)
-            elif step == "train":
-                step_convert(cfg, job)
-                step_data(cfg, job)
-                run_phase("train", job)
-                if s["export_hf"]:
-                    run_phase("export", job)
-            elif step == "predict":
-                if s["predict_with"] == "hf":
-                    from .predict import predict_run
-
-                    predict_run(cfg)
-                else:
-                    step_convert(cfg, job)
-                    step_data(cfg, job)
-                    predict_with_nemo(job)
-            elif step == "evaluate":
-                from .report import evaluate_run
-
-                evaluate_run(cfg)
-            else:
-                raise ValueError(f"unknown step {step!r}")
     except (NemoConfigError, NemoRunError, ModelError, D.DataError) as exc:
         log.error("%s", exc)
         return 2
-    return 0
+
+    def train() -> None:
+        step_convert(cfg, job)
+        step_data(cfg, job)
+        run_phase("train", job)
+        if s["export_hf"]:
+            run_phase("export", job)
+
+    def predict() -> None:
+        if s["predict_with"] == "hf":
+            from .predict import predict_run
+
+            predict_run(cfg)
+        else:
+            step_convert(cfg, job)
+            step_data(cfg, job)
+            predict_with_nemo(job)
+
+    def evaluate() -> None:
+        from .report import evaluate_run
+
+        evaluate_run(cfg)
+
+    return run_steps(steps, {"convert": lambda: step_convert(cfg, job), "train": train, "predict": predict,
+                             "evaluate": evaluate}, (NemoConfigError, NemoRunError, ModelError, D.DataError),
+                     label=" (NeMo)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ..cli import run_steps
 from ..config import ConfigError, dump_config
 from ..io import require_free_bytes, write_text_atomic
 from ..paths import discard_checkpoints, resolve, run_dir
@@ -44,32 +45,27 @@ def main(cfg: SftSettings | dict, steps: list[str], args=None) -> int:
         from . import nemo_backend
 
         return nemo_backend.main(cfg, steps, args)
-    try:
-        for step in steps:
-            log.info("=== step: %s ===", step)
-            if step == "convert":
-                log.info("model folder: %s", prepare_model(cfg))
-            elif step == "train":
-                recipe = SFTRecipe(cfg)
-                try:
-                    recipe.setup()
-                    recipe.train()
-                finally:
-                    recipe.cleanup()
-            elif step == "predict":
-                from .predict import predict_run
 
-                predict_run(cfg)
-            elif step == "evaluate":
-                from .report import evaluate_run
+    def train() -> None:
+        recipe = SFTRecipe(cfg)
+        try:
+            recipe.setup()
+            recipe.train()
+        finally:
+            recipe.cleanup()
 
-                evaluate_run(cfg)
-            else:
-                raise ValueError(f"unknown step {step!r}")
-    except (ModelError, D.DataError, ResumeError) as exc:
-        log.error("%s", exc)
-        return 2
-    return 0
+    def predict() -> None:
+        from .predict import predict_run
+
+        predict_run(cfg)
+
+    def evaluate() -> None:
+        from .report import evaluate_run
+
+        evaluate_run(cfg)
+
+    return run_steps(steps, {"convert": lambda: log.info("model folder: %s", prepare_model(cfg)), "train": train,
+                             "predict": predict, "evaluate": evaluate}, (ModelError, D.DataError, ResumeError))
 
 
 def lr_at(step: int, tcfg: dict) -> float:
