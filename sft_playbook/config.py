@@ -8,8 +8,9 @@ type of the value it replaces (``train.max_steps=abc`` -> ``train.max_steps: exp
 integer, got 'abc'``): integer (a key ending in ``_s``, seconds, takes any number), number (an
 integer is accepted), true/false, text (a number given for a text is kept as typed), list, or
 section; ``null`` is accepted anywhere, and a key whose
-value in the file is ``null`` accepts anything. (Not a full typed settings layer: the type comes
-from the YAML file.)
+value in the file is ``null`` accepts anything. This is the first, file-relative check; the typed
+settings (``sft_playbook.settings``: every key's type, choices, range, default and help, and the
+checks across keys) are built from the result, once, before any work.
 """
 from __future__ import annotations
 
