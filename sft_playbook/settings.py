@@ -42,6 +42,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 from typing import Annotated
 
 from .config import ConfigError, load_config
+from .io import ON_BAD_LINE
 
 # -- choices, declared once --------------------------------------------------------------------------
 BACKENDS = ("native", "nemo")
@@ -58,7 +59,6 @@ PREDICT_MODELS = ("base", "finetuned")
 SPLITS = ("train", "validation", "test")
 NEMO_PREDICT_WITH = ("nemo", "hf")
 NEMO_FUSIONS = ("auto", "on", "off")
-ON_BAD_LINE = ("error", "skip")
 ENGINES = ("dask", "local")
 UNRESOLVED_SUBMODULE = ("keep", "drop")
 PII_BACKENDS = ("presidio", "regex")

@@ -22,6 +22,8 @@ from typing import Any, Callable, Sequence
 import dask
 import pandas as pd
 
+from ..settings import ENGINES
+
 log = logging.getLogger(__name__)
 
 
@@ -33,7 +35,7 @@ class Engine:
     def __init__(self, engine: str = "dask", n_workers: int = 2, threads_per_worker: int = 1,
                  scheduler: str | None = None, gpu: bool = False, memory_limit: str = "auto",
                  partition_rows: int = 2000, dashboard: bool = False) -> None:
-        if engine not in ("dask", "local"):
+        if engine not in ENGINES:
             raise EngineError(f"engine must be 'dask' or 'local', not {engine!r}")
         self.mode = engine
         self.n_workers = int(n_workers)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .base import Stage
+from ..settings import UNRESOLVED_SUBMODULE
 from .ngram import top_ngram_shares
 from .textutil import fix_unicode, url_char_share, word_count
 
@@ -213,8 +214,9 @@ class Compiles(Stage):
         if bad:
             raise ValueError(f"rules.compiles.flags: {bad} choose a language standard; list standards "
                              "in rules.compiles.standards instead (tried in order)")
-        if unresolved_submodule not in ("keep", "drop"):
-            raise ValueError(f"rules.compiles.unresolved_submodule must be keep or drop, not {unresolved_submodule!r}")
+        if unresolved_submodule not in UNRESOLVED_SUBMODULE:
+            raise ValueError(f"rules.compiles.unresolved_submodule must be one of {', '.join(UNRESOLVED_SUBMODULE)}, "
+                             f"not {unresolved_submodule!r}")
         self.index = index
 
     def process(self, df):

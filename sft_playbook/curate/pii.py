@@ -64,12 +64,14 @@ from functools import lru_cache, partial
 import pandas as pd
 
 from .base import Stage
+from ..settings import PII_BACKENDS, PII_KINDS
 
 log = logging.getLogger(__name__)
 
 PLACEHOLDER = {"email": "<EMAIL>", "ip": "<IP_ADDRESS>", "phone": "<PHONE>", "name": "<NAME>",
                "secret": "<SECRET>", "credit_card": "<CREDIT_CARD>"}
-KINDS = tuple(PLACEHOLDER)
+KINDS = PII_KINDS                 # declared once, with the settings (pii.kinds' choices)
+assert set(PLACEHOLDER) == set(KINDS), "every kind needs a placeholder"
 NUMBER_KINDS = ("phone", "ip", "credit_card")          # candidates that can be design constants
 #: phone context words (presidio's PhoneRecognizer.CONTEXT without "number", plus tel/fax/contact)
 PHONE_CONTEXT = ("phone", "telephone", "tel", "cell", "cellphone", "mobile", "call", "fax", "contact")
@@ -387,8 +389,8 @@ class Redactor:
 
     def __init__(self, backend: str = "presidio", min_score: float = 0.4, kinds=KINDS,
                  phone_context=PHONE_CONTEXT, context_window: int = 5) -> None:
-        if backend not in ("presidio", "regex"):
-            raise ValueError(f"pii.backend must be 'presidio' or 'regex', not {backend!r}")
+        if backend not in PII_BACKENDS:
+            raise ValueError(f"pii.backend must be one of {', '.join(PII_BACKENDS)}, not {backend!r}")
         self.recognizers = _presidio() if backend == "presidio" else None
         self.backend = "presidio" if self.recognizers else "regex"
         self.min_score = float(min_score)
@@ -507,8 +509,8 @@ class RedactPII(Stage):
                          min_score=min_score, kinds=list(kinds), phone_context=list(phone_context),
                          context_window=context_window)
         # checked here, on the driver, before any work (the Redactor is built on the workers)
-        if backend not in ("presidio", "regex"):
-            raise ValueError(f"pii.backend: must be presidio or regex, got {backend!r}")
+        if backend not in PII_BACKENDS:
+            raise ValueError(f"pii.backend: must be one of {', '.join(PII_BACKENDS)}, got {backend!r}")
         unknown = [k for k in kinds if k not in KINDS]
         if unknown or not list(kinds):
             raise ValueError(f"pii.kinds: unknown kind(s) {unknown} (known: {', '.join(KINDS)})" if unknown

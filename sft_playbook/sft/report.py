@@ -23,7 +23,7 @@ from pathlib import Path
 from ..evaluate.text_metrics import text_metrics
 from ..io import iter_jsonl, write_bytes_atomic, write_text_atomic
 from ..paths import REPO_ROOT, resolve, run_dir
-from ..settings import SftSettings, build, replace
+from ..settings import PREDICT_MODELS, SftSettings, build, replace
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def evaluate_run(cfg: SftSettings | dict) -> dict:
         vcfg = ecfg.verilogeval
         found = locate_problems(vcfg.problems_dir, download={"dest": vcfg.problems_dir})
         cfg = replace(cfg, **{"evaluate.verilogeval.problems_dir": str(found)})
-    for which in [m for m in ("base", "finetuned") if any(r["model"] == m for r in rows)]:
+    for which in [m for m in PREDICT_MODELS if any(r["model"] == m for r in rows)]:
         mine = [r for r in rows if r["model"] == which]
         entry = {"rows": len(mine), "text": text_metrics([r["prediction"] for r in mine],
                                                           [r["reference"] for r in mine])}
