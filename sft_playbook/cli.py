@@ -75,12 +75,13 @@ def start(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
     command line, a config that differs from its file gets its own run folder
     (`paths.derived_run_name`); `args.file_run_name` keeps the file's name.
     """
-    from .settings import build, describe
+    from .settings import build, declares, describe
     args = parse_args(parser, argv)
     log = setup_logging(args.log_level)
     try:
         path = resolve(args.config)
-        cfg = load_config(path, args.overrides)
+        kind = getattr(args, "_settings", None) or ("sft" if name_run else None)
+        cfg = load_config(path, args.overrides, declares(kind) if kind else None)
         load_token_env()
     except (ConfigError, TokenFileError) as exc:
         log.error("%s", exc)
@@ -91,7 +92,6 @@ def start(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
         args.file_run_name = file_cfg.get("run_name")
         if not any(o.lstrip("+").split("=", 1)[0].strip() == "run_name" for o in args.overrides):
             cfg["run_name"] = derived_run_name(file_cfg, cfg)
-    kind = getattr(args, "_settings", None) or ("sft" if name_run else None)
     if kind is not None:
         try:
             cfg = build(kind, cfg)

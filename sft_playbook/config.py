@@ -3,7 +3,8 @@
 A config is a YAML file of nested mappings. Overrides address nested keys with dots
 (``train.lr=1e-4``); values are parsed as YAML (``true``, ``3``, ``[1, 2]``, ``null``).
 Unknown keys are an error (a typo must not silently fall back to a default); a key can be
-added on purpose with a leading ``+`` (``+train.new_key=1``). An override's value must have the
+added on purpose with a leading ``+`` (``+train.new_key=1``; the typed settings then refuse a key they
+do not declare, so ``+`` is for mappings without settings). An override's value must have the
 type of the value it replaces (``train.max_steps=abc`` -> ``train.max_steps: expected an
 integer, got 'abc'``): integer (a key ending in ``_s``, seconds, takes any number), number (an
 integer is accepted), true/false, text (a number given for a text is kept as typed), list, or
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import yaml
 
@@ -63,11 +64,16 @@ def parse_override(text: str) -> tuple[list[str], Any, bool]:
     return key.split("."), value, add
 
 
-def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Return a copy of cfg with the overrides applied (cfg itself is not changed)."""
+def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str],
+                    known: Callable[[list[str]], bool] | None = None) -> dict[str, Any]:
+    """Return a copy of cfg with the overrides applied (cfg itself is not changed).
+
+    known: says whether a key path the file leaves out is a declared setting (then it may be set
+    without ``+``; its type is checked by the typed settings, ``settings.declares``)."""
     out = copy.deepcopy(cfg)
     for text in overrides:
         parts, value, add = parse_override(text)
+        add = add or (known is not None and known(parts))
         node = out
         for i, part in enumerate(parts[:-1]):
             if part not in node:
@@ -125,8 +131,10 @@ def _typed(key: str, old: Any, value: Any, raw: str) -> Any:
     return ok
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    return apply_overrides(load_yaml(path), overrides)
+def load_config(path: str | Path, overrides: Iterable[str] = (),
+                known: Callable[[list[str]], bool] | None = None) -> dict[str, Any]:
+    """The YAML file at ``path`` with the ``key=value`` overrides applied (see ``apply_overrides``)."""
+    return apply_overrides(load_yaml(path), overrides, known)
 
 
 def dump_config(cfg: dict[str, Any]) -> str:

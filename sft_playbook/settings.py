@@ -691,9 +691,23 @@ def as_section(cls: type[S], value: "S | dict[str, Any]", where: str = "") -> S:
         raise ConfigError(f"{where}.{msg}" if where else msg) from None
 
 
+def declares(kind: str) -> Any:
+    """``known(path) -> bool`` for ``config.load_config``: whether the key path (``["train",
+    "loss_chunk_size"]``) is a setting of ``kind``, so an override may set a key the file leaves out."""
+    def known(parts: list[str]) -> bool:
+        model: Any = KINDS[kind]
+        for part in parts:
+            if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+                return False
+            model = model.model_fields[part].annotation
+        return True
+    return known
+
+
 def load_settings(kind: str, path: str | Path, overrides: Iterable[str] = ()) -> Root:
-    """``build(kind, config.load_config(path, overrides))``."""
-    return build(kind, load_config(path, overrides))
+    """``build(kind, config.load_config(path, overrides))``; an override may set a declared key
+    that the file leaves out."""
+    return build(kind, load_config(path, overrides, declares(kind)))
 
 
 def replace(settings: Root, **changes: Any) -> Root:

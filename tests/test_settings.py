@@ -321,3 +321,20 @@ def test_the_container_launcher_reads_token_env_with_the_one_parser(tmp_path):
     (tmp_path / "token.env").write_text("HF_TOKEN=hf_x\nthis line is wrong\n")
     with pytest.raises(C.ContainerError, match=r"token.env:2: expected KEY=value"):
         C.token_names(tmp_path, {})
+
+
+def test_an_override_may_set_a_declared_key_the_file_leaves_out(tmp_path):
+    text = (REPO_ROOT / "configs/sft.yaml").read_text().replace("  loss_chunk_size: 2048          # rows per chunk for loss=chunked\n", "")
+    assert "loss_chunk_size" not in text
+    (tmp_path / "sft.yaml").write_text(text)
+    s = load_settings("sft", tmp_path / "sft.yaml", ["train.loss_chunk_size=512"])
+    assert s.train.loss_chunk_size == 512 and load_settings("sft", tmp_path / "sft.yaml").train.loss_chunk_size == 2048
+    with pytest.raises(ConfigError, match="train.loss_chunk_size: expected an integer, got 'many'"):
+        load_settings("sft", tmp_path / "sft.yaml", ["train.loss_chunk_size=many"])
+    with pytest.raises(ConfigError, match="unknown key 'train.loss_chunk_sise'"):
+        load_settings("sft", tmp_path / "sft.yaml", ["train.loss_chunk_sise=512"])
+    # a stage's enabled switch is declared for every stage, though the shipped file never writes it
+    s = load_settings("curate", REPO_ROOT / "configs/curate.yaml", ["rules.compiles.enabled=false"])
+    assert s.rules.compiles.enabled is False
+    r = _cli("run_sft.py", "--config", str(tmp_path / "sft.yaml"), "--print-config", "train.loss_chunk_size=512")
+    assert r.returncode == 0 and yaml.safe_load(r.stdout)["train"]["loss_chunk_size"] == 512, r.stderr

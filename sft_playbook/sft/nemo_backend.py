@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from ..cli import run_steps
-from ..io import read_jsonl, write_text_atomic
+from ..io import read_json, read_jsonl, write_text_atomic
 from ..paths import REPO_ROOT, resolve
 from ..settings import SftSettings, build
 from . import data as D
@@ -158,7 +158,7 @@ def time_training(cfg: dict, hf_dir: Path, warmup_steps: int = 5) -> dict:
     if path.exists():
         path.unlink()
     run_phase("time", job)
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json(path)
 
 
 def main(cfg: SftSettings | dict, steps: list[str], args=None) -> int:
