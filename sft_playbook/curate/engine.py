@@ -22,9 +22,13 @@ from typing import Any, Callable, Sequence
 import dask
 import pandas as pd
 
-from ..settings import ENGINES
+from ..settings import ENGINES, EngineSettings
 
 log = logging.getLogger(__name__)
+
+
+#: the constructor's defaults: the settings' (``settings.EngineSettings``), declared there once
+_E = EngineSettings()
 
 
 class EngineError(RuntimeError):
@@ -32,9 +36,10 @@ class EngineError(RuntimeError):
 
 
 class Engine:
-    def __init__(self, engine: str = "dask", n_workers: int = 2, threads_per_worker: int = 1,
-                 scheduler: str | None = None, gpu: bool = False, memory_limit: str = "auto",
-                 partition_rows: int = 2000, dashboard: bool = False) -> None:
+    def __init__(self, engine: str = _E.engine, n_workers: int = _E.n_workers,
+                 threads_per_worker: int = _E.threads_per_worker, scheduler: str | None = _E.scheduler,
+                 gpu: bool = _E.gpu, memory_limit: str = _E.memory_limit, partition_rows: int = _E.partition_rows,
+                 dashboard: bool = _E.dashboard) -> None:
         if engine not in ENGINES:
             raise EngineError(f"engine must be 'dask' or 'local', not {engine!r}")
         self.mode = engine
