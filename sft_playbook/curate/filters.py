@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .base import Stage
-from ..settings import UNRESOLVED_SUBMODULE
+from ..settings import UNRESOLVED_SUBMODULE, CompilesSettings
 from .ngram import top_ngram_shares
 from .textutil import fix_unicode, url_char_share, word_count
 
@@ -180,6 +180,9 @@ class HasModule(Stage):
         return df
 
 
+_C = CompilesSettings()
+
+
 class Compiles(Stage):
     """iverilog parse + elaborate check (the sandbox's ``compile_check``), through
     ``hierarchy.check_verilog``:
@@ -204,8 +207,9 @@ class Compiles(Stage):
 
     name = "compiles"
 
-    def __init__(self, standards=("-g2012",), flags=("-tnull",), timeout_s: float = 20, threads: int = 1,
-                 unresolved_submodule: str = "keep", index=None) -> None:
+    # defaults: the settings' (``settings.CompilesSettings``: rules.compiles in configs/curate.yaml)
+    def __init__(self, standards=tuple(_C.standards), flags=tuple(_C.flags), timeout_s: float = _C.timeout_s,
+                 threads: int = _C.threads, unresolved_submodule: str = _C.unresolved_submodule, index=None) -> None:
         super().__init__(standards=list(standards), flags=list(flags), timeout_s=timeout_s, threads=threads,
                          unresolved_submodule=unresolved_submodule)
         if not standards:
