@@ -20,7 +20,7 @@ costs nothing), its errors carry the field's location (``loc``), which gives the
 and ranges next to the field, ``Field(description=...)`` is the help text, and ``frozen=True`` +
 ``extra="forbid"`` give immutability and typo detection. Strict mode: ``1`` is not ``true`` and
 ``1.5`` is not an integer (as for the overrides). The container settings (configs/container.yaml) are
-NOT here: they are read before any package is installed (``container.ContainerSettings``, a frozen
+NOT here: they are read before any package is installed (``container.Settings``, a frozen
 stdlib dataclass).
 
 Choice lists (``TRAIN_METHODS``, ``ATTENTIONS`` ...) are declared here once; the code that acts
@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Literal, Optional, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
-from typing import Annotated
 
 from .config import ConfigError, load_config
 from .io import ON_BAD_LINE
@@ -100,13 +100,18 @@ class Section(BaseModel):
         return key in type(self).model_fields
 
     def keys(self) -> list[str]:
+        """The setting names, in declaration order."""
         return list(type(self).model_fields)
 
     def items(self) -> list[tuple[str, Any]]:
+        """(name, value) of every setting, in declaration order."""
         return [(k, getattr(self, k)) for k in type(self).model_fields]
 
     def get(self, key: str, default: Any = None) -> Any:
+        """The setting ``key``, or ``default`` when the section has no such setting."""
         return getattr(self, key) if key in type(self).model_fields else default
+
+    # (iterating a section yields (name, value) pairs, as pydantic's models do; use keys() / items())
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (nested dicts and lists), in declaration order."""
@@ -121,6 +126,7 @@ class Root(Section):
 
     @property
     def source(self) -> dict[str, Any]:
+        """The mapping (YAML + overrides) these settings were built from, as given (a copy)."""
         return self._source
 
 
@@ -128,6 +134,8 @@ class Root(Section):
 # curate (configs/curate.yaml)
 # ================================================================================================
 class DownloadSettings(Section):
+    """``download:`` of configs/curate.yaml: the hub download of the sources."""
+
     raw_dir: Text = F("data/raw", "hub snapshots and their records.jsonl (git-ignored)")
     require_token: bool = F(True, "no HF_TOKEN -> curate the offline sample (false: try anonymously)")
     offline: bool = F(False, "true: never contact the hub")
@@ -136,10 +144,12 @@ class DownloadSettings(Section):
 
 
 class EngineSettings(Section):
+    """``engine:`` of configs/curate.yaml: the Dask engine (``curate.engine.Engine``)."""
+
     engine: Literal[ENGINES] = F("dask", "dask (distributed LocalCluster / --scheduler) or local (synchronous)")
     n_workers: int = F(2, "worker processes of the LocalCluster", ge=1)
     threads_per_worker: int = F(1, "threads per worker process", ge=1)
-    scheduler: Optional[Text] = F(None, "tcp://host:8786 joins an existing cluster (or --scheduler)")
+    scheduler: Text | None = F(None, "tcp://host:8786 joins an existing cluster (or --scheduler)")
     gpu: bool = F(False, "true: dask-cuda LocalCUDACluster (MinHash on the GPU via torch)")
     memory_limit: Text = F("auto", "memory per worker (dask's memory_limit: auto, 4GB, ...)")
     partition_rows: int = F(2000, "rows per partition (input lines per shard)", ge=1)
@@ -147,52 +157,72 @@ class EngineSettings(Section):
 
 
 class StageSection(Section):
+    """A curation stage's section; every stage can be left out with ``enabled: false``."""
+
     enabled: bool = F(True, "false: the stage is left out of the recipe")
 
 
 class CleanSettings(StageSection):
-    header_max_chars: Optional[int] = F(100, "an assembled header longer than this is laid out one port per line "
+    """``clean:`` (``curate.clean.CleanAndUnify``)."""
+
+    header_max_chars: int | None = F(100, "an assembled header longer than this is laid out one port per line "
                                              "(null: never)", ge=1)
 
 
 class ModuleIndexSettings(StageSection):
+    """``module_index:`` (``curate.hierarchy.ModuleIndex``)."""
+
     max_definitions_per_name: int = F(8, "distinct definitions of one module name tried by the compile check", ge=1)
 
 
 class WordCountSettings(StageSection):
+    """``rules.word_count:`` (``curate.filters.WordCount``)."""
+
     min_words: int = F(5, "fewer words in a description: dropped", ge=0)
     max_words: int = F(1500, "more words in a description: dropped", ge=1)
 
 
 class UrlShareSettings(StageSection):
+    """``rules.url_share:`` (``curate.filters.UrlShare``)."""
+
     max_share: float = F(0.1, "share of a description's characters inside URLs above which it is dropped", ge=0, le=1)
 
 
 class TopNGramSettings(StageSection):
+    """``rules.top_ngram:`` (``curate.filters.TopNGramShare``)."""
+
     n: int = F(3, "word n-gram length", ge=1)
     max_share: float = F(0.3, "share of characters covered by the most frequent n-gram above which it is dropped",
                          ge=0, le=1)
 
 
 class LineCountSettings(StageSection):
+    """``rules.line_count:`` (``curate.filters.LineCount``)."""
+
     min_lines: int = F(3, "fewer code lines: dropped", ge=0)
     max_lines: int = F(1500, "more code lines: dropped", ge=1)
 
 
 class LongestLineSettings(StageSection):
+    """``rules.longest_line:`` (``curate.filters.LongestLine``)."""
+
     max_chars: int = F(400, "a code line longer than this: dropped", ge=1)
 
 
 class AlphaShareSettings(StageSection):
+    """``rules.alpha_share:`` (``curate.filters.AlphaShare``)."""
+
     min_share: float = F(0.15, "alphabetic share of the code's non-space characters below which it is dropped",
                          ge=0, le=1)
 
 
 class HasModuleSettings(StageSection):
-    pass
+    """``rules.has_module:`` (``curate.filters.HasModule``; nothing to set but ``enabled``)."""
 
 
 class CompilesSettings(StageSection):
+    """``rules.compiles:`` (``curate.filters.Compiles``)."""
+
     standards: list[Text] = F(["-g2012", "-g2005 -gno-xtypes", "-g2001 -gno-xtypes", "-g1995 -gno-xtypes"],
                               "iverilog language standards tried in order; the first that accepts the row is recorded",
                               min_length=1)
@@ -204,6 +234,8 @@ class CompilesSettings(StageSection):
 
 
 class RulesSettings(Section):
+    """``rules:`` of configs/curate.yaml: the quality rules, in the order they run."""
+
     word_count: WordCountSettings = _sub(WordCountSettings, "description length in words")
     url_share: UrlShareSettings = _sub(UrlShareSettings, "descriptions that are mostly URLs")
     top_ngram: TopNGramSettings = _sub(TopNGramSettings, "repetitive descriptions (Gopher's top n-gram share)")
@@ -215,6 +247,8 @@ class RulesSettings(Section):
 
 
 class PiiSettings(StageSection):
+    """``pii:`` (``curate.pii.RedactPII``)."""
+
     backend: Literal[PII_BACKENDS] = F("presidio", "presidio pattern recognizers (no spaCy model) or regex")
     min_score: float = F(0.4, "presidio score at or above which a candidate is redacted", ge=0, le=1)
     kinds: list[Literal[PII_KINDS]] = F(list(PII_KINDS), "what is redacted", min_length=1)
@@ -224,10 +258,14 @@ class PiiSettings(StageSection):
 
 
 class ExactDedupSettings(StageSection):
+    """``exact_dedup:`` (``curate.dedup.ExactDedup``)."""
+
     normalize: Literal[EXACT_NORMALIZE] = F("code", "code: tokens without comments/whitespace; text: whitespace only")
 
 
 class FuzzyDedupSettings(StageSection):
+    """``fuzzy_dedup:`` (``curate.dedup.FuzzyDedup``); bands x rows <= num_perm."""
+
     shingle: Literal[SHINGLES] = F("tokens", "shingle unit: tokens (code), words or chars")
     ngram: int = F(5, "shingle length", ge=1)
     normalize_identifiers: bool = F(True, "identifiers renamed to placeholders (renamed signals still match)")
@@ -239,13 +277,15 @@ class FuzzyDedupSettings(StageSection):
     max_bucket: int = F(64, "rows of one LSH bucket compared pairwise at most", ge=2)
 
     @model_validator(mode="after")
-    def _bands_fit(self) -> "FuzzyDedupSettings":
+    def _bands_fit(self) -> FuzzyDedupSettings:
         if self.bands * self.rows > self.num_perm:
             raise ValueError(f"fuzzy_dedup: bands x rows ({self.bands}x{self.rows}) exceeds num_perm ({self.num_perm})")
         return self
 
 
 class DecontaminateSettings(StageSection):
+    """``decontaminate:`` (``curate.decontam.Decontaminate``)."""
+
     benchmark_dir: Text = F("../shared/benchmarks/verilog-eval-v2/spec-to-rtl",
                             "VerilogEval v2 spec-to-rtl problems (relative to the repo root)")
     also_look_in: list[Text] = F(["data/verilogeval/spec-to-rtl"], "other folders tried in order when benchmark_dir "
@@ -261,10 +301,12 @@ class DecontaminateSettings(StageSection):
 
 
 class BothViewsSettings(StageSection):
-    pass
+    """``both_views:`` (``curate.split.KeepBothViews``; nothing to set but ``enabled``)."""
 
 
 class SplitSettings(Section):
+    """``split:`` of configs/curate.yaml: exactly train, validation and test, summing to 1."""
+
     @model_validator(mode="before")
     @classmethod
     def _all_three(cls, data: Any) -> Any:
@@ -277,7 +319,7 @@ class SplitSettings(Section):
     test: float = F(0.05, "fraction of rows in test", ge=0, le=1)
 
     @model_validator(mode="after")
-    def _sum_is_one(self) -> "SplitSettings":
+    def _sum_is_one(self) -> SplitSettings:
         total = self.train + self.validation + self.test
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"split: train + validation + test must be 1, got {self.train:g} + {self.validation:g} + "
@@ -291,12 +333,12 @@ class CurateSettings(Root):
     sources: Text = F("sources/huggingface_urls.jsonl", "jsonl of sources (hub datasets or local files)")
     sample_dir: Text = F("data/sample", "offline fallback: no token, no network, or download.offline=true")
     sample_name: Text = F("mg-verilog-sample", "the sample's source name: ids are <name>-<0-based line index>")
-    sample_license: Optional[Text] = F("Apache-2.0", "licence of the shipped sample")
+    sample_license: Text | None = F("Apache-2.0", "licence of the shipped sample")
     output_dir: Text = F("data/merged", "<level>/{train,validation,test}.jsonl + curation report")
-    dropped_dir: Optional[Text] = F("data/work/dropped", "every dropped row with stage, reason, detail; null = off")
-    work_dir: Optional[Text] = F(None, "part files the workers write during a run; null = .<output_dir name>.work "
+    dropped_dir: Text | None = F("data/work/dropped", "every dropped row with stage, reason, detail; null = off")
+    work_dir: Text | None = F(None, "part files the workers write during a run; null = .<output_dir name>.work "
                                        "beside output_dir")
-    timings_file: Optional[Text] = F(None, "a JSON file for where the time went (not in the report)")
+    timings_file: Text | None = F(None, "a JSON file for where the time went (not in the report)")
     checkpoint: bool = F(True, "after every pass the workers save its partitions in work_dir")
     resume: bool = F(False, "true: a killed run's finished passes are not redone")
     seed: int = F(42, "shuffle / split / MinHash seed")
@@ -316,7 +358,7 @@ class CurateSettings(Root):
     split: SplitSettings = _sub(SplitSettings, "train/validation/test fractions")
 
     @model_validator(mode="after")
-    def _distinct_levels(self) -> "CurateSettings":
+    def _distinct_levels(self) -> CurateSettings:
         if len(set(self.levels)) != len(self.levels) or not all(self.levels):
             raise ValueError(f"levels: must be distinct level names, got {list(self.levels)!r}")
         return self
@@ -326,9 +368,11 @@ class CurateSettings(Root):
 # sft (configs/sft.yaml, configs/sft_gpu.yaml)
 # ================================================================================================
 class DataSettings(Section):
+    """``data:`` of configs/sft.yaml: prompt format and lengths (``sft.data``)."""
+
     prompt_template: Literal[PROMPT_TEMPLATES] = F("chat", "chat: the model's chat template when it has one, "
                                                            "plain otherwise; or plain")
-    system_prompt: Optional[Text] = F("You are a Verilog RTL designer that only writes code using correct Verilog "
+    system_prompt: Text | None = F("You are a Verilog RTL designer that only writes code using correct Verilog "
                                       "syntax.", "system message (chat: its slot; plain: before the instruction); "
                                                  "null: none")
     plain_template: Text = F("### Instruction:\n{input}\n\n### Response:\n", "prompt of the plain template ({input})")
@@ -338,17 +382,19 @@ class DataSettings(Section):
     overlength: Literal[OVERLENGTH] = F("drop", "rows over max_seq_len: drop or truncate (counted either way)")
     packing: bool = F(False, "pack several samples per sequence (each sample still sees only itself)")
     pack_strategy: Literal[PACK_STRATEGIES] = F("next_fit", "next_fit (shuffled order) or best_fit (fuller packs)")
-    max_train_samples: Optional[int] = F(None, "train rows used (null: all)", ge=1)
-    max_val_samples: Optional[int] = F(8, "validation rows used for the validation loss (null: all)", ge=1)
+    max_train_samples: int | None = F(None, "train rows used (null: all)", ge=1)
+    max_val_samples: int | None = F(8, "validation rows used for the validation loss (null: all)", ge=1)
 
     @model_validator(mode="after")
-    def _template_has_input(self) -> "DataSettings":
+    def _template_has_input(self) -> DataSettings:
         if "{input}" not in self.plain_template:
             raise ValueError(f"data.plain_template: must contain {{input}}, got {self.plain_template!r}")
         return self
 
 
 class TrainSettings(Section):
+    """``train:`` of configs/sft.yaml: optimizer, schedule, batch geometry, speed options."""
+
     method: Literal[TRAIN_METHODS] = F("full", "full fine-tuning or lora adapters")
     lr: float = F(1.0e-4, "peak learning rate (AdamW)", gt=0)
     min_lr_ratio: float = F(0.1, "cosine decays to lr * min_lr_ratio", ge=0, le=1)
@@ -363,23 +409,25 @@ class TrainSettings(Section):
     eval_every: int = F(5, "validation loss every N optimizer steps (and at step 0 and the end; 0: only there)", ge=0)
     save_every: int = F(20, "checkpoint every N steps (and at the end; 0: only there)", ge=0)
     keep_checkpoints: int = F(1, "checkpoints kept (older ones removed; 0: all kept)", ge=0)
-    stop_at_step: Optional[int] = F(None, "stop early (the schedule still follows max_steps)", ge=1)
+    stop_at_step: int | None = F(None, "stop early (the schedule still follows max_steps)", ge=1)
     parallel: Literal[PARALLELS] = F("ddp", "with torchrun: ddp or fsdp (FSDP2 fully_shard)")
     gradient_checkpointing: bool = F(False, "recompute activations in the backward pass")
     attention: Literal[ATTENTIONS] = F("sdpa", "sdpa, or varlen: per-sample causal attention without padding")
     loss: Literal[LOSSES] = F("full", "full fp32 logits, or chunked: output layer + cross-entropy in chunks")
     loss_chunk_size: int = F(2048, "rows per chunk for loss=chunked", ge=1)
     compile: bool = F(False, "torch.compile each decoder layer")
-    threads: Optional[int] = F(None, "CPU threads (null: PyTorch's default)", ge=1)
+    threads: int | None = F(None, "CPU threads (null: PyTorch's default)", ge=1)
 
     @model_validator(mode="after")
-    def _betas_in_range(self) -> "TrainSettings":
+    def _betas_in_range(self) -> TrainSettings:
         if not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"train.betas: each must be in [0, 1), got {list(self.betas)!r}")
         return self
 
 
 class LoraSettings(Section):
+    """``lora:`` of configs/sft.yaml (used when ``train.method: lora``)."""
+
     r: int = F(16, "adapter rank", ge=1)
     alpha: int = F(32, "LoRA alpha (scale = alpha / r)", ge=1)
     dropout: float = F(0.05, "dropout on the adapter input", ge=0, lt=1)
@@ -389,10 +437,12 @@ class LoraSettings(Section):
 
 
 class PredictSettings(Section):
+    """``predict:`` of configs/sft.yaml: generation on the test rows (``sft.predict``)."""
+
     models: list[Literal[PREDICT_MODELS]] = F(["base", "finetuned"], "models asked, on the same test rows",
                                               min_length=1)
     split: Literal[SPLITS] = F("test", "split the prompts come from")
-    max_samples: Optional[int] = F(8, "rows asked (null: all)", ge=1)
+    max_samples: int | None = F(8, "rows asked (null: all)", ge=1)
     batch_size: int = F(8, "prompts per generate call", ge=1)
     max_new_tokens: int = F(256, "tokens generated at most per answer", ge=1)
     do_sample: bool = F(False, "sample (true) or greedy (false)")
@@ -401,11 +451,11 @@ class PredictSettings(Section):
     top_p: float = F(0.95, "nucleus sampling mass", gt=0, le=1)
     stop: list[Text] = F(["[DONE]"], "generation stops at EOS or these strings (never endmodule)")
     prompt_form: Literal[PROMPT_FORMS] = F("header", "the form the test rows are asked in")
-    cache_implementation: Optional[Text] = F(
+    cache_implementation: Text | None = F(
         None, "null: transformers' dynamic KV cache; static: fixed-size cache")
 
     @model_validator(mode="after")
-    def _checks(self) -> "PredictSettings":
+    def _checks(self) -> PredictSettings:
         if self.n_samples > 1 and not self.do_sample:
             raise ValueError("predict.n_samples > 1 needs predict.do_sample=true (greedy gives one answer)")
         check_stops(self.stop)
@@ -426,20 +476,24 @@ def check_stops(stops: Any) -> list[str]:
 
 
 class SftVerilogEvalSettings(Section):
+    """``evaluate.verilogeval:`` of configs/sft.yaml."""
+
     enabled: bool = F(False, "VerilogEval pass@k of both models (slow on CPU)")
     problems_dir: Text = F("data/verilogeval", "spec-to-rtl folder, or a folder containing it")
     n_samples: int = F(1, "answers per problem", ge=1)
     k_list: list[int] = F([1], "pass@k reported for these k (each <= n_samples)", min_length=1)
     shots: int = F(0, "in-context examples in the prompt", ge=0, le=3)
-    problems: Optional[list[Text]] = F(None, "null: all; or a list of ids / ProbNNN prefixes")
+    problems: list[Text] | None = F(None, "null: all; or a list of ids / ProbNNN prefixes")
 
     @model_validator(mode="after")
-    def _k(self) -> "SftVerilogEvalSettings":
+    def _k(self) -> SftVerilogEvalSettings:
         _check_k(self.k_list, self.n_samples, "evaluate.verilogeval")
         return self
 
 
 class SftEvaluateSettings(Section):
+    """``evaluate:`` of configs/sft.yaml: scoring of the predictions (``sft.report``)."""
+
     verilog: bool = F(True, "compile / functional checks of the predictions")
     workers: int = F(2, "parallel simulations", ge=1)
     timeout_s: float = F(10, "seconds per compile and per simulation", gt=0)
@@ -449,11 +503,15 @@ class SftEvaluateSettings(Section):
 
 
 class WandbSettings(Section):
+    """``wandb:`` of configs/sft.yaml."""
+
     enabled: bool = F(True, "log to Weights & Biases (offline unless WANDB_API_KEY is set)")
     project: Text = F("sft-playbook", "W&B project")
 
 
 class NemoSettings(Section):
+    """``nemo:`` of configs/sft.yaml: what only the NeMo backend has (``sft.nemo_plan``)."""
+
     devices: int = F(1, "GPUs per node (several: the NeMo phases run under torchrun)", ge=1)
     num_nodes: int = F(1, "nodes", ge=1)
     tensor_parallel: int = F(1, "Megatron tensor parallel size (must divide the attention heads)", ge=1)
@@ -464,9 +522,9 @@ class NemoSettings(Section):
     predict_with: Literal[NEMO_PREDICT_WITH] = F("nemo", "nemo: NeMo's generate; hf: the exported model, native predict")
     export_hf: bool = F(True, "after training, export to Hugging Face format in results/<run>/model")
     fusions: Literal[NEMO_FUSIONS] = F("auto", "auto: kernel fusions only with TransformerEngine; on; off")
-    seq_length: Optional[int] = F(None, "NeMo's sequence length (null: data.max_seq_len)", ge=8)
-    micro_batch_size: Optional[int] = F(None, "NeMo's micro batch (null: train.micro_batch_size)", ge=1)
-    global_batch_size: Optional[int] = F(None, "NeMo's global batch (null: train.global_batch_size)", ge=1)
+    seq_length: int | None = F(None, "NeMo's sequence length (null: data.max_seq_len)", ge=8)
+    micro_batch_size: int | None = F(None, "NeMo's micro batch (null: train.micro_batch_size)", ge=1)
+    global_batch_size: int | None = F(None, "NeMo's global batch (null: train.global_batch_size)", ge=1)
 
 
 def processes() -> int:
@@ -498,7 +556,7 @@ class SftSettings(Root):
     nemo: NemoSettings = _sub(NemoSettings, "backend=nemo only (NeMo 2, GPU)")
 
     @model_validator(mode="after")
-    def _batch_geometry(self) -> "SftSettings":
+    def _batch_geometry(self) -> SftSettings:
         t, world = self.train, processes()
         if t.global_batch_size % (t.micro_batch_size * world):
             raise ValueError(f"train.global_batch_size: {t.global_batch_size} is not micro_batch_size x accumulation x "
@@ -540,8 +598,10 @@ def _check_k(k_list: list[int], n_samples: int, where: str) -> None:
 
 
 class EvalPredictionsSettings(Section):
+    """``predictions:`` of configs/eval.yaml; max_cycles >= cycles."""
+
     file: Text = F("results/smollm2-135m-cpu/predictions.jsonl", "predictions jsonl (id, input, reference, prediction)")
-    model: Optional[Text] = F(None, "only rows whose model field is this (null: each model separately)")
+    model: Text | None = F(None, "only rows whose model field is this (null: each model separately)")
     timeout_s: float = F(20, "wall-clock seconds per compile and per simulation", gt=0)
     cycles: int = F(200, "random-stimulus cycles of the first clock", ge=1)
     max_cycles: int = F(3200, "longest run for references with an output bit that never toggled", ge=1)
@@ -552,17 +612,19 @@ class EvalPredictionsSettings(Section):
     max_answer_chars: int = F(65536, "longer predictions are not searched (extraction_failure)", ge=1)
 
     @model_validator(mode="after")
-    def _cycles(self) -> "EvalPredictionsSettings":
+    def _cycles(self) -> EvalPredictionsSettings:
         if self.max_cycles < self.cycles:
             raise ValueError(f"predictions.max_cycles: {self.max_cycles} is below predictions.cycles ({self.cycles})")
         return self
 
 
 class EvalVerilogEvalSettings(Section):
+    """``verilogeval:`` of configs/eval.yaml; each k of k_list <= n_samples."""
+
     problems_dir: Text = F("data/verilogeval", "spec-to-rtl folder, or a folder containing it")
     also_look_in: list[Text] = F(["../shared/benchmarks/verilog-eval-v2"], "other places a copy may be")
-    problems: Optional[list[Text]] = F(None, "subset: list of ids or ProbNNN prefixes; null = all")
-    answers: Optional[Text] = F(None, "jsonl of {problem, answer} rows (step verilogeval)")
+    problems: list[Text] | None = F(None, "subset: list of ids or ProbNNN prefixes; null = all")
+    answers: Text | None = F(None, "jsonl of {problem, answer} rows (step verilogeval)")
     n_samples: int = F(1, "answers per problem", ge=1)
     k_list: list[int] = F([1], "pass@k reported for these k (each <= n_samples)", min_length=1)
     shots: int = F(0, "in-context examples in the prompt", ge=0, le=3)
@@ -571,12 +633,14 @@ class EvalVerilogEvalSettings(Section):
     max_answer_chars: int = F(65536, "longer answers are not searched (extraction_failure)", ge=1)
 
     @model_validator(mode="after")
-    def _k(self) -> "EvalVerilogEvalSettings":
+    def _k(self) -> EvalVerilogEvalSettings:
         _check_k(self.k_list, self.n_samples, "verilogeval")
         return self
 
 
 class EvalDownloadSettings(Section):
+    """``download:`` of configs/eval.yaml (``evaluate.download``)."""
+
     url: Text = F("https://github.com/NVlabs/verilog-eval/archive/{ref}.tar.gz", "archive URL ({ref})")
     ref: Text = F("main", "branch, tag or commit")
     dest: Text = F("data/verilogeval", "installs <dest>/spec-to-rtl/")
@@ -587,7 +651,7 @@ class EvalSettings(Root):
     """configs/eval.yaml: score predictions, VerilogEval pass@k, references, prompts, download."""
 
     out_dir: Text = F("results/eval", "where the reports go")
-    workers: Optional[int] = F(None, "parallel simulations; null = all cores", ge=1)
+    workers: int | None = F(None, "parallel simulations; null = all cores", ge=1)
     predictions: EvalPredictionsSettings = _sub(EvalPredictionsSettings, "step predictions")
     verilogeval: EvalVerilogEvalSettings = _sub(EvalVerilogEvalSettings, "steps verilogeval, references, prompts")
     download: EvalDownloadSettings = _sub(EvalDownloadSettings, "step download")
@@ -675,11 +739,11 @@ def build(kind: str, cfg: dict[str, Any] | Root) -> Root:
         settings = cls.model_validate(cfg)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc)) from None
-    settings._source = cfg
+    settings._source = _deep_copy(cfg)     # frozen with the settings: later changes to cfg do not leak in
     return settings
 
 
-def as_section(cls: type[S], value: "S | dict[str, Any]", where: str = "") -> S:
+def as_section(cls: type[S], value: S | dict[str, Any], where: str = "") -> S:
     """``value`` as the section ``cls`` (a mapping is checked, missing keys take the defaults
     declared here); an instance is returned as it is. ConfigError naming ``where.key``."""
     if isinstance(value, cls):
@@ -754,7 +818,7 @@ def _describe(node: Section, cls: type[Section], indent: str, lines: list[str]) 
             _describe(value, type(value), indent + "  ", lines)
             continue
         default = info.get_default(call_default_factory=True)
-        shown = _flow(value.to_dict() if isinstance(value, Section) else value)
+        shown = _flow(value)
         note = info.description or ""
         if value != default:
             note += f" (default: {_flow(default)})"

@@ -5,6 +5,7 @@ split fractions, NeMo's layout, pass@k) too; --print-config shows each value wit
 default. The container settings (stdlib, read before any install) the same way."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from sft_playbook import container as C
 from sft_playbook.config import ConfigError, load_config
@@ -49,7 +51,7 @@ def test_shipped_configs_build_and_keep_their_values():
     for kind, path in [*CONFIGS.items(), ("sft", "configs/sft_gpu.yaml")]:
         raw = load_config(REPO_ROOT / path)
         s = build(kind, raw)
-        assert isinstance(s, KINDS[kind]) and s.source is raw
+        assert isinstance(s, KINDS[kind]) and s.source == raw and s.source is not raw
         for key, value in raw.items():          # every value of the file arrives as it was written
             if not isinstance(value, dict):
                 assert getattr(s, key) == value, (path, key)
@@ -62,7 +64,7 @@ def test_shipped_configs_build_and_keep_their_values():
 def test_settings_are_frozen_and_typed():
     s = load_settings("sft", REPO_ROOT / "configs/sft.yaml", ["train.max_steps=1e3", "train.lr=3"])
     assert s.train.max_steps == 1000 and type(s.train.max_steps) is int and s.train.lr == 3.0
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         s.train.max_steps = 5
     assert s.train["max_steps"] == 1000 and dict(s.train)["lr"] == 3.0   # reads like the YAML mapping too
 
@@ -299,7 +301,7 @@ def test_curation_stages_refuse_an_unknown_keyword():
 # -- container (standard library: read before any install) ---------------------------------------------------
 def test_container_settings_are_frozen_checked_and_described(tmp_path):
     s = C.load_settings(REPO_ROOT / "configs/container.yaml", {})
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.mode = "never"
     with pytest.raises(C.ContainerError, match=r"^mode: 'sometimes' is not one of auto, always, never"):
         C.Settings(mode="sometimes")

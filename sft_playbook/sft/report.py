@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from io import BytesIO
 from pathlib import Path
 
