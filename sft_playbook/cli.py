@@ -101,7 +101,8 @@ def start(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
     if args.print_config:
         sys.stdout.write(f"# effective config: {args.config}"
                          + (f" + {' '.join(args.overrides)}" if args.overrides else "") + "\n"
-                         + (describe(cfg) if kind is not None else dump_config(cfg)))
+                         + ("# key: value  # help (default: D, where the value is not the default)\n" + describe(cfg)
+                            if kind is not None else dump_config(cfg)))
         sys.exit(0)
     log.info("config: %s%s (full effective config: --print-config)", args.config,
              f" + {' '.join(args.overrides)}" if args.overrides else " (no overrides)")
