@@ -7,7 +7,7 @@ from sft_playbook.cli import build_parser, run_main, start
 
 
 def main(argv=None) -> int:
-    parser = build_parser("curate_data.py", __doc__, "configs/curate.yaml")
+    parser = build_parser("curate_data.py", __doc__, "configs/curate.yaml", settings="curate")
     parser.add_argument("--scheduler", default=None, help="address of a running Dask scheduler to use (tcp://host:8786)")
     cfg, args = start(parser, argv)
     from sft_playbook.curate.pipeline import main as run_pipeline

@@ -16,16 +16,17 @@ NEEDS_PROBLEMS = ("verilogeval", "references", "prompts")
 
 
 def main(argv=None) -> int:
-    parser = build_parser("evaluate.py", __doc__, "configs/eval.yaml", steps=STEPS)
+    parser = build_parser("evaluate.py", __doc__, "configs/eval.yaml", steps=STEPS, settings="eval")
     cfg, args = start(parser, argv)
     from sft_playbook.evaluate.cli import main as run_eval
     from sft_playbook.evaluate.download import DownloadError, locate_problems
+    from sft_playbook.settings import replace
 
-    ve = cfg["verilogeval"]
-    if args.step in NEEDS_PROBLEMS or (args.step == "all" and ve.get("answers")):
+    ve = cfg.verilogeval
+    if args.step in NEEDS_PROBLEMS or (args.step == "all" and ve.answers):
         try:
-            ve["problems_dir"] = str(locate_problems(ve["problems_dir"], also_look_in=ve.get("also_look_in") or (),
-                                                     download=cfg["download"]))
+            found = locate_problems(ve.problems_dir, also_look_in=ve.also_look_in, download=cfg.download)
+            cfg = replace(cfg, **{"verilogeval.problems_dir": str(found)})
         except DownloadError as exc:
             logging.getLogger("sft_playbook").error("%s", exc)
             return 1

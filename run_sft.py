@@ -15,7 +15,7 @@ STEPS = ("convert", "train", "predict", "evaluate")
 
 
 def main(argv=None) -> int:
-    parser = build_parser("run_sft.py", __doc__, "configs/sft.yaml", steps=STEPS)
+    parser = build_parser("run_sft.py", __doc__, "configs/sft.yaml", steps=STEPS, settings="sft")
     cfg, args = start(parser, argv, name_run=True)
     from sft_playbook.sft.plan import describe_plan, quiet_third_party
 

@@ -3,15 +3,13 @@
 container when asked or when Docker and NVIDIA GPUs are here (see sft_playbook/container.py).
 Standard library only. Exit code 200 means "not launched: run here"; anything else is the
 container's exit code (or 2 for a bad request)."""
-import importlib.util
 import sys
 from pathlib import Path
 
-_path = Path(__file__).resolve().parent.parent / "sft_playbook" / "container.py"
-_spec = importlib.util.spec_from_file_location("sft_playbook_container", _path)
-_mod = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _mod  # dataclasses look the module up by name
-_spec.loader.exec_module(_mod)
+# this checkout's package first (only its standard-library modules are imported here:
+# sft_playbook.container and sft_playbook.secrets for token.env)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sft_playbook import container as _mod  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(_mod.main())

@@ -1,6 +1,7 @@
 """What every entry point does first: parse the step, --config and key=value overrides (in any
-order, also under torchrun), set up logging, read token.env, name the run folder, and say in one
-line which config is used (the full effective config only with --print-config)."""
+order, also under torchrun), set up logging, read token.env, name the run folder, build the typed
+settings (``sft_playbook.settings``: every key checked before any work) and say in one line which
+config is used (every value with its default and help only with --print-config)."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,8 @@ from .paths import derived_run_name, resolve
 from .secrets import TokenFileError, load_token_env
 
 
-def build_parser(prog: str, description: str, default_config: str, steps: Sequence[str] = ()) -> argparse.ArgumentParser:
+def build_parser(prog: str, description: str, default_config: str, steps: Sequence[str] = (),
+                 settings: str | None = None) -> argparse.ArgumentParser:
     """The shared command line of the entry scripts: ``[step] [--config] [--log-level]
     [--print-config] [--debug] [key=value ...]``.
 
@@ -27,6 +29,8 @@ def build_parser(prog: str, description: str, default_config: str, steps: Sequen
         default_config: the ``--config`` default (a YAML path relative to the repository).
         steps: the step names the script accepts as its first positional argument ("all" is
             added); empty: the script has no step argument.
+        settings: which typed settings the config is (curate, sft, eval;
+            ``sft_playbook.settings.KINDS``), checked by ``start``.
 
     Returns:
         The parser (not yet parsed).
@@ -42,10 +46,12 @@ def build_parser(prog: str, description: str, default_config: str, steps: Sequen
         parser.add_argument("step", nargs="?", default="all",
                             help=f"one of {', '.join(steps)} or all (default: all, in order)")
         parser.set_defaults(_steps=(*steps, "all"))
+    parser.set_defaults(_settings=settings)
     parser.add_argument("--config", default=default_config, help=f"YAML config (default: {default_config})")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--print-config", action="store_true",
-                        help="print the effective config (YAML, on stdout) and exit")
+                        help="print the effective config (YAML, on stdout: every value, its help and, where it "
+                             "differs, its default) and exit")
     parser.add_argument("--debug", action="store_true",
                         help="on a bad input, output or config error, show the full traceback (default: one line)")
     # torch.distributed.launch (not torchrun) appends --local-rank=N; the rank comes from the environment.
@@ -73,18 +79,23 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
 
 
 def start(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
-          name_run: bool = False) -> tuple[dict[str, Any], argparse.Namespace]:
-    """Parse arguments and return (effective config, args). Exits 2 with one clear line on bad input.
+          name_run: bool = False) -> tuple[Any, argparse.Namespace]:
+    """Parse arguments and return (settings, args): the typed settings
+    (``sft_playbook.settings.CurateSettings`` / ``SftSettings`` / ``EvalSettings``, by the parser's
+    ``settings``; SFT when ``name_run``), every key checked before any work. Exits 2 with one clear
+    line naming the key on a bad config or override.
 
     name_run: the config has `output_dir` / `run_name` (SFT); unless run_name is given on the
     command line, a config that differs from its file gets its own run folder
     (`paths.derived_run_name`); `args.file_run_name` keeps the file's name.
     """
+    from .settings import build, declares, describe
     args = parse_args(parser, argv)
     log = setup_logging(args.log_level)
     try:
         path = resolve(args.config)
-        cfg = load_config(path, args.overrides)
+        kind = getattr(args, "_settings", None) or ("sft" if name_run else None)
+        cfg = load_config(path, args.overrides, declares(kind) if kind else None)
         load_token_env()
     except (ConfigError, TokenFileError) as exc:
         log.error("%s", exc)
@@ -95,13 +106,40 @@ def start(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
         args.file_run_name = file_cfg.get("run_name")
         if not any(o.lstrip("+").split("=", 1)[0].strip() == "run_name" for o in args.overrides):
             cfg["run_name"] = derived_run_name(file_cfg, cfg)
+    if kind is not None:
+        try:
+            cfg = build(kind, cfg)
+        except ConfigError as exc:
+            log.error("%s", exc)
+            sys.exit(2)
     if args.print_config:
         sys.stdout.write(f"# effective config: {args.config}"
-                         + (f" + {' '.join(args.overrides)}" if args.overrides else "") + "\n" + dump_config(cfg))
+                         + (f" + {' '.join(args.overrides)}" if args.overrides else "") + "\n"
+                         + ("# key: value  # help (default: D, where the value is not the default)\n" + describe(cfg)
+                            if kind is not None else dump_config(cfg)))
         sys.exit(0)
     log.info("config: %s%s (full effective config: --print-config)", args.config,
              f" + {' '.join(args.overrides)}" if args.overrides else " (no overrides)")
     return cfg, args
+
+
+def run_steps(steps: Sequence[str], handlers: dict[str, Callable[[], Any]], errors: tuple[type[BaseException], ...],
+              label: str = "") -> int:
+    """Run ``handlers[step]()`` for each step in order, each announced as ``=== step: NAME ===``;
+    one of ``errors`` ends the run with its message on one line and exit code 2. Returns 0 when
+    every step ran. ValueError for a step with no handler."""
+    log = logging.getLogger("sft_playbook")
+    unknown = [s for s in steps if s not in handlers]
+    if unknown:
+        raise ValueError(f"unknown step {unknown[0]!r} (steps: {', '.join(handlers)})")
+    try:
+        for step in steps:
+            log.info("=== step: %s%s ===", step, label)
+            handlers[step]()
+    except errors as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
 
 
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:

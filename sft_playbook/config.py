@@ -3,20 +3,22 @@
 A config is a YAML file of nested mappings. Overrides address nested keys with dots
 (``train.lr=1e-4``); values are parsed as YAML (``true``, ``3``, ``[1, 2]``, ``null``).
 Unknown keys are an error (a typo must not silently fall back to a default); a key can be
-added on purpose with a leading ``+`` (``+train.new_key=1``). An override's value must have the
+added on purpose with a leading ``+`` (``+train.new_key=1``; the typed settings then refuse a key they
+do not declare, so ``+`` is for mappings without settings). An override's value must have the
 type of the value it replaces (``train.max_steps=abc`` -> ``train.max_steps: expected an
 integer, got 'abc'``): integer (a key ending in ``_s``, seconds, takes any number), number (an
 integer is accepted), true/false, text (a number given for a text is kept as typed), list, or
 section; ``null`` is accepted anywhere, and a key whose
-value in the file is ``null`` accepts anything. (Not a full typed settings layer: the type comes
-from the YAML file.)
+value in the file is ``null`` accepts anything. This is the first, file-relative check; the typed
+settings (``sft_playbook.settings``: every key's type, choices, range, default and help, and the
+checks across keys) are built from the result, once, before any work.
 """
 from __future__ import annotations
 
 import copy
 from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
-from collections.abc import Iterable
 
 import yaml
 
@@ -68,11 +70,16 @@ def parse_override(text: str) -> tuple[list[str], Any, bool]:
     return key.split("."), value, add
 
 
-def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Return a copy of cfg with the overrides applied (cfg itself is not changed)."""
+def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str],
+                    known: Callable[[list[str]], bool] | None = None) -> dict[str, Any]:
+    """Return a copy of cfg with the overrides applied (cfg itself is not changed).
+
+    known: says whether a key path the file leaves out is a declared setting (then it may be set
+    without ``+``; its type is checked by the typed settings, ``settings.declares``)."""
     out = copy.deepcopy(cfg)
     for text in overrides:
         parts, value, add = parse_override(text)
+        add = add or (known is not None and known(parts))
         node = out
         for i, part in enumerate(parts[:-1]):
             if part not in node:
@@ -130,13 +137,23 @@ def _typed(key: str, old: Any, value: Any, raw: str) -> Any:
     return ok
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
+def load_config(path: str | Path, overrides: Iterable[str] = (),
+                known: Callable[[list[str]], bool] | None = None) -> dict[str, Any]:
     """A YAML config file with ``key=value`` overrides applied (``apply_overrides``).
+
+    Args:
+        path: the YAML file.
+        overrides: ``key=value`` strings (dotted keys).
+        known: optional predicate on a dotted key's parts: an override may set a key the YAML
+            leaves out when it says the key is declared by the typed settings.
+
+    Returns:
+        The nested config dict.
 
     Raises:
         ConfigError: the file cannot be read, or an override is malformed or of the wrong type.
     """
-    return apply_overrides(load_yaml(path), overrides)
+    return apply_overrides(load_yaml(path), overrides, known)
 
 
 def dump_config(cfg: dict[str, Any]) -> str:

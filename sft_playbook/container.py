@@ -14,7 +14,8 @@ Decision (first match wins):
 5. ``auto``: in the container when the ``docker`` client is on PATH, its daemon answers and
    ``nvidia-smi -L`` lists a GPU; here otherwise.
 
-``--dry-run`` prints the decision and the exact ``docker run`` command, then exits. Secrets are
+``--dry-run`` prints the settings (each with its help and default), the decision and the exact
+``docker run`` command, then exits. Secrets are
 passed as ``-e NAME`` (the value travels in docker's own environment, never on its command line
 or in a log); the repository is mounted read-write as the working folder, so ``results/``,
 ``data/`` and ``.cache/`` (converted models) stay on the host, and the Hugging Face cache is
@@ -27,9 +28,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
+
+from .secrets import TokenFileError, parse_token_env
 
 #: exit code of the launcher meaning "not launched: go on and run here" (read by the .sh scripts)
 NOT_LAUNCHED = 200
@@ -38,31 +41,49 @@ MODES = ("auto", "always", "never")
 #: names passed into the container when set on the host or in token.env (values never printed)
 PASSED_ENV = ("HF_TOKEN", "WANDB_API_KEY", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_MODE", "HF_ENDPOINT",
               "CUDA_VISIBLE_DEVICES", "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST")
-DEFAULTS = {
-    "image": "nvcr.io/nvidia/nemo:24.12",
-    "mode": "auto",
-    "gpus": "all",
-    "workdir": "/workspace/sft-playbook",
-    "hf_cache": "~/.cache/huggingface",
-    "docker_args": "",
-}
-
-
 class ContainerError(RuntimeError):
     """A setting or a request cannot be honoured; the message says which and how to fix it."""
 
 
-@dataclass
+def _field(default, help_text: str):
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass(frozen=True)
 class Settings:
-    """The ``container:`` block of a config: image, mode (auto | always | never), GPUs, work
-    folder inside the container, host Hugging Face cache and extra ``docker run`` arguments.
-    """
-    image: str = DEFAULTS["image"]
-    mode: str = DEFAULTS["mode"]
-    gpus: str = DEFAULTS["gpus"]
-    workdir: str = DEFAULTS["workdir"]
-    hf_cache: str = DEFAULTS["hf_cache"]
-    docker_args: list[str] = field(default_factory=list)
+    """configs/container.yaml, typed and checked (``ContainerError`` naming the key). A frozen
+    standard-library dataclass, not the package's pydantic settings (``sft_playbook.settings``):
+    this file is read before any package is installed. Each field's help is in its metadata."""
+
+    image: str = _field("nvcr.io/nvidia/nemo:24.12", "the NeMo container image")
+    mode: str = _field("auto", "auto (container when Docker + an NVIDIA GPU are here), always, never")
+    gpus: str = _field("all", "docker --gpus value, e.g. all or '\"device=0,1\"'")
+    workdir: str = _field("/workspace/sft-playbook", "where the repository is mounted in the container")
+    hf_cache: str = _field("~/.cache/huggingface", "host Hugging Face cache, mounted at /root/.cache/huggingface")
+    docker_args: list[str] = field(default_factory=list, metadata={
+        "help": "extra docker run arguments (in the file: one shell-quoted string)"})
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ContainerError(f"mode: {self.mode!r} is not one of {', '.join(MODES)}")
+        if not self.image:
+            raise ContainerError("image: empty")
+
+
+#: the keys of configs/container.yaml (the fields of ``Settings``)
+KEYS = tuple(f.name for f in fields(Settings))
+
+
+def describe(settings: Settings) -> str:
+    """Every setting with its help and, where it differs, its default (one per line)."""
+    out = []
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        default = f.default_factory() if f.default is MISSING else f.default
+        shown = shlex.join(value) if isinstance(value, list) else value
+        out.append(f"{f.name}: {shown!r}  # {f.metadata['help']}"
+                   + ("" if value == default else f" (default: {default!r})"))
+    return "\n".join(out)
 
 
 def _scalar(raw: str, where: str) -> str:
@@ -75,12 +96,13 @@ def _scalar(raw: str, where: str) -> str:
 
 
 def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
-    """Read the flat ``key: value`` YAML file (a subset of YAML, parsed without PyYAML).
+    """Read the flat ``key: value`` YAML file (a subset of YAML, parsed without PyYAML); a key
+    missing there takes ``Settings``' default.
 
     ``SFT_PLAYBOOK_CONTAINER_MODE`` and ``SFT_PLAYBOOK_CONTAINER_IMAGE`` override the file.
     """
     env = os.environ if env is None else env
-    values = dict(DEFAULTS)
+    values: dict[str, str] = {}
     if path.is_file():
         for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             stripped = line.strip()
@@ -91,21 +113,23 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
                 raise ContainerError(f"{where}: expected 'key: value' at the start of the line")
             key, raw = stripped.split(":", 1)
             key = key.strip()
-            if key not in DEFAULTS:
-                raise ContainerError(f"{where}: unknown key {key!r} (known: {', '.join(DEFAULTS)})")
+            if key not in KEYS:
+                raise ContainerError(f"{where}: unknown key {key!r} (known: {', '.join(KEYS)})")
             values[key] = _scalar(raw, where)
     if env.get("SFT_PLAYBOOK_CONTAINER_MODE"):
         values["mode"] = env["SFT_PLAYBOOK_CONTAINER_MODE"].strip()
     if env.get("SFT_PLAYBOOK_CONTAINER_IMAGE"):
         values["image"] = env["SFT_PLAYBOOK_CONTAINER_IMAGE"].strip()
-    if values["mode"] not in MODES:
+    if "mode" in values and values["mode"] not in MODES:
         raise ContainerError(f"container mode {values['mode']!r} is not one of {', '.join(MODES)} "
                              f"(set in {path} 'mode:' or SFT_PLAYBOOK_CONTAINER_MODE)")
-    if not values["image"]:
+    if "image" in values and not values["image"]:
         raise ContainerError(f"{path}: 'image' is empty")
-    return Settings(image=values["image"], mode=values["mode"], gpus=values["gpus"] or "all",
-                    workdir=values["workdir"], hf_cache=values["hf_cache"],
-                    docker_args=shlex.split(values["docker_args"]))
+    if "gpus" in values and not values["gpus"]:
+        del values["gpus"]
+    if "docker_args" in values:
+        values["docker_args"] = shlex.split(values["docker_args"])   # type: ignore[assignment]
+    return Settings(**values)
 
 
 def split_flags(args: Sequence[str]) -> tuple[set[str], list[str]]:
@@ -206,20 +230,21 @@ def decide(flags: set[str], settings: Settings, env: Mapping[str, str], probe: P
 
 # ----- the command -------------------------------------------------------------------------------
 
+def _token_file_values(repo_root: Path) -> dict[str, str]:
+    """token.env's values (``secrets.parse_token_env``, the one parser); {} without the file."""
+    token_file = repo_root / "token.env"
+    if not token_file.is_file():
+        return {}
+    try:
+        return parse_token_env(token_file)
+    except TokenFileError as exc:
+        raise ContainerError(str(exc)) from None
+
+
 def token_names(repo_root: Path, env: Mapping[str, str]) -> list[str]:
     """Names (never values) of PASSED_ENV set in the environment or with a value in token.env."""
     names = {k for k in PASSED_ENV if env.get(k)}
-    token_file = repo_root / "token.env"
-    if token_file.is_file():
-        for line in token_file.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if line.startswith("export "):
-                line = line[len("export "):].strip()
-            if not line or line.startswith("#") or "=" not in line:
-                continue
-            key, value = (part.strip() for part in line.split("=", 1))
-            if key in PASSED_ENV and value.strip("'\""):
-                names.add(key)
+    names |= {k for k, v in _token_file_values(repo_root).items() if k in PASSED_ENV and v}
     return sorted(names)
 
 
@@ -254,19 +279,9 @@ def build_command(script: str, args: Sequence[str], settings: Settings, repo_roo
 def child_env(repo_root: Path, env: Mapping[str, str]) -> dict[str, str]:
     """docker's own environment: ours plus token.env's values (for the ``-e NAME`` flags)."""
     out = dict(env)
-    token_file = repo_root / "token.env"
-    if token_file.is_file():
-        for line in token_file.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if line.startswith("export "):
-                line = line[len("export "):].strip()
-            if not line or line.startswith("#") or "=" not in line:
-                continue
-            key, value = (part.strip() for part in line.split("=", 1))
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-                value = value[1:-1]
-            if key in PASSED_ENV and value and not out.get(key):
-                out[key] = value
+    for key, value in _token_file_values(repo_root).items():
+        if key in PASSED_ENV and value and not out.get(key):
+            out[key] = value
     return out
 
 
@@ -293,6 +308,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except ContainerError as exc:
         _say(f"ERROR: {exc}")
         return 2
+    if "--dry-run" in flags:
+        _say("settings (configs/container.yaml, SFT_PLAYBOOK_CONTAINER_MODE/IMAGE):\n" + describe(settings))
     if not decision.launch:
         if "--dry-run" in flags:
             _say(f"not using the container ({decision.reason}); would run here: "
@@ -300,7 +317,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return 0
         return NOT_LAUNCHED
     tty = sys.stdin.isatty() and sys.stdout.isatty()
-    cmd = build_command(script, forwarded, settings, repo_root, env, tty=tty)
+    try:
+        cmd = build_command(script, forwarded, settings, repo_root, env, tty=tty)
+    except ContainerError as exc:
+        _say(f"ERROR: {exc}")
+        return 2
     _say(f"running in {settings.image} ({decision.reason}); --no-container runs here instead")
     print(shlex.join(cmd), flush=True)
     if "--dry-run" in flags:

@@ -1,7 +1,7 @@
 """Repository-relative paths and run folders.
 
 - `resolve(path)`: every relative path in a config is taken from REPO_ROOT.
-- `run_dir(cfg)`: `<output_dir>/<run_name>` of an SFT config, the folder of one run.
+- `run_dir(settings)`: `<output_dir>/<run_name>` of the SFT settings, the folder of one run.
 - `derived_run_name(file_cfg, cfg)`: the run name of a config that differs from its file: the file's
   `run_name` plus the changed keys (`smollm2-135m-cpu_method-lora_max_steps-3`), so a run with
   overrides never writes into another run's folder. Keys that only continue, inspect or re-score
@@ -39,9 +39,11 @@ def resolve(path: str | os.PathLike) -> Path:
     return p if p.is_absolute() else REPO_ROOT / p
 
 
-def run_dir(cfg: dict[str, Any]) -> Path:
-    """`<output_dir>/<run_name>` (absolute) of an SFT config."""
-    return resolve(cfg["output_dir"]) / str(cfg["run_name"])
+def run_dir(settings: Any) -> Path:
+    """`<output_dir>/<run_name>` (absolute) of the SFT settings (``settings.SftSettings``, or an SFT
+    config mapping): the folder of one run. THE place that names it (train, predict, evaluate,
+    the NeMo backend and the plan all ask here)."""
+    return resolve(settings["output_dir"]) / str(settings["run_name"])
 
 
 def _flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Bad settings stop the run before any work with one line naming the key (pipeline.check_settings
+"""Bad settings stop the run before any work with one line naming the key (settings.CurateSettings
 and the stages' constructors), and chat/EOS tokens around the code are stripped by clean."""
 from __future__ import annotations
 

@@ -62,8 +62,10 @@ class StageError(RuntimeError):
 
 
 class Stage:
-    """Base class. Subclasses set ``name`` and implement ``process``; configuration comes in as
-    keyword arguments (from the YAML config) and is kept in ``self.config`` for the report."""
+    """Base class. Subclasses set ``name`` and implement ``process``; each subclass's constructor
+    names its settings as keyword arguments (``pipeline.build_stages`` passes them from the typed
+    ``settings.CurateSettings``, so a typo in the YAML is refused there, by key) and hands them to
+    this constructor, which keeps them in ``self.config`` (``repr``, and the stage's own use)."""
 
     name: str = "stage"
     #: True when ``fit`` needs the data as it is after the previous stages (dedup): such a stage
@@ -75,8 +77,8 @@ class Stage:
     #: corpus (exact-dedup hashes); ``fit`` then reduces them on the workers (a shuffle by key)
     keys_on_workers: bool = False
 
-    def __init__(self, **config: Any) -> None:
-        self.config = dict(config)
+    def __init__(self, **settings: Any) -> None:
+        self.config = dict(settings)
 
     def state(self) -> Any:
         """What ``process`` needs from ``fit`` when that stays on the workers: a future (or, with

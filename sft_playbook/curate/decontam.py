@@ -52,6 +52,7 @@ import pandas as pd
 from ..config import ConfigError
 from ..io import InputError, read_text
 from ..paths import resolve
+from ..settings import DecontaminateSettings
 from .base import Stage
 from .minhash import shingles
 from .textutil import code_tokens
@@ -78,6 +79,9 @@ def code_grams(code: str, n: int, normalize_identifiers: bool = False) -> np.nda
             toks[i] = "$module"
     grams = [" ".join(toks[i:i + n]) for i in range(max(1, len(toks) - n + 1))] if toks else []
     return np.unique(np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint64, count=len(grams)))
+
+
+_D = DecontaminateSettings()
 
 
 class Side:
@@ -149,10 +153,12 @@ class Decontaminate(Stage):
     """
     name = "decontaminate"
 
-    def __init__(self, benchmark_dir: str, code_fields: list[str], text_fields: list[str], code_threshold: float = 0.5,
-                 text_threshold: float = 0.5, containment: float = 0.8, min_ngrams: int = 8, code_ngram: int = 5,
-                 text_ngram: int = 8, template_share: float = 0.02, normalize_identifiers: bool = False,
-                 also_look_in: list[str] = ()) -> None:
+    # defaults: the settings' (``settings.DecontaminateSettings``), declared there once
+    def __init__(self, benchmark_dir: str, code_fields: list[str], text_fields: list[str],
+                 code_threshold: float = _D.code_threshold, text_threshold: float = _D.text_threshold,
+                 containment: float = _D.containment, min_ngrams: int = _D.min_ngrams, code_ngram: int = _D.code_ngram,
+                 text_ngram: int = _D.text_ngram, template_share: float = _D.template_share,
+                 normalize_identifiers: bool = _D.normalize_identifiers, also_look_in: list[str] = ()) -> None:
         super().__init__(benchmark_dir=benchmark_dir, also_look_in=list(also_look_in or []),
                          code_fields=list(code_fields), text_fields=list(text_fields),
                          code_threshold=code_threshold, text_threshold=text_threshold, containment=containment,

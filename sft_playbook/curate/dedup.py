@@ -20,6 +20,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from ..settings import EXACT_NORMALIZE, MINHASH_BACKENDS, SHINGLES
 from .base import Stage, _as_str
 from .minhash import MinHasher, jaccard, lsh_candidates, shingles
 from .textutil import collapse_spaces, normalized_code
@@ -46,8 +47,8 @@ class ExactDedup(Stage):
 
     def __init__(self, field: str = "code", normalize: str = "code") -> None:
         super().__init__(field=field, normalize=normalize)
-        if normalize not in ("code", "text"):
-            raise ValueError(f"exact_dedup.normalize: must be code or text, got {normalize!r}")
+        if normalize not in EXACT_NORMALIZE:
+            raise ValueError(f"exact_dedup.normalize: must be one of {', '.join(EXACT_NORMALIZE)}, got {normalize!r}")
         self.drop_of: dict[str, str] = {}
         self._summary: dict = {}
         self._state = None
@@ -162,9 +163,9 @@ class FuzzyDedup(Stage):
                 raise ValueError(f"fuzzy_dedup.{key}: must be an integer >= {low}, got {val!r}")
         if not 0 < float(threshold) <= 1:
             raise ValueError(f"fuzzy_dedup.threshold: must be a Jaccard in (0, 1], got {threshold!r}")
-        if shingle not in ("tokens", "words", "chars"):
+        if shingle not in SHINGLES:
             raise ValueError(f"fuzzy_dedup.shingle: must be tokens, words or chars, got {shingle!r}")
-        if backend not in ("auto", "numpy", "torch"):
+        if backend not in MINHASH_BACKENDS:
             raise ValueError(f"fuzzy_dedup.backend: must be auto, numpy or torch, got {backend!r}")
         if bands * rows > num_perm:
             raise ValueError(f"fuzzy_dedup: bands x rows ({bands}x{rows}) exceeds num_perm ({num_perm})")

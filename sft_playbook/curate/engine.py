@@ -23,7 +23,13 @@ from collections.abc import Callable, Sequence
 import dask
 import pandas as pd
 
+from ..settings import ENGINES, EngineSettings
+
 log = logging.getLogger(__name__)
+
+
+#: the constructor's defaults: the settings' (``settings.EngineSettings``), declared there once
+_E = EngineSettings()
 
 
 class EngineError(RuntimeError):
@@ -34,6 +40,7 @@ class Engine:
     """Where the curation tasks run: a Dask cluster (a LocalCluster it starts, a LocalCUDACluster
     with ``gpu``, or an existing ``scheduler``), or this process one task after the other
     (``engine=local``). A context manager: the cluster is started on entry and stopped on exit.
+    Defaults are the typed settings' (``sft_playbook.settings``).
 
     Args:
         engine: ``dask`` or ``local``.
@@ -48,10 +55,11 @@ class Engine:
     Raises:
         EngineError: ``engine`` is not ``dask`` or ``local``.
     """
-    def __init__(self, engine: str = "dask", n_workers: int = 2, threads_per_worker: int = 1,
-                 scheduler: str | None = None, gpu: bool = False, memory_limit: str = "auto",
-                 partition_rows: int = 2000, dashboard: bool = False) -> None:
-        if engine not in ("dask", "local"):
+    def __init__(self, engine: str = _E.engine, n_workers: int = _E.n_workers,
+                 threads_per_worker: int = _E.threads_per_worker, scheduler: str | None = _E.scheduler,
+                 gpu: bool = _E.gpu, memory_limit: str = _E.memory_limit, partition_rows: int = _E.partition_rows,
+                 dashboard: bool = _E.dashboard) -> None:
+        if engine not in ENGINES:
             raise EngineError(f"engine must be 'dask' or 'local', not {engine!r}")
         self.mode = engine
         self.n_workers = int(n_workers)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 
 from .base import Stage
+from ..settings import UNRESOLVED_SUBMODULE, CompilesSettings
 from .ngram import top_ngram_shares
 from .textutil import fix_unicode, url_char_share, word_count
 
@@ -25,8 +27,10 @@ log = logging.getLogger(__name__)
 
 
 class _TextRule(Stage):
-    def __init__(self, fields: list[str], **config) -> None:
-        super().__init__(fields=list(fields), **config)
+    """A rule over text ``fields`` (the description columns); settings come as named keyword arguments."""
+
+    def __init__(self, fields: list[str], **settings: Any) -> None:
+        super().__init__(fields=list(fields), **settings)
         self.fields = list(fields)
 
 
@@ -55,6 +59,9 @@ class WordCount(_TextRule):
 
     name = "word_count"
 
+    def __init__(self, fields: list[str], *, min_words: int, max_words: int) -> None:
+        super().__init__(fields, min_words=min_words, max_words=max_words)
+
     def process(self, df):
         """Drop rows with a field outside [``min_words``, ``max_words``] (``too_few_words`` / ``too_many_words``)."""
         for f in self.fields:
@@ -72,6 +79,9 @@ class TopNGramShare(_TextRule):
 
     name = "top_ngram"
 
+    def __init__(self, fields: list[str], *, n: int, max_share: float) -> None:
+        super().__init__(fields, n=n, max_share=max_share)
+
     def process(self, df):
         """Drop rows with a field whose top n-gram share exceeds ``max_share`` (``repeated_ngrams``)."""
         n, limit = int(self.config["n"]), float(self.config["max_share"])
@@ -87,6 +97,9 @@ class UrlShare(_TextRule):
 
     name = "url_share"
 
+    def __init__(self, fields: list[str], *, max_share: float) -> None:
+        super().__init__(fields, max_share=max_share)
+
     def process(self, df):
         """Drop rows with a field whose URL character share exceeds ``max_share`` (``url_heavy``)."""
         limit = float(self.config["max_share"])
@@ -99,7 +112,11 @@ class UrlShare(_TextRule):
 
 class LineCount(Stage):
     """Drop code with fewer than ``min_lines`` or more than ``max_lines`` lines."""
+
     name = "line_count"
+
+    def __init__(self, *, min_lines: int, max_lines: int) -> None:
+        super().__init__(min_lines=min_lines, max_lines=max_lines)
 
     def process(self, df):
         """Drop rows outside the line range (``too_few_lines`` / ``too_many_lines``; detail: the count)."""
@@ -113,7 +130,11 @@ class LineCount(Stage):
 
 class LongestLine(Stage):
     """Drop code with a line longer than ``max_chars`` characters."""
+
     name = "longest_line"
+
+    def __init__(self, *, max_chars: int) -> None:
+        super().__init__(max_chars=max_chars)
 
     def process(self, df):
         """Drop rows whose longest line exceeds ``max_chars`` (``line_too_long``; detail: its length)."""
@@ -128,6 +149,9 @@ class AlphaShare(Stage):
     ``min_share`` (hex dumps, binary junk, tables of numbers)."""
 
     name = "alpha_share"
+
+    def __init__(self, *, min_share: float) -> None:
+        super().__init__(min_share=min_share)
 
     def process(self, df):
         """Drop rows below ``min_share`` alphabetic characters (``low_alpha_share``; detail: the share)."""
@@ -150,6 +174,9 @@ class HasModule(Stage):
 
     name = "has_module"
 
+    def __init__(self) -> None:
+        super().__init__()
+
     def process(self, df):
         """Drop rows without a ``module`` header followed by ``endmodule`` (``no_module_endmodule``)."""
         def ok(c: str) -> bool:
@@ -158,6 +185,9 @@ class HasModule(Stage):
 
         self.drop(df, ~df["code"].map(ok).astype(bool), "no_module_endmodule")
         return df
+
+
+_C = CompilesSettings()
 
 
 class Compiles(Stage):
@@ -184,8 +214,9 @@ class Compiles(Stage):
 
     name = "compiles"
 
-    def __init__(self, standards=("-g2012",), flags=("-tnull",), timeout_s: float = 20, threads: int = 1,
-                 unresolved_submodule: str = "keep", index=None) -> None:
+    # defaults: the settings' (``settings.CompilesSettings``: rules.compiles in configs/curate.yaml)
+    def __init__(self, standards=tuple(_C.standards), flags=tuple(_C.flags), timeout_s: float = _C.timeout_s,
+                 threads: int = _C.threads, unresolved_submodule: str = _C.unresolved_submodule, index=None) -> None:
         super().__init__(standards=list(standards), flags=list(flags), timeout_s=timeout_s, threads=threads,
                          unresolved_submodule=unresolved_submodule)
         if not standards:
@@ -194,8 +225,9 @@ class Compiles(Stage):
         if bad:
             raise ValueError(f"rules.compiles.flags: {bad} choose a language standard; list standards "
                              "in rules.compiles.standards instead (tried in order)")
-        if unresolved_submodule not in ("keep", "drop"):
-            raise ValueError(f"rules.compiles.unresolved_submodule must be keep or drop, not {unresolved_submodule!r}")
+        if unresolved_submodule not in UNRESOLVED_SUBMODULE:
+            raise ValueError(f"rules.compiles.unresolved_submodule must be one of {', '.join(UNRESOLVED_SUBMODULE)}, "
+                             f"not {unresolved_submodule!r}")
         self.index = index
 
     def process(self, df):

@@ -288,8 +288,8 @@ class ModuleIndex(Stage):
     name = "module_index"
     is_global = True
 
-    def __init__(self, field: str = "code", max_definitions_per_name: int = 8, **config: Any) -> None:
-        super().__init__(field=field, max_definitions_per_name=max_definitions_per_name, **config)
+    def __init__(self, field: str = "code", max_definitions_per_name: int = 8) -> None:
+        super().__init__(field=field, max_definitions_per_name=max_definitions_per_name)
         if int(max_definitions_per_name) < 1:
             raise ValueError(f"module_index.max_definitions_per_name: must be >= 1, got {max_definitions_per_name!r}")
         self.modules: dict[str, ModuleDef] = {}             # name -> first definition (input order)

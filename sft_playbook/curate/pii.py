@@ -64,15 +64,19 @@ from functools import lru_cache, partial
 import pandas as pd
 
 from .base import Stage
+from ..settings import PII_BACKENDS, PII_KINDS, PiiSettings
 
 log = logging.getLogger(__name__)
 
 PLACEHOLDER = {"email": "<EMAIL>", "ip": "<IP_ADDRESS>", "phone": "<PHONE>", "name": "<NAME>",
                "secret": "<SECRET>", "credit_card": "<CREDIT_CARD>"}
-KINDS = tuple(PLACEHOLDER)
+KINDS = PII_KINDS                 # declared once, with the settings (pii.kinds' choices)
+_P = PiiSettings()                # the defaults of the constructors below
+assert set(PLACEHOLDER) == set(KINDS), "every kind needs a placeholder"
 NUMBER_KINDS = ("phone", "ip", "credit_card")          # candidates that can be design constants
-#: phone context words (presidio's PhoneRecognizer.CONTEXT without "number", plus tel/fax/contact)
-PHONE_CONTEXT = ("phone", "telephone", "tel", "cell", "cellphone", "mobile", "call", "fax", "contact")
+#: phone context words (presidio's PhoneRecognizer.CONTEXT without "number", plus tel/fax/contact):
+#: the default of pii.phone_context, declared with the settings
+PHONE_CONTEXT = tuple(_P.phone_context)
 #: why a number candidate was rejected, per kind (counted as ``_n_rejected_<kind>_<why>``)
 REJECT_REASONS = {"phone": ("in_code", "no_phone_shape"), "ip": ("in_code", "version_number"),
                   "credit_card": ("in_code", "no_card_shape")}
@@ -385,10 +389,10 @@ class Redactor:
     ``numbers`` are the row's design constants (``code_numbers(code)``), which are never PII;
     ``self.rejected`` counts the number candidates considered and rejected, by ``<kind>_<why>``."""
 
-    def __init__(self, backend: str = "presidio", min_score: float = 0.4, kinds=KINDS,
-                 phone_context=PHONE_CONTEXT, context_window: int = 5) -> None:
-        if backend not in ("presidio", "regex"):
-            raise ValueError(f"pii.backend must be 'presidio' or 'regex', not {backend!r}")
+    def __init__(self, backend: str = _P.backend, min_score: float = _P.min_score, kinds=KINDS,
+                 phone_context=PHONE_CONTEXT, context_window: int = _P.context_window) -> None:
+        if backend not in PII_BACKENDS:
+            raise ValueError(f"pii.backend must be one of {', '.join(PII_BACKENDS)}, not {backend!r}")
         self.recognizers = _presidio() if backend == "presidio" else None
         self.backend = "presidio" if self.recognizers else "regex"
         self.min_score = float(min_score)
@@ -509,14 +513,15 @@ class RedactPII(Stage):
 
     name = "pii"
 
-    def __init__(self, code_fields: list[str], text_fields: list[str], backend: str = "presidio",
-                 min_score: float = 0.4, kinds=KINDS, phone_context=PHONE_CONTEXT, context_window: int = 5) -> None:
+    def __init__(self, code_fields: list[str], text_fields: list[str], backend: str = _P.backend,
+                 min_score: float = _P.min_score, kinds=KINDS, phone_context=PHONE_CONTEXT,
+                 context_window: int = _P.context_window) -> None:
         super().__init__(code_fields=list(code_fields), text_fields=list(text_fields), backend=backend,
                          min_score=min_score, kinds=list(kinds), phone_context=list(phone_context),
                          context_window=context_window)
         # checked here, on the driver, before any work (the Redactor is built on the workers)
-        if backend not in ("presidio", "regex"):
-            raise ValueError(f"pii.backend: must be presidio or regex, got {backend!r}")
+        if backend not in PII_BACKENDS:
+            raise ValueError(f"pii.backend: must be one of {', '.join(PII_BACKENDS)}, got {backend!r}")
         unknown = [k for k in kinds if k not in KINDS]
         if unknown or not list(kinds):
             raise ValueError(f"pii.kinds: unknown kind(s) {unknown} (known: {', '.join(KINDS)})" if unknown

@@ -68,8 +68,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ..config import ConfigError, get
+from ..config import ConfigError
 from ..paths import resolve
+from ..settings import CurateSettings, build
 from .base import BOOKKEEPING, DETAIL, REASON, STAGE_COL, Chain, Stage, StageStats
 from .clean import CleanAndUnify
 from .decontam import Decontaminate
@@ -96,114 +97,101 @@ class PipelineError(RuntimeError):
     """The curation cannot run or finish (bad work folder, missing sources, ...); one line for the user."""
 
 
-def check_settings(cfg: dict[str, Any]) -> None:
-    """The settings no stage owns, checked before any work: ``levels`` (a non-empty list of distinct
-    names) and ``split`` (train/validation/test fractions in [0, 1] summing to 1). ConfigError
-    with one line naming the key."""
-    levels = get(cfg, "levels")
-    if not isinstance(levels, list) or not levels:
-        raise ConfigError(f"levels: give at least one description level, e.g. [high_level] (got {levels!r})")
-    if not all(isinstance(lvl, str) and lvl for lvl in levels) or len(set(levels)) != len(levels):
-        raise ConfigError(f"levels: must be distinct level names, got {levels!r}")
-    split = get(cfg, "split")
-    want = ("train", "validation", "test")
-    if not isinstance(split, dict) or set(split) != set(want):
-        have = sorted(split) if isinstance(split, dict) else split
-        raise ConfigError(f"split: needs exactly the fractions train, validation and test, got {have!r}")
-    for k in want:
-        v = split[k]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
-            raise ConfigError(f"split.{k}: must be a fraction between 0 and 1, got {v!r}")
-    if abs(sum(float(split[k]) for k in want) - 1.0) > 1e-6:
-        raise ConfigError("split: train + validation + test must be 1, got "
-                          + " + ".join(f"{split[k]:g}" for k in want) + f" = {sum(float(split[k]) for k in want):g}")
+def settings_of(cfg: dict[str, Any] | CurateSettings) -> CurateSettings:
+    """The typed curation settings (``sft_playbook.settings.CurateSettings``) of a config mapping
+    (checked: ConfigError with one line naming the key) or the settings themselves."""
+    return build("curate", cfg)
 
 
-def build_stages(cfg: dict[str, Any]) -> list[Stage]:
+def build_stages(cfg: dict[str, Any] | CurateSettings) -> list[Stage]:
     """The recipe: an ordered list of configured stages. A section with ``enabled: false`` is left out.
-    Every setting is checked here (``check_settings`` and the stages' constructors), before any work."""
-    check_settings(cfg)
-    levels = list(get(cfg, "levels"))
+    Every setting is checked before any work: types, choices, ranges, split and levels by the typed
+    settings, the rest by the stages' constructors (keyword arguments, named)."""
+    s = settings_of(cfg)
+    levels = list(s.levels)
     desc = [f"desc_{lvl}" for lvl in levels]
-
-    def section(key: str) -> dict[str, Any] | None:
-        sec = dict(get(cfg, key))
-        return sec if sec.pop("enabled", True) else None
-
-    index: list[ModuleIndex] = []            # the module index the compile check elaborates against
-
-    def module_index(s):
-        index.append(ModuleIndex("code", **s))
-        return index[0]
-
-    wanted: list[tuple[str, Any]] = [
-        ("clean", lambda s: CleanAndUnify(levels, **s)),                                     # 1
-        ("module_index", module_index),                                                      # 1b (global)
-        ("rules.word_count", lambda s: WordCount(desc, **s)),                                # 2 (descriptions)
-        ("rules.url_share", lambda s: UrlShare(desc, **s)),
-        ("rules.top_ngram", lambda s: TopNGramShare(desc, **s)),
-        ("rules.line_count", lambda s: LineCount(**s)),                                      # 2 (code)
-        ("rules.longest_line", lambda s: LongestLine(**s)),
-        ("rules.alpha_share", lambda s: AlphaShare(**s)),
-        ("rules.has_module", lambda s: HasModule(**s)),
-        ("rules.compiles", lambda s: Compiles(**s, index=index[0] if index else None)),
-        ("pii", lambda s: RedactPII(["code"], desc, **s)),                                   # 3
-        ("decontaminate", lambda s: Decontaminate(code_fields=["code"], text_fields=desc, **s)),  # 4
-        ("both_views", lambda s: KeepBothViews(levels, **s)),                                # 5
+    r = s.rules
+    index = ModuleIndex("code", max_definitions_per_name=s.module_index.max_definitions_per_name) \
+        if s.module_index.enabled else None     # the module index the compile check elaborates against
+    c, p, d, f = r.compiles, s.pii, s.decontaminate, s.fuzzy_dedup
+    wanted: list[tuple[str, Any, Callable[[], Stage]]] = [
+        ("clean", s.clean, lambda: CleanAndUnify(levels, header_max_chars=s.clean.header_max_chars)),           # 1
+        ("module_index", s.module_index, lambda: index),                                                     # 1b (global)
+        ("rules.word_count", r.word_count, lambda: WordCount(desc, min_words=r.word_count.min_words,        # 2 (descriptions)
+                                                             max_words=r.word_count.max_words)),
+        ("rules.url_share", r.url_share, lambda: UrlShare(desc, max_share=r.url_share.max_share)),
+        ("rules.top_ngram", r.top_ngram, lambda: TopNGramShare(desc, n=r.top_ngram.n, max_share=r.top_ngram.max_share)),
+        ("rules.line_count", r.line_count, lambda: LineCount(min_lines=r.line_count.min_lines,               # 2 (code)
+                                                             max_lines=r.line_count.max_lines)),
+        ("rules.longest_line", r.longest_line, lambda: LongestLine(max_chars=r.longest_line.max_chars)),
+        ("rules.alpha_share", r.alpha_share, lambda: AlphaShare(min_share=r.alpha_share.min_share)),
+        ("rules.has_module", r.has_module, lambda: HasModule()),
+        ("rules.compiles", c, lambda: Compiles(standards=c.standards, flags=c.flags, timeout_s=c.timeout_s,
+                                               threads=c.threads, unresolved_submodule=c.unresolved_submodule,
+                                               index=index)),
+        ("pii", p, lambda: RedactPII(["code"], desc, backend=p.backend, min_score=p.min_score, kinds=p.kinds,   # 3
+                                     phone_context=p.phone_context, context_window=p.context_window)),
+        ("decontaminate", d, lambda: Decontaminate(                                                        # 4
+            code_fields=["code"], text_fields=desc, benchmark_dir=d.benchmark_dir, also_look_in=d.also_look_in,
+            code_threshold=d.code_threshold, text_threshold=d.text_threshold, containment=d.containment,
+            min_ngrams=d.min_ngrams, code_ngram=d.code_ngram, text_ngram=d.text_ngram,
+            template_share=d.template_share, normalize_identifiers=d.normalize_identifiers)),
+        ("both_views", s.both_views, lambda: KeepBothViews(levels)),                                        # 5
         # the dedups come last: a dropped duplicate names a kept row, so no stage may drop rows after them
-        ("exact_dedup", lambda s: ExactDedup("code", **s)),                                  # 6
-        ("fuzzy_dedup", lambda s: FuzzyDedup("code", seed=int(get(cfg, "seed")), **s)),
+        ("exact_dedup", s.exact_dedup, lambda: ExactDedup("code", normalize=s.exact_dedup.normalize)),      # 6
+        ("fuzzy_dedup", f, lambda: FuzzyDedup("code", seed=s.seed, shingle=f.shingle, ngram=f.ngram,
+                                              num_perm=f.num_perm, bands=f.bands, rows=f.rows,
+                                              threshold=f.threshold, normalize_identifiers=f.normalize_identifiers,
+                                              backend=f.backend, max_bucket=f.max_bucket)),
     ]
     stages = []
-    for key, make in wanted:
-        sec = section(key)
-        if sec is not None:
+    for key, section, make in wanted:
+        if section.enabled:
             try:
-                stages.append(make(sec))
+                stages.append(make())
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"config section {key!r}: {exc}") from None
     return stages
 
 
 # -- step 0: sources ------------------------------------------------------------------------------
-def plan_sources(cfg: dict[str, Any]) -> list[dict[str, Any]]:
+def plan_sources(cfg: dict[str, Any] | CurateSettings) -> list[dict[str, Any]]:
     """Which files to read, per source, without reading a row: [{spec, files, origin, convert_to}]
     (hub sources are downloaded here, on the driver: files are what travels, not rows;
     ``convert_to``: the download folder that gets ``records.jsonl``)."""
-    levels = list(get(cfg, "levels"))
-    on_bad = get(cfg, "on_bad_line")
-    if on_bad not in ("error", "skip"):
-        raise ConfigError(f"on_bad_line must be 'error' or 'skip', not {on_bad!r}")
-    specs = read_source_specs(get(cfg, "sources"))
+    st = settings_of(cfg)
+    levels = list(st.levels)
+    dl = st.download
+    specs = read_source_specs(st.sources)
     for s in specs:
         missing = set(levels) - set(s["levels"])
         if missing:
             raise SourceError(f"{s['_where']}: no field for level(s) {sorted(missing)} (levels in the config: {levels})")
-    raw_dir = resolve(get(cfg, "download.raw_dir"))
+    raw_dir = resolve(dl.raw_dir)
     plan: list[dict[str, Any]] = []
     use_sample = False
     hub = [s for s in specs if s.get("repo_id")]
-    if hub and get(cfg, "download.offline"):
+    if hub and dl.offline:
         log.warning("download.offline=true: not contacting the hub; curating the offline sample %s instead",
-                    get(cfg, "sample_dir"))
+                    st.sample_dir)
         use_sample = True
-    elif hub and not os.environ.get("HF_TOKEN") and get(cfg, "download.require_token"):
+    elif hub and not os.environ.get("HF_TOKEN") and dl.require_token:
         log.warning("no HF_TOKEN (put it in token.env, see token.env.example): not downloading %s. "
                     "Curating the offline sample %s instead (download.require_token=false tries anonymously).",
-                    ", ".join(s["repo_id"] for s in hub), get(cfg, "sample_dir"))
+                    ", ".join(s["repo_id"] for s in hub), st.sample_dir)
         use_sample = True
     for spec in specs:
         if spec.get("repo_id") and use_sample:
             continue
         if spec.get("repo_id"):
             try:
-                folder = download_hub(spec, raw_dir, float(get(cfg, "download.timeout_s")))
+                folder = download_hub(spec, raw_dir, float(dl.timeout_s))
             except DownloadError as exc:
-                if not get(cfg, "download.fallback_to_sample"):
+                if not dl.fallback_to_sample:
                     raise
                 log.warning("could not download %s from the hub (%s). Curating the offline sample %s instead "
                             "(download.fallback_to_sample=false makes this an error).", spec["repo_id"], exc,
-                            get(cfg, "sample_dir"))
+                            st.sample_dir)
                 use_sample = True
                 plan = [p for p in plan if p["origin"] != "hub"]
                 continue
@@ -219,23 +207,23 @@ def plan_sources(cfg: dict[str, Any]) -> list[dict[str, Any]]:
             plan.append({"spec": spec, "files": data_files(path, None), "origin": "local", "convert_to": None,
                          "licence": licence_of(spec)})
     if use_sample:
-        sample = resolve(get(cfg, "sample_dir"))
+        sample = resolve(st.sample_dir)
         files = sorted(sample.glob("*.jsonl")) if sample.is_dir() else []
         if not files:
             raise SourceError(f"offline sample not found: no *.jsonl in {sample}")
         template = dict(hub[0]) if hub else {"format": "mg-verilog", "code_field": "code",
                                              "description_field": "description", "id_field": "id"}
-        spec = {**template, "name": get(cfg, "sample_name"), "levels": template.get("levels") or {}}
-        plan.append({"spec": spec, "files": files, "origin": "offline sample " + str(get(cfg, "sample_dir")),
-                     "convert_to": None, "licence": {"license": str(get(cfg, "sample_license") or "unknown")}})
+        spec = {**template, "name": st.sample_name, "levels": template.get("levels") or {}}
+        plan.append({"spec": spec, "files": files, "origin": "offline sample " + str(st.sample_dir),
+                     "convert_to": None, "licence": {"license": str(st.sample_license or "unknown")}})
     return plan
 
 
-def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]], BadLines]:
+def load_sources(cfg: dict[str, Any] | CurateSettings) -> tuple[pd.DataFrame, list[dict[str, Any]], BadLines]:
     """Every source row in one frame on the driver (small data, tests and notebooks only: the
     pipeline itself reads the sources on the workers, see ``read_partitions``)."""
-    levels = list(get(cfg, "levels"))
-    on_bad = get(cfg, "on_bad_line")
+    cfg = settings_of(cfg)
+    levels, on_bad = list(cfg.levels), cfg.on_bad_line
     bad = BadLines()
     records: list[dict[str, Any]] = []
     origins = []
@@ -246,7 +234,7 @@ def load_sources(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]
     return records_frame(records, levels), origins, bad
 
 
-def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any], engine: Engine, parts_dir: Path):
+def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any] | CurateSettings, engine: Engine, parts_dir: Path):
     """Read the planned sources on the workers into partitions (futures; lists with engine=local).
 
     1. scan (workers): lines per jsonl file (and where every LINE_STEP-th starts), row groups per
@@ -256,8 +244,8 @@ def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any], engine: Eng
        a hub source's converted records are written as part files, joined into records.jsonl.
     4. ids unique (workers): ids hashed into buckets, repeats looked for per bucket.
     Returns (partitions, origins, bad lines, rows read)."""
-    levels = list(get(cfg, "levels"))
-    on_bad = get(cfg, "on_bad_line")
+    cfg = settings_of(cfg)
+    levels, on_bad = list(cfg.levels), cfg.on_bad_line
     files = [(k, str(f)) for k, src in enumerate(plan) for f in src["files"]]
     scans = engine.gather(engine.map(scan_file, [f for _, f in files]))
     total_lines = sum(n for kind, n, _ in scans if kind == "jsonl")
@@ -654,23 +642,23 @@ def hierarchy_report(kept, stats: list[StageStats], top: int = 20) -> dict[str, 
     return out
 
 
-def work_folder(cfg: dict[str, Any], out_dir: Path) -> Path:
+def work_folder(cfg: dict[str, Any] | CurateSettings, out_dir: Path) -> Path:
     """The run's folder for part files (``work_dir``; null: ``.<output_dir name>.work`` beside
     output_dir). The workers write there, so on a cluster it must be on a file system they all
     see. Only a folder holding the marker ``.curate-work`` is ever emptied."""
-    wd = get(cfg, "work_dir")
+    wd = settings_of(cfg).work_dir
     return resolve(wd) if wd else out_dir.parent / f".{out_dir.name}.work"
 
 
 WORK_MARKER = ".curate-work"
 
 
-def run_fingerprint(cfg: dict[str, Any], plan: list[dict[str, Any]]) -> str:
+def run_fingerprint(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str, Any]]) -> str:
     """What a checkpoint must match to be resumed: the config (without where and how it runs)
     and every source file's path, size and modification time."""
     import hashlib
 
-    conf = {k: v for k, v in cfg.items() if k not in ("resume", "engine", "output_dir", "dropped_dir", "work_dir")}
+    conf = {k: v for k, v in settings_of(cfg).source.items() if k not in ("resume", "engine", "output_dir", "dropped_dir", "work_dir")}
     files = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for src in plan for f in map(Path, src["files"])]
     return hashlib.sha256(json.dumps([conf, files], sort_keys=True, default=str).encode()).hexdigest()
 
@@ -690,25 +678,25 @@ def fresh_work_folder(work: Path) -> None:
     (work / WORK_MARKER).write_text("part files of a curation run; removed when the run ends\n")
 
 
-def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
+def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -> dict[str, Any]:
     """Run the whole recipe; returns the report (also written to output_dir).
 
+    ``cfg``: the typed settings, or a config mapping (checked first: ConfigError naming the key).
     The rows never come to this process: the workers read the shards, run the passes, write the
     dropped rows and the splits; this process sees offsets, counts, examples, the keys of the
     global stages and the kept ids (for the split)."""
-    out_dir = resolve(get(cfg, "output_dir"))
-    dropped_dir = resolve(get(cfg, "dropped_dir")) if get(cfg, "dropped_dir") else None
-    levels = list(get(cfg, "levels"))
-    seed = int(get(cfg, "seed"))
+    cfg = settings_of(cfg)                   # every setting checked before any work (split, levels, stages)
+    out_dir = resolve(cfg.output_dir)
+    dropped_dir = resolve(cfg.dropped_dir) if cfg.dropped_dir else None
+    levels = list(cfg.levels)
+    seed = cfg.seed
     t0 = time.monotonic()
-    stages = build_stages(cfg)               # every setting checked before any work (split, levels, stages)
-    fractions = dict(get(cfg, "split"))
+    stages = build_stages(cfg)
+    fractions = cfg.split.to_dict()
     plan = plan_sources(cfg)
-    eng_cfg = dict(get(cfg, "engine"))
-    if scheduler:
-        eng_cfg["scheduler"] = scheduler
+    eng = cfg.engine
     work = work_folder(cfg, out_dir)
-    resume = bool(get(cfg, "resume"))
+    resume = cfg.resume
     fingerprint = run_fingerprint(cfg, plan)
     if not (resume and (work / WORK_MARKER).is_file()):
         fresh_work_folder(work)
@@ -721,7 +709,9 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
                 old.unlink()
     marks = {"plan sources": time.monotonic() - t0}
     t1 = time.monotonic()
-    with Engine(**eng_cfg) as engine:
+    with Engine(engine=eng.engine, n_workers=eng.n_workers, threads_per_worker=eng.threads_per_worker,
+                scheduler=scheduler or eng.scheduler, gpu=eng.gpu, memory_limit=eng.memory_limit,
+                partition_rows=eng.partition_rows, dashboard=eng.dashboard) as engine:
         marks["start engine"] = time.monotonic() - t1
         t1 = time.monotonic()
         if checkpoints.passes:
@@ -741,7 +731,7 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
         marks["read sources (workers)"] = time.monotonic() - t1
         t1 = time.monotonic()
         parts, stats = run_stages(parts, stages, engine, dropped_dir, collect=False, work_dir=work,
-                                  checkpoints=checkpoints if get(cfg, "checkpoint") else None)
+                                  checkpoints=checkpoints if cfg.checkpoint else None)
         marks["stage passes"] = time.monotonic() - t1
         t1 = time.monotonic()
         # The split from the ids alone, on a worker: the ids (~20 bytes a row) and the shuffle's
@@ -786,7 +776,7 @@ def curate(cfg: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
     return report
 
 
-def log_timings(cfg: dict[str, Any], marks: dict[str, float], passes: list[dict[str, Any]], total: float,
+def log_timings(cfg: CurateSettings, marks: dict[str, float], passes: list[dict[str, Any]], total: float,
                 rows: int) -> None:
     """Where the time went: logged, and written to ``timings_file`` when set. Not part of the
     curation report, which stays byte-identical from run to run and engine to engine."""
@@ -799,7 +789,7 @@ def log_timings(cfg: dict[str, Any], marks: dict[str, float], passes: list[dict[
                              f"(fit {p['fit_s']:.1f}, pass {p['pass_s']:.1f}, dropped rows {p['dropped_rows_write_s']:.1f}, "
                              f"checkpoint {p['checkpoint_s']:.1f})")
     log.info("%s", "\n".join(lines))
-    target = get(cfg, "timings_file", None)
+    target = cfg.timings_file
     if target:
         from ..io import write_json_atomic
 
@@ -826,8 +816,10 @@ def _write_outputs(out_dir: Path, rows_kept: int, levels, cfg, rows_read: int, o
         "decontamination": next((s.extra for s in stats if s.name == "decontaminate"), {"problems_checked": 0}),
         "hierarchy": hierarchy_report(summaries, stats),
         "splits": sizes,
-        "config": {k: cfg[k] for k in ("levels", "seed", "split", "clean", "module_index", "rules", "pii", "exact_dedup",
-                                       "fuzzy_dedup", "decontaminate", "both_views") if k in cfg},
+        # the sections as the YAML gave them (key order, values): the report stays byte-identical
+        "config": {k: cfg.source[k] for k in ("levels", "seed", "split", "clean", "module_index", "rules", "pii",
+                                              "exact_dedup", "fuzzy_dedup", "decontaminate", "both_views")
+                   if k in cfg.source},
     }
     write_report(out_dir, report)
     return report
@@ -853,7 +845,7 @@ def foreign_entries(out_dir: Path, levels: list[str]) -> list[str]:
     return keep
 
 
-def main(cfg: dict[str, Any], args) -> int:
+def main(cfg: dict[str, Any] | CurateSettings, args) -> int:
     """``curate_data.py``'s step: run ``curate(cfg)``; a known error is logged as one line.
 
     Returns:

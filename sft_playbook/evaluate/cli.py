@@ -10,6 +10,7 @@ from sft_playbook.paths import resolve
 from sft_playbook.verilog.sandbox import iverilog_available
 
 from ..io import iter_jsonl, read_jsonl, write_jsonl_atomic
+from ..settings import EvalSettings, build
 
 log = logging.getLogger("sft_playbook.evaluate")
 STEPS = ("predictions", "verilogeval", "references", "prompts", "download")
@@ -23,12 +24,11 @@ def _need_iverilog() -> bool:
     return True
 
 
-def _ve_kwargs(cfg: dict) -> dict:
-    ve = cfg["verilogeval"]
-    return dict(n_samples=int(ve["n_samples"]), k_list=[int(k) for k in ve["k_list"]], shots=int(ve["shots"]),
-                workers=cfg.get("workers"), out_dir=resolve(cfg["out_dir"]), timeout_s=float(ve["timeout_s"]),
-                problems=ve.get("problems"), include_system=bool(ve["include_system"]),
-                max_answer_chars=int(ve["max_answer_chars"]))
+def _ve_kwargs(cfg: EvalSettings) -> dict:
+    ve = cfg.verilogeval
+    return dict(n_samples=ve.n_samples, k_list=list(ve.k_list), shots=ve.shots, workers=cfg.workers,
+                out_dir=resolve(cfg.out_dir), timeout_s=ve.timeout_s, problems=ve.problems,
+                include_system=ve.include_system, max_answer_chars=ve.max_answer_chars)
 
 
 def answers_generate_fn(path: Path, problems_dir: Path, problems=None):
@@ -53,12 +53,12 @@ def answers_generate_fn(path: Path, problems_dir: Path, problems=None):
     return generate
 
 
-def run(cfg: dict, step: str) -> int:
+def run(cfg: dict | EvalSettings, step: str) -> int:
     """Run one step of ``evaluate.py``: ``download``, ``prompts``, ``predictions``, ``references`` or
     ``verilogeval``; the summary is printed as JSON on stdout.
 
     Args:
-        cfg: the evaluation config (``configs/eval.yaml`` plus overrides).
+        cfg: the evaluation settings (``configs/eval.yaml`` plus overrides; a mapping is checked first).
         step: the step name.
 
     Returns:
@@ -68,18 +68,19 @@ def run(cfg: dict, step: str) -> int:
     from . import verilogeval as ve_mod
     from .verilog_metrics import evaluate_predictions
 
-    out_dir = resolve(cfg["out_dir"])
+    cfg = build("eval", cfg)
+    out_dir = resolve(cfg.out_dir)
     if step == "download":
         from .download import download_problems
-        d = cfg["download"]
-        target = download_problems(resolve(d["dest"]), url=d["url"], ref=str(d["ref"]), timeout_s=float(d["timeout_s"]))
+        d = cfg.download
+        target = download_problems(resolve(d.dest), url=d.url, ref=d.ref, timeout_s=d.timeout_s)
         print(f"VerilogEval problems installed in {target}")
         return 0
     if step == "prompts":
-        ve = cfg["verilogeval"]
-        probs = ve_mod.load_problems(resolve(ve["problems_dir"]), ve.get("problems"))
-        rows = [{"problem": p.id, "prompt": ve_mod.build_prompt(p.prompt, shots=int(ve["shots"]),
-                                                                include_system=bool(ve["include_system"]))}
+        ve = cfg.verilogeval
+        probs = ve_mod.load_problems(resolve(ve.problems_dir), ve.problems)
+        rows = [{"problem": p.id, "prompt": ve_mod.build_prompt(p.prompt, shots=ve.shots,
+                                                                include_system=ve.include_system)}
                 for p in probs]
         write_jsonl_atomic(out_dir / "verilogeval_prompts.jsonl", rows)
         print(f"{len(rows)} prompts written to {out_dir / 'verilogeval_prompts.jsonl'}")
@@ -87,8 +88,8 @@ def run(cfg: dict, step: str) -> int:
     if not _need_iverilog():
         return 1
     if step == "predictions":
-        p = cfg["predictions"]
-        path = resolve(p["file"])
+        p = cfg.predictions
+        path = resolve(p.file)
         if not path.is_file():
             log.error("predictions file not found: %s (set predictions.file=...)", path)
             return 1
@@ -96,29 +97,28 @@ def run(cfg: dict, step: str) -> int:
         groups: dict = defaultdict(list)
         for r in rows:
             groups[r.get("model")].append(r)
-        if p.get("model") is not None:
-            if p["model"] not in groups:
-                log.error("%s: no rows with model=%r (models there: %s)", path, p["model"], sorted(map(str, groups)))
+        if p.model is not None:
+            if p.model not in groups:
+                log.error("%s: no rows with model=%r (models there: %s)", path, p.model, sorted(map(str, groups)))
                 return 1
-            groups = {p["model"]: groups[p["model"]]}
-        kw = dict(workers=cfg.get("workers"), timeout_s=float(p["timeout_s"]), cycles=int(p["cycles"]),
-                  seed=int(p["seed"]), reset_cycles=int(p["reset_cycles"]), reset_prob=float(p["reset_prob"]),
-                  reset_pulses=int(p["reset_pulses"]), max_cycles=int(p["max_cycles"]),
-                  max_answer_chars=int(p["max_answer_chars"]))
+            groups = {p.model: groups[p.model]}
+        kw = dict(workers=cfg.workers, timeout_s=p.timeout_s, cycles=p.cycles, seed=p.seed,
+                  reset_cycles=p.reset_cycles, reset_prob=p.reset_prob, reset_pulses=p.reset_pulses,
+                  max_cycles=p.max_cycles, max_answer_chars=p.max_answer_chars)
         if len(groups) == 1:
             summary = evaluate_predictions(next(iter(groups.values())), out_dir=out_dir, **kw)
         else:  # run_sft.py writes base and finetuned rows into one file: one result folder per model
             summary = {str(m): evaluate_predictions(g, out_dir=out_dir / str(m), **kw) for m, g in groups.items()}
     elif step == "references":
-        summary = ve_mod.score_references(resolve(cfg["verilogeval"]["problems_dir"]), **_ve_kwargs(cfg))
+        summary = ve_mod.score_references(resolve(cfg.verilogeval.problems_dir), **_ve_kwargs(cfg))
     elif step == "verilogeval":
-        ve = cfg["verilogeval"]
-        if not ve.get("answers"):
+        ve = cfg.verilogeval
+        if not ve.answers:
             log.error("set verilogeval.answers=<jsonl of {problem, answer}> (or run run_sft.py evaluate "
                       "with evaluate.verilogeval.enabled=true to generate with the model)")
             return 2
-        gen = answers_generate_fn(resolve(ve["answers"]), resolve(ve["problems_dir"]), ve.get("problems"))
-        summary = ve_mod.run_benchmark(gen, resolve(ve["problems_dir"]), **_ve_kwargs(cfg))
+        gen = answers_generate_fn(resolve(ve.answers), resolve(ve.problems_dir), ve.problems)
+        summary = ve_mod.run_benchmark(gen, resolve(ve.problems_dir), **_ve_kwargs(cfg))
     else:
         log.error("choose a step: %s", ", ".join(STEPS))
         return 2
@@ -126,7 +126,7 @@ def run(cfg: dict, step: str) -> int:
     return 0
 
 
-def main(cfg: dict, args) -> int:
+def main(cfg: dict | EvalSettings, args) -> int:
     """``evaluate.py``'s entry: ``args.step``, or for ``all`` the predictions step and, when
     ``verilogeval.answers`` is set, the VerilogEval step. A ValueError, OSError or RuntimeError is
     logged as one line.
@@ -135,9 +135,10 @@ def main(cfg: dict, args) -> int:
         The exit code (the largest of the steps'; 1 after such an error).
     """
     step = args.step
+    cfg = build("eval", cfg)
     try:
         if step == "all":  # what a fine-tuning run produces: predictions, and VerilogEval answers when given
-            steps = ["predictions"] + (["verilogeval"] if cfg["verilogeval"].get("answers") else [])
+            steps = ["predictions"] + (["verilogeval"] if cfg.verilogeval.answers else [])
             log.info("evaluate.py all = %s", " + ".join(steps))
             return max(run(cfg, s) for s in steps)
         return run(cfg, step)

@@ -21,10 +21,13 @@ import urllib.request
 from pathlib import Path
 from collections.abc import Mapping, Sequence
 
+from ..settings import EvalDownloadSettings, as_section
+
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = "https://github.com/NVlabs/verilog-eval/archive/{ref}.tar.gz"
-DEFAULT_REF = "main"
+#: the upstream archive and ref: the eval settings' defaults (configs/eval.yaml ``download:``)
+DEFAULT_URL = EvalDownloadSettings().url
+DEFAULT_REF = EvalDownloadSettings().ref
 MAX_ARCHIVE_BYTES = 300 * 1024**2
 MAX_FILE_BYTES = 2 * 1024**2
 _WANTED = re.compile(r"^(Prob\d+[\w-]*_(?:prompt\.txt|ref\.sv|test\.sv)|problems\.txt)$")
@@ -56,7 +59,7 @@ def _fetch(url: str, dest: Path, timeout_s: float) -> str:
 
 
 def download_problems(dest: str | Path, *, url: str = DEFAULT_URL, ref: str = DEFAULT_REF,
-                      subdir: str = "dataset_spec-to-rtl", timeout_s: float = 120.0) -> Path:
+                      subdir: str = "dataset_spec-to-rtl", timeout_s: float = EvalDownloadSettings().timeout_s) -> Path:
     """Download and install the problem set; returns the installed folder `<dest>/spec-to-rtl`."""
     from .verilogeval import load_problems
 
@@ -114,11 +117,12 @@ def _has_problems(folder: Path) -> bool:
 
 
 def locate_problems(problems_dir: str | Path, *, also_look_in: Sequence[str | Path] = (),
-                    download: Mapping | None = None) -> Path:
+                    download: EvalDownloadSettings | Mapping | None = None) -> Path:
     """The VerilogEval v2 problem folder to use, fetched on first use when it is the download cache.
 
     Order: `problems_dir` when it holds problems; then each of `also_look_in` (relative paths from
-    the repository root); then, when `download` (keys url, ref, dest, timeout_s) is given and
+    the repository root); then, when `download` (``settings.EvalDownloadSettings``, or a mapping of
+    some of its keys url, ref, dest, timeout_s: the others take its defaults) is given and
     `problems_dir` is its `dest` (the cache), `download_problems` into it, once. Raises
     DownloadError with one line saying what to do (offline: where to put the files)."""
     from ..paths import resolve
@@ -131,14 +135,14 @@ def locate_problems(problems_dir: str | Path, *, also_look_in: Sequence[str | Pa
         if _has_problems(found):
             log.info("VerilogEval v2 problems: %s is empty, using %s", target, found)
             return found
-    dest = resolve(download["dest"]) if download else None
+    download = as_section(EvalDownloadSettings, download, "download") if download is not None else None
+    dest = resolve(download.dest) if download is not None else None
     if dest is None or target not in (dest, dest / "spec-to-rtl"):
         raise DownloadError(f"VerilogEval v2 problems not found in {target}: set verilogeval.problems_dir=FOLDER "
                             f"(the spec-to-rtl folder, or one containing it), or `bash evaluate.sh download`")
     log.info("VerilogEval v2 problems are not here yet: downloading them once into %s", dest)
     try:
-        return download_problems(dest, url=str(download.get("url", DEFAULT_URL)), ref=str(download.get("ref", DEFAULT_REF)),
-                                 timeout_s=float(download.get("timeout_s", 120)))
+        return download_problems(dest, url=download.url, ref=download.ref, timeout_s=download.timeout_s)
     except DownloadError as exc:
         raise DownloadError(f"VerilogEval v2 problems are not in {target} and the download failed ({exc}); offline, "
                             f"put upstream's dataset_spec-to-rtl folder (github.com/NVlabs/verilog-eval) at "

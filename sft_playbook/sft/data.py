@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..io import InputError, iter_jsonl
+from ..settings import PACK_STRATEGIES, PROMPT_FORMS, DataSettings, as_section
 
 log = logging.getLogger(__name__)
 
@@ -83,26 +84,29 @@ def read_split(data_dir: Path, level: str, split: str, limit: int | None = None)
     return rows
 
 
-def uses_chat_template(tokenizer, data_cfg: dict) -> bool:
-    """True when ``data.prompt_template`` is ``chat`` and the tokenizer has a chat template."""
-    return data_cfg["prompt_template"] == "chat" and bool(getattr(tokenizer, "chat_template", None))
+def uses_chat_template(tokenizer, data_cfg: DataSettings | dict) -> bool:
+    """True when prompts go through the tokenizer's chat template (``data.prompt_template: chat``
+    and the tokenizer has one). ``data_cfg``: the ``data:`` settings (a mapping is checked)."""
+    data_cfg = as_section(DataSettings, data_cfg, "data")
+    return data_cfg.prompt_template == "chat" and bool(getattr(tokenizer, "chat_template", None))
 
 
-def build_prompt(tokenizer, text: str, data_cfg: dict, system: str | None = None) -> str:
+def build_prompt(tokenizer, text: str, data_cfg: DataSettings | dict, system: str | None = None) -> str:
     """The prompt text for one description (everything before the output the model must write).
 
     system: the system message (chat templates; default `data.system_prompt`). A plain template has
     no system slot: a given system text is put before the instruction, separated by a blank line."""
-    system = data_cfg.get("system_prompt") if system is None else system
+    data_cfg = as_section(DataSettings, data_cfg, "data")
+    system = data_cfg.system_prompt if system is None else system
     if uses_chat_template(tokenizer, data_cfg):
         messages = [{"role": "user", "content": text}]
         if system:
             messages.insert(0, {"role": "system", "content": system})
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return data_cfg["plain_template"].format(input=f"{system}\n\n{text}" if system else text)
+    return data_cfg.plain_template.format(input=f"{system}\n\n{text}" if system else text)
 
 
-def prompt_ids(tokenizer, text: str, data_cfg: dict, system: str | None = None) -> list[int]:
+def prompt_ids(tokenizer, text: str, data_cfg: DataSettings | dict, system: str | None = None) -> list[int]:
     """THE token ids of a prompt, for training (`encode_rows`) and generation (`predict`, the
     VerilogEval runner) alike: the same function, so the model sees at generation exactly the
     tokens it was trained on. A chat template's text already holds its special tokens (no extra
@@ -129,7 +133,6 @@ def text_ids(tokenizer, prompt: str) -> list[int]:
 #   header       the curated input: description + "Module header:" + header (wrapper residue removed)
 #   ports        "Write a Verilog module named N with these ports ..." + a port list + description
 #   description  the description alone (the model writes the header too)
-PROMPT_FORMS = ("header", "ports", "description")
 HEADER_MARK = "Module header:"
 _WRAPPER_RE = re.compile(r"<<\s*/?\s*SYS\s*>>|\[/?INST\]|</?s>")
 
@@ -217,17 +220,17 @@ class Encoded:
     stats: Counter = field(default_factory=Counter)
 
 
-def encode_rows(rows: list[dict], tokenizer, data_cfg: dict, max_len: int) -> Encoded:
-    """Each example: input_ids and targets (targets[i] = the token at i+1 when it is an output token, else -100)."""
-    overlength = data_cfg["overlength"]
-    if overlength not in ("truncate", "drop"):
-        raise DataError(f"data.overlength must be 'truncate' or 'drop', not {overlength!r}")
+def encode_rows(rows: list[dict], tokenizer, data_cfg: DataSettings | dict, max_len: int) -> Encoded:
+    """Each example: input_ids and targets (targets[i] = the token at i+1 when it is an output token, else -100).
+    ``data_cfg``: the ``data:`` settings (a mapping is checked: ConfigError naming ``data.<key>``)."""
+    data_cfg = as_section(DataSettings, data_cfg, "data")
+    overlength = data_cfg.overlength
     eos = tokenizer.eos_token_id
     if eos is None:
         raise DataError("the tokenizer has no EOS token; set one in the model folder's tokenizer config")
     out = Encoded(examples=[])
     n_rows = len(rows)
-    rows, form_stats = expand_forms(rows, data_cfg.get("prompt_forms") or ["header"])
+    rows, form_stats = expand_forms(rows, data_cfg.prompt_forms)
     out.stats.update(form_stats)
     for row in rows:
         p = prompt_ids(tokenizer, row["input"], data_cfg)
@@ -297,8 +300,8 @@ def pack_examples(examples: list[dict], seq_len: int, strategy: str = "next_fit"
                     room[best] -= n
             out.extend(packs)
         return out
-    if strategy != "next_fit":
-        raise DataError(f"data.pack_strategy must be 'next_fit' or 'best_fit', not {strategy!r}")
+    if strategy not in PACK_STRATEGIES:
+        raise DataError(f"data.pack_strategy must be one of {', '.join(PACK_STRATEGIES)}, not {strategy!r}")
     packs: list[list[dict]] = []
     cur: list[dict] = []
     used = 0

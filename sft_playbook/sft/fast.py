@@ -28,6 +28,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
+from ..settings import LOSSES
 from .data import IGNORE
 
 log = logging.getLogger(__name__)
@@ -431,8 +432,8 @@ class LossModel(torch.nn.Module):
     def __init__(self, model, loss: str = "full", chunk_size: int = 2048, compute_dtype=None,
                  compile_loss: bool = False):
         super().__init__()
-        if loss not in ("full", "chunked"):
-            raise ValueError(f"train.loss must be 'full' or 'chunked', not {loss!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"train.loss must be one of {', '.join(LOSSES)}, not {loss!r}")
         self.model, self.loss, self.chunk_size, self.compute_dtype = model, loss, int(chunk_size), compute_dtype
         self.compile_loss = bool(compile_loss)
         if loss == "chunked":

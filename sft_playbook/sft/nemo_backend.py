@@ -21,8 +21,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..io import read_jsonl
+from ..cli import run_steps
+from ..io import read_json, read_jsonl, write_text_atomic
 from ..paths import REPO_ROOT, resolve
+from ..settings import SftSettings, build
 from . import data as D
 from .nemo_plan import (NemoConfigError, check_parallel_fits, fusions_enabled, llama_config_kwargs, llama_param_count,
                         nemo_settings, prepare_dataset_root, read_hf_config, run_paths, stage_hf_folder, worker_command)
@@ -51,7 +53,7 @@ def nemo_available() -> tuple[bool, str]:
         return True, "(version unknown)"
 
 
-def make_job(cfg: dict, s: dict, hf_dir: Path) -> dict:
+def make_job(cfg: SftSettings | dict, s: dict, hf_dir: Path) -> dict:
     """The job description the NeMo worker phases read (``job.json``): run name, model folder and
     config, settings, model config kwargs, paths, models to predict with.
 
@@ -63,18 +65,19 @@ def make_job(cfg: dict, s: dict, hf_dir: Path) -> dict:
     Raises:
         NemoConfigError: the model's config cannot be read or the parallel layout does not fit it.
     """
+    cfg = build("sft", cfg)
     hf = read_hf_config(hf_dir)
     check_parallel_fits(hf, s)
     paths = run_paths(cfg, hf_dir)
     dtype = "bfloat16" if s["precision"] in ("bf16", "auto") else "float32"
     return {
-        "run_name": cfg["run_name"],
+        "run_name": cfg.run_name,
         "hf_dir": str(hf_dir),
         "hf_config": hf,
         "settings": s,
         "model_config": llama_config_kwargs(hf, fusions_enabled(s["fusions"]), dtype=dtype),
         "paths": {k: str(v) for k, v in paths.items()},
-        "predict_models": list(cfg["predict"]["models"]),
+        "predict_models": list(cfg.predict.models),
         "test_rows": [],
     }
 
@@ -82,10 +85,7 @@ def make_job(cfg: dict, s: dict, hf_dir: Path) -> dict:
 def write_job(job: dict) -> Path:
     """Write the job to ``<nemo_dir>/job.json`` (atomically) and return the path."""
     path = Path(job["paths"]["nemo_dir"]) / "job.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("job.json.tmp")
-    tmp.write_text(json.dumps(job, indent=1, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(job, indent=1, default=str))
     return path
 
 
@@ -127,7 +127,7 @@ def step_convert(cfg: dict, job: dict) -> None:
     run_phase("verify", job)
 
 
-def step_data(cfg: dict, job: dict) -> dict[str, int]:
+def step_data(cfg: SftSettings | dict, job: dict) -> dict[str, int]:
     """Write the NeMo dataset folder from the curated splits (prompts built with the model's tokenizer)
     and keep the test rows in the job for prediction.
 
@@ -139,12 +139,13 @@ def step_data(cfg: dict, job: dict) -> dict[str, int]:
     """
     from .model import load_tokenizer
 
+    cfg = build("sft", cfg)
     stage_hf_folder(Path(job["hf_dir"]), Path(job["paths"]["staged_hf"]))
-    dcfg, data_dir = cfg["data"], resolve(cfg["data_dir"])
+    dcfg, data_dir = cfg.data, resolve(cfg.data_dir)
     rows = {
-        "train": D.read_split(data_dir, cfg["level"], "train", dcfg.get("max_train_samples")),
-        "validation": D.read_split(data_dir, cfg["level"], "validation", dcfg.get("max_val_samples")),
-        "test": D.read_split(data_dir, cfg["level"], cfg["predict"]["split"], cfg["predict"].get("max_samples")),
+        "train": D.read_split(data_dir, cfg.level, "train", dcfg.max_train_samples),
+        "validation": D.read_split(data_dir, cfg.level, "validation", dcfg.max_val_samples),
+        "test": D.read_split(data_dir, cfg.level, cfg.predict.split, cfg.predict.max_samples),
     }
     tok = load_tokenizer(Path(job["paths"]["staged_hf"]))  # readable by transformers 4.x and 5.x
     counts = prepare_dataset_root(rows, lambda text: D.build_prompt(tok, text, dcfg), Path(job["paths"]["dataset_root"]))
@@ -189,10 +190,10 @@ def time_training(cfg: dict, hf_dir: Path, warmup_steps: int = 5) -> dict:
     if path.exists():
         path.unlink()
     run_phase("time", job)
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json(path)
 
 
-def main(cfg: dict, steps: list[str], args=None) -> int:
+def main(cfg: SftSettings | dict, steps: list[str], args=None) -> int:
     """Run the steps (``convert``, ``train``, ``predict``, ``evaluate``) with NeMo 2.
 
     Returns:
@@ -202,6 +203,8 @@ def main(cfg: dict, steps: list[str], args=None) -> int:
         ValueError: an unknown step name.
     """
     from .model import ModelError, prepare_model
+
+    cfg = build("sft", cfg)
 
     try:
         s = nemo_settings(cfg)
@@ -216,35 +219,35 @@ def main(cfg: dict, steps: list[str], args=None) -> int:
                      "absent (fusions off; RMSNorm weights copied by the converter)")
         hf_dir = prepare_model(cfg)
         job = make_job(cfg, s, hf_dir)
-        for step in steps:
-            log.info("=== step: %s (NeMo) ===", step)
-            if step == "convert":
-                step_convert(cfg, job)
-            elif step == "train":
-                step_convert(cfg, job)
-                step_data(cfg, job)
-                run_phase("train", job)
-                if s["export_hf"]:
-                    run_phase("export", job)
-            elif step == "predict":
-                if s["predict_with"] == "hf":
-                    from .predict import predict_run
-
-                    predict_run(cfg)
-                else:
-                    step_convert(cfg, job)
-                    step_data(cfg, job)
-                    predict_with_nemo(job)
-            elif step == "evaluate":
-                from .report import evaluate_run
-
-                evaluate_run(cfg)
-            else:
-                raise ValueError(f"unknown step {step!r}")
     except (NemoConfigError, NemoRunError, ModelError, D.DataError) as exc:
         log.error("%s", exc)
         return 2
-    return 0
+
+    def train() -> None:
+        step_convert(cfg, job)
+        step_data(cfg, job)
+        run_phase("train", job)
+        if s["export_hf"]:
+            run_phase("export", job)
+
+    def predict() -> None:
+        if s["predict_with"] == "hf":
+            from .predict import predict_run
+
+            predict_run(cfg)
+        else:
+            step_convert(cfg, job)
+            step_data(cfg, job)
+            predict_with_nemo(job)
+
+    def evaluate() -> None:
+        from .report import evaluate_run
+
+        evaluate_run(cfg)
+
+    return run_steps(steps, {"convert": lambda: step_convert(cfg, job), "train": train, "predict": predict,
+                             "evaluate": evaluate}, (NemoConfigError, NemoRunError, ModelError, D.DataError),
+                     label=" (NeMo)")
 
 
 if __name__ == "__main__":  # pragma: no cover

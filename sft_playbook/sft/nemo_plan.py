@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..io import InputError, read_json
-from ..paths import resolve
+from ..config import ConfigError
+from ..io import InputError, read_json, write_chunks_atomic, write_text_atomic
+from ..paths import resolve, run_dir
+from ..settings import SftSettings, build
 
 #: NeMo's FineTuningDataModule reads these three files from its dataset_root
 NEMO_SPLITS = {"train": "training.jsonl", "validation": "validation.jsonl", "test": "test.jsonl"}
 #: Hugging Face model types the backend converts (Llama family: Llama-2/3/3.x, CodeLlama, SmolLM/SmolLM2)
 SUPPORTED_MODEL_TYPES = ("llama",)
-NEMO_KEYS = ("devices", "num_nodes", "tensor_parallel", "pipeline_parallel", "sequence_parallel", "cache_dir",
-             "limit_val_batches", "predict_with", "export_hf", "fusions", "seq_length", "micro_batch_size",
-             "global_batch_size")
 
 
 class NemoConfigError(ValueError):
@@ -34,71 +32,38 @@ def have_transformer_engine() -> bool:
     return importlib.util.find_spec("transformer_engine") is not None
 
 
-def nemo_settings(cfg: dict) -> dict[str, Any]:
-    """One flat dict with everything the NeMo run needs, from the same YAML as the native backend.
+def nemo_settings(cfg: SftSettings | dict) -> dict[str, Any]:
+    """One flat dict (JSON, for the NeMo worker) with everything the NeMo run needs, from the same
+    typed settings as the native backend (``settings.SftSettings``: types, choices, ranges and
+    NeMo's parallel layout checked there; a config mapping is checked here).
 
     Shared keys (train.*, data.*, predict.*) keep their meaning; nemo.* holds what only NeMo has.
+    NemoConfigError (one line naming the key) when the settings do not fit.
     """
-    if "nemo" not in cfg or not isinstance(cfg["nemo"], dict):
+    if isinstance(cfg, dict) and not isinstance(cfg.get("nemo"), dict):
         raise NemoConfigError("backend=nemo needs a 'nemo:' section in the config (see configs/sft.yaml)")
-    n = cfg["nemo"]
-    missing = [k for k in NEMO_KEYS if k not in n]
-    if missing:
-        raise NemoConfigError(f"nemo section lacks {', '.join('nemo.' + k for k in missing)} (see configs/sft.yaml)")
-    t, d, p = cfg["train"], cfg["data"], cfg["predict"]
-    s = {
-        "devices": int(n["devices"]), "num_nodes": int(n["num_nodes"]),
-        "tp": int(n["tensor_parallel"]), "pp": int(n["pipeline_parallel"]),
-        "sequence_parallel": bool(n["sequence_parallel"]),
+    try:
+        st = build("sft", cfg)
+        geo = st.nemo_geometry()
+    except (ConfigError, ValueError) as exc:
+        raise NemoConfigError(str(exc)) from None
+    n, t, p = st.nemo, st.train, st.predict
+    return {
+        "devices": n.devices, "num_nodes": n.num_nodes, "tp": n.tensor_parallel, "pp": n.pipeline_parallel,
+        "sequence_parallel": n.sequence_parallel,
         # NeMo's own batch and length when set (the native keys may count packs of the fast path);
         # null: the shared data.max_seq_len / train.micro_batch_size / train.global_batch_size
-        "seq_length": int(d["max_seq_len"] if n["seq_length"] is None else n["seq_length"]),
-        "micro_batch_size": int(t["micro_batch_size"] if n["micro_batch_size"] is None else n["micro_batch_size"]),
-        "global_batch_size": int(t["global_batch_size"] if n["global_batch_size"] is None else n["global_batch_size"]),
-        "lr": float(t["lr"]), "min_lr": float(t["lr"]) * float(t["min_lr_ratio"]),
-        "warmup_steps": int(t["warmup_steps"]), "weight_decay": float(t["weight_decay"]),
-        "betas": [float(b) for b in t["betas"]], "grad_clip": float(t["grad_clip"]),
-        "max_steps": int(t["max_steps"]), "eval_every": int(t["eval_every"]), "save_every": int(t["save_every"]),
-        "precision": str(t["precision"]), "method": str(t["method"]),
-        "limit_val_batches": int(n["limit_val_batches"]),
-        "predict_with": str(n["predict_with"]), "export_hf": bool(n["export_hf"]), "fusions": str(n["fusions"]),
-        "max_new_tokens": int(p["max_new_tokens"]), "do_sample": bool(p["do_sample"]),
-        "temperature": float(p["temperature"]), "top_p": float(p["top_p"]), "n_samples": int(p["n_samples"]),
-        "batch_size": int(p["batch_size"]), "stop": _stops(p["stop"]),
-        "seed": int(cfg["seed"]), "resume": bool(cfg.get("resume", False)),
-        "wandb": bool(cfg.get("wandb", {}).get("enabled", False)),
-        "wandb_project": str(cfg.get("wandb", {}).get("project", "sft-playbook")),
+        "seq_length": geo["seq_length"], "micro_batch_size": geo["micro_batch_size"],
+        "global_batch_size": geo["global_batch_size"],
+        "lr": t.lr, "min_lr": t.lr * t.min_lr_ratio, "warmup_steps": t.warmup_steps, "weight_decay": t.weight_decay,
+        "betas": list(t.betas), "grad_clip": t.grad_clip, "max_steps": t.max_steps, "eval_every": t.eval_every,
+        "save_every": t.save_every, "precision": t.precision, "method": t.method,
+        "limit_val_batches": n.limit_val_batches, "predict_with": n.predict_with, "export_hf": n.export_hf,
+        "fusions": n.fusions, "max_new_tokens": p.max_new_tokens, "do_sample": p.do_sample,
+        "temperature": p.temperature, "top_p": p.top_p, "n_samples": p.n_samples, "batch_size": p.batch_size,
+        "stop": list(p.stop), "seed": st.seed, "resume": st.resume, "wandb": st.wandb.enabled,
+        "wandb_project": st.wandb.project, "data_parallel": geo["data_parallel"], "world_size": geo["world_size"],
     }
-    world = s["devices"] * s["num_nodes"]
-    if s["tp"] < 1 or s["pp"] < 1 or s["devices"] < 1 or s["num_nodes"] < 1:
-        raise NemoConfigError("nemo.devices, num_nodes, tensor_parallel and pipeline_parallel must be >= 1")
-    if world % (s["tp"] * s["pp"]):
-        raise NemoConfigError(f"devices x num_nodes ({world}) must be a multiple of tensor_parallel x "
-                              f"pipeline_parallel ({s['tp']} x {s['pp']})")
-    s["data_parallel"] = world // (s["tp"] * s["pp"])
-    if s["global_batch_size"] % (s["micro_batch_size"] * s["data_parallel"]):
-        raise NemoConfigError(f"train.global_batch_size ({s['global_batch_size']}) must be a multiple of "
-                              f"micro_batch_size x data-parallel size ({s['micro_batch_size']} x {s['data_parallel']})")
-    if s["method"] not in ("full", "lora"):
-        raise NemoConfigError(f"train.method must be full or lora, not {s['method']!r}")
-    if s["predict_with"] not in ("nemo", "hf"):
-        raise NemoConfigError(f"nemo.predict_with must be nemo or hf, not {s['predict_with']!r}")
-    if s["fusions"] not in ("auto", "on", "off"):
-        raise NemoConfigError(f"nemo.fusions must be auto, on or off, not {s['fusions']!r}")
-    if s["sequence_parallel"] and s["tp"] == 1:
-        raise NemoConfigError("nemo.sequence_parallel needs tensor_parallel > 1")
-    s["world_size"] = world
-    return s
-
-
-def _stops(stops) -> list[str]:
-    """predict.stop checked as for the native backend (never `endmodule`), as NemoConfigError."""
-    from .predict import check_stops
-
-    try:
-        return check_stops(stops)
-    except ValueError as exc:
-        raise NemoConfigError(str(exc)) from None
 
 
 def fusions_enabled(setting: str, have_te: bool | None = None) -> bool:
@@ -221,9 +186,7 @@ def stage_hf_folder(model_dir: Path, out: Path) -> Path:
             if tc.get("tokenizer_class") in (None, "TokenizersBackend"):
                 tc["tokenizer_class"] = "PreTrainedTokenizerFast"
             tc.pop("backend", None)
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_text(json.dumps(tc, indent=2), encoding="utf-8")
-            os.replace(tmp, target)
+            write_text_atomic(target, json.dumps(tc, indent=2))
             continue
         if target.is_symlink() or target.exists():
             target.unlink()
@@ -240,12 +203,8 @@ def prepare_dataset_root(rows_by_split: dict[str, list[dict]], render_prompt, ou
     for split, name in NEMO_SPLITS.items():
         rows = rows_by_split[split]
         path = out / name
-        tmp = path.with_name(name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            for r in rows:
-                fh.write(json.dumps({"input": render_prompt(r["input"]), "output": r["output"], "id": r["id"]},
-                                    ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
+        write_chunks_atomic(path, ((json.dumps({"input": render_prompt(r["input"]), "output": r["output"], "id": r["id"]},
+                                               ensure_ascii=False) + "\n").encode("utf-8") for r in rows))
         for stale in out.glob(name + ".idx*"):  # NeMo's memmap index of an older file
             stale.unlink()
         counts[name] = len(rows)
@@ -261,12 +220,13 @@ def worker_command(phase: str, job_file: Path, world_size: int, python: str | No
     return [python, "-m", "sft_playbook.sft.nemo_worker", phase, str(job_file)]
 
 
-def run_paths(cfg: dict, hf_dir: Path) -> dict[str, Path]:
+def run_paths(cfg: SftSettings | dict, hf_dir: Path) -> dict[str, Path]:
     """The folders of a NeMo run: the run folder, its ``nemo/`` data and logs, the exported model, and
     the per-model cache of the staged Hugging Face folder and the converted base checkpoint.
     """
-    run = resolve(cfg["output_dir"]) / cfg["run_name"]
-    cache = resolve(cfg["nemo"]["cache_dir"])
+    cfg = build("sft", cfg)
+    run = run_dir(cfg)
+    cache = resolve(cfg.nemo.cache_dir)
     key = model_key(hf_dir)
     return {
         "run": run,

@@ -18,6 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ..settings import SftSettings, build
 from ..paths import REPO_ROOT, resolve, run_dir
 
 # Measured (docs/benchmarks.md, "CPU default, timed on a quiet machine", 2026-11-30: SmolLM2-135M
@@ -65,16 +66,17 @@ def _show(path: Path) -> str:
         return str(path)
 
 
-def _on_gpu(cfg: dict) -> bool:
-    return cfg.get("backend") == "nemo" or bool(shutil.which("nvidia-smi"))
+def _on_gpu(cfg: SftSettings) -> bool:
+    return cfg.backend == "nemo" or bool(shutil.which("nvidia-smi"))
 
 
-def estimate_seconds(cfg: dict, steps: list[str], mean_tokens: float | None) -> float | None:
+def estimate_seconds(cfg: SftSettings | dict, steps: list[str], mean_tokens: float | None) -> float | None:
     """Rough wall time of the given steps on this machine's CPU cores; None on a GPU or without data."""
+    cfg = build("sft", cfg)
     if _on_gpu(cfg) or mean_tokens is None:
         return None
     t, p = cfg["train"], cfg["predict"]
-    cores = int(t.get("threads") or os.cpu_count() or CPU_REFERENCE_CORES)
+    cores = int(t.threads or os.cpu_count() or CPU_REFERENCE_CORES)
     scale = CPU_REFERENCE_CORES / max(1, min(cores, 16))
     total = 0.0
     if "convert" in steps:
@@ -93,13 +95,14 @@ def estimate_seconds(cfg: dict, steps: list[str], mean_tokens: float | None) -> 
     return total
 
 
-def describe_plan(cfg: dict, steps: list[str], args=None) -> str:
+def describe_plan(cfg: SftSettings | dict, steps: list[str], args=None) -> str:
     """The plan as a few lines of text (see the module docstring)."""
+    cfg = build("sft", cfg)
     data_dir, level = resolve(cfg["data_dir"]), cfg["level"]
     d, t, p = cfg["data"], cfg["train"], cfg["predict"]
     counts = {s: _count_rows(data_dir / level / f"{s}.jsonl") for s in ("train", "validation", "test")}
     out = run_dir(cfg)
-    lines = [f"plan: {' -> '.join(steps)}  (backend {cfg.get('backend', 'native')})",
+    lines = [f"plan: {' -> '.join(steps)}  (backend {cfg.backend})",
              f"  model    {cfg['model']}"]
     if counts["train"] is None:
         lines.append(f"  data     {_show(data_dir / level)}: not found (run `bash curate_data.sh` first)")
@@ -124,7 +127,7 @@ def describe_plan(cfg: dict, steps: list[str], args=None) -> str:
         lines.append(f"  note     {_show(out)} has no fine-tuned model yet"
                      + (f"; trained runs: {', '.join(others[:5])} (repeat that run's overrides, or run_name=NAME)"
                         if others else " (train it first: the train step)"))
-    mean = _mean_tokens(data_dir / level / "train.jsonl", int(d["max_seq_len"]), d.get("max_train_samples")) \
+    mean = _mean_tokens(data_dir / level / "train.jsonl", d.max_seq_len, d.max_train_samples) \
         if counts["train"] else None
     est = estimate_seconds(cfg, steps, mean)
     if est is not None:

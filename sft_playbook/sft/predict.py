@@ -13,24 +13,12 @@ import logging
 from pathlib import Path
 
 from ..io import write_jsonl_atomic
-from ..paths import resolve
+from ..paths import resolve, run_dir
+from ..settings import PredictSettings, SftSettings, as_section, build, check_stops  # noqa: F401 - check_stops: re-exported
 from . import data as D
 from .model import ModelError, check_model_dir, load_model, load_tokenizer, prepare_model
 
 log = logging.getLogger(__name__)
-
-
-def check_stops(stops) -> list[str]:
-    """predict.stop as a list of strings. A Verilog answer may hold several modules (helpers
-    before or after the top), so a stop at `endmodule` would cut it after its first module:
-    refused (ValueError naming predict.stop). Generation ends at EOS, at max_new_tokens, or at
-    one of these strings (default `[DONE]`, the end marker of VerilogEval answers)."""
-    stops = list(stops or [])
-    bad = [s for s in stops if not isinstance(s, str) or not s or "endmodule" in s.lower()]
-    if bad:
-        raise ValueError(f"predict.stop: {bad!r} would cut multi-module answers after their first module "
-                         "(or is not a string); use [] (EOS) or an end marker such as '[DONE]'")
-    return stops
 
 
 def cut_at_stop(text: str, stops: list[str]) -> str:
@@ -43,34 +31,35 @@ def cut_at_stop(text: str, stops: list[str]) -> str:
     return text[:best] if best is not None else text
 
 
-def generate(model, tokenizer, prompts: list[list[int]] | list[str], pcfg: dict,
+def generate(model, tokenizer, prompts: list[list[int]] | list[str], pcfg: PredictSettings | dict,
              n: int | None = None) -> list[list[str]]:
     """Left-padded batched generation from prompt token ids (each built by `data.prompt_ids`, the
     function that builds the training prompts; prompt texts are accepted too and tokenized by
     `data.text_ids`, which adds the tokenizer's BOS the way training does). Greedy unless
     predict.do_sample; n completions per prompt. Returns, per prompt, n texts cut after the first
-    stop string."""
+    stop string. ``pcfg``: the ``predict:`` settings (a mapping is checked)."""
     import torch
 
-    n = int(n or pcfg["n_samples"])
-    do_sample = bool(pcfg["do_sample"])
+    pcfg = as_section(PredictSettings, pcfg, "predict")
+    n = int(n or pcfg.n_samples)
+    do_sample = pcfg.do_sample
     if n > 1 and not do_sample:
         raise ValueError("predict.n_samples > 1 needs predict.do_sample=true (greedy gives one answer)")
     prompts = [D.text_ids(tokenizer, p) if isinstance(p, str) else p for p in prompts]
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    stops = check_stops(pcfg["stop"])
+    stops = list(pcfg.stop)
     out: list[list[str]] = []
-    bs = int(pcfg["batch_size"])
-    gen_kwargs = dict(max_new_tokens=int(pcfg["max_new_tokens"]), do_sample=do_sample, num_return_sequences=n,
+    bs = pcfg.batch_size
+    gen_kwargs = dict(max_new_tokens=pcfg.max_new_tokens, do_sample=do_sample, num_return_sequences=n,
                       pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
     if do_sample:
-        gen_kwargs.update(temperature=float(pcfg["temperature"]), top_p=float(pcfg["top_p"]))
+        gen_kwargs.update(temperature=pcfg.temperature, top_p=pcfg.top_p)
     if stops:
         gen_kwargs.update(stop_strings=stops, tokenizer=tokenizer)
-    if pcfg.get("cache_implementation"):
+    if pcfg.cache_implementation:
         # "static": a fixed-size KV cache; on CUDA transformers then compiles the decoding step
-        gen_kwargs["cache_implementation"] = pcfg["cache_implementation"]
+        gen_kwargs["cache_implementation"] = pcfg.cache_implementation
     model.eval()
     for i in range(0, len(prompts), bs):
         chunk = [list(p) for p in prompts[i:i + bs]]
@@ -85,30 +74,31 @@ def generate(model, tokenizer, prompts: list[list[int]] | list[str], pcfg: dict,
     return out
 
 
-def make_generate_fn(model, tokenizer, cfg: dict, system: str | None = None):
+def make_generate_fn(model, tokenizer, cfg: SftSettings | dict, system: str | None = None):
     """generate_fn(descriptions, n) -> n completions each, with this run's prompt format and settings.
     system: the system message to use instead of data.system_prompt (chat templates)."""
+    cfg = build("sft", cfg)
+
     def generate_fn(prompts: list[str], n: int) -> list[list[str]]:
-        ids = [D.prompt_ids(tokenizer, p, cfg["data"], system) for p in prompts]
-        pcfg = dict(cfg["predict"])
-        if n > 1:
-            pcfg["do_sample"] = True
+        ids = [D.prompt_ids(tokenizer, p, cfg.data, system) for p in prompts]
+        pcfg = cfg.predict.model_copy(update={"do_sample": True}) if n > 1 else cfg.predict
         return generate(model, tokenizer, ids, pcfg, n=n)
     return generate_fn
 
 
-def model_folder(cfg: dict, which: str) -> Path:
+def model_folder(cfg: SftSettings | dict, which: str) -> Path:
     """'base' -> the prepared base model; 'finetuned' -> results/<run>/model (LoRA: merged model or adapter)."""
+    cfg = build("sft", cfg)
     if which == "base":
         return prepare_model(cfg)
-    run = resolve(cfg["output_dir"]) / cfg["run_name"]
+    run = run_dir(cfg)
     for candidate in (run / "model", run / "adapter"):
         if candidate.is_dir():
             return candidate
     raise ModelError(f"no fine-tuned model in {run} (expected {run / 'model'}); run the train step first")
 
 
-def load_for_inference(cfg: dict, which: str):
+def load_for_inference(cfg: SftSettings | dict, which: str):
     """Load the ``base`` or ``finetuned`` model (a LoRA adapter merged) and its tokenizer, in bf16 on
     the GPU when there is one, else float32 on the CPU.
 
@@ -138,7 +128,8 @@ def write_predictions(path: Path, rows: list[dict]) -> None:
     write_jsonl_atomic(path, rows)
 
 
-def predict_rows(model, tokenizer, rows: list[dict], cfg: dict, label: str) -> list[dict]:
+def predict_rows(model, tokenizer, rows: list[dict], cfg: SftSettings | dict, label: str) -> list[dict]:
+    """Completions of ``rows`` asked in ``predict.prompt_form``: prediction rows (the schema above)."""
     """Generate answers for ``rows`` with one model, in ``predict.prompt_form`` (a row that cannot
     take it is asked in the ``header`` form, with a warning).
 
@@ -155,8 +146,9 @@ def predict_rows(model, tokenizer, rows: list[dict], cfg: dict, label: str) -> l
     """
     from tqdm import tqdm
 
-    pcfg = cfg["predict"]
-    form = pcfg.get("prompt_form") or "header"
+    cfg = build("sft", cfg)
+    pcfg = cfg.predict
+    form = pcfg.prompt_form
     inputs = []
     for r in rows:
         text = D.form_input(r, form)
@@ -164,9 +156,9 @@ def predict_rows(model, tokenizer, rows: list[dict], cfg: dict, label: str) -> l
             log.warning("row %s cannot take prompt form %r: asked in the 'header' form", r["id"], form)
             text = D.form_input(r, "header")
         inputs.append(text)
-    prompts = [D.prompt_ids(tokenizer, t, cfg["data"]) for t in inputs]
+    prompts = [D.prompt_ids(tokenizer, t, cfg.data) for t in inputs]
     out: list[dict] = []
-    bs = int(pcfg["batch_size"])
+    bs = pcfg.batch_size
     for i in tqdm(range(0, len(rows), bs), desc=f"predict ({label})", unit="batch"):
         for row, text_in, completions in zip(rows[i:i + bs], inputs[i:i + bs],
                                              generate(model, tokenizer, prompts[i:i + bs], pcfg)):
@@ -176,7 +168,8 @@ def predict_rows(model, tokenizer, rows: list[dict], cfg: dict, label: str) -> l
     return out
 
 
-def predict_run(cfg: dict) -> Path:
+def predict_run(cfg: SftSettings | dict) -> Path:
+    """The predict step: every model of ``predict.models`` on the same rows -> <run>/predictions.jsonl."""
     """The predict step: answers of each model in ``predict.models`` for the configured split,
     written to ``results/<run>/predictions.jsonl``.
 
@@ -190,18 +183,17 @@ def predict_run(cfg: dict) -> Path:
     """
     import torch
 
-    pcfg = cfg["predict"]
-    torch.manual_seed(int(cfg["seed"]))
-    rows = D.read_split(resolve(cfg["data_dir"]), cfg["level"], pcfg["split"], pcfg["max_samples"])
-    run = resolve(cfg["output_dir"]) / cfg["run_name"]
+    cfg = build("sft", cfg)
+    pcfg = cfg.predict
+    torch.manual_seed(cfg.seed)
+    rows = D.read_split(resolve(cfg.data_dir), cfg.level, pcfg.split, pcfg.max_samples)
+    run = run_dir(cfg)
     run.mkdir(parents=True, exist_ok=True)
     out: list[dict] = []
-    for which in pcfg["models"]:
-        if which not in ("base", "finetuned"):
-            raise ValueError(f"predict.models entries must be 'base' or 'finetuned', not {which!r}")
+    for which in pcfg.models:
         model, tok = load_for_inference(cfg, which)
         log.info("predicting %d %s rows with the %s model (%d sample(s) each, max %d new tokens)",
-                 len(rows), pcfg["split"], which, int(pcfg["n_samples"]), int(pcfg["max_new_tokens"]))
+                 len(rows), pcfg.split, which, pcfg.n_samples, pcfg.max_new_tokens)
         out += predict_rows(model, tok, rows, cfg, which)
         del model
     path = run / "predictions.jsonl"

@@ -1,6 +1,7 @@
 """SFT recipe, native backend: convert -> train -> predict -> evaluate.
 
-The whole training loop is in this file (`SFTRecipe.train`), torchtune style: a config dict in,
+The whole training loop is in this file (`SFTRecipe.train`), torchtune style: typed settings in
+(`settings.SftSettings`, checked before any work; a config mapping is checked on the way in),
 visible lines for accumulation, DDP / FSDP2, bf16 autocast, clipping, schedule, validation,
 checkpoints and resume. Single process by default; under `torchrun` one process per GPU.
 
@@ -20,9 +21,11 @@ import shutil
 import time
 from pathlib import Path
 
-from ..config import dump_config
-from ..io import require_free_bytes
+from ..cli import run_steps
+from ..config import ConfigError, dump_config
+from ..io import require_free_bytes, write_text_atomic
 from ..paths import discard_checkpoints, resolve, run_dir
+from ..settings import SftSettings, build
 from . import data as D
 from . import fast
 from .model import ModelError, attention_name, load_model, load_tokenizer, prepare_model
@@ -30,7 +33,7 @@ from .model import ModelError, attention_name, load_model, load_tokenizer, prepa
 log = logging.getLogger(__name__)
 
 
-def main(cfg: dict, steps: list[str], args=None) -> int:
+def main(cfg: SftSettings | dict, steps: list[str], args=None) -> int:
     """Run the SFT steps (``convert``, ``train``, ``predict``, ``evaluate``) with the configured backend
     (``native`` here, ``nemo`` handed to ``nemo_backend.main``).
 
@@ -46,40 +49,36 @@ def main(cfg: dict, steps: list[str], args=None) -> int:
     Raises:
         ValueError: an unknown step name.
     """
-    backend = cfg.get("backend", "native")
-    if backend == "nemo":
+    try:
+        cfg = build("sft", cfg)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    if cfg.backend == "nemo":
         from . import nemo_backend
 
         return nemo_backend.main(cfg, steps, args)
-    if backend != "native":
-        log.error("backend must be 'native' or 'nemo', not %r", backend)
-        return 2
-    try:
-        for step in steps:
-            log.info("=== step: %s ===", step)
-            if step == "convert":
-                log.info("model folder: %s", prepare_model(cfg))
-            elif step == "train":
-                recipe = SFTRecipe(cfg)
-                try:
-                    recipe.setup()
-                    recipe.train()
-                finally:
-                    recipe.cleanup()
-            elif step == "predict":
-                from .predict import predict_run
 
-                predict_run(cfg)
-            elif step == "evaluate":
-                from .report import evaluate_run
+    def train() -> None:
+        recipe = SFTRecipe(cfg)
+        try:
+            recipe.setup()
+            recipe.train()
+        finally:
+            recipe.cleanup()
 
-                evaluate_run(cfg)
-            else:
-                raise ValueError(f"unknown step {step!r}")
-    except (ModelError, D.DataError, ResumeError) as exc:
-        log.error("%s", exc)
-        return 2
-    return 0
+    def predict() -> None:
+        from .predict import predict_run
+
+        predict_run(cfg)
+
+    def evaluate() -> None:
+        from .report import evaluate_run
+
+        evaluate_run(cfg)
+
+    return run_steps(steps, {"convert": lambda: log.info("model folder: %s", prepare_model(cfg)), "train": train,
+                             "predict": predict, "evaluate": evaluate}, (ModelError, D.DataError, ResumeError))
 
 
 def lr_at(step: int, tcfg: dict) -> float:
@@ -106,10 +105,11 @@ def loss_sum_and_count(model, batch, device, autocast_dtype):
 
 class SFTRecipe:
     """The native training recipe: ``setup()`` (process group, model, data, optimizer, resume),
-    ``train()`` (the whole loop), ``cleanup()``; ``cfg`` is the SFT config, outputs go to the run folder.
+    ``train()`` (the whole loop), ``cleanup()``; ``cfg`` is the SFT settings, outputs go to the run folder.
     """
-    def __init__(self, cfg: dict):
-        self.cfg, self.tcfg, self.dcfg = cfg, cfg["train"], cfg["data"]
+    def __init__(self, cfg: SftSettings | dict):
+        cfg = build("sft", cfg)
+        self.cfg, self.tcfg, self.dcfg = cfg, cfg.train, cfg.data
         self.out = run_dir(cfg)
 
     # ------------------------------------------------------------------ setup
@@ -151,7 +151,7 @@ class SFTRecipe:
         self.resume_state, self.resume_changes = None, {}
         if self.ckpt is not None:
             self.resume_state = torch.load(self.ckpt / "trainer_state.pt", map_location="cpu", weights_only=False)
-            self.resume_changes = check_resume_settings(self.resume_state.get("config") or {}, cfg, self.ckpt,
+            self.resume_changes = check_resume_settings(self.resume_state.get("config") or {}, cfg.source, self.ckpt,
                                                         quiet=not self.is_main)
 
         # Model and tokenizer: fp32 master weights; bf16 only inside autocast.
@@ -174,16 +174,12 @@ class SFTRecipe:
                                                      lora_dropout=float(lcfg["dropout"]),
                                                      target_modules=list(lcfg["target_modules"]),
                                                      task_type="CAUSAL_LM"))
-        elif tcfg["method"] != "full":
-            raise ValueError(f"train.method must be 'full' or 'lora', not {tcfg['method']!r}")
         if self.ckpt is not None:  # weights into the plain model, before DDP / FSDP take it
             self.load_weights(model, self.ckpt)
         # Speed options (sft_playbook/sft/fast.py); each keeps the loss exact or is refused / replaced.
         # Attention: varlen where it computes what the model's own attention does, else what the
         # model supports (transformers' pick at load: sdpa, or eager for e.g. Gemma-2).
-        wanted, self.attention = tcfg.get("attention", "sdpa"), attention_name(model)
-        if wanted not in ("sdpa", "varlen"):
-            raise ValueError(f"train.attention must be 'sdpa' or 'varlen', not {wanted!r}")
+        wanted, self.attention = tcfg.attention, attention_name(model)
         if self.dcfg["packing"]:
             why_not = fast.packing_unsupported(model, int(self.dcfg["max_seq_len"]))
             if why_not:
@@ -198,10 +194,10 @@ class SFTRecipe:
                         why or "the model does not support it", self.attention)
         log.info("attention: %s%s", self.attention,
                  f" ({fast.varlen_backend(self.device.type)})" if self.attention == "varlen" else "")
-        self.compiled = bool(tcfg.get("compile", False))
+        self.compiled = tcfg.compile
         model.to(self.device)
         self.raw_model = model
-        self.loss_module = fast.loss_model(model, tcfg.get("loss", "full"), int(tcfg.get("loss_chunk_size", 2048)),
+        self.loss_module = fast.loss_model(model, tcfg.loss, tcfg.loss_chunk_size,
                                            self.autocast_dtype, compile_loss=self.compiled)
         if self.compiled:
             log.info("torch.compile: %d decoder layers (compiled on the first steps)", fast.compile_layers(model))
@@ -229,9 +225,8 @@ class SFTRecipe:
         self.consumed = 0  # training items (samples, or packs) taken from the stream so far
 
         # Batch geometry: global = micro * accumulation * world.
-        micro, glob = int(tcfg["micro_batch_size"]), int(tcfg["global_batch_size"])
-        if glob % (micro * self.world):
-            raise ValueError(f"train.global_batch_size={glob} must be a multiple of micro_batch_size*world = {micro * self.world}")
+        # (global_batch_size divisible by micro x world: checked with the settings, before any work)
+        micro, glob = tcfg.micro_batch_size, tcfg.global_batch_size
         self.micro, self.accum = micro, glob // (micro * self.world)
 
         # Data: read, format, count what was truncated or dropped.
@@ -246,7 +241,7 @@ class SFTRecipe:
         self.data_digest = examples_digest(enc_train.examples)
         self.packed = bool(self.dcfg["packing"])
         self.schedule = D.StepSchedule(enc_train.examples, int(cfg["seed"]), glob, self.packed, seq,
-                                       self.dcfg.get("pack_strategy", "next_fit"))
+                                       self.dcfg.pack_strategy)
         # Every rank runs the same number of validation forwards (FSDP all-gathers in each one);
         # a rank short of batches repeats its first one with weight 0.
         # Collated once here: validation runs the same batches every time.
@@ -276,7 +271,7 @@ class SFTRecipe:
         elif self.is_main and (self.out / "checkpoints").exists():
             discard_checkpoints(self.out)  # says what it removes (paths.py)
         if self.is_main:
-            _atomic_write(self.out / "config.yaml", dump_config(self.cfg))
+            write_text_atomic(self.out / "config.yaml", dump_config(self.cfg.source))
         from .tracking import Tracker
 
         self.tracker = Tracker(self.out, cfg, self.start_step if ckpt else None, enabled=self.is_main)
@@ -417,7 +412,7 @@ class SFTRecipe:
             torch.save({"format": CHECKPOINT_FORMAT, "optimizer": optim_sd, "step": step, "consumed": self.consumed,
                         "rng": torch.get_rng_state(),
                         "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
-                        "config": self.cfg, "world_size": self.world, "parallel": self.tcfg["parallel"],
+                        "config": self.cfg.source, "world_size": self.world, "parallel": self.tcfg["parallel"],
                         "data": {"train_examples": len(self.schedule.examples), "digest": self.data_digest,
                                  "items_per_epoch": self.schedule.items_per_epoch}}, tmp / "trainer_state.pt")
             if final.exists():
@@ -516,7 +511,7 @@ class SFTRecipe:
                                                                         self.tokenizer.save_pretrained(d)))
             else:
                 self._atomic_dir(self.out / "model", lambda d: self._save_hf(d, model_sd))
-            _atomic_write(self.out / "train_summary.json", json.dumps({
+            write_text_atomic(self.out / "train_summary.json", json.dumps({
                 "model_dir": str(self.model_dir), "trainable_params": self.n_trainable, "world_size": self.world,
                 "data": self.data_stats, "max_steps": int(self.tcfg["max_steps"]), "attention": self.attention,
                 "train_items_per_epoch": self.schedule.items_per_epoch, "train_items_consumed": self.consumed},
@@ -662,9 +657,4 @@ def _decoder_layers(model):
         if type(module).__name__.endswith("DecoderLayer"):
             yield module
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 

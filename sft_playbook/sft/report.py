@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+from io import BytesIO
 from pathlib import Path
 
 from ..evaluate.text_metrics import text_metrics
-from ..io import iter_jsonl, write_text_atomic
+from ..io import iter_jsonl, write_bytes_atomic, write_text_atomic
 from ..paths import REPO_ROOT, resolve, run_dir
+from ..settings import PREDICT_MODELS, SftSettings, build, replace
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ def row_accounting(cfg: dict, run: Path, predictions: list[dict]) -> dict:
     return out
 
 
-def evaluate_run(cfg: dict) -> dict:
+def evaluate_run(cfg: SftSettings | dict) -> dict:
     """The evaluate step: text and Verilog metrics (and VerilogEval when enabled) of each model's
     predictions, validation loss and row accounting, written as ``report.json`` and ``report.md``
     (with charts) into the run folder.
@@ -185,7 +186,8 @@ def evaluate_run(cfg: dict) -> dict:
     Raises:
         FileNotFoundError: no predictions file (run the predict step first).
     """
-    ecfg = cfg["evaluate"]
+    cfg = build("sft", cfg)
+    ecfg = cfg.evaluate
     run = run_dir(cfg)
     rows = read_predictions(run / "predictions.jsonl")
     report: dict = {"run": cfg["run_name"], "model": cfg["model"], "level": cfg["level"],
@@ -195,10 +197,10 @@ def evaluate_run(cfg: dict) -> dict:
         from ..evaluate.download import locate_problems
 
         # problems_dir is also the download cache here: filled on first use (as `bash evaluate.sh download`)
-        vcfg = ecfg["verilogeval"]
-        vcfg["problems_dir"] = str(locate_problems(vcfg["problems_dir"], also_look_in=vcfg.get("also_look_in") or (),
-                                                   download={"dest": vcfg["problems_dir"]}))
-    for which in [m for m in ("base", "finetuned") if any(r["model"] == m for r in rows)]:
+        vcfg = ecfg.verilogeval
+        found = locate_problems(vcfg.problems_dir, download={"dest": vcfg.problems_dir})
+        cfg = replace(cfg, **{"evaluate.verilogeval.problems_dir": str(found)})
+    for which in [m for m in PREDICT_MODELS if any(r["model"] == m for r in rows)]:
         mine = [r for r in rows if r["model"] == which]
         entry = {"rows": len(mine), "text": text_metrics([r["prediction"] for r in mine],
                                                           [r["reference"] for r in mine])}
@@ -415,11 +417,10 @@ def plot_outcomes(report: dict, png_path: Path) -> Path | None:
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(tmp, dpi=110)
+    buf = BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    os.replace(tmp, png_path)
+    write_bytes_atomic(png_path, buf.getvalue())
     return png_path
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from io import BytesIO
 from pathlib import Path
 
-from ..io import read_jsonl
+from ..io import read_jsonl, write_bytes_atomic, write_jsonl_atomic
+from ..settings import SftSettings, WandbSettings, build
 
 log = logging.getLogger(__name__)
 
@@ -14,7 +16,8 @@ log = logging.getLogger(__name__)
 class Tracker:
     """Rank-0 sink for metric rows {"step", ...}. On resume, rows after the resumed step are dropped."""
 
-    def __init__(self, run_dir: Path, cfg: dict, resume_step: int | None, enabled: bool = True):
+    def __init__(self, run_dir: Path, cfg: SftSettings | dict, resume_step: int | None, enabled: bool = True):
+        cfg = build("sft", cfg)
         self.enabled = enabled
         self.path = run_dir / "metrics.jsonl"
         self.wandb = None
@@ -22,13 +25,10 @@ class Tracker:
             return
         rows = read_metrics(self.path) if resume_step is not None else []
         rows = [r for r in rows if r.get("step", 0) <= (resume_step or 0)]
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_jsonl_atomic(self.path, rows)
         self._fh = self.path.open("a", encoding="utf-8")
-        wcfg = cfg["wandb"]
-        if wcfg["enabled"]:
-            self.wandb = _start_wandb(run_dir, cfg, wcfg)
+        if cfg.wandb.enabled:
+            self.wandb = _start_wandb(run_dir, cfg, cfg.wandb)
 
     def log(self, row: dict) -> None:
         """Append one metrics row (``{"step", ...}``) to ``metrics.jsonl`` (flushed) and to W&B when on."""
@@ -48,7 +48,7 @@ class Tracker:
             self.wandb.finish()
 
 
-def _start_wandb(run_dir: Path, cfg: dict, wcfg: dict):
+def _start_wandb(run_dir: Path, cfg: SftSettings, wcfg: WandbSettings):
     try:
         import wandb
     except ImportError:
@@ -56,11 +56,11 @@ def _start_wandb(run_dir: Path, cfg: dict, wcfg: dict):
         return None
     mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
     # W&B's own banner and end-of-run summary stay off the console (silent); this line says it all.
-    log.info("W&B: %s, project %s, files in %s%s", mode, wcfg["project"], run_dir / "wandb",
+    log.info("W&B: %s, project %s, files in %s%s", mode, wcfg.project, run_dir / "wandb",
              "" if mode != "offline" else " (upload later: wandb sync " + str(run_dir / "wandb") + "/offline-run-*)")
     try:
-        return wandb.init(project=wcfg["project"], name=cfg["run_name"], dir=str(run_dir), mode=mode,
-                          config={k: v for k, v in cfg.items()}, resume="allow",
+        return wandb.init(project=wcfg.project, name=cfg.run_name, dir=str(run_dir), mode=mode,
+                          config=cfg.to_dict(), resume="allow",
                           settings=wandb.Settings(silent=True, console="off"))
     except Exception as exc:  # a broken W&B set-up must not stop training
         log.warning("W&B could not start (%s: %s); continuing without it", type(exc).__name__, exc)
@@ -104,8 +104,8 @@ def plot_metrics(metrics_path: Path, png_path: Path, title: str) -> Path | None:
     ax2.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = png_path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    buf = BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    os.replace(tmp, png_path)
+    write_bytes_atomic(png_path, buf.getvalue())
     return png_path
