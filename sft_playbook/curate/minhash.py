@@ -81,13 +81,14 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class MinHasher:
-    def __init__(self, num_perm: int = 160, seed: int = 42, backend: str = "numpy", chunk_elems: int = 1 << 22) -> None:
+    def __init__(self, num_perm: int = 160, seed: int = 42, backend: str = "numpy", chunk_elems: int | None = None) -> None:
         rng = np.random.default_rng(seed)
         self.a = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64, endpoint=True) | np.uint64(1)
         self.b = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64, endpoint=True)
         self.num_perm = num_perm
         self.backend = backend
-        self.chunk_elems = chunk_elems
+        # hashes per chunk: ~2 MB of uint64 on the CPU (cache-sized), 32 MB per GPU call
+        self.chunk_elems = chunk_elems or (1 << 22 if backend == "torch" else 1 << 18)
 
     def signatures(self, docs: Sequence[np.ndarray]) -> np.ndarray:
         """(len(docs), num_perm) uint32; an empty document gets all 0xFFFFFFFF."""
@@ -112,10 +113,15 @@ class MinHasher:
     def _segment_min(self, x: np.ndarray, seg: np.ndarray) -> np.ndarray:
         if self.backend == "torch":
             return self._segment_min_torch(x, seg)
+        # (num_perm, shingles) in place, each document's shingles contiguous along axis 1, and
+        # chunks of ~2 MB (``chunk_elems``): 3-4x faster than (shingles, num_perm) chunks of 32 MB,
+        # the same values (the arithmetic is the same, wrapping mod 2^64)
         with np.errstate(over="ignore"):
-            h = ((x[:, None] * self.a[None, :] + self.b[None, :]) >> np.uint64(32)).astype(np.uint32)
+            h = np.multiply(self.a[:, None], x[None, :])
+            np.add(h, self.b[:, None], out=h)
+            np.right_shift(h, np.uint64(32), out=h)
         starts = np.concatenate([[0], np.cumsum(seg)[:-1]])
-        return np.minimum.reduceat(h, starts, axis=0)
+        return np.minimum.reduceat(h, starts, axis=1).T.astype(np.uint32)
 
     def _segment_min_torch(self, x: np.ndarray, seg: np.ndarray) -> np.ndarray:
         import torch
