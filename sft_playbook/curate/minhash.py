@@ -55,22 +55,29 @@ _WS = re.compile(r"\s+")
 MAX_U32 = np.uint32(0xFFFFFFFF)
 
 
+def _word_grams(toks: list[str], n: int) -> list[str]:
+    """``" ".join(toks[i:i + n])`` for every start i (one gram of all tokens when fewer than n)."""
+    if len(toks) <= n:
+        return [" ".join(toks)] if toks else []
+    return list(map(" ".join, zip(*(toks[i:] for i in range(n)))))
+
+
 def shingles(text: str, kind: str = "tokens", ngram: int = 5, normalize_identifiers: bool = True) -> np.ndarray:
     """Unique 32-bit shingle hashes of one document (uint64 array, values < 2^32)."""
     if kind == "tokens":
         toks = code_tokens(text)
         if normalize_identifiers:
             toks = [t if (t in _KEYWORDS or not _IDENT.fullmatch(t)) else "$id" for t in toks]
-        grams = [" ".join(toks[i:i + ngram]) for i in range(max(1, len(toks) - ngram + 1))] if toks else []
+        grams = _word_grams(toks, ngram)
     elif kind == "words":
-        toks = text.lower().split()
-        grams = [" ".join(toks[i:i + ngram]) for i in range(max(1, len(toks) - ngram + 1))] if toks else []
+        grams = _word_grams(text.lower().split(), ngram)
     elif kind == "chars":
         t = _WS.sub(" ", text).strip()
         grams = [t[i:i + ngram] for i in range(max(1, len(t) - ngram + 1))] if t else []
     else:
         raise ValueError(f"shingle kind must be tokens, words or chars, not {kind!r}")
-    return np.unique(np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint64, count=len(grams)))
+    crc = zlib.crc32
+    return np.unique(np.fromiter(map(crc, map(str.encode, grams)), dtype=np.uint64, count=len(grams)))
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
