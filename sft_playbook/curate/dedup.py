@@ -381,7 +381,7 @@ def verify_group(pairs: np.ndarray, *rows: pd.DataFrame, threshold: float):
 
 
 def _fuzzy_drop_table(*drops: pd.DataFrame) -> dict[str, tuple[str, float]]:
-    return {i: (k, j) for d in drops for i, k, j in zip(d["id"], d["kept"], d["jaccard"])}
+    return {i: (k, float(j)) for d in drops for i, k, j in zip(d["id"].tolist(), d["kept"].tolist(), d["jaccard"].tolist())}
 
 
 def _fuzzy_summary(candidates: int, stats) -> dict:
