@@ -8,12 +8,15 @@ files that were never scraped). A row compiled on its own fails on both with ive
 
 * ``ModuleIndex`` (a global stage right after ``clean``; it drops nothing) collects, per row, the
   modules (and UDP primitives) the row defines and the ones it instantiates (``keys``, computed on
-  the workers at the end of the previous pass). Its ``fit`` keeps, on the driver, only the index:
-  module name -> the defining rows in input order (``_order``), so the choice does not depend on
-  partitioning or reruns. It then fetches the source text of just the definitions some other row
-  needs (transitively: a submodule's own submodules too; at most ``max_definitions_per_name``
-  distinct texts per name) and keeps them as ``definitions``: name -> [``ModuleDef``] (defining
-  row id, the text of that one module, the names it instantiates); ``modules`` holds the first.
+  the workers at the end of the previous pass). Its ``fit`` runs on the workers (the names of
+  every row grow with the corpus; the driver gets counts): the names are shuffled by name, and per
+  name the defining rows are ordered by input order (``_order``), so the choice does not depend on
+  partitioning or reruns. The source text of just the definitions some other row needs (a
+  submodule's own submodules are needed by the row that instantiates them; at most
+  ``max_definitions_per_name`` distinct texts per name) is cut out where those rows live and
+  joined into ``definitions``: name -> [``ModuleDef``] (defining row id, the text of that one
+  module, the names it instantiates); ``modules`` holds the first. The index stays on one worker
+  and reaches the compile check's tasks as their argument (``state``).
 * The compile check (``filters.Compiles``) runs per row on the workers. Only when a row's own
   compile fails with nothing but unknown-module errors does it look the missing names up in the
   index and compile the row again with the definitions appended (``check_verilog``): per name the
@@ -27,8 +30,9 @@ files that were never scraped). A row compiled on its own fails on both with ive
 Why the index ships *text* to the workers rather than row ids: a task sees only its own partition,
 and the defining row may sit in any other; fetching rows across partitions from inside a task
 would serialise the pass. The definitions actually needed are a small part of the corpus (only
-names that some row instantiates and some row defines), so they travel with the stage, once per
-task, and the driver never holds the corpus itself.
+names that some row instantiates and some row defines: 165k one-line definitions for 1M synthetic
+documents of which a quarter instantiate another's module; 86 for the 1,671 real rows), so each
+worker receives them once, and neither the driver nor any task holds the corpus itself.
 
 Standards: ``check_verilog`` tries the standards in the order given (most permissive first:
 ``-g2012``, then ``-g2005``, ``-g2001``, ``-g1995``) and records the first that accepts the code;
