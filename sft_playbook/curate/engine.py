@@ -10,7 +10,9 @@
 
 A pass over the data is one task per partition (``map``); its output stays where it was computed
 (a future on a worker) and feeds the next pass, so no stage is ever computed twice, and only the
-small things - drop reasons and counts, dedup keys - travel to the driver (``gather``).
+small things - drop reasons, counts, examples - travel to the driver (``gather``). Keys that grow
+with the corpus (dedup keys, module names, LSH band keys) are regrouped between the workers
+(``shuffle``: dask.dataframe's shuffle) and reduced there.
 """
 from __future__ import annotations
 
