@@ -354,8 +354,9 @@ class ModuleIndex(Stage):
         return self._state
 
     def set_state(self, value) -> None:
-        self.definitions = value
-        self.modules = {n: ds[0] for n, ds in value.items()}
+        """``value``: (definitions, modules) as ``build_definitions`` made them (built once, not
+        per task)."""
+        self.definitions, self.modules = value
 
     def fetch(self, engine) -> "ModuleIndex":
         """Bring ``definitions`` and ``modules`` to this process (they stay on a worker otherwise)."""
@@ -467,9 +468,10 @@ def definition_texts(df: pd.DataFrame, wanted: pd.DataFrame, field: str) -> list
 
 
 def build_definitions(wants: list[pd.DataFrame], defined: list[set[str]], *texts):
-    """The index from the buckets' wanted definitions and the partitions' texts: name -> distinct
-    ``ModuleDef``s in input order (the uses limited to names the corpus defines, as the compile
-    check follows them); and (names kept, alternative definitions, characters)."""
+    """The index from the buckets' wanted definitions and the partitions' texts: ((name -> distinct
+    ``ModuleDef``s in input order, the uses limited to names the corpus defines, as the compile
+    check follows them; name -> the first of them); (names kept, alternative definitions,
+    characters))."""
     found = {(name, order): (rid, text, uses) for part in texts for name, order, rid, text, uses in part}
     names_defined = set().union(*defined) if defined else set()
     definitions: dict[str, list[ModuleDef]] = {}
@@ -487,7 +489,7 @@ def build_definitions(wants: list[pd.DataFrame], defined: list[set[str]], *texts
         texts_of.add(text)
         definitions.setdefault(name, []).append(ModuleDef(rid, text, tuple(n for n in uses if n in names_defined)))
     definitions = {n: definitions[n] for n in sorted(definitions)}
-    return definitions, (len(definitions), int(sum(len(d) - 1 for d in definitions.values())),
+    return (definitions, {n: ds[0] for n, ds in definitions.items()}), (len(definitions), int(sum(len(d) - 1 for d in definitions.values())),
                          int(sum(len(m.text) for ds in definitions.values() for m in ds)))
 
 
