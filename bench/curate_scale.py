@@ -148,7 +148,7 @@ def cpu_seconds(eng) -> float:
 
 def run(folder: Path, workers: int, partition_rows: int, checkpoint: bool = False, recipe_name: str = "rules") -> dict:
     from sft_playbook.curate.engine import Engine
-    from sft_playbook.curate.pipeline import Checkpoints, run_stages
+    from sft_playbook.curate.pipeline import LAST_TIMINGS, Checkpoints, run_stages
     from sft_playbook.curate.shards import cut_shards, lines_per_shard, scan_file
 
     files = sorted(str(p) for p in (folder / "in").glob("*.jsonl"))
@@ -182,7 +182,8 @@ def run(folder: Path, workers: int, partition_rows: int, checkpoint: bool = Fals
                            for s in stats if s.name in ("exact_dedup", "fuzzy_dedup", "module_index")},
             "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "worker_peak_rss_mb": sorted(round(v / 1024) for v in worker_rss.values()),
-            "load_avg_1m": round(os.getloadavg()[0], 1)}
+            "load_avg_1m": round(os.getloadavg()[0], 1),
+            "passes": [{k: t[k] for k in ("pass", "stages", "fit_s", "pass_s", "dropped_rows_write_s")} for t in LAST_TIMINGS]}
 
 
 def table(lines: list[dict]) -> str:
