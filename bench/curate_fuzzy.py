@@ -107,7 +107,8 @@ def main() -> int:
         stage = FuzzyDedup("text", shingle="words", ngram=5, seed=42, threshold=args.threshold)
         t0 = time.perf_counter()
         stage.fit(parts, eng)
-        out = pd.concat(eng.gather(eng.map(stage, parts)))
+        state = stage.state()                # the drop table stays on a worker: each task receives it
+        out = pd.concat(eng.gather(eng.map(_apply, parts, [stage] * len(parts), [state] * len(parts))))
         dt = time.perf_counter() - t0
     dropped = int((out[REASON] == "near_duplicate").sum())
     # every true pair must end in one cluster: each cluster keeps one row
@@ -115,6 +116,12 @@ def main() -> int:
                       "clusters": stage.summary()["clusters"], "verified_pairs": stage.summary()["verified_pairs"],
                       "docs_per_s": round(len(docs) / dt)}))
     return 0
+
+
+def _apply(part, stage, state):
+    if state is not None:
+        stage.set_state(state)
+    return stage(part)
 
 
 if __name__ == "__main__":

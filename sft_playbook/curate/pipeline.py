@@ -33,15 +33,23 @@ exact_dedup keys     on the workers: 16-byte hash + id + order, ~100 B a row as 
                      drop table stays on a worker and goes to the next pass (``ExactDedup``)
 split                the kept ids (~20 B a row in Arrow) and the permutation (8 B a row) go to
                      ONE worker task (``partition_ranks``), which sends each partition its ranks
-module_index keys    to the driver: per row the module names it defines and uses (tens of bytes
-                     for most rows); the index is name -> defining row plus the text of the
-                     definitions some row needs. Grows with the corpus; small next to the rows
-fuzzy_dedup keys     to the driver: 160 x 4 B MinHash signatures = 640 B a row (1M rows: 640 MB).
-                     NOT flat: the way out is LSH band keys computed on the workers, shuffled by
-                     band, and only candidate pairs brought back (not done here: the fuzzy
-                     clustering is being reworked in dedup.py/minhash.py at the same time)
-decontaminate        the benchmark's n-grams are loaded by ``fit`` and travel with the stage;
-                     no per-row keys
+module_index keys    on the workers: one row per (row, module name it defines or instantiates),
+                     shuffled by name (``Engine.shuffle``: dask.dataframe's task shuffle); the
+                     definitions some row needs are cut out where their rows live and joined
+                     into the index on one worker, which the compile check's tasks receive
+                     (``ModuleIndex.state``). The driver gets 3 counts per bucket
+fuzzy_dedup keys     on the workers: LSH band keys (20 bands x 44 B = 880 B a row), shuffled by
+                     band key; candidate pairs (``_order`` pairs, O(near duplicates)) are joined
+                     and cut into connected components on one worker; each partition sends the
+                     shingles of its candidate rows to its component's group, which verifies
+                     and decides (``keep_first``); the drop table stays on a worker. The driver
+                     gets the candidate count and 3 counts per group (``FuzzyDedup``)
+decontaminate        the benchmark's n-grams are loaded by ``fit`` and travel with the stage
+                     (VerilogEval v2: 156 problems, 23k distinctive n-grams, 212 kB pickled;
+                     fixed, whatever the corpus); no per-row keys
+kept summary         per partition the kept row count to the driver; the ids go to the split's
+                     worker, the unresolved-module names to one worker (``unresolved_report``),
+                     which sends the driver the top 20 and the first 20 ids
 ===================  =========================================================================
 
 Checkpoints (``Checkpoints``): after every pass but the last, the workers pickle their partitions
@@ -611,22 +619,13 @@ def partition_ranks(seed: int, *ids) -> list[np.ndarray]:
     return [ranks[bounds[p]:bounds[p + 1]] for p in range(len(ids))]
 
 
-def hierarchy_report(kept, stats: list[StageStats], top: int = 20) -> dict[str, Any]:
-    """The module index's summary, the compile check's standards and, among the rows written, those
-    kept with a submodule defined nowhere in the corpus (``unresolved_submodule``): how many, the
-    most frequent missing modules and the first ids (input order). ``kept``: the kept rows (a
-    frame) or the ``kept_summary`` of every partition, in order."""
+def unresolved_report(*summaries: dict[str, Any], top: int = 20) -> dict[str, Any]:
+    """Among the rows written, those kept with a submodule defined nowhere in the corpus or an
+    interface mismatch: how many, the ``top`` most frequent missing / mismatched modules and the
+    first ``top`` ids (input order); {} without a compile check. ``summaries``: the
+    ``kept_summary`` of every partition, in order (the pipeline runs this on a worker: the name
+    counts of all partitions grow with the corpus, the answer does not)."""
     out: dict[str, Any] = {}
-    index = next((s for s in stats if s.name == "module_index"), None)
-    if index is not None:
-        out["module_index"] = index.extra
-    comp = next((s for s in stats if s.name == "compiles"), None)
-    if comp is not None:
-        out["standards"] = {k[4:]: v for k, v in comp.counters.items() if k.startswith("std_")}
-        out["submodules_resolved"] = comp.counters.get("submodules_resolved", 0)
-        out["unresolved_submodule_at_compile"] = comp.counters.get("unresolved_submodule", 0)
-        out["interface_mismatch_at_compile"] = comp.counters.get("interface_mismatch", 0)
-    summaries = [kept_summary(kept, top)] if isinstance(kept, pd.DataFrame) else list(kept)
     marked = [s["unresolved"] for s in summaries if "unresolved" in s]
     if marked:
         out["unresolved_rows_written"] = int(sum(m["rows"] for m in marked))
@@ -640,6 +639,32 @@ def hierarchy_report(kept, stats: list[StageStats], top: int = 20) -> dict[str, 
             out[key] = {str(k): int(v) for k, v in counts.items()}
         out["unresolved_ids"] = [i for m in marked for i in m["ids"]][:top]
     return out
+
+
+def hierarchy_report(kept, stats: list[StageStats], top: int = 20, unresolved: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The module index's summary, the compile check's standards and, among the rows written, those
+    kept with a submodule defined nowhere (``unresolved_report``). ``kept``: the kept rows (a
+    frame) or the ``kept_summary`` of every partition, in order; or ``unresolved``: that part,
+    computed already (on a worker)."""
+    out: dict[str, Any] = {}
+    index = next((s for s in stats if s.name == "module_index"), None)
+    if index is not None:
+        out["module_index"] = index.extra
+    comp = next((s for s in stats if s.name == "compiles"), None)
+    if comp is not None:
+        out["standards"] = {k[4:]: v for k, v in comp.counters.items() if k.startswith("std_")}
+        out["submodules_resolved"] = comp.counters.get("submodules_resolved", 0)
+        out["unresolved_submodule_at_compile"] = comp.counters.get("unresolved_submodule", 0)
+        out["interface_mismatch_at_compile"] = comp.counters.get("interface_mismatch", 0)
+    if unresolved is None:
+        summaries = [kept_summary(kept, top)] if isinstance(kept, pd.DataFrame) else list(kept)
+        unresolved = unresolved_report(*summaries, top=top)
+    out.update(unresolved)
+    return out
+
+
+def _rows_of(summary: dict[str, Any]) -> int:
+    return len(summary["ids"])
 
 
 def work_folder(cfg: dict[str, Any] | CurateSettings, out_dir: Path) -> Path:
@@ -738,8 +763,8 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
         # permutation (8 bytes a row) of the whole corpus are the one O(rows) thing one process
         # must hold; that is a worker, so the driver stays flat. Each partition gets its ranks.
         summaries = engine.map(kept_summary, parts)
-        facts = engine.gather(engine.map(_without_ids, summaries))
-        sizes_p = [f.pop("rows") for f in facts]
+        sizes_p = engine.gather(engine.map(_rows_of, summaries))
+        unresolved = engine.submit(unresolved_report, *engine.map(_without_ids, summaries))
         n = sum(sizes_p)
         ranked = engine.submit(partition_ranks, seed, *engine.map(_ids_of, summaries))
         del summaries
@@ -750,7 +775,7 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
         del parts, ranked
         marks["split: ranks + part files (workers)"] = time.monotonic() - t1
         t1 = time.monotonic()
-        summaries = facts
+        unresolved = engine.gather([unresolved])[0]      # a few counts and ids
         n_parts = len(sizes_p)
         # The outputs are one set (every level's splits + the report): written into a fresh folder
         # that then replaces output_dir, so a failure (full disk) leaves the previous set as it was.
@@ -766,7 +791,7 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
                 raise PipelineError(f"the split files hold {sizes}, expected {expected} rows per level")
             marks["merge splits (workers)"] = time.monotonic() - t1
             t1 = time.monotonic()
-            report = _write_outputs(staging, n, levels, cfg, rows_read, origins, bad, stats, summaries, sizes)
+            report = _write_outputs(staging, n, levels, cfg, rows_read, origins, bad, stats, unresolved, sizes)
             marks["report"] = time.monotonic() - t1
     shutil.rmtree(work, ignore_errors=True)
     log_timings(cfg, marks, LAST_TIMINGS, time.monotonic() - t0, rows_read)
@@ -798,7 +823,7 @@ def log_timings(cfg: CurateSettings, marks: dict[str, float], passes: list[dict[
 
 
 def _write_outputs(out_dir: Path, rows_kept: int, levels, cfg, rows_read: int, origins, bad, stats,
-                   summaries, sizes) -> dict[str, Any]:
+                   unresolved: dict[str, Any], sizes) -> dict[str, Any]:
     """The report (json, md, funnel png) in out_dir; returns it."""
     redactions: dict[str, int] = {}
     for st in stats:
@@ -814,7 +839,7 @@ def _write_outputs(out_dir: Path, rows_kept: int, levels, cfg, rows_read: int, o
         "redactions": redactions,
         "duplicates": {s.name: s.extra for s in stats if s.name in ("exact_dedup", "fuzzy_dedup")},
         "decontamination": next((s.extra for s in stats if s.name == "decontaminate"), {"problems_checked": 0}),
-        "hierarchy": hierarchy_report(summaries, stats),
+        "hierarchy": hierarchy_report(None, stats, unresolved=unresolved),
         "splits": sizes,
         # the sections as the YAML gave them (key order, values): the report stays byte-identical
         "config": {k: cfg.source[k] for k in ("levels", "seed", "split", "clean", "module_index", "rules", "pii",
