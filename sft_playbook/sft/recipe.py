@@ -90,13 +90,14 @@ def loss_sum_and_count(model, batch, device, autocast_dtype):
 
 
 def wrap_parallel(loss_module, parallel: str, world: int, device, autocast_dtype, reshard_after_forward: bool = True,
-                  ddp_bucket_cap_mb: int | None = None):
+                  ddp_bucket_cap_mb: int | None = None, reduce_bf16: bool = False):
     """The trained module as the training step runs it: `loss_module` itself on one process; under
     torchrun (world > 1) FSDP2 (`parallel="fsdp"`: each decoder layer, then the whole, sharded; bf16
     compute, fp32 gradient reduction) or DDP (anything else). reshard_after_forward: FSDP2 frees each
     layer's gathered weights after its forward (False keeps them for the backward: one all-gather per
     layer and micro-batch instead of two, more memory). ddp_bucket_cap_mb: DDP's gradient bucket size
-    (None: DDP's default, 25 MB)."""
+    (None: DDP's default, 25 MB). reduce_bf16: gradients cross the link in bf16 (FSDP2 reduce_dtype,
+    DDP's bf16 compression hook): half the bytes, bf16 rounding of each rank's contribution."""
     import torch
 
     if world <= 1:
@@ -104,7 +105,8 @@ def wrap_parallel(loss_module, parallel: str, world: int, device, autocast_dtype
     if parallel == "fsdp":
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-        mp = MixedPrecisionPolicy(param_dtype=autocast_dtype, reduce_dtype=torch.float32) \
+        reduce = torch.bfloat16 if reduce_bf16 else torch.float32
+        mp = MixedPrecisionPolicy(param_dtype=autocast_dtype, reduce_dtype=reduce) \
             if autocast_dtype is not None else MixedPrecisionPolicy()
         for layer in _decoder_layers(loss_module):
             fully_shard(layer, mp_policy=mp, reshard_after_forward=reshard_after_forward)
@@ -113,7 +115,12 @@ def wrap_parallel(loss_module, parallel: str, world: int, device, autocast_dtype
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     extra = {"bucket_cap_mb": ddp_bucket_cap_mb} if ddp_bucket_cap_mb else {}
-    return DDP(loss_module, device_ids=[device.index] if device.type == "cuda" else None, **extra)
+    model = DDP(loss_module, device_ids=[device.index] if device.type == "cuda" else None, **extra)
+    if reduce_bf16:
+        from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import bf16_compress_hook
+
+        model.register_comm_hook(None, bf16_compress_hook)
+    return model
 
 
 def build_optimizer(params, lr: float, betas, weight_decay: float, fused: bool = True):
