@@ -99,7 +99,8 @@ def setup_ours(model, device, dtype, attention: str = "varlen", loss: str = "chu
                chunk_size: int = 2048, compile_loss: bool = True, parallel: str = "ddp", world: int = 1,
                lr: float = 5e-5, betas=(0.9, 0.95), weight_decay: float = 0.0, fused_optimizer: bool | None = None,
                reshard_after_forward: bool = True, ddp_bucket_cap_mb: int | None = None, float8: bool = False,
-               checkpoint_every: int = 0, liger: str | None = None, reduce_bf16: bool = False):
+               checkpoint_every: int = 0, liger: str | None = None, reduce_bf16: bool = False,
+               fsdp_prefetch: bool = False):
     """Model -> (train_module, loss_module, optimizer, notes), in SFTRecipe.setup's order.
     fused_optimizer None: the recipe's choice (fused except under FSDP2 with world > 1)."""
     from sft_playbook.sft import fast
@@ -119,7 +120,8 @@ def setup_ours(model, device, dtype, attention: str = "varlen", loss: str = "chu
     if compile:
         fast.compile_layers(model)
     train_module = R.wrap_parallel(lm, parallel, world, device, dtype, reshard_after_forward=reshard_after_forward,
-                                   ddp_bucket_cap_mb=ddp_bucket_cap_mb, reduce_bf16=reduce_bf16)
+                                   ddp_bucket_cap_mb=ddp_bucket_cap_mb, reduce_bf16=reduce_bf16,
+                                   fsdp_prefetch=fsdp_prefetch)
     if fused_optimizer is None:
         fused_optimizer = parallel != "fsdp" or world == 1
     fused_optimizer = bool(fused_optimizer and device.type == "cuda")
@@ -163,7 +165,7 @@ def run_ours(shape: str, samples: list[dict], seq_len: int, steps: int, warmup: 
              fused_optimizer: bool | None = None, reshard_after_forward: bool = True,
              fsdp_sync_every_micro_batch: bool = True, ddp_bucket_cap_mb: int | None = None,
              float8: bool = False, checkpoint_every: int = 0, liger: str | None = None,
-             reduce_bf16: bool = False) -> dict:
+             reduce_bf16: bool = False, fsdp_prefetch: bool = False) -> dict:
     import torch
     import torch.distributed as dist
 
@@ -190,6 +192,8 @@ def run_ours(shape: str, samples: list[dict], seq_len: int, steps: int, warmup: 
             levers.append(f"bucket{ddp_bucket_cap_mb}")
         if reduce_bf16:
             levers.append("reduce-bf16")
+        if fsdp_prefetch and parallel == "fsdp":
+            levers.append("prefetch")
     if fused_optimizer is not None:
         levers.append("fused-adamw" if fused_optimizer else "foreach-adamw")
     if float8:
@@ -216,7 +220,7 @@ def run_ours(shape: str, samples: list[dict], seq_len: int, steps: int, warmup: 
             model, device, dtype, attention=attention, loss=loss, compile=compile, chunk_size=chunk_size,
             compile_loss=compile_loss, parallel=parallel, world=world, fused_optimizer=fused_optimizer,
             reshard_after_forward=reshard_after_forward, ddp_bucket_cap_mb=ddp_bucket_cap_mb, float8=float8,
-            checkpoint_every=checkpoint_every, liger=liger, reduce_bf16=reduce_bf16)
+            checkpoint_every=checkpoint_every, liger=liger, reduce_bf16=reduce_bf16, fsdp_prefetch=fsdp_prefetch)
         examples = to_examples(samples)
         if attention == "varlen":
             packs = D.pack_examples(examples, seq_len, pack_strategy)
@@ -269,6 +273,7 @@ def run_ours(shape: str, samples: list[dict], seq_len: int, steps: int, warmup: 
                             reshard_after_forward=reshard_after_forward,
                             fsdp_sync_every_micro_batch=fsdp_sync_every_micro_batch,
                             ddp_bucket_cap_mb=ddp_bucket_cap_mb, reduce_bf16=reduce_bf16, float8=float8,
+                            fsdp_prefetch=fsdp_prefetch,
                             checkpoint_every=checkpoint_every,
                             liger=liger, step_fn="sft_playbook.sft.recipe.train_step", **notes,
                             samples_isolated=attention == "varlen" or rows == 1,

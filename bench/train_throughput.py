@@ -105,6 +105,7 @@ PLANS = {
                   "fused_optimizer": True}),
         ("ours", {"rows": 1, "seq_len": 4096, "parallel": "fsdp", "reshard_after_forward": False,
                   "fused_optimizer": True, "reduce_bf16": True}),
+        ("ours", {"rows": 1, "seq_len": 4096, "parallel": "fsdp", "fsdp_prefetch": True}),
         ("ours", {"rows": 1, "seq_len": 4096, "parallel": "ddp"}),
         ("ours", {"rows": 1, "seq_len": 4096, "parallel": "ddp", "ddp_bucket_cap_mb": 100}),
         ("ours", {"rows": 1, "seq_len": 4096, "parallel": "ddp", "reduce_bf16": True}),
@@ -152,6 +153,8 @@ PLANS = {
         ("ours", {"rows": 1, "seq_len": 2048, "compile": False, "parallel": "ddp", "reduce_bf16": True}),
         ("ours", {"rows": 2, "seq_len": 1024, "accum": 2, "compile": False, "parallel": "fsdp",
                   "reshard_after_forward": False, "fsdp_sync_every_micro_batch": False}),
+        ("ours", {"rows": 2, "seq_len": 1024, "accum": 2, "compile": False, "parallel": "fsdp",
+                  "fsdp_prefetch": True}),
     ],
 }
 

@@ -90,14 +90,16 @@ def loss_sum_and_count(model, batch, device, autocast_dtype):
 
 
 def wrap_parallel(loss_module, parallel: str, world: int, device, autocast_dtype, reshard_after_forward: bool = True,
-                  ddp_bucket_cap_mb: int | None = None, reduce_bf16: bool = False):
+                  ddp_bucket_cap_mb: int | None = None, reduce_bf16: bool = False, fsdp_prefetch: bool = False):
     """The trained module as the training step runs it: `loss_module` itself on one process; under
     torchrun (world > 1) FSDP2 (`parallel="fsdp"`: each decoder layer, then the whole, sharded; bf16
     compute, fp32 gradient reduction) or DDP (anything else). reshard_after_forward: FSDP2 frees each
     layer's gathered weights after its forward (False keeps them for the backward: one all-gather per
     layer and micro-batch instead of two, more memory). ddp_bucket_cap_mb: DDP's gradient bucket size
     (None: DDP's default, 25 MB). reduce_bf16: gradients cross the link in bf16 (FSDP2 reduce_dtype,
-    DDP's bf16 compression hook): half the bytes, bf16 rounding of each rank's contribution."""
+    DDP's bf16 compression hook): half the bytes, bf16 rounding of each rank's contribution.
+    fsdp_prefetch: FSDP2 issues layer i+1's all-gather when layer i starts its forward (i-1's when i
+    starts its backward) instead of when the next layer is reached."""
     import torch
 
     if world <= 1:
@@ -108,9 +110,16 @@ def wrap_parallel(loss_module, parallel: str, world: int, device, autocast_dtype
         reduce = torch.bfloat16 if reduce_bf16 else torch.float32
         mp = MixedPrecisionPolicy(param_dtype=autocast_dtype, reduce_dtype=reduce) \
             if autocast_dtype is not None else MixedPrecisionPolicy()
-        for layer in _decoder_layers(loss_module):
+        layers = list(_decoder_layers(loss_module))
+        for layer in layers:
             fully_shard(layer, mp_policy=mp, reshard_after_forward=reshard_after_forward)
         fully_shard(loss_module, mp_policy=mp, reshard_after_forward=reshard_after_forward)
+        if fsdp_prefetch:
+            for i, layer in enumerate(layers):
+                if i + 1 < len(layers):
+                    layer.set_modules_to_forward_prefetch([layers[i + 1]])
+                if i > 0:
+                    layer.set_modules_to_backward_prefetch([layers[i - 1]])
         return loss_module
     from torch.nn.parallel import DistributedDataParallel as DDP
 
