@@ -109,14 +109,14 @@ PLANS = {
         ("ours", {"rows": 1, "seq_len": 4096, "parallel": "ddp"}),
         ("ours", {"rows": 1, "seq_len": 4096, "parallel": "ddp", "ddp_bucket_cap_mb": 100}),
         ("ours", {"rows": 1, "seq_len": 4096, "parallel": "ddp", "reduce_bf16": True}),
+        ("ours", {"rows": 1, "seq_len": 4096, "parallel": "ddp", "ddp_bucket_cap_mb": 100, "reduce_bf16": True}),
         ("ours", {"rows": 4, "seq_len": 4096, "parallel": "fsdp"}),
-        ("ours", {"rows": 4, "seq_len": 4096, "parallel": "fsdp", "reshard_after_forward": False,
-                  "fused_optimizer": True}),
         ("ours", {"rows": 4, "seq_len": 4096, "parallel": "fsdp", "reshard_after_forward": False,
                   "fused_optimizer": True, "reduce_bf16": True}),
         ("ours", {"rows": 4, "seq_len": 4096, "parallel": "ddp"}),
         ("ours", {"rows": 4, "seq_len": 4096, "parallel": "ddp", "reduce_bf16": True}),
-        ("ours", {"rows": 1, "seq_len": 4096, "parallel": "ddp", "ddp_bucket_cap_mb": 100, "reduce_bf16": True}),
+        ("ours", {"rows": 4, "seq_len": 4096, "parallel": "fsdp", "reshard_after_forward": False,
+                  "fused_optimizer": True}),
     ],
     # the course's job on 2 GPUs: Llama-2-7B shape, seq 1024, micro 2, global 8 (accum 2 per rank), packed
     "llama2-7b-2gpu": [
