@@ -131,6 +131,23 @@ PLANS = {
         ("ours", {"rows": 2, "seq_len": 1024, "accum": 2, "parallel": "fsdp", "reshard_after_forward": False,
                   "fsdp_sync_every_micro_batch": False, "fused_optimizer": True, "checkpoint_every": 2}),
     ],
+    # second call: which FSDP2 lever pays (fused AdamW, no reshard, sync on the last micro-batch), DDP on 7B
+    "llama-1b-2gpu-b": [
+        ("ours", {"rows": 1, "seq_len": 4096, "parallel": "fsdp", "fused_optimizer": True}),
+        ("ours", {"rows": 1, "seq_len": 4096, "parallel": "fsdp", "reshard_after_forward": False}),
+    ],
+    "llama2-7b-2gpu-b": [
+        ("ours", {"rows": 2, "seq_len": 1024, "accum": 2, "parallel": "fsdp", "reshard_after_forward": False,
+                  "fsdp_sync_every_micro_batch": False, "fused_optimizer": True, "reduce_bf16": True,
+                  "profile": True}),
+        ("ours", {"rows": 2, "seq_len": 1024, "accum": 2, "parallel": "fsdp", "fused_optimizer": True}),
+        ("ours", {"rows": 2, "seq_len": 1024, "accum": 2, "parallel": "fsdp", "fused_optimizer": True,
+                  "fsdp_sync_every_micro_batch": False}),
+        ("ours", {"rows": 2, "seq_len": 1024, "accum": 2, "parallel": "fsdp", "fused_optimizer": True,
+                  "reshard_after_forward": False}),
+        ("ours", {"rows": 2, "seq_len": 1024, "accum": 2, "parallel": "ddp", "reduce_bf16": True}),
+        ("ours", {"rows": 2, "seq_len": 1024, "accum": 2, "parallel": "ddp"}),
+    ],
     "tiny": [
         ("check", {"seq_len": 2048}),
         ("plain", {"mode": "padded", "micro_batch": 2, "seq_len": 2048}),
