@@ -62,6 +62,21 @@ def _liger_linear_ce():
     return linear_ce
 
 
+def _apply_float8(model) -> int:
+    """torchao FP8 training (tensorwise scaling) of the decoder's linear layers (not lm_head; only
+    dimensions that are multiples of 16); returns how many were converted. Measured, not adopted
+    (docs/benchmarks.md, issue 16)."""
+    import torch
+    from torchao.float8 import Float8LinearConfig, convert_to_float8_training
+
+    def keep(mod, fqn):
+        return (isinstance(mod, torch.nn.Linear) and "lm_head" not in fqn
+                and mod.in_features % 16 == 0 and mod.out_features % 16 == 0)
+
+    convert_to_float8_training(model, module_filter_fn=keep, config=Float8LinearConfig())
+    return sum(type(m).__name__ == "Float8Linear" for m in model.modules())
+
+
 def _checkpoint_every(model, k: int) -> int:
     """Activation checkpointing (recompute in backward) on every k-th decoder layer; returns how many."""
     import torch.utils.checkpoint as ckpt
@@ -98,7 +113,7 @@ def setup_ours(model, device, dtype, attention: str = "varlen", loss: str = "chu
     if attention == "varlen":
         fast.use_varlen_attention(model)
     if float8:
-        notes["float8_linears"] = fast.use_float8_linears(model)
+        notes["float8_linears"] = _apply_float8(model)
     if checkpoint_every:
         notes["checkpointed_layers"] = _checkpoint_every(model, checkpoint_every)
     model.to(device)

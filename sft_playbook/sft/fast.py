@@ -547,28 +547,3 @@ def compile_layers(model) -> int:
             module.compile()
             n += 1
     return n
-
-
-def use_float8_linears(model) -> int:
-    """FP8 training of the decoder's linear layers through torchao (`convert_to_float8_training`,
-    tensorwise scaling: inputs, weights and gradients cast to float8 for the matrix products, the
-    master weights stay as they are). Not the output layer (its logits feed the loss) and only
-    layers whose dimensions are multiples of 16 (what the FP8 kernels take). Needs a GPU with FP8
-    matrix units (Hopper and later) and the torchao package. Not exact: FP8 rounding of the products.
-    Returns the number of layers converted; ModelError when torchao is missing."""
-    import torch
-
-    from .model import ModelError
-
-    try:
-        from torchao.float8 import Float8LinearConfig, convert_to_float8_training
-    except ImportError as exc:
-        raise ModelError(f"FP8 linear layers need the torchao package ({exc})") from exc
-
-    def keep(mod, fqn):
-        return (isinstance(mod, torch.nn.Linear) and "lm_head" not in fqn
-                and mod.in_features % 16 == 0 and mod.out_features % 16 == 0)
-
-    convert_to_float8_training(model, module_filter_fn=keep, config=Float8LinearConfig())
-    return sum(type(m).__name__ == "Float8Linear" for m in model.modules())
-

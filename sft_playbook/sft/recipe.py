@@ -274,11 +274,19 @@ class SFTRecipe:
                                            self.autocast_dtype, compile_loss=self.compiled)
         if self.compiled:
             log.info("torch.compile: %d decoder layers (compiled on the first steps)", fast.compile_layers(model))
-        self.model = wrap_parallel(self.loss_module, tcfg["parallel"], self.world, self.device, self.autocast_dtype)
+        fsdp = {}
+        if self.world > 1 and tcfg["parallel"] == "fsdp":
+            if tcfg["fsdp_reduce_dtype"] not in ("fp32", "bf16"):
+                raise ValueError(f"train.fsdp_reduce_dtype must be 'fp32' or 'bf16', not {tcfg['fsdp_reduce_dtype']!r}")
+            fsdp = {"reshard_after_forward": bool(tcfg["fsdp_reshard_after_forward"]),
+                    "reduce_bf16": tcfg["fsdp_reduce_dtype"] == "bf16"}
+        self.model = wrap_parallel(self.loss_module, tcfg["parallel"], self.world, self.device, self.autocast_dtype,
+                                   **fsdp)
         params = [p for p in self.raw_model.parameters() if p.requires_grad]
         self.n_trainable = sum(p.numel() for p in params)
         self.optimizer = build_optimizer(params, float(tcfg["lr"]), tcfg["betas"], float(tcfg["weight_decay"]),
-                                         fused=tcfg["parallel"] != "fsdp" or self.world == 1)
+                                         fused=self.device.type == "cuda" or tcfg["parallel"] != "fsdp"
+                                         or self.world == 1)
         self.consumed = 0  # training items (samples, or packs) taken from the stream so far
 
         # Batch geometry: global = micro * accumulation * world.
@@ -596,6 +604,8 @@ RESUME_ADAPTS = {
     "train.precision": "fp32 master weights either way",
     "train.parallel": "the checkpoint loads under any mode",
     "train.gradient_checkpointing": "speed / memory only",
+    "train.fsdp_reshard_after_forward": "speed / memory only",
+    "train.fsdp_reduce_dtype": "applies from the resumed step on (rounding of the gradient sum only)",
     "train.attention": "speed only (exact either way)",
     "train.loss": "speed only (exact either way)",
     "train.loss_chunk_size": "speed only",
