@@ -274,10 +274,10 @@ class SFTRecipe:
                                            self.autocast_dtype, compile_loss=self.compiled)
         if self.compiled:
             log.info("torch.compile: %d decoder layers (compiled on the first steps)", fast.compile_layers(model))
+        if tcfg["fsdp_reduce_dtype"] not in ("fp32", "bf16"):
+            raise ValueError(f"train.fsdp_reduce_dtype must be 'fp32' or 'bf16', not {tcfg['fsdp_reduce_dtype']!r}")
         fsdp = {}
         if self.world > 1 and tcfg["parallel"] == "fsdp":
-            if tcfg["fsdp_reduce_dtype"] not in ("fp32", "bf16"):
-                raise ValueError(f"train.fsdp_reduce_dtype must be 'fp32' or 'bf16', not {tcfg['fsdp_reduce_dtype']!r}")
             fsdp = {"reshard_after_forward": bool(tcfg["fsdp_reshard_after_forward"]),
                     "reduce_bf16": tcfg["fsdp_reduce_dtype"] == "bf16"}
         self.model = wrap_parallel(self.loss_module, tcfg["parallel"], self.world, self.device, self.autocast_dtype,
