@@ -32,7 +32,8 @@ def tokens_per_step(r: dict) -> int:
 
 
 def main(path: str) -> int:
-    rows = [json.loads(line) for line in open(path)]
+    with open(path) as fh:
+        rows = [json.loads(line) for line in fh]
     runs = [r for r in rows if "check" not in r]
     print("| plan | arm | settings | tokens / step / GPU | GPUs | real tokens/s (per GPU) | MFU | peak GiB | first losses |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")

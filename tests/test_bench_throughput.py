@@ -63,7 +63,7 @@ def test_bench_arm_gives_the_recipes_losses(sft_cfg, packing):
     assert [b[2] for b in bench] == [r for _, r in per_step]
     assert [b[0] for b in bench] == pytest.approx(recipe_losses, rel=1e-5)
     assert [b[1] for b in bench] == pytest.approx(recipe_norms, rel=1e-4)
-    assert len(set(round(x, 4) for x in recipe_losses)) > 1  # the model trained: losses move
+    assert len({round(x, 4) for x in recipe_losses}) > 1  # the model trained: losses move
 
 
 def test_run_ours_steps_through_recipe_train_step(monkeypatch):
