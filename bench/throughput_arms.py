@@ -5,7 +5,9 @@
   step per micro-batch. Mode "padded" (right-padded micro-batches) or "concat" (samples concatenated into
   rows of ``seq_len`` tokens with no masking between them: samples leak into each other, not valid training).
 - ``run_trl``: TRL's ``SFTTrainer`` on the same pre-tokenized samples (``input_ids`` + ``labels`` with -100
-  on the prompt), variants "padded", "padfree", "packed" (SDPA) and "packed-flex" (flex attention).
+  on the prompt), variants "padded", "padfree", "packed" (SDPA), "packed-flex" (flex attention), and
+  "best" / "best-compile": TRL at its best documented settings (no gradient checkpointing, Liger kernels,
+  padding-free BFD packing, flex attention; the second with torch_compile=True).
 
 Both take the same ``samples`` (``throughput_common.make_samples``), use them in the given order (cycling when
 the steps need more; TRL's best-fit-decreasing packing reorders within what it is given) and return
