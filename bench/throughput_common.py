@@ -26,6 +26,11 @@ SHAPES = {
     "smollm2-135m": dict(hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
                          intermediate_size=1536, vocab_size=49152, tie_word_embeddings=True,
                          rope_theta=100000.0, max_position_embeddings=8192),
+    # the course's GPU job: Llama-2-7B's shape with SmolLM2's vocabulary (what configs/sft_gpu.yaml trains
+    # and NeMo's timing used: docs/device-runs/nemo-time-llama2-7b-tp2-2026-11-30.json), untied
+    "llama2-7b": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
+                      intermediate_size=11008, vocab_size=49152, tie_word_embeddings=False,
+                      rope_theta=10000.0, max_position_embeddings=4096),
     # for CPU smoke tests of the benchmark itself
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                  intermediate_size=128, vocab_size=512, tie_word_embeddings=True,
@@ -73,12 +78,12 @@ def sample_lengths(n: int, seed: int = 0, mean: float = 550.0, sigma: float = 0.
     return [max(lo, min(hi, int(round(rng.lognormvariate(mu, sigma))))) for _ in range(n)]
 
 
-def make_samples(n: int, vocab: int, seed: int = 0, prompt_frac: float = 0.3) -> list[dict]:
+def make_samples(n: int, vocab: int, seed: int = 0, prompt_frac: float = 0.3, max_len: int = 2048) -> list[dict]:
     """Random-token SFT samples: input_ids plus labels (-100 on the first prompt_frac of tokens, as a
-    prompt would be). Token ids avoid 0-2 (pad/bos/eos)."""
+    prompt would be). Token ids avoid 0-2 (pad/bos/eos). Lengths: `sample_lengths` clipped to max_len."""
     rng = random.Random(seed + 1)
     out = []
-    for length in sample_lengths(n, seed):
+    for length in sample_lengths(n, seed, hi=max_len):
         ids = [rng.randrange(3, vocab) for _ in range(length)]
         n_prompt = int(length * prompt_frac)
         out.append({"input_ids": ids, "labels": [-100] * n_prompt + ids[n_prompt:]})

@@ -103,6 +103,102 @@ def loss_sum_and_count(model, batch, device, autocast_dtype):
         return model(**batch)
 
 
+def wrap_parallel(loss_module, parallel: str, world: int, device, autocast_dtype, reshard_after_forward: bool = True,
+                  ddp_bucket_cap_mb: int | None = None, reduce_bf16: bool = False, fsdp_prefetch: bool = False):
+    """The trained module as the training step runs it: `loss_module` itself on one process; under
+    torchrun (world > 1) FSDP2 (`parallel="fsdp"`: each decoder layer, then the whole, sharded; bf16
+    compute, fp32 gradient reduction) or DDP (anything else). reshard_after_forward: FSDP2 frees each
+    layer's gathered weights after its forward (False keeps them for the backward: one all-gather per
+    layer and micro-batch instead of two, more memory). ddp_bucket_cap_mb: DDP's gradient bucket size
+    (None: DDP's default, 25 MB). reduce_bf16: gradients cross the link in bf16 (FSDP2 reduce_dtype,
+    DDP's bf16 compression hook): half the bytes, bf16 rounding of each rank's contribution.
+    fsdp_prefetch: FSDP2 issues layer i+1's all-gather when layer i starts its forward (i-1's when i
+    starts its backward) instead of when the next layer is reached."""
+    import torch
+
+    if world <= 1:
+        return loss_module
+    if parallel == "fsdp":
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        reduce = torch.bfloat16 if reduce_bf16 else torch.float32
+        mp = MixedPrecisionPolicy(param_dtype=autocast_dtype, reduce_dtype=reduce) \
+            if autocast_dtype is not None else MixedPrecisionPolicy()
+        layers = list(_decoder_layers(loss_module))
+        for layer in layers:
+            fully_shard(layer, mp_policy=mp, reshard_after_forward=reshard_after_forward)
+        fully_shard(loss_module, mp_policy=mp, reshard_after_forward=reshard_after_forward)
+        if fsdp_prefetch:
+            for i, layer in enumerate(layers):
+                if i + 1 < len(layers):
+                    layer.set_modules_to_forward_prefetch([layers[i + 1]])
+                if i > 0:
+                    layer.set_modules_to_backward_prefetch([layers[i - 1]])
+        return loss_module
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    extra = {"bucket_cap_mb": ddp_bucket_cap_mb} if ddp_bucket_cap_mb else {}
+    model = DDP(loss_module, device_ids=[device.index] if device.type == "cuda" else None, **extra)
+    if reduce_bf16:
+        from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import bf16_compress_hook
+
+        model.register_comm_hook(None, bf16_compress_hook)
+    return model
+
+
+def build_optimizer(params, lr: float, betas, weight_decay: float, fused: bool = True):
+    """AdamW over `params` (the fp32 master weights); fused: torch's fused implementation (one kernel
+    for the whole update), else its default (foreach)."""
+    import torch
+
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(float(b) for b in betas), weight_decay=weight_decay,
+                             fused=bool(fused))
+
+
+def train_step(model, optimizer, micro_batches: list[dict], device, autocast_dtype, world: int = 1,
+               parallel: str = "ddp", grad_clip: float = 1.0, real_tokens: int = 0,
+               fsdp_sync_every_micro_batch: bool = True):
+    """One optimizer step of the recipe over this rank's micro-batches (`bench/throughput_ours.py`
+    times this same function).
+
+    model: the module `wrap_parallel` returned (a `fast.LossModel`, possibly in DDP / FSDP2);
+    micro_batches: collated batches (`SFTRecipe.collate`); real_tokens: non-pad input tokens of this
+    rank's micro-batches. The loss is normalised by the output tokens of the whole global batch (all
+    ranks): exact under accumulation, packing and uneven lengths. DDP skips the gradient all-reduce on
+    all but the last micro-batch; FSDP2 does too when fsdp_sync_every_micro_batch is False (it then
+    keeps unsharded fp32 gradients between micro-batches).
+    Returns (summed loss over all ranks, output tokens of all ranks, real tokens of all ranks,
+    gradient norm before clipping), all tensors on `device` (nothing waits for the GPU)."""
+    import torch
+    import torch.distributed as dist
+
+    counts = torch.tensor([sum(int((b["targets"] != D.IGNORE).sum()) for b in micro_batches), real_tokens],
+                          device=device, dtype=torch.float32)
+    if world > 1:
+        dist.all_reduce(counts)
+    n_tokens = counts[0]
+    fsdp = world > 1 and parallel == "fsdp"
+    loss_total = torch.zeros((), device=device)
+    for i, batch in enumerate(micro_batches):
+        last = i == len(micro_batches) - 1
+        ctx = contextlib.nullcontext()
+        if world > 1 and not last and not fsdp:
+            ctx = model.no_sync()
+        if fsdp and not fsdp_sync_every_micro_batch:
+            model.set_requires_gradient_sync(last)
+        with ctx:
+            loss_sum, _ = loss_sum_and_count(model, batch, device, autocast_dtype)
+            # DDP / FSDP average gradients over ranks, so scale by world to get a sum over ranks.
+            (loss_sum * world / n_tokens.clamp(min=1)).backward()
+        loss_total += loss_sum.detach()
+    grad_norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if world > 1:
+        dist.all_reduce(loss_total)
+    return loss_total, n_tokens, counts[1], grad_norm
+
+
 class SFTRecipe:
     """The native training recipe: ``setup()`` (process group, model, data, optimizer, resume),
     ``train()`` (the whole loop), ``cleanup()``; ``cfg`` is the SFT settings, outputs go to the run folder.
@@ -201,27 +297,19 @@ class SFTRecipe:
                                            self.autocast_dtype, compile_loss=self.compiled)
         if self.compiled:
             log.info("torch.compile: %d decoder layers (compiled on the first steps)", fast.compile_layers(model))
-        model = self.loss_module
+        if tcfg["fsdp_reduce_dtype"] not in ("fp32", "bf16"):
+            raise ValueError(f"train.fsdp_reduce_dtype must be 'fp32' or 'bf16', not {tcfg['fsdp_reduce_dtype']!r}")
+        fsdp = {}
         if self.world > 1 and tcfg["parallel"] == "fsdp":
-            from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-
-            mp = MixedPrecisionPolicy(param_dtype=self.autocast_dtype, reduce_dtype=torch.float32) \
-                if self.autocast_dtype is not None else MixedPrecisionPolicy()
-            for layer in _decoder_layers(model):
-                fully_shard(layer, mp_policy=mp)
-            fully_shard(model, mp_policy=mp)
-            self.model = model
-        elif self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            self.model = DDP(model, device_ids=[local_rank] if self.device.type == "cuda" else None)
-        else:
-            self.model = model
+            fsdp = {"reshard_after_forward": bool(tcfg["fsdp_reshard_after_forward"]),
+                    "reduce_bf16": tcfg["fsdp_reduce_dtype"] == "bf16"}
+        self.model = wrap_parallel(self.loss_module, tcfg["parallel"], self.world, self.device, self.autocast_dtype,
+                                   **fsdp)
         params = [p for p in self.raw_model.parameters() if p.requires_grad]
         self.n_trainable = sum(p.numel() for p in params)
-        self.optimizer = torch.optim.AdamW(params, lr=float(tcfg["lr"]), betas=tuple(float(b) for b in tcfg["betas"]),
-                                           weight_decay=float(tcfg["weight_decay"]),
-                                           fused=tcfg["parallel"] != "fsdp" or self.world == 1)
+        self.optimizer = build_optimizer(params, float(tcfg["lr"]), tcfg["betas"], float(tcfg["weight_decay"]),
+                                         fused=self.device.type == "cuda" or tcfg["parallel"] != "fsdp"
+                                         or self.world == 1)
         self.consumed = 0  # training items (samples, or packs) taken from the stream so far
 
         # Batch geometry: global = micro * accumulation * world.
@@ -286,8 +374,6 @@ class SFTRecipe:
         the learning rate schedule, validation every ``eval_every`` steps, checkpoints every
         ``save_every`` steps, then the final model saved in the run folder.
         """
-        import torch
-        import torch.distributed as dist
         from tqdm import tqdm
 
         tcfg, model, opt = self.tcfg, self.model, self.optimizer
@@ -308,34 +394,14 @@ class SFTRecipe:
             items = self.schedule.items_at(self.consumed, int(tcfg["global_batch_size"]))
             mine = items[self.rank * self.micro * self.accum:(self.rank + 1) * self.micro * self.accum]
             micro_batches = [self.collate(mine[i:i + self.micro]) for i in range(0, len(mine), self.micro)]
-            # Normalise by the output tokens of the whole global batch (all ranks): exact under
-            # accumulation, packing and uneven lengths.
-            counts = torch.tensor([sum(int((b["targets"] != D.IGNORE).sum()) for b in micro_batches),
-                                   sum(len(ex["input_ids"]) for item in mine for ex in item)],
-                                  device=self.device, dtype=torch.float32)
-            if self.world > 1:
-                dist.all_reduce(counts)
-            n_tokens = counts[0]
-            loss_total = torch.zeros((), device=self.device)
-            for i, batch in enumerate(micro_batches):
-                last = i == len(micro_batches) - 1
-                sync_off = self.world > 1 and not last and tcfg["parallel"] != "fsdp"
-                ctx = model.no_sync() if sync_off else contextlib.nullcontext()
-                with ctx:
-                    loss_sum, _ = loss_sum_and_count(model, batch, self.device, self.autocast_dtype)
-                    # DDP / FSDP average gradients over ranks, so scale by world to get a sum over ranks.
-                    (loss_sum * self.world / n_tokens.clamp(min=1)).backward()
-                loss_total += loss_sum.detach()
-            grad_norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
-                                                       float(tcfg["grad_clip"]))
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            if self.world > 1:
-                dist.all_reduce(loss_total)
+            real = sum(len(ex["input_ids"]) for item in mine for ex in item)
+            loss_total, n_tokens, n_real, grad_norm = train_step(
+                model, opt, micro_batches, self.device, self.autocast_dtype, world=self.world,
+                parallel=tcfg["parallel"], grad_clip=float(tcfg["grad_clip"]), real_tokens=real)
             train_loss = float(loss_total / n_tokens.clamp(min=1))  # float() waits for the GPU
             train_seconds += time.time() - t_step
             self.consumed += len(items)
-            tokens_seen += int(counts[1])  # real (non-pad) tokens, all ranks
+            tokens_seen += int(n_real)  # real (non-pad) tokens, all ranks
             row = {"step": step + 1, "train_loss": train_loss, "lr": lr, "grad_norm": float(grad_norm),
                    "epoch": round(self.schedule.epoch_at(self.consumed), 4), "target_tokens": int(n_tokens),
                    "tokens_per_s": round(tokens_seen / max(1e-9, train_seconds), 1),
@@ -569,6 +635,8 @@ RESUME_ADAPTS = {
     "train.precision": "fp32 master weights either way",
     "train.parallel": "the checkpoint loads under any mode",
     "train.gradient_checkpointing": "speed / memory only",
+    "train.fsdp_reshard_after_forward": "speed / memory only",
+    "train.fsdp_reduce_dtype": "applies from the resumed step on (rounding of the gradient sum only)",
     "train.attention": "speed only (exact either way)",
     "train.loss": "speed only (exact either way)",
     "train.loss_chunk_size": "speed only",
