@@ -16,7 +16,10 @@ Two stages, so that generation (GPU) and judging (iverilog) can run on different
 ("The real job") gives the two-machine form through the device tool.
 
 Usage: python3 bench/real_job.py device --data DIR --model GGUF_OR_FOLDER --problems DIR --out DIR
-                                        [--plan base,forms-3ep,...] [--budget-s 480]
+                                        [--plan base,forms-1ep,...] [--budget-s 480] [--deadline-s S]
+                                        [--jobs N [--serial-generate]]
+       (--jobs N: N runs at once, each its own process; on one H200 six trainings at once paid 1.4x,
+       six generations at once did not finish in twice the time of one: use --serial-generate)
        python3 bench/real_job.py judge --tar FILE --problems DIR --out DIR [--workers N]
 """
 from __future__ import annotations
