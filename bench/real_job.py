@@ -16,12 +16,16 @@ Two stages, so that generation (GPU) and judging (iverilog) can run on different
 ("The real job") gives the two-machine form through the device tool.
 
 Usage: python3 bench/real_job.py device --data DIR --model GGUF_OR_FOLDER --problems DIR --out DIR
-                                        [--plan base,forms-3ep,...] [--budget-s 480]
+                                        [--plan base,forms-1ep,...] [--budget-s 480] [--deadline-s S]
+                                        [--jobs N [--serial-generate]]
+       (--jobs N: N runs at once, each its own process; on one H200 six trainings at once paid 1.4x,
+       six generations at once did not finish in twice the time of one: use --serial-generate)
        python3 bench/real_job.py judge --tar FILE --problems DIR --out DIR [--workers N]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -35,15 +39,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-FORMS3 = "[header,ports,description]"
-# name -> (epochs over the expanded rows, overrides). "base": no training.
+FORMS3 = "data.prompt_forms=[header,ports,description]"
+# name -> (epochs over the expanded rows, overrides, share of the train rows). "base": no training.
+# Every plan says train.keep_best itself, so a plan means the same whatever configs/sft_gpu.yaml's default.
 PLANS = {
-    "base": (0, []),
-    "forms-3ep": (3, [f"data.prompt_forms={FORMS3}"]),
-    "header-3ep": (3, ["data.prompt_forms=[header]"]),
-    "header-9ep": (9, ["data.prompt_forms=[header]"]),
-    "forms-1ep": (1, [f"data.prompt_forms={FORMS3}"]),
-    "forms-6ep": (6, [f"data.prompt_forms={FORMS3}"]),
+    "base": (0, [], 1.0),
+    "forms-3ep": (3, [FORMS3, "train.keep_best=false"], 1.0),
+    "forms-3ep-best": (3, [FORMS3, "train.keep_best=true"], 1.0),
+    "forms-1ep": (1, [FORMS3, "train.keep_best=false"], 1.0),
+    "forms-1ep-half": (1, [FORMS3, "train.keep_best=false"], 0.5),
+    "forms-1ep-quarter": (1, [FORMS3, "train.keep_best=false"], 0.25),
+    "forms-6ep": (6, [FORMS3, "train.keep_best=false"], 1.0),
+    "header-3ep": (3, ["data.prompt_forms=[header]", "train.keep_best=false"], 1.0),
+    "header-9ep": (9, ["data.prompt_forms=[header]", "train.keep_best=false"], 1.0),
+    "spec-1ep": (1, ["data.prompt_forms=[header,spec,description]", "train.keep_best=false"], 1.0),
+    "forms4-2ep-best": (2, ["data.prompt_forms=[header,ports,spec,description]", "train.keep_best=true"], 1.0),
 }
 EVAL_FORMS = ("header", "ports")
 
@@ -117,17 +127,113 @@ def generate_all(cfg: dict, which: str, run_dir: Path, forms=EVAL_FORMS) -> dict
     return times
 
 
+@contextlib.contextmanager
+def _generation_turn(results: Path, serial: bool):
+    """With `serial`, one generation at a time among the runs of a device job (a file lock): on
+    one H200, six concurrent generations of 356 prompts x 1,280 tokens kept the GPU 100 % busy and
+    none finished in 330 s, where one alone takes 169 s (docs/benchmarks.md, 2026-11-30 20:53)."""
+    if not serial:
+        yield
+        return
+    import fcntl
+
+    with open(results / ".generate.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def run_plan(name: str, common: list[str], results: Path, eval_forms: list[str],
+             serial_generate: bool = False) -> dict:
+    """Train plan `name` (run_sft.py train in a subprocess, log in <run>/train.log) and generate with
+    the result; returns the run's record (timings, validation curve, kept-best step)."""
+    epochs, over, share = PLANS[name]
+    run = {"epochs": epochs, "overrides": over, "train_rows_share": share}
+    run_dir = results / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = _cfg(common, over + [f"run_name={name}"])
+    if share < 1.0:
+        from sft_playbook.paths import resolve
+        from sft_playbook.sft import data as D
+
+        n = len(D.read_split(resolve(cfg["data_dir"]), cfg["level"], "train"))
+        over = over + [f"data.max_train_samples={max(1, round(share * n))}"]  # the split's first rows
+        run.update(train_rows=max(1, round(share * n)), overrides=over)
+        cfg = _cfg(common, over + [f"run_name={name}"])
+    if epochs:
+        steps, items = steps_for(cfg, epochs)
+        per_epoch = max(1, math.ceil(items / int(cfg["train"]["global_batch_size"])))
+        run.update(max_steps=steps, items_per_epoch=items)
+        train_over = over + [f"run_name={name}", f"train.max_steps={steps}",
+                             f"train.warmup_steps={max(1, steps // 20)}",
+                             f"train.eval_every={max(1, per_epoch // 4)}", f"train.save_every={steps}"]
+        t0 = time.time()
+        with open(run_dir / "train.log", "w") as fh:
+            rc = subprocess.run([sys.executable, str(ROOT / "run_sft.py"), "train", *common, *train_over,
+                                 "--config", str(ROOT / "configs/sft_gpu.yaml")], cwd=ROOT, stdout=fh,
+                                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
+        run.update(train_rc=rc, train_s=round(time.time() - t0, 1))
+        mpath = run_dir / "metrics.jsonl"
+        if mpath.is_file():
+            m = [json.loads(x) for x in mpath.read_text().splitlines()]
+            tr = [r for r in m if "step_s" in r]
+            run["val_loss"] = [(r["step"], round(r["val_loss"], 4)) for r in m if "val_loss" in r]
+            if tr:
+                run["tokens_per_s"] = tr[-1]["tokens_per_s"]
+                run["median_step_s"] = sorted(r["step_s"] for r in tr)[len(tr) // 2]
+                run["first_step_s"] = tr[0]["step_s"]
+        summ = run_dir / "train_summary.json"
+        if summ.is_file():
+            run["kept_best"] = json.loads(summ.read_text()).get("kept_best")
+        (run_dir / "run.json").write_text(json.dumps(run, indent=1) + "\n")  # kept if generation is stopped
+        if rc != 0:
+            return run
+    t0 = time.time()
+    try:
+        with _generation_turn(results, serial_generate):
+            run["generate_wait_s"] = round(time.time() - t0, 1)
+            run.update(generate_all(cfg, "finetuned" if epochs else "base", run_dir, eval_forms))
+    except Exception as exc:  # noqa: BLE001 - keep what the other runs produced
+        run["generate_error"] = f"{type(exc).__name__}: {exc}"
+    run["generate_s"] = round(time.time() - t0, 1)
+    for heavy in ("model", "checkpoints", "best"):  # weights stay on the device
+        shutil.rmtree(run_dir / heavy, ignore_errors=True)
+    return run
+
+
+def _common(a, work: Path) -> list[str]:
+    model = str(Path(a.model).resolve()) if Path(a.model).exists() else a.model  # a path, or smollm2-135m / a hub id
+    return [f"model={model}", f"model_cache={work / 'cache'}",
+            f"data_dir={Path(a.data).resolve()}", f"output_dir={work / 'results'}", "wandb.enabled=false",
+            f"evaluate.verilogeval.problems_dir={Path(a.problems).resolve()}", *a.extra]
+
+
+def one(a) -> int:
+    """One plan in its own process (device --jobs N runs N of these at once): writes <run>/run.json."""
+    work = Path(a.work)
+    run = run_plan(a.name, _common(a, work), work / "results", a.eval_forms.split(","), a.serial_generate)
+    (work / "results" / a.name / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+    print(a.name, json.dumps(run), flush=True)
+    return 0
+
+
 def device(a) -> int:
+    """Convert once, then the planned runs, `--jobs` of them at once (each its own process: a 135M
+    model leaves most of one H200 idle, in training and even more in decoding, which is bound by
+    per-step overhead). No run starts after --budget-s; runs still going at --deadline-s are
+    stopped. The bundle is rewritten after every finished run, so a killed job still returns them."""
+    import signal
+
     out, work = Path(a.out), Path(a.work)
     out.mkdir(parents=True, exist_ok=True)
     results = work / "results"
     results.mkdir(parents=True, exist_ok=True)
-    model = str(Path(a.model).resolve()) if Path(a.model).exists() else a.model  # a path, or smollm2-135m / a hub id
-    common = [f"model={model}", f"model_cache={work / 'cache'}",
-              f"data_dir={Path(a.data).resolve()}", f"output_dir={results}", "wandb.enabled=false",
-              f"evaluate.verilogeval.problems_dir={Path(a.problems).resolve()}", *a.extra]
+    common = _common(a, work)
     t_start = time.time()
-    summary = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "runs": {}, "common": common}
+    summary = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "runs": {}, "common": common,
+               "jobs": a.jobs}
     try:
         import torch
         import transformers
@@ -141,52 +247,48 @@ def device(a) -> int:
     model_dir = prepare_model(_cfg(common, []))
     summary["convert_s"] = round(time.time() - t0, 1)
     print(f"model folder {model_dir} ({summary['convert_s']} s)", flush=True)
-    for name in a.plan.split(","):
-        if time.time() - t_start > a.budget_s:
-            summary["runs"][name] = {"skipped": f"time budget {a.budget_s} s reached"}
-            print(f"{name}: skipped (budget)", flush=True)
-            continue
-        epochs, over = PLANS[name]
-        run = {"epochs": epochs, "overrides": over}
-        run_dir = results / name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfg = _cfg(common, over + [f"run_name={name}"])
-        if epochs:
-            steps, items = steps_for(cfg, epochs)
-            run.update(max_steps=steps, items_per_epoch=items)
-            train_over = over + [f"run_name={name}", f"train.max_steps={steps}",
-                                 f"train.warmup_steps={max(1, steps // 20)}",
-                                 f"train.eval_every={max(1, steps // 4)}", f"train.save_every={steps}"]
-            t0 = time.time()
-            with open(run_dir / "train.log", "w") as fh:
-                rc = subprocess.run([sys.executable, str(ROOT / "run_sft.py"), "train", *common, *train_over,
-                                     "--config", str(ROOT / "configs/sft_gpu.yaml")], cwd=ROOT, stdout=fh,
-                                    stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
-            run.update(train_rc=rc, train_s=round(time.time() - t0, 1))
-            mpath = run_dir / "metrics.jsonl"
-            if mpath.is_file():
-                m = [json.loads(x) for x in mpath.read_text().splitlines()]
-                tr = [r for r in m if "step_s" in r]
-                run["val_loss"] = [(r["step"], round(r["val_loss"], 4)) for r in m if "val_loss" in r]
-                if tr:
-                    run["tokens_per_s"] = tr[-1]["tokens_per_s"]
-                    run["median_step_s"] = sorted(r["step_s"] for r in tr)[len(tr) // 2]
-                    run["first_step_s"] = tr[0]["step_s"]
-            if rc != 0:
-                summary["runs"][name] = run
-                print(name, json.dumps(run), flush=True)
+    todo, running = list(a.plan.split(",")), {}
+    for name in todo:
+        if name not in PLANS:
+            raise SystemExit(f"--plan: unknown run {name!r} (known: {', '.join(PLANS)})")
+    args = ["--data", a.data, "--model", a.model, "--problems", a.problems, "--work", str(work),
+            "--eval-forms", a.eval_forms, *(["--serial-generate"] if a.serial_generate else []), "--extra", *a.extra]
+    while todo or running:
+        now = time.time() - t_start
+        while todo and len(running) < a.jobs:
+            name = todo.pop(0)
+            if now > a.budget_s:
+                summary["runs"][name] = {"skipped": f"time budget {a.budget_s} s reached"}
+                print(f"{name}: skipped (budget)", flush=True)
                 continue
-        t0 = time.time()
-        try:
-            run.update(generate_all(cfg, "finetuned" if epochs else "base", run_dir, a.eval_forms.split(",")))
-        except Exception as exc:  # noqa: BLE001 - keep what the other runs produced
-            run["generate_error"] = f"{type(exc).__name__}: {exc}"
-        run["generate_s"] = round(time.time() - t0, 1)
-        summary["runs"][name] = run
-        print(name, json.dumps(run), flush=True)
-        shutil.rmtree(run_dir / "model", ignore_errors=True)  # weights stay on the device
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        _bundle(summary, t_start, results, out)  # after every run: a killed job still returns what ran
+            log = open(results / f"{name}.job.log", "w")  # noqa: SIM115 - closed when the run ends
+            running[name] = (subprocess.Popen([sys.executable, __file__, "one", name, *args], cwd=ROOT, stdout=log,
+                                              stderr=subprocess.STDOUT, start_new_session=True,
+                                              env={**os.environ, "PYTHONUNBUFFERED": "1"}), log, time.time())
+            print(f"{name}: started at {now:.0f} s", flush=True)
+        time.sleep(1)
+        late = a.deadline_s and time.time() - t_start > a.deadline_s
+        if late:
+            todo.clear()
+            for proc, _, _ in running.values():  # all at once, then one bundle
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+        finished = False
+        for name, (proc, log, t_run) in list(running.items()):
+            if (proc.wait() if late else proc.poll()) is None:
+                continue
+            log.close()
+            rj = results / name / "run.json"  # after training (a stopped run keeps its training record)
+            run = json.loads(rj.read_text()) if rj.is_file() else {}
+            if proc.returncode != 0:
+                run["failed"] = f"exit code {proc.returncode}" + (" (stopped at --deadline-s)" if late else "")
+            run["wall_s"] = round(time.time() - t_run, 1)
+            summary["runs"][name] = run
+            del running[name]
+            print(name, json.dumps(run), flush=True)
+            finished = True
+        if finished:
+            _bundle(summary, t_start, results, out)
     _bundle(summary, t_start, results, out)
     print(json.dumps(summary, indent=1), flush=True)
     return 0
@@ -239,17 +341,19 @@ def judge(a) -> int:
         print(name, json.dumps(entry), flush=True)
     (out / "real_job_report.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = ["| run | epochs | steps | train s | VerilogEval compile | VerilogEval pass@1 | held-out compile (header) "
-             "| held-out pass (header) | held-out compile (ports) | held-out pass (ports) | last val loss |",
-             "| --- |" + " --- |" * 10]
+             "| held-out pass (header) | held-out compile (ports) | held-out pass (ports) | last val loss | kept best (step: val) |",
+             "| --- |" + " --- |" * 11]
     for name, r in report["runs"].items():
         ve = r.get("verilogeval", {})
         h, pt = r.get("heldout_header", {}), r.get("heldout_ports", {})
+        kb = r.get("kept_best")
+        kept = f"{kb['step']}: {kb['val_loss']:.4f}" if kb else ""
         pct = lambda x: "" if x is None else f"{100 * x:.1f} %"  # noqa: E731
         lines.append(f"| {name} | {r.get('epochs', '')} | {r.get('max_steps', '')} | {r.get('train_s', '')} | "
                      f"{pct(ve.get('compile_rate'))} | {pct(ve.get('pass_at_k', {}).get('pass@1'))} | "
                      f"{pct(h.get('compile_rate'))} | {pct(h.get('functional_pass_rate'))} | "
                      f"{pct(pt.get('compile_rate'))} | {pct(pt.get('functional_pass_rate'))} | "
-                     f"{r['val_loss'][-1][1] if r.get('val_loss') else ''} |")
+                     f"{r['val_loss'][-1][1] if r.get('val_loss') else ''} | {kept} |")
     (out / "real_job_report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
@@ -264,10 +368,20 @@ def main() -> int:
     d.add_argument("--problems", required=True, help="VerilogEval v2 spec-to-rtl folder")
     d.add_argument("--out", required=True)
     d.add_argument("--work", default="/tmp/real_job")
-    d.add_argument("--plan", default="base,forms-3ep,header-3ep,header-9ep", help=f"runs, of: {', '.join(PLANS)}")
+    d.add_argument("--plan", default="base,forms-1ep,header-3ep", help=f"runs, of: {', '.join(PLANS)}")
     d.add_argument("--budget-s", type=float, default=480.0, help="start no new run after this many seconds")
+    d.add_argument("--deadline-s", type=float, default=0.0, help="stop runs still going after this many seconds (0: never)")
+    d.add_argument("--jobs", type=int, default=1, help="runs at once (separate processes on the one GPU)")
+    d.add_argument("--serial-generate", action="store_true",
+                   help="with --jobs: trainings at once, generations one at a time")
     d.add_argument("--eval-forms", default=",".join(EVAL_FORMS), help="prompt forms of the held-out generation")
     d.add_argument("--extra", nargs="*", default=[], help="more key=value overrides for every run")
+    o = sub.add_parser("one", help="one plan (used by device --jobs)")
+    o.add_argument("name", choices=sorted(PLANS))
+    for arg in ("--data", "--model", "--problems", "--work", "--eval-forms"):
+        o.add_argument(arg, required=True)
+    o.add_argument("--serial-generate", action="store_true")
+    o.add_argument("--extra", nargs="*", default=[])
     j = sub.add_parser("judge")
     j.add_argument("--tar", required=True)
     j.add_argument("--problems", required=True)
@@ -275,7 +389,7 @@ def main() -> int:
     j.add_argument("--workers", type=int, default=2)
     a = ap.parse_args()
     os.environ.setdefault("WANDB_MODE", "disabled")
-    return device(a) if a.stage == "device" else judge(a)
+    return {"device": device, "one": one, "judge": judge}[a.stage](a)
 
 
 if __name__ == "__main__":

@@ -50,9 +50,10 @@ TRAIN_METHODS = ("full", "lora")
 PRECISIONS = ("auto", "fp32", "bf16")
 PARALLELS = ("ddp", "fsdp")
 ATTENTIONS = ("sdpa", "varlen")
+FSDP_REDUCE_DTYPES = ("fp32", "bf16")
 LOSSES = ("full", "chunked")
 PROMPT_TEMPLATES = ("chat", "plain")
-PROMPT_FORMS = ("header", "ports", "description")
+PROMPT_FORMS = ("header", "ports", "description", "spec")
 OVERLENGTH = ("drop", "truncate")
 PACK_STRATEGIES = ("next_fit", "best_fit")
 PREDICT_MODELS = ("base", "finetuned")
@@ -417,6 +418,11 @@ class TrainSettings(Section):
     loss_chunk_size: int = F(2048, "rows per chunk for loss=chunked", ge=1)
     compile: bool = F(False, "torch.compile each decoder layer")
     threads: int | None = F(None, "CPU threads (null: PyTorch's default)", ge=1)
+    keep_best: bool = F(False, "the final model is the step of the lowest validation loss (kept in <run>/best/; native backend)")
+    fsdp_reshard_after_forward: bool = F(False, "FSDP2: free each layer's gathered weights after its forward "
+                                         "(true: less memory, one more all-gather per layer in backward)")
+    fsdp_reduce_dtype: Literal[FSDP_REDUCE_DTYPES] = F("fp32", "FSDP2 gradient reduce-scatter dtype: fp32, or bf16 "
+                                                       "(half the bytes, bf16 rounding of the sum)")
 
     @model_validator(mode="after")
     def _betas_in_range(self) -> TrainSettings:

@@ -173,8 +173,26 @@ def test_ports_form_missing_when_ports_unreadable_and_counted():
     rows, stats = D.expand_forms([bad, ROWS[0]], ["header", "ports"])
     assert [r["id"] for r in rows] == ["c", "a", "a#ports"]
     assert stats["no_ports_form"] == 1 and stats["form_ports"] == 1 and stats["form_header"] == 2
-    with pytest.raises(D.DataError, match="unknown form 'spec'"):
-        D.expand_forms([bad], ["spec"])
+    with pytest.raises(D.DataError, match="unknown form 'interface'"):
+        D.expand_forms([bad], ["interface"])
+    rows, stats = D.expand_forms([bad, ROWS[0]], ["spec"])
+    assert [r["id"] for r in rows] == ["a#spec"] and stats["no_spec_form"] == 1
+
+
+def test_spec_form_asks_as_the_verilogeval_runner_does_with_the_rows_own_module():
+    """The 'spec' form: upstream's interface wording and the runner's Question / Answer text around
+    the row's own module name, ports and description (format only, no benchmark content)."""
+    from sft_playbook.evaluate.verilogeval import NO_EXPLAIN_SUFFIX, build_prompt
+
+    s = D.form_input(ROWS[1], "spec")
+    body = ("I would like you to implement a module named and_w with the following\ninterface. All input and "
+            "output ports are one bit unless otherwise\nspecified.\nParameters: W = 8.\n\n"
+            " - input  a (W bits)\n - input  b (W bits)\n - output y (W bits)\n\n")
+    assert s.startswith("\nQuestion:\n" + body) and s.endswith(NO_EXPLAIN_SUFFIX + "\n\nAnswer:\n")
+    assert s == build_prompt(D.form_input(ROWS[1], "ports").replace(
+        "Write a Verilog module named and_w with the following ports (one bit unless a width is given).",
+        body.split("\nParameters")[0]), shots=0, include_system=False)
+    assert "TopModule" not in s and "Module header:" not in s
 
 
 def test_row_without_header_keeps_its_input_in_header_form():

@@ -296,3 +296,36 @@ def test_resume_keeps_the_new_optimizer_settings(sft_cfg, tmp_path, caplog, lega
     finally:
         r.cleanup()
     assert "train.betas changed from [0.9, 0.95] to [0.8, 0.99]" in caplog.text
+
+
+@pytest.mark.parametrize("mode", ["keep_best", "keep_best_resumed", "off"])
+def test_keep_best_makes_the_lowest_validation_step_the_final_model(sft_cfg, tmp_path, monkeypatch, mode):
+    """train.keep_best: validation losses scripted 1.0 (step 0), 0.5 (step 3), 0.9 (step 6): the final
+    model is step 3's weights (also when the run stopped at step 3 and resumed); off: step 6's."""
+    import torch
+    from safetensors.torch import load_file
+
+    from sft_playbook.sft.recipe import SFTRecipe
+
+    losses = iter([1.0, 0.5, 0.9])
+    monkeypatch.setattr(SFTRecipe, "validate", lambda self: next(losses))
+    cfg = copy.deepcopy(sft_cfg)
+    cfg["train"].update(keep_best=mode != "off", keep_checkpoints=2)
+    if mode == "keep_best_resumed":
+        cfg["train"]["stop_at_step"] = 3
+        assert main(cfg, ["train"]) == 0
+        cfg["train"]["stop_at_step"], cfg["resume"] = None, True
+    assert main(cfg, ["train"]) == 0
+    run = tmp_path / "results" / "tiny"
+    final = load_file(run / "model/model.safetensors")
+    want = load_file(run / f"checkpoints/step_00000{6 if mode == 'off' else 3}/model.safetensors")
+    other = load_file(run / f"checkpoints/step_00000{3 if mode == 'off' else 6}/model.safetensors")
+    assert final.keys() == want.keys()
+    assert all(torch.equal(final[k], want[k]) for k in final)
+    assert not all(torch.equal(final[k], other[k]) for k in final)
+    kept = json.loads((run / "train_summary.json").read_text())["kept_best"]
+    if mode == "off":
+        assert kept is None
+    else:
+        assert kept == {"step": 3, "val_loss": 0.5, "last_val_loss": 0.9}
+        assert json.loads((run / "best/best.json").read_text()) == {"step": 3, "val_loss": 0.5}

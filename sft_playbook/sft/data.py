@@ -133,6 +133,10 @@ def text_ids(tokenizer, prompt: str) -> list[int]:
 #   header       the curated input: description + "Module header:" + header (wrapper residue removed)
 #   ports        "Write a Verilog module named N with these ports ..." + a port list + description
 #   description  the description alone (the model writes the header too)
+#   spec         the ports form in VerilogEval's question format: upstream's interface wording ("I would
+#                like you to implement a module named N with the following interface ...") inside the
+#                runner's Question / Answer text (`evaluate.verilogeval.build_prompt`, 0 shots). The
+#                format only: no benchmark problem's content. The answer stays the plain module.
 HEADER_MARK = "Module header:"
 _WRAPPER_RE = re.compile(r"<<\s*/?\s*SYS\s*>>|\[/?INST\]|</?s>")
 
@@ -157,8 +161,13 @@ def _width(rng: str) -> str:
     return f"bits {rng}"
 
 
-def ports_prompt(description: str, header: str, code: str) -> str | None:
+SPEC_INTRO = ("I would like you to implement a module named {name} with the following\ninterface. All input "
+              "and output ports are one bit unless otherwise\nspecified.")
+
+
+def ports_prompt(description: str, header: str, code: str, intro: str | None = None) -> str | None:
     """The 'ports' form: module name, parameters and a port list in prose, then the description.
+    intro: another first sentence ({name} = the module's name; `SPEC_INTRO` for the 'spec' form).
     None when the module's ports cannot be read (see `evaluate.vparse`)."""
     from ..evaluate.vparse import parse_modules
 
@@ -169,7 +178,8 @@ def ports_prompt(description: str, header: str, code: str) -> str | None:
     if not mods or not mods[0].ports or mods[0].unsupported:
         return None
     mod = mods[0]
-    lines = [f"Write a Verilog module named {mod.name} with the following ports (one bit unless a width is given)."]
+    lines = [intro.format(name=mod.name) if intro else
+             f"Write a Verilog module named {mod.name} with the following ports (one bit unless a width is given)."]
     if mod.params:
         lines.append("Parameters: " + ", ".join(f"{n} = {v}" if v else n for n, v in mod.params) + ".")
     lines.append("")
@@ -190,6 +200,11 @@ def form_input(row: dict, form: str) -> str | None:
         return None
     if form == "description":
         return desc
+    if form == "spec":
+        from ..evaluate.verilogeval import build_prompt as question
+
+        text = ports_prompt(desc, header, row["output"], SPEC_INTRO) if header else None
+        return question(text, shots=0, include_system=False) if text else None
     return ports_prompt(desc, header, row["output"]) if header else None
 
 

@@ -25,7 +25,7 @@ from ..cli import run_steps
 from ..config import ConfigError, dump_config
 from ..io import require_free_bytes, write_text_atomic
 from ..paths import discard_checkpoints, resolve, run_dir
-from ..settings import SftSettings, build
+from ..settings import FSDP_REDUCE_DTYPES, SftSettings, build
 from . import data as D
 from . import fast
 from .model import ModelError, attention_name, load_model, load_tokenizer, prepare_model
@@ -297,7 +297,7 @@ class SFTRecipe:
                                            self.autocast_dtype, compile_loss=self.compiled)
         if self.compiled:
             log.info("torch.compile: %d decoder layers (compiled on the first steps)", fast.compile_layers(model))
-        if tcfg["fsdp_reduce_dtype"] not in ("fp32", "bf16"):
+        if tcfg["fsdp_reduce_dtype"] not in FSDP_REDUCE_DTYPES:
             raise ValueError(f"train.fsdp_reduce_dtype must be 'fp32' or 'bf16', not {tcfg['fsdp_reduce_dtype']!r}")
         fsdp = {}
         if self.world > 1 and tcfg["parallel"] == "fsdp":
@@ -381,6 +381,8 @@ class SFTRecipe:
         stop_at = int(tcfg["stop_at_step"]) if tcfg["stop_at_step"] is not None else max_steps
         if self.start_step == 0:
             self.tracker.log({"step": 0, "val_loss": self.validate()})
+        self.best = self._read_best() if self.start_step else self._clear_best()
+        self.last_val = None
         train_seconds, tokens_seen = 0.0, 0  # time in forward/backward/step only (no validation, no saving)
         bar = tqdm(range(self.start_step, min(max_steps, stop_at)), desc="train", disable=not self.is_main,
                    initial=self.start_step, total=max_steps)
@@ -407,8 +409,10 @@ class SFTRecipe:
                    "tokens_per_s": round(tokens_seen / max(1e-9, train_seconds), 1),
                    "step_s": round(time.time() - t_step, 4)}
             if eval_every and ((step + 1) % eval_every == 0 or step + 1 == max_steps):
-                row["val_loss"] = self.validate()
+                row["val_loss"] = self.last_val = self.validate()
             self.tracker.log(row)
+            if "val_loss" in row and tcfg["keep_best"]:
+                self.keep_if_best(step + 1, row["val_loss"])
             bar.set_postfix(loss=f"{train_loss:.3f}", lr=f"{lr:.2e}",
                             **({"val": f"{row['val_loss']:.3f}"} if "val_loss" in row else {}))
             if (save_every and (step + 1) % save_every == 0) or step + 1 == max_steps or step + 1 == stop_at:
@@ -559,10 +563,57 @@ class SFTRecipe:
                         self.tcfg["global_batch_size"], self.consumed, self.schedule.epoch_at(self.consumed))
         return step
 
+    # ------------------------------------------------------ keep the best weights (train.keep_best)
+    def _read_best(self) -> dict | None:
+        f = self.out / "best" / "best.json"
+        return json.loads(f.read_text()) if f.is_file() else None
+
+    def _clear_best(self) -> None:
+        if self.is_main:
+            shutil.rmtree(self.out / "best", ignore_errors=True)  # a former run's, not this one's
+
+    def keep_if_best(self, step: int, val_loss: float) -> None:
+        """train.keep_best: after a validation, the trainable weights of the lowest validation loss
+        so far (steps >= 1; step 0 is the untrained model) go to <run>/best/ (weights.safetensors, full
+        fp32 tensors keyed by parameter name, and best.json {step, val_loss}); `save_final` makes them
+        the final model. Collective under DDP / FSDP (every rank sees the same all-reduced loss)."""
+        import torch.distributed as dist
+        from safetensors.torch import save_file
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        if self.best is not None and self.best["val_loss"] <= val_loss:
+            return
+        self.best = {"step": step, "val_loss": val_loss}
+        sd = get_model_state_dict(self.raw_model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if self.is_main:
+            names = {n for n, p in self.raw_model.named_parameters() if p.requires_grad}  # tied weights once
+            sd = {k: v.contiguous() for k, v in sd.items() if k in names}
+            self._atomic_dir(self.out / "best", lambda d: (save_file(sd, str(d / "weights.safetensors")),
+                                                           write_text_atomic(d / "best.json", json.dumps(self.best) + "\n")))
+        if self.world > 1:
+            dist.barrier()
+
+    def restore_best(self, last_val: float | None) -> dict | None:
+        """The kept best weights back into the model when they beat the last validation (None: nothing
+        restored); returns {step, val_loss, last_val_loss} of what the final model is."""
+        from safetensors.torch import load_file
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        best = self.best
+        if best is None or (last_val is not None and last_val <= best["val_loss"]):
+            return None
+        sd = load_file(str(self.out / "best" / "weights.safetensors"))
+        set_model_state_dict(self.raw_model, sd, options=StateDictOptions(full_state_dict=True, strict=False))
+        log.info("train.keep_best: final model = step %d (validation loss %.4f; last step's %s)", best["step"],
+                 best["val_loss"], "n/a" if last_val is None else f"{last_val:.4f}")
+        return dict(best, last_val_loss=last_val)
+
     def save_final(self) -> None:
-        """results/<run>/model: a HF checkpoint transformers loads offline (LoRA: adapter/ and, if asked, merged)."""
+        """results/<run>/model: a HF checkpoint transformers loads offline (LoRA: adapter/ and, if asked, merged).
+        train.keep_best: the weights of the lowest validation loss (see `keep_if_best`)."""
         import torch.distributed as dist
 
+        kept = self.restore_best(self.last_val) if self.tcfg["keep_best"] else None
         model_sd, _ = self._full_state()
         if self.is_main:
             if self.tcfg["method"] == "lora":
@@ -580,8 +631,8 @@ class SFTRecipe:
             write_text_atomic(self.out / "train_summary.json", json.dumps({
                 "model_dir": str(self.model_dir), "trainable_params": self.n_trainable, "world_size": self.world,
                 "data": self.data_stats, "max_steps": int(self.tcfg["max_steps"]), "attention": self.attention,
-                "train_items_per_epoch": self.schedule.items_per_epoch, "train_items_consumed": self.consumed},
-                indent=2) + "\n")
+                "train_items_per_epoch": self.schedule.items_per_epoch, "train_items_consumed": self.consumed,
+                "kept_best": kept}, indent=2) + "\n")
             from .tracking import plot_metrics
 
             plot_metrics(self.out / "metrics.jsonl", self.out / "training.png",
@@ -645,6 +696,7 @@ RESUME_ADAPTS = {
     "train.eval_every": "bookkeeping only",
     "train.save_every": "bookkeeping only",
     "train.keep_checkpoints": "bookkeeping only",
+    "train.keep_best": "final output only (the best so far is kept in <run>/best/)",
     "train.stop_at_step": "bookkeeping only",
     "data.max_val_samples": "validation only",
     "lora.dropout": "no trained state",
