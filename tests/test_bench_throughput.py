@@ -85,8 +85,9 @@ def test_run_ours_steps_through_recipe_train_step(monkeypatch):
     assert row["step_fn"] == "sft_playbook.sft.recipe.train_step" and row["real_tokens"] > 0
 
 
-def test_fsdp_reduce_dtype_is_checked(sft_cfg):
-    """A bad train.fsdp_reduce_dtype stops the run with one line naming the key, also on one process."""
+def test_fsdp_reduce_dtype_is_checked(sft_cfg, caplog):
+    """A bad train.fsdp_reduce_dtype stops the run before any work with one line naming the key,
+    also on one process (the typed settings check it: exit code 2)."""
     cfg = dict(sft_cfg, train=dict(sft_cfg["train"], fsdp_reduce_dtype="fp16"))
-    with pytest.raises(ValueError, match="train.fsdp_reduce_dtype must be 'fp32' or 'bf16', not 'fp16'"):
-        R.main(cfg, ["train"])
+    assert R.main(cfg, ["train"]) == 2
+    assert "train.fsdp_reduce_dtype: must be one of fp32, bf16; got 'fp16'" in caplog.text

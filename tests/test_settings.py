@@ -142,7 +142,7 @@ def test_a_value_out_of_range_is_one_line(kind, override, want):
     ("sft", "train.precision=fp16", "train.precision: must be one of auto, fp32, bf16; got 'fp16'"),
     ("sft", "data.overlength=cut", "data.overlength: must be one of drop, truncate; got 'cut'"),
     ("sft", "data.pack_strategy=first_fit", "data.pack_strategy: must be one of next_fit, best_fit; got 'first_fit'"),
-    ("sft", "data.prompt_forms=[header, prose]", "data.prompt_forms: must be one of header, ports, description; got 'prose'"),
+    ("sft", "data.prompt_forms=[header, prose]", "data.prompt_forms: must be one of header, ports, description, spec; got 'prose'"),
     ("sft", "predict.models=[base, tuned]", "predict.models: must be one of base, finetuned; got 'tuned'"),
     ("sft", "predict.split=dev", "predict.split: must be one of train, validation, test; got 'dev'"),
     ("sft", "nemo.predict_with=vllm", "nemo.predict_with: must be one of nemo, hf; got 'vllm'"),

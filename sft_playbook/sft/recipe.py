@@ -25,7 +25,7 @@ from ..cli import run_steps
 from ..config import ConfigError, dump_config
 from ..io import require_free_bytes, write_text_atomic
 from ..paths import discard_checkpoints, resolve, run_dir
-from ..settings import FSDP_REDUCE_DTYPES, SftSettings, build
+from ..settings import SftSettings, build
 from . import data as D
 from . import fast
 from .model import ModelError, attention_name, load_model, load_tokenizer, prepare_model
@@ -297,8 +297,6 @@ class SFTRecipe:
                                            self.autocast_dtype, compile_loss=self.compiled)
         if self.compiled:
             log.info("torch.compile: %d decoder layers (compiled on the first steps)", fast.compile_layers(model))
-        if tcfg["fsdp_reduce_dtype"] not in FSDP_REDUCE_DTYPES:
-            raise ValueError(f"train.fsdp_reduce_dtype must be 'fp32' or 'bf16', not {tcfg['fsdp_reduce_dtype']!r}")
         fsdp = {}
         if self.world > 1 and tcfg["parallel"] == "fsdp":
             fsdp = {"reshard_after_forward": bool(tcfg["fsdp_reshard_after_forward"]),
