@@ -31,10 +31,12 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from ..settings import EXACT_NORMALIZE, MINHASH_BACKENDS, SHINGLES
+from ..settings import EXACT_NORMALIZE, MINHASH_BACKENDS, SHINGLES, ExactDedupSettings, FuzzyDedupSettings
 from .base import Stage, _as_str
 from .minhash import MinHasher, jaccard, shingles
 from .textutil import collapse_spaces, normalized_code
+
+_X, _F = ExactDedupSettings(), FuzzyDedupSettings()  # the constructors' defaults are the settings'
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ class ExactDedup(Stage):
     is_global = True
     keys_on_workers = True
 
-    def __init__(self, field: str = "code", normalize: str = "code") -> None:
+    def __init__(self, field: str = "code", normalize: str = _X.normalize) -> None:
         super().__init__(field=field, normalize=normalize)
         if normalize not in EXACT_NORMALIZE:
             raise ValueError(f"exact_dedup.normalize: must be one of {', '.join(EXACT_NORMALIZE)}, got {normalize!r}")
@@ -163,9 +165,10 @@ class FuzzyDedup(Stage):
     is_global = True
     keys_on_workers = True
 
-    def __init__(self, field: str = "code", shingle: str = "tokens", ngram: int = 5, num_perm: int = 160,
-                 bands: int = 20, rows: int = 8, threshold: float = 0.8, seed: int = 42,
-                 normalize_identifiers: bool = True, backend: str = "auto", max_bucket: int = 64) -> None:
+    def __init__(self, field: str = "code", shingle: str = _F.shingle, ngram: int = _F.ngram,
+                 num_perm: int = _F.num_perm, bands: int = _F.bands, rows: int = _F.rows,
+                 threshold: float = _F.threshold, seed: int = 42, normalize_identifiers: bool = _F.normalize_identifiers,
+                 backend: str = _F.backend, max_bucket: int = _F.max_bucket) -> None:
         super().__init__(field=field, shingle=shingle, ngram=ngram, num_perm=num_perm, bands=bands, rows=rows,
                          threshold=threshold, seed=seed, normalize_identifiers=normalize_identifiers,
                          backend=backend, max_bucket=max_bucket)
