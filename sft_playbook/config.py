@@ -16,15 +16,30 @@ checks across keys) are built from the result, once, before any work.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import yaml
 
+from .io import InputError, read_text
+
 
 class ConfigError(ValueError):
     """A config file or an override is wrong; the message names the file, line or key."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 numbers: ``5e-5`` and ``1E3`` are floats (YAML 1.1, which
+    PyYAML follows, reads them as text; the learning rate is usually written so)."""
+
+
+_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -35,9 +50,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"config file not found: {path}" + (" (it is a folder)" if path.is_dir() else ""))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = read_text(path)
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -107,7 +126,11 @@ _KIND = [(bool, "true or false"), (int, "an integer"), (float, "a number"), (str
 def _typed(key: str, old: Any, value: Any, raw: str) -> Any:
     """`value` checked against the type of `old` (the value it replaces); ConfigError when it
     does not fit. An integral float for an integer becomes an int (``1e3`` -> 1000); a number or
-    true/false given for a text is kept as the text typed."""
+    true/false given for a text is kept as the text typed, and so is any text that YAML would read as
+    something else (``Q: {input}``, ``### A``, ``x # y``); a quoted text (``'a b'``) loses its quotes."""
+    if isinstance(old, str) and not (isinstance(value, str) and value == raw.strip()):
+        quoted = len(raw.strip()) >= 2 and raw.strip()[0] == raw.strip()[-1] and raw.strip()[0] in "'\""
+        return value if quoted and isinstance(value, str) else raw.strip()  # '#', ':', '{' are text here
     if old is None or value is None:
         return value
     want = next(name for typ, name in _KIND if isinstance(old, typ)) if isinstance(old, tuple(t for t, _ in _KIND)) else None

@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .config import ConfigError, load_config
 from .io import ON_BAD_LINE
@@ -182,6 +183,12 @@ class WordCountSettings(StageSection):
     min_words: int = F(5, "fewer words in a description: dropped", ge=0)
     max_words: int = F(1500, "more words in a description: dropped", ge=1)
 
+    @model_validator(mode="after")
+    def _range(self) -> WordCountSettings:
+        if self.min_words > self.max_words:
+            raise ValueError(f"min_words: {self.min_words} is above max_words ({self.max_words}): every row would be dropped")
+        return self
+
 
 class UrlShareSettings(StageSection):
     """``rules.url_share:`` (``curate.filters.UrlShare``)."""
@@ -202,6 +209,12 @@ class LineCountSettings(StageSection):
 
     min_lines: int = F(3, "fewer code lines: dropped", ge=0)
     max_lines: int = F(1500, "more code lines: dropped", ge=1)
+
+    @model_validator(mode="after")
+    def _range(self) -> LineCountSettings:
+        if self.min_lines > self.max_lines:
+            raise ValueError(f"min_lines: {self.min_lines} is above max_lines ({self.max_lines}): every row would be dropped")
+        return self
 
 
 class LongestLineSettings(StageSection):
@@ -551,6 +564,13 @@ class SftSettings(Root):
     level: Text = F("high_level", "description level trained on (high_level, detailed or block)")
     output_dir: Text = F("results", "runs live in <output_dir>/<run_name>/")
     run_name: Text = F("smollm2-135m-cpu", "this run's folder name")
+
+    @field_validator("run_name")
+    @classmethod
+    def _one_folder(cls, v: str) -> str:
+        if not v.strip() or v.strip() in (".", "..") or "/" in v or "\\" in v:
+            raise ValueError(f"must be one folder name inside output_dir (not empty, no '/', not '.' or '..'); got {v!r}")
+        return v
     seed: int = F(42, "seed of the data order and initialisation")
     resume: bool = F(False, "true: continue from the last checkpoint of this run")
     data: DataSettings = _sub(DataSettings, "prompt format and lengths")
@@ -564,7 +584,7 @@ class SftSettings(Root):
     @model_validator(mode="after")
     def _batch_geometry(self) -> SftSettings:
         t, world = self.train, processes()
-        if t.global_batch_size % (t.micro_batch_size * world):
+        if self.backend != "nemo" and t.global_batch_size % (t.micro_batch_size * world):  # NeMo: nemo.* sizes
             raise ValueError(f"train.global_batch_size: {t.global_batch_size} is not micro_batch_size x accumulation x "
                              f"processes ({t.micro_batch_size} x N x {world}); use a multiple of "
                              f"{t.micro_batch_size * world}")
@@ -694,6 +714,9 @@ def _one_line(exc: ValidationError) -> str:
     kind, ctx, value = e["type"], e.get("ctx") or {}, e.get("input")
     if kind == "value_error":                # our own model validators: the message names its keys
         msg = str(ctx.get("error", e["msg"]))
+        if key and not msg.startswith(key):  # a section's or a field's own validator: name the key in full
+            head = re.match(r"(\w+): ", msg)
+            msg = f"{key}.{msg}" if head and head.group(1) != loc[-1] else f"{key}: {msg}"
     elif kind == "extra_forbidden":
         parent = loc[:-1]
         model = _model_at(exc.title, parent)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -340,3 +341,56 @@ def test_an_override_may_set_a_declared_key_the_file_leaves_out(tmp_path):
     assert s.rules.compiles.enabled is False
     r = _cli("run_sft.py", "--config", str(tmp_path / "sft.yaml"), "--print-config", "train.loss_chunk_size=512")
     assert r.returncode == 0 and yaml.safe_load(r.stdout)["train"]["loss_chunk_size"] == 512, r.stderr
+
+
+# -- found by the adversarial review of the settings layer ---------------------------------------------
+@pytest.mark.parametrize("typed", ["### Q {input} ### A", "Q: {input}", "Q {input} # A", "{input}", "[{input}]",
+                                   "'Q {input}'"])
+def test_a_text_override_is_kept_as_typed(typed):
+    """Text that YAML would read as a comment, a mapping, a flow set or a list stays the text typed;
+    a quoted text loses its quotes."""
+    got = load_settings("sft", REPO_ROOT / CONFIGS["sft"], [f"data.plain_template={typed}"]).data.plain_template
+    assert got == (typed[1:-1] if typed.startswith("'") else typed)
+
+
+@pytest.mark.parametrize("written,value", [("5e-5", 5e-5), ("2E-5", 2e-5), ("1e-4", 1e-4), ("+3.0e-4", 3e-4)])
+def test_scientific_notation_in_a_config_file_is_a_number(tmp_path, written, value):
+    (tmp_path / "c.yaml").write_text(f"train:\n  lr: {written}\n")
+    assert load_settings("sft", tmp_path / "c.yaml", []).train.lr == pytest.approx(value)
+
+
+@pytest.mark.parametrize("data,want", [(b"\xff\xfetrain:\n", "c.yaml:1: not valid UTF-8 (byte 0xff"),
+                                       (b"train:\n  lr: 0.1\n  x: caf\xe9\n", "c.yaml:3: not valid UTF-8"),
+                                       (b"\xef\xbb\xbftrain:\n  lr: 0.5\n", None)])
+def test_a_config_file_with_bad_bytes_is_one_line_and_a_bom_is_fine(tmp_path, data, want):
+    (tmp_path / "c.yaml").write_bytes(data)
+    if want is None:
+        assert load_settings("sft", tmp_path / "c.yaml", []).train.lr == 0.5
+    else:
+        with pytest.raises(ConfigError, match=re.escape(want)):
+            load_settings("sft", tmp_path / "c.yaml", [])
+
+
+@pytest.mark.parametrize("name", ["", "   ", "/tmp", "../..", "a/b", ".", "..", "a\\b"])
+def test_run_name_is_one_folder_inside_output_dir(name):
+    assert _error("sft", f"run_name={name}").startswith("run_name: must be one folder name")
+
+
+@pytest.mark.parametrize("kind,overrides,want", [
+    ("curate", ["rules.word_count.min_words=2000"], "rules.word_count.min_words: 2000 is above max_words (1500)"),
+    ("curate", ["rules.line_count.min_lines=5000"], "rules.line_count.min_lines: 5000 is above max_lines (1500)"),
+])
+def test_a_range_that_drops_every_row_is_refused(kind, overrides, want):
+    assert _error(kind, *overrides).startswith(want)
+
+
+def test_nemo_runs_are_checked_with_nemo_batch_sizes_not_the_native_ones():
+    s = load_settings("sft", REPO_ROOT / CONFIGS["sft"], ["backend=nemo", "train.micro_batch_size=3",
+                                                         "nemo.micro_batch_size=2", "nemo.global_batch_size=8"])
+    assert s.nemo_geometry()["global_batch_size"] == 8
+    assert _error("sft", "train.micro_batch_size=3").startswith("train.global_batch_size: 4 is not")
+
+
+def test_the_run_folder_of_a_config_without_run_name_uses_the_one_default(tmp_path):
+    from sft_playbook.paths import derived_run_name
+    assert derived_run_name({}, {}) == SftSettings.model_fields["run_name"].default
