@@ -261,7 +261,7 @@ class Compiles(Stage):
             return check_verilog(code, compile_check, stds, flags, timeout, self.index)
 
         # iverilog runs in subprocesses: a few threads keep the cores busy while one waits
-        with ThreadPoolExecutor(max(1, int(self.config.get("threads", 1)))) as pool:
+        with ThreadPoolExecutor(max(1, int(self.config["threads"]))) as pool:
             verdicts = list(pool.map(check, df["code"]))
         ok = {"ok", "ok_with_submodules", "unresolved_submodule"}
         df["verilog_std"] = pd.Series([standard_label(v.standard) if v.status in ok else "" for v in verdicts],
