@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .settings import SftSettings
 
 REPO_ROOT = Path(os.environ.get("SFT_PLAYBOOK_ROOT", Path(__file__).resolve().parent.parent))
 
@@ -82,6 +81,8 @@ def derived_run_name(file_cfg: dict[str, Any], cfg: dict[str, Any]) -> str:
     of a torchrun job, and every later step of the same command line, finds the same folder).
     Longer than MAX_RUN_NAME characters: `<run_name>_<10 hex digits of sha1 of the changes>`.
     """
+    from .settings import SftSettings  # here, not at the top: the container launcher is stdlib-only
+
     base = str(file_cfg.get("run_name", SftSettings.model_fields["run_name"].default))
     changes = config_changes(file_cfg, cfg)
     if not changes:

@@ -49,7 +49,6 @@ BASE = {"timeout_s": 20, "train": {"max_steps": 10, "lr": 1e-4, "bf16": True, "m
     ("train.lr=[1]", "train.lr: expected a number, got '[1]'"),
     ("train.bf16=maybe", "train.bf16: expected true or false, got 'maybe'"),
     ("train.bf16=1", "train.bf16: expected true or false, got '1'"),
-    ("train.method=[a, b]", "train.method: expected a text, got '[a, b]'"),
     ("train.betas=0.9", "train.betas: expected a list, got '0.9'"),
     ("train.opt=3", "train.opt: expected a section (key: value mapping), got '3'"),
     ("timeout_s=soon", "timeout_s: expected a number, got 'soon'"),
@@ -58,6 +57,12 @@ def test_override_of_the_wrong_type_is_one_clear_error(override, message):
     with pytest.raises(ConfigError) as exc:
         apply_overrides(BASE, [override])
     assert str(exc.value) == message
+
+
+def test_a_text_override_is_kept_as_typed_even_when_it_looks_like_yaml():
+    """`[a, b]` given for a text stays the text `[a, b]`; the typed settings then judge it."""
+    assert apply_overrides(BASE, ["train.method=[a, b]"])["train"]["method"] == "[a, b]"
+    assert apply_overrides(BASE, ["train.method=a # b: {c"])["train"]["method"] == "a # b: {c"
 
 
 def test_overrides_of_the_right_type_are_kept():

@@ -137,6 +137,7 @@ def test_a_value_out_of_range_is_one_line(kind, override, want):
 @pytest.mark.parametrize("kind,override,want", [
     ("sft", "backend=magic", "backend: must be one of native, nemo; got 'magic'"),
     ("sft", "train.method=ful", "train.method: must be one of full, lora; got 'ful'"),
+    ("sft", "train.method=[full, lora]", "train.method: must be one of full, lora; got '[full, lora]'"),
     ("sft", "train.attention=flash", "train.attention: must be one of sdpa, varlen; got 'flash'"),
     ("sft", "train.loss=fused", "train.loss: must be one of full, chunked; got 'fused'"),
     ("sft", "train.parallel=zero3", "train.parallel: must be one of ddp, fsdp; got 'zero3'"),
