@@ -75,7 +75,12 @@ KEYS = tuple(f.name for f in fields(Settings))
 
 
 def describe(settings: Settings) -> str:
-    """Every setting with its help and, where it differs, its default (one per line)."""
+    """Every setting with its help and, where it differs, its default (one per line).
+
+    Returns:
+        One line per field of ``Settings``, ``name: 'value'  # help`` plus `` (default: ...)`` where the
+        value is not the default (``docker_args`` shown shell-quoted), joined by newlines, no trailing one.
+    """
     out = []
     for f in fields(Settings):
         value = getattr(settings, f.name)
@@ -100,6 +105,18 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     missing there takes ``Settings``' default.
 
     ``SFT_PLAYBOOK_CONTAINER_MODE`` and ``SFT_PLAYBOOK_CONTAINER_IMAGE`` override the file.
+
+    Args:
+        path: ``configs/container.yaml``; a missing file gives the defaults (plus the overrides).
+        env: the environment to read the overrides from; ``None`` for ``os.environ``.
+
+    Returns:
+        The checked settings; ``docker_args`` split with ``shlex``, an empty ``gpus`` taken as the default.
+
+    Raises:
+        ContainerError: a line is not ``key: value`` at column 0, a key is unknown, a value is not a
+            plain scalar (``[``, ``{``, ``|`` ...), the mode is not auto/always/never, or the image is
+            empty (``file:line`` or the overriding variable named).
     """
     env = os.environ if env is None else env
     values: dict[str, str] = {}
@@ -133,7 +150,15 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
 
 
 def split_flags(args: Sequence[str]) -> tuple[set[str], list[str]]:
-    """Separate the launcher's own flags from the arguments that are forwarded to the script."""
+    """Separate the launcher's own flags from the arguments that are forwarded to the script.
+
+    Returns:
+        ``(ours, forwarded)``: the set of the launcher flags present (``--container``,
+        ``--no-container``, ``--dry-run``) and the other arguments in their order.
+
+    Raises:
+        ContainerError: both ``--container`` and ``--no-container`` are given.
+    """
     ours = {a for a in args if a in FLAGS}
     if {"--container", "--no-container"} <= ours:
         raise ContainerError("--container and --no-container contradict each other; give one")
@@ -143,7 +168,11 @@ def split_flags(args: Sequence[str]) -> tuple[set[str], list[str]]:
 # ----- detection ---------------------------------------------------------------------------------
 
 def inside_container(env: Mapping[str, str], exists: Callable[[str], bool] = os.path.exists) -> bool:
-    """The same test as scripts/bootstrap.sh's _bs_in_nemo_container."""
+    """The same test as scripts/bootstrap.sh's _bs_in_nemo_container.
+
+    Returns:
+        True when ``SFT_PLAYBOOK_CONTAINER=1``, ``/opt/NeMo`` exists or ``NEMO_VERSION`` is set non-empty.
+    """
     return env.get("SFT_PLAYBOOK_CONTAINER") == "1" or exists("/opt/NeMo") or bool(env.get("NEMO_VERSION"))
 
 
@@ -162,7 +191,12 @@ class Probe:
     runs_ok: Callable[[list[str]], bool] = _runs_ok
 
     def docker(self) -> tuple[bool, str]:
-        """Whether Docker can be used here: (True, reason), or (False, what is missing and how to fix it)."""
+        """Whether Docker can be used here: (True, reason), or (False, what is missing and how to fix it).
+
+        Returns:
+            ``(ok, reason)``: False when ``docker`` is not on PATH or ``docker info`` fails (or takes
+            over 15 s), with a one-line reason saying what to fix.
+        """
         if not self.which("docker"):
             return False, "no 'docker' command on PATH"
         if not self.runs_ok(["docker", "info"]):
@@ -170,7 +204,11 @@ class Probe:
         return True, "Docker is available"
 
     def gpu(self) -> tuple[bool, str]:
-        """Whether an NVIDIA GPU is visible (``nvidia-smi -L`` lists one): (ok, one-line reason)."""
+        """Whether an NVIDIA GPU is visible (``nvidia-smi -L`` lists one): (ok, one-line reason).
+
+        Returns:
+            ``(ok, reason)``: False when ``nvidia-smi`` is not on PATH or ``nvidia-smi -L`` fails.
+        """
         if not self.which("nvidia-smi"):
             return False, "no NVIDIA driver ('nvidia-smi' not found)"
         if not self.runs_ok(["nvidia-smi", "-L"]):
@@ -231,7 +269,14 @@ def decide(flags: set[str], settings: Settings, env: Mapping[str, str], probe: P
 # ----- the command -------------------------------------------------------------------------------
 
 def _token_file_values(repo_root: Path) -> dict[str, str]:
-    """token.env's values (``secrets.parse_token_env``, the one parser); {} without the file."""
+    """token.env's values (``secrets.parse_token_env``, the one parser); {} without the file.
+
+    Returns:
+        Variable name -> value for every line of ``<repo_root>/token.env`` (not only PASSED_ENV names).
+
+    Raises:
+        ContainerError: a line is malformed (``TokenFileError``'s message: file:line, never the value).
+    """
     token_file = repo_root / "token.env"
     if not token_file.is_file():
         return {}
@@ -242,7 +287,14 @@ def _token_file_values(repo_root: Path) -> dict[str, str]:
 
 
 def token_names(repo_root: Path, env: Mapping[str, str]) -> list[str]:
-    """Names (never values) of PASSED_ENV set in the environment or with a value in token.env."""
+    """Names (never values) of PASSED_ENV set in the environment or with a value in token.env.
+
+    Returns:
+        The names, sorted alphabetically, each once.
+
+    Raises:
+        ContainerError: ``<repo_root>/token.env`` has a malformed line (the message names file:line).
+    """
     names = {k for k in PASSED_ENV if env.get(k)}
     names |= {k for k, v in _token_file_values(repo_root).items() if k in PASSED_ENV and v}
     return sorted(names)
@@ -251,6 +303,9 @@ def token_names(repo_root: Path, env: Mapping[str, str]) -> list[str]:
 def host_hf_cache(settings: Settings, repo_root: Path) -> Path:
     """The host folder mounted as the container's Hugging Face cache: ``settings.hf_cache`` with ``~``
     expanded, relative paths taken from ``repo_root``.
+
+    Returns:
+        An absolute path (not created here; ``main`` creates it before ``docker run``).
     """
     path = Path(os.path.expanduser(settings.hf_cache))
     return path if path.is_absolute() else repo_root.resolve() / path
@@ -258,7 +313,16 @@ def host_hf_cache(settings: Settings, repo_root: Path) -> Path:
 
 def build_command(script: str, args: Sequence[str], settings: Settings, repo_root: Path,
                   env: Mapping[str, str], tty: bool = False) -> list[str]:
-    """The exact ``docker run`` argv that runs ``bash <script> <args>`` in the container."""
+    """The exact ``docker run`` argv that runs ``bash <script> <args>`` in the container.
+
+    Returns:
+        The argv list: ``docker run --gpus ... --rm [-it]``, the repository and Hugging Face cache
+        mounts, ``-e NAME`` for each passed secret (names only, never values), ``docker_args``, then
+        ``<image> bash <script> <args...>``.
+
+    Raises:
+        ContainerError: ``<repo_root>/token.env`` has a malformed line.
+    """
     repo_root = repo_root.resolve()
     hf_cache = host_hf_cache(settings, repo_root)
     cmd = ["docker", "run", "--gpus", settings.gpus, "--ipc=host", "--ulimit", "memlock=-1",
@@ -277,7 +341,14 @@ def build_command(script: str, args: Sequence[str], settings: Settings, repo_roo
 
 
 def child_env(repo_root: Path, env: Mapping[str, str]) -> dict[str, str]:
-    """docker's own environment: ours plus token.env's values (for the ``-e NAME`` flags)."""
+    """docker's own environment: ours plus token.env's values (for the ``-e NAME`` flags).
+
+    Returns:
+        A copy of ``env`` plus each PASSED_ENV value from token.env that ``env`` does not set (non-empty).
+
+    Raises:
+        ContainerError: ``<repo_root>/token.env`` has a malformed line.
+    """
     out = dict(env)
     for key, value in _token_file_values(repo_root).items():
         if key in PASSED_ENV and value and not out.get(key):
@@ -292,7 +363,13 @@ def _say(message: str) -> None:
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
          probe: Probe | None = None, repo_root: Path | None = None,
          runner: Callable[[list[str], dict[str, str]], int] | None = None) -> int:
-    """``container_launch.py SCRIPT [args...]``; returns the docker exit code, or NOT_LAUNCHED."""
+    """``container_launch.py SCRIPT [args...]``; returns the docker exit code, or NOT_LAUNCHED.
+
+    Returns:
+        The process exit code: ``NOT_LAUNCHED`` (200) when the script should run here; 0 after
+        ``--dry-run``; 2 for a usage or settings error (printed as one ``ERROR:`` line); 130 on
+        Ctrl-C; otherwise docker's exit code (200 from inside is turned into 1).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     env = dict(os.environ if env is None else env)
     probe = probe or Probe()

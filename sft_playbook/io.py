@@ -76,6 +76,9 @@ def decode_utf8(data: bytes, where: str, *, line_start: int = 1) -> str:
     column (in characters, 1-based) of the first invalid byte:
     ``<where>:<line>: not valid UTF-8 (byte 0xff at column 3)``.
 
+    Returns:
+        The decoded text, without the BOM (a BOM is removed only at the very start of ``data``).
+
     Raises:
         InputError: ``data`` is not valid UTF-8 (``where:line`` and column named).
     """
@@ -95,6 +98,9 @@ def read_text(path: str | Path) -> str:
     """The whole file as text: UTF-8, a leading BOM dropped; ``InputError`` (file:line) on bad bytes
     or when the file cannot be read.
 
+    Returns:
+        The file's full content, decoded as UTF-8, without a leading BOM (line endings as stored).
+
     Raises:
         InputError: the file cannot be read or is not valid UTF-8.
     """
@@ -108,6 +114,9 @@ def read_text(path: str | Path) -> str:
 
 def read_json(path: str | Path) -> Any:
     """One JSON document (BOM accepted); ``InputError`` with file:line on bad bytes or JSON.
+
+    Returns:
+        The parsed document as ``json.loads`` gives it: a dict, list, str, int, float, bool or None.
 
     Raises:
         InputError: the file cannot be read, is not valid UTF-8 or not valid JSON.
@@ -185,6 +194,11 @@ def jsonl_line_starts(path: str | Path, every: int = 1) -> tuple[int, list[int]]
     (lines end at b"\\n"; a last line without one counts). A cheap pass (no decoding) that lets
     several readers share one file through ``iter_jsonl(byte_range=...)``.
 
+    Returns:
+        ``(n_lines, starts)``: the number of lines (blank ones included) and the 0-based byte offsets
+        of every ``every``-th line start, beginning with 0 for line 1 (``ceil(n_lines / every)``
+        offsets; an empty file gives ``(0, [])``).
+
     Raises:
         InputError: the file cannot be read.
     """
@@ -205,7 +219,16 @@ def jsonl_line_starts(path: str | Path, every: int = 1) -> tuple[int, list[int]]
 
 
 def read_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | None = None) -> list[dict[str, Any]]:
-    """All JSON objects of a jsonl file, in order (see ``iter_jsonl`` for errors and skipping)."""
+    """All JSON objects of a jsonl file, in order (see ``iter_jsonl`` for errors and skipping).
+
+    Returns:
+        One dict per non-blank line, in file order; with ``on_bad_line="skip"`` the bad lines are
+        left out (and counted in ``bad``).
+
+    Raises:
+        ValueError: ``on_bad_line`` is not ``error`` or ``skip``.
+        InputError: the file cannot be opened, or a bad line with ``on_bad_line=error``.
+    """
     return [row for _, row in iter_jsonl(path, on_bad_line=on_bad_line, bad=bad)]
 
 
@@ -223,7 +246,13 @@ def _cause(exc: OSError) -> str:
 
 
 def output_error(exc: OSError, path: str | Path) -> OutputError:
-    """``OutputError`` with one line: ``<cause> writing <path>``."""
+    """``OutputError`` with one line: ``<cause> writing <path>``.
+
+    Returns:
+        A new ``OutputError`` (not raised) carrying ``exc.errno``, the message
+        ``"<cause> writing <path>"`` (cause e.g. ``no space left on device``, ``permission denied``)
+        and ``filename=str(path)``.
+    """
     err = OutputError(exc.errno, f"{_cause(exc)} writing {path}")
     err.filename = str(path)
     return err
@@ -234,9 +263,12 @@ def write_chunks_atomic(path: str | Path, chunks: Iterable[bytes]) -> int:
     returns the bytes written. On any error the temporary file is removed, the old file (if any)
     is untouched, and ``OutputError`` ("no space left on device writing <path>") is raised.
 
+    Returns:
+        The number of bytes written (the sum of ``len(chunk)``), i.e. the new file's size.
+
     Raises:
         OutputError: the file cannot be written (disk full, read-only, ...); nothing is left behind.
-    """
+    """  # noqa: DOC501 - raised through the factory output_error(), which ruff takes for the exception's name
     path = Path(path)
     tmp = None
     n = 0
@@ -274,13 +306,21 @@ _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 def _json_dumps(obj: Any, **kw: Any) -> str:
     """``json.dumps(obj, ensure_ascii=False)``, with lone surrogates (``"\\ud800"`` read from a
     JSON file or made by a model; they have no UTF-8 form) written as JSON escapes: valid UTF-8,
-    read back as the same string. Outside string literals JSON has no such characters."""
+    read back as the same string. Outside string literals JSON has no such characters.
+
+    Returns:
+        The JSON text, with non-ASCII characters as themselves and lone surrogates as ``\\uXXXX`` escapes.
+    """
     text = json.dumps(obj, ensure_ascii=False, **kw)
     return _SURROGATE_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def jsonl_text(rows: Iterable[dict[str, Any]]) -> str:
-    """One ``json.dumps(row, ensure_ascii=False)`` line per row (lone surrogates escaped)."""
+    """One ``json.dumps(row, ensure_ascii=False)`` line per row (lone surrogates escaped).
+
+    Returns:
+        The jsonl text: each row on one line ending in ``"\\n"``; ``""`` for no rows.
+    """
     return "".join(_json_dumps(r) + "\n" for r in rows)
 
 
@@ -304,9 +344,15 @@ def replace_dir_atomic(target: str | Path, *, keep: Iterable[str] = ()) -> Itera
     block did not write them (e.g. files produced by another step). The swap is two renames in the
     same folder; between them ``target`` is briefly absent, never half-written.
 
+    Yields:
+        The staging folder (an empty ``Path`` beside ``target``, named ``.<target name>.new.<random>``)
+        into which the block writes the outputs; it becomes ``target`` when the block ends without error.
+
     Raises:
-        OutputError: the folder set cannot be written or swapped in; ``target`` is unchanged.
-    """
+        OutputError: the folder set cannot be written or swapped in; ``target`` is unchanged. A write
+            inside the block that failed with ``OutputError`` is re-raised naming the file's path
+            under ``target`` rather than under the staging folder.
+    """  # noqa: DOC501 - raised through the factory output_error(), which ruff takes for the exception's name
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -369,7 +415,11 @@ def require_free_bytes(path: str | Path, need: int, what: str) -> None:
 
 def free_bytes(path: str | Path) -> int:
     """Bytes free for an unprivileged writer on the file system holding ``path`` (or its nearest
-    existing parent)."""
+    existing parent).
+
+    Returns:
+        Free space in bytes (``f_bavail * f_frsize`` of ``os.statvfs``; blocks reserved for root excluded).
+    """
     p = Path(path).resolve()
     while not p.exists() and p != p.parent:
         p = p.parent

@@ -35,7 +35,12 @@ MAX_RUN_NAME = 96
 
 
 def resolve(path: str | os.PathLike) -> Path:
-    """Absolute paths stay as they are; relative ones are taken from the repository root."""
+    """Absolute paths stay as they are; relative ones are taken from the repository root.
+
+    Returns:
+        ``path`` with ``~`` expanded; absolute as given, else ``REPO_ROOT / path`` (not resolved:
+        symlinks and ``..`` are kept, and the path need not exist).
+    """
     p = Path(path).expanduser()
     return p if p.is_absolute() else REPO_ROOT / p
 
@@ -43,7 +48,11 @@ def resolve(path: str | os.PathLike) -> Path:
 def run_dir(settings: Any) -> Path:
     """`<output_dir>/<run_name>` (absolute) of the SFT settings (``settings.SftSettings``, or an SFT
     config mapping): the folder of one run. THE place that names it (train, predict, evaluate,
-    the NeMo backend and the plan all ask here)."""
+    the NeMo backend and the plan all ask here).
+
+    Returns:
+        ``resolve(output_dir) / run_name``, whether or not the folder exists yet.
+    """
     return resolve(settings["output_dir"]) / str(settings["run_name"])
 
 
@@ -61,7 +70,13 @@ def _neutral(key: str) -> bool:
 
 
 def config_changes(file_cfg: dict[str, Any], cfg: dict[str, Any]) -> list[tuple[str, Any]]:
-    """[(dotted key, new value)] where cfg differs from file_cfg, run-neutral keys left out, in cfg's order."""
+    """[(dotted key, new value)] where cfg differs from file_cfg, run-neutral keys left out, in cfg's order.
+
+    Returns:
+        ``(dotted key, value in cfg)`` for each leaf key that ``cfg`` adds or changes, in ``cfg``'s
+        order, then ``(dotted key, None)`` for each leaf key of ``file_cfg`` that ``cfg`` lacks.
+        Keys under ``RUN_NEUTRAL_KEYS`` are left out; ``[]`` when the configs train the same model.
+    """
     before, after = _flatten(file_cfg), _flatten(cfg)
     return [(k, v) for k, v in after.items() if not _neutral(k) and (k not in before or before[k] != v)] + \
         [(k, None) for k in before if k not in after and not _neutral(k)]
@@ -80,6 +95,10 @@ def derived_run_name(file_cfg: dict[str, Any], cfg: dict[str, Any]) -> str:
     The key is its last dotted part unless two changed keys share it. Deterministic (every rank
     of a torchrun job, and every later step of the same command line, finds the same folder).
     Longer than MAX_RUN_NAME characters: `<run_name>_<10 hex digits of sha1 of the changes>`.
+
+    Returns:
+        The run folder's name, e.g. ``smollm2-135m-cpu_method-lora_max_steps-3``; the file's own
+        ``run_name`` (or the settings' default) unchanged when nothing but run-neutral keys differ.
     """
     from .settings import SftSettings  # here, not at the top: the container launcher is stdlib-only
 

@@ -58,7 +58,16 @@ def parse_token_env(path: Path) -> dict[str, str]:
 def load_token_env(path: str | Path | None = None) -> list[str]:
     """Export token.env's non-empty values that the environment does not already set.
 
-    Returns the names (never the values) that are now available.
+    Args:
+        path: the token file; ``None`` for ``<repo root>/token.env``. A missing file is not an error.
+
+    Returns:
+        The names (never the values) among ``HF_TOKEN``, ``WANDB_API_KEY``, ``WANDB_PROJECT`` and
+        ``HF_ENDPOINT`` that are now set to a non-empty value, whether they came from the environment
+        or from the file, in that order.
+
+    Raises:
+        TokenFileError: a line of the file is malformed (see ``parse_token_env``).
     """
     path = Path(path) if path is not None else REPO_ROOT / "token.env"
     if path.is_file():
@@ -71,7 +80,12 @@ def load_token_env(path: str | Path | None = None) -> list[str]:
 
 
 def redact(text: str) -> str:
-    """Replace any secret value that appears in text (for error messages and logs)."""
+    """Replace any secret value that appears in text (for error messages and logs).
+
+    Returns:
+        ``text`` with each occurrence of the current ``HF_TOKEN`` / ``WANDB_API_KEY`` value replaced by
+        ``<HF_TOKEN>`` / ``<WANDB_API_KEY>`` (values shorter than 4 characters are left alone).
+    """
     for key in SECRET_KEYS:
         value = os.environ.get(key)
         if value and len(value) >= 4:
