@@ -116,7 +116,12 @@ def _limits(cpu_s: int, mem_bytes: int, file_bytes: int, nproc: int | None):
 
 def _clean_env(workdir: str) -> dict[str, str]:
     """Only what the tools need: no tokens, keys or the caller's variables. Temporary files
-    (iverilog's ivrl*) go to the job folder: TMPDIR and TMP are both read by iverilog."""
+    (iverilog's ivrl*) go to the job folder: TMPDIR and TMP are both read by iverilog.
+
+    Returns:
+        A new environment: the caller's ``PATH``, ``HOME``/``TMPDIR``/``TMP``/``TEMP`` = ``workdir``,
+        ``LANG``/``LC_ALL`` = ``C.UTF-8``; nothing else.
+    """
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": workdir,
@@ -130,7 +135,12 @@ def _clean_env(workdir: str) -> dict[str, str]:
 
 def _read_capped(path: Path, cap: int, tail: bool = False) -> tuple[str, bool]:
     """At most `cap` bytes of a file: its beginning, or its end when `tail` (a simulation's verdict
-    is printed last, after whatever a candidate printed)."""
+    is printed last, after whatever a candidate printed).
+
+    Returns:
+        ``(text, truncated)``: at most ``cap`` bytes decoded as UTF-8 (bad bytes replaced), and
+        whether the file was longer than ``cap`` bytes.
+    """
     size = path.stat().st_size
     with open(path, "rb") as fh:
         if tail and size > cap:
@@ -172,7 +182,16 @@ def _wanted() -> str:
 def isolation() -> str:
     """``"bwrap"`` or ``"rlimits-only"``: what `run_sandboxed` uses in this process. The first call
     probes bubblewrap once (a few ms); under auto, a failed probe logs ONE warning and falls back.
-    Raises SandboxUnavailable when bwrap is required (SFTPB_SANDBOX=bwrap) and does not work."""
+    Raises SandboxUnavailable when bwrap is required (SFTPB_SANDBOX=bwrap) and does not work.
+
+    Returns:
+        ``"bwrap"`` or ``"rlimits-only"``; the probe's answer is kept until ``set_isolation`` is called.
+
+    Raises:
+        SandboxUnavailable: bwrap is required (``SFTPB_SANDBOX=bwrap`` or ``set_isolation("bwrap")``)
+            and the probe job fails.
+        ValueError: ``SFTPB_SANDBOX`` holds a value other than auto, bwrap or rlimits-only.
+    """
     return _resolve()["isolation"]  # type: ignore[return-value]
 
 
@@ -206,7 +225,12 @@ def _resolve() -> dict[str, object]:
 
 
 def _probe_bwrap(drop_uid: bool) -> str:
-    """'' when a bwrap job runs and works here, else why not (one line)."""
+    """'' when a bwrap job runs and works here, else why not (one line).
+
+    Returns:
+        ``""`` when the probe job copied a file and printed ``probe-ok``; else a reason of at most
+        200 characters (bwrap missing, the OSError, or the first line of the job's output).
+    """
     if not _bwrap():
         return "bwrap not found on PATH"
     try:
@@ -234,7 +258,12 @@ def job_dir(prefix: str = "sftpb-job-") -> Path:
     (``<tmp>/sftpb-jobs-<pid>-XXXX``, mode 0711: others may pass through, not list). The parent
     is removed when the process exits; parents left by a process that no longer runs (killed, or
     crashed: their job folders may belong to per-job user ids) are removed when the first job
-    folder of a later process is made."""
+    folder of a later process is made.
+
+    Returns:
+        A new, empty folder ``<tmp>/sftpb-jobs-<pid>-XXXX/<prefix>XXXX`` (mode 0700, from
+        ``tempfile.mkdtemp``); the caller removes it, or it goes with its parent at process exit.
+    """
     root = tempfile.gettempdir()
     with _parent_lock:
         parent = _parents.get(root)
@@ -301,7 +330,20 @@ def run_sandboxed(
     tool reads ONCE, through a named pipe of that name in the job folder (never a file): once the
     tool has read it to the end, opening it again blocks (until the timeout), so what runs inside
     the tool (a simulated design) cannot read it back. Raises ValueError for a file name that
-    leaves the job folder, SandboxUnavailable when bwrap is required but not usable."""
+    leaves the job folder, SandboxUnavailable when bwrap is required but not usable.
+
+    Returns:
+        What the command did: ``returncode`` (None after the timeout; ``-N`` when killed by signal N,
+        also under bwrap), stdout and stderr (at most ``output_cap`` bytes each, UTF-8 with bad bytes
+        replaced), ``timed_out``, ``truncated`` (output over the cap, or the file-size limit hit),
+        ``seconds`` (wall-clock time of the tool) and ``isolation`` used.
+
+    Raises:
+        ValueError: a name in ``files`` leads outside the job folder, a name in ``streams`` is not a
+            plain name in it, or ``SFTPB_SANDBOX`` holds an unknown mode.
+        SandboxUnavailable: bwrap is required (``SFTPB_SANDBOX=bwrap``) but does not work here.
+        OSError: the job folder or its files cannot be written.
+    """
     state = _resolve()
     use_bwrap = state["isolation"] == BWRAP
     if outputs is None:
@@ -457,7 +499,11 @@ def encode_source(text: str) -> bytes:
     """Source text as the bytes a tool reads: UTF-8; a lone surrogate (``\\ud800``, which has no
     UTF-8 form) becomes ``?`` rather than an exception. Verilog has no use for such characters: in
     a comment or string the replacement changes nothing the judge looks at, elsewhere the code is
-    invalid either way and still fails to compile."""
+    invalid either way and still fails to compile.
+
+    Returns:
+        The UTF-8 bytes of ``text``, each lone surrogate written as ``b"?"`` (no BOM added).
+    """
     return text.encode("utf-8", errors="replace")
 
 
@@ -493,7 +539,11 @@ def _unblock_fifo(path: Path, writer: threading.Thread) -> None:
 def _reachable_by_others(path: Path) -> bool:
     """Every folder above `path` can be traversed by any user (bwrap, started under the job's own
     user id, must reach the bind sources). Else the job runs under bwrap as the caller (no per-job
-    process limit)."""
+    process limit).
+
+    Returns:
+        True when every parent folder of ``path`` has the "others may execute" bit (``o+x``).
+    """
     return all(p.stat().st_mode & 0o001 for p in path.parents)
 
 
@@ -515,7 +565,12 @@ def _kill_namespace(info_r: int) -> None:
 
 def _tool_reachable_by_others(argv: Sequence[str]) -> bool:
     """The tool and the folders above it can be read by any user (e.g. not a conda prefix under
-    /root), so it still runs under the job's own user id."""
+    /root), so it still runs under the job's own user id.
+
+    Returns:
+        True when the tool (symlinks followed) is readable or executable by others and every folder
+        above it is ``o+x``; also True when ``argv[0]`` is not found on PATH.
+    """
     tool = shutil.which(argv[0]) if argv else None
     if not tool:
         return True   # not found: the run reports that itself
@@ -525,7 +580,11 @@ def _tool_reachable_by_others(argv: Sequence[str]) -> bool:
 
 def _bwrap_argv(argv: list[str], wd: Path, disk_bytes: int, outputs: list[str], info_fd: int) -> list[str]:
     """bwrap command line: OS program folders read-only, private /tmp and job folder (tmpfs),
-    the job folder's files read-only, its outputs read-write, no network, new PID namespace."""
+    the job folder's files read-only, its outputs read-write, no network, new PID namespace.
+
+    Returns:
+        The full argv: ``bwrap <options> --chdir <wd> -- <argv...>``.
+    """
     cmd = [_bwrap(), "--unshare-all", "--die-with-parent", "--new-session", "--info-fd", str(info_fd)]
     bound: list[str] = []
     for d in _SYSTEM_DIRS:
@@ -563,19 +622,32 @@ def _bwrap() -> str | None:
 @functools.lru_cache(maxsize=1)
 def _prlimit() -> str | None:
     """util-linux prlimit, when present: it sets the limits and execs the tool, which is safe from
-    threads (a preexec_fn is not) and lets Python spawn with vfork (cheap from a large process)."""
+    threads (a preexec_fn is not) and lets Python spawn with vfork (cheap from a large process).
+
+    Returns:
+        The path of ``prlimit`` on PATH, or None (then the limits are set in a ``preexec_fn``).
+    """
     return shutil.which("prlimit")
 
 
 @functools.lru_cache(maxsize=1)
 def iverilog_available() -> bool:
-    """True when both ``iverilog`` and ``vvp`` are on PATH."""
+    """True when both ``iverilog`` and ``vvp`` are on PATH.
+
+    Returns:
+        Whether both programs were found (checked once per process, then cached).
+    """
     return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
 
 
 @functools.lru_cache(maxsize=1)
 def iverilog_version() -> tuple[int, int] | None:
-    """(major, minor) of the installed Icarus Verilog, or None."""
+    """(major, minor) of the installed Icarus Verilog, or None.
+
+    Returns:
+        ``(major, minor)`` parsed from ``iverilog -V`` (e.g. ``(12, 0)``); None when iverilog or vvp is
+        not on PATH or no ``version X.Y`` appears in its output. Cached for the process.
+    """
     if not iverilog_available():
         return None
     proc = subprocess.run(["iverilog", "-V"], capture_output=True, text=True, timeout=30)
@@ -586,7 +658,16 @@ def iverilog_version() -> tuple[int, int] | None:
 def compile_check(code: str, *, flags: Sequence[str] = ("-g2012",), timeout_s: float = 20.0,
                   top: str | None = None) -> SandboxResult:
     """Compile (parse + elaborate) one Verilog source with iverilog in the sandbox; nothing is
-    simulated, nothing is kept."""
+    simulated, nothing is kept.
+
+    Returns:
+        The sandboxed run of ``iverilog <flags> -o design.vvp [-s top] design.sv``: ``ok`` when the
+        source compiled, iverilog's error messages (capped at 256 KiB) in ``stderr``, ``timed_out``
+        after ``timeout_s`` seconds.
+
+    Raises:
+        SandboxUnavailable: bwrap is required (``SFTPB_SANDBOX=bwrap``) but does not work here.
+    """
     argv = ["iverilog", *flags, "-o", "design.vvp"]
     if top:
         argv += ["-s", top]
