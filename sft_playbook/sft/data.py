@@ -38,7 +38,11 @@ class DataError(ValueError):
 
 
 def split_path(data_dir: Path, level: str, split: str) -> Path:
-    """The path of a curated split: ``<data_dir>/<level>/<split>.jsonl``."""
+    """The path of a curated split: ``<data_dir>/<level>/<split>.jsonl``.
+
+    Returns:
+        ``Path(data_dir) / level / f"{split}.jsonl"``, whether or not the file exists.
+    """
     return Path(data_dir) / level / f"{split}.jsonl"
 
 
@@ -86,7 +90,14 @@ def read_split(data_dir: Path, level: str, split: str, limit: int | None = None)
 
 def uses_chat_template(tokenizer, data_cfg: DataSettings | dict) -> bool:
     """True when prompts go through the tokenizer's chat template (``data.prompt_template: chat``
-    and the tokenizer has one). ``data_cfg``: the ``data:`` settings (a mapping is checked)."""
+    and the tokenizer has one). ``data_cfg``: the ``data:`` settings (a mapping is checked).
+
+    Returns:
+        True when ``prompt_template`` is ``chat`` and ``tokenizer.chat_template`` is set and non-empty.
+
+    Raises:
+        ConfigError: ``data_cfg`` is a mapping with a bad ``data.<key>``.
+    """
     data_cfg = as_section(DataSettings, data_cfg, "data")
     return data_cfg.prompt_template == "chat" and bool(getattr(tokenizer, "chat_template", None))
 
@@ -95,7 +106,15 @@ def build_prompt(tokenizer, text: str, data_cfg: DataSettings | dict, system: st
     """The prompt text for one description (everything before the output the model must write).
 
     system: the system message (chat templates; default `data.system_prompt`). A plain template has
-    no system slot: a given system text is put before the instruction, separated by a blank line."""
+    no system slot: a given system text is put before the instruction, separated by a blank line.
+
+    Returns:
+        The prompt as text: the chat template rendered with ``add_generation_prompt=True`` (it ends
+        with the assistant turn's opening), or ``data.plain_template`` with ``{input}`` filled in.
+
+    Raises:
+        ConfigError: ``data_cfg`` is a mapping with a bad ``data.<key>``.
+    """
     data_cfg = as_section(DataSettings, data_cfg, "data")
     system = data_cfg.system_prompt if system is None else system
     if uses_chat_template(tokenizer, data_cfg):
@@ -110,7 +129,14 @@ def prompt_ids(tokenizer, text: str, data_cfg: DataSettings | dict, system: str 
     """THE token ids of a prompt, for training (`encode_rows`) and generation (`predict`, the
     VerilogEval runner) alike: the same function, so the model sees at generation exactly the
     tokens it was trained on. A chat template's text already holds its special tokens (no extra
-    BOS); a plain prompt gets what the tokenizer adds itself (e.g. Llama's BOS)."""
+    BOS); a plain prompt gets what the tokenizer adds itself (e.g. Llama's BOS).
+
+    Returns:
+        The prompt's token ids (the prompt only: no output tokens, no EOS), as a list of ints.
+
+    Raises:
+        ConfigError: ``data_cfg`` is a mapping with a bad ``data.<key>``.
+    """
     prompt = build_prompt(tokenizer, text, data_cfg, system)
     return tokenizer(prompt, add_special_tokens=not uses_chat_template(tokenizer, data_cfg))["input_ids"]
 
@@ -119,7 +145,11 @@ def text_ids(tokenizer, prompt: str) -> list[int]:
     """Ids of an already built prompt text (for callers that hold only the text): the tokenizer's own
     special tokens (e.g. a plain prompt's BOS) are added unless the text already starts with the BOS
     token's text, as a rendered chat template does. Same ids as `prompt_ids` for the text it builds
-    with SmolLM2-, Llama- and CodeLlama-style tokenizers; `prompt_ids` is the route to prefer."""
+    with SmolLM2-, Llama- and CodeLlama-style tokenizers; `prompt_ids` is the route to prefer.
+
+    Returns:
+        The token ids of ``prompt`` as a list of ints.
+    """
     bos = getattr(tokenizer, "bos_token", None)
     return tokenizer(prompt, add_special_tokens=not (bos and prompt.startswith(bos)))["input_ids"]
 
@@ -142,7 +172,13 @@ _WRAPPER_RE = re.compile(r"<<\s*/?\s*SYS\s*>>|\[/?INST\]|</?s>")
 
 
 def split_input(text: str) -> tuple[str, str | None]:
-    """(description, header or None) of a curated input; wrapper residue (<<SYS>>, [INST], <s>) removed."""
+    """(description, header or None) of a curated input; wrapper residue (<<SYS>>, [INST], <s>) removed.
+
+    Returns:
+        ``(description, header)``: the text before the LAST ``Module header:`` (all of it when there is
+        none), wrapper tokens removed and stripped; the text after it, stripped, or None when there
+        is no mark or nothing follows it.
+    """
     desc, mark, header = text.rpartition(HEADER_MARK)
     if not mark:
         desc, header = text, None
@@ -151,7 +187,11 @@ def split_input(text: str) -> tuple[str, str | None]:
 
 
 def _width(rng: str) -> str:
-    """'[7:0]' -> '8 bits'; '[W-1:0]' -> 'W bits'; anything else as written."""
+    """'[7:0]' -> '8 bits'; '[W-1:0]' -> 'W bits'; anything else as written.
+
+    Returns:
+        ``"<n> bits"``, ``"<NAME> bits"``, or ``"bits <range as written>"`` for other ranges.
+    """
     m = re.fullmatch(r"\[\s*(\d+)\s*:\s*(\d+)\s*\]", rng)
     if m:
         return f"{abs(int(m.group(1)) - int(m.group(2))) + 1} bits"
@@ -168,7 +208,14 @@ SPEC_INTRO = ("I would like you to implement a module named {name} with the foll
 def ports_prompt(description: str, header: str, code: str, intro: str | None = None) -> str | None:
     """The 'ports' form: module name, parameters and a port list in prose, then the description.
     intro: another first sentence ({name} = the module's name; `SPEC_INTRO` for the 'spec' form).
-    None when the module's ports cannot be read (see `evaluate.vparse`)."""
+    None when the module's ports cannot be read (see `evaluate.vparse`).
+
+    Returns:
+        The prompt text: the intro line, ``Parameters: ...`` when the module has any, one
+        `` - <direction> <name> (<width>)`` line per port, a blank line, then ``description``. None when
+        the header names no module, ``code`` does not define it, it has no ports, or its ports use
+        constructs the parser does not support.
+    """
     from ..evaluate.vparse import parse_modules
 
     name_m = re.search(r"(?<![\w$`])module\s+([A-Za-z_]\w*)", header)
@@ -190,7 +237,16 @@ def ports_prompt(description: str, header: str, code: str, intro: str | None = N
 
 
 def form_input(row: dict, form: str) -> str | None:
-    """The input text of `row` in prompt form `form`, or None when the row cannot take that form."""
+    """The input text of `row` in prompt form `form`, or None when the row cannot take that form.
+
+    Returns:
+        The input text in that form. ``header`` always gives a text (the input unchanged when it has
+        no header); ``description``, ``ports`` and ``spec`` give None when the description is empty,
+        and ``ports``/``spec`` also when there is no header or its ports cannot be read.
+
+    Raises:
+        DataError: ``form`` is not one of ``PROMPT_FORMS``.
+    """
     if form not in PROMPT_FORMS:
         raise DataError(f"data.prompt_forms: unknown form {form!r} (known: {', '.join(PROMPT_FORMS)})")
     desc, header = split_input(row["input"])
@@ -210,7 +266,15 @@ def form_input(row: dict, form: str) -> str | None:
 
 def expand_forms(rows: list[dict], forms) -> tuple[list[dict], Counter]:
     """Each row once per form in `forms` (ids `<id>` for 'header', `<id>#<form>` otherwise).
-    A row that cannot take a form is counted under `no_<form>_form` and shown in its other forms."""
+    A row that cannot take a form is counted under `no_<form>_form` and shown in its other forms.
+
+    Returns:
+        ``(rows, stats)``: the expanded rows, row by row and in the order of ``forms`` within a row
+        (``forms`` empty or None means ``["header"]``), and counts ``form_<form>`` / ``no_<form>_form``.
+
+    Raises:
+        DataError: a name in ``forms`` is not one of ``PROMPT_FORMS``.
+    """
     forms = list(forms or ["header"])
     if not forms:
         raise DataError("data.prompt_forms is empty: list at least one of " + ", ".join(PROMPT_FORMS))
@@ -237,7 +301,18 @@ class Encoded:
 
 def encode_rows(rows: list[dict], tokenizer, data_cfg: DataSettings | dict, max_len: int) -> Encoded:
     """Each example: input_ids and targets (targets[i] = the token at i+1 when it is an output token, else -100).
-    ``data_cfg``: the ``data:`` settings (a mapping is checked: ConfigError naming ``data.<key>``)."""
+    ``data_cfg``: the ``data:`` settings (a mapping is checked: ConfigError naming ``data.<key>``).
+
+    Returns:
+        ``Encoded``: one example per (row, prompt form) kept, with ``input_ids`` (prompt + output +
+        EOS token ids, at most ``max_len`` tokens) and ``targets`` of the same length; ``stats`` counts
+        ``rows``, ``examples``, ``kept``, ``over_length``, ``truncated``, ``dropped_over_length``,
+        ``dropped_prompt_too_long`` (the prompt alone is ``max_len - 1`` tokens or more) and the forms.
+
+    Raises:
+        DataError: the tokenizer has no EOS token, or ``data.prompt_forms`` names an unknown form.
+        ConfigError: ``data_cfg`` is a mapping with a bad ``data.<key>``.
+    """
     data_cfg = as_section(DataSettings, data_cfg, "data")
     overlength = data_cfg.overlength
     eos = tokenizer.eos_token_id
@@ -271,7 +346,13 @@ def describe_counts(split: str, stats: dict, max_len: int, overlength: str) -> t
     """(logging level, one line) on what `encode_rows` kept of a split: used / dropped / truncated rows.
 
     A WARNING when rows were dropped or truncated, with the key that changes it. When one row
-    gives several training examples (stats["examples"] > stats["rows"]), counts are of examples."""
+    gives several training examples (stats["examples"] > stats["rows"]), counts are of examples.
+
+    Returns:
+        ``(level, text)``: ``logging.INFO`` when nothing was dropped or truncated, else
+        ``logging.WARNING``; ``text`` e.g. ``"train: 95 of 100 rows used; 5 (5 %) longer than
+        max_seq_len=2048 dropped (raise data.max_seq_len to keep them)"``.
+    """
     rows, used = int(stats.get("rows", 0)), int(stats.get("kept", 0))
     examples = int(stats.get("examples", rows))
     dropped = int(stats.get("dropped_over_length", 0)) + int(stats.get("dropped_prompt_too_long", 0))
@@ -298,6 +379,13 @@ def pack_examples(examples: list[dict], seq_len: int, strategy: str = "next_fit"
     next_fit: in the given order, a new pack when the next example does not fit.
     best_fit: in windows of `window` examples (so the shuffle still decides what trains together),
     longest first, each into the fullest pack it fits (best-fit decreasing): fewer, fuller packs.
+
+    Returns:
+        The packs, each a non-empty list of the example dicts (the same objects); every example is
+        in exactly one pack. An example longer than ``seq_len`` tokens gets a pack of its own.
+
+    Raises:
+        DataError: ``strategy`` is not one of ``PACK_STRATEGIES``.
     """
     if strategy == "best_fit":
         out: list[list[dict]] = []
@@ -335,13 +423,13 @@ def pack_examples(examples: list[dict], seq_len: int, strategy: str = "next_fit"
 def collate(items: list[list[dict]], pad_id: int, packed: bool, additive_mask: bool = False):
     """items: a micro-batch; each item is a list of examples (one example unless packed).
 
-    Returns input_ids, targets, position_ids and an attention mask: 2D padding mask when every
-    item is one example, 4D block-diagonal causal bool mask (True = may attend) when packed
-    (additive_mask: as float32 0 / -inf instead, what eager attention adds to its scores).
-
-    Shapes, with B = len(items) and T the longest item in tokens (right-padded with ``pad_id``,
-    targets -100 there): ``input_ids``, ``targets``, ``position_ids`` (B, T) int64;
-    ``attention_mask`` (B, T) int64 1/0, or (B, 1, T, T) bool / float32 when packed.
+    Returns:
+        A dict of CPU tensors, with B = len(items) and T the longest item in tokens (right-padded
+        with ``pad_id``, targets -100 there): ``input_ids``, ``targets`` and ``position_ids``
+        (B, T) int64 (positions restart at 0 for every example of a pack, and for the padding);
+        ``attention_mask``: a 2D padding mask (B, T) int64 1/0 when not packed, else a 4D
+        block-diagonal causal mask (B, 1, T, T), bool (True = may attend) or, with
+        ``additive_mask``, float32 0 / most negative float32 (what eager attention adds to its scores).
     """
     import torch
 
@@ -380,7 +468,14 @@ def _shuffled(examples: list[dict], rng: random.Random) -> list[dict]:
 
 
 def _split_to(packs: list[list[dict]], n_packs: int) -> list[list[dict]]:
-    """Split packs (the one holding most samples first) until there are n_packs of them."""
+    """Split packs (the one holding most samples first) until there are n_packs of them.
+
+    Returns:
+        New lists (the input is not changed): ``max(n_packs, len(packs))`` packs.
+
+    Raises:
+        ValueError: every pack holds a single sample before ``n_packs`` is reached.
+    """
     packs = [list(p) for p in packs]
     while len(packs) < n_packs:
         i = max(range(len(packs)), key=lambda j: len(packs[j]))
@@ -402,6 +497,15 @@ def epoch_items(examples: list[dict], seed: int, epoch: int, packed: bool, seq_l
     the epoch has exactly that many packs: a packing that comes out shorter has its packs holding
     most samples split in two; one that comes out longer is drawn again from a new shuffle (up to
     `REPACK_TRIES` times), else the samples are grouped as in `fallback` (epoch 0's packs).
+
+    Returns:
+        The epoch's items in training order, each a list of example dicts (exactly one when not
+        packed); exactly ``n_packs`` items when it is given.
+
+    Raises:
+        ValueError: with ``n_packs``, every packing gave more packs and ``fallback`` is missing or
+            has more too, or a shorter packing cannot be split up to ``n_packs`` (too few samples).
+        DataError: ``strategy`` is not one of ``PACK_STRATEGIES``.
     """
     rng = random.Random(seed * 1_000_003 + epoch)
     if not packed:
@@ -429,7 +533,11 @@ REPACK_TRIES = 16
 def packs_per_epoch(n_packed: int, n_examples: int) -> int:
     """Packs in every epoch when epoch 0's shuffled packing made `n_packed`: 1 % more (at least one
     more, at most one pack per example), so that almost every later shuffle packs into it; shorter
-    packings are split up to it."""
+    packings are split up to it.
+
+    Returns:
+        ``min(n_examples, n_packed + max(1, ceil(n_packed / 100)))``.
+    """
     return min(n_examples, n_packed + max(1, -(-n_packed // 100)))
 
 
@@ -469,7 +577,12 @@ class StepSchedule:
         return self._epochs[e]
 
     def items_at(self, position: int, count: int) -> list[list[dict]]:
-        """Stream items [position, position + count)."""
+        """Stream items [position, position + count).
+
+        Returns:
+            ``count`` items, each a list of example dicts (one example unless packed), crossing
+            epoch boundaries as needed.
+        """
         out = []
         for k in range(position, position + count):
             e, i = divmod(k, self.items_per_epoch)
@@ -477,19 +590,36 @@ class StepSchedule:
         return out
 
     def items(self, step: int) -> list[list[dict]]:
-        """The items of optimizer step ``step`` for a run that took ``items_per_step`` items from step 0."""
+        """The items of optimizer step ``step`` for a run that took ``items_per_step`` items from step 0.
+
+        Returns:
+            ``items_per_step`` items (stream positions ``[step * G, (step + 1) * G)``).
+        """
         return self.items_at(step * self.per_step, self.per_step)
 
     def epoch_at(self, position: int) -> float:
-        """Epochs done after `position` stream items (2.5 = half way through the third epoch)."""
+        """Epochs done after `position` stream items (2.5 = half way through the third epoch).
+
+        Returns:
+            ``position / items_per_epoch`` as a float.
+        """
         return position / self.items_per_epoch
 
     def epoch_of(self, step: int) -> float:
-        """Epochs done after ``step`` optimizer steps of ``items_per_step`` items."""
+        """Epochs done after ``step`` optimizer steps of ``items_per_step`` items.
+
+        Returns:
+            ``step * items_per_step / items_per_epoch`` as a float.
+        """
         return self.epoch_at(step * self.per_step)
 
 
 def eval_batches(examples: list[dict], micro_batch_size: int) -> list[list[list[dict]]]:
-    """Validation: every example once, unpacked, in file order."""
+    """Validation: every example once, unpacked, in file order.
+
+    Returns:
+        ``ceil(len(examples) / micro_batch_size)`` micro-batches (the last may be shorter), each a
+        list of items, each item a one-example list (the shape ``collate`` takes).
+    """
     items = [[ex] for ex in examples]
     return [items[i:i + micro_batch_size] for i in range(0, len(items), micro_batch_size)]
