@@ -39,7 +39,12 @@ ATTN_NAME = "sft_varlen"
 # ----------------------------------------------------------------------------- loss
 def _ce_chunk(logits, targets, acc_dtype, grad_dtype, need_grad: bool):
     """Summed CE of one chunk of logits and, if asked, d(sum)/d(logits) = softmax - onehot (zero on
-    ignored rows), in grad_dtype. Pure tensor code: `torch.compile` fuses it into a few passes."""
+    ignored rows), in grad_dtype. Pure tensor code: `torch.compile` fuses it into a few passes.
+
+    Returns:
+        ``(loss, grad)``: the summed CE, a 0-d tensor in ``acc_dtype``; the (n, V) gradient w.r.t. the
+        logits in ``grad_dtype``, or None when ``need_grad`` is False.
+    """
     logits = logits.to(acc_dtype)
     valid = targets != IGNORE
     safe_t = torch.where(valid, targets, torch.zeros_like(targets))
@@ -109,7 +114,12 @@ class LinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        """The stored gradients scaled by ``grad_out`` (gradients of hidden and weight only)."""
+        """The stored gradients scaled by ``grad_out`` (gradients of hidden and weight only).
+
+        Returns:
+            Six gradients, one per ``forward`` input: (N, D) for ``hidden`` in its dtype and (V, D) for
+            ``weight`` in its dtype (each None when not needed), then None for the other four.
+        """
         grad_h, grad_w = ctx.saved_tensors
         gh = (grad_h * grad_out).to(ctx.dtypes[0]) if grad_h is not None else None
         gw = (grad_w * grad_out).to(ctx.dtypes[1]) if grad_w is not None else None
@@ -121,8 +131,13 @@ def linear_cross_entropy(hidden, weight, targets, chunk_size: int = 2048, comput
     """Summed token cross-entropy of `hidden @ weight.T` against `targets` (-100 = ignored), without
     keeping the logits: peak extra memory is one chunk of fp32 logits plus the gradient buffers.
 
-    Shapes: hidden (..., D) (flattened to N rows), weight (V, D), targets (...) with N elements;
-    returns a scalar tensor (fp32, fp64 for fp64 inputs): the sum over the N rows, not the mean."""
+    Shapes: hidden (..., D) (flattened to N rows), weight (V, D), targets (...) with N elements.
+
+    Returns:
+        A 0-d tensor (fp32, fp64 for fp64 inputs) in nats: the cross-entropy summed over the N rows
+        whose target is not -100, not the mean. Differentiable w.r.t. ``hidden`` and ``weight`` when
+        grad mode is on; under ``torch.no_grad`` no gradient buffers are made.
+    """
     hidden = hidden.reshape(-1, hidden.shape[-1])
     if not torch.is_grad_enabled():  # validation: no gradient buffers (needs_input_grad ignores no_grad)
         with torch.no_grad():
@@ -187,7 +202,13 @@ class HeadCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        """The stored gradients scaled by ``grad_out`` (for ``hidden`` and ``params``)."""
+        """The stored gradients scaled by ``grad_out`` (for ``hidden`` and ``params``).
+
+        Returns:
+            The (N, D) gradient of ``hidden`` (None when not needed), None for ``targets``, ``head_fn``
+            and ``chunk_size``, then one gradient per tensor of ``params`` in its own dtype and shape
+            (None for those that need none).
+        """
         grad_h, grad_p, dtypes = ctx.grads
         del ctx.grads
         gh = grad_h * grad_out.to(grad_h.dtype) if grad_h is not None else None
@@ -201,7 +222,12 @@ def head_cross_entropy(hidden, head_fn, params, targets, chunk_size: int = 2048)
     params: the tensors head_fn uses that may need gradients (they get them through this call).
 
     Shapes: hidden (..., D) (flattened to N rows), head_fn (n, D) -> (n, V), targets (...) with N
-    elements; returns a fp32 scalar tensor: the sum over the N rows, not the mean."""
+    elements.
+
+    Returns:
+        A fp32 0-d tensor in nats: the cross-entropy summed over the N rows whose target is not
+        -100, not the mean; under ``torch.no_grad`` computed chunk by chunk without gradients.
+    """
     hidden, targets = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
     if not torch.is_grad_enabled():  # validation: the loss only (a Function would make gradients)
         return sum(F.cross_entropy(head_fn(hidden[i:i + chunk_size]).float(), targets[i:i + chunk_size],
@@ -213,7 +239,12 @@ def logit_transforms(config) -> list[tuple[str, object]]:
     """What a causal LM's forward does to `lm_head(hidden)` before the loss, read from its config:
     [(description, fn(logits) -> logits)] in the order the model applies them. Known: Cohere
     `logit_scale` (logits * s), Granite `logits_scaling` (logits / s), Gemma-2/3
-    `final_logit_softcapping` (tanh(logits / c) * c)."""
+    `final_logit_softcapping` (tanh(logits / c) * c).
+
+    Returns:
+        ``[(description, fn)]`` such as ``("final_logit_softcapping=30.0", fn)``, in the order
+        scale, scaling, softcapping; ``[]`` for a model that uses its head's output as it is.
+    """
     cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
     out = []
     scale = getattr(cfg, "logit_scale", None)
@@ -232,7 +263,12 @@ def logit_transforms(config) -> list[tuple[str, object]]:
 @functools.cache
 def _varlen_kernel():
     """PyTorch's variable-length Flash Attention and how to ask it for causal / GQA, or None
-    (looked up once: it is asked on every attention call)."""
+    (looked up once: it is asked on every attention call).
+
+    Returns:
+        ``(varlen_attn, its signature's parameters)``, or None when this PyTorch has no
+        ``torch.nn.attention.varlen``.
+    """
     try:
         from torch.nn.attention.varlen import varlen_attn
     except Exception:  # older torch
@@ -246,7 +282,15 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
 
     query (1, H, T, D), key/value (1, Hkv, T, D): T tokens of several samples back to back;
     kwargs cu_seq_lens_q (int32, N+1) and max_length_q give the sample boundaries. Each sample
-    attends causally to itself only. Returns (1, T, H, D).
+    attends causally to itself only.
+
+    Returns:
+        ``(output, None)``: the attention output (1, T, H, D) (the batch size of ``query`` when no
+        boundaries are given) and no attention weights, as transformers expects.
+
+    Raises:
+        ValueError: the model's attention asks for softcapping or attention sinks, or a varlen
+            call has more than one row.
     """
     if kwargs.get("softcap") or kwargs.get("s_aux") is not None:
         raise ValueError("varlen attention: this model's attention uses softcapping or sinks, which varlen "
@@ -295,7 +339,12 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
 
 
 def varlen_backend(device_type: str = "cuda") -> str:
-    """What varlen attention runs on: PyTorch's Flash varlen kernel, or one SDPA call per sample."""
+    """What varlen attention runs on: PyTorch's Flash varlen kernel, or one SDPA call per sample.
+
+    Returns:
+        A one-line description for the log: the Flash varlen kernel (CUDA with
+        ``torch.nn.attention.varlen``) or the per-sample SDPA fallback.
+    """
     if device_type == "cuda" and _varlen_kernel() is not None:
         return "flash-varlen (torch.nn.attention.varlen; bf16/fp16, else one SDPA per sample)"
     return "one causal SDPA call per sample (no varlen kernel here)"
@@ -319,7 +368,12 @@ def varlen_unsupported(model, max_seq_len: int) -> str | None:
 
     It runs plain causal softmax attention per sample: no attention-logit softcapping (Gemma-2), no
     sliding window shorter than a sample (samples are at most max_seq_len tokens), and only models
-    whose attention takes a registered function (`_supports_attention_backend`)."""
+    whose attention takes a registered function (`_supports_attention_backend`).
+
+    Returns:
+        One reason, as a clause for ``train.attention=varlen: <reason>``, or None when varlen is exact
+        for this model.
+    """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     cfg = base.config.get_text_config() if hasattr(base.config, "get_text_config") else base.config
     if not getattr(type(base), "_supports_attention_backend", False):
@@ -343,7 +397,11 @@ def _text_config(model):
 
 def attention_dropout(model) -> float:
     """The model's attention-probability dropout (0.0 when it has none): `attention_dropout`,
-    `attn_pdrop` or `attention_probs_dropout_prob` in its config."""
+    `attn_pdrop` or `attention_probs_dropout_prob` in its config.
+
+    Returns:
+        The first of those keys that holds a non-zero number, as a float probability; else 0.0.
+    """
     _, cfg = _text_config(model)
     for key in ("attention_dropout", "attn_pdrop", "attention_probs_dropout_prob"):
         value = getattr(cfg, key, None)
@@ -359,7 +417,11 @@ def packing_unsupported(model, max_seq_len: int) -> str | None:
     The packed mask is plain causal attention within each sample: a sliding window shorter than a
     sample would be ignored (Mistral, Qwen2 with use_sliding_window, Gemma-2's local layers), and
     position biases built from a 2-D padding mask (ALiBi: Bloom, MPT, Falcon with alibi) cannot take
-    the 4-D block mask at all."""
+    the 4-D block mask at all.
+
+    Returns:
+        One reason (a clause naming the window size or ALiBi), or None when packing is exact.
+    """
     base, cfg = _text_config(model)
     window = getattr(cfg, "sliding_window", None)
     uses_window = getattr(cfg, "use_sliding_window", True) and (
@@ -372,7 +434,11 @@ def packing_unsupported(model, max_seq_len: int) -> str | None:
 
 
 def use_varlen_attention(model) -> None:
-    """Switch a loaded transformers model (or a peft wrapper of one) to the varlen attention."""
+    """Switch a loaded transformers model (or a peft wrapper of one) to the varlen attention.
+
+    Raises:
+        RuntimeError: the model's config still names another attention implementation afterwards.
+    """
     register_varlen_attention()
     if torch.cuda.is_available() and _varlen_kernel() is None:
         log.warning("train.attention=varlen: this PyTorch has no torch.nn.attention.varlen; falling back to one "
@@ -396,9 +462,11 @@ def collate_varlen(items: list[list[dict]], pad_id: int, pad_to: int | None = No
     max_length is then pad_to itself, one value for every batch, so torch.compile does not recompile
     for each new longest sample (Flash only sizes its grid with it).
 
-    Returns ``input_ids``, ``targets``, ``position_ids`` (1, T) int64 (T: all tokens, or ``pad_to``),
-    ``cu_seq_lens`` (S+1,) int32 cumulative sample lengths (S samples, plus the padding segment)
-    and ``max_length`` (an int: the longest segment, at least ``pad_to``).
+    Returns:
+        A dict: ``input_ids``, ``targets``, ``position_ids`` (1, T) int64 (T: all tokens, or
+        ``pad_to`` when that is more), ``cu_seq_lens`` (S+1,) int32 cumulative sample lengths (S
+        samples, plus the padding segment) and ``max_length`` (an int: the longest segment, at least
+        ``pad_to``).
     """
     ids, tgts, pos, lens = [], [], [], []
     for item in items:
@@ -446,7 +514,11 @@ class LossModel(torch.nn.Module):
         return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
 
     def head_logits(self, hidden):
-        """The model's logits from its last hidden states: output layer, then its transforms."""
+        """The model's logits from its last hidden states: output layer, then its transforms.
+
+        Returns:
+            (..., V) logits for (..., D) ``hidden``, in the output layer's dtype.
+        """
         logits = self._base().get_output_embeddings()(hidden)
         for fn in self.transforms:
             logits = fn(logits)
@@ -495,7 +567,16 @@ def loss_model(model, loss: str = "full", chunk_size: int = 2048, compute_dtype=
                check: bool = True):
     """The trained module (see `LossModel`). loss="chunked" is checked first (`check_chunked_head`):
     it raises ModelError when the chunked path would not give the model's own logits.
-    compile_loss: torch.compile the per-chunk softmax / gradient of the chunked loss (plain heads)."""
+    compile_loss: torch.compile the per-chunk softmax / gradient of the chunked loss (plain heads).
+
+    Returns:
+        The ``LossModel`` wrapping ``model`` (its ``forward`` returns (summed loss, token count)).
+
+    Raises:
+        ModelError: loss="chunked" and the model has no output layer or decoder attribute, or (with
+            ``check``) the chunked logits differ from the model's own.
+        ValueError: ``loss`` is not one of ``LOSSES``.
+    """
     if loss == "chunked":
         _require_chunkable(model)
     lm = LossModel(model, loss, chunk_size, compute_dtype, compile_loss)
@@ -522,7 +603,14 @@ def check_chunked_head(lm, n_tokens: int = 12, rtol: float = 1e-3) -> float:
     """Compare the chunked path's logits (decoder hidden states -> output layer -> logit transforms)
     with the model's own forward on `n_tokens` tokens; ModelError naming the model and the
     difference when they disagree (a transform in the model's forward that `logit_transforms`
-    does not know). Returns the largest difference relative to the largest logit."""
+    does not know). Returns the largest difference relative to the largest logit.
+
+    Returns:
+        ``max |full - chunked| / max |full|`` over the (1, n_tokens, V) logits; 1.0 when the shapes differ.
+
+    Raises:
+        ModelError: that difference is above ``rtol`` (or the shapes differ).
+    """
     from .model import ModelError
 
     model, base = lm.model, lm._base()
@@ -550,7 +638,11 @@ def check_chunked_head(lm, n_tokens: int = 12, rtol: float = 1e-3) -> float:
 
 
 def compile_layers(model) -> int:
-    """torch.compile every decoder layer in place (state_dict keys unchanged). Returns how many."""
+    """torch.compile every decoder layer in place (state_dict keys unchanged). Returns how many.
+
+    Returns:
+        The number of modules whose class name ends in ``DecoderLayer`` (0: nothing compiled).
+    """
     n = 0
     for module in model.modules():
         if type(module).__name__.endswith("DecoderLayer"):
