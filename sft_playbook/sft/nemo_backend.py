@@ -38,7 +38,12 @@ class NemoRunError(RuntimeError):
 
 def nemo_available() -> tuple[bool, str]:
     """Whether NeMo 2 with nemo.collections.llm is installed (found, not imported: importing costs
-    tens of seconds, and each phase imports it in its own process anyway)."""
+    tens of seconds, and each phase imports it in its own process anyway).
+
+    Returns:
+        ``(True, nemo_toolkit's version or "(version unknown)")``, or ``(False, why not)``, e.g.
+        ``"no module nemo.collections.llm"``.
+    """
     import importlib.util
     from importlib import metadata
 
@@ -62,6 +67,12 @@ def make_job(cfg: SftSettings | dict, s: dict, hf_dir: Path) -> dict:
         s: the checked NeMo settings (``nemo_plan.nemo_settings``).
         hf_dir: the prepared Hugging Face model folder.
 
+    Returns:
+        A JSON-ready dict: ``run_name``, ``hf_dir``, ``hf_config`` (the model's config.json),
+        ``settings`` (``s``), ``model_config`` (Llama config kwargs; bfloat16 for precision bf16 or auto, else float32),
+        ``paths`` (name -> path text, from ``nemo_plan.run_paths``), ``predict_models`` and
+        ``test_rows`` (empty until ``step_data`` fills it).
+
     Raises:
         NemoConfigError: the model's config cannot be read or the parallel layout does not fit it.
     """
@@ -83,7 +94,14 @@ def make_job(cfg: SftSettings | dict, s: dict, hf_dir: Path) -> dict:
 
 
 def write_job(job: dict) -> Path:
-    """Write the job to ``<nemo_dir>/job.json`` (atomically) and return the path."""
+    """Write the job to ``<nemo_dir>/job.json`` (atomically) and return the path.
+
+    Returns:
+        The path of the written ``job.json``.
+
+    Raises:
+        OutputError: the file cannot be written.
+    """
     path = Path(job["paths"]["nemo_dir"]) / "job.json"
     write_text_atomic(path, json.dumps(job, indent=1, default=str))
     return path
@@ -106,7 +124,11 @@ def run_phase(phase: str, job: dict) -> None:
 
 
 def base_checkpoint_ready(path: Path) -> bool:
-    """True when ``path`` holds a complete converted NeMo checkpoint (context and weights metadata)."""
+    """True when ``path`` holds a complete converted NeMo checkpoint (context and weights metadata).
+
+    Returns:
+        Whether ``path/context/`` is a folder and ``path/weights/.metadata`` a file.
+    """
     return (path / "context").is_dir() and (path / "weights" / ".metadata").is_file()
 
 
@@ -155,7 +177,16 @@ def step_data(cfg: SftSettings | dict, job: dict) -> dict[str, int]:
 
 
 def predict_with_nemo(job: dict) -> Path:
-    """One NeMo generate process per model (base, finetuned), then one predictions.jsonl."""
+    """One NeMo generate process per model (base, finetuned), then one predictions.jsonl.
+
+    Returns:
+        The path of ``results/<run>/predictions.jsonl``, holding the rows of every model in
+        ``job["predict_models"]`` order.
+
+    Raises:
+        NemoConfigError: a ``predict.models`` entry is not ``base`` or ``finetuned``.
+        NemoRunError: a predict phase failed.
+    """
     from .predict import write_predictions
 
     rows = []
@@ -178,7 +209,18 @@ def time_training(cfg: dict, hf_dir: Path, warmup_steps: int = 5) -> dict:
     not read: a random init), on the config's data, batch sizes, precision and parallel layout, for
     train.max_steps steps without validation or checkpoints (nemo_worker.phase_time). Returns what
     phase_time wrote to results/<run>/nemo_timing.json: per-step rows and the summary of the steps
-    after warmup_steps (real tokens/s per GPU, MFU)."""
+    after warmup_steps (real tokens/s per GPU, MFU).
+
+    Returns:
+        The parsed ``nemo_timing.json``: ``summary`` (``nemo_worker.timing_summary``: seconds,
+        real/padded tokens, tokens_per_s and tokens_per_s_per_gpu, mfu as a fraction of 989 TFLOP/s),
+        ``settings``, ``model_config`` and the per-step ``rows``.
+
+    Raises:
+        NemoConfigError: ``train.max_steps`` is not above ``warmup_steps``, or the NeMo settings or the
+            parallel layout are wrong for the model.
+        NemoRunError: the timing phase failed.
+    """
     s = nemo_settings(cfg)
     if s["max_steps"] <= warmup_steps:
         raise NemoConfigError(f"train.max_steps ({s['max_steps']}) must exceed the {warmup_steps} warm-up steps")
@@ -201,7 +243,7 @@ def main(cfg: SftSettings | dict, steps: list[str], args=None) -> int:
 
     Raises:
         ValueError: an unknown step name.
-    """
+    """  # noqa: DOC501 - the NemoConfigError raised here is caught below and becomes exit code 2
     from .model import ModelError, prepare_model
 
     cfg = build("sft", cfg)
