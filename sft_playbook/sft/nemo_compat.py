@@ -28,9 +28,13 @@ REMOVED_ALIASES = {"product": "prod"}
 def restore_numpy_aliases(np: types.ModuleType | None = None) -> list[str]:
     """Give ``np`` back each alias in REMOVED_ALIASES that it lacks (NumPy >= 2.0), pointing at the
     function it aliased (``np.product = np.prod``). Names ``np`` still has (NumPy 1.x, e.g. the NeMo
-    container) are left untouched. Idempotent. Returns the names added (empty when none were missing).
+    container) are left untouched. Idempotent.
 
-    ``np`` defaults to the imported ``numpy`` module; tests pass a stand-in."""
+    ``np`` defaults to the imported ``numpy`` module; tests pass a stand-in.
+
+    Returns:
+        The alias names added, e.g. ``["product"]`` under NumPy 2.x; ``[]`` when none were missing.
+    """
     if np is None:
         import numpy as np
     added = []

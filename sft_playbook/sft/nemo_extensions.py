@@ -35,13 +35,25 @@ log = logging.getLogger("sft_playbook.nemo")
 
 
 def params_dtype(name: str):
-    """The torch dtype called ``name`` (``bfloat16``, ``float16`` or ``float32``)."""
+    """The torch dtype called ``name`` (``bfloat16``, ``float16`` or ``float32``).
+
+    Returns:
+        ``torch.bfloat16``, ``torch.float16`` or ``torch.float32``.
+
+    Raises:
+        KeyError: ``name`` is none of the three.
+    """
     return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
 
 
 def build_model_config(job: dict):
     """The NeMo Llama config of a job (``job["model_config"]``: Llama 3.1 when it has a RoPE
-    scaling factor); on a machine without CUDA the weights are initialised on the CPU."""
+    scaling factor); on a machine without CUDA the weights are initialised on the CPU.
+
+    Returns:
+        An ``llm.Llama31Config`` (when ``rope_scaling_factor`` is set) or ``llm.LlamaConfig`` built
+        from ``job["model_config"]``, its ``params_dtype`` as a torch dtype.
+    """
     kw = dict(job["model_config"])
     kw["params_dtype"] = params_dtype(kw["params_dtype"])
     if not torch.cuda.is_available():  # conversion (and tests) on a CPU machine
@@ -60,7 +72,11 @@ def copy_missing_norms(source_sd: dict, target_module) -> int:
     """Without TransformerEngine the Megatron layers keep RMSNorm as separate modules
     (input_layernorm / pre_mlp_layernorm), which NeMo's HF mapping (written for TE's fused
     linear_qkv.layer_norm_weight / linear_fc1.layer_norm_weight) never fills: they stay 1.0.
-    Copy them from the HF state dict. Returns how many tensors were copied."""
+    Copy them from the HF state dict.
+
+    Returns:
+        How many norm weight tensors were copied (0 when the layer spec is TE's fused one).
+    """
     n = 0
     with torch.no_grad():
         for name, param in target_module.named_parameters():
@@ -91,7 +107,11 @@ class PlaybookLlamaImporter(HFLlamaImporter):
         return build_model_config(self.job)
 
     def nemo_setup(self, model, trainer=None, *args, **kwargs):
-        """NeMo's setup with a CPU trainer whose checkpoints are written synchronously."""
+        """NeMo's setup with a CPU trainer whose checkpoints are written synchronously.
+
+        Returns:
+            The trainer NeMo's ``nemo_setup`` set up with ``model`` (the given one, else the CPU trainer).
+        """
         trainer = trainer or nl.Trainer(devices=1, accelerator="cpu", strategy=nl.MegatronStrategy(
             ckpt_save_optimizer=False, always_save_context=True, ckpt_async_save=False))
         return super().nemo_setup(model, trainer, *args, **kwargs)
@@ -99,7 +119,11 @@ class PlaybookLlamaImporter(HFLlamaImporter):
     def convert_state(self, source, target):
         """NeMo's conversion, with the Hugging Face weights cast to the training dtype (and each norm
         module to its NeMo counterpart's dtype), then the RMSNorm weights a TE-less layer spec left
-        at 1.0 copied from the Hugging Face weights (logged with their count)."""
+        at 1.0 copied from the Hugging Face weights (logged with their count).
+
+        Returns:
+            What NeMo's conversion returns: the target (NeMo) module holding the converted weights.
+        """
         # NeMo's transforms require equal dtypes: bring the HF weights to the training dtype
         # (e.g. an fp32 HF folder into a bf16 NeMo checkpoint) instead of failing.
         # Without TE the separate RMSNorm modules keep fp32 parameters in a bf16 model: cast
@@ -135,7 +159,11 @@ class SourceView:
         self.config, self._module, self._dtype = module.config, module, dtype
 
     def state_dict(self):
-        """The module's state dict with TE-less norm keys renamed and floating tensors cast."""
+        """The module's state dict with TE-less norm keys renamed and floating tensors cast.
+
+        Returns:
+            A new dict, key -> tensor (same tensors where no cast was needed), in the module's key order.
+        """
         out = {}
         for key, value in self._module.state_dict().items():
             for old, new in TE_LESS_NORMS:
@@ -154,7 +182,11 @@ class PlaybookLlamaExporter(HFLlamaExporter):
 
     def convert_state(self, source, target, source_config=None):
         """NeMo's conversion; a TE-less source is read through ``SourceView`` (norm keys renamed,
-        tensors cast to the target's dtype) and the number of such norms is logged."""
+        tensors cast to the target's dtype) and the number of such norms is logged.
+
+        Returns:
+            What NeMo's conversion returns: the target Hugging Face model holding the converted weights.
+        """
         module = source.module if isinstance(getattr(source, "module", None), MegatronModule) else source
         keys = list(module.state_dict())
         n = sum(1 for k in keys for old, _ in TE_LESS_NORMS if k.endswith(old) and ".layers." in k)
