@@ -28,7 +28,11 @@ class NemoConfigError(ValueError):
 
 
 def have_transformer_engine() -> bool:
-    """True when TransformerEngine is installed (found, not imported)."""
+    """True when TransformerEngine is installed (found, not imported).
+
+    Returns:
+        Whether ``importlib.util.find_spec("transformer_engine")`` finds the package.
+    """
     return importlib.util.find_spec("transformer_engine") is not None
 
 
@@ -38,7 +42,16 @@ def nemo_settings(cfg: SftSettings | dict) -> dict[str, Any]:
     NeMo's parallel layout checked there; a config mapping is checked here).
 
     Shared keys (train.*, data.*, predict.*) keep their meaning; nemo.* holds what only NeMo has.
-    NemoConfigError (one line naming the key) when the settings do not fit.
+
+    Returns:
+        A flat JSON-ready dict: the parallel layout (``devices``, ``num_nodes``, ``tp``, ``pp``,
+        ``data_parallel``, ``world_size``), NeMo's ``seq_length`` (tokens) and batch sizes (sequences),
+        the optimizer and schedule (``lr``, ``min_lr``, ``warmup_steps``, ``max_steps`` ...), the
+        ``predict.*`` and ``nemo.*`` values, ``seed``, ``resume`` and the wandb switch and project.
+
+    Raises:
+        NemoConfigError: a config mapping has no ``nemo:`` section, or a setting is wrong or does not
+            fit the parallel layout (one line naming the key).
     """
     if isinstance(cfg, dict) and not isinstance(cfg.get("nemo"), dict):
         raise NemoConfigError("backend=nemo needs a 'nemo:' section in the config (see configs/sft.yaml)")
@@ -69,6 +82,10 @@ def nemo_settings(cfg: SftSettings | dict) -> dict[str, Any]:
 def fusions_enabled(setting: str, have_te: bool | None = None) -> bool:
     """Whether to use the TransformerEngine fusions for ``nemo.fusions`` (``auto``: when TE is installed).
 
+    Returns:
+        True for ``on`` (with TE) and for ``auto`` with TE installed; False for ``off`` and for
+        ``auto`` without TE.
+
     Raises:
         NemoConfigError: ``on`` without TransformerEngine.
     """
@@ -80,6 +97,9 @@ def fusions_enabled(setting: str, have_te: bool | None = None) -> bool:
 
 def read_hf_config(model_dir: Path) -> dict:
     """The ``config.json`` of a Hugging Face model folder.
+
+    Returns:
+        The parsed config.json (``model_type``, ``hidden_size``, ``num_hidden_layers`` ...), as a dict.
 
     Raises:
         NemoConfigError: the file is missing or not valid JSON.
@@ -99,6 +119,18 @@ def llama_config_kwargs(hf: dict, fusions: bool, dtype: str = "bfloat16") -> dic
 
     The same mapping NeMo's HF importer uses, with one difference: without TransformerEngine every
     fusion is off (NeMo's defaults ask for TE's fused RoPE and fail or silently misbehave without it).
+
+    Returns:
+        ``num_layers``, ``hidden_size``, ``ffn_hidden_size``, ``num_attention_heads``,
+        ``num_query_groups``, ``kv_channels``, ``seq_length``, ``rotary_base``, ``vocab_size`` and
+        ``make_vocab_size_divisible_by`` (the largest power of two up to 128 that divides it), the
+        dtype flags, ``rope_scaling_factor`` for Llama-3.1-style RoPE scaling, and every fusion set
+        to False when ``fusions`` is False.
+
+    Raises:
+        NemoConfigError: ``model_type`` is not ``llama``, a required key (``num_hidden_layers``,
+            ``hidden_size``, ``intermediate_size``, ``num_attention_heads``, ``vocab_size``) is
+            missing, or ``rope_scaling`` is not of type ``llama3``.
     """
     model_type = hf.get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
@@ -160,7 +192,12 @@ def check_parallel_fits(hf: dict, s: dict) -> None:
 
 
 def model_key(model_dir: Path) -> str:
-    """A cache folder name for the converted checkpoint: folder name + a fingerprint of its files."""
+    """A cache folder name for the converted checkpoint: folder name + a fingerprint of its files.
+
+    Returns:
+        ``<folder name>-<10 hex digits>``: a sha256 over the name, size and whole-second mtime of each
+        ``.json``, ``.safetensors``, ``.bin``, ``.model`` and ``.jinja`` file (contents not read).
+    """
     import hashlib
 
     h = hashlib.sha256()
@@ -174,7 +211,16 @@ def model_key(model_dir: Path) -> str:
 def stage_hf_folder(model_dir: Path, out: Path) -> Path:
     """A folder NeMo's importer (transformers 4.x inside NeMo) can read: links to the model files,
     with a tokenizer_config.json whose class transformers 4.x knows (5.x writes 'TokenizersBackend').
-    The input folder is never modified."""
+    The input folder is never modified.
+
+    Returns:
+        ``out``, holding a symlink to each file of ``model_dir`` and a rewritten copy of its
+        tokenizer_config.json.
+
+    Raises:
+        InputError: the model's tokenizer_config.json cannot be read or is not valid JSON.
+        OutputError: the rewritten tokenizer_config.json cannot be written.
+    """
     model_dir = Path(model_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     for f in model_dir.iterdir():
@@ -197,7 +243,14 @@ def stage_hf_folder(model_dir: Path, out: Path) -> Path:
 def prepare_dataset_root(rows_by_split: dict[str, list[dict]], render_prompt, out: Path) -> dict[str, int]:
     """Write NeMo's training/validation/test.jsonl: 'input' is the rendered prompt (chat template or
     plain, exactly as the native backend builds it), 'output' the code, 'id' kept. NeMo's template is
-    then '{input}{output}', so both backends train on the same text. Returns rows per file."""
+    then '{input}{output}', so both backends train on the same text.
+
+    Returns:
+        Rows written per file name: ``{"training.jsonl": n, "validation.jsonl": n, "test.jsonl": n}``.
+
+    Raises:
+        OutputError: a file cannot be written (the earlier file, if any, is left as it was).
+    """
     out.mkdir(parents=True, exist_ok=True)
     counts = {}
     for split, name in NEMO_SPLITS.items():
@@ -212,7 +265,13 @@ def prepare_dataset_root(rows_by_split: dict[str, list[dict]], render_prompt, ou
 
 
 def worker_command(phase: str, job_file: Path, world_size: int, python: str | None = None) -> list[str]:
-    """The command for one NeMo phase, in its own process (torchrun when several GPUs)."""
+    """The command for one NeMo phase, in its own process (torchrun when several GPUs).
+
+    Returns:
+        The argv: ``<python> -m sft_playbook.sft.nemo_worker <phase> <job_file>``, behind
+        ``-m torch.distributed.run --standalone --nproc-per-node=<world_size>`` for the train,
+        predict and time phases when ``world_size`` > 1.
+    """
     python = python or sys.executable
     if phase in ("train", "predict", "time") and world_size > 1:
         return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={world_size}",
@@ -223,6 +282,11 @@ def worker_command(phase: str, job_file: Path, world_size: int, python: str | No
 def run_paths(cfg: SftSettings | dict, hf_dir: Path) -> dict[str, Path]:
     """The folders of a NeMo run: the run folder, its ``nemo/`` data and logs, the exported model, and
     the per-model cache of the staged Hugging Face folder and the converted base checkpoint.
+
+    Returns:
+        Name -> absolute path (none created here): ``run``, ``nemo_dir``, ``dataset_root``, ``log_dir``,
+        ``export_dir`` under the run folder; ``staged_hf`` and ``base_ckpt`` under
+        ``<nemo.cache_dir>/<model_key>``.
     """
     cfg = build("sft", cfg)
     run = run_dir(cfg)
@@ -243,7 +307,14 @@ def run_paths(cfg: SftSettings | dict, hf_dir: Path) -> dict[str, Path]:
 
 def expected_nemo_weights(hf_sd: dict, hf: dict) -> dict:
     """The NeMo (Megatron) tensors a correct conversion of a Llama HF state dict must hold,
-    per layer: key -> tensor, keys like 'decoder.layers.3.self_attention.linear_qkv.weight'."""
+    per layer: key -> tensor, keys like 'decoder.layers.3.self_attention.linear_qkv.weight'.
+
+    Returns:
+        Megatron key -> tensor: the HF tensors themselves where the layout is the same, and new
+        tensors for ``linear_qkv.weight`` (``(heads + 2 * kv_heads) * head_dim`` x hidden, grouped per
+        key/value head: its queries, then k, then v) and ``linear_fc1.weight`` (2 * ffn x hidden:
+        gate, then up). No ``output_layer.weight`` when the embeddings are tied.
+    """
     import torch
 
     L, heads = int(hf["num_hidden_layers"]), int(hf["num_attention_heads"])
@@ -272,7 +343,12 @@ def expected_nemo_weights(hf_sd: dict, hf: dict) -> dict:
 
 def flatten_nemo_checkpoint(sd: dict) -> dict:
     """A torch-saved Megatron distributed checkpoint (layers stacked in one tensor, keys with a
-    'module.' prefix, '_extra_state' entries) -> per-layer keys as in expected_nemo_weights."""
+    'module.' prefix, '_extra_state' entries) -> per-layer keys as in expected_nemo_weights.
+
+    Returns:
+        Key -> tensor, the ``module.`` prefix removed, each stacked ``decoder.layers.*`` tensor split
+        into per-layer views; non-tensor and ``_extra_state`` entries left out.
+    """
     import torch
 
     out = {}
@@ -290,7 +366,13 @@ def flatten_nemo_checkpoint(sd: dict) -> dict:
 
 
 def compare_weights(expected: dict, got: dict, atol: float = 1e-2) -> list[str]:
-    """Problems (empty when every expected tensor is present and equal within atol)."""
+    """Problems (empty when every expected tensor is present and equal within atol).
+
+    Returns:
+        One line per problem: ``<key>: missing in the NeMo checkpoint``, a shape mismatch, or
+        ``differs by up to X`` (with a hint when a norm weight is all 1.0); the embedding and output
+        layer are compared on the HF vocabulary rows only (NeMo pads it).
+    """
     import torch
 
     problems = []
@@ -321,7 +403,15 @@ _SHAPE_KEYS = ("layers", "hidden", "heads", "kv_heads", "ffn")
 
 def parse_shape(spec: str) -> dict[str, int]:
     """A model shape from a name in MODEL_SHAPES or 'layers=32,hidden=4096,heads=32,kv_heads=32,ffn=11008'
-    (kv_heads defaults to heads). Raises NemoConfigError naming the bad part."""
+    (kv_heads defaults to heads). Raises NemoConfigError naming the bad part.
+
+    Returns:
+        ``{"layers", "hidden", "heads", "kv_heads", "ffn"}`` as ints >= 1 (a copy for a named shape).
+
+    Raises:
+        NemoConfigError: a part is not ``KEY=N`` with a known key and a whole number >= 1, a key is
+            missing, or heads does not divide hidden or kv_heads does not divide heads.
+    """
     spec = spec.strip()
     if spec in MODEL_SHAPES:
         return dict(MODEL_SHAPES[spec])
@@ -351,7 +441,11 @@ def llama_param_count(hf: dict) -> int:
     """Parameters of a Llama (Hugging Face config.json keys), each counted once - tied embeddings
     once -, as bench/throughput_common.n_params counts a built model: embeddings, per layer the
     q/k/v/o projections, the gated MLP and two RMSNorm weights, the final norm, and the output
-    layer unless tied. E.g. Llama-2-7B's shape with a 49,152 vocabulary: 6,878,924,800."""
+    layer unless tied. E.g. Llama-2-7B's shape with a 49,152 vocabulary: 6,878,924,800.
+
+    Returns:
+        The number of parameters (an int; the vocabulary as given, without NeMo's padding).
+    """
     h, L, ffn, V = (int(hf[k]) for k in ("hidden_size", "num_hidden_layers", "intermediate_size", "vocab_size"))
     heads = int(hf["num_attention_heads"])
     kv = int(hf.get("num_key_value_heads") or heads)
@@ -362,7 +456,16 @@ def llama_param_count(hf: dict) -> int:
 
 
 def tokenizer_files(tokenizer_dir: Path) -> tuple[list[Path], int]:
-    """The tokenizer files of a folder and its vocabulary size (base vocabulary + added tokens past it)."""
+    """The tokenizer files of a folder and its vocabulary size (base vocabulary + added tokens past it).
+
+    Returns:
+        ``(files, vocab_size)``: the files whose names start with tokenizer, special_tokens,
+        chat_template, vocab or merges; and the number of tokens in tokenizer.json.
+
+    Raises:
+        NemoConfigError: the folder has no tokenizer.json.
+        InputError: tokenizer.json is not valid UTF-8 JSON.
+    """
     tok_files = [f for f in Path(tokenizer_dir).iterdir()
                  if f.name.startswith(("tokenizer", "special_tokens", "chat_template", "vocab", "merges"))]
     if not any(f.name == "tokenizer.json" for f in tok_files):
@@ -377,7 +480,15 @@ def write_llama_shape(out: Path, tokenizer_dir: Path, layers: int, hidden: int, 
                       ffn: int, max_positions: int = 4096, tie_embeddings: bool = False) -> Path:
     """A Hugging Face folder with only a Llama config.json of this shape (vocabulary from the
     tokenizer) and the tokenizer's files - no weights: for timing runs from a random init, where
-    writing and converting billions of random weights would cost minutes for nothing."""
+    writing and converting billions of random weights would cost minutes for nothing.
+
+    Returns:
+        ``out``, holding config.json (bf16, untied unless ``tie_embeddings``) and copies of the
+        tokenizer files.
+
+    Raises:
+        NemoConfigError: ``tokenizer_dir`` has no tokenizer.json.
+    """
     import shutil
 
     tok_files, vocab = tokenizer_files(tokenizer_dir)
