@@ -603,10 +603,11 @@ def check_chunked_head(lm, n_tokens: int = 12, rtol: float = 1e-3) -> float:
     """Compare the chunked path's logits (decoder hidden states -> output layer -> logit transforms)
     with the model's own forward on `n_tokens` tokens; ModelError naming the model and the
     difference when they disagree (a transform in the model's forward that `logit_transforms`
-    does not know). Returns the largest difference relative to the largest logit.
+    does not know).
 
     Returns:
-        ``max |full - chunked| / max |full|`` over the (1, n_tokens, V) logits; 1.0 when the shapes differ.
+        The largest difference relative to the largest logit: ``max |full - chunked| / max |full|``
+        over the (1, n_tokens, V) logits; 1.0 when the shapes differ.
 
     Raises:
         ModelError: that difference is above ``rtol`` (or the shapes differ).
@@ -638,7 +639,7 @@ def check_chunked_head(lm, n_tokens: int = 12, rtol: float = 1e-3) -> float:
 
 
 def compile_layers(model) -> int:
-    """torch.compile every decoder layer in place (state_dict keys unchanged). Returns how many.
+    """torch.compile every decoder layer in place (state_dict keys unchanged).
 
     Returns:
         The number of modules whose class name ends in ``DecoderLayer`` (0: nothing compiled).

@@ -38,7 +38,11 @@ class NemoWorkerError(RuntimeError):
 
 
 def nemo_tokenizer(hf_dir: str):
-    """NeMo's wrapper of the Hugging Face tokenizer in ``hf_dir``."""
+    """NeMo's wrapper of the Hugging Face tokenizer in ``hf_dir``.
+
+    Returns:
+        A ``nemo.collections.common.tokenizers.huggingface.auto_tokenizer.AutoTokenizer`` of that folder.
+    """
     from nemo.collections.common.tokenizers.huggingface.auto_tokenizer import AutoTokenizer
 
     return AutoTokenizer(hf_dir)
@@ -86,7 +90,12 @@ def phase_import(job: dict) -> None:
 
 
 def load_nemo_weights(ckpt: Path) -> dict:
-    """A NeMo 2 checkpoint's weights as one flat dict (torch.distributed.checkpoint -> torch.save)."""
+    """A NeMo 2 checkpoint's weights as one flat dict (torch.distributed.checkpoint -> torch.save).
+
+    Returns:
+        The checkpoint's ``weights/`` as saved (keys with the ``module.`` prefix, layers stacked in one
+        tensor per name, ``_extra_state`` entries included): see ``nemo_plan.flatten_nemo_checkpoint``.
+    """
     import tempfile
 
     import torch
@@ -145,7 +154,13 @@ def _precision_plugin(job: dict):
 
 def build_train_objects(job: dict) -> dict:
     """Everything llm.finetune gets (model, data, trainer, log, resume, optim, peft), built as
-    phase_train uses it; also used by check_train_context (tests, no training)."""
+    phase_train uses it; also used by check_train_context (tests, no training).
+
+    Returns:
+        The keyword arguments of ``llm.finetune``: ``model``, ``data``, ``trainer`` (with the metrics
+        callback), ``log`` (NeMoLogger with its ModelCheckpoint), ``resume`` (from the base checkpoint),
+        ``optim`` (Adam + cosine schedule) and ``peft`` (LoRA, or None for full fine-tuning).
+    """
     import torch
     from megatron.core.optimizer import OptimizerConfig
     from nemo import lightning as nl
@@ -209,7 +224,12 @@ def build_train_objects(job: dict) -> dict:
 
 def context_problem(ckpt: Path) -> str | None:
     """Why a checkpoint's context/io.json cannot be read back (None when it is readable JSON).
-    NeMo only warns when it fails to write one, and leaves an empty file behind."""
+    NeMo only warns when it fails to write one, and leaves an empty file behind.
+
+    Returns:
+        One line naming ``<ckpt>/context/io.json`` and what is wrong (missing, empty, not valid JSON),
+        or None when it parses.
+    """
     f = Path(ckpt) / "context" / "io.json"
     if not f.is_file():
         return f"{f} is missing"
@@ -226,7 +246,10 @@ def context_problem(ckpt: Path) -> str | None:
 def check_train_context(job: dict, out: str) -> dict:
     """Build the training objects as phase_train does (no training), dump their TrainerContext the
     way NeMo's ModelCheckpoint does, and read the model back as export_ckpt and generate do.
-    Returns what was checked.
+
+    Returns:
+        ``{"io_json_bytes": size of the written io.json in bytes, "model": the class name read back,
+        "num_layers": its config's layer count}``.
 
     Raises:
         NemoWorkerError: the context does not serialise (NeMo leaves an empty or broken io.json).
@@ -277,7 +300,12 @@ def sft_batch_tokens(batch) -> int:
     """Real (non-pad) tokens the model reads in one micro-batch of NeMo's GPTSFTDataset.collate_fn:
     each sample's ``token_count`` (its length before the one-token shift into tokens/labels) minus
     one, capped at the padded width. A (batch, batch_idx, dataloader_idx) tuple is unwrapped as
-    NeMo's gpt_data_step does. Without ``token_count``: every position of ``tokens``."""
+    NeMo's gpt_data_step does. Without ``token_count``: every position of ``tokens``.
+
+    Returns:
+        The number of real tokens (an int): ``sum(min(token_count - 1, width))`` over the samples,
+        or ``batch x width`` without ``token_count``.
+    """
     b = batch[0] if isinstance(batch, tuple) and len(batch) == 3 else batch
     width = int(b["tokens"].shape[1])
     if b.get("token_count") is None:
@@ -306,7 +334,11 @@ class CountingIterator:
 
 def counting_data_step(data_step, sink: dict, dataloader_iter, *args, **kwargs):
     """A Megatron data step (NeMo's gpt_data_step) reading through CountingIterator, so that the
-    real tokens of every micro-batch it takes add up in sink['tokens']."""
+    real tokens of every micro-batch it takes add up in sink['tokens'].
+
+    Returns:
+        What ``data_step`` returns for that micro-batch, unchanged.
+    """
     return data_step(CountingIterator(dataloader_iter, sink), *args, **kwargs)
 
 
@@ -318,6 +350,11 @@ def timing_summary(rows: list[dict], warmup_steps: int, world_size: int, n_param
     tokens/s for the job and per GPU, and MFU = 6 * n_params * (tokens/s per GPU) / peak
     (989 TFLOP/s: dense bf16, H100/H200 datasheet), as bench/throughput_common.py reports it.
     Raises ValueError when no step is left after the warm-up.
+
+    Returns:
+        ``timed_steps``, ``warmup_steps``, ``seconds`` (wall time of the timed steps), ``real_tokens``,
+        ``padded_tokens``, ``real_fraction``, ``median_step_s``, ``tokens_per_s`` (the job),
+        ``tokens_per_s_per_gpu``, ``mfu`` (a fraction of ``peak_tflops``), ``n_params``, ``world_size``.
 
     Raises:
         ValueError: no step ran after the warm-up steps.
@@ -342,7 +379,12 @@ def timing_summary(rows: list[dict], warmup_steps: int, world_size: int, n_param
 def build_time_objects(job: dict) -> tuple[dict, object, dict]:
     """phase_time's llm.finetune arguments: build_train_objects' with nothing restored (Megatron's
     random init), a logger without checkpoints, and the model's data step counting the real tokens
-    of each micro-batch into the returned sink; plus the timing callback (attached to the trainer)."""
+    of each micro-batch into the returned sink; plus the timing callback (attached to the trainer).
+
+    Returns:
+        ``(objs, timer, sink)``: the ``llm.finetune`` kwargs, the ``TimingCallback`` and the token
+        counter dict it reads (``tokens``, ``padded``).
+    """
     from nemo import lightning as nl
 
     from .nemo_extensions import TimingCallback
@@ -385,6 +427,10 @@ def phase_time(job: dict) -> None:
 
 def last_checkpoint(log_dir: Path) -> Path:
     """The newest NeMo checkpoint folder (has weights/ and context/) under the run's log dir.
+
+    Returns:
+        The most recently modified such folder whose name ends in ``-last`` (NeMo's ``save_last``),
+        or the most recent of all when none does.
 
     Raises:
         NemoWorkerError: there is none (run the train step first).
@@ -451,7 +497,10 @@ def phase_predict(job: dict) -> None:
 
 def check_export(ckpt: Path, hf_out: Path, hf_config: dict) -> int:
     """The exported Hugging Face weights, mapped back to Megatron's layout, must equal the NeMo
-    checkpoint's (within bf16 rounding). Returns the tensor count.
+    checkpoint's (within bf16 rounding).
+
+    Returns:
+        The number of Megatron tensors compared (all equal within ``compare_weights``' tolerance).
 
     Raises:
         NemoWorkerError: a tensor differs (the first 20 differences are listed).

@@ -182,7 +182,6 @@ def _wanted() -> str:
 def isolation() -> str:
     """``"bwrap"`` or ``"rlimits-only"``: what `run_sandboxed` uses in this process. The first call
     probes bubblewrap once (a few ms); under auto, a failed probe logs ONE warning and falls back.
-    Raises SandboxUnavailable when bwrap is required (SFTPB_SANDBOX=bwrap) and does not work.
 
     Returns:
         ``"bwrap"`` or ``"rlimits-only"``; the probe's answer is kept until ``set_isolation`` is called.
@@ -329,8 +328,7 @@ def run_sandboxed(
     writes survives, and an output left empty is removed. `streams` (name -> bytes): inputs the
     tool reads ONCE, through a named pipe of that name in the job folder (never a file): once the
     tool has read it to the end, opening it again blocks (until the timeout), so what runs inside
-    the tool (a simulated design) cannot read it back. Raises ValueError for a file name that
-    leaves the job folder, SandboxUnavailable when bwrap is required but not usable.
+    the tool (a simulated design) cannot read it back.
 
     Returns:
         What the command did: ``returncode`` (None after the timeout; ``-N`` when killed by signal N,
