@@ -41,7 +41,12 @@ def _count_rows(path: Path) -> int | None:
 
 
 def _mean_tokens(path: Path, max_len: int, limit: int | None) -> float | None:
-    """Rough mean tokens per kept row (characters / CHARS_PER_TOKEN), without a tokenizer."""
+    """Rough mean tokens per kept row (characters / CHARS_PER_TOKEN), without a tokenizer.
+
+    Returns:
+        The mean estimated tokens (template included) of the first ``limit`` rows that fit ``max_len``;
+        None when the file cannot be read or parsed, or no row fits.
+    """
     import json
 
     lens = []
@@ -71,7 +76,17 @@ def _on_gpu(cfg: SftSettings) -> bool:
 
 
 def estimate_seconds(cfg: SftSettings | dict, steps: list[str], mean_tokens: float | None) -> float | None:
-    """Rough wall time of the given steps on this machine's CPU cores; None on a GPU or without data."""
+    """Rough wall time of the given steps on this machine's CPU cores; None on a GPU or without data.
+
+    Returns:
+        Estimated seconds for the steps (a fixed cost per step plus training tokens at
+        ``CPU_TRAIN_TOKENS_PER_S`` and generated tokens at ``CPU_DECODE_S_PER_TOKEN``, scaled by
+        2 / cores (``train.threads`` or the CPU count, at most 16); None with the NeMo backend, when ``nvidia-smi`` is on
+        PATH, or when ``mean_tokens`` is None.
+
+    Raises:
+        ConfigError: ``cfg`` is a mapping with a bad key.
+    """
     cfg = build("sft", cfg)
     if _on_gpu(cfg) or mean_tokens is None:
         return None
@@ -96,7 +111,16 @@ def estimate_seconds(cfg: SftSettings | dict, steps: list[str], mean_tokens: flo
 
 
 def describe_plan(cfg: SftSettings | dict, steps: list[str], args=None) -> str:
-    """The plan as a few lines of text (see the module docstring)."""
+    """The plan as a few lines of text (see the module docstring).
+
+    Returns:
+        Newline-joined lines (no trailing newline): the steps and backend, the model, the data
+        folder with row counts (or that it is missing), one line per step asked, the output folder,
+        a note when predict/evaluate has no trained model, and the expected time.
+
+    Raises:
+        ConfigError: ``cfg`` is a mapping with a bad key.
+    """
     cfg = build("sft", cfg)
     data_dir, level = resolve(cfg["data_dir"]), cfg["level"]
     d, t, p = cfg["data"], cfg["train"], cfg["predict"]

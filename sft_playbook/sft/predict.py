@@ -22,7 +22,11 @@ log = logging.getLogger(__name__)
 
 
 def cut_at_stop(text: str, stops: list[str]) -> str:
-    """Keep the text up to and including the first stop string (e.g. `[DONE]`)."""
+    """Keep the text up to and including the first stop string (e.g. `[DONE]`).
+
+    Returns:
+        ``text`` up to the end of the stop string that ends first; ``text`` unchanged when none occurs.
+    """
     best = None
     for s in stops:
         i = text.find(s)
@@ -36,8 +40,17 @@ def generate(model, tokenizer, prompts: list[list[int]] | list[str], pcfg: Predi
     """Left-padded batched generation from prompt token ids (each built by `data.prompt_ids`, the
     function that builds the training prompts; prompt texts are accepted too and tokenized by
     `data.text_ids`, which adds the tokenizer's BOS the way training does). Greedy unless
-    predict.do_sample; n completions per prompt. Returns, per prompt, n texts cut after the first
-    stop string. ``pcfg``: the ``predict:`` settings (a mapping is checked)."""
+    predict.do_sample; n completions per prompt. ``pcfg``: the ``predict:`` settings (a mapping is
+    checked).
+
+    Returns:
+        One list per prompt, in order, of ``n`` (default ``predict.n_samples``) completions: the new
+        tokens decoded without special tokens, cut after the first stop string, stripped.
+
+    Raises:
+        ValueError: ``n`` > 1 without ``predict.do_sample`` (greedy decoding gives one answer).
+        ConfigError: ``pcfg`` is a mapping with a bad ``predict.<key>``.
+    """
     import torch
 
     pcfg = as_section(PredictSettings, pcfg, "predict")
@@ -76,7 +89,12 @@ def generate(model, tokenizer, prompts: list[list[int]] | list[str], pcfg: Predi
 
 def make_generate_fn(model, tokenizer, cfg: SftSettings | dict, system: str | None = None):
     """generate_fn(descriptions, n) -> n completions each, with this run's prompt format and settings.
-    system: the system message to use instead of data.system_prompt (chat templates)."""
+    system: the system message to use instead of data.system_prompt (chat templates).
+
+    Returns:
+        ``generate_fn(prompts, n) -> list[list[str]]``: ``n`` completions per description, prompts built
+        by ``data.prompt_ids``; sampling is switched on for ``n`` > 1, else the run's predict settings.
+    """
     cfg = build("sft", cfg)
 
     def generate_fn(prompts: list[str], n: int) -> list[list[str]]:
@@ -87,7 +105,15 @@ def make_generate_fn(model, tokenizer, cfg: SftSettings | dict, system: str | No
 
 
 def model_folder(cfg: SftSettings | dict, which: str) -> Path:
-    """'base' -> the prepared base model; 'finetuned' -> results/<run>/model (LoRA: merged model or adapter)."""
+    """'base' -> the prepared base model; 'finetuned' -> results/<run>/model (LoRA: merged model or adapter).
+
+    Returns:
+        For ``base``, ``model.prepare_model``'s folder (converted or downloaded on first use); for
+        any other value, ``<run>/model``, else ``<run>/adapter``.
+
+    Raises:
+        ModelError: no fine-tuned folder in the run, or the base model cannot be prepared.
+    """
     cfg = build("sft", cfg)
     if which == "base":
         return prepare_model(cfg)
@@ -129,9 +155,8 @@ def write_predictions(path: Path, rows: list[dict]) -> None:
 
 
 def predict_rows(model, tokenizer, rows: list[dict], cfg: SftSettings | dict, label: str) -> list[dict]:
-    """Completions of ``rows`` asked in ``predict.prompt_form``: prediction rows (the schema above)."""
     """Generate answers for ``rows`` with one model, in ``predict.prompt_form`` (a row that cannot
-    take it is asked in the ``header`` form, with a warning).
+    take it is asked in the ``header`` form, with a warning): prediction rows (the schema above).
 
     Args:
         model: the loaded model.
@@ -169,17 +194,18 @@ def predict_rows(model, tokenizer, rows: list[dict], cfg: SftSettings | dict, la
 
 
 def predict_run(cfg: SftSettings | dict) -> Path:
-    """The predict step: every model of ``predict.models`` on the same rows -> <run>/predictions.jsonl."""
-    """The predict step: answers of each model in ``predict.models`` for the configured split,
-    written to ``results/<run>/predictions.jsonl``.
+    """The predict step: answers of each model in ``predict.models`` for the configured split (the
+    same rows for every model), written to ``results/<run>/predictions.jsonl``.
 
     Returns:
-        The predictions file.
+        The predictions file: ``<run>/predictions.jsonl``, rows of every model in ``predict.models``
+        order (written atomically).
 
     Raises:
         ValueError: a ``predict.models`` entry is not ``base`` or ``finetuned``.
         DataError: the split is missing or malformed.
         ModelError: a model cannot be loaded.
+        OutputError: the predictions file cannot be written.
     """
     import torch
 
