@@ -37,6 +37,10 @@ OUTCOMES = (("pass", ("functional_pass",)), ("mismatch", ("mismatch",)),
 def read_predictions(path: Path) -> list[dict]:
     """The rows of a predictions file.
 
+    Returns:
+        The prediction rows (dicts with at least ``id``, ``reference``, ``prediction``, ``model``),
+        in file order.
+
     Raises:
         FileNotFoundError: the file does not exist (run the predict step first).
         ValueError: a row lacks ``id``, ``reference``, ``prediction`` or ``model`` (``file:line`` named).
@@ -53,7 +57,16 @@ def read_predictions(path: Path) -> list[dict]:
 
 
 def verilog_metrics(rows: list[dict], ecfg: dict, out_dir: Path, library=None):
-    """The Verilog metrics (compile, functional equivalence) when the evaluation module exists, else None."""
+    """The Verilog metrics (compile, functional equivalence) when the evaluation module exists, else None.
+
+    Returns:
+        ``evaluate.verilog_metrics.evaluate_predictions``' summary of these rows (``rows``,
+        ``compiled``, ``functional_pass``, one count per outcome class, ``error_classes``, ``seconds``),
+        or None (with a warning) when that module cannot be imported.
+
+    Raises:
+        RuntimeError: iverilog/vvp are not installed.
+    """
     try:
         from ..evaluate.verilog_metrics import evaluate_predictions
     except ImportError as exc:
@@ -68,6 +81,10 @@ def module_library(data_dir: Path, level: str):
     """The module index of every curated row of ``<data_dir>/<level>/`` (train, validation, test, in
     that order; ``hierarchy.build_module_index``), or None when there is none: the modules a held-out
     reference may instantiate from other rows of its corpus.
+
+    Returns:
+        A ``curate.hierarchy.ModuleIndex`` of the rows' ``output`` code, or None when none of the
+        three split files exists or they hold no rows.
 
     Raises:
         ValueError: a split file has a bad line (``file:line`` named).
@@ -93,7 +110,12 @@ def verilogeval_generate_fn(model, tok, cfg: dict):
     """(generate_fn, include_system) for `run_benchmark`: the benchmark's prompt built by the same
     `data.prompt_ids` as training. With a chat template the benchmark's system message goes into the
     chat's system slot (as upstream's harness does for chat models) and the question into the user
-    turn; with a plain template the whole upstream text is the instruction."""
+    turn; with a plain template the whole upstream text is the instruction.
+
+    Returns:
+        ``(generate_fn, include_system)``: ``predict.make_generate_fn``'s function, and whether the
+        benchmark's prompt must carry the system text itself (True with a plain template).
+    """
     from ..evaluate.verilogeval import SYSTEM_PROMPT
     from . import data as D
     from .predict import make_generate_fn
@@ -104,7 +126,14 @@ def verilogeval_generate_fn(model, tok, cfg: dict):
 
 def verilogeval_answers(cfg: dict, which: str, path: Path) -> Path:
     """Generation half of VerilogEval (no simulator needed: runs on a GPU machine without iverilog):
-    one row per problem {"problem", "answers": [n raw answers], "model", "prompt"} in `path`."""
+    one row per problem {"problem", "answers": [n raw answers], "model", "prompt"} in `path`.
+
+    Returns:
+        ``path``, written atomically.
+
+    Raises:
+        ModelError: the model cannot be loaded.
+    """
     from ..evaluate.verilogeval import build_prompt, load_problems
     from ..io import write_jsonl_atomic
     from .predict import load_for_inference
@@ -123,7 +152,18 @@ def verilogeval_answers(cfg: dict, which: str, path: Path) -> Path:
 
 def judge_verilogeval_answers(answers_path: Path, problems_dir, out_dir: Path | None = None, **kw) -> dict:
     """Judging half: score the answers written by `verilogeval_answers` with the runner itself
-    (same extraction, testbench and pass@k as a one-step run; needs iverilog)."""
+    (same extraction, testbench and pass@k as a one-step run; needs iverilog).
+
+    Returns:
+        ``evaluate.verilogeval.run_benchmark``'s summary (``pass_at_k``, ``passed_problems``,
+        ``problems``, ``compile_rate``, ``status_counts``, ...), scored with the smallest answer count
+        of any problem as ``n_samples``.
+
+    Raises:
+        InputError: a line of the answers file is not a JSON object.
+        ValueError: the file has no rows, or the runner asks for another number of problems.
+        RuntimeError: iverilog/vvp are not installed.
+    """
     from ..evaluate.verilogeval import run_benchmark
 
     rows = [row for _, row in iter_jsonl(Path(answers_path))]
@@ -171,7 +211,13 @@ def row_accounting(cfg: dict, run: Path, predictions: list[dict]) -> dict:
     """Per split: rows in the file, read (after max_*_samples), used, dropped, truncated.
 
     Train and validation come from the training step's train_summary.json (None when it is absent,
-    e.g. the NeMo backend); the test split from the predictions themselves."""
+    e.g. the NeMo backend); the test split from the predictions themselves.
+
+    Returns:
+        ``{split: {"in_file", "read", "used", "dropped", "truncated"}}`` for train, validation and the
+        predicted split (row counts; None where not recorded), plus ``max_seq_len`` (tokens) and
+        ``overlength`` of the training run's config.yaml (else the current config).
+    """
     split_dir = resolve(cfg["data_dir"]) / cfg["level"]
     out: dict = {}
     summary = run / "train_summary.json"
@@ -206,7 +252,10 @@ def evaluate_run(cfg: SftSettings | dict) -> dict:
     (with charts) into the run folder.
 
     Returns:
-        The report dict.
+        The report as written to report.json: ``run``, ``model``, ``level``, ``split``, ``method``,
+        ``max_steps``, ``models`` (per model: ``rows``, ``text`` metrics, and ``verilog`` /
+        ``verilogeval`` summaries when enabled), ``val_loss`` (first and last, when metrics.jsonl has
+        any), ``data_rows`` (``row_accounting``) and ``charts`` (the PNG names beside report.md).
 
     Raises:
         FileNotFoundError: no predictions file (run the predict step first).
@@ -280,7 +329,13 @@ def _num(v, digits: int = 3) -> str:
 
 
 def headline_rows(report: dict) -> list[tuple[str, list[str]]]:
-    """(label, one cell per model) for the first table of report.md."""
+    """(label, one cell per model) for the first table of report.md.
+
+    Returns:
+        ``[(label, cells)]`` in table order (validation loss, compile and functional pass rates as
+        ``n/N (p %)``, VerilogEval pass@k, exact match, BLEU, ROUGE-L); one cell per model of
+        ``report["models"]``, ``-`` where a model has no value.
+    """
     models = list(report["models"])
     M = report["models"]
     rows: list[tuple[str, list[str]]] = []
@@ -348,7 +403,11 @@ def _which_rows(report: dict, n: int) -> str:
 
 
 def render_markdown(report: dict) -> str:
-    """The run report as Markdown: the base-vs-fine-tuned table, charts and the details."""
+    """The run report as Markdown: the base-vs-fine-tuned table, charts and the details.
+
+    Returns:
+        The Markdown text of report.md (no trailing newline).
+    """
     models = list(report["models"])
     M = report["models"]
     n_test = max((M[m]["rows"] for m in models), default=0)
@@ -408,14 +467,26 @@ CORE_OUTCOMES = ("pass", "mismatch", "compile error")
 
 
 def outcome_counts(report: dict) -> dict[str, dict[str, int]]:
-    """{model: {outcome label: rows}} from the Verilog summaries, in OUTCOMES order (models with Verilog metrics)."""
+    """{model: {outcome label: rows}} from the Verilog summaries, in OUTCOMES order (models with Verilog metrics).
+
+    Returns:
+        Per model with a ``verilog`` entry, the row count of each OUTCOMES label (summary keys summed);
+        ``{}`` when no model has Verilog metrics.
+    """
     return {m: {label: sum(int(e["verilog"].get(k) or 0) for k in keys) for label, keys in OUTCOMES}
             for m, e in report["models"].items() if "verilog" in e}
 
 
 def plot_outcomes(report: dict, png_path: Path) -> Path | None:
     """results.png: bars of Verilog outcome classes (pass, mismatch, compile error, ...), base vs
-    fine-tuned, counts of test rows on each bar. None (and no file) without Verilog metrics."""
+    fine-tuned, counts of test rows on each bar. None (and no file) without Verilog metrics.
+
+    Returns:
+        ``png_path`` (a 990 x 440 pixel PNG, written atomically), or None without Verilog metrics.
+
+    Raises:
+        OutputError: the PNG cannot be written.
+    """
     counts = outcome_counts(report)
     models = list(counts)
     if not models:
