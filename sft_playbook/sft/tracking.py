@@ -68,14 +68,31 @@ def _start_wandb(run_dir: Path, cfg: SftSettings, wcfg: WandbSettings):
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """The rows of a ``metrics.jsonl`` file (none when it does not exist)."""
+    """The rows of a ``metrics.jsonl`` file (none when it does not exist).
+
+    Returns:
+        The rows in file order (``{"step", "train_loss"?, "val_loss"?, "lr"?, ...}``); ``[]`` when the
+        file does not exist.
+
+    Raises:
+        InputError: a line is not valid UTF-8 or not a JSON object (``file:line`` named).
+    """
     if not path.is_file():
         return []
     return read_jsonl(path)
 
 
 def plot_metrics(metrics_path: Path, png_path: Path, title: str) -> Path | None:
-    """Train/validation loss and learning rate against step, in one PNG."""
+    """Train/validation loss and learning rate against step, in one PNG.
+
+    Returns:
+        ``png_path`` (a 1210 x 440 pixel PNG, loss on the left, learning rate on the right, written
+        atomically), or None (with a warning, no file) when the metrics hold no train or validation loss.
+
+    Raises:
+        InputError: a line of the metrics file is bad.
+        OutputError: the PNG cannot be written.
+    """
     rows = read_metrics(metrics_path)
     train = [(r["step"], r["train_loss"]) for r in rows if "train_loss" in r]
     val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
