@@ -81,8 +81,8 @@ def estimate_seconds(cfg: SftSettings | dict, steps: list[str], mean_tokens: flo
     Returns:
         Estimated seconds for the steps (a fixed cost per step plus training tokens at
         ``CPU_TRAIN_TOKENS_PER_S`` and generated tokens at ``CPU_DECODE_S_PER_TOKEN``, scaled by
-        2 / cores (``train.threads`` or the CPU count, at most 16); None with the NeMo backend, when ``nvidia-smi`` is on
-        PATH, or when ``mean_tokens`` is None.
+        2 / cores (``train.threads`` or the CPU count, at most 16); None with the NeMo backend, when
+        ``nvidia-smi`` is on PATH, or when ``mean_tokens`` is None.
 
     Raises:
         ConfigError: ``cfg`` is a mapping with a bad key.
