@@ -127,6 +127,9 @@ def _batch(texts: list[str], n: int) -> np.ndarray:
 def top_ngram_shares(texts: Sequence[str], n: int = 2) -> np.ndarray:
     """``[top_ngram_share(t, n) for t in texts]`` as a float array, computed in batches.
 
+    Returns:
+        ``[len(texts)]`` float64 array of shares in [0, 1], bit for bit those of ``top_ngram_share``.
+
     Raises:
         ValueError: ``n`` < 1.
     """
