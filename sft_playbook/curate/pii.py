@@ -220,7 +220,11 @@ def code_numbers(code: str) -> frozenset[str]:
     """Digit strings of the numeric literals of ``code`` outside comments and string literals:
     each literal as written (underscores removed), based literals (``32'h9E3779B9``) also as
     their decimal value (``2654435769``) when they have no x/z digits, plain decimals also
-    without leading zeros."""
+    without leading zeros.
+
+    Returns:
+        The set of digit strings (empty for code without numeric literals).
+    """
     body = _CODE_TEXT.sub(" ", code)
     out: set[str] = set()
     for m in _BASED.finditer(body):
@@ -442,8 +446,17 @@ class Redactor:
         return True
 
     def find(self, text: str, numbers=frozenset()) -> list[tuple[int, int, str]]:
-        """(start, end, kind) of the PII in ``text``; ``numbers``: the design constants (a set, or a
-        function returning it: only called when a number candidate needs it)."""
+        """The PII in ``text``.
+
+        Args:
+            text: the text to search.
+            numbers: the design constants (a set, or a function returning it: only called when a number
+                candidate needs it); a number candidate made of them is not PII.
+
+        Returns:
+            ``(start, end, kind)`` character offsets (end exclusive) per PII span, sorted by start and
+            non-overlapping (of overlapping spans the one starting first, then the longest, is kept).
+        """
         spans: list[tuple[int, int, str]] = []
         if self.recognizers:
             for kind, (rec, entity) in self.recognizers.items():
@@ -491,7 +504,17 @@ class Redactor:
         return "".join(parts), counts
 
     def redact_code(self, code: str, numbers=None) -> tuple[str, dict[str, int]]:
-        """Redact inside comments and string literals only (the code's own numbers are never PII)."""
+        """Redact inside comments and string literals only (the code's own numbers are never PII).
+
+        Args:
+            code: Verilog source.
+            numbers: the design constants (a set, or a function returning it); None: those of ``code``
+                (``code_numbers``), computed only when a number candidate needs them.
+
+        Returns:
+            (code with PII in its comments and strings replaced by placeholders, number of replacements
+            per kind); the code outside comments and strings is unchanged.
+        """
         counts: dict[str, int] = {}
         if numbers is None:
             numbers = lru_cache(maxsize=1)(lambda: code_numbers(code))
@@ -546,7 +569,13 @@ class RedactPII(Stage):
         return state
 
     def process(self, df):
-        """Redact the partition's code and text fields and add the per-kind counters (class docstring)."""
+        """Redact the partition's code and text fields and add the per-kind counters (class docstring).
+
+        Returns:
+            ``df`` with the fields redacted (no row dropped) and the int64 counter columns
+            ``_n_pii_<kind>`` (replacements per kind) and ``_n_rejected_<kind>_<why>`` (number candidates
+            rejected, per reason).
+        """
         totals = {k: [0] * len(df) for k in KINDS}
         rejected = {f"{k}_{w}": [0] * len(df) for k in NUMBER_KINDS for w in REJECT_REASONS[k]}
         if len(df):
