@@ -283,7 +283,8 @@ def build(ref_code: str, ref_top: Module, ref_module_names: list[str], cand_code
         The ``DiffTestbench``: ``files`` ``tb.sv``, ``ref.sv`` (reference modules renamed with
         ``__ref_<key>``) and ``cand.sv``, each a ``wrap_unit``; ``top`` ``sftpb_tb_<key>``;
         ``expected_samples`` (clocked designs: 3 per step, 2 steps per period of the first clock, so
-        6 * ``cycles``; combinational ones: 2 per input vector, 2 * ``cycles``); the clocks, resets and outputs used, and how each clock/reset was found.
+        6 * ``cycles``; combinational ones: 2 per input vector, 2 * ``cycles``); the clocks, resets
+        and outputs used, and how each clock/reset was found.
 
     Raises:
         ValueError: ``name_key`` equals ``nonce``.
