@@ -356,6 +356,7 @@ def run_benchmark(generate_fn: GenerateFn, problems_dir: str | Path, *, n_sample
         RuntimeError: iverilog/vvp are not installed.
         ValueError: ``n_samples`` < 1, or ``generate_fn`` returned the wrong number of answers.
         ProblemSetError: the problems cannot be loaded (``load_problems``; a ValueError too).
+        OutputError: a file in ``out_dir`` cannot be written.
     """
     t0 = time.monotonic()
     if n_samples < 1:
