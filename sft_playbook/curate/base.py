@@ -47,12 +47,20 @@ _COPY_ON_WRITE = _cow()
 
 def _blank(n: int) -> np.ndarray:
     """A column of empty strings as plain Python objects (pandas 3 would otherwise make an Arrow
-    string column, and every row filter of it then costs an Arrow ``take``)."""
+    string column, and every row filter of it then costs an Arrow ``take``).
+
+    Returns:
+        An object-dtype array of ``n`` empty strings, shape ``[n]``.
+    """
     return np.full(n, "", dtype=object)
 
 
 def _as_str(col: pd.Series) -> pd.Series:
-    """``col.astype(str)`` kept as object dtype; a no-op when every value is already a str."""
+    """``col.astype(str)`` kept as object dtype; a no-op when every value is already a str.
+
+    Returns:
+        ``col`` itself when already all str (object dtype); else a new object-dtype Series of ``str(v)``.
+    """
     if col.dtype == object and pd.api.types.infer_dtype(col, skipna=False) in ("string", "empty"):
         return col
     return col.astype(str).astype(object)

@@ -119,7 +119,11 @@ _INSTANCE = re.compile(r"(?<![\w$.`\\])(" + _ID + r")\s*(?:#\s*(" + _P3 + r"|[\w
 
 def _uses(text: str) -> list[str]:
     """Names instantiated in ``text`` (comments blanked), in order, no repeats. The regex runs at C
-    speed; keywords (``else begin``, ``module m (``) are filtered after the match."""
+    speed; keywords (``else begin``, ``module m (``) are filtered after the match.
+
+    Returns:
+        The instantiated module names (escaped ones without their backslash), in first-use order.
+    """
     out: list[str] = []
     for m in _INSTANCE.finditer(text):
         name, inst = m.group(1), m.group(3)
@@ -194,7 +198,11 @@ class Instance:
 
 
 def _close(text: str, open_at: int) -> int:
-    """Offset just after the parenthesis that closes the one at ``open_at`` (end of text if none)."""
+    """Offset just after the parenthesis that closes the one at ``open_at`` (end of text if none).
+
+    Returns:
+        The offset just after the closing bracket, or ``len(text)`` when it never closes.
+    """
     depth = 0
     for i in range(open_at, len(text)):
         c = text[i]
@@ -208,7 +216,11 @@ def _close(text: str, open_at: int) -> int:
 
 
 def _items(inner: str) -> list[str]:
-    """Top-level comma-separated items of a parenthesised list (nested (), [], {} kept whole)."""
+    """Top-level comma-separated items of a parenthesised list (nested (), [], {} kept whole).
+
+    Returns:
+        The items, stripped, empty ones left out.
+    """
     out, depth, cur = [], 0, []
     for c in inner:
         if c in "([{":
@@ -573,7 +585,12 @@ def index_bucket(keys: pd.DataFrame, cap: int, keep_all: bool = False):
 
 
 def _wanted_rows(*wants: pd.DataFrame) -> pd.DataFrame:
-    """The (row, name) definitions to fetch, sorted by ``_order`` (searched by every partition)."""
+    """The (row, name) definitions to fetch, sorted by ``_order`` (searched by every partition).
+
+    Returns:
+        The concatenated frames (``name``, ``_order``, ``id``, ``rank``) sorted by ``_order`` then name;
+        an empty frame with those columns for no input.
+    """
     if not wants:
         return pd.DataFrame({"name": [], "_order": [], "id": [], "rank": []})
     return pd.concat(wants, ignore_index=True).sort_values(["_order", "name"], kind="stable").reset_index(drop=True)
@@ -774,7 +791,13 @@ def _fmt(err: tuple[str, int, str], std: str) -> str:
 
 def _best_error(attempts: list[tuple[str, list[tuple[str, int, str]]]]) -> str:
     """The error of the attempt that got furthest: one that parsed (no syntax error) before one that
-    did not; among syntax errors the one latest in the file; ties to the earlier standard."""
+    did not; among syntax errors the one latest in the file; ties to the earlier standard.
+
+    Returns:
+        That attempt's first error, preferring one that is not an unknown module, as ``line N:
+        message [-gYEAR]`` (at most 200 characters before the standard), or ``iverilog failed
+        without a message [<std>]``.
+    """
     def rank(a):
         std, errs = a
         if not errs:
@@ -802,7 +825,13 @@ def _with_submodules(code: str, missing: list[str], std: str, standards: Sequenc
     whose definitions all fail: an error on the line of an instance of an appended definition, or
     inside it in every standard, moves on to the name's next definition, then to a black box. An
     error that remains is the row's own: ``error`` with its line. Black boxes only: the row is
-    ``unresolved_submodule`` (``unresolved`` = defined nowhere, ``mismatched`` = defined, none fits)."""
+    ``unresolved_submodule`` (``unresolved`` = defined nowhere, ``mismatched`` = defined, none fits).
+
+    Returns:
+        A ``Verdict``: ``ok_with_submodules``, ``unresolved_submodule`` (with ``unresolved``,
+        ``mismatched`` and ``definitions``), ``error`` (the row's own, with ``submodules``) or
+        ``timeout``.
+    """
     own = {u.name for u in scan_units(code)}
     defs = (lambda n: index.definitions.get(n, [])) if index is not None else (lambda n: [])
     direct = list(missing)

@@ -56,7 +56,11 @@ MAX_U32 = np.uint32(0xFFFFFFFF)
 
 
 def _word_grams(toks: list[str], n: int) -> list[str]:
-    """``" ".join(toks[i:i + n])`` for every start i (one gram of all tokens when fewer than n)."""
+    """``" ".join(toks[i:i + n])`` for every start i (one gram of all tokens when fewer than n).
+
+    Returns:
+        The n-grams as space-joined strings, in order (empty for no tokens).
+    """
     if len(toks) <= n:
         return [" ".join(toks)] if toks else []
     return list(map(" ".join, zip(*(toks[i:] for i in range(n)))))

@@ -69,7 +69,11 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def _sizes(hist: dict) -> str:
-    """{"2": 5, "3": 1} -> "5 x 2 rows, 1 x 3 rows" (cluster size histogram)."""
+    """{"2": 5, "3": 1} -> "5 x 2 rows, 1 x 3 rows" (cluster size histogram).
+
+    Returns:
+        The histogram as text, ``none`` when it is empty.
+    """
     return ", ".join(f"{n} x {k} rows" for k, n in hist.items()) or "none"
 
 

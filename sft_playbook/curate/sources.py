@@ -240,6 +240,9 @@ def _looks_like_jsonl(path: Path) -> bool:
 def _record(spec: dict[str, Any], where: str, rec: Any) -> dict[str, str]:
     """Map one raw record onto the pipeline schema, or raise SourceError naming the field.
 
+    Returns:
+        ``{"code": ..., "desc_<level>": ...}`` per level of the spec (all str).
+
     Raises:
         SourceError: the record is not an object, or its code or a description level is missing or not a string.
     """

@@ -99,7 +99,13 @@ def module_spans(text: str, line_start: bool = False) -> list[tuple[str, int, in
 
 
 def _block_code(block: str) -> str | None:
-    """From the first module (with the directives before it) to the last complete endmodule."""
+    """From the first module (with the directives before it) to the last complete endmodule.
+
+    Returns:
+        The block's directive lines before the first module (one per line), then the text from the
+        first ``module`` to the last complete ``endmodule``, ending in a newline; None when the block
+        has no complete module.
+    """
     spans = module_spans(block)
     if not spans:
         return None

@@ -104,7 +104,11 @@ VERILOG_2005 = "1364-2005"
 
 
 def _compile_alone(code: str, top: str | None, timeout_s: float, keywords: str | None = None):
-    """Compile one design as its own unit (common default timescale, no directive leaks)."""
+    """Compile one design as its own unit (common default timescale, no directive leaks).
+
+    Returns:
+        The sandbox's compile result (``ok``, ``timed_out``, ``stdout``, ``stderr``).
+    """
     return compile_check(difftb.wrap_unit(code, keywords=keywords), flags=FLAGS, timeout_s=timeout_s,
                          top=top if top and not top.startswith("\\") else None)
 
@@ -112,7 +116,12 @@ def _compile_alone(code: str, top: str | None, timeout_s: float, keywords: str |
 def _compile_either(code: str, top: str | None, timeout_s: float):
     """(result, keywords): compiled with SystemVerilog's keywords, else, when that is a syntax
     error, with Verilog-2005's (`begin_keywords "1364-2005"`: Verilog code that names things
-    `logic`, `bit`, `do` or `rand`)."""
+    `logic`, `bit`, `do` or `rand`).
+
+    Returns:
+        ``(result, keywords)``: the Verilog-2005 result and ``"1364-2005"`` when only that compiles,
+        else the SystemVerilog result and None.
+    """
     comp = _compile_alone(code, top, timeout_s)
     if comp.ok or comp.timed_out:
         return comp, None
@@ -122,7 +131,12 @@ def _compile_either(code: str, top: str | None, timeout_s: float):
 
 def _verdict(run, nonce: str):
     """[(mismatches, samples, first)] from the one verdict line on stdout, or [] (see
-    `simulate.verdict_lines`; tampering is reported by `_tampered`)."""
+    `simulate.verdict_lines`; tampering is reported by `_tampered`).
+
+    Returns:
+        ``[(mismatches, samples, first)]`` as strings of digits (``first`` may be ``-1``): one tuple,
+        or an empty list when there is no verdict or it was tampered with.
+    """
     found, _ = verdict_lines(run, nonce, r"RESULT mismatches=(\d+) samples=(\d+) first=(-?\d+)")
     return found
 

@@ -238,7 +238,12 @@ _TIMESCALE_RE = re.compile(r"`timescale\s+([^\n/]+/[^\n]+?)\s*$", re.M)
 def _units(tb: str, code: str, ref: str) -> dict[str, str]:
     """The three compilation units, in upstream's order (testbench, candidate, reference), each
     free of the others' directives (`default_nettype, macros); the testbench's `timescale is the
-    default of all three (upstream's order gives the same)."""
+    default of all three (upstream's order gives the same).
+
+    Returns:
+        ``{"test.sv": ..., "cand.sv": ..., "ref.sv": ...}``, each ``difftb.wrap_unit``-ed with that
+        timescale.
+    """
     m = _TIMESCALE_RE.search(strip_comments(tb))
     ts = m.group(1).strip() if m else DEFAULT_TIMESCALE
     return {"test.sv": wrap_unit(tb, ts), "cand.sv": wrap_unit(code, ts), "ref.sv": wrap_unit(ref, ts)}
@@ -309,7 +314,12 @@ def reference_as_candidate(problem: Problem) -> str:
 
 def _size_cost(p: Problem) -> float:
     """A guess of a problem's simulation time before anything ran: the clock cycles its testbench
-    asks for (sum of its repeat counts) and its length."""
+    asks for (sum of its repeat counts) and its length.
+
+    Returns:
+        The sum of the testbench's ``repeat (N)`` counts plus its length in characters (a relative
+        cost, not seconds).
+    """
     return float(sum(int(n) for n in re.findall(r"\brepeat\s*\(\s*(\d+)\s*\)", p.test)) + len(p.test))
 
 

@@ -85,7 +85,11 @@ def split_top(text: str, sep: str = ",") -> list[str]:
 
 
 def _match_paren(text: str, i: int) -> int:
-    """Index of the ')' matching the '(' at i (or -1)."""
+    """Index of the ')' matching the '(' at i (or -1).
+
+    Returns:
+        The index of the matching ``)``, or -1 when it never closes.
+    """
     depth = 0
     for j in range(i, len(text)):
         if text[j] == "(":
@@ -108,7 +112,13 @@ def _parse_param_list(text: str) -> list[tuple[str, str]]:
 
 
 def _parse_decl(decl: str, module: Module, prev: Port | None) -> Port | None:
-    """One ANSI port item or one non-ANSI declaration (possibly several names)."""
+    """One ANSI port item or one non-ANSI declaration (possibly several names).
+
+    Returns:
+        The last port declared or updated (for an ANSI continuation such as ``input [3:0] a, b``), or
+        None when ``decl`` declares no port (constructs it cannot take are added to
+        ``module.unsupported``).
+    """
     decl = decl.strip()
     m = re.match(r"(input|output|inout)\b(.*)$", decl, re.S)
     if m:
@@ -349,7 +359,12 @@ def _skip_ws(text: str, i: int) -> int:
 
 
 def _then_branch(body: str, i: int) -> str:
-    """The statement starting at body[i] (a begin..end block or one statement up to ';')."""
+    """The statement starting at body[i] (a begin..end block or one statement up to ';').
+
+    Returns:
+        The statement's text: the ``begin`` ... matching ``end`` block, or up to and including the
+        next ``;`` (the rest of ``body`` when there is none).
+    """
     if re.match(r"begin\b", body[i:]):
         depth = 0
         for t in re.finditer(r"(?<![\w$])(begin|end)(?![\w$])", body[i:]):
@@ -362,7 +377,11 @@ def _then_branch(body: str, i: int) -> str:
 
 
 def _only_constants(stmt: str, consts: set[str]) -> bool:
-    """Every assignment in stmt has a constant right-hand side (literals, parameters, {N{..}})."""
+    """Every assignment in stmt has a constant right-hand side (literals, parameters, {N{..}}).
+
+    Returns:
+        True when ``stmt`` has at least one assignment and all of them are constant; False otherwise.
+    """
     found = False
     for m in re.finditer(r"(?:<=|(?<![=!<>])=(?!=))([^;]*);", stmt):
         rhs = m.group(1)
