@@ -47,12 +47,20 @@ _COPY_ON_WRITE = _cow()
 
 def _blank(n: int) -> np.ndarray:
     """A column of empty strings as plain Python objects (pandas 3 would otherwise make an Arrow
-    string column, and every row filter of it then costs an Arrow ``take``)."""
+    string column, and every row filter of it then costs an Arrow ``take``).
+
+    Returns:
+        An object-dtype array of ``n`` empty strings, shape ``[n]``.
+    """
     return np.full(n, "", dtype=object)
 
 
 def _as_str(col: pd.Series) -> pd.Series:
-    """``col.astype(str)`` kept as object dtype; a no-op when every value is already a str."""
+    """``col.astype(str)`` kept as object dtype; a no-op when every value is already a str.
+
+    Returns:
+        ``col`` itself when already all str (object dtype); else a new object-dtype Series of ``str(v)``.
+    """
     if col.dtype == object and pd.api.types.infer_dtype(col, skipna=False) in ("string", "empty"):
         return col
     return col.astype(str).astype(object)
@@ -82,9 +90,13 @@ class Stage:
         self.config = dict(settings)
 
     def state(self) -> Any:
-        """What ``process`` needs from ``fit`` when that stays on the workers: a future (or, with
-        engine=local, the value) that the pipeline hands to every task of the pass, where
-        ``set_state`` receives its value. None: the stage carries its decision itself."""
+        """What ``process`` needs from ``fit`` when that stays on the workers, handed by the pipeline to every
+        task of the pass, where ``set_state`` receives its value.
+
+        Returns:
+            A future (or, with engine=local, the value itself); None (the default): the stage carries its
+            decision itself.
+        """
         return None
 
     def set_state(self, value: Any) -> None:
@@ -92,7 +104,15 @@ class Stage:
 
     # -- to implement ---------------------------------------------------------------------------
     def keys(self, df: pd.DataFrame) -> pd.DataFrame | None:
-        """Global stages: the per-row facts ``fit`` needs, for one partition (None: none)."""
+        """Global stages: the per-row facts ``fit`` needs, for one partition.
+
+        Args:
+            df: one partition, the rows the previous pass kept.
+
+        Returns:
+            One row per row of ``df`` (columns chosen by the stage, e.g. a hash or band keys), or None (the
+            default) when the stage needs no keys.
+        """
         return None
 
     def fit(self, parts, engine, keys: pd.DataFrame | None = None) -> None:  # noqa: D401 - optional hook
@@ -113,7 +133,11 @@ class Stage:
         raise NotImplementedError
 
     def summary(self) -> dict[str, Any]:
-        """Extra, stage-specific facts for the report (e.g. duplicate clusters)."""
+        """Extra, stage-specific facts for the report.
+
+        Returns:
+            A JSON-ready dict (e.g. duplicate clusters); empty (the default) when the stage has none.
+        """
         return {}
 
     # -- helpers for subclasses --------------------------------------------------------------
@@ -135,7 +159,14 @@ class Stage:
 
     @staticmethod
     def kept(df: pd.DataFrame) -> pd.Series:
-        """Boolean mask of the rows no stage has rejected so far (empty ``REASON``)."""
+        """The rows no stage has rejected so far.
+
+        Args:
+            df: a partition carrying the ``REASON`` column.
+
+        Returns:
+            Boolean Series aligned with ``df.index``: True where ``REASON`` is empty.
+        """
         return df[REASON] == ""
 
     # -- the shared wrapper (runs on a worker) ---------------------------------------------------
@@ -190,7 +221,12 @@ class StageStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The stats as a JSON-ready dict (drop reasons and counters sorted by name; ``extra`` only when set)."""
+        """The stats as a JSON-ready dict.
+
+        Returns:
+            ``{"name", "rows_in", "rows_out", "dropped", "counters", "examples"}`` plus ``"extra"`` only
+            when set; drop reasons and counters sorted by name, counts in rows.
+        """
         return {
             "name": self.name, "rows_in": self.rows_in, "rows_out": self.rows_out,
             "dropped": dict(sorted(self.dropped.items())), "counters": dict(sorted(self.counters.items())),
@@ -212,8 +248,19 @@ class Chain:
         self.stages = list(stages)
 
     def split(self, partition: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-        """What the pipeline runs per partition: (kept rows with the input's columns, dropped rows
-        with ``_stage``/reason/detail, counter totals ``{"_c<i>_<name>": n}``)."""
+        """Run the chained stages on one partition: what the pipeline runs per partition.
+
+        Args:
+            partition: the rows (not modified).
+
+        Returns:
+            ``(kept, dropped, counters)``: the kept rows with the input's columns; the dropped rows with
+            ``_stage`` (int64 index of the stage in the chain), ``REASON`` and ``DETAIL``; counter totals
+            ``{"_c<i>_<name>": n}`` summed over the partition.
+
+        Raises:
+            StageError: a stage failed on the partition or broke the stage contract (see ``Stage.__call__``).
+        """
         df = partition
         dropped: list[pd.DataFrame] = []
         sums: dict[str, int] = {}

@@ -63,14 +63,24 @@ _WORDS = re.compile(r"[^\W_]+")
 
 
 def text_grams(text: str, n: int) -> np.ndarray:
-    """Word n-grams of the lower-cased words (letters and digits; punctuation/layout ignored)."""
+    """Word n-grams of the lower-cased words (letters and digits; punctuation/layout ignored).
+
+    Returns:
+        Sorted unique CRC-32 hashes of the ``n``-word grams (uint64 array, values < 2^32; one gram of all
+        words when there are fewer than ``n``; empty for a text without words).
+    """
     return shingles(" ".join(_WORDS.findall(text.lower())), "words", n)
 
 
 def code_grams(code: str, n: int, normalize_identifiers: bool = False) -> np.ndarray:
     """Verilog token n-grams without comments (identifiers as written unless normalised; module
     names always replaced by one placeholder: the references are all ``RefModule``, a copy is
-    ``TopModule`` or anything else)."""
+    ``TopModule`` or anything else).
+
+    Returns:
+        Sorted unique CRC-32 hashes of the ``n``-token grams (uint64 array, values < 2^32; empty for
+        code without tokens).
+    """
     if normalize_identifiers:
         return shingles(code, "tokens", n, True)
     toks = code_tokens(code)
@@ -112,11 +122,23 @@ class Side:
         return {**self.__dict__, "_index": None}
 
     def distinctive(self, grams: np.ndarray) -> np.ndarray:
-        """The given n-grams without this side's template n-grams (both sorted, unique uint64 arrays)."""
+        """The given n-grams without this side's template n-grams.
+
+        Returns:
+            The sorted unique uint64 n-gram hashes of ``grams`` (itself sorted and unique) that are not in
+            ``self.template``.
+        """
         return np.setdiff1d(grams, self.template, assume_unique=True)
 
     def overlaps(self, grams: np.ndarray) -> list[tuple[str, int]]:
-        """(problem, shared distinctive n-grams) for every problem sharing any; ``grams`` distinctive."""
+        """Which problems share distinctive n-grams with a record.
+
+        Args:
+            grams: the record's distinctive n-grams (``distinctive``), sorted unique uint64.
+
+        Returns:
+            ``(problem, shared distinctive n-grams)`` for every problem sharing any, sorted by problem name.
+        """
         hits: Counter = Counter()
         index = self.index
         for g in grams.tolist():
@@ -126,10 +148,16 @@ class Side:
 
 
 def match(grams: np.ndarray, side: Side, containment: float, threshold: float, min_ngrams: int):
-    """The benchmark problem that contaminates a record with these (all) n-grams, or None:
-    (problem, benchmark-in-record, record-in-benchmark, Jaccard, record's distinctive n-grams).
+    """The benchmark problem that contaminates a record with these (all) n-grams.
+
     Both directions of containment count, each only when the contained side has >= ``min_ngrams``
-    distinctive n-grams (module docstring)."""
+    distinctive n-grams (module docstring).
+
+    Returns:
+        None when no problem matches; else ``(problem, benchmark-in-record, record-in-benchmark, Jaccard,
+        record's distinctive n-grams)``: the three overlaps are fractions in [0, 1], the last a count;
+        the problem with the largest containment wins.
+    """
     mine = side.distinctive(grams)
     n = len(mine)
     best = None
@@ -175,8 +203,12 @@ class Decontaminate(Stage):
         self.problems = 0
 
     def benchmark_folder(self):
-        """The first of ``benchmark_dir`` and ``also_look_in`` (repo-relative paths) that holds
-        benchmark files, or None."""
+        """Where the benchmark files are.
+
+        Returns:
+            The first of ``benchmark_dir`` and ``also_look_in`` (repo-relative paths, resolved) that holds
+            ``*_ref.sv`` files, as a ``Path``; None when none does.
+        """
         for candidate in [self.config["benchmark_dir"], *self.config["also_look_in"]]:
             folder = resolve(candidate)
             if folder.is_dir() and any(folder.glob("*_ref.sv")):
@@ -214,7 +246,12 @@ class Decontaminate(Stage):
         return len(small & small_p) if self.refs and self.prompts else len(small | small_p)
 
     def process(self, df):
-        """Mark the rows whose code or text fields match a benchmark problem (the first match per row)."""
+        """Mark the rows whose code or text fields match a benchmark problem (the first match per row).
+
+        Returns:
+            ``df`` itself, rows matching a problem marked ``benchmark_code`` / ``benchmark_description``
+            (unchanged when no benchmark was loaded).
+        """
         if not self.problems or df.empty:
             return df
         c = self.config
@@ -247,7 +284,13 @@ class Decontaminate(Stage):
         return df
 
     def summary(self):
-        """The benchmark folder used, ``problems_checked`` and how many problems are below the size floor."""
+        """The benchmark folder used and how many problems were checked.
+
+        Returns:
+            ``{"benchmark_dir", "problems_checked"}``, plus ``problems_below_floor``, ``refs_below_floor`` and
+            ``prompts_below_floor`` (counts of problems under ``min_ngrams`` distinctive n-grams) when
+            problems were loaded.
+        """
         folder = self.benchmark_folder()
         out = {"benchmark_dir": str(self.config["benchmark_dir"]) if folder is None or folder == resolve(
                    self.config["benchmark_dir"]) else str(folder),
@@ -265,6 +308,10 @@ class Decontaminate(Stage):
 
 def load_benchmark(folder: Path, config: dict) -> tuple[Side, Side]:
     """(references, prompts) of a VerilogEval-style folder (BOM-tolerant, one clear error per bad file).
+
+    Returns:
+        ``(references, prompts)``: the ``Side`` of the ``*_ref.sv`` code n-grams and the ``Side`` of the
+        ``*_prompt.txt`` word n-grams, each keyed by problem name.
 
     Raises:
         ConfigError: a benchmark file cannot be read or decoded (the message names it).

@@ -40,7 +40,12 @@ class UnicodeFix(_TextRule):
     name = "unicode_fix"
 
     def process(self, df):
-        """Fix the fields with ftfy; ``_n_unicode_fixed`` is 1 for rows where any field changed."""
+        """Fix the fields with ftfy; ``_n_unicode_fixed`` is 1 for rows where any field changed.
+
+        Returns:
+            ``df`` with the fields repaired in place (object dtype) and the counter column ``_n_unicode_fixed``
+            (int, 1 where any field changed, else 0); no row is dropped.
+        """
         changed = np.zeros(len(df), dtype=bool)
         for f in self.fields:
             before = df[f].tolist()
@@ -63,7 +68,11 @@ class WordCount(_TextRule):
         super().__init__(fields, min_words=min_words, max_words=max_words)
 
     def process(self, df):
-        """Drop rows with a field outside [``min_words``, ``max_words``] (``too_few_words`` / ``too_many_words``)."""
+        """Drop rows with a field outside [``min_words``, ``max_words``] (``too_few_words`` / ``too_many_words``).
+
+        Returns:
+            ``df`` with the failing rows marked (detail: ``<field>: <count> words < / > <limit>``).
+        """
         for f in self.fields:
             n = pd.Series(list(map(word_count, df[f].tolist())), index=df.index, dtype="int64")
             self.drop(df, n < self.config["min_words"], "too_few_words",
@@ -83,7 +92,12 @@ class TopNGramShare(_TextRule):
         super().__init__(fields, n=n, max_share=max_share)
 
     def process(self, df):
-        """Drop rows with a field whose top n-gram share exceeds ``max_share`` (``repeated_ngrams``)."""
+        """Drop rows with a field whose top n-gram share exceeds ``max_share`` (``repeated_ngrams``).
+
+        Returns:
+            ``df`` with the failing rows marked (detail: the field and its top n-gram share of characters,
+            a fraction in [0, 1], rounded to 3 places).
+        """
         n, limit = int(self.config["n"]), float(self.config["max_share"])
         for f in self.fields:
             share = pd.Series(top_ngram_shares(df[f].tolist(), n), index=df.index)   # numpy, batched
@@ -101,7 +115,12 @@ class UrlShare(_TextRule):
         super().__init__(fields, max_share=max_share)
 
     def process(self, df):
-        """Drop rows with a field whose URL character share exceeds ``max_share`` (``url_heavy``)."""
+        """Drop rows with a field whose URL character share exceeds ``max_share`` (``url_heavy``).
+
+        Returns:
+            ``df`` with the failing rows marked (detail: the field and its URL share of characters, a
+            fraction in [0, 1], rounded to 3 places).
+        """
         limit = float(self.config["max_share"])
         for f in self.fields:
             share = df[f].map(url_char_share)
@@ -119,7 +138,11 @@ class LineCount(Stage):
         super().__init__(min_lines=min_lines, max_lines=max_lines)
 
     def process(self, df):
-        """Drop rows outside the line range (``too_few_lines`` / ``too_many_lines``; detail: the count)."""
+        """Drop rows outside the line range (``too_few_lines`` / ``too_many_lines``; detail: the count).
+
+        Returns:
+            ``df`` with the failing rows marked; lines are counted as newlines + 1.
+        """
         n = df["code"].str.count("\n") + 1
         self.drop(df, n < self.config["min_lines"], "too_few_lines",
                   n.astype(str) + f" lines < {self.config['min_lines']}")
@@ -137,7 +160,11 @@ class LongestLine(Stage):
         super().__init__(max_chars=max_chars)
 
     def process(self, df):
-        """Drop rows whose longest line exceeds ``max_chars`` (``line_too_long``; detail: its length)."""
+        """Drop rows whose longest line exceeds ``max_chars`` (``line_too_long``; detail: its length).
+
+        Returns:
+            ``df`` with the failing rows marked (detail: the longest line's length in characters).
+        """
         longest = df["code"].map(lambda c: max((len(l) for l in c.split("\n")), default=0))
         self.drop(df, longest > self.config["max_chars"], "line_too_long",
                   "longest line " + longest.astype(str) + f" chars > {self.config['max_chars']}")
@@ -154,7 +181,12 @@ class AlphaShare(Stage):
         super().__init__(min_share=min_share)
 
     def process(self, df):
-        """Drop rows below ``min_share`` alphabetic characters (``low_alpha_share``; detail: the share)."""
+        """Drop rows below ``min_share`` alphabetic characters (``low_alpha_share``; detail: the share).
+
+        Returns:
+            ``df`` with the failing rows marked (detail: the alphabetic share of non-space characters, a
+            fraction in [0, 1]; 0.0 for code without non-space characters).
+        """
         def share(c: str) -> float:
             chars = [ch for ch in c if not ch.isspace()]
             return sum(ch.isalpha() for ch in chars) / len(chars) if chars else 0.0
@@ -178,7 +210,11 @@ class HasModule(Stage):
         super().__init__()
 
     def process(self, df):
-        """Drop rows without a ``module`` header followed by ``endmodule`` (``no_module_endmodule``)."""
+        """Drop rows without a ``module`` header followed by ``endmodule`` (``no_module_endmodule``).
+
+        Returns:
+            ``df`` with the failing rows marked (no detail).
+        """
         def ok(c: str) -> bool:
             m = _MODULE.search(c)
             return bool(m) and bool(_ENDMODULE.search(c, m.end()))
@@ -231,7 +267,15 @@ class Compiles(Stage):
         self.index = index
 
     def process(self, df):
-        """Compile every row of the partition as the class docstring says (``threads`` at a time)."""
+        """Compile every row of the partition as the class docstring says (``threads`` at a time).
+
+        Returns:
+            ``df`` with the columns ``verilog_std`` (the accepting standard's label, "" when none),
+            ``unresolved_modules`` and ``mismatched_modules`` (space-separated names), the int counters
+            ``_n_compile_skipped``, ``_n_submodules_resolved``, ``_n_unresolved_submodule``,
+            ``_n_interface_mismatch`` and ``_n_std_<label>``, and the failing rows marked
+            ``does_not_compile`` (iverilog error or timeout) or ``unresolved_submodule`` (with ``drop``).
+        """
         from ..verilog.sandbox import compile_check, iverilog_available
         from .hierarchy import check_verilog, standard_label
 

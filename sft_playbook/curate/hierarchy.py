@@ -76,7 +76,11 @@ _DEFINE = {"module": "endmodule", "macromodule": "endmodule", "primitive": "endp
 
 def ident_name(tok: str) -> str:
     """The name an identifier token stands for: ``\\$not`` and ``$not`` ... an escaped identifier
-    is the same name without its backslash (IEEE 1364 3.7.1), as iverilog reports it."""
+    is the same name without its backslash (IEEE 1364 3.7.1), as iverilog reports it.
+
+    Returns:
+        ``tok`` without its leading backslash when it is an escaped identifier, else ``tok`` unchanged.
+    """
     return tok[1:] if tok.startswith("\\") else tok
 
 
@@ -85,8 +89,12 @@ _UNIT_EDGE = re.compile(r"(?<![\w$`\\])(?:(macromodule|module|primitive)\s+(\\\S
 
 
 def hide_comments(code: str) -> str:
-    """``code`` with comments and strings blanked out (same length: offsets stay valid). Cheap
-    when there is nothing to hide."""
+    """``code`` with comments and strings blanked out. Cheap when there is nothing to hide.
+
+    Returns:
+        A string of the same length as ``code`` (offsets stay valid): every character of a comment or
+        string literal except newlines replaced by a space; ``code`` itself when it has no ``/`` or ``"``.
+    """
     if "/" not in code and '"' not in code:
         return code
     return _HIDE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), code)
@@ -111,7 +119,11 @@ _INSTANCE = re.compile(r"(?<![\w$.`\\])(" + _ID + r")\s*(?:#\s*(" + _P3 + r"|[\w
 
 def _uses(text: str) -> list[str]:
     """Names instantiated in ``text`` (comments blanked), in order, no repeats. The regex runs at C
-    speed; keywords (``else begin``, ``module m (``) are filtered after the match."""
+    speed; keywords (``else begin``, ``module m (``) are filtered after the match.
+
+    Returns:
+        The instantiated module names (escaped ones without their backslash), in first-use order.
+    """
     out: list[str] = []
     for m in _INSTANCE.finditer(text):
         name, inst = m.group(1), m.group(3)
@@ -125,7 +137,13 @@ def _uses(text: str) -> list[str]:
 
 def scan_units(code: str) -> list[Unit]:
     """The modules/primitives defined in ``code`` and, for each, the names it instantiates.
-    Text outside any module is ignored. Comments and strings never count."""
+    Text outside any module is ignored. Comments and strings never count.
+
+    Returns:
+        One ``Unit`` per definition, in source order: name (escaped identifiers without the backslash),
+        character offsets ``start``/``end`` into ``code`` (a unit without ``endmodule`` runs to the end of
+        the text) and ``uses`` (instantiated names, in order, no repeats, its own name left out).
+    """
     text = hide_comments(code)
     units: list[Unit] = []
     cur: Unit | None = None
@@ -147,8 +165,16 @@ _DIRECTIVE_LINE = re.compile(r"^[ \t]*`(?:define|timescale|default_nettype)\b[^\
 
 
 def directives_outside(code: str, units: list[Unit]) -> str:
-    """`define / `timescale / `default_nettype lines of ``code`` outside its modules (a module's
-    text needs the macros its row defines)."""
+    """The `define / `timescale / `default_nettype lines of ``code`` outside its modules (a module's
+    text needs the macros its row defines).
+
+    Args:
+        code: the row's source text.
+        units: ``scan_units(code)``.
+
+    Returns:
+        Those lines, stripped, joined by newlines in source order ('' when there are none).
+    """
     outside, pos = [], 0
     for u in units:
         outside.append(code[pos:u.start])
@@ -172,7 +198,11 @@ class Instance:
 
 
 def _close(text: str, open_at: int) -> int:
-    """Offset just after the parenthesis that closes the one at ``open_at`` (end of text if none)."""
+    """Offset just after the parenthesis that closes the one at ``open_at`` (end of text if none).
+
+    Returns:
+        The offset just after the closing bracket, or ``len(text)`` when it never closes.
+    """
     depth = 0
     for i in range(open_at, len(text)):
         c = text[i]
@@ -186,7 +216,11 @@ def _close(text: str, open_at: int) -> int:
 
 
 def _items(inner: str) -> list[str]:
-    """Top-level comma-separated items of a parenthesised list (nested (), [], {} kept whole)."""
+    """Top-level comma-separated items of a parenthesised list (nested (), [], {} kept whole).
+
+    Returns:
+        The items, stripped, empty ones left out.
+    """
     out, depth, cur = [], 0, []
     for c in inner:
         if c in "([{":
@@ -219,7 +253,13 @@ def _split_connections(items: list[str]) -> tuple[list[str], int]:
 
 
 def instances(code: str) -> list[Instance]:
-    """Every instantiation in ``code`` (comments and strings blanked; keywords left out), in order."""
+    """Every instantiation in ``code`` (comments and strings blanked; keywords left out), in order.
+
+    Returns:
+        One ``Instance`` per instantiation, in source order: module and instance name, character span in
+        ``code``, named ports and count of positional ones, named parameters and count of positional ones
+        (a ``#8`` / ``#WIDTH`` value counts as one positional parameter).
+    """
     text = hide_comments(code)
     out = []
     for m in _INSTANCE.finditer(text):
@@ -248,7 +288,12 @@ def black_box(name: str, uses: Sequence[Instance]) -> str:
     one-bit ``input`` (iverilog then only warns about widths: an ``input`` takes any expression,
     a constant or a ``reg`` too, and a one-bit port also fits an instance array); parameters alike
     (named ones, padded with ``P<k>``), default 0. Plain Verilog-1995 syntax, so every standard
-    parses it."""
+    parses it.
+
+    Returns:
+        The black box's Verilog source on one line: ``module <name>(<ports>); parameter ... input ...
+        endmodule`` (escaped names where a name is not a plain identifier or is a keyword).
+    """
     ports: list[str] = []
     params: list[str] = []
     npos = nppos = 0
@@ -321,7 +366,13 @@ class ModuleIndex(Stage):
 
     def keys(self, df: pd.DataFrame) -> pd.DataFrame:
         """Per row of one partition: ``id``, ``_order``, the module names it defines and the names it
-        instantiates but does not define (tuples, first occurrence order; ``index_keys``).
+        instantiates but does not define (first occurrence order; ``index_keys``).
+
+        Args:
+            df: one partition with ``id``, ``_order`` and the configured code field.
+
+        Returns:
+            ``index_keys(df, field)``: one key row per (row, module name); no rows for rows without modules.
         """
         return index_keys(df, self.config["field"])
 
@@ -365,8 +416,12 @@ class ModuleIndex(Stage):
                  self._summary["definitions_for_elaboration"])
 
     def state(self):
-        """The index where it lives after ``fit``: a future of (definitions, modules) on a worker
-        (dask), or None with ``engine=local`` (then the index is already here)."""
+        """The index where it lives after ``fit``.
+
+        Returns:
+            A future of ``(definitions, modules)`` on a worker (dask), or None with ``engine=local`` (then
+            the index is already here).
+        """
         return self._state
 
     def set_state(self, value) -> None:
@@ -375,7 +430,14 @@ class ModuleIndex(Stage):
         self.definitions, self.modules = value
 
     def fetch(self, engine) -> ModuleIndex:
-        """Bring ``definitions`` and ``modules`` to this process (they stay on a worker otherwise)."""
+        """Bring ``definitions`` and ``modules`` to this process (they stay on a worker otherwise).
+
+        Args:
+            engine: the engine ``fit`` ran on (gathers the worker's future).
+
+        Returns:
+            ``self``, with ``definitions`` and ``modules`` filled in.
+        """
         if self._state is not None:
             self.set_state(engine.gather([self._state])[0])
         return self
@@ -386,9 +448,16 @@ class ModuleIndex(Stage):
         return d
 
     def closure(self, names: Sequence[str], exclude: set[str]) -> list[str]:
-        """The index names to append so that ``names`` elaborate: each known name and, depth
-        first, the known names they instantiate; names in ``exclude`` (the row's own) are left out.
-        Deterministic order (first need first)."""
+        """The index names to append so that ``names`` elaborate.
+
+        Args:
+            names: the module names the row instantiates.
+            exclude: the names the row defines itself (never appended).
+
+        Returns:
+            Each known name and, depth first, the known names they instantiate, once each, in a deterministic
+            order (first need first); names the index does not define are left out.
+        """
         out: list[str] = []
         seen = set(exclude)
         stack = [n for n in reversed(list(names))]
@@ -402,11 +471,21 @@ class ModuleIndex(Stage):
         return out
 
     def process(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Nothing to do per partition: the index is used by the compile check. Returns ``df`` unchanged."""
+        """Nothing to do per partition: the index is used by the compile check.
+
+        Returns:
+            ``df`` unchanged.
+        """
         return df
 
     def summary(self) -> dict[str, Any]:
-        """Index sizes for the report (see the class docstring)."""
+        """Index sizes for the report (see the class docstring).
+
+        Returns:
+            A copy of ``{"rows_defining_modules", "module_names", "names_defined_by_several_rows",
+            "definitions_for_elaboration", "alternative_definitions", "definition_chars"}`` (counts; the last
+            in characters); empty before ``fit``.
+        """
         return dict(self._summary)
 
 
@@ -420,6 +499,10 @@ def build_module_index(rows: Iterable[tuple[str, str]], max_definitions_per_name
     held-out references that instantiate modules defined in other rows. Every definition is kept
     (the designs judged against it are not rows of the corpus), the first
     ``max_definitions_per_name`` distinct ones per name; ``fingerprint``: a sha256 of its content.
+
+    Returns:
+        The fitted ``ModuleIndex`` with ``keep_all`` set, ``definitions``/``modules`` in this process
+        and ``fingerprint`` (64 hex digits over every kept name and definition text).
 
     Raises:
         ValueError: ``max_definitions_per_name`` < 1.
@@ -445,10 +528,19 @@ def build_module_index(rows: Iterable[tuple[str, str]], max_definitions_per_name
 
 
 def index_keys(df: pd.DataFrame, field: str) -> pd.DataFrame:
-    """The module index's keys of one partition: one row per (row, module name) the row defines
-    (``defines`` True; ``first`` True on the row's first name, to count defining rows) or
-    instantiates without defining it (``defines`` False), with the row's ``_order`` and ``id``.
-    Rows without modules give no key row (prose: nothing); tens of bytes per name otherwise."""
+    """The module index's keys of one partition: one key row per (row, module name) the row defines
+    or instantiates without defining it. Rows without modules give no key row (prose: nothing); tens
+    of bytes per name otherwise.
+
+    Args:
+        df: one partition with ``id``, ``_order`` and ``field``.
+        field: the column holding the Verilog text.
+
+    Returns:
+        DataFrame with columns ``name`` (object), ``_order`` (int64), ``id`` (object), ``defines`` (bool:
+        the row defines the name) and ``first`` (bool: True on a defining row's first name, to count
+        defining rows); a row's defined names come first, then its other uses.
+    """
     names, orders, ids, defines, first = [], [], [], [], []
     for rid, order, code in zip(_as_str(df["id"]).tolist(), df["_order"].tolist(), df[field].tolist()):
         units = scan_units(code or "")
@@ -468,11 +560,20 @@ def index_keys(df: pd.DataFrame, field: str) -> pd.DataFrame:
 
 
 def index_bucket(keys: pd.DataFrame, cap: int, keep_all: bool = False):
-    """One bucket of module names (every key row of each name is here). Returns (the definitions
-    to fetch: ``name``, ``_order``, ``id``, ``rank`` (0 = first defining row) of the first ``cap``
-    defining rows of each name that some row instantiates (``keep_all``: of every name); (defining
-    rows counted by their first name, distinct names defined, names defined by several rows); the
-    names defined here)."""
+    """One bucket of module names (every key row of each name is here).
+
+    Args:
+        keys: the key rows (``index_keys``) of every name of this bucket.
+        cap: the most defining rows kept per name.
+        keep_all: keep the definitions of every name, not only those some row instantiates.
+
+    Returns:
+        ``(want, stats, defined)``: ``want`` the definitions to fetch, a DataFrame with ``name``,
+        ``_order``, ``id`` and ``rank`` (0 = first defining row) of the first ``cap`` defining rows of
+        each name that some row instantiates (``keep_all``: of every name); ``stats`` (defining rows
+        counted by their first name, distinct names defined, names defined by several rows); ``defined``
+        the set of names defined here.
+    """
     defs = keys[keys["defines"].to_numpy(dtype=bool)].sort_values(["name", "_order"], kind="stable")
     used = set(keys.loc[~keys["defines"].to_numpy(dtype=bool), "name"].tolist())
     rank = defs.groupby("name", sort=False).cumcount().to_numpy() if len(defs) else np.zeros(0, dtype=np.int64)
@@ -484,15 +585,30 @@ def index_bucket(keys: pd.DataFrame, cap: int, keep_all: bool = False):
 
 
 def _wanted_rows(*wants: pd.DataFrame) -> pd.DataFrame:
-    """The (row, name) definitions to fetch, sorted by ``_order`` (searched by every partition)."""
+    """The (row, name) definitions to fetch, sorted by ``_order`` (searched by every partition).
+
+    Returns:
+        The concatenated frames (``name``, ``_order``, ``id``, ``rank``) sorted by ``_order`` then name;
+        an empty frame with those columns for no input.
+    """
     if not wants:
         return pd.DataFrame({"name": [], "_order": [], "id": [], "rank": []})
     return pd.concat(wants, ignore_index=True).sort_values(["_order", "name"], kind="stable").reset_index(drop=True)
 
 
 def definition_texts(df: pd.DataFrame, wanted: pd.DataFrame, field: str) -> list[tuple[str, int, str, str, tuple[str, ...]]]:
-    """The wanted definitions that live in this partition: (name, ``_order``, id, text: the
-    module's source with its row's `define lines, names the module instantiates)."""
+    """The wanted definitions that live in this partition.
+
+    Args:
+        df: one partition with ``id``, ``_order`` and ``field``.
+        wanted: the definitions to fetch (``name``, ``_order``, ...), over the whole corpus.
+        field: the column holding the Verilog text.
+
+    Returns:
+        ``(name, _order, id, text, uses)`` per wanted definition found here: ``text`` is the module's
+        source preceded by its row's `define/`timescale lines, ``uses`` the names the module
+        instantiates; the row's first unit of each name only. Empty when nothing wanted lives here.
+    """
     if wanted.empty or df.empty:
         return []
     mine = wanted[wanted["_order"].isin(df["_order"])]
@@ -517,10 +633,20 @@ def definition_texts(df: pd.DataFrame, wanted: pd.DataFrame, field: str) -> list
 
 
 def build_definitions(wants: list[pd.DataFrame], defined: list[set[str]], *texts):
-    """The index from the buckets' wanted definitions and the partitions' texts: ((name -> distinct
-    ``ModuleDef``s in input order, the uses limited to names the corpus defines, as the compile
-    check follows them; name -> the first of them); (names kept, alternative definitions,
-    characters))."""
+    """The index from the buckets' wanted definitions and the partitions' texts.
+
+    Args:
+        wants: each bucket's ``want`` frame (``index_bucket``).
+        defined: each bucket's set of names defined.
+        *texts: each partition's ``definition_texts``.
+
+    Returns:
+        ``((definitions, modules), (names, alternatives, chars))``: ``definitions`` maps name -> distinct
+        ``ModuleDef``s in input order (identical texts once; uses limited to names the corpus defines, as
+        the compile check follows them), sorted by name; ``modules`` maps name -> the first of them; then
+        the number of names kept, of alternative definitions beyond the first, and the total definition
+        text in characters.
+    """
     found = {(name, order): (rid, text, uses) for part in texts for name, order, rid, text, uses in part}
     names_defined = set().union(*defined) if defined else set()
     definitions: dict[str, list[ModuleDef]] = {}
@@ -581,8 +707,12 @@ class Verdict:
 
 
 def error_lines(output: str) -> list[tuple[str, int, str]]:
-    """iverilog's error lines as (file, line, message); warnings and summary lines left out.
-    Lines without a location (``No top level modules ...``) come back with file '' and line 0."""
+    """iverilog's error lines; warnings and summary lines left out.
+
+    Returns:
+        ``(file, line, message)`` per error line, in output order; lines without a location
+        (``No top level modules ...``) come back with file '' and line 0.
+    """
     out = []
     for raw in output.splitlines():
         s = raw.strip()
@@ -601,7 +731,12 @@ def error_lines(output: str) -> list[tuple[str, int, str]]:
 
 
 def standard_label(std: str) -> str:
-    """'-g2005 -gno-xtypes' -> '2005' (the year of the standard's -g flag)."""
+    """The short label of an iverilog standard, e.g. '-g2005 -gno-xtypes' -> '2005'.
+
+    Returns:
+        The text after the standard's ``-g`` flag (its year), or the first flag without its dashes when
+        there is no ``-g<digit>`` flag.
+    """
     m = re.search(r"-g(\d\S*)", std)
     return m.group(1) if m else std.split()[0].lstrip("-")
 
@@ -618,6 +753,11 @@ def check_verilog(code: str, compile_fn: Callable[..., Any], standards: Sequence
     ``compile_fn(code, flags=..., timeout_s=...)`` is the sandbox's ``compile_check``: a result with
     ``ok``, ``timed_out``, ``stdout``, ``stderr``. The row is always the start of the compiled text,
     so its line numbers stay as written; errors inside appended definitions are told apart by line.
+
+    Returns:
+        The ``Verdict``: ``ok`` with the first standard that accepted the row; ``ok_with_submodules`` /
+        ``unresolved_submodule`` when it elaborated with index definitions / black boxes; ``timeout``;
+        else ``error`` with the error of the attempt that got furthest (``line N: ... [-gYEAR]``).
     """
     attempts: list[tuple[str, list[tuple[str, int, str]]]] = []
     top = None
@@ -651,7 +791,13 @@ def _fmt(err: tuple[str, int, str], std: str) -> str:
 
 def _best_error(attempts: list[tuple[str, list[tuple[str, int, str]]]]) -> str:
     """The error of the attempt that got furthest: one that parsed (no syntax error) before one that
-    did not; among syntax errors the one latest in the file; ties to the earlier standard."""
+    did not; among syntax errors the one latest in the file; ties to the earlier standard.
+
+    Returns:
+        That attempt's first error, preferring one that is not an unknown module, as ``line N:
+        message [-gYEAR]`` (at most 200 characters before the standard), or ``iverilog failed
+        without a message [<std>]``.
+    """
     def rank(a):
         std, errs = a
         if not errs:
@@ -679,7 +825,13 @@ def _with_submodules(code: str, missing: list[str], std: str, standards: Sequenc
     whose definitions all fail: an error on the line of an instance of an appended definition, or
     inside it in every standard, moves on to the name's next definition, then to a black box. An
     error that remains is the row's own: ``error`` with its line. Black boxes only: the row is
-    ``unresolved_submodule`` (``unresolved`` = defined nowhere, ``mismatched`` = defined, none fits)."""
+    ``unresolved_submodule`` (``unresolved`` = defined nowhere, ``mismatched`` = defined, none fits).
+
+    Returns:
+        A ``Verdict``: ``ok_with_submodules``, ``unresolved_submodule`` (with ``unresolved``,
+        ``mismatched`` and ``definitions``), ``error`` (the row's own, with ``submodules``) or
+        ``timeout``.
+    """
     own = {u.name for u in scan_units(code)}
     defs = (lambda n: index.definitions.get(n, [])) if index is not None else (lambda n: [])
     direct = list(missing)

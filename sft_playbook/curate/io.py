@@ -25,6 +25,10 @@ def read_jsonl_frame(path: str | Path, columns: dict[str, str]) -> pd.DataFrame:
     escaped surrogates (which Arrow's UTF-8 strings cannot hold) or anything Arrow rejects fall back
     to ``json.loads`` per line, so the values are always what the stdlib would give.
 
+    Returns:
+        One row per non-blank line, in file order, with exactly the ``columns`` in the given order
+        (``str`` as object dtype, ``int64`` as int64).
+
     Raises:
         InputError: a line is not valid JSON (``file:line``).
         ValueError: a ``str`` column holds a non-string value.
@@ -75,7 +79,12 @@ def read_jsonl_frame(path: str | Path, columns: dict[str, str]) -> pd.DataFrame:
 def frame_jsonl_text(df: pd.DataFrame, columns: list[str]) -> str:
     """The same text as ``jsonl_text(df[columns].to_dict("records"))`` (byte for byte), built column
     by column: each value is JSON-encoded once (string columns straight through the C string
-    encoder that ``json.dumps`` itself uses) and each line is one %-format, without a dict per row."""
+    encoder that ``json.dumps`` itself uses) and each line is one %-format, without a dict per row.
+
+    Returns:
+        One JSON object per row (keys in ``columns`` order, ``", "``/``": "`` separators, non-ASCII kept),
+        each line ending in ``\\n``; '' for an empty frame.
+    """
     enc = json.JSONEncoder(ensure_ascii=False).encode
     if df.empty:
         return ""

@@ -56,14 +56,34 @@ MAX_U32 = np.uint32(0xFFFFFFFF)
 
 
 def _word_grams(toks: list[str], n: int) -> list[str]:
-    """``" ".join(toks[i:i + n])`` for every start i (one gram of all tokens when fewer than n)."""
+    """``" ".join(toks[i:i + n])`` for every start i (one gram of all tokens when fewer than n).
+
+    Returns:
+        The n-grams as space-joined strings, in order (empty for no tokens).
+    """
     if len(toks) <= n:
         return [" ".join(toks)] if toks else []
     return list(map(" ".join, zip(*(toks[i:] for i in range(n)))))
 
 
 def shingles(text: str, kind: str = "tokens", ngram: int = 5, normalize_identifiers: bool = True) -> np.ndarray:
-    """Unique 32-bit shingle hashes of one document (uint64 array, values < 2^32)."""
+    """Unique 32-bit shingle hashes of one document.
+
+    Args:
+        text: the document.
+        kind: ``tokens`` (Verilog token n-grams without comments), ``words`` (lower-cased word n-grams)
+            or ``chars`` (character n-grams of whitespace-collapsed text).
+        ngram: n-gram length, in tokens, words or characters per ``kind``.
+        normalize_identifiers: ``tokens`` only: replace every identifier that is not a keyword by one
+            placeholder.
+
+    Returns:
+        Sorted unique CRC-32 hashes (uint64 array, values < 2^32; one gram of the whole document when it
+        is shorter than ``ngram``; empty for an empty document).
+
+    Raises:
+        ValueError: ``kind`` is not ``tokens``, ``words`` or ``chars``.
+    """
     if kind == "tokens":
         toks = code_tokens(text)
         if normalize_identifiers:
@@ -81,7 +101,11 @@ def shingles(text: str, kind: str = "tokens", ngram: int = 5, normalize_identifi
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Jaccard similarity of two sets given as sorted unique arrays (two empty sets: 1.0)."""
+    """Jaccard similarity of two sets given as sorted unique arrays.
+
+    Returns:
+        ``|a & b| / |a | b|`` in [0, 1]; 1.0 for two empty sets.
+    """
     if len(a) == 0 and len(b) == 0:
         return 1.0
     inter = len(np.intersect1d(a, b, assume_unique=True))
@@ -109,7 +133,15 @@ class MinHasher:
         self.chunk_elems = chunk_elems or (1 << 22 if backend == "torch" else 1 << 18)
 
     def signatures(self, docs: Sequence[np.ndarray]) -> np.ndarray:
-        """(len(docs), num_perm) uint32; an empty document gets all 0xFFFFFFFF."""
+        """MinHash signatures of a batch of documents.
+
+        Args:
+            docs: each document's shingle hashes (``shingles``: uint64 arrays, values < 2^32).
+
+        Returns:
+            ``[len(docs), num_perm]`` uint32 array: row i is document i's per-hash-function minimum; an empty
+            document gets all 0xFFFFFFFF.
+        """
         n = len(docs)
         out = np.full((n, self.num_perm), MAX_U32, dtype=np.uint32)
         sizes = np.fromiter((len(d) for d in docs), dtype=np.int64, count=n)
@@ -163,6 +195,10 @@ def lsh_candidates(sigs: np.ndarray, bands: int, rows: int, max_bucket: int = 64
     ``sigs``: (documents, num_perm) uint32 signatures (``MinHasher.signatures``); the first
     ``bands * rows`` hashes are used.
 
+    Returns:
+        The candidate pairs as a set of ``(i, j)`` row indices of ``sigs`` with i < j (empty for fewer
+        than two documents).
+
     Raises:
         ValueError: ``bands * rows`` exceeds the signature length.
     """
@@ -193,7 +229,12 @@ def lsh_candidates(sigs: np.ndarray, bands: int, rows: int, max_bucket: int = 64
 def near_duplicate_pairs(texts: Iterable[str], *, kind: str, ngram: int, num_perm: int, bands: int, rows: int,
                          threshold: float, seed: int, normalize_identifiers: bool = True,
                          backend: str = "numpy") -> list[tuple[int, int, float]]:
-    """All-in-one (single process): pairs (i, j, jaccard) with verified Jaccard >= threshold."""
+    """All-in-one (single process): shingles, signatures, LSH candidates, exact Jaccard check.
+
+    Returns:
+        ``(i, j, jaccard)`` for every candidate pair (indices into ``texts``, i < j, sorted) whose exact
+        Jaccard similarity of the shingle sets is >= ``threshold``.
+    """
     sh = [shingles(t, kind, ngram, normalize_identifiers) for t in texts]
     sigs = MinHasher(num_perm, seed, backend).signatures(sh)
     out = []

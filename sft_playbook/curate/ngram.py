@@ -49,14 +49,23 @@ def _factorize(values: np.ndarray) -> np.ndarray:
 def _pack8(padded: bytes, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """The first min(length, 8) bytes at each start as a little-endian uint64 (the rest zero;
     tokens hold no NUL bytes, so a shorter token never packs like a longer one). ``padded`` ends
-    with 8 zero bytes; the uint64 view below starts at every byte (unaligned reads)."""
+    with 8 zero bytes; the uint64 view below starts at every byte (unaligned reads).
+
+    Returns:
+        uint64 array of shape ``[len(starts)]``, one packed token prefix per start.
+    """
     words = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
     return words[starts] & _LOW_BYTES[np.minimum(lengths, 8)]
 
 
 def _token_ids(padded: bytes, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Exact ids 0..k-1: tokens of up to 8 bytes by their packed bytes, longer ones (rarer) by
-    their ``bytes`` (numbered after all the short ones, from which they differ by length)."""
+    their ``bytes`` (numbered after all the short ones, from which they differ by length).
+
+    Returns:
+        int64 array of shape ``[len(starts)]``: equal tokens get equal ids, different tokens different
+        ones.
+    """
     ids = _factorize(_pack8(padded, starts, lengths))
     longer = np.flatnonzero(lengths > 8)
     if longer.size:
@@ -66,12 +75,21 @@ def _token_ids(padded: bytes, starts: np.ndarray, lengths: np.ndarray) -> np.nda
 
 
 def _bits(count: int) -> int:
-    """Bits that hold the numbers 0..count-1."""
+    """Bits that hold the numbers 0..count-1.
+
+    Returns:
+        ``max(1, (count - 1).bit_length())``.
+    """
     return max(1, int(count - 1).bit_length())
 
 
 def _batch(texts: list[str], n: int) -> np.ndarray:
-    """Shares for ASCII texts without NUL bytes."""
+    """Shares for ASCII texts without NUL bytes.
+
+    Returns:
+        float64 array of shape ``[len(texts)]``: each text's top n-gram share in [0, 1] (0.0 when no
+        n-gram occurs twice), equal to ``top_ngram_share``.
+    """
     out = np.zeros(len(texts))
     padded = (" " + " ".join(texts) + " ").encode("ascii").lower() + bytes(8)
     a = np.frombuffer(padded, dtype=np.uint8)[:-8]
@@ -126,6 +144,9 @@ def _batch(texts: list[str], n: int) -> np.ndarray:
 
 def top_ngram_shares(texts: Sequence[str], n: int = 2) -> np.ndarray:
     """``[top_ngram_share(t, n) for t in texts]`` as a float array, computed in batches.
+
+    Returns:
+        ``[len(texts)]`` float64 array of shares in [0, 1], bit for bit those of ``top_ngram_share``.
 
     Raises:
         ValueError: ``n`` < 1.

@@ -112,13 +112,21 @@ _ORG = re.compile(r"(?i)(?:inc|corp|corporation|ltd|llc|gmbh|ag|sa|bv|plc|univer
 
 def _letter(ch: str) -> bool:
     """A letter, or a combining mark / joiner that is part of one: the vowel signs and viramas of
-    Devanagari, Bengali, Tamil, Thai ... are Unicode Mn/Mc, not alphabetic (``'शर्मा'``)."""
+    Devanagari, Bengali, Tamil, Thai ... are Unicode Mn/Mc, not alphabetic (``'शर्मा'``).
+
+    Returns:
+        True for an alphabetic character, ZWNJ/ZWJ or a combining mark (category M*).
+    """
     return ch.isalpha() or ch in "\u200c\u200d" or unicodedata.category(ch)[0] == "M"
 
 
 def _name_word(w: str) -> bool:
     """A capitalised word of letters (any script; ' ’ - inside), or a word of a caseless script
-    (CJK, Devanagari, Bengali, Tamil, Thai ...; combining marks count as part of the letters)."""
+    (CJK, Devanagari, Bengali, Tamil, Thai ...; combining marks count as part of the letters).
+
+    Returns:
+        True when ``w`` (a trailing ``.`` ignored for words over 2 characters) qualifies as a name word.
+    """
     core = w[:-1] if w.endswith(".") and len(w) > 2 else w
     if not core or not core[0].isalpha():
         return False
@@ -139,7 +147,11 @@ _NAME_HINTS = ("author", "by", "copyright", "(c)", "©", "designer", "engineer",
 
 
 def _particle_before_name(toks: list[re.Match], k: int) -> bool:
-    """toks[k] is a particle (van, de, da...) followed by more particles and then a name word."""
+    """toks[k] is a particle (van, de, da...) followed by more particles and then a name word.
+
+    Returns:
+        True when a name word follows after only particles; False at any other word or the end.
+    """
     for t in toks[k + 1:]:
         w = t.group(0)
         if _name_word(w):
@@ -150,7 +162,12 @@ def _particle_before_name(toks: list[re.Match], k: int) -> bool:
 
 
 def _names(text: str) -> list[tuple[int, int]]:
-    """Spans of personal names after author/copyright/contact keywords (each name of a list)."""
+    """Spans of personal names after author/copyright/contact keywords (each name of a list).
+
+    Returns:
+        ``(start, end)`` character offsets per name (organisations and one-letter words left out), in
+        text order; empty when the text has no author/copyright/contact hint.
+    """
     spans = []
     low = text.lower()
     if not any(h in low for h in _NAME_HINTS):      # C-speed substring checks before the regex scan
@@ -220,7 +237,11 @@ def code_numbers(code: str) -> frozenset[str]:
     """Digit strings of the numeric literals of ``code`` outside comments and string literals:
     each literal as written (underscores removed), based literals (``32'h9E3779B9``) also as
     their decimal value (``2654435769``) when they have no x/z digits, plain decimals also
-    without leading zeros."""
+    without leading zeros.
+
+    Returns:
+        The set of digit strings (empty for code without numeric literals).
+    """
     body = _CODE_TEXT.sub(" ", code)
     out: set[str] = set()
     for m in _BASED.finditer(body):
@@ -250,7 +271,12 @@ def _in_code(candidate: str, numbers: frozenset[str]) -> bool:
 def _phone_shaped(candidate: str, regions) -> bool:
     """Written the way phone numbers are written: +country, (area code), or digit groups exactly
     as libphonenumber formats this number (national or international; the international call
-    prefix ``00``/``011`` written for the ``+``) for a region where it is valid."""
+    prefix ``00``/``011`` written for the ``+``) for a region where it is valid.
+
+    Returns:
+        True when the candidate is written like a phone number; False for one bare digit run or groups
+        no region formats that way.
+    """
     import phonenumbers
 
     s = candidate.strip()
@@ -290,7 +316,11 @@ _WORD = re.compile(r"\w+|[^\w\s]")
 
 def _card_shaped(candidate: str) -> bool:
     """Written the way card numbers are printed: 4-4-4-4(-3) or 4-6-4/5 digit groups with one kind
-    of separator (space or dash). A bare digit run is not (a Luhn-valid constant is common)."""
+    of separator (space or dash). A bare digit run is not (a Luhn-valid constant is common).
+
+    Returns:
+        True for one of the printed card group layouts with a single separator kind; False otherwise.
+    """
     s = candidate.strip()
     seps = set(re.findall(r"\D+", s))
     if len(seps) != 1 or seps.pop() not in (" ", "-"):
@@ -300,7 +330,11 @@ def _card_shaped(candidate: str) -> bool:
 
 
 def _near_words(text: str, start: int, end: int, words, before: int, after: int = 3) -> bool:
-    """One of ``words`` (whole words, any case) among the ``before`` words before / ``after`` after."""
+    """One of ``words`` (whole words, any case) among the ``before`` words before / ``after`` after.
+
+    Returns:
+        True when one of ``words`` is among those neighbours (words and punctuation tokens).
+    """
     pre = [w.lower() for w in _WORD.findall(text[:start])][-before:] if before else []
     post = [w.lower() for w in _WORD.findall(text[end:])][:after]
     return bool(set(pre + post) & set(words))
@@ -308,7 +342,12 @@ def _near_words(text: str, start: int, end: int, words, before: int, after: int 
 
 def _version_number(text: str, start: int) -> bool:
     """The dotted quad at ``start`` follows a version word (``version 1.2.3.4``, ``rev: 2.0.1.7``,
-    ``v1.2.3.4``)."""
+    ``v1.2.3.4``).
+
+    Returns:
+        True when the 40 characters before ``start`` end in ``v``/``v.`` or a version word (plus
+        separators).
+    """
     pre = text[max(0, start - 40):start]
     if re.search(r"(?i)(?<![A-Za-z])v\.?$", pre):
         return True
@@ -316,7 +355,12 @@ def _version_number(text: str, start: int) -> bool:
     return bool(words) and words[-1] in VERSION_WORDS and re.fullmatch(r"(?s).*?[A-Za-z]+[ \t:=#]*", pre) is not None
 
 def _context_artifacts(text: str):
-    """presidio NlpArtifacts without an NLP engine: word tokens, lower-cased as 'lemmas'."""
+    """presidio NlpArtifacts without an NLP engine: word tokens, lower-cased as 'lemmas'.
+
+    Returns:
+        ``NlpArtifacts`` with ``tokens``, their character offsets, lower-cased ``lemmas`` and
+        ``keywords`` (the lower-cased tokens that start with a letter or digit).
+    """
     from presidio_analyzer.nlp_engine import NlpArtifacts
 
     toks = list(_WORD.finditer(text))
@@ -346,7 +390,12 @@ def _secrets(text: str) -> list[tuple[int, int]]:
 
 @lru_cache(maxsize=1)
 def _presidio():
-    """The presidio recognizers, built once per process (None when presidio is unavailable)."""
+    """The presidio recognizers, built once per process (None when presidio is unavailable).
+
+    Returns:
+        ``{kind: (recognizer, presidio entity name)}`` for email, ip, phone and credit_card, or None
+        (a warning is logged) when presidio cannot be imported.
+    """
     try:
         import tldextract
         import tldextract.tldextract as tldx
@@ -375,7 +424,12 @@ def _presidio():
 
 @lru_cache(maxsize=8)
 def _phone_context(words: tuple[str, ...], window: int):
-    """presidio's context-aware enhancer and a recognizer carrying the phone context words."""
+    """presidio's context-aware enhancer and a recognizer carrying the phone context words.
+
+    Returns:
+        ``(LemmaContextAwareEnhancer with window words before and 3 after, PhoneRecognizer with the
+        context words)``.
+    """
     from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
     from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
@@ -407,7 +461,12 @@ class Redactor:
         self.rejected[key] = self.rejected.get(key, 0) + 1
 
     def _has_context(self, text: str, start: int, end: int) -> bool:
-        """presidio's LemmaContextAwareEnhancer: a phone context word within the window."""
+        """presidio's LemmaContextAwareEnhancer: a phone context word within the window.
+
+        Returns:
+            True when a phone context word is within ``context_window`` words before or 3 after the span;
+            False when there are no context words.
+        """
         if not self.phone_context:
             return False
         if self.recognizers is None:     # regex backend: the same words, same window, own tokens
@@ -442,8 +501,17 @@ class Redactor:
         return True
 
     def find(self, text: str, numbers=frozenset()) -> list[tuple[int, int, str]]:
-        """(start, end, kind) of the PII in ``text``; ``numbers``: the design constants (a set, or a
-        function returning it: only called when a number candidate needs it)."""
+        """The PII in ``text``.
+
+        Args:
+            text: the text to search.
+            numbers: the design constants (a set, or a function returning it: only called when a number
+                candidate needs it); a number candidate made of them is not PII.
+
+        Returns:
+            ``(start, end, kind)`` character offsets (end exclusive) per PII span, sorted by start and
+            non-overlapping (of overlapping spans the one starting first, then the longest, is kept).
+        """
         spans: list[tuple[int, int, str]] = []
         if self.recognizers:
             for kind, (rec, entity) in self.recognizers.items():
@@ -491,7 +559,17 @@ class Redactor:
         return "".join(parts), counts
 
     def redact_code(self, code: str, numbers=None) -> tuple[str, dict[str, int]]:
-        """Redact inside comments and string literals only (the code's own numbers are never PII)."""
+        """Redact inside comments and string literals only (the code's own numbers are never PII).
+
+        Args:
+            code: Verilog source.
+            numbers: the design constants (a set, or a function returning it); None: those of ``code``
+                (``code_numbers``), computed only when a number candidate needs them.
+
+        Returns:
+            (code with PII in its comments and strings replaced by placeholders, number of replacements
+            per kind); the code outside comments and strings is unchanged.
+        """
         counts: dict[str, int] = {}
         if numbers is None:
             numbers = lru_cache(maxsize=1)(lambda: code_numbers(code))
@@ -546,7 +624,13 @@ class RedactPII(Stage):
         return state
 
     def process(self, df):
-        """Redact the partition's code and text fields and add the per-kind counters (class docstring)."""
+        """Redact the partition's code and text fields and add the per-kind counters (class docstring).
+
+        Returns:
+            ``df`` with the fields redacted (no row dropped) and the int64 counter columns
+            ``_n_pii_<kind>`` (replacements per kind) and ``_n_rejected_<kind>_<why>`` (number candidates
+            rejected, per reason).
+        """
         totals = {k: [0] * len(df) for k in KINDS}
         rejected = {f"{k}_{w}": [0] * len(df) for k in NUMBER_KINDS for w in REJECT_REASONS[k]}
         if len(df):

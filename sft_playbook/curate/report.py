@@ -18,7 +18,15 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> None:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    """The curation report as Markdown: sources and licences, the stage table, redactions and more."""
+    """The curation report as Markdown: sources and licences, the stage table, redactions and more.
+
+    Args:
+        r: the report dict (``curation_report.json``'s content).
+
+    Returns:
+        The Markdown text (lines joined by ``\\n``, no final newline), ending with a link to
+        ``curation_funnel.png``.
+    """
     lines = ["# Curation report", "",
              f"Sources: {', '.join(s['name'] + ' (' + s['origin'] + ', ' + str(s['rows']) + ' rows)' for s in r['sources'])}.",
              "", "Licences of the data (the curated output carries them; see README.md, License):", "",
@@ -61,12 +69,24 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def _sizes(hist: dict) -> str:
-    """{"2": 5, "3": 1} -> "5 x 2 rows, 1 x 3 rows" (cluster size histogram)."""
+    """{"2": 5, "3": 1} -> "5 x 2 rows, 1 x 3 rows" (cluster size histogram).
+
+    Returns:
+        The histogram as text, ``none`` when it is empty.
+    """
     return ", ".join(f"{n} x {k} rows" for k, n in hist.items()) or "none"
 
 
 def funnel_png(r: dict[str, Any]) -> bytes:
-    """A horizontal bar chart of the rows left after reading and after each stage, as PNG bytes."""
+    """A horizontal bar chart of the rows left after reading and after each stage.
+
+    Args:
+        r: the report dict (``rows_read`` and each stage's ``rows_out`` are plotted).
+
+    Returns:
+        The PNG file's bytes: 800 px wide, 42 px per bar + 120 px high (100 dpi), without a
+        ``Software`` metadata entry (so the same report gives the same bytes).
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -47,7 +47,12 @@ class Shard:
     row_group: int | None = None
 
     def label(self) -> str:
-        """The shard for messages: the path, with the line or row group it starts at."""
+        """The shard for messages.
+
+        Returns:
+            The path, followed by ``row group <g>`` (parquet) or ``from line <n>`` (a jsonl byte range);
+            the path alone for a whole file.
+        """
         if self.row_group is not None:
             return f"{self.path} row group {self.row_group}"
         if self.start is not None:
@@ -65,15 +70,23 @@ class ShardRead:
 
 
 def is_jsonl(path: Path) -> bool:
-    """True for ``*.jsonl`` files and ``*.json`` files that hold one JSON value per line."""
+    """True for ``*.jsonl`` files and ``*.json`` files that hold one JSON value per line.
+
+    Returns:
+        True for a ``*.jsonl`` name, or a ``*.json`` file whose first line is one complete JSON
+        object; False otherwise (only a ``*.json`` file's first line is read).
+    """
     from .sources import _looks_like_jsonl
 
     return path.name.endswith(".jsonl") or (path.name.endswith(".json") and _looks_like_jsonl(path))
 
 
 def scan_file(path: str) -> tuple[str, int, list[int]]:
-    """The cheap pass (on a worker): ("jsonl", lines, offsets of every LINE_STEP-th line),
-    ("parquet", row groups, []) or ("file", 1, []).
+    """The cheap pass (on a worker) over one file.
+
+    Returns:
+        ``("jsonl", lines, starts)`` with ``starts`` the byte offsets of every LINE_STEP-th line (the
+        first included); ``("parquet", row groups, [])``; or ``("file", 1, [])`` for any other file.
 
     Raises:
         SourceError: the file cannot be read (the message names it).
@@ -94,7 +107,19 @@ def scan_file(path: str) -> tuple[str, int, list[int]]:
 
 def cut_shards(source: int, path: str, scan: tuple[str, int, list[int]], lines_per_shard: int) -> list[Shard]:
     """Shards of one scanned file; jsonl pieces of about ``lines_per_shard`` lines (a multiple of
-    LINE_STEP, at least one)."""
+    LINE_STEP, at least one).
+
+    Args:
+        source: the source's index in the run's source list.
+        path: the file.
+        scan: ``scan_file(path)``.
+        lines_per_shard: the target lines per jsonl shard.
+
+    Returns:
+        One ``Shard`` per parquet row group (one for a file without row groups), per byte range of
+        whole jsonl lines (``start``/``stop`` in bytes, the last ending at the file size), or one
+        whole-file ``Shard`` (other files, empty jsonl).
+    """
     kind, n, starts = scan
     if kind == "parquet":
         return [Shard(source, path, row_group=g) for g in range(n)] or [Shard(source, path, row_group=0)]
@@ -111,7 +136,12 @@ def cut_shards(source: int, path: str, scan: tuple[str, int, list[int]], lines_p
 
 def lines_per_shard(total_lines: int, partition_rows: int, min_shards: int) -> int:
     """About ``partition_rows`` lines per shard, fewer when that would leave fewer than
-    ``min_shards`` shards (every worker gets work)."""
+    ``min_shards`` shards (every worker gets work).
+
+    Returns:
+        The lines per shard: ``min(partition_rows, ceil(total_lines / min_shards))``, at least 1;
+        ``partition_rows`` when ``total_lines`` is 0.
+    """
     if total_lines <= 0:
         return partition_rows
     return max(1, min(partition_rows, math.ceil(total_lines / max(1, min_shards))))
@@ -120,6 +150,10 @@ def lines_per_shard(total_lines: int, partition_rows: int, min_shards: int) -> i
 def read_shard(shard: Shard, spec: dict[str, Any], on_bad_line: str) -> ShardRead:
     """Read one shard (on a worker) into records of the pipeline schema (``sources._record``);
     a bad line or record raises ``SourceError`` (file:line) or, with on_bad_line=skip, is counted.
+
+    Returns:
+        The ``ShardRead``: the records in file order (``id`` None where the record has none,
+        ``source`` and ``_where`` = ``file:line`` or ``file#row`` set) and the bad lines skipped.
 
     Raises:
         SourceError: a bad line or record with ``on_bad_line=error`` (``file:line`` named).
@@ -161,7 +195,11 @@ def read_shard(shard: Shard, spec: dict[str, Any], on_bad_line: str) -> ShardRea
 
 
 def shard_report(read: ShardRead) -> dict[str, Any]:
-    """What goes back to the driver for one shard: its record count and bad-line tally."""
+    """What goes back to the driver for one shard.
+
+    Returns:
+        ``{"rows": record count, "bad": the shard's ``BadLines`` tally}``.
+    """
     return {"rows": len(read.records), "bad": read.bad}
 
 
@@ -170,7 +208,15 @@ def number_shard(read: ShardRead, name: str, id_offset: int, order_offset: int, 
     """The shard's rows as a partition (on a worker): ids ``<name>-<n>`` for records without one
     (n counted over the source from ``id_offset``), ``_order`` from ``order_offset``; columns
     id, source, _order, code, desc_<level>..., _where (dropped before the first stage).
-    ``convert_to``: a folder that gets the converted records as ``part-<index>.jsonl``."""
+    ``convert_to``: a folder that gets the converted records as ``part-<index>.jsonl``.
+
+    Returns:
+        The partition: one row per record, columns ``id``, ``source``, ``_order`` (int),
+        ``code``, ``desc_<level>``... and ``_where``; ``read.records`` is emptied (memory).
+
+    Raises:
+        OutputError: ``convert_to`` is given and the converted part cannot be written.
+    """
     from ..io import jsonl_text, write_text_atomic
     from .writers import part_name
 
@@ -195,14 +241,26 @@ def _bucket(values: list[str], buckets: int) -> list[int]:
 
 
 def id_buckets(df: pd.DataFrame, buckets: int) -> list[pd.DataFrame]:
-    """The partition's (id, _order, _where) split into ``buckets`` frames by a hash of the id."""
+    """The partition's (id, _order, _where) split into ``buckets`` frames by a hash of the id.
+
+    Returns:
+        ``buckets`` frames (some possibly empty) with the columns ``id``, ``_order`` and ``_where``;
+        a row goes to bucket ``blake2b-64(id) % buckets``, so equal ids always land in the same one.
+    """
     keys = df[["id", "_order", "_where"]]
     b = pd.Series(_bucket(keys["id"].astype(str).tolist(), buckets), index=keys.index)
     return [keys[b == i] for i in range(buckets)]
 
 
 def first_repeat(*frames: pd.DataFrame) -> tuple[int, str] | None:
-    """(input order, message) of the first id, in input order, that repeats an earlier one."""
+    """The first id, in input order, that repeats an earlier one.
+
+    Args:
+        *frames: the (id, _order, _where) frames of one bucket (``id_buckets``), from every partition.
+
+    Returns:
+        ``(input order of the repeat, message naming both places)``, or None when no id repeats.
+    """
     keys = pd.concat(frames, ignore_index=True).sort_values("_order", kind="stable")
     dup = keys["id"].duplicated(keep="first")
     if not dup.any():

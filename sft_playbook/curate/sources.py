@@ -122,7 +122,17 @@ def read_source_specs(path: str | Path) -> list[dict[str, Any]]:
 
 # -- hub download ----------------------------------------------------------------------------------
 def download_hub(spec: dict[str, Any], raw_dir: Path, timeout_s: float = 30.0) -> Path:
-    """snapshot_download the spec's data files into raw_dir/<name>/; returns that folder.
+    """snapshot_download the spec's data files (``files`` patterns, else every data suffix) into
+    raw_dir/<name>/.
+
+    Args:
+        spec: the source spec (``name``, ``repo_id``, ``repo_type``, ``revision``, optional ``files``).
+        raw_dir: the folder that gets one subfolder per hub source.
+        timeout_s: HTTP timeout in seconds (``HF_HUB_ETAG_TIMEOUT``/``HF_HUB_DOWNLOAD_TIMEOUT``, unless
+            already set in the environment).
+
+    Returns:
+        The download folder ``raw_dir / spec["name"]``.
 
     Raises:
         DownloadError: the hub cannot be reached or refuses the download (one line, secrets redacted).
@@ -151,7 +161,13 @@ def download_hub(spec: dict[str, Any], raw_dir: Path, timeout_s: float = 30.0) -
 
 
 def data_files(folder: Path, split: str | None) -> list[Path]:
-    """The data files under folder (sorted), restricted to the split's files when any match."""
+    """The data files under folder (sorted), restricted to the split's files when any match.
+
+    Returns:
+        ``[folder]`` when ``folder`` is a file; else its data files (by suffix, not under ``.cache``,
+        without ``records.jsonl`` and hub metadata JSON) sorted by path, only those whose relative path
+        contains ``split`` when any does.
+    """
     if folder.is_file():
         return [folder]
     files = sorted(p for p in folder.rglob("*")
@@ -223,6 +239,9 @@ def _looks_like_jsonl(path: Path) -> bool:
 
 def _record(spec: dict[str, Any], where: str, rec: Any) -> dict[str, str]:
     """Map one raw record onto the pipeline schema, or raise SourceError naming the field.
+
+    Returns:
+        ``{"code": ..., "desc_<level>": ...}`` per level of the spec (all str).
 
     Raises:
         SourceError: the record is not an object, or its code or a description level is missing or not a string.
@@ -296,6 +315,9 @@ def load_records(spec: dict[str, Any], files: list[Path], on_bad_line: str, bad:
 def records_frame(records: list[dict[str, Any]], levels: list[str]) -> pd.DataFrame:
     """The records as a frame: ``id``, ``source``, ``_order`` (input order), ``code`` and ``desc_<level>``.
 
+    Returns:
+        One row per record, in input order; ``_order`` counts 0, 1, ... (int).
+
     Raises:
         SourceError: an id repeats, or a record lacks a description level (the message names the record).
     """
@@ -314,7 +336,11 @@ def records_frame(records: list[dict[str, Any]], levels: list[str]) -> pd.DataFr
 
 
 def licence_of(spec: dict[str, Any]) -> dict[str, str]:
-    """The licence fields of a source spec, for the curation report."""
+    """The licence fields of a source spec, for the curation report.
+
+    Returns:
+        ``{"license": spec's licence or "unknown"}``, plus ``"license_note"`` when the spec has one.
+    """
     out = {"license": spec.get("license") or "unknown"}
     if spec.get("license_note"):
         out["license_note"] = spec["license_note"]

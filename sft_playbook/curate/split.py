@@ -31,7 +31,11 @@ class KeepBothViews(Stage):
         super().__init__(levels=list(levels))
 
     def process(self, df):
-        """Drop rows with empty code (``missing_code_view``) or an empty level (``missing_description_view``)."""
+        """Drop rows with empty code (``missing_code_view``) or an empty level (``missing_description_view``).
+
+        Returns:
+            ``df`` with the rows missing a view marked (whitespace-only counts as empty).
+        """
         self.drop(df, df["code"].str.strip() == "", "missing_code_view")
         for lvl in self.config["levels"]:
             self.drop(df, df[f"desc_{lvl}"].str.strip() == "", "missing_description_view", f"desc_{lvl} is empty")
@@ -44,15 +48,31 @@ def _check(fractions: dict[str, float]) -> None:
 
 
 def split_sizes(n: int, fractions: dict[str, float]) -> tuple[int, int]:
-    """(rows in train, rows in validation) of n; the rest is test."""
+    """Split sizes for ``n`` rows; the rest is test.
+
+    Returns:
+        ``(rows in train, rows in validation)``: ``round(train * n)`` and ``round(validation * n)``,
+        the latter capped so that the two never exceed ``n``.
+
+    Raises:
+        ValueError: ``fractions`` are not exactly train/validation/test or do not sum to 1 (within 1e-6).
+    """
     _check(fractions)
     n_train = int(round(fractions["train"] * n))
     return n_train, min(int(round(fractions["validation"] * n)), n - n_train)
 
 
 def assign_splits(ids: list[str], seed: int, fractions: dict[str, float]) -> list[tuple[str, str]]:
-    """[(id, split)] in shuffled order. Ids are sorted first, so the result depends only on the set
-    of ids and the seed (not on input order or partitioning)."""
+    """Assign every id a split. Ids are sorted first, so the result depends only on the set of ids and
+    the seed (not on input order or partitioning).
+
+    Returns:
+        ``[(id, split)]`` for every id, in shuffled order: the first ``n_train`` are ``train``, then
+        ``validation``, then ``test`` (``split_sizes``).
+
+    Raises:
+        ValueError: invalid ``fractions`` (``split_sizes``).
+    """
     order = sorted(ids)
     perm = np.random.default_rng(seed).permutation(len(order))
     n_train, n_val = split_sizes(len(order), fractions)
@@ -61,14 +81,19 @@ def assign_splits(ids: list[str], seed: int, fractions: dict[str, float]) -> lis
 
 
 def split_ranks(ids, seed: int) -> np.ndarray:
-    """Every id's rank in ``assign_splits``'s shuffled order, computed from the ids alone (no rows):
-    ``ranks[k]`` for ``ids[k]`` (int64, shape (n,)); rank r is in train when r < n_train, then
-    validation, then test (``split_sizes``). The same permutation of the sorted ids, so the same
-    id lands in the same split at every level and for every partitioning.
+    """Every id's rank in ``assign_splits``'s shuffled order, computed from the ids alone (no rows).
+    Rank r is in train when r < n_train, then validation, then test (``split_sizes``). The same
+    permutation of the sorted ids, so the same id lands in the same split at every level and for
+    every partitioning.
 
     ``ids``: a pyarrow string array (sorted in C++, ~20 bytes a row) or a sequence of str. Arrow
     sorts by UTF-8 bytes, which is code point order, the order of Python's ``sorted``; ids that
-    Arrow cannot hold (lone surrogates) are sorted in Python."""
+    Arrow cannot hold (lone surrogates) are sorted in Python.
+
+    Returns:
+        ``ranks``, int64 of shape ``[n]``: ``ranks[k]`` is the rank of ``ids[k]`` (a permutation of
+        0..n-1).
+    """
     n = len(ids)
     try:
         import pyarrow as pa
@@ -86,12 +111,25 @@ def split_ranks(ids, seed: int) -> np.ndarray:
 
 
 def sft_input(summary: str, header: str) -> str:
-    """The SFT input text: the description, then ``Module header:`` and the header when there is one."""
+    """The SFT input text.
+
+    Returns:
+        ``"<summary>\\n\\nModule header:\\n<header>"``, or ``summary`` alone when ``header`` is empty.
+    """
     return f"{summary}\n\nModule header:\n{header}" if header else summary
 
 
 def merge(df: pd.DataFrame, levels: list[str], out_dir: Path, seed: int, fractions: dict[str, float]) -> dict:
-    """Write the SFT files; returns {level: {split: rows}}. Rows within a split follow the shuffle."""
+    """Write the SFT files ``out_dir/<level>/{train,validation,test}.jsonl`` (each atomically). Rows
+    within a split follow the shuffle.
+
+    Returns:
+        ``{level: {split: rows written}}``.
+
+    Raises:
+        ValueError: invalid ``fractions`` (``split_sizes``).
+        OutputError: a file cannot be written.
+    """
     assigned = assign_splits(df["id"].astype(str).tolist(), seed, fractions)
     by_id = df.set_index(df["id"].astype(str))
     sizes: dict[str, dict[str, int]] = {}

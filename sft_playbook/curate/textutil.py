@@ -19,6 +19,10 @@ _SAFE_ASCII = bytes([9, 10, *range(0x20, 0x26), *range(0x27, 0x7F)])
 def fix_unicode(text: str) -> str:
     """``text`` repaired by ftfy (mojibake, HTML entities, control characters); printable ASCII text
     is returned as is without calling ftfy.
+
+    Returns:
+        The repaired text; ``text`` itself when it is empty or printable ASCII (plus tab and newline,
+        no ``&``).
     """
     if not text:
         return text
@@ -32,14 +36,24 @@ _MANY_BLANK = re.compile(r"\n{3,}")
 
 
 def normalize_prose(text: str) -> str:
-    """One space between words, no trailing blanks, at most one empty line between paragraphs."""
+    """One space between words, no trailing blanks, at most one empty line between paragraphs.
+
+    Returns:
+        The text with Unix newlines, runs of spaces/tabs/Unicode spaces collapsed to one space, each
+        line stripped, at most one empty line in a row, and no leading or trailing blank lines.
+    """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     return _MANY_BLANK.sub("\n\n", "\n".join(lines)).strip()
 
 
 def normalize_code_ws(code: str) -> str:
-    """Unix newlines, tabs to two spaces, no trailing blanks, no runs of empty lines."""
+    """Unix newlines, tabs to two spaces, no trailing blanks, no runs of empty lines.
+
+    Returns:
+        The code with ``\\r\\n``/``\\r`` turned into ``\\n``, each tab into two spaces, trailing blanks of
+        each line removed, at most one empty line in a row, and no leading or trailing newlines.
+    """
     code = code.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "  ")
     lines = [line.rstrip() for line in code.split("\n")]
     return _MANY_BLANK.sub("\n\n", "\n".join(lines)).strip("\n")
@@ -53,7 +67,11 @@ def single_spaced(text: str) -> bool:
     empty, is printable (every character ``str.split`` splits on other than the space - tabs,
     newlines, \x1c-\x1f, NBSP and the other Unicode spaces - is unprintable) and has no double,
     leading or trailing space. C-speed scans instead of building the word list; for ASCII text
-    (``isascii`` is a flag lookup) "printable" is "nothing left after deleting bytes 0x20-0x7e"."""
+    (``isascii`` is a flag lookup) "printable" is "nothing left after deleting bytes 0x20-0x7e".
+
+    Returns:
+        True when the conditions above hold; False for an empty text.
+    """
     if not text or text[0] == " " or text[-1] == " " or "  " in text:
         return False
     if text.isascii():
@@ -62,12 +80,21 @@ def single_spaced(text: str) -> bool:
 
 
 def word_count(text: str) -> int:
-    """``len(text.split())``, without the list when the text is single-spaced."""
+    """``len(text.split())``, without the list when the text is single-spaced.
+
+    Returns:
+        The number of whitespace-separated words (0 for an empty or all-blank text).
+    """
     return text.count(" ") + 1 if single_spaced(text) else len(text.split())
 
 
 def collapse_spaces(text: str) -> str:
-    """``" ".join(text.split())``; single-spaced text is returned as it is."""
+    """``" ".join(text.split())``; single-spaced text is returned as it is.
+
+    Returns:
+        The words of ``text`` joined by single spaces (leading/trailing whitespace gone); ``text`` itself
+        when it is already single-spaced.
+    """
     return text if single_spaced(text) else " ".join(text.split())
 
 
@@ -75,7 +102,11 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def words(text: str) -> list[str]:
-    """The lower-cased words (``\\w+`` runs) of ``text``."""
+    """The lower-cased words (``\\w+`` runs) of ``text``.
+
+    Returns:
+        The words in order, repeats kept (empty list for a text without word characters).
+    """
     return _WORD.findall(text.lower())
 
 
@@ -83,7 +114,11 @@ URL_RE = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"')\]]+", re.IGNORECASE)
 
 
 def url_char_share(text: str) -> float:
-    """Share of ``text``'s characters (0..1) that are inside URLs."""
+    """Share of ``text``'s characters that are inside URLs (``http(s)://``, ``ftp://``, ``www.``).
+
+    Returns:
+        URL characters / all characters, in [0, 1]; 0.0 for an empty text or one without a URL.
+    """
     if not text or ("://" not in text and "www." not in text.lower()):
         return 0.0
     return sum(len(m) for m in URL_RE.findall(text)) / len(text)
@@ -93,7 +128,12 @@ def top_ngram_share(text: str, n: int = 2) -> float:
     """Gopher's 'fraction of characters in the most common word n-gram': characters covered by
     the most frequent n-gram (counted each time it occurs) over the characters of all words.
     Ties go to the n-gram that occurs first (``Counter.most_common(1)``'s choice, found here with
-    a C-speed ``max`` over the counts and one scan instead of a keyed max over the items)."""
+    a C-speed ``max`` over the counts and one scan instead of a keyed max over the items).
+
+    Returns:
+        The share in [0, 1]; 0.0 when the text has fewer than ``n + 1`` words or no n-gram occurs
+        twice.
+    """
     toks = text.lower().split()
     if len(toks) < n + 1:
         return 0.0
@@ -113,15 +153,29 @@ _VTOKEN = re.compile(r"[A-Za-z_$][\w$]*|\d[\w']*|'[sS]?[bBoOdDhH][\w]+|\S")
 
 
 def strip_comments(code: str) -> str:
-    """Verilog ``//`` and ``/* */`` comments replaced by one space each."""
+    """Verilog ``//`` and ``/* */`` comments replaced by one space each.
+
+    Returns:
+        ``code`` with each comment replaced by one space (line numbers after a ``/* */`` comment that
+        spans lines shift; an unterminated ``/*`` is left as it is).
+    """
     return _COMMENT.sub(" ", code)
 
 
 def code_tokens(code: str) -> list[str]:
-    """Verilog tokens without comments or whitespace (formatting-insensitive view of the code)."""
+    """Verilog tokens without comments or whitespace (formatting-insensitive view of the code).
+
+    Returns:
+        The tokens in order: identifiers (``$`` allowed), numbers (with ``'`` and base letters, e.g.
+        ``8'hFF`` or ``'b1010``) and every other non-space character as a token of its own.
+    """
     return _VTOKEN.findall(strip_comments(code))
 
 
 def normalized_code(code: str) -> str:
-    """What exact dedup hashes: the tokens of the code without comments, one space apart."""
+    """What exact dedup hashes: the tokens of the code without comments, one space apart.
+
+    Returns:
+        ``" ".join(code_tokens(code))`` ('' for code without tokens).
+    """
     return " ".join(code_tokens(code))

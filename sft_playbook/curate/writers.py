@@ -42,12 +42,23 @@ def _chunks(paths: list[str]) -> Iterator[bytes]:
 
 
 def concat_files(paths: list[str], target: str) -> int:
-    """``target`` = the files one after the other (atomic); returns its size in bytes."""
+    """``target`` = the files one after the other (atomic; read in 1 MiB blocks).
+
+    Returns:
+        The size of ``target`` in bytes.
+
+    Raises:
+        OutputError: ``target`` cannot be written.
+    """
     return write_chunks_atomic(target, _chunks(paths))
 
 
 def part_name(index: int) -> str:
-    """The file stem of part ``index``: ``part-000042``."""
+    """The file stem of part ``index``.
+
+    Returns:
+        ``part-<index>`` with the index zero-padded to 6 digits, e.g. ``part-000042``.
+    """
     return f"part-{index:06d}"
 
 
@@ -56,7 +67,14 @@ def write_dropped_parts(gone: pd.DataFrame, index: int, folders: list[str], name
     """One part file per stage of the chain (``folders[i]``, stage name ``names[i]``) with this
     partition's rows that stage dropped: ``{"id", "stage", "reason", "detail", **columns}``;
     ``columns`` is the union over all partitions (a column a partition lacks is NaN, as in a
-    concatenation of the partitions)."""
+    concatenation of the partitions).
+
+    Returns:
+        The number of dropped rows written, over all the stages' files.
+
+    Raises:
+        OutputError: a part file cannot be written.
+    """
     n = 0
     for i, (folder, name) in enumerate(zip(folders, names)):
         mine = gone[gone[STAGE_COL] == i]
@@ -72,10 +90,23 @@ def write_split_parts(df: pd.DataFrame, ranks: np.ndarray, index: int, n_train: 
                       levels: list[str], folder: str) -> dict[str, int]:
     """This partition's kept rows as SFT rows, per level and split, sorted by their rank in the
     shuffle: ``<folder>/<level>/<split>/part-<p>.jsonl`` and ``<folder>/ranks/<split>/part-<p>.npy``.
-    Returns rows per split.
+
+    Args:
+        df: the partition's kept rows (``id``, ``header``, ``code``, ``desc_<level>``...).
+        ranks: each row's rank in the shuffle (``split.split_ranks``), shape ``[len(df)]``.
+        index: the partition's index (names the part files).
+        n_train: ranks below this are train.
+        n_val: the next ``n_val`` ranks are validation; the rest is test.
+        levels: the description levels.
+        folder: the work folder for the parts.
+
+    Returns:
+        ``{split: rows}`` for ``train``, ``validation`` and ``test`` (the same at every level).
 
     Raises:
         ValueError: ``ranks`` and ``df`` differ in length.
+        OutputError: a jsonl part file cannot be written.
+        OSError: a rank file (``.npy``, written in place) cannot be written.
     """
     ranks = np.asarray(ranks, dtype=np.int64)
     if len(ranks) != len(df):
@@ -109,7 +140,19 @@ def _ranked_lines(jsonl: str, ranks: str) -> Iterator[tuple[int, bytes]]:
 
 
 def merge_split(parts: list[str], ranks: list[str], target: str) -> int:
-    """Merge part files (each sorted by rank) by rank into ``target`` (atomic); returns rows."""
+    """Merge part files (each sorted by rank) by rank into ``target`` (atomic).
+
+    Args:
+        parts: the jsonl part files of one level and split.
+        ranks: the matching ``.npy`` rank files, one per part.
+        target: the merged output file.
+
+    Returns:
+        The number of rows (lines) written.
+
+    Raises:
+        OutputError: ``target`` cannot be written.
+    """
     count = 0
 
     def lines() -> Iterator[bytes]:

@@ -32,7 +32,22 @@ def _ve_kwargs(cfg: EvalSettings) -> dict:
 
 
 def answers_generate_fn(path: Path, problems_dir: Path, problems=None):
-    """A generate_fn that serves answers from a jsonl file ({"problem", "answer"} rows)."""
+    """A generate_fn that serves answers from a jsonl file ({"problem", "answer"} rows).
+
+    Args:
+        path: the answers file; a row's ``problem`` may be a problem id or its prefix before ``_``.
+        problems_dir: the VerilogEval problems folder.
+        problems: the problem ids to serve (None: every problem in the folder).
+
+    Returns:
+        ``generate(prompts, n)``: a list per problem (``load_problems`` order; ``prompts`` unused) of its
+        first ``n`` answers; it raises ValueError when a problem has fewer than ``n`` answers.
+
+    Raises:
+        ValueError: a row lacks a string ``problem`` or ``answer`` (``file:line`` named).
+        InputError: the answers file cannot be read or a line is not JSON (``iter_jsonl``).
+        ProblemSetError: the problems cannot be loaded (``load_problems``).
+    """
     from .verilogeval import build_prompt, load_problems  # noqa: F401
 
     by_problem: dict[str, list[str]] = defaultdict(list)

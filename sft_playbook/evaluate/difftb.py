@@ -54,12 +54,20 @@ _RESET_RE = re.compile(r"^(?:i_|in_)?(?:n_?)?[a-z]?_?(?:rst|reset|rset)(?:_?n|_b
 
 
 def is_clock(port: Port) -> bool:
-    """True for a one-bit input whose name looks like a clock (``clk``, ``clock``, ...)."""
+    """True for a one-bit input whose name looks like a clock (``clk``, ``clock``, ...).
+
+    Returns:
+        True for a one-bit ``input`` whose name matches the clock pattern; False otherwise.
+    """
     return port.direction == "input" and port.one_bit and bool(_CLOCK_RE.match(port.name))
 
 
 def is_reset(port: Port) -> bool:
-    """True for a one-bit input, not a clock, whose name looks like a reset (``rst``, ``reset``, ``wrstn``, ...)."""
+    """True for a one-bit input, not a clock, whose name looks like a reset (``rst``, ``reset``, ``wrstn``, ...).
+
+    Returns:
+        True for a one-bit ``input`` that is not a clock and whose name matches the reset pattern.
+    """
     return port.direction == "input" and port.one_bit and not is_clock(port) and bool(_RESET_RE.match(port.name))
 
 
@@ -67,6 +75,9 @@ def reset_active_low(name: str) -> bool:
     """Whether a reset named ``name`` is active low, from its spelling: a trailing ``n``, ``_n``,
     ``_b``, ``_l`` (after removing ``i_``/``_i``-style direction marks; not a bare ``...reset``/``...rst``)
     or a leading ``n`` (not ``new...``).
+
+    Returns:
+        True when the spelling says active low; False for active high (the default).
     """
     n = name.lower()
     for pre in ("i_", "in_"):
@@ -106,7 +117,12 @@ def _decl(kind: str, port: Port, name: str) -> str:
 def rename_modules(code: str, names: list[str], suffix: str) -> str:
     """Append `suffix` to the modules `names` where they are declared (`module NAME`) and
     instantiated (`NAME [#(...)] inst (`), nowhere else: a signal or port that shares a module's
-    name keeps its own. Escaped names (`\\$not `) keep their terminating space."""
+    name keeps its own. Escaped names (`\\$not `) keep their terminating space.
+
+    Returns:
+        ``code`` with those declarations and instantiations renamed (``code`` itself when ``names`` is
+        empty); everything else byte for byte.
+    """
     if not names:
         return code
     alt = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
@@ -129,7 +145,13 @@ def wrap_unit(code: str, timescale: str = DEFAULT_TIMESCALE, keywords: str | Non
     `timescale still wins for the modules after it), and every macro it `defines undefined at its
     end, so nothing of one unit reaches the next. `keywords` wraps it in `begin_keywords (the
     testbench instantiates by escaped names, so a module called `rand` or a port called `bit`
-    stays reachable from a SystemVerilog unit)."""
+    stays reachable from a SystemVerilog unit).
+
+    Returns:
+        The unit's text: a `resetall line, a `timescale <timescale> line, the code (inside
+        `begin_keywords/`end_keywords when ``keywords`` is given), one `undef line per macro it
+        defines, and a final `resetall line.
+    """
     undefs = "".join(f"`undef {m}\n" for m in dict.fromkeys(_DEFINE_RE.findall(code)))
     if keywords:  # e.g. "1364-2005": Verilog code that uses SystemVerilog keywords (logic, bit, do) as names
         code = f'`begin_keywords "{keywords}"\n{code}\n`end_keywords'
@@ -138,18 +160,35 @@ def wrap_unit(code: str, timescale: str = DEFAULT_TIMESCALE, keywords: str | Non
 
 def escaped(name: str) -> str:
     """A name written as an escaped identifier (`\\name `): the same name to Verilog, and never
-    read as a keyword of the unit that writes it."""
+    read as a keyword of the unit that writes it.
+
+    Returns:
+        ``\\<name>`` followed by one space (``name`` itself with the space when it is already escaped).
+    """
     return emit_name(name) if name.startswith("\\") else f"\\{name} "
 
 
 def object_macros(code: str) -> dict[str, str]:
-    """`define NAME value (no arguments) of a source, last definition wins, comments removed."""
+    """`define NAME value (no arguments) of a source, last definition wins, comments removed.
+
+    Returns:
+        ``{NAME: value}`` (value stripped; '' for a `define NAME without value).
+    """
     return {m.group(1): m.group(2).strip() for m in
             re.finditer(r"^[ \t]*`define\s+([A-Za-z_]\w*)(?!\()[ \t]*([^\n]*)$", strip_comments(code), re.M)}
 
 
 def expand_macros(text: str, macros: dict[str, str], depth: int = 8) -> str:
-    """Replace `NAME by (value) for the given object-like macros, nested ones too."""
+    """Replace `NAME by (value) for the given object-like macros, nested ones too.
+
+    Args:
+        text: the text to expand (e.g. a port range).
+        macros: ``object_macros`` of the source.
+        depth: the most rounds of replacement (nested macros; a self-referencing macro stops here).
+
+    Returns:
+        ``text`` with each known `NAME replaced by ``(value)``; unknown macros are left as written.
+    """
     for _ in range(depth):
         new = re.sub(r"`([A-Za-z_]\w*)", lambda m: f"({macros[m.group(1)]})" if m.group(1) in macros else m.group(0), text)
         if new == text:
@@ -170,7 +209,12 @@ def classify(top: Module, code: str) -> Roles:
     """Clocks and resets among the 1-bit inputs of `top`: by name (`is_clock`, `is_reset`) and by
     use anywhere in `code` (`vparse.signal_roles`: edge signals of sensitivity lists, the signal a
     clocked block tests first and answers with constants). Use decides the polarity of a reset;
-    a name that says clock beats a use as reset."""
+    a name that says clock beats a use as reset.
+
+    Returns:
+        The ``Roles``: ``clocks`` (names, port order), ``resets`` (``(name, active_low)``) and ``how``
+        (name -> ``"name"`` or ``"use"``, what decided it).
+    """
     used = signal_roles(code)
     roles = Roles()
     for p in top.ports:
@@ -187,9 +231,16 @@ def classify(top: Module, code: str) -> Roles:
 
 
 def reset_schedule(resets: list[str], steps: int, *, reset_steps: int, pulses: int, seed: int) -> dict[str, list[tuple[int, int]]]:
-    """Per reset: [(from_step, to_step)] intervals during which it is asserted. The first interval
-    is the initial reset (from time 0 up to step `reset_steps`); then `pulses` pulses of 1..4
-    steps at random steps (from a generator seeded with `seed`), each reset its own."""
+    """When each reset is asserted during the run.
+
+    The first interval is the initial reset (from time 0 up to step `reset_steps`); then `pulses`
+    pulses of 1..4 steps at random steps (from a generator seeded with `seed`), each reset its own.
+
+    Returns:
+        ``{reset name: [(from_step, to_step)]}``: the assertion intervals in steps, sorted and
+        non-overlapping, the first ``(0, max(1, reset_steps))``; pulses start at step ``reset_steps + 2``
+        or later and end by step ``steps - 1``.
+    """
     import random
     out = {}
     for idx, name in enumerate(resets):
@@ -227,6 +278,13 @@ def build(ref_code: str, ref_top: Module, ref_module_names: list[str], cand_code
     module, instance, variable and task names and the reference's renamed modules carry
     `name_key` (default: a fresh random one), which a candidate can read at run time (`%m`) but
     not know when it is compiled, when a hierarchical reference would have to name it.
+
+    Returns:
+        The ``DiffTestbench``: ``files`` ``tb.sv``, ``ref.sv`` (reference modules renamed with
+        ``__ref_<key>``) and ``cand.sv``, each a ``wrap_unit``; ``top`` ``sftpb_tb_<key>``;
+        ``expected_samples`` (clocked designs: 3 per step, 2 steps per period of the first clock, so
+        6 * ``cycles``; combinational ones: 2 per input vector, 2 * ``cycles``); the clocks, resets
+        and outputs used, and how each clock/reset was found.
 
     Raises:
         ValueError: ``name_key`` equals ``nonce``.

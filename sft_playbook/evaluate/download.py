@@ -38,7 +38,15 @@ class DownloadError(RuntimeError):
 
 
 def _fetch(url: str, dest: Path, timeout_s: float) -> str:
-    """Stream url into dest; returns the sha256."""
+    """Stream url into dest (1 MiB chunks).
+
+    Returns:
+        The archive's sha256 as 64 hex digits.
+
+    Raises:
+        DownloadError: the URL cannot be fetched (network, HTTP error, timeout after ``timeout_s``
+            seconds) or the archive exceeds ``MAX_ARCHIVE_BYTES`` (300 MiB).
+    """
     h = hashlib.sha256()
     req = urllib.request.Request(url, headers={"User-Agent": "sft-playbook-evaluate"})
     try:
@@ -60,7 +68,24 @@ def _fetch(url: str, dest: Path, timeout_s: float) -> str:
 
 def download_problems(dest: str | Path, *, url: str = DEFAULT_URL, ref: str = DEFAULT_REF,
                       subdir: str = "dataset_spec-to-rtl", timeout_s: float = EvalDownloadSettings().timeout_s) -> Path:
-    """Download and install the problem set; returns the installed folder `<dest>/spec-to-rtl`."""
+    """Download and install the problem set (see the module docstring).
+
+    Args:
+        dest: the cache folder (created); the problems go to ``<dest>/spec-to-rtl``.
+        url: the archive URL, ``{ref}`` filled in with ``ref``.
+        ref: the git ref (commit, tag or branch) of the upstream repository.
+        subdir: the folder of the archive whose problem files are kept.
+        timeout_s: the download's socket timeout, in seconds.
+
+    Returns:
+        The installed folder ``<dest>/spec-to-rtl`` (it also gets ``SOURCE.txt``: url, ref, sha256,
+        time, problem count); a previous installation is replaced.
+
+    Raises:
+        DownloadError: the download failed, the archive is over 300 MiB or not a tar archive, a
+            problem file is over 2 MiB, or no problem file is under ``*/<subdir>/``.
+        ProblemSetError: the unpacked set does not load (a problem's file is missing).
+    """
     from .verilogeval import load_problems
 
     dest = Path(dest)
@@ -123,8 +148,18 @@ def locate_problems(problems_dir: str | Path, *, also_look_in: Sequence[str | Pa
     Order: `problems_dir` when it holds problems; then each of `also_look_in` (relative paths from
     the repository root); then, when `download` (``settings.EvalDownloadSettings``, or a mapping of
     some of its keys url, ref, dest, timeout_s: the others take its defaults) is given and
-    `problems_dir` is its `dest` (the cache), `download_problems` into it, once. Raises
-    DownloadError with one line saying what to do (offline: where to put the files)."""
+    `problems_dir` is its `dest` (the cache), `download_problems` into it, once.
+
+    Returns:
+        The first folder of that order that holds problems (``problems.txt`` or ``*_prompt.txt``), or
+        the freshly installed ``<dest>/spec-to-rtl``.
+
+    Raises:
+        DownloadError: no folder holds problems and there is nothing to download (the message says
+            which setting to use), or the download failed (the message says where to put the files
+            offline).
+        ProblemSetError: the downloaded set does not load.
+    """
     from ..paths import resolve
 
     target = resolve(problems_dir)

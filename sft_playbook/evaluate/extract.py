@@ -70,7 +70,17 @@ def _blocks(text: str) -> list[tuple[str, str]]:
 
 
 def module_spans(text: str, line_start: bool = False) -> list[tuple[str, int, int]]:
-    """(name, start, end) of every complete `module ... endmodule` in text, in order."""
+    """Every complete `module ... endmodule` in text, in order.
+
+    Args:
+        text: the text to search.
+        line_start: only count ``module`` at the start of a line (after blanks), not in prose.
+
+    Returns:
+        ``(name, start, end)`` per module: character offsets of ``module`` and just past
+        ``endmodule``; a module without its ``endmodule`` is skipped, and nothing after a final
+        incomplete one is returned.
+    """
     rx = _LINE_MODULE_RE if line_start else _MODULE_RE
     spans, pos = [], 0
     while True:
@@ -89,7 +99,13 @@ def module_spans(text: str, line_start: bool = False) -> list[tuple[str, int, in
 
 
 def _block_code(block: str) -> str | None:
-    """From the first module (with the directives before it) to the last complete endmodule."""
+    """From the first module (with the directives before it) to the last complete endmodule.
+
+    Returns:
+        The block's directive lines before the first module (one per line), then the text from the
+        first ``module`` to the last complete ``endmodule``, ending in a newline; None when the block
+        has no complete module.
+    """
     spans = module_spans(block)
     if not spans:
         return None
@@ -135,7 +151,12 @@ _ALL = _AllNames()
 
 def module_header(code: str, name: str | None = None) -> str | None:
     """'module X #(...) (...);' of the named (or first) module, comments removed. In a prompt
-    that has a "Module header:" line, only the text after its last such line is searched."""
+    that has a "Module header:" line, only the text after its last such line is searched.
+
+    Returns:
+        The header text from ``module`` up to and including its ``;``; None when there is no such
+        module or its header never ends.
+    """
     marks = list(_HEADER_MARK_RE.finditer(code))
     src = strip_comments(code[marks[-1].end():] if marks else code)
     for m in _MODULE_RE.finditer(src):
@@ -210,7 +231,14 @@ def extract_code(answer: str | None, *, expected_module: str | None = None, inpu
                  reference: str | None = None, max_chars: int | None = DEFAULT_MAX_ANSWER_CHARS) -> Extraction:
     """Extract the Verilog design from a model answer (see the module docstring for the rules).
     `max_chars`: longer answers fail with reason "answer too long" (None: no limit, e.g. for a
-    reference from the data set)."""
+    reference from the data set).
+
+    Returns:
+        An ``Extraction``: ``ok`` with ``code`` (ending in a newline) and ``method`` (``begin_done``,
+        ``fence``, ``raw``, ``body+header_from_input`` or ``body+header_from_reference``), or not
+        ``ok`` with ``code`` '' and ``reason`` (e.g. ``empty answer``, ``answer too long``, ``module
+        without a matching endmodule``, ``no Verilog module or module body found``).
+    """
     if not answer or not answer.strip():
         return Extraction("", "none", False, "empty answer")
     if max_chars is not None and len(answer) > max_chars:

@@ -20,7 +20,15 @@ def parallel_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int | Non
                  desc: str = "simulating", progress: bool = True, costs: Sequence[float] | None = None) -> list[R]:
     """fn over items on `workers` threads (None: all cores). With `costs` (expected seconds per
     item), the most expensive items start first, so one long simulation does not end up last
-    and alone (longest-processing-time-first scheduling)."""
+    and alone (longest-processing-time-first scheduling).
+
+    Returns:
+        ``[fn(item) for item in items]``, in input order whatever the finishing order.
+
+    Raises:
+        Exception: whatever ``fn`` raised first among the finished jobs (re-raised by ``result()``; the
+            jobs already submitted still run to the end).
+    """
     items = list(items)
     n_workers = min(default_workers(workers), max(1, len(items)))
     results: list[R] = [None] * len(items)  # type: ignore[list-item]

@@ -53,14 +53,23 @@ _FORBIDDEN_RE = re.compile(
 
 
 def new_nonce() -> str:
-    """A fresh random 12-hex-digit nonce for one testbench run (``secrets.token_hex``)."""
+    """A fresh random 12-hex-digit nonce for one testbench run (``secrets.token_hex``).
+
+    Returns:
+        12 lower-case hex digits (48 random bits).
+    """
     return secrets.token_hex(6)
 
 
 def strip_comments(code: str) -> str:
     """Remove // and /* */ comments. String literals and escaped identifiers (``\\x/*`` up to the
     next white space: a name, as the Verilog lexer reads it, not the start of a comment) are
-    kept as they are."""
+    kept as they are.
+
+    Returns:
+        ``code`` without its comments: a ``//`` comment is removed up to (not including) its newline,
+        a ``/* */`` comment is replaced by one space (an unterminated one removes the rest of the text).
+    """
     out, i, n = [], 0, len(code)
     while i < n:
         c = code[i]
@@ -102,7 +111,12 @@ def _scan(code: str) -> set[str]:
 def preprocess(code: str, *, timeout_s: float = PREPROCESS_TIMEOUT_S) -> str | None:
     """`code` after Icarus Verilog's own preprocessor (``iverilog -E``: macros expanded, token
     pasting done, `ifdef resolved), run in the sandbox; None when it fails or hits a limit (a
-    macro bomb: `PREPROCESS_FILE_BYTES`, `timeout_s`)."""
+    macro bomb: `PREPROCESS_FILE_BYTES`, `timeout_s`).
+
+    Returns:
+        The preprocessed text (UTF-8, undecodable bytes replaced), or None when iverilog fails, runs
+        past ``timeout_s`` seconds or writes more than ``PREPROCESS_FILE_BYTES`` (4 MiB).
+    """
     wd = job_dir("sftpb-pp-")
     try:
         res = run_sandboxed(["iverilog", "-E", "-o", "pp.v", "design.sv"], {"design.sv": code}, workdir=wd,
@@ -123,7 +137,11 @@ def forbidden_constructs(code: str, *, preprocessed: bool = True) -> list[str]:
     so a name made by a macro (`` `define F(x) $fop``x ``) is seen as the compiler sees it.
     Comments, strings and escaped identifiers are not looked into (`strip_comments` knows that
     ``\\x/*`` is a name). A word list is an early, explainable refusal only: the isolation is
-    the sandbox's."""
+    the sandbox's.
+
+    Returns:
+        The distinct constructs found, sorted (e.g. ``["$fopen", "`include"]``); empty when none.
+    """
     found = _scan(code)
     if preprocessed and not found and iverilog_available():
         expanded = preprocess(code)
@@ -147,7 +165,13 @@ _ERROR_CLASSES = [
 
 
 def classify_compile_error(text: str) -> str:
-    """The class of an iverilog error log (the first matching pattern's name; empty log: ``timeout``; else ``other``)."""
+    """The class of an iverilog error log.
+
+    Returns:
+        The name of the first matching pattern (``syntax_error``, ``unknown_module``, ``port_mismatch``,
+        ``undeclared_identifier``, ``redeclaration``, ``invalid_lvalue``, ``unsupported_feature``,
+        ``width_or_type``, ``elaboration_error``); ``timeout`` for an empty log; else ``other``.
+    """
     for name, rx in _ERROR_CLASSES:
         if rx.search(text):
             return name
@@ -155,7 +179,12 @@ def classify_compile_error(text: str) -> str:
 
 
 def first_error_line(text: str) -> str:
-    """The first line mentioning an error (or iverilog's ``sorry``), else the first non-empty line; at most 300 characters."""
+    """The line of an iverilog log that says what went wrong.
+
+    Returns:
+        The first line mentioning an error (or iverilog's ``sorry``), else the first non-empty line,
+        stripped and cut to at most 300 characters; '' for a blank log.
+    """
     for line in text.splitlines():
         if "error" in line.lower() or "sorry" in line.lower():
             return line.strip()[:300]
@@ -191,7 +220,15 @@ def compile_and_run(
     output_cap: int = SIM_OUTPUT_CAP,
 ) -> SimRun:
     """Compile `sources` (name -> text) with `iverilog <flags> -s top` and, when that works, run
-    the result with `vvp -n`. Each call works in its own temporary folder, removed afterwards."""
+    the result with `vvp -n`. Each call works in its own temporary folder, removed afterwards.
+
+    Returns:
+        A ``SimRun``: ``stage="compile"`` when compiling failed (``output``: the compile log,
+        ``error_class``: ``compile_timeout`` or ``classify_compile_error``'s class); else
+        ``stage="simulate"`` with the end of the simulation's stdout/stderr (at most ``output_cap``
+        bytes each), ``returncode`` None on a timeout, and ``seconds`` = compile + simulation wall
+        time in seconds.
+    """
     wd = job_dir("sftpb-eval-")
     try:
         argv = ["iverilog", *flags, "-s", top, "-o", "sim", *sources]
@@ -220,10 +257,16 @@ TAMPERED = "tampered"
 
 
 def verdict_lines(run: SimRun, nonce: str, pattern: str) -> tuple[list[tuple[str, ...]], str]:
-    """(groups of the verdict line, problem): the verdict is the ONE line of stdout matching
-    ``<nonce-marker><pattern>`` (a regex with groups, anchored at the end of the line). A second
-    such line, or the nonce anywhere on stderr, can only come from something other than the
-    testbench: problem ``"tampered"`` and no verdict. No such line: ([], "")."""
+    """Read the testbench's verdict from a run's output.
+
+    The verdict is the ONE line of stdout matching ``<nonce-marker><pattern>`` (a regex with groups,
+    anchored at the end of the line). A second such line, or the nonce anywhere on stderr, can only
+    come from something other than the testbench.
+
+    Returns:
+        ``(verdicts, problem)``: ``([groups of the verdict line], "")`` when there is exactly one;
+        ``([], "tampered")`` for a second line or the nonce on stderr; ``([], "")`` when there is none.
+    """
     if nonce in run.stderr:
         return [], TAMPERED
     found = re.findall(rf"SFTPB_{re.escape(nonce)} {pattern}[ \t\r]*$", run.stdout, re.M)
@@ -233,7 +276,11 @@ def verdict_lines(run: SimRun, nonce: str, pattern: str) -> tuple[list[tuple[str
 
 
 def default_workers(workers: int | None) -> int:
-    """``workers`` when given (at least 1), else the CPUs this process may run on."""
+    """The number of worker threads to use.
+
+    Returns:
+        ``workers`` when given (at least 1), else the number of CPUs this process may run on (at least 1).
+    """
     if workers:
         return max(1, int(workers))
     try:

@@ -5,12 +5,21 @@ import re
 
 
 def normalize_ws(text: str) -> str:
-    """Collapse runs of whitespace and strip: layout differences do not count as a miss."""
+    """Collapse runs of whitespace and strip: layout differences do not count as a miss.
+
+    Returns:
+        ``text`` with every whitespace run replaced by one space, leading/trailing space removed.
+    """
     return re.sub(r"\s+", " ", text).strip()
 
 
 def text_metrics(predictions: list[str], references: list[str]) -> dict:
-    """Corpus BLEU (0-100), mean ROUGE-L F1 (0-1), exact match rates (raw and whitespace-normalised).
+    """Corpus BLEU, mean ROUGE-L F1 and exact match rates (raw and whitespace-normalised).
+
+    Returns:
+        ``{"n", "exact_match", "exact_match_ws", "bleu", "rouge_l"}``: ``n`` pairs; exact match rates
+        in [0, 1] (stripped / ``normalize_ws``); sacrebleu corpus BLEU in 0-100 (4 decimals); mean
+        ROUGE-L F1 in [0, 1] (6 decimals). Every metric is None for no pairs.
 
     Raises:
         ValueError: the two lists differ in length.

@@ -104,7 +104,11 @@ VERILOG_2005 = "1364-2005"
 
 
 def _compile_alone(code: str, top: str | None, timeout_s: float, keywords: str | None = None):
-    """Compile one design as its own unit (common default timescale, no directive leaks)."""
+    """Compile one design as its own unit (common default timescale, no directive leaks).
+
+    Returns:
+        The sandbox's compile result (``ok``, ``timed_out``, ``stdout``, ``stderr``).
+    """
     return compile_check(difftb.wrap_unit(code, keywords=keywords), flags=FLAGS, timeout_s=timeout_s,
                          top=top if top and not top.startswith("\\") else None)
 
@@ -112,7 +116,12 @@ def _compile_alone(code: str, top: str | None, timeout_s: float, keywords: str |
 def _compile_either(code: str, top: str | None, timeout_s: float):
     """(result, keywords): compiled with SystemVerilog's keywords, else, when that is a syntax
     error, with Verilog-2005's (`begin_keywords "1364-2005"`: Verilog code that names things
-    `logic`, `bit`, `do` or `rand`)."""
+    `logic`, `bit`, `do` or `rand`).
+
+    Returns:
+        ``(result, keywords)``: the Verilog-2005 result and ``"1364-2005"`` when only that compiles,
+        else the SystemVerilog result and None.
+    """
     comp = _compile_alone(code, top, timeout_s)
     if comp.ok or comp.timed_out:
         return comp, None
@@ -122,7 +131,12 @@ def _compile_either(code: str, top: str | None, timeout_s: float):
 
 def _verdict(run, nonce: str):
     """[(mismatches, samples, first)] from the one verdict line on stdout, or [] (see
-    `simulate.verdict_lines`; tampering is reported by `_tampered`)."""
+    `simulate.verdict_lines`; tampering is reported by `_tampered`).
+
+    Returns:
+        ``[(mismatches, samples, first)]`` as strings of digits (``first`` may be ``-1``): one tuple,
+        or an empty list when there is no verdict or it was tampered with.
+    """
     found, _ = verdict_lines(run, nonce, r"RESULT mismatches=(\d+) samples=(\d+) first=(-?\d+)")
     return found
 
@@ -134,14 +148,28 @@ def _tampered(run, nonce: str) -> bool:
 def elaborate_with_library(code: str, library: ModuleIndex | None, timeout_s: float):
     """``hierarchy.check_verilog`` of ``code`` with curation's standards: the modules it instantiates
     but does not define get their definition from ``library`` (the corpus's module index; per name
-    the first that fits) or, defined nowhere, a black box (ports from the instances). Returns the
-    ``Verdict`` (``ok``, ``ok_with_submodules``, ``unresolved_submodule``, ``error``, ``timeout``)."""
+    the first that fits) or, defined nowhere, a black box (ports from the instances).
+
+    Args:
+        code: the design (reference or extracted candidate).
+        library: the corpus's module index; None: every missing module is a black box.
+        timeout_s: iverilog's wall-clock limit per compile, in seconds.
+
+    Returns:
+        The ``hierarchy.Verdict``: ``status`` ``ok``, ``ok_with_submodules``, ``unresolved_submodule``,
+        ``error`` or ``timeout``, with ``definitions`` (the appended library text), ``submodules``,
+        ``unresolved``/``mismatched`` (black-boxed names) and ``error``.
+    """
     return check_verilog(code, compile_check, SUBMODULE_STANDARDS, SUBMODULE_FLAGS, timeout_s, library)
 
 
 def library_key(library: ModuleIndex | None) -> str | None:
-    """What identifies a module library in the reference cache: its content's ``fingerprint``
-    (``build_module_index``), else the object itself for as long as it lives."""
+    """What identifies a module library in the reference cache.
+
+    Returns:
+        None without a library; else its content's ``fingerprint`` (``build_module_index``), or, for a
+        library without one, ``object-<uuid4 hex>``, set on the object so it lasts as long as it lives.
+    """
     if library is None:
         return None
     fp = getattr(library, "fingerprint", None)
@@ -168,7 +196,14 @@ def check_reference(reference: str, ref_mods: list[Module], ref_top: Module, *, 
     (``elaborate_with_library``); when they resolve it, it is judged with them appended
     (``RefCheck.reference``, ``submodules``); a module defined nowhere makes it
     ``reference_error`` "reference needs modules defined nowhere" (``external``: those names): it
-    cannot be simulated, but a candidate's compile is still judged against the same black boxes."""
+    cannot be simulated, but a candidate's compile is still judged against the same black boxes.
+
+    Returns:
+        The ``RefCheck``: ``status`` None (usable: ``cycles`` is the run length, ``coverage`` per
+        output ``"<bits that took both values>/<width>"``, ``keywords`` the reference's
+        `begin_keywords), or ``reference_error`` / ``unsupported`` with ``error_class`` and
+        ``error``; ``reference``/``submodules``/``external`` when the library was used.
+    """
     key = hashlib.sha256(json.dumps([reference, ref_top.name, timeout_s, cycles, max_cycles, seed, reset_cycles,
                                      reset_prob, reset_pulses, library_key(library)]
                                     ).encode()).hexdigest()
@@ -271,7 +306,16 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
     corpus's module index (``hierarchy.build_module_index``) for designs that instantiate modules
     defined in other rows (see ``check_reference``); the candidate gets the same: a module it
     instantiates but does not define comes from the library, or is a black box when the reference
-    needs that same module and nothing defines it (``compiled_with`` says which)."""
+    needs that same module and nothing defines it (``compiled_with`` says which).
+
+    Returns:
+        The result row: ``id``, ``status`` (a ``simulate`` status), ``compiled`` (bool), and as they
+        apply ``error_class``, ``error``, ``extraction`` (method), ``code`` (the extracted design),
+        ``seconds`` (candidate compile + simulation wall time), ``clocks``, ``resets``, ``found_by``,
+        ``cycles``, ``mismatches``/``samples`` (and ``expected_samples`` when they differ),
+        ``first_mismatch``/``first_mismatch_time_ns``/``output_mismatches`` for a mismatch,
+        ``compiled_with``, ``keywords``, ``reference_header``, ``reference_submodules``.
+    """
     rid = row.get("id")
     reference = row.get("reference") or row.get("output") or ""
     prediction = row.get("prediction")
@@ -324,7 +368,13 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
 
     def with_library(log_text: str) -> bool:
         """The candidate instantiates modules it does not define: elaborated with the library's
-        definitions, and black boxes only for names the reference needs too and nothing defines."""
+        definitions, and black boxes only for names the reference needs too and nothing defines.
+
+        Returns:
+            True when the candidate elaborates with the library (``out["compiled"]`` and
+            ``out["compiled_with"]`` set, the definitions appended to ``cand_code[0]``); False with the
+            compile error or timeout recorded in ``out``.
+        """
         v = elaborate_with_library(ex.code, library, timeout_s)
         boxes = tuple(dict.fromkeys(v.unresolved + v.mismatched))
         if v.status == "ok_with_submodules" or (v.status == "unresolved_submodule" and boxes
@@ -469,9 +519,17 @@ def evaluate_predictions(rows: Iterable[dict[str, Any]], *, workers: int | None 
     (``hierarchy.build_module_index``) for designs that instantiate modules of other rows
     (``evaluate_one``).
 
+    Returns:
+        ``summarize``'s summary: ``rows``, ``status_counts``, counts per status, ``excluded``, the
+        extraction/compile/functional pass rates (fractions in [0, 1]; ``functional_pass_rate_testable``
+        over rows without ``unsupported``/``reference_error``), ``error_classes``,
+        ``extraction_methods``, ``seconds`` (wall time), ``simulations_per_second`` and ``sandbox``.
+        With ``out_dir`` the per-row results and the summary are also written there.
+
     Raises:
         RuntimeError: iverilog/vvp are not installed.
         ValueError: a row is not a dict or lacks ``id``, ``prediction`` or a reference.
+        OutputError: a file in ``out_dir`` cannot be written.
     """
     rows = list(rows)
     if not iverilog_available():

@@ -121,7 +121,12 @@ class ProblemSetError(ValueError):
 
 def resolve_problems_dir(problems_dir: str | Path) -> Path:
     """Accept the spec-to-rtl folder itself or a folder containing `spec-to-rtl/` or
-    `dataset_spec-to-rtl/` (upstream's name)."""
+    `dataset_spec-to-rtl/` (upstream's name).
+
+    Returns:
+        ``problems_dir/spec-to-rtl`` or ``problems_dir/dataset_spec-to-rtl`` when that folder exists
+        (in that order), else ``problems_dir`` itself (which may not exist).
+    """
     d = Path(problems_dir)
     for sub in ("spec-to-rtl", "dataset_spec-to-rtl"):
         if (d / sub).is_dir():
@@ -132,6 +137,9 @@ def resolve_problems_dir(problems_dir: str | Path) -> Path:
 def load_problems(problems_dir: str | Path, ids: Sequence[str] | None = None) -> list[Problem]:
     """Problems in the layout of VerilogEval v2 (`ProbNNN_name_{prompt.txt,ref.sv,test.sv}`, ids
     listed in `problems.txt` when present). `ids` picks a subset (full ids or `ProbNNN` prefixes).
+
+    Returns:
+        The problems in ``problems.txt`` order (without it: sorted by id), texts read BOM-tolerant.
 
     Raises:
         ProblemSetError: the folder is missing or has no problems, an asked id is unknown, a problem's file is missing or unreadable.
@@ -171,6 +179,11 @@ def build_prompt(spec: str, *, shots: int = 0, include_system: bool = True) -> s
     """The full prompt text the way upstream's sv-generate builds it for spec-to-rtl (without
     rules and without explanations).
 
+    Returns:
+        The system line (when ``include_system``), ``shots`` worked examples as Question/Answer pairs
+        with ``[BEGIN]``/``[DONE]``, then the ``spec`` as the last question; the text ends with
+        ``Answer:`` and a newline.
+
     Raises:
         ValueError: ``shots`` is outside [0, number of shot examples].
     """
@@ -190,12 +203,18 @@ _DUMP_RE = re.compile(r"\$dump(file|vars)\s*\([^;]*\)\s*;")
 
 
 def prepare_testbench(test: str, ref: str, nonce: str, name_key: str | None = None) -> tuple[str, str, str]:
-    """(testbench, reference, top) with names made unguessable and the verdict line marked.
+    """The testbench with names made unguessable and the verdict line marked.
+
     The testbench's modules, instances and statistics (tb, stim1, good1, top_module1, stats1) and
     every module the reference defines (RefModule and any helper) get `name_key` (default a fresh
     random one), so a candidate can neither reach them by hierarchical reference nor collide with
     them; the verdict `nonce` goes ONLY into the `Mismatches:` format string (a candidate can read
     names at run time with `%m`, never the format strings: see simulate.compile_and_run).
+
+    Returns:
+        ``(testbench, reference, top)``: the renamed testbench (``$dumpfile``/``$dumpvars`` removed,
+        ``SFTPB_<nonce>`` before ``Mismatches:``), the renamed reference, and the top module name
+        ``tb_<key>``.
 
     Raises:
         ValueError: ``name_key`` equals ``nonce``.
@@ -219,7 +238,12 @@ _TIMESCALE_RE = re.compile(r"`timescale\s+([^\n/]+/[^\n]+?)\s*$", re.M)
 def _units(tb: str, code: str, ref: str) -> dict[str, str]:
     """The three compilation units, in upstream's order (testbench, candidate, reference), each
     free of the others' directives (`default_nettype, macros); the testbench's `timescale is the
-    default of all three (upstream's order gives the same)."""
+    default of all three (upstream's order gives the same).
+
+    Returns:
+        ``{"test.sv": ..., "cand.sv": ..., "ref.sv": ...}``, each ``difftb.wrap_unit``-ed with that
+        timescale.
+    """
     m = _TIMESCALE_RE.search(strip_comments(tb))
     ts = m.group(1).strip() if m else DEFAULT_TIMESCALE
     return {"test.sv": wrap_unit(tb, ts), "cand.sv": wrap_unit(code, ts), "ref.sv": wrap_unit(ref, ts)}
@@ -227,7 +251,23 @@ def _units(tb: str, code: str, ref: str) -> dict[str, str]:
 
 def judge(problem: Problem, code: str, *, expected_samples: int | None, timeout_s: float = UPSTREAM_TIMEOUT_S,
           flags: Sequence[str] = UPSTREAM_FLAGS) -> dict:
-    """Status of one extracted candidate against the problem's testbench."""
+    """Status of one extracted candidate against the problem's testbench.
+
+    Args:
+        problem: the problem (prompt, reference, testbench).
+        code: the extracted candidate (module ``TopModule``).
+        expected_samples: the sample count the testbench gives with the reference; a different count
+            is a runtime error. None: any count above 0 is accepted.
+        timeout_s: the simulation's wall-clock limit, in seconds.
+        flags: iverilog flags (upstream's by default).
+
+    Returns:
+        ``{"status": ...}`` (a ``simulate`` status) with, when it ran, ``seconds`` (compile +
+        simulation wall time, 3 decimals), ``error_class`` for every failure (``forbidden:<names>``,
+        a compile error class, ``simulation_timeout``, ``verdict_tampered``, ``output_limit``,
+        ``no_verdict``, ``sample_count_mismatch``, ``no_samples``, ``functional_mismatch``), ``error``
+        (first compile error line), ``returncode``, and ``mismatches``/``samples`` from the verdict line.
+    """
     if not code.strip():
         return {"status": EXTRACTION_FAILURE}
     bad = forbidden_constructs(code)
@@ -264,19 +304,33 @@ def judge(problem: Problem, code: str, *, expected_samples: int | None, timeout_
 
 
 def reference_as_candidate(problem: Problem) -> str:
-    """The reference renamed ``RefModule`` -> ``TopModule``, to run it as a candidate (a self-check)."""
+    """The reference renamed ``RefModule`` -> ``TopModule``, to run it as a candidate (a self-check).
+
+    Returns:
+        The reference source with every whole-word ``RefModule`` replaced by ``TopModule``.
+    """
     return re.sub(r"\bRefModule\b", "TopModule", problem.ref)
 
 
 def _size_cost(p: Problem) -> float:
     """A guess of a problem's simulation time before anything ran: the clock cycles its testbench
-    asks for (sum of its repeat counts) and its length."""
+    asks for (sum of its repeat counts) and its length.
+
+    Returns:
+        The sum of the testbench's ``repeat (N)`` counts plus its length in characters (a relative
+        cost, not seconds).
+    """
     return float(sum(int(n) for n in re.findall(r"\brepeat\s*\(\s*(\d+)\s*\)", p.test)) + len(p.test))
 
 
 def reference_runs(problems: Sequence[Problem], *, workers: int | None = None, timeout_s: float = UPSTREAM_TIMEOUT_S,
                    progress: bool = True) -> dict[str, tuple[int | None, float]]:
-    """(sample count or None, seconds) per problem, from running the reference as the design."""
+    """Run each problem's reference as the design (a self-check and the expected sample counts).
+
+    Returns:
+        ``{problem id: (samples, seconds)}``: the testbench's sample count when the reference passes,
+        else None; compile + simulation wall time in seconds (0.0 when nothing ran).
+    """
     def one(p: Problem):
         r = judge(p, reference_as_candidate(p), expected_samples=None, timeout_s=timeout_s)
         return (r.get("samples") if r["status"] == PASS else None), float(r.get("seconds", 0.0))
@@ -301,9 +355,18 @@ def run_benchmark(generate_fn: GenerateFn, problems_dir: str | Path, *, n_sample
     simulation per problem; {}: no sample-count check, upstream's plain rule). An answer longer
     than `max_answer_chars` is an extraction failure ("answer too long").
 
+    Returns:
+        The summary: ``problems``, ``n_samples``, ``shots``, ``pass_at_k`` (``{"pass@k": mean in [0, 1]
+        or None when n_samples < k}``), ``passed_problems``, ``failed_problems`` (ids),
+        ``status_counts``, ``error_classes``, ``compile_rate`` (fraction of samples that compiled),
+        ``iverilog_version``, ``sandbox`` (isolation level) and ``seconds`` (wall time). With
+        ``out_dir`` the samples, per-problem rows and summary are also written there.
+
     Raises:
         RuntimeError: iverilog/vvp are not installed.
         ValueError: ``n_samples`` < 1, or ``generate_fn`` returned the wrong number of answers.
+        ProblemSetError: the problems cannot be loaded (``load_problems``; a ValueError too).
+        OutputError: a file in ``out_dir`` cannot be written.
     """
     t0 = time.monotonic()
     if n_samples < 1:
@@ -385,7 +448,16 @@ def run_benchmark(generate_fn: GenerateFn, problems_dir: str | Path, *, n_sample
 
 
 def reference_generate_fn(problems_dir: str | Path, problems: Sequence[str] | None = None) -> GenerateFn:
-    """A generate_fn that answers every prompt with the matching reference (as TopModule)."""
+    """A generate_fn that answers every prompt with the matching reference (as TopModule).
+
+    Returns:
+        ``generate(prompts, n)``: per prompt, ``n`` copies of ``[BEGIN]\\n<reference>\\n[DONE]``; the
+        spec is read back from the prompt's last question (a prompt not built by ``build_prompt`` from
+        these problems raises KeyError/IndexError).
+
+    Raises:
+        ProblemSetError: the problems cannot be loaded (``load_problems``).
+    """
     probs = load_problems(problems_dir, problems)
     by_spec = {p.prompt.strip(): reference_as_candidate(p) for p in probs}
 
@@ -399,6 +471,19 @@ def reference_generate_fn(problems_dir: str | Path, problems: Sequence[str] | No
 
 
 def score_references(problems_dir: str | Path, **kw) -> dict:
-    """Score the reference solutions themselves (153/156 with iverilog 11)."""
+    """Score the reference solutions themselves (153/156 with iverilog 11).
+
+    Args:
+        problems_dir: the VerilogEval problems folder.
+        **kw: ``run_benchmark``'s keyword arguments; ``reference_samples`` defaults to ``{}`` (no
+            sample-count check: the references are what the counts would come from).
+
+    Returns:
+        ``run_benchmark``'s summary.
+
+    Raises:
+        RuntimeError: iverilog/vvp are not installed.
+        ProblemSetError: the problems cannot be loaded.
+    """
     kw.setdefault("reference_samples", {})  # the references are what the counts would come from
     return run_benchmark(reference_generate_fn(problems_dir, kw.get("problems")), problems_dir, **kw)

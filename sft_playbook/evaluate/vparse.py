@@ -55,12 +55,20 @@ class Module:
     body: str = ""
 
     def port(self, name: str) -> Port | None:
-        """The port called ``name``, or None."""
+        """The port called ``name``.
+
+        Returns:
+            The first ``Port`` with that name, or None when the module has none.
+        """
         return next((p for p in self.ports if p.name == name), None)
 
 
 def split_top(text: str, sep: str = ",") -> list[str]:
-    """Split at `sep` outside (), [], {}."""
+    """Split at `sep` outside (), [], {}.
+
+    Returns:
+        The pieces, stripped, empty ones left out.
+    """
     parts, depth, cur = [], 0, []
     for c in text:
         if c in "([{":
@@ -77,7 +85,11 @@ def split_top(text: str, sep: str = ",") -> list[str]:
 
 
 def _match_paren(text: str, i: int) -> int:
-    """Index of the ')' matching the '(' at i (or -1)."""
+    """Index of the ')' matching the '(' at i (or -1).
+
+    Returns:
+        The index of the matching ``)``, or -1 when it never closes.
+    """
     depth = 0
     for j in range(i, len(text)):
         if text[j] == "(":
@@ -100,7 +112,13 @@ def _parse_param_list(text: str) -> list[tuple[str, str]]:
 
 
 def _parse_decl(decl: str, module: Module, prev: Port | None) -> Port | None:
-    """One ANSI port item or one non-ANSI declaration (possibly several names)."""
+    """One ANSI port item or one non-ANSI declaration (possibly several names).
+
+    Returns:
+        The last port declared or updated (for an ANSI continuation such as ``input [3:0] a, b``), or
+        None when ``decl`` declares no port (constructs it cannot take are added to
+        ``module.unsupported``).
+    """
     decl = decl.strip()
     m = re.match(r"(input|output|inout)\b(.*)$", decl, re.S)
     if m:
@@ -162,7 +180,14 @@ def _parse_decl(decl: str, module: Module, prev: Port | None) -> Port | None:
 
 
 def parse_modules(code: str) -> list[Module]:
-    """All modules in `code` with their ports and parameters."""
+    """All modules in `code` with their ports and parameters.
+
+    Returns:
+        One ``Module`` per ``module ... endmodule`` in source order (comments removed first): name, ports
+        (non-ANSI headers: in header order, only the declared ones), parameters ``(name, default)``,
+        ``unsupported`` reasons (e.g. an unparsable port list; the ports may then be incomplete) and the
+        body text after the header.
+    """
     src = strip_comments(code)
     mods = []
     for m in _MODULE_RE.finditer(src):
@@ -226,7 +251,11 @@ def parse_modules(code: str) -> list[Module]:
 
 def bracket_pairs(text: str) -> dict[int, int]:
     """Index of each `(` and `[` of `text` -> index of its matching `)` / `]` (unmatched ones
-    are absent). One pass, linear in len(text)."""
+    are absent). One pass, linear in len(text).
+
+    Returns:
+        ``{index of opener: index of its closer}``, character offsets into ``text``.
+    """
     pairs: dict[int, int] = {}
     stacks: dict[str, list[int]] = {"(": [], "[": []}
     closer = {")": "(", "]": "["}
@@ -241,7 +270,11 @@ def bracket_pairs(text: str) -> dict[int, int]:
 def instantiated_names(module: Module, known: set[str]) -> set[str]:
     """Names of modules (among `known`) that `module` instantiates: `type [#(...)] name [[...]] (`.
     Linear in the length of the body (a parameter list or range without its closing bracket
-    ends the candidate, it is never searched for again)."""
+    ends the candidate, it is never searched for again).
+
+    Returns:
+        The set of names from ``known`` that ``module.body`` instantiates (keywords never).
+    """
     body = module.body
     found: set[str] = set()
     pairs: dict[int, int] | None = None
@@ -276,7 +309,11 @@ def instantiated_names(module: Module, known: set[str]) -> set[str]:
 def top_module(mods: list[Module], prefer: str | None = None, reference: Module | None = None) -> Module | None:
     """The top of a design: the module called `prefer` if present; else the module no other module
     instantiates (when several, the one whose ports best match `reference`'s names and
-    directions, ties to the last one); None for no modules."""
+    directions, ties to the last one); None for no modules.
+
+    Returns:
+        The chosen ``Module`` of ``mods``, or None when ``mods`` is empty.
+    """
     if not mods:
         return None
     if prefer:
@@ -300,7 +337,11 @@ def top_module(mods: list[Module], prefer: str | None = None, reference: Module 
 
 
 def emit_name(name: str) -> str:
-    """A module name as it must be written in source: an escaped identifier ends with a space."""
+    """A module name as it must be written in source: an escaped identifier ends with a space.
+
+    Returns:
+        ``name`` plus one space when it starts with a backslash, else ``name`` unchanged.
+    """
     return name + " " if name.startswith("\\") else name
 
 
@@ -318,7 +359,12 @@ def _skip_ws(text: str, i: int) -> int:
 
 
 def _then_branch(body: str, i: int) -> str:
-    """The statement starting at body[i] (a begin..end block or one statement up to ';')."""
+    """The statement starting at body[i] (a begin..end block or one statement up to ';').
+
+    Returns:
+        The statement's text: the ``begin`` ... matching ``end`` block, or up to and including the
+        next ``;`` (the rest of ``body`` when there is none).
+    """
     if re.match(r"begin\b", body[i:]):
         depth = 0
         for t in re.finditer(r"(?<![\w$])(begin|end)(?![\w$])", body[i:]):
@@ -331,7 +377,11 @@ def _then_branch(body: str, i: int) -> str:
 
 
 def _only_constants(stmt: str, consts: set[str]) -> bool:
-    """Every assignment in stmt has a constant right-hand side (literals, parameters, {N{..}})."""
+    """Every assignment in stmt has a constant right-hand side (literals, parameters, {N{..}}).
+
+    Returns:
+        True when ``stmt`` has at least one assignment and all of them are constant; False otherwise.
+    """
     found = False
     for m in re.finditer(r"(?:<=|(?<![=!<>])=(?!=))([^;]*);", stmt):
         rhs = m.group(1)
@@ -354,7 +404,12 @@ def signal_roles(code: str) -> dict[str, tuple[str, bool]]:
     - `always @(posedge clk)`: clk is a clock; when the block's first statement is
       `if (x)` / `if (!x)` whose branch assigns only constants (literals, parameters), x is a
       (synchronous) reset.
-    Names are the design's own (ports of any module); the caller maps them to top-level inputs."""
+    Names are the design's own (ports of any module); the caller maps them to top-level inputs.
+
+    Returns:
+        ``{name: (role, flag)}``: for ``"reset"`` the flag is active low; for ``"clock"`` it is True
+        when the clock is used at its ``negedge``.
+    """
     src = strip_comments(code)
     consts = {n for m in parse_modules(src) for n, _ in m.params}
     consts |= set(re.findall(r"(?:parameter|localparam)\b[^;]*?([A-Za-z_][\w$]*)\s*=", src))
@@ -402,7 +457,11 @@ _IDENT_RE = re.compile(r"(?<![\w$'])([A-Za-z_]\w*)")
 
 
 def params_needed(module: Module) -> list[tuple[str, str]]:
-    """The parameters the port ranges depend on (transitively), in declaration order."""
+    """The parameters the port ranges depend on (transitively), in declaration order.
+
+    Returns:
+        ``(name, default expression)`` per needed parameter, each once; empty when the ranges use none.
+    """
     defs = dict(module.params)
     need: set[str] = set()
     todo = [ident for p in module.ports for ident in _IDENT_RE.findall(p.range)]
