@@ -165,7 +165,14 @@ def _lookup(cfg: dict[str, Any], parts: list[str]) -> tuple[bool, Any]:
 
 
 def _flow_text(value: Any) -> str:
-    """A parsed value as YAML flow text (a text quoted where YAML would read it as something else)."""
+    """A parsed value as YAML flow text, as a user would type it: a text bare where this loader reads
+    it back as the same text (``on``), quoted where it would read something else (``'Q: {x}'``)."""
+    if isinstance(value, str) and value == value.strip():
+        try:
+            if yaml.load(value, Loader=_Loader) == value:  # noqa: S506 - a SafeLoader subclass
+                return value
+        except yaml.YAMLError:
+            pass
     return yaml.safe_dump(value, default_flow_style=True, width=1_000_000, allow_unicode=True).strip() \
         .removesuffix("...").strip()
 
