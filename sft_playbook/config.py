@@ -6,7 +6,7 @@ Unknown keys are an error (a typo must not silently fall back to a default); a k
 added on purpose with a leading ``+`` (``+train.new_key=1``; the typed settings then refuse a key they
 do not declare, so ``+`` is for mappings without settings). An override's value must have the
 type of the value it replaces (``train.max_steps=abc`` -> ``train.max_steps: expected an
-integer, got 'abc'``): integer (a key ending in ``_s``, seconds, takes any number), number (an
+integer, got 'abc'``): integer (a key ending in ``_s``, seconds, takes any finite number), number (an
 integer is accepted; ``.inf``, ``-.inf`` and ``.nan`` are not: ``train.lr: expected a finite number,
 got '.inf'``), true/false, text (a number given for a text is kept as typed), list, or
 section; ``null`` is accepted anywhere, and a key whose
@@ -28,7 +28,7 @@ Three rules a user may not guess, chosen as the field's tools behave:
   facebookresearch/hydra issue #3283, closed by its maintainer as intended behaviour) and in
   argparse (a repeated ``store`` option keeps its last value); scripts append overrides to a base
   command, so refusing would break them.
-- Booleans are YAML 1.2's: ``true`` / ``false`` (any case form ``True``, ``TRUE``) only, in a file
+- Booleans are YAML 1.2's: ``true``, ``True``, ``TRUE``, ``false``, ``False``, ``FALSE`` only, in a file
   and in an override. YAML 1.1 (which PyYAML follows) also reads ``yes``, ``no``, ``on``, ``off``
   as booleans: here they stay text, so a true/false setting given ``yes`` is refused with one line
   (``train.compile: expected true or false, got 'yes'``) and a text setting given ``on`` keeps ``on``.
