@@ -317,7 +317,15 @@ def judge(a) -> int:
     results = out / "results"
     dev = json.loads((results / "real_job_device.json").read_text())
     report, ref_counts = {"device": dev, "runs": {}}, None
+    library = None
+    if a.library:
+        from sft_playbook.sft.report import module_library
+        library = module_library(Path(a.library), a.level)
+        report["module_library"] = {"data": str(a.library), "level": a.level,
+                                    **(library.summary() if library is not None else {})}
     for name, run in dev["runs"].items():
+        if a.runs and name not in a.runs.split(","):
+            continue
         rd = results / name
         entry = {}
         for form in EVAL_FORMS:
@@ -325,11 +333,12 @@ def judge(a) -> int:
             if p.is_file():
                 rows = [r for _, r in iter_jsonl(p)]
                 s = evaluate_predictions(rows, workers=a.workers, timeout_s=10, cycles=100, seed=42,
-                                         out_dir=rd / f"eval_{form}", progress=False)
+                                         out_dir=rd / f"eval_{form}", progress=False, library=library)
                 entry[f"heldout_{form}"] = {k: s[k] for k in ("rows", "compile_rate", "functional_pass_rate",
-                                                              "functional_pass_rate_testable", "status_counts")}
+                                                              "functional_pass_rate_testable", "status_counts",
+                                                              "excluded")}
         p = rd / "verilogeval_answers.jsonl"
-        if p.is_file():
+        if p.is_file() and not a.skip_verilogeval:
             s = judge_verilogeval_answers(p, a.problems, rd / "eval_verilogeval", workers=a.workers,
                                           progress=False, reference_samples=ref_counts)
             if ref_counts is None:
@@ -387,6 +396,12 @@ def main() -> int:
     j.add_argument("--problems", required=True)
     j.add_argument("--out", required=True)
     j.add_argument("--workers", type=int, default=2)
+    j.add_argument("--library", default=None,
+                   help="curated data dir whose rows' modules the held-out references may instantiate "
+                        "(evaluate.module_library; default: none)")
+    j.add_argument("--level", default="high_level", help="level folder of --library")
+    j.add_argument("--runs", default=None, help="judge only these runs (comma-separated)")
+    j.add_argument("--skip-verilogeval", action="store_true", help="held-out rows only")
     a = ap.parse_args()
     os.environ.setdefault("WANDB_MODE", "disabled")
     return {"device": device, "one": one, "judge": judge}[a.stage](a)

@@ -522,6 +522,9 @@ class SftEvaluateSettings(Section):
     timeout_s: float = F(10, "seconds per compile and per simulation", gt=0)
     cycles: int = F(100, "random-stimulus cycles", ge=1)
     seed: int = F(42, "stimulus seed")
+    module_library: bool = F(True, "a reference or answer that instantiates a module defined in another row of "
+                                   "<data_dir>/<level>/ (any split) is judged with that definition, as curation's "
+                                   "compile check does")
     verilogeval: SftVerilogEvalSettings = _sub(SftVerilogEvalSettings, "VerilogEval v2 spec-to-rtl")
 
 
@@ -640,6 +643,8 @@ class EvalPredictionsSettings(Section):
     reset_pulses: int = F(4, "then asserted again this many times at random steps", ge=0)
     reset_prob: float = F(0.0, "more pulses: about reset_prob * cycles of them", ge=0, le=1)
     max_answer_chars: int = F(65536, "longer predictions are not searched (extraction_failure)", ge=1)
+    module_library: Text | None = F(None, "curated level folder (data/merged/high_level): the modules its rows "
+                                          "define resolve a reference's or answer's instances (null: none)")
 
     @model_validator(mode="after")
     def _cycles(self) -> EvalPredictionsSettings:

@@ -40,10 +40,11 @@ Verilog-1995/2001/2005 code may use SystemVerilog keywords (``do``, ``bit``, ``l
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
@@ -317,6 +318,9 @@ class ModuleIndex(Stage):
         self.definitions: dict[str, list[ModuleDef]] = {}   # name -> every distinct definition, input order
         self._summary: dict[str, Any] = {}
         self._state = None
+        #: False (curation): only definitions some row of the corpus instantiates are kept; True
+        #: (``build_module_index``, a judge of designs from outside the corpus): every definition
+        self.keep_all = False
 
     def keys(self, df: pd.DataFrame) -> pd.DataFrame:
         """Per row of one partition: ``id``, ``_order``, the module names it defines and the names it
@@ -346,7 +350,7 @@ class ModuleIndex(Stage):
         n = max(1, min(len(keys), 2 * max(1, engine.n_workers)))
         buckets = engine.shuffle(keys, ["name"], n, index_keys(pd.DataFrame({"id": [], "_order": [], "code": []}), "code"))
         del keys
-        reduced = engine.map(partial(index_bucket, cap=cap), buckets)
+        reduced = engine.map(partial(index_bucket, cap=cap, keep_all=self.keep_all), buckets)
         del buckets
         wanted = engine.submit(_wanted_rows, *engine.map(partial(_item, 0), reduced))
         texts = engine.map(partial(definition_texts, field=self.config["field"]), parts, [wanted] * len(parts))
@@ -413,6 +417,36 @@ def _item(i, seq):
     return seq[i]
 
 
+def build_module_index(rows: Iterable[tuple[str, str]], max_definitions_per_name: int = 8) -> ModuleIndex:
+    """A ``ModuleIndex`` of ``rows`` ((id, Verilog text) pairs, in corpus order) built in this
+    process (``engine=local``): for a judge that needs the corpus's modules, e.g. the evaluation of
+    held-out references that instantiate modules defined in other rows. Every definition is kept
+    (the designs judged against it are not rows of the corpus), the first
+    ``max_definitions_per_name`` distinct ones per name; ``fingerprint``: a sha256 of its content.
+
+    Raises:
+        ValueError: ``max_definitions_per_name`` < 1.
+    """
+    from .engine import Engine
+
+    ids, texts = [], []
+    for rid, text in rows:
+        ids.append(str(rid))
+        texts.append(text if isinstance(text, str) else "")
+    df = pd.DataFrame({"id": ids, "code": texts})
+    df["_order"] = np.arange(len(df), dtype=np.int64)
+    index = ModuleIndex("code", max_definitions_per_name=max_definitions_per_name)
+    index.keep_all = True
+    with Engine(engine="local", partition_rows=max(1, len(df))) as eng:
+        index.fit(eng.partitions(df), eng)
+    digest = hashlib.sha256()
+    for name in sorted(index.definitions):
+        for d in index.definitions[name]:
+            digest.update(f"{name}\0{d.text}\0".encode())
+    index.fingerprint = digest.hexdigest()
+    return index
+
+
 def index_keys(df: pd.DataFrame, field: str) -> pd.DataFrame:
     """The module index's keys of one partition: one row per (row, module name) the row defines
     (``defines`` True; ``first`` True on the row's first name, to count defining rows) or
@@ -436,16 +470,17 @@ def index_keys(df: pd.DataFrame, field: str) -> pd.DataFrame:
                          "first": pd.Series(first, dtype=bool)})
 
 
-def index_bucket(keys: pd.DataFrame, cap: int):
+def index_bucket(keys: pd.DataFrame, cap: int, keep_all: bool = False):
     """One bucket of module names (every key row of each name is here). Returns (the definitions
     to fetch: ``name``, ``_order``, ``id``, ``rank`` (0 = first defining row) of the first ``cap``
-    defining rows of each name that some row instantiates; (defining rows counted by their first
-    name, distinct names defined, names defined by several rows); the names defined here)."""
+    defining rows of each name that some row instantiates (``keep_all``: of every name); (defining
+    rows counted by their first name, distinct names defined, names defined by several rows); the
+    names defined here)."""
     defs = keys[keys["defines"].to_numpy(dtype=bool)].sort_values(["name", "_order"], kind="stable")
     used = set(keys.loc[~keys["defines"].to_numpy(dtype=bool), "name"].tolist())
     rank = defs.groupby("name", sort=False).cumcount().to_numpy() if len(defs) else np.zeros(0, dtype=np.int64)
     per_name = defs["name"].value_counts()
-    needed = defs["name"].isin(used).to_numpy() & (rank < cap)
+    needed = (defs["name"].isin(used).to_numpy() | keep_all) & (rank < cap)
     want = defs.loc[needed, ["name", "_order", "id"]].assign(rank=rank[needed]).reset_index(drop=True)
     stats = (int(keys["first"].sum()), int(len(per_name)), int((per_name > 1).sum()))
     return want, stats, set(per_name.index.tolist())
@@ -536,13 +571,16 @@ class Verdict:
     ``unresolved``: module names defined nowhere in the index (compiled as black boxes);
     ``mismatched``: names the index defines, none of whose definitions fits the row's instances or
     compiles (``interface_mismatch``; also compiled as black boxes);
-    ``submodules``: index names appended to elaborate it."""
+    ``submodules``: index names appended to elaborate it;
+    ``definitions``: their text as appended (the chosen definition of each, in ``submodules`` order;
+    black boxes are not included)."""
     status: str
     standard: str = ""
     error: str = ""
     unresolved: tuple[str, ...] = ()
     submodules: tuple[str, ...] = ()
     mismatched: tuple[str, ...] = ()
+    definitions: str = ""
 
 
 def error_lines(output: str) -> list[tuple[str, int, str]]:
@@ -711,11 +749,12 @@ def _with_submodules(code: str, missing: list[str], std: str, standards: Sequenc
         broken_first: list[str] = []
         for s in later:
             res = compile_fn(text, flags=(*s.split(), *flags), timeout_s=timeout_s, top=top)
+            defs_text = "".join(t + "\n" for _, t in appended)
             if res.ok:
                 if not stubs:
-                    return Verdict("ok_with_submodules", s, submodules=tuple(names))
+                    return Verdict("ok_with_submodules", s, submodules=tuple(names), definitions=defs_text)
                 return Verdict("unresolved_submodule", s, submodules=tuple(names), mismatched=tuple(mismatched),
-                               unresolved=tuple(n for n in stubs if n not in mismatched))
+                               unresolved=tuple(n for n in stubs if n not in mismatched), definitions=defs_text)
             if res.timed_out:
                 return Verdict("timeout", error=f"iverilog timed out after {timeout_s:g}s with submodules ({s})")
             errs = error_lines((res.stderr or "") + "\n" + (res.stdout or ""))
@@ -759,7 +798,7 @@ def _with_submodules(code: str, missing: list[str], std: str, standards: Sequenc
                 return Verdict("error", s, error=_fmt(genuine[0], s) + f" ({'; '.join(with_)})",
                                submodules=tuple(names))
             return Verdict("unresolved_submodule", s, submodules=tuple(names), mismatched=tuple(mismatched),
-                           unresolved=tuple(n for n in stubs if n not in mismatched),
+                           unresolved=tuple(n for n in stubs if n not in mismatched), definitions=defs_text,
                            error="black-box artefact: " + _fmt((row or errs)[0], s) if (row or errs) else "")
         if restart:
             continue

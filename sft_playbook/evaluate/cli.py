@@ -102,9 +102,21 @@ def run(cfg: dict | EvalSettings, step: str) -> int:
                 log.error("%s: no rows with model=%r (models there: %s)", path, p.model, sorted(map(str, groups)))
                 return 1
             groups = {p.model: groups[p.model]}
+        library = None
+        if p.module_library is not None:
+            from ..sft.report import module_library
+            lib_dir = resolve(p.module_library)
+            if not lib_dir.is_dir():
+                log.error("predictions.module_library: %s is not a folder (a curated level folder, e.g. "
+                          "data/merged/high_level)", lib_dir)
+                return 1
+            library = module_library(lib_dir.parent, lib_dir.name)
+            if library is None:
+                log.error("predictions.module_library: no train/validation/test.jsonl in %s", lib_dir)
+                return 1
         kw = dict(workers=cfg.workers, timeout_s=p.timeout_s, cycles=p.cycles, seed=p.seed,
                   reset_cycles=p.reset_cycles, reset_prob=p.reset_prob, reset_pulses=p.reset_pulses,
-                  max_cycles=p.max_cycles, max_answer_chars=p.max_answer_chars)
+                  max_cycles=p.max_cycles, max_answer_chars=p.max_answer_chars, library=library)
         if len(groups) == 1:
             summary = evaluate_predictions(next(iter(groups.values())), out_dir=out_dir, **kw)
         else:  # run_sft.py writes base and finetuned rows into one file: one result folder per model

@@ -53,12 +53,15 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field, replace as dc_replace
 from pathlib import Path
 from typing import Any
 from collections.abc import Iterable
 
+from sft_playbook.curate.hierarchy import ModuleIndex, check_verilog
+from sft_playbook.settings import CompilesSettings
 from sft_playbook.verilog.sandbox import compile_check, isolation, iverilog_available
 
 from . import difftb
@@ -73,6 +76,11 @@ from .vparse import Module, parse_modules, top_module
 log = logging.getLogger(__name__)
 
 FLAGS = ("-g2012",)
+#: the standards curation's compile check tries (declared once, in the settings): used when a design
+#: instantiates modules it does not define, to elaborate it with their definitions or black boxes
+SUBMODULE_STANDARDS = tuple(CompilesSettings.model_fields["standards"].default)
+SUBMODULE_FLAGS = tuple(CompilesSettings.model_fields["flags"].default)
+NEEDS_MISSING_MODULES = "reference needs modules defined nowhere"
 _ref_cache: dict[str, RefCheck] = {}
 _ref_lock = threading.Lock()
 
@@ -87,6 +95,9 @@ class RefCheck:
     cycles: int = 0
     coverage: dict = field(default_factory=dict)   # output -> "bits that took both values/width"
     keywords: str | None = None                     # `begin_keywords of the reference unit, if any
+    reference: str | None = None                    # the reference as judged, when definitions were appended
+    submodules: tuple[str, ...] = ()                # names whose definitions came from the module library
+    external: tuple[str, ...] = ()                  # names defined nowhere (compiled as black boxes)
 
 
 VERILOG_2005 = "1364-2005"
@@ -120,8 +131,29 @@ def _tampered(run, nonce: str) -> bool:
     return verdict_lines(run, nonce, r"RESULT mismatches=(\d+) samples=(\d+) first=(-?\d+)")[1] == TAMPERED
 
 
+def elaborate_with_library(code: str, library: ModuleIndex | None, timeout_s: float):
+    """``hierarchy.check_verilog`` of ``code`` with curation's standards: the modules it instantiates
+    but does not define get their definition from ``library`` (the corpus's module index; per name
+    the first that fits) or, defined nowhere, a black box (ports from the instances). Returns the
+    ``Verdict`` (``ok``, ``ok_with_submodules``, ``unresolved_submodule``, ``error``, ``timeout``)."""
+    return check_verilog(code, compile_check, SUBMODULE_STANDARDS, SUBMODULE_FLAGS, timeout_s, library)
+
+
+def library_key(library: ModuleIndex | None) -> str | None:
+    """What identifies a module library in the reference cache: its content's ``fingerprint``
+    (``build_module_index``), else the object itself for as long as it lives."""
+    if library is None:
+        return None
+    fp = getattr(library, "fingerprint", None)
+    if fp is None:
+        fp = f"object-{uuid.uuid4().hex}"
+        library.fingerprint = fp    # kept on the object for as long as it lives
+    return fp
+
+
 def check_reference(reference: str, ref_mods: list[Module], ref_top: Module, *, timeout_s: float, cycles: int,
-                    max_cycles: int, seed: int, reset_cycles: int, reset_prob: float, reset_pulses: int) -> RefCheck:
+                    max_cycles: int, seed: int, reset_cycles: int, reset_prob: float, reset_pulses: int,
+                    library: ModuleIndex | None = None) -> RefCheck:
     """Is the reference usable as a judge, and how long must the run be? (cached per reference
     and settings). The reference must compile on its own, have ports the testbench can drive,
     use no file-reading system tasks, and simulate to a verdict against a renamed copy of itself
@@ -129,14 +161,37 @@ def check_reference(reference: str, ref_mods: list[Module], ref_top: Module, *, 
     ($random, $time, races): UNSUPPORTED. Rare events: while some output bit of the reference
     never took both values, the run is made 4x longer, up to `max_cycles`, as long as each longer
     run makes more output bits take both values (a bit that is constant by design does not keep
-    lengthening the run)."""
+    lengthening the run).
+
+    A reference that does not compile only because it instantiates modules it does not define
+    (a FIFO's RAM, a vendor cell: real rows do) is elaborated with ``library``'s definitions
+    (``elaborate_with_library``); when they resolve it, it is judged with them appended
+    (``RefCheck.reference``, ``submodules``); a module defined nowhere makes it
+    ``reference_error`` "reference needs modules defined nowhere" (``external``: those names): it
+    cannot be simulated, but a candidate's compile is still judged against the same black boxes."""
     key = hashlib.sha256(json.dumps([reference, ref_top.name, timeout_s, cycles, max_cycles, seed, reset_cycles,
-                                     reset_prob, reset_pulses]).encode()).hexdigest()
+                                     reset_prob, reset_pulses, library_key(library)]
+                                    ).encode()).hexdigest()
     with _ref_lock:
         if key in _ref_cache:
             return _ref_cache[key]
-    res = _check_reference(reference, ref_mods, ref_top, timeout_s=timeout_s, cycles=cycles, max_cycles=max_cycles,
-                           seed=seed, reset_cycles=reset_cycles, reset_prob=reset_prob, reset_pulses=reset_pulses)
+    kw = dict(timeout_s=timeout_s, cycles=cycles, max_cycles=max_cycles, seed=seed, reset_cycles=reset_cycles,
+              reset_prob=reset_prob, reset_pulses=reset_pulses)
+    res = _check_reference(reference, ref_mods, ref_top, **kw)
+    if res.status == REFERENCE_ERROR and res.error_class == "reference does not compile" \
+            and "Unknown module type" in res.error:
+        v = elaborate_with_library(reference, library, timeout_s)
+        if v.status == "ok_with_submodules":
+            whole = reference + "\n" + v.definitions
+            res = dc_replace(_check_reference(whole, parse_modules(whole), ref_top, **kw), reference=whole,
+                             submodules=v.submodules)
+        elif v.status == "unresolved_submodule":
+            missing = tuple(dict.fromkeys(v.unresolved + v.mismatched))
+            where = " in the module library" if library is not None else ""
+            res = RefCheck(REFERENCE_ERROR, NEEDS_MISSING_MODULES,
+                           f"{', '.join(missing)} (defined nowhere{where}"
+                           f"{'; ' + ', '.join(v.mismatched) + ' defined with other ports' if v.mismatched else ''})",
+                           submodules=v.submodules, external=missing)
     with _ref_lock:
         _ref_cache[key] = res
     return res
@@ -208,10 +263,15 @@ def _static_unsupported(reference: str, ref_top: Module) -> RefCheck:
 
 def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 200, seed: int = 1,
                  reset_cycles: int = 2, reset_prob: float = 0.0, reset_pulses: int = 4,
-                 max_cycles: int | None = None, max_answer_chars: int | None = DEFAULT_MAX_ANSWER_CHARS) -> dict[str, Any]:
+                 max_cycles: int | None = None, max_answer_chars: int | None = DEFAULT_MAX_ANSWER_CHARS,
+                 library: ModuleIndex | None = None) -> dict[str, Any]:
     """The result for one prediction row (see the module docstring). `max_cycles` (default
     16 x cycles) bounds the longer runs given to references with rare events; a prediction
-    longer than `max_answer_chars` is an extraction failure ("answer too long")."""
+    longer than `max_answer_chars` is an extraction failure ("answer too long"). `library`: the
+    corpus's module index (``hierarchy.build_module_index``) for designs that instantiate modules
+    defined in other rows (see ``check_reference``); the candidate gets the same: a module it
+    instantiates but does not define comes from the library, or is a black box when the reference
+    needs that same module and nothing defines it (``compiled_with`` says which)."""
     rid = row.get("id")
     reference = row.get("reference") or row.get("output") or ""
     prediction = row.get("prediction")
@@ -230,7 +290,12 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
     else:
         ref = check_reference(reference, ref_mods, ref_top, timeout_s=timeout_s, cycles=cycles,
                               max_cycles=int(max_cycles or 16 * cycles), seed=seed, reset_cycles=reset_cycles,
-                              reset_prob=reset_prob, reset_pulses=reset_pulses)
+                              reset_prob=reset_prob, reset_pulses=reset_pulses, library=library)
+        if ref.reference is not None:           # judged with the library's definitions appended
+            reference = ref.reference
+            ref_mods = parse_modules(reference)
+        if ref.submodules:
+            out["reference_submodules"] = list(ref.submodules)
 
     def blame_reference() -> dict[str, Any]:  # not the candidate's fault: reported, not counted
         out.update(status=ref.status, error_class=ref.error_class)
@@ -255,6 +320,27 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
     t0 = time.monotonic()
 
     cand_kw: list[str | None] = [None]
+    cand_code = [ex.code]    # with the library's definitions appended when it needs them
+
+    def with_library(log_text: str) -> bool:
+        """The candidate instantiates modules it does not define: elaborated with the library's
+        definitions, and black boxes only for names the reference needs too and nothing defines."""
+        v = elaborate_with_library(ex.code, library, timeout_s)
+        boxes = tuple(dict.fromkeys(v.unresolved + v.mismatched))
+        if v.status == "ok_with_submodules" or (v.status == "unresolved_submodule" and boxes
+                                                and set(boxes) <= set(ref.external)):
+            out["compiled"] = True
+            out["compiled_with"] = {"submodules": list(v.submodules), "black_boxes": list(boxes)}
+            cand_code[0] = ex.code + "\n" + v.definitions
+            return True
+        if v.status == "error":
+            out.update(status=COMPILE_ERROR, error_class=classify_compile_error(v.error), error=v.error,
+                       seconds=round(time.monotonic() - t0, 3))
+        else:
+            out.update(status=TIMEOUT if v.status == "timeout" else COMPILE_ERROR,
+                       error_class="compile_timeout" if v.status == "timeout" else classify_compile_error(log_text),
+                       error=first_error_line(log_text), seconds=round(time.monotonic() - t0, 3))
+        return False
 
     def compile_alone() -> bool:  # the candidate on its own: for the compile rate and the error class
         comp, cand_kw[0] = _compile_either(ex.code, cand_top.name if cand_top else None, timeout_s)
@@ -264,6 +350,8 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
                 out["keywords"] = cand_kw[0]
             return True
         log_text = comp.stdout + comp.stderr
+        if not comp.timed_out and "Unknown module type" in first_error_line(log_text):
+            return with_library(log_text)
         out.update(status=TIMEOUT if comp.timed_out else COMPILE_ERROR,
                    error_class="compile_timeout" if comp.timed_out else classify_compile_error(log_text),
                    error=first_error_line(log_text), seconds=round(time.monotonic() - t0, 3))
@@ -281,7 +369,7 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
         return out
     # the testbench compiles the candidate anyway; it is compiled alone only when that fails
     def testbench():
-        tb = difftb.build(reference, ref_top, [m.name for m in ref_mods], ex.code, cand_top, nonce=new_nonce(),
+        tb = difftb.build(reference, ref_top, [m.name for m in ref_mods], cand_code[0], cand_top, nonce=new_nonce(),
                           cycles=ref.cycles, seed=seed, reset_cycles=reset_cycles, reset_prob=reset_prob,
                           reset_pulses=reset_pulses, ref_keywords=ref.keywords, cand_keywords=cand_kw[0])
         return tb, compile_and_run(tb.files, tb.top, flags=FLAGS, timeout_s=timeout_s)
@@ -292,7 +380,7 @@ def evaluate_one(row: dict[str, Any], *, timeout_s: float = 20.0, cycles: int = 
     if run.stage == "compile":
         if not compile_alone():
             return out
-        if cand_kw[0]:  # it compiles with Verilog-2005 keywords: the testbench again with them
+        if cand_kw[0] or cand_code[0] != ex.code:  # Verilog-2005 keywords, or the library's modules: again
             tb, run = testbench()
     out["seconds"] = round(time.monotonic() - t0, 3)
     if run.stage == "compile":
@@ -375,8 +463,11 @@ def evaluate_predictions(rows: Iterable[dict[str, Any]], *, workers: int | None 
                          cycles: int = 200, seed: int = 1, out_dir: str | Path | None = None,
                          reset_cycles: int = 2, reset_prob: float = 0.0, reset_pulses: int = 4,
                          max_cycles: int | None = None, progress: bool = True,
-                         max_answer_chars: int | None = DEFAULT_MAX_ANSWER_CHARS) -> dict[str, Any]:
-    """Score prediction rows; see the module docstring.
+                         max_answer_chars: int | None = DEFAULT_MAX_ANSWER_CHARS,
+                         library: ModuleIndex | None = None) -> dict[str, Any]:
+    """Score prediction rows; see the module docstring. ``library``: the corpus's module index
+    (``hierarchy.build_module_index``) for designs that instantiate modules of other rows
+    (``evaluate_one``).
 
     Raises:
         RuntimeError: iverilog/vvp are not installed.
@@ -399,7 +490,7 @@ def evaluate_predictions(rows: Iterable[dict[str, Any]], *, workers: int | None 
         try:
             return evaluate_one(row, timeout_s=timeout_s, cycles=cycles, seed=seed,
                                 reset_cycles=reset_cycles, reset_prob=reset_prob, reset_pulses=reset_pulses,
-                                max_cycles=max_cycles, max_answer_chars=max_answer_chars)
+                                max_cycles=max_cycles, max_answer_chars=max_answer_chars, library=library)
         except Exception as exc:  # a parser corner case must not stop the whole run
             log.warning("row %r: evaluation error: %s", row.get("id"), exc)
             return {"id": row.get("id"), "status": RUNTIME_ERROR, "compiled": False,

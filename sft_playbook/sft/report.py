@@ -52,7 +52,7 @@ def read_predictions(path: Path) -> list[dict]:
     return rows
 
 
-def verilog_metrics(rows: list[dict], ecfg: dict, out_dir: Path):
+def verilog_metrics(rows: list[dict], ecfg: dict, out_dir: Path, library=None):
     """The Verilog metrics (compile, functional equivalence) when the evaluation module exists, else None."""
     try:
         from ..evaluate.verilog_metrics import evaluate_predictions
@@ -61,7 +61,32 @@ def verilog_metrics(rows: list[dict], ecfg: dict, out_dir: Path):
                     "the report has text metrics only", exc)
         return None
     return evaluate_predictions(rows, workers=int(ecfg["workers"]), timeout_s=float(ecfg["timeout_s"]),
-                                cycles=int(ecfg["cycles"]), seed=int(ecfg["seed"]), out_dir=out_dir)
+                                cycles=int(ecfg["cycles"]), seed=int(ecfg["seed"]), out_dir=out_dir, library=library)
+
+
+def module_library(data_dir: Path, level: str):
+    """The module index of every curated row of ``<data_dir>/<level>/`` (train, validation, test, in
+    that order; ``hierarchy.build_module_index``), or None when there is none: the modules a held-out
+    reference may instantiate from other rows of its corpus.
+
+    Raises:
+        ValueError: a split file has a bad line (``file:line`` named).
+    """
+    from ..curate.hierarchy import build_module_index
+    from .data import SPLITS, split_path
+
+    rows = []
+    for split in SPLITS:
+        path = split_path(data_dir, level, split)
+        if path.is_file():
+            rows += [(str(r.get("id", f"{split}:{n}")), r.get("output") or "") for n, r in iter_jsonl(path)]
+    if not rows:
+        return None
+    index = build_module_index(rows)
+    log.info("module library: %d curated rows of %s, %d module names (%d needed by another row)",
+             len(rows), Path(data_dir) / level, index.summary()["module_names"],
+             index.summary()["definitions_for_elaboration"])
+    return index
 
 
 def verilogeval_generate_fn(model, tok, cfg: dict):
@@ -200,12 +225,14 @@ def evaluate_run(cfg: SftSettings | dict) -> dict:
         vcfg = ecfg.verilogeval
         found = locate_problems(vcfg.problems_dir, download={"dest": vcfg.problems_dir})
         cfg = replace(cfg, **{"evaluate.verilogeval.problems_dir": str(found)})
+    library = module_library(Path(cfg["data_dir"]), cfg["level"]) \
+        if ecfg["verilog"] and ecfg["module_library"] else None
     for which in [m for m in PREDICT_MODELS if any(r["model"] == m for r in rows)]:
         mine = [r for r in rows if r["model"] == which]
         entry = {"rows": len(mine), "text": text_metrics([r["prediction"] for r in mine],
                                                           [r["reference"] for r in mine])}
         if ecfg["verilog"]:
-            v = verilog_metrics(mine, ecfg, run / "eval" / which)
+            v = verilog_metrics(mine, ecfg, run / "eval" / which, library)
             if v is not None:
                 entry["verilog"] = v
         if ecfg["verilogeval"]["enabled"]:
