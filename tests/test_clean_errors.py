@@ -232,6 +232,15 @@ def test_a_non_finite_number_is_refused(value):
         apply_overrides(NESTED, [f"train.max_steps={value}"])
 
 
+@pytest.mark.parametrize("written", ["null", "~", "Null", "NULL"])
+def test_null_for_a_text_key_is_no_value_not_the_text_null(written):
+    """``dropped_dir=null`` means "off"; kept as the text 'null' it made a folder named null (one was
+    committed to the repository root). A quoted 'null' is the text."""
+    assert apply_overrides(NESTED, [f"train.method={written}"])["train"]["method"] is None
+    assert apply_overrides(NESTED, [f"train={{method: {written}}}"])["train"]["method"] is None
+    assert apply_overrides(NESTED, ["train.method='null'"])["train"]["method"] == "null"
+
+
 # --- 14.2: bad bytes in every jsonl the product reads ---------------------------------------------
 
 def bad_jsonl(path: Path, rows: list[dict], bad_at: int, column_text: str = '{"id": "x", "input": "caf') -> int:

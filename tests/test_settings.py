@@ -556,3 +556,14 @@ def test_lr_at_takes_the_train_settings_and_checks_a_mapping():
         lr_at(0, {**t, "lr": "fast"})
     with pytest.raises(ConfigError, match=r"^train\.warmup_stepz: unknown key"):
         lr_at(0, {**t, "warmup_stepz": 2})
+
+
+@pytest.mark.parametrize("kind, key, written", [
+    ("curate", "dropped_dir", "null"), ("curate", "sample_license", "~"), ("sft", "data.system_prompt", "null"),
+    ("sft", "predict.cache_implementation", "null"), ("eval", "predictions.model", "NULL"),
+])
+def test_null_override_of_a_text_setting_is_none(kind, key, written):
+    """null (unquoted) for a text setting is "none" (dropped_dir=null: no dropped rows written; system_prompt=null:
+    no system message), never the text 'null'."""
+    assert _value(load_settings(kind, REPO_ROOT / CONFIGS[kind], [f"{key}={written}"]), key) is None
+    assert _value(load_settings(kind, REPO_ROOT / CONFIGS[kind], [f"{key}='null'"]), key) == "null"
