@@ -231,8 +231,8 @@ def _typed(key: str, old: Any, value: Any, raw: str) -> Any:
     does not fit. An integral float for an integer becomes an int (``1e3`` -> 1000); a number or
     true/false given for a text is kept as the text typed, and so is any text that YAML would read as
     something else (``Q: {input}``, ``### A``, ``x # y``); a quoted text (``'a b'``) loses its quotes."""
-    if value is None:                       # null / ~ (unquoted): accepted anywhere, never the text 'null'
-        return None
+    if value is None and raw.strip() in ("null", "Null", "NULL", "~"):   # accepted anywhere, never the text 'null'
+        return None                         # ('### A' is also None to YAML, a comment: a text key keeps it)
     if isinstance(old, str) and not (isinstance(value, str) and value == raw.strip()):
         quoted = len(raw.strip()) >= 2 and raw.strip()[0] == raw.strip()[-1] and raw.strip()[0] in "'\""
         return value if quoted and isinstance(value, str) else raw.strip()  # '#', ':', '{' are text here
