@@ -40,7 +40,8 @@ def build_parser(prog: str, description: str, default_config: str, steps: Sequen
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Overrides: key=value (nested keys with dots, values parsed as YAML), e.g. train.max_steps=50;\n"
-               "the step, the options and the overrides may come in any order.",
+               "a section given whole (train={lr: 2e-4}) is merged into the file's key by key; a key given twice\n"
+               "keeps the last value (with a warning); the step, the options and the overrides may come in any order.",
     )
     if steps:
         parser.add_argument("step", nargs="?", default="all",

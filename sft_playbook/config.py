@@ -6,16 +6,38 @@ Unknown keys are an error (a typo must not silently fall back to a default); a k
 added on purpose with a leading ``+`` (``+train.new_key=1``; the typed settings then refuse a key they
 do not declare, so ``+`` is for mappings without settings). An override's value must have the
 type of the value it replaces (``train.max_steps=abc`` -> ``train.max_steps: expected an
-integer, got 'abc'``): integer (a key ending in ``_s``, seconds, takes any number), number (an
-integer is accepted), true/false, text (a number given for a text is kept as typed), list, or
+integer, got 'abc'``): integer (a key ending in ``_s``, seconds, takes any finite number), number (an
+integer is accepted; ``.inf``, ``-.inf`` and ``.nan`` are not: ``train.lr: expected a finite number,
+got '.inf'``), true/false, text (a number given for a text is kept as typed), list, or
 section; ``null`` is accepted anywhere, and a key whose
 value in the file is ``null`` accepts anything. This is the first, file-relative check; the typed
 settings (``sft_playbook.settings``: every key's type, choices, range, default and help, and the
 checks across keys) are built from the result, once, before any work.
+
+Three rules a user may not guess, chosen as the field's tools behave:
+
+- A whole section given on the command line is MERGED into the file's section, key by key
+  (``train={lr: 2e-4, max_steps: 50}`` is ``train.lr=2e-4 train.max_steps=50``; the section's other
+  keys keep the file's values), as Hydra does since 1.0.1 ("Dictionaries and lists specified in
+  the command line are now merged", facebookresearch/hydra PR #952; OmegaConf merge semantics).
+  Replacing would silently reset every key not named to its default. An empty mapping for a
+  section that has keys (``train={}``) would set nothing and is refused.
+- The same key set twice on one command line (``train.lr=1e-4 train.lr=2e-4``, or
+  ``train={lr: 1e-4} train.lr=2e-4``): the last one wins, with one warning line naming the key and
+  both values. Overrides are ordered, as in Hydra (a repeated config override is applied in order:
+  facebookresearch/hydra issue #3283, closed by its maintainer as intended behaviour) and in
+  argparse (a repeated ``store`` option keeps its last value); scripts append overrides to a base
+  command, so refusing would break them.
+- Booleans are YAML 1.2's: ``true``, ``True``, ``TRUE``, ``false``, ``False``, ``FALSE`` only, in a file
+  and in an override. YAML 1.1 (which PyYAML follows) also reads ``yes``, ``no``, ``on``, ``off``
+  as booleans: here they stay text, so a true/false setting given ``yes`` is refused with one line
+  (``train.compile: expected true or false, got 'yes'``) and a text setting given ``on`` keeps ``on``.
 """
 from __future__ import annotations
 
 import copy
+import logging
+import math
 import re
 from pathlib import Path
 from collections.abc import Callable, Iterable
@@ -25,17 +47,25 @@ import yaml
 
 from .io import InputError, read_text
 
+log = logging.getLogger(__name__)
+
 
 class ConfigError(ValueError):
     """A config file or an override is wrong; the message names the file, line or key."""
 
 
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 numbers: ``5e-5`` and ``1E3`` are floats (YAML 1.1, which
-    PyYAML follows, reads them as text; the learning rate is usually written so)."""
+    """PyYAML's safe loader with YAML 1.2 numbers and booleans: ``5e-5`` and ``1E3`` are floats
+    (YAML 1.1, which PyYAML follows, reads them as text; the learning rate is usually written so);
+    only ``true`` / ``false`` (``True``, ``TRUE`` ...) are booleans: ``yes``, ``no``, ``on``, ``off``
+    stay text (YAML 1.2 core schema, https://yaml.org/spec/1.2.2/#1032-tag-resolution)."""
 
 
-_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
@@ -78,7 +108,7 @@ def parse_override(text: str) -> tuple[list[str], Any, bool]:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {text!r} has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=_Loader) if raw.strip() else ""  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError:
         value = raw
     if isinstance(value, str):  # YAML 1.1 reads "5e-5" as a string; a user means a number
@@ -91,32 +121,105 @@ def parse_override(text: str) -> tuple[list[str], Any, bool]:
 
 def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str],
                     known: Callable[[list[str]], bool] | None = None) -> dict[str, Any]:
-    """Return a copy of cfg with the overrides applied (cfg itself is not changed).
+    """Return a copy of cfg with the overrides applied in order (cfg itself is not changed).
 
-    known: says whether a key path the file leaves out is a declared setting (then it may be set
-    without ``+``; its type is checked by the typed settings, ``settings.declares``)."""
+    A mapping given for a section is merged into it key by key (``train={lr: 2e-4}`` is
+    ``train.lr=2e-4``); a key set twice keeps the last value and logs one warning line naming the
+    key and both values (the module docstring says why).
+
+    Args:
+        cfg: the config mapping (from the YAML file).
+        overrides: ``key=value`` strings, in command-line order.
+        known: says whether a key path the file leaves out is a declared setting (then it may be
+            set without ``+``; its type is checked by the typed settings, ``settings.declares``).
+
+    Returns:
+        The new mapping.
+
+    Raises:
+        ConfigError: an override is malformed, names an unknown key, has a value of the wrong type
+            (non-finite numbers included) or is an empty section; one line naming the key.
+    """
     out = copy.deepcopy(cfg)
+    given: dict[str, str] = {}   # dotted key -> the value last given for it (as typed)
     for text in overrides:
         parts, value, add = parse_override(text)
-        add = add or (known is not None and known(parts))
-        node = out
-        for i, part in enumerate(parts[:-1]):
-            if part not in node:
-                if not add:
-                    raise ConfigError(f"override {text!r}: unknown key {'.'.join(parts[: i + 1])!r}")
-                node[part] = {}
-            node = node[part]
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {text!r}: {'.'.join(parts[: i + 1])!r} is not a section")
-        leaf = parts[-1]
-        if leaf not in node and not add:
-            known = ", ".join(sorted(node)) or "none"
-            raise ConfigError(f"override {text!r}: unknown key {'.'.join(parts)!r} (known here: {known})")
-        base = get(cfg, ".".join(parts), None)   # the type comes from the file, not an earlier override
-        if leaf in node and base is not None:
-            value = _typed(".".join(parts), base, value, text.split("=", 1)[1])
-        node[leaf] = value
+        for leaf_parts, leaf_value, leaf_raw in _leaves(out, parts, value, text.split("=", 1)[1]):
+            dotted = ".".join(leaf_parts)
+            if dotted in given:
+                log.warning("override %s is given more than once (%s, then %s): the last one is used",
+                            dotted, given[dotted], leaf_raw.strip())
+            given[dotted] = leaf_raw.strip()
+            _set(out, cfg, leaf_parts, leaf_value, leaf_raw, add or (known is not None and known(leaf_parts)), text)
     return out
+
+
+def _lookup(cfg: dict[str, Any], parts: list[str]) -> tuple[bool, Any]:
+    """(whether the key path exists in cfg, its value)."""
+    node: Any = cfg
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _flow_text(value: Any) -> str:
+    """A parsed value as YAML flow text, as a user would type it: a text bare where this loader reads
+    it back as the same text (``on``), quoted where it would read something else (``'Q: {x}'``)."""
+    if isinstance(value, str) and value == value.strip():
+        try:
+            if yaml.load(value, Loader=_Loader) == value:  # noqa: S506 - a SafeLoader subclass
+                return value
+        except yaml.YAMLError:
+            pass
+    return yaml.safe_dump(value, default_flow_style=True, width=1_000_000, allow_unicode=True).strip() \
+        .removesuffix("...").strip()
+
+
+def _leaves(cfg: dict[str, Any], parts: list[str], value: Any, raw: str) -> list[tuple[list[str], Any, str]]:
+    """The (key path, value, value as typed) settings one override makes: a mapping given for a
+    section of cfg (or for a key cfg does not have yet) is split into its keys, recursively, so
+    that it is merged into the section; anything else is one setting."""
+    if not isinstance(value, dict):
+        return [(parts, value, raw)]
+    found, current = _lookup(cfg, parts)
+    if found and not isinstance(current, dict):
+        return [(parts, value, raw)]            # a mapping for a value: _typed names what is expected
+    if not value:
+        if found and current:                   # the user expects the keys to go; merged, none would
+            key = ".".join(parts)
+            raise ConfigError(f"{key}: an empty section ({raw.strip()!r}) sets nothing: a section given on the "
+                              f"command line is merged into the file's, key by key (no key is removed); "
+                              f"set {key}.KEY=VALUE")
+        return [] if found else [(parts, value, raw)]   # {} for {}: nothing to do; a new, empty section
+    out: list[tuple[list[str], Any, str]] = []
+    for k, v in value.items():
+        out += _leaves(cfg, [*parts, str(k)], v, _flow_text(v))
+    return out
+
+
+def _set(out: dict[str, Any], cfg: dict[str, Any], parts: list[str], value: Any, raw: str, add: bool,
+         text: str) -> None:
+    """out[parts] = value, checked against the type of cfg's value there (``_typed``); ``add``: the
+    key path may be new. ConfigError naming the override and key."""
+    node = out
+    for i, part in enumerate(parts[:-1]):
+        if part not in node:
+            if not add:
+                raise ConfigError(f"override {text!r}: unknown key {'.'.join(parts[: i + 1])!r}")
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {text!r}: {'.'.join(parts[: i + 1])!r} is not a section")
+    leaf = parts[-1]
+    if leaf not in node and not add:
+        here = ", ".join(sorted(node)) or "none"
+        raise ConfigError(f"override {text!r}: unknown key {'.'.join(parts)!r} (known here: {here})")
+    base = get(cfg, ".".join(parts), None)   # the type comes from the file, not an earlier override
+    if leaf in node and base is not None:
+        value = _typed(".".join(parts), base, value, raw)
+    node[leaf] = value
 
 
 _KIND = [(bool, "true or false"), (int, "an integer"), (float, "a number"), (str, "a text"),
@@ -128,6 +231,8 @@ def _typed(key: str, old: Any, value: Any, raw: str) -> Any:
     does not fit. An integral float for an integer becomes an int (``1e3`` -> 1000); a number or
     true/false given for a text is kept as the text typed, and so is any text that YAML would read as
     something else (``Q: {input}``, ``### A``, ``x # y``); a quoted text (``'a b'``) loses its quotes."""
+    if value is None and raw.strip() in ("null", "Null", "NULL", "~"):   # accepted anywhere, never the text 'null'
+        return None                         # ('### A' is also None to YAML, a comment: a text key keeps it)
     if isinstance(old, str) and not (isinstance(value, str) and value == raw.strip()):
         quoted = len(raw.strip()) >= 2 and raw.strip()[0] == raw.strip()[-1] and raw.strip()[0] in "'\""
         return value if quoted and isinstance(value, str) else raw.strip()  # '#', ':', '{' are text here
@@ -137,11 +242,15 @@ def _typed(key: str, old: Any, value: Any, raw: str) -> Any:
     if want is None:
         return value
     ok = value
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(old, float) or (isinstance(old, int) and not isinstance(old, bool) and key.endswith("_s")):
+        if (number and not math.isfinite(value)) or non_finite_text(value):   # .inf, -.inf, .nan, nan, inf
+            raise ConfigError(f"{key}: expected a finite number, got {raw.strip()!r}")
     if isinstance(old, bool):
         ok = value if isinstance(value, bool) else ...
     elif isinstance(old, int) and key.endswith("_s"):   # a duration in seconds (timeout_s: 20): any number
         want = "a number"
-        ok = value if isinstance(value, (int, float)) and not isinstance(value, bool) else ...
+        ok = value if number else ...
     elif isinstance(old, int):
         if isinstance(value, float) and value.is_integer():
             ok = int(value)
@@ -158,6 +267,16 @@ def _typed(key: str, old: Any, value: Any, raw: str) -> Any:
     if ok is ...:
         raise ConfigError(f"{key}: expected {want}, got {raw.strip()!r}")
     return ok
+
+
+def non_finite_text(value: Any) -> bool:
+    """Whether value is a text Python reads as an infinite or NaN float (``nan``, ``inf``, ``-Infinity``)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return not math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = (),

@@ -19,7 +19,10 @@ costs nothing), its errors carry the field's location (``loc``), which gives the
 ``section.key: ...`` messages without our own walker, ``Literal`` / ``Field(ge=..)`` declare choices
 and ranges next to the field, ``Field(description=...)`` is the help text, and ``frozen=True`` +
 ``extra="forbid"`` give immutability and typo detection. Strict mode: ``1`` is not ``true`` and
-``1.5`` is not an integer (as for the overrides). The container settings (configs/container.yaml) are
+``1.5`` is not an integer (as for the overrides); ``allow_inf_nan=False``: no number setting takes
+``.inf``, ``-.inf`` or ``.nan`` (``train.lr: expected a finite number, got '.inf'``); the YAML is read
+with YAML 1.2 booleans (``config._Loader``), so ``yes`` / ``on`` for a true/false setting is refused
+(``train.compile: expected true or false, got 'yes'``) and stays text for a text setting. The container settings (configs/container.yaml) are
 NOT here: they are read before any package is installed (``container.Settings``, a frozen
 stdlib dataclass).
 
@@ -42,7 +45,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from .config import ConfigError, load_config
+from .config import ConfigError, non_finite_text, load_config
 from .io import ON_BAD_LINE
 
 # -- choices, declared once --------------------------------------------------------------------------
@@ -91,7 +94,8 @@ class Section(BaseModel):
     """A frozen, strictly typed block of settings; unknown keys are an error. Reads like a mapping
     too (``s["key"]``, ``s.get("key")``, ``dict(s)``) for code written against the YAML dicts."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    # allow_inf_nan=False: no setting takes an infinite or NaN number (``.inf`` in a file is refused)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
     def __getitem__(self, key: str) -> Any:
         if key not in type(self).model_fields:
@@ -699,7 +703,7 @@ _EXPECTED = {"int_type": "an integer", "int_parsing": "an integer", "int_from_fl
              "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
              "bool_parsing": "true or false", "string_type": "a text", "list_type": "a list",
              "model_type": "a section (key: value mapping)", "dict_type": "a section (key: value mapping)",
-             "model_attributes_type": "a section (key: value mapping)"}
+             "model_attributes_type": "a section (key: value mapping)", "finite_number": "a finite number"}
 
 
 def _shown(value: Any) -> str:
@@ -728,7 +732,10 @@ def _one_line(exc: ValidationError) -> str:
         known = ", ".join(model.model_fields) if model else "?"
         msg = f"{key}: unknown key (known here: {known})"
     elif kind in _EXPECTED:
-        msg = f"{key}: expected {_EXPECTED[kind]}, got {_shown(value)}"
+        want = _EXPECTED[kind]
+        if kind == "float_type" and non_finite_text(value):     # 'nan', 'inf' written in a file
+            want = _EXPECTED["finite_number"]
+        msg = f"{key}: expected {want}, got {_shown(value)}"
     elif kind == "literal_error":
         choices = ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
         msg = f"{key}: must be one of {choices}; got {_shown(value)}"

@@ -105,6 +105,142 @@ def test_entry_points_refuse_a_wrong_value_before_any_work(script, step, overrid
     assert "loading" not in proc.stderr.lower() and "=== step" not in proc.stderr
 
 
+# --- issue 19, after review: a section given whole, YAML 1.1 booleans, a key given twice, .inf --------
+# (config.apply_overrides: the first, file-relative check; tests/test_settings.py has the typed layer)
+
+NESTED = {"timeout_s": 20, "hooks": {},
+          "train": {"max_steps": 10, "lr": 1e-4, "bf16": True, "method": "full",
+                    "opt": {"eps": 1e-8, "name": "adamw", "fused": False}}}
+
+
+@pytest.mark.parametrize("overrides, want", [
+    (["train={lr: 2e-4}"], {**NESTED["train"], "lr": 2e-4}),
+    (["train.opt={eps: 1e-6}"], {**NESTED["train"], "opt": {"eps": 1e-6, "name": "adamw", "fused": False}}),
+    (["train={opt: {fused: true}, max_steps: 3}"],
+     {**NESTED["train"], "max_steps": 3, "opt": {"eps": 1e-8, "name": "adamw", "fused": True}}),
+    (["train={method: 'Q: {x}'}"], {**NESTED["train"], "method": "Q: {x}"}),     # a text stays as written
+    (["train={method: 2024}"], {**NESTED["train"], "method": "2024"}),
+])
+def test_a_section_given_whole_is_merged_key_by_key(overrides, want):
+    """Hydra's rule: a mapping for a section sets the keys it names; the section's other keys stay."""
+    assert apply_overrides(NESTED, overrides)["train"] == want
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train={max_steps: abc}", "train.max_steps: expected an integer, got 'abc'"),
+    ("train={opt: {eps: fast}}", "train.opt.eps: expected a number, got 'fast'"),
+    ("train.opt={fused: on}", "train.opt.fused: expected true or false, got 'on'"),
+    ("train={lr: .inf}", "train.lr: expected a finite number, got '.inf'"),
+    ("train.lr={a: 1}", "train.lr: expected a number, got '{a: 1}'"),
+])
+def test_each_key_of_a_section_given_whole_is_checked(override, message):
+    with pytest.raises(ConfigError) as exc:
+        apply_overrides(NESTED, [override])
+    assert str(exc.value) == message
+
+
+@pytest.mark.parametrize("override, start", [
+    ("train={stpes: 3}", "override 'train={stpes: 3}': unknown key 'train.stpes'"),
+    ("train.opt={epsilon: 1}", "override 'train.opt={epsilon: 1}': unknown key 'train.opt.epsilon'"),
+    ("train={}", "train: an empty section ('{}') sets nothing"),
+    ("train.opt={}", "train.opt: an empty section ('{}') sets nothing"),
+])
+def test_a_typo_or_an_empty_mapping_for_a_section_is_one_line(override, start):
+    with pytest.raises(ConfigError) as exc:
+        apply_overrides(NESTED, [override])
+    assert str(exc.value).startswith(start) and "\n" not in str(exc.value), str(exc.value)
+
+
+def test_a_mapping_may_still_add_a_section_or_restate_an_empty_one():
+    assert apply_overrides(NESTED, ["+extra={a: 1, b: [2]}"])["extra"] == {"a": 1, "b": [2]}
+    assert apply_overrides(NESTED, ["hooks={}"]) == NESTED     # the file's own {} given back: nothing to do
+
+
+@pytest.mark.parametrize("word", ["yes", "no", "on", "off", "Yes", "NO", "On", "OFF", "y", "n"])
+def test_yaml_1_1_booleans_are_text_not_true_or_false(word):
+    """YAML 1.2: only true/false are booleans. A true/false key refuses 'yes' with one line; a text
+    key keeps it; a new key gets the text."""
+    with pytest.raises(ConfigError) as exc:
+        apply_overrides(NESTED, [f"train.bf16={word}"])
+    assert str(exc.value) == f"train.bf16: expected true or false, got '{word}'"
+    assert apply_overrides(NESTED, [f"train.method={word}"])["train"]["method"] == word
+    assert apply_overrides(NESTED, [f"+train.flag={word}"])["train"]["flag"] == word
+    assert apply_overrides(NESTED, [f"+train.flags=[{word}, true]"])["train"]["flags"] == [word, True]
+
+
+@pytest.mark.parametrize("word, value", [("true", True), ("True", True), ("TRUE", True),
+                                         ("false", False), ("False", False), ("FALSE", False)])
+def test_true_and_false_are_booleans(word, value):
+    assert apply_overrides(NESTED, [f"train.bf16={word}"])["train"]["bf16"] is value
+
+
+def test_a_config_file_reads_yaml_1_1_booleans_as_text(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("a: yes\nb: on\nc: Off\nd: [no, y, n]\ne: true\nf: FALSE\ng: {h: On}\n", encoding="utf-8")
+    assert load_config(path) == {"a": "yes", "b": "on", "c": "Off", "d": ["no", "y", "n"], "e": True, "f": False,
+                                 "g": {"h": "On"}}
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_a_key_given_twice_keeps_the_last_value_with_one_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="sft_playbook"):
+        out = apply_overrides(NESTED, ["train.lr=1e-4", "train.max_steps=3", "train.lr=2e-4"])
+    assert out["train"]["lr"] == 2e-4 and out["train"]["max_steps"] == 3
+    assert _warnings(caplog) == ["override train.lr is given more than once (1e-4, then 2e-4): the last one is used"]
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["train={lr: 1e-3, max_steps: 4}", "train.lr=2e-3"], "train.lr"),
+    (["train.opt.eps=1e-6", "train={opt: {eps: 1e-7}}"], "train.opt.eps"),
+    (["+train.flag=a", "+train.flag=b"], "train.flag"),
+])
+def test_a_key_given_twice_through_a_section_is_seen_too(overrides, key, caplog):
+    with caplog.at_level(logging.WARNING, logger="sft_playbook"):
+        out = apply_overrides(NESTED, overrides)
+    warned = _warnings(caplog)
+    assert len(warned) == 1 and warned[0].startswith(f"override {key} is given more than once"), warned
+    assert out == apply_overrides(NESTED, overrides[-1:]) or key == "train.lr"   # the last one wins
+    if key == "train.lr":
+        assert out["train"]["lr"] == 2e-3 and out["train"]["max_steps"] == 4
+
+
+def test_distinct_keys_give_no_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="sft_playbook"):
+        apply_overrides(NESTED, ["train.lr=1e-4", "train.opt.eps=1e-6", "train={max_steps: 2, opt: {name: sgd}}"])
+    assert _warnings(caplog) == []
+
+
+def test_the_entry_point_uses_the_last_value_and_says_so():
+    proc = cli("run_sft.py", "--print-config", "train.max_steps=3", "train.max_steps=5", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^  max_steps: 5 ", proc.stdout, re.MULTILINE), proc.stdout
+    warned = [ln for ln in proc.stderr.splitlines() if "more than once" in ln]
+    assert len(warned) == 1 and "train.max_steps" in warned[0] and "(3, then 5)" in warned[0], proc.stderr
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", "+.inf", ".nan", ".NaN", ".Inf", "nan", "inf", "-Infinity",
+                                   "1e999"])
+def test_a_non_finite_number_is_refused(value):
+    for key in ("train.lr", "timeout_s", "train.opt.eps"):     # a number; seconds (any number); nested
+        with pytest.raises(ConfigError) as exc:
+            apply_overrides(NESTED, [f"{key}={value}"])
+        assert str(exc.value) == f"{key}: expected a finite number, got '{value}'"
+    with pytest.raises(ConfigError, match="train.max_steps: expected an integer"):
+        apply_overrides(NESTED, [f"train.max_steps={value}"])
+
+
+@pytest.mark.parametrize("written", ["null", "~", "Null", "NULL"])
+def test_null_for_a_text_key_is_no_value_not_the_text_null(written):
+    """``dropped_dir=null`` means "off"; kept as the text 'null' it made a folder named null (one was
+    committed to the repository root). A quoted 'null' is the text."""
+    assert apply_overrides(NESTED, [f"train.method={written}"])["train"]["method"] is None
+    assert apply_overrides(NESTED, [f"train={{method: {written}}}"])["train"]["method"] is None
+    assert apply_overrides(NESTED, ["train.method='null'"])["train"]["method"] == "null"
+
+
 # --- 14.2: bad bytes in every jsonl the product reads ---------------------------------------------
 
 def bad_jsonl(path: Path, rows: list[dict], bad_at: int, column_text: str = '{"id": "x", "input": "caf') -> int:

@@ -17,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from sft_playbook import container as C
-from sft_playbook.config import ConfigError, load_config
+from sft_playbook.config import ConfigError, _Loader, load_config
 from sft_playbook.paths import REPO_ROOT
 from sft_playbook.settings import (KINDS, CurateSettings, EvalSettings, SftSettings, as_section, build, describe,
                                    load_settings, replace, DataSettings, TRAIN_METHODS)
@@ -395,3 +395,175 @@ def test_nemo_runs_are_checked_with_nemo_batch_sizes_not_the_native_ones():
 def test_the_run_folder_of_a_config_without_run_name_uses_the_one_default(tmp_path):
     from sft_playbook.paths import derived_run_name
     assert derived_run_name({}, {}) == SftSettings.model_fields["run_name"].default
+
+
+# -- after the second review: sections given whole, YAML 1.1 booleans, non-finite numbers ------------------
+def _file_with(tmp_path: Path, config: str, **raw: str) -> Path:
+    """The shipped config ``config`` written to tmp_path with dotted keys set to raw YAML text
+    (``_file_with(p, "configs/sft.yaml", **{"train.compile": "yes"})`` writes ``compile: yes``)."""
+    cfg = load_config(REPO_ROOT / config)
+    for i, dotted in enumerate(raw):
+        node = cfg
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = f"@@{i}@@"
+    text = yaml.safe_dump(cfg, sort_keys=False)
+    for i, value in enumerate(raw.values()):
+        text = text.replace(f"'@@{i}@@'", value).replace(f"@@{i}@@", value)
+    path = tmp_path / Path(config).name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("config, override, section", [
+    ("configs/sft_gpu.yaml", "train={lr: 3e-4}", "train"),           # sft_gpu's train differs from the defaults
+    ("configs/sft_gpu.yaml", "train={lr: 3e-4, max_steps: 7}", "train"),
+    ("configs/sft_gpu.yaml", "evaluate={verilogeval: {enabled: true}}", "evaluate"),
+    ("configs/eval.yaml", "predictions={cycles: 300}", "predictions"),
+])
+def test_a_section_override_keeps_the_files_other_keys(config, override, section):
+    """``train={lr: 3e-4}`` sets train.lr; every other train key keeps the FILE's value, not the
+    default (Hydra merges a mapping given on the command line into the config node)."""
+    kind = "eval" if "eval.yaml" in config else "sft"
+    before = load_settings(kind, REPO_ROOT / config).to_dict()
+    after = load_settings(kind, REPO_ROOT / config, [override]).to_dict()
+    changed = yaml.load(override.split("=", 1)[1], Loader=_Loader)  # noqa: S506 - the config loader
+
+    def merged(base, change):
+        return {k: merged(v, change[k]) if isinstance(v, dict) and k in change else change.get(k, v) for k, v in base.items()}
+    assert after[section] == merged(before[section], changed)
+    assert {k: v for k, v in after.items() if k != section} == {k: v for k, v in before.items() if k != section}
+
+
+def test_a_nested_section_override_keeps_the_files_values(tmp_path):
+    path = _file_with(tmp_path, "configs/curate.yaml", **{"rules.word_count.max_words": "900",
+                                                           "rules.word_count.min_words": "4"})
+    s = load_settings("curate", path, ["rules.word_count={min_words: 3}"])
+    assert (s.rules.word_count.min_words, s.rules.word_count.max_words) == (3, 900)
+    s = load_settings("curate", path, ["rules={word_count: {max_words: 800}, url_share: {max_share: 0.2}}"])
+    assert (s.rules.word_count.min_words, s.rules.word_count.max_words, s.rules.url_share.max_share) == (4, 800, 0.2)
+    assert _error("curate", "rules={word_count: {max_wrds: 3}}").startswith(
+        "override 'rules={word_count: {max_wrds: 3}}': unknown key 'rules.word_count.max_wrds'")
+    assert _error("curate", "split={}").startswith("split: an empty section ('{}') sets nothing")
+
+
+def _value(settings, dotted: str):
+    for part in dotted.split("."):
+        settings = getattr(settings, part)
+    return settings
+
+
+@pytest.mark.parametrize("config, key, word", [
+    ("configs/sft.yaml", "train.compile", "yes"), ("configs/sft.yaml", "data.packing", "on"),
+    ("configs/sft.yaml", "wandb.enabled", "No"), ("configs/curate.yaml", "download.offline", "off"),
+    ("configs/curate.yaml", "checkpoint", "Yes"), ("configs/eval.yaml", "verilogeval.include_system", "ON"),
+])
+def test_a_yaml_1_1_boolean_in_a_file_is_refused_for_a_true_false_key(tmp_path, config, key, word):
+    kind = Path(config).stem
+    with pytest.raises(ConfigError) as exc:
+        load_settings(kind, _file_with(tmp_path, config, **{key: word}))
+    assert str(exc.value) == f"{key}: expected true or false, got '{word}'"
+    assert _error(kind, f"{key}={word}") == f"{key}: expected true or false, got '{word}'"   # and as an override
+    assert _value(load_settings(kind, _file_with(tmp_path, config, **{key: "True"})), key) is True
+
+
+@pytest.mark.parametrize("config, key, word", [
+    ("configs/sft.yaml", "wandb.project", "on"), ("configs/sft.yaml", "nemo.fusions", "off"),
+    ("configs/sft.yaml", "nemo.fusions", "on"), ("configs/curate.yaml", "sample_name", "yes"),
+    ("configs/sft.yaml", "run_name", "no"), ("configs/eval.yaml", "download.ref", "On"),
+])
+def test_a_text_key_given_on_or_yes_keeps_the_text(tmp_path, config, key, word):
+    kind = Path(config).stem
+    s = load_settings(kind, _file_with(tmp_path, config, **{key: word}))
+    assert _value(s, key) == word
+    assert _value(load_settings(kind, REPO_ROOT / config, [f"{key}={word}"]), key) == word
+
+
+@pytest.mark.parametrize("config, key, raw, shown", [
+    ("configs/sft.yaml", "train.lr", ".inf", ".inf"), ("configs/sft.yaml", "train.lr", "-.Inf", "-.inf"),
+    ("configs/sft.yaml", "train.weight_decay", ".nan", ".nan"), ("configs/sft.yaml", "train.lr", "1e999", ".inf"),
+    ("configs/sft.yaml", "train.lr", "nan", "nan"), ("configs/sft.yaml", "train.betas", "[0.9, .nan]", ".nan"),
+    ("configs/curate.yaml", "split.train", ".nan", ".nan"), ("configs/eval.yaml", "predictions.timeout_s", ".inf", ".inf"),
+])
+def test_a_non_finite_number_in_a_file_is_refused(tmp_path, config, key, raw, shown):
+    kind = Path(config).stem
+    with pytest.raises(ConfigError) as exc:
+        load_settings(kind, _file_with(tmp_path, config, **{key: raw}))
+    assert str(exc.value) == f"{key}: expected a finite number, got '{shown}'"
+
+
+def _number_fields(model: type, prefix: str = ""):
+    """Dotted names of every float (or list-of-float) setting of a settings class, recursively."""
+    import typing
+    from sft_playbook.settings import Section
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, Section):
+            yield from _number_fields(ann, f"{prefix}{name}.")
+            continue
+        args = typing.get_args(ann)
+        if typing.get_origin(ann) is list:
+            if args and args[0] is float:
+                yield f"{prefix}{name}", [float("nan")] * 2
+        elif ann is float or float in args:
+            yield f"{prefix}{name}", float("inf")
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_no_number_setting_takes_inf_or_nan(kind):
+    """allow_inf_nan=False for every section: each float setting of every config refuses .inf / .nan."""
+    fields = list(_number_fields(KINDS[kind]))
+    assert len(fields) >= 4, fields
+    for dotted, value in fields:
+        msg = _error(kind, cfg=_with_key(kind, dotted, value))
+        assert msg.startswith(f"{dotted}: expected a finite number, got "), (dotted, msg)
+
+
+# -- the SFT recipe reads the typed settings by attribute ----------------------------------------------
+def test_the_recipe_reads_settings_by_attribute_not_through_the_mapping_view():
+    """No ``cfg["train"]``, ``tcfg["lr"]``, ``self.dcfg["packing"]`` in sft/recipe.py: a typo there
+    is an AttributeError at import-time checks (ruff, IDEs), a typed value, one place to look. Plain
+    dicts it reads (a checkpoint's state, the settings' source mapping) are not settings."""
+    import ast
+    tree = ast.parse((REPO_ROOT / "sft_playbook/sft/recipe.py").read_text(encoding="utf-8"))
+    settings_names = {"cfg", "tcfg", "dcfg", "lcfg"}
+    bad = []
+    for node in ast.walk(tree):
+        target = None
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+            target = node.value
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            target = node.func.value
+        if target is None:
+            continue
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+        inner = target.value if isinstance(target, ast.Subscript) else None   # cfg["lora"]["merge"]
+        if name in settings_names or (inner is not None and getattr(inner, "id", getattr(inner, "attr", None)) in settings_names):
+            bad.append(f"line {node.lineno}: {ast.unparse(node)}")
+    assert bad == [], bad
+
+
+def test_lr_at_takes_the_train_settings_and_checks_a_mapping():
+    from sft_playbook.settings import TrainSettings
+    from sft_playbook.sft.recipe import lr_at
+    t = {"lr": 1.0, "warmup_steps": 2, "max_steps": 12, "min_lr_ratio": 0.1}
+    typed = TrainSettings(**t)
+    assert [lr_at(s, typed) for s in range(14)] == [lr_at(s, t) for s in range(14)]
+    assert lr_at(0, typed) == 0.5 and lr_at(12, typed) == pytest.approx(0.1)
+    with pytest.raises(ConfigError, match=r"^train\.lr: expected a number, got 'fast'$"):
+        lr_at(0, {**t, "lr": "fast"})
+    with pytest.raises(ConfigError, match=r"^train\.warmup_stepz: unknown key"):
+        lr_at(0, {**t, "warmup_stepz": 2})
+
+
+@pytest.mark.parametrize("kind, key, written", [
+    ("curate", "dropped_dir", "null"), ("curate", "sample_license", "~"), ("sft", "data.system_prompt", "null"),
+    ("sft", "predict.cache_implementation", "null"), ("eval", "predictions.model", "NULL"),
+])
+def test_null_override_of_a_text_setting_is_none(kind, key, written):
+    """null (unquoted) for a text setting is "none" (dropped_dir=null: no dropped rows written; system_prompt=null:
+    no system message), never the text 'null'."""
+    assert _value(load_settings(kind, REPO_ROOT / CONFIGS[kind], [f"{key}={written}"]), key) is None
+    assert _value(load_settings(kind, REPO_ROOT / CONFIGS[kind], [f"{key}='null'"]), key) == "null"

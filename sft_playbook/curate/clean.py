@@ -17,9 +17,12 @@ from collections import Counter
 
 import pandas as pd
 
+from ..settings import CleanSettings
 from .base import Stage
 from ..evaluate.vparse import _match_paren, split_top
 from .textutil import fix_unicode, normalize_code_ws, normalize_prose
+
+_CL = CleanSettings()   # the constructor's default is the settings' (declared once)
 
 _SYS_TEXT = (r"You\s+only\s+complete\s+chats\s+with\s+syntax\s+correct\s+Verilog\s+code\s*\.\s*End\s+the\s+Verilog\s+"
              r"module\s+code\s+completion\s+with\s+'?endmodule'?\s*\.\s*Do\s+not\s+include\s+module\s*,\s*input\s+"
@@ -294,7 +297,8 @@ class CleanAndUnify(Stage):
     """ftfy + whitespace on code and descriptions, strip the MG-Verilog wrapper, recover the header
     (from the descriptions' 'Module header:' or the code itself) and rebuild the full module.
 
-    ``header_max_chars``: a header assembled here longer than this is laid out one port per line.
+    ``header_max_chars``: a header assembled here longer than this is laid out one port per line
+    (``None``: never); its default is the settings' (``settings.CleanSettings``, declared once).
     Drops: ``empty_code`` (no code at all), ``no_header`` (body without a module header anywhere).
     Counters: ``_n_unicode_fixed`` (rows ftfy changed), ``_n_header_rebuilt``, ``_n_reflowed``,
     ``_n_code_wrapper_stripped`` (chat/EOS tokens such as ``endmodule</s>`` removed from the code).
@@ -302,7 +306,7 @@ class CleanAndUnify(Stage):
 
     name = "clean"
 
-    def __init__(self, levels: list[str], header_max_chars: int | None = None) -> None:
+    def __init__(self, levels: list[str], header_max_chars: int | None = _CL.header_max_chars) -> None:
         super().__init__(levels=list(levels), header_max_chars=header_max_chars)
         self.levels = list(levels)
         self.header_max_chars = None if header_max_chars is None else int(header_max_chars)

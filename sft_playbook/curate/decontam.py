@@ -181,7 +181,9 @@ class Decontaminate(Stage):
     """
     name = "decontaminate"
 
-    # defaults: the settings' (``settings.DecontaminateSettings``), declared there once
+    # defaults: the settings' (``settings.DecontaminateSettings``), declared there once; except
+    # also_look_in, whose () means "no other folder": a stage built by hand checks exactly the folder
+    # it names (the pipeline passes the settings' list)
     def __init__(self, benchmark_dir: str, code_fields: list[str], text_fields: list[str],
                  code_threshold: float = _D.code_threshold, text_threshold: float = _D.text_threshold,
                  containment: float = _D.containment, min_ngrams: int = _D.min_ngrams, code_ngram: int = _D.code_ngram,

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..settings import ModuleIndexSettings
 from .base import Stage, _as_str
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ specify specparam strong0 strong1 supply0 supply1 table task time tran tranif0 t
 triand trior trireg unsigned use uwire vectored wait wand weak0 weak1 while wire wor xnor xor
 """.split())
 
+_MI = ModuleIndexSettings()   # the constructor's default is the settings' (declared once)
 _DEFINE = {"module": "endmodule", "macromodule": "endmodule", "primitive": "endprimitive"}
 
 
@@ -352,7 +354,8 @@ class ModuleIndex(Stage):
     is_global = True
     keys_on_workers = True
 
-    def __init__(self, field: str = "code", max_definitions_per_name: int = 8) -> None:
+    def __init__(self, field: str = "code",
+                 max_definitions_per_name: int = _MI.max_definitions_per_name) -> None:
         super().__init__(field=field, max_definitions_per_name=max_definitions_per_name)
         if int(max_definitions_per_name) < 1:
             raise ValueError(f"module_index.max_definitions_per_name: must be >= 1, got {max_definitions_per_name!r}")

@@ -25,7 +25,7 @@ from ..cli import run_steps
 from ..config import ConfigError, dump_config
 from ..io import require_free_bytes, write_text_atomic
 from ..paths import discard_checkpoints, resolve, run_dir
-from ..settings import SftSettings, build
+from ..settings import SftSettings, TrainSettings, as_section, build
 from . import data as D
 from . import fast
 from .model import ModelError, attention_name, load_model, load_tokenizer, prepare_model
@@ -81,13 +81,15 @@ def main(cfg: SftSettings | dict, steps: list[str], args=None) -> int:
                              "predict": predict, "evaluate": evaluate}, (ModelError, D.DataError, ResumeError))
 
 
-def lr_at(step: int, tcfg: dict) -> float:
-    """Linear warmup to lr, then cosine down to lr * min_lr_ratio at max_steps. `step` counts from 0."""
-    lr, warm, total = float(tcfg["lr"]), int(tcfg["warmup_steps"]), int(tcfg["max_steps"])
+def lr_at(step: int, tcfg: TrainSettings | dict) -> float:
+    """Linear warmup to lr, then cosine down to lr * min_lr_ratio at max_steps. `step` counts from 0.
+    ``tcfg``: the ``train:`` settings (a mapping is checked: ConfigError naming ``train.<key>``)."""
+    tcfg = as_section(TrainSettings, tcfg, "train")
+    lr, warm, total = tcfg.lr, tcfg.warmup_steps, tcfg.max_steps
     if step < warm:
         return lr * (step + 1) / warm
     progress = min(1.0, (step - warm) / max(1, total - warm))
-    floor = lr * float(tcfg["min_lr_ratio"])
+    floor = lr * tcfg.min_lr_ratio
     return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
@@ -233,17 +235,17 @@ class SFTRecipe:
             self.device = torch.device("cuda", local_rank)
         else:
             self.device = torch.device("cpu")
-            if tcfg["threads"]:
-                torch.set_num_threads(int(tcfg["threads"]))
-        precision = tcfg["precision"]
+            if tcfg.threads:
+                torch.set_num_threads(tcfg.threads)
+        precision = tcfg.precision
         if precision == "auto":
             precision = "bf16" if self.device.type == "cuda" else "fp32"
         self.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
         self.is_main = self.rank == 0
-        torch.manual_seed(int(cfg["seed"]))
+        torch.manual_seed(cfg.seed)
 
         # Resume: the checkpoint's settings are compared with these before anything is loaded.
-        self.ckpt = latest_checkpoint(run_dir(cfg)) if cfg["resume"] else None
+        self.ckpt = latest_checkpoint(run_dir(cfg)) if cfg.resume else None
         self.resume_state, self.resume_changes = None, {}
         if self.ckpt is not None:
             self.resume_state = torch.load(self.ckpt / "trainer_state.pt", map_location="cpu", weights_only=False)
@@ -259,16 +261,16 @@ class SFTRecipe:
         self.model_dir = model_dir
         self.tokenizer = load_tokenizer(model_dir)
         model = load_model(model_dir)
-        if tcfg["gradient_checkpointing"]:
+        if tcfg.gradient_checkpointing:
             model.gradient_checkpointing_enable()
             model.config.use_cache = False
-        if tcfg["method"] == "lora":
+        if tcfg.method == "lora":
             from peft import LoraConfig, get_peft_model
 
-            lcfg = cfg["lora"]
-            model = get_peft_model(model, LoraConfig(r=int(lcfg["r"]), lora_alpha=int(lcfg["alpha"]),
-                                                     lora_dropout=float(lcfg["dropout"]),
-                                                     target_modules=list(lcfg["target_modules"]),
+            lcfg = cfg.lora
+            model = get_peft_model(model, LoraConfig(r=lcfg.r, lora_alpha=lcfg.alpha,
+                                                     lora_dropout=lcfg.dropout,
+                                                     target_modules=list(lcfg.target_modules),
                                                      task_type="CAUSAL_LM"))
         if self.ckpt is not None:  # weights into the plain model, before DDP / FSDP take it
             self.load_weights(model, self.ckpt)
@@ -276,12 +278,12 @@ class SFTRecipe:
         # Attention: varlen where it computes what the model's own attention does, else what the
         # model supports (transformers' pick at load: sdpa, or eager for e.g. Gemma-2).
         wanted, self.attention = tcfg.attention, attention_name(model)
-        if self.dcfg["packing"]:
-            why_not = fast.packing_unsupported(model, int(self.dcfg["max_seq_len"]))
+        if self.dcfg.packing:
+            why_not = fast.packing_unsupported(model, self.dcfg.max_seq_len)
             if why_not:
                 raise ModelError(f"data.packing=true does not fit {type(model).__name__}: {why_not}; "
                                  "use data.packing=false")
-        why = fast.varlen_unsupported(model, int(self.dcfg["max_seq_len"])) if wanted == "varlen" else None
+        why = fast.varlen_unsupported(model, self.dcfg.max_seq_len) if wanted == "varlen" else None
         if wanted == "varlen" and why is None:
             fast.use_varlen_attention(model)
             self.attention = "varlen"
@@ -298,15 +300,15 @@ class SFTRecipe:
         if self.compiled:
             log.info("torch.compile: %d decoder layers (compiled on the first steps)", fast.compile_layers(model))
         fsdp = {}
-        if self.world > 1 and tcfg["parallel"] == "fsdp":
-            fsdp = {"reshard_after_forward": bool(tcfg["fsdp_reshard_after_forward"]),
-                    "reduce_bf16": tcfg["fsdp_reduce_dtype"] == "bf16"}
-        self.model = wrap_parallel(self.loss_module, tcfg["parallel"], self.world, self.device, self.autocast_dtype,
+        if self.world > 1 and tcfg.parallel == "fsdp":
+            fsdp = {"reshard_after_forward": tcfg.fsdp_reshard_after_forward,
+                    "reduce_bf16": tcfg.fsdp_reduce_dtype == "bf16"}
+        self.model = wrap_parallel(self.loss_module, tcfg.parallel, self.world, self.device, self.autocast_dtype,
                                    **fsdp)
         params = [p for p in self.raw_model.parameters() if p.requires_grad]
         self.n_trainable = sum(p.numel() for p in params)
-        self.optimizer = build_optimizer(params, float(tcfg["lr"]), tcfg["betas"], float(tcfg["weight_decay"]),
-                                         fused=self.device.type == "cuda" or tcfg["parallel"] != "fsdp"
+        self.optimizer = build_optimizer(params, tcfg.lr, tcfg.betas, tcfg.weight_decay,
+                                         fused=self.device.type == "cuda" or tcfg.parallel != "fsdp"
                                          or self.world == 1)
         self.consumed = 0  # training items (samples, or packs) taken from the stream so far
 
@@ -316,17 +318,17 @@ class SFTRecipe:
         self.micro, self.accum = micro, glob // (micro * self.world)
 
         # Data: read, format, count what was truncated or dropped.
-        data_dir, level, seq = resolve(cfg["data_dir"]), cfg["level"], int(self.dcfg["max_seq_len"])
-        train_rows = D.read_split(data_dir, level, "train", self.dcfg["max_train_samples"])
-        val_rows = D.read_split(data_dir, level, "validation", self.dcfg["max_val_samples"])
+        data_dir, level, seq = resolve(cfg.data_dir), cfg.level, self.dcfg.max_seq_len
+        train_rows = D.read_split(data_dir, level, "train", self.dcfg.max_train_samples)
+        val_rows = D.read_split(data_dir, level, "validation", self.dcfg.max_val_samples)
         enc_train = D.encode_rows(train_rows, self.tokenizer, self.dcfg, seq)
         enc_val = D.encode_rows(val_rows, self.tokenizer, self.dcfg, seq)
         for name, enc in (("train", enc_train), ("validation", enc_val)):
-            log.log(*D.describe_counts(name, enc.stats, seq, self.dcfg["overlength"]))
+            log.log(*D.describe_counts(name, enc.stats, seq, self.dcfg.overlength))
         self.data_stats = {"train": dict(enc_train.stats), "validation": dict(enc_val.stats)}
         self.data_digest = examples_digest(enc_train.examples)
-        self.packed = bool(self.dcfg["packing"])
-        self.schedule = D.StepSchedule(enc_train.examples, int(cfg["seed"]), glob, self.packed, seq,
+        self.packed = self.dcfg.packing
+        self.schedule = D.StepSchedule(enc_train.examples, cfg.seed, glob, self.packed, seq,
                                        self.dcfg.pack_strategy)
         # Every rank runs the same number of validation forwards (FSDP all-gathers in each one);
         # a rank short of batches repeats its first one with weight 0.
@@ -345,13 +347,13 @@ class SFTRecipe:
                                + 8 * self.n_trainable, "one checkpoint")
         self.start_step = 0
         ckpt = self.ckpt
-        if cfg["resume"] and ckpt is None:
+        if cfg.resume and ckpt is None:
             log.warning("resume=true but %s has no checkpoint: starting from step 0", self.out / "checkpoints")
         if ckpt is not None:
             self.start_step = self.load_checkpoint(ckpt)
-            if self.start_step > int(tcfg["max_steps"]):
+            if self.start_step > tcfg.max_steps:
                 raise ResumeError(f"resume from {ckpt}: the checkpoint is at step {self.start_step}, past "
-                                  f"train.max_steps={tcfg['max_steps']}; raise train.max_steps or start a new run")
+                                  f"train.max_steps={tcfg.max_steps}; raise train.max_steps or start a new run")
             log.info("resuming from %s at step %d, training item %d of the stream (epoch %.4f)", ckpt,
                      self.start_step, self.consumed, self.schedule.epoch_at(self.consumed))
         elif self.is_main and (self.out / "checkpoints").exists():
@@ -362,7 +364,7 @@ class SFTRecipe:
 
         self.tracker = Tracker(self.out, cfg, self.start_step if ckpt else None, enabled=self.is_main)
         log.info("training %s (%s, %.1fM trainable params) on %s x%d, %s; micro %d x accum %d x world %d = global %d; "
-                 "%d train items/epoch%s", model_dir.name, tcfg["method"], self.n_trainable / 1e6, self.device.type,
+                 "%d train items/epoch%s", model_dir.name, tcfg.method, self.n_trainable / 1e6, self.device.type,
                  self.world, precision, micro, self.accum, self.world, glob, self.schedule.items_per_epoch,
                  " (packed)" if self.packed else "")
 
@@ -375,8 +377,8 @@ class SFTRecipe:
         from tqdm import tqdm
 
         tcfg, model, opt = self.tcfg, self.model, self.optimizer
-        max_steps, eval_every, save_every = int(tcfg["max_steps"]), int(tcfg["eval_every"]), int(tcfg["save_every"])
-        stop_at = int(tcfg["stop_at_step"]) if tcfg["stop_at_step"] is not None else max_steps
+        max_steps, eval_every, save_every = tcfg.max_steps, tcfg.eval_every, tcfg.save_every
+        stop_at = tcfg.stop_at_step if tcfg.stop_at_step is not None else max_steps
         if self.start_step == 0:
             self.tracker.log({"step": 0, "val_loss": self.validate()})
         self.best = self._read_best() if self.start_step else self._clear_best()
@@ -391,13 +393,13 @@ class SFTRecipe:
             for group in opt.param_groups:
                 group["lr"] = lr
             model.train()
-            items = self.schedule.items_at(self.consumed, int(tcfg["global_batch_size"]))
+            items = self.schedule.items_at(self.consumed, tcfg.global_batch_size)
             mine = items[self.rank * self.micro * self.accum:(self.rank + 1) * self.micro * self.accum]
             micro_batches = [self.collate(mine[i:i + self.micro]) for i in range(0, len(mine), self.micro)]
             real = sum(len(ex["input_ids"]) for item in mine for ex in item)
             loss_total, n_tokens, n_real, grad_norm = train_step(
                 model, opt, micro_batches, self.device, self.autocast_dtype, world=self.world,
-                parallel=tcfg["parallel"], grad_clip=float(tcfg["grad_clip"]), real_tokens=real)
+                parallel=tcfg.parallel, grad_clip=tcfg.grad_clip, real_tokens=real)
             train_loss = float(loss_total / n_tokens.clamp(min=1))  # float() waits for the GPU
             train_seconds += time.time() - t_step
             self.consumed += len(items)
@@ -409,7 +411,7 @@ class SFTRecipe:
             if eval_every and ((step + 1) % eval_every == 0 or step + 1 == max_steps):
                 row["val_loss"] = self.last_val = self.validate()
             self.tracker.log(row)
-            if "val_loss" in row and tcfg["keep_best"]:
+            if "val_loss" in row and tcfg.keep_best:
                 self.keep_if_best(step + 1, row["val_loss"])
             bar.set_postfix(loss=f"{train_loss:.3f}", lr=f"{lr:.2e}",
                             **({"val": f"{row['val_loss']:.3f}"} if "val_loss" in row else {}))
@@ -428,7 +430,7 @@ class SFTRecipe:
         Validation items are single examples, never packed."""
         if self.attention == "varlen":
             # training rows get a fixed width under torch.compile, so the compiled layers see one shape
-            pad_to = self.micro * int(self.dcfg["max_seq_len"]) if self.compiled and train else None
+            pad_to = self.micro * self.dcfg.max_seq_len if self.compiled and train else None
             return fast.collate_varlen(items, self.pad_id, pad_to)
         # eager attention adds the mask to the scores: it needs 0 / -inf, not True / False
         return D.collate(items, self.pad_id, self.packed and train, additive_mask=self.attention == "eager")
@@ -441,7 +443,7 @@ class SFTRecipe:
         self.model.eval()
         total = torch.zeros(2, device=self.device)
         with torch.no_grad():
-            fsdp = self.world > 1 and self.tcfg["parallel"] == "fsdp"
+            fsdp = self.world > 1 and self.tcfg.parallel == "fsdp"
             for batch, weight in self.val_batches:
                 s, n = loss_sum_and_count(self.model if fsdp else self.loss_module, batch, self.device,
                                           self.autocast_dtype)
@@ -480,13 +482,13 @@ class SFTRecipe:
             torch.save({"format": CHECKPOINT_FORMAT, "optimizer": optim_sd, "step": step, "consumed": self.consumed,
                         "rng": torch.get_rng_state(),
                         "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
-                        "config": self.cfg.source, "world_size": self.world, "parallel": self.tcfg["parallel"],
+                        "config": self.cfg.source, "world_size": self.world, "parallel": self.tcfg.parallel,
                         "data": {"train_examples": len(self.schedule.examples), "digest": self.data_digest,
                                  "items_per_epoch": self.schedule.items_per_epoch}}, tmp / "trainer_state.pt")
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
-            keep = int(self.tcfg["keep_checkpoints"])
+            keep = self.tcfg.keep_checkpoints
             older = sorted(ckpt_root.glob("step_*"))[:-keep] if keep > 0 else []
             for old in older:
                 shutil.rmtree(old)
@@ -507,7 +509,7 @@ class SFTRecipe:
         """The checkpoint's weights into the plain (not yet DDP / FSDP) model: the same on every rank."""
         from safetensors.torch import load_file
 
-        if self.tcfg["method"] == "lora":
+        if self.tcfg.method == "lora":
             from peft import set_peft_model_state_dict
 
             result = set_peft_model_state_dict(model, load_file(ckpt / "adapter_model.safetensors"))
@@ -547,18 +549,17 @@ class SFTRecipe:
         set_optimizer_state_dict(self.raw_model, self.optimizer, optim_sd,
                                  options=StateDictOptions(full_state_dict=True))
         for group in self.optimizer.param_groups:  # this run's settings, not the checkpoint's
-            group.update(betas=tuple(float(b) for b in self.tcfg["betas"]),
-                         weight_decay=float(self.tcfg["weight_decay"]))
+            group.update(betas=tuple(self.tcfg.betas), weight_decay=self.tcfg.weight_decay)
         torch.set_rng_state(state["rng"])
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state(state["cuda_rng"])
         step = int(state["step"])
-        old_glob = int((old_cfg.get("train") or {}).get("global_batch_size") or self.tcfg["global_batch_size"])
+        old_glob = int((old_cfg.get("train") or {}).get("global_batch_size") or self.tcfg.global_batch_size)
         self.consumed = int(state.get("consumed", step * old_glob))
         if "train.global_batch_size" in self.resume_changes and self.is_main:
             log.warning("resume: train.global_batch_size changed from %s to %s: continuing at training item %d of "
                         "the stream (epoch %.4f), where the checkpoint stopped", old_glob,
-                        self.tcfg["global_batch_size"], self.consumed, self.schedule.epoch_at(self.consumed))
+                        self.tcfg.global_batch_size, self.consumed, self.schedule.epoch_at(self.consumed))
         return step
 
     # ------------------------------------------------------ keep the best weights (train.keep_best)
@@ -611,13 +612,13 @@ class SFTRecipe:
         train.keep_best: the weights of the lowest validation loss (see `keep_if_best`)."""
         import torch.distributed as dist
 
-        kept = self.restore_best(self.last_val) if self.tcfg["keep_best"] else None
+        kept = self.restore_best(self.last_val) if self.tcfg.keep_best else None
         model_sd, _ = self._full_state()
         if self.is_main:
-            if self.tcfg["method"] == "lora":
+            if self.tcfg.method == "lora":
                 self._atomic_dir(self.out / "adapter", lambda d: self._save_hf(d, model_sd))
-                if self.cfg["lora"]["merge"]:
-                    fsdp = self.world > 1 and self.tcfg["parallel"] == "fsdp"
+                if self.cfg.lora.merge:
+                    fsdp = self.world > 1 and self.tcfg.parallel == "fsdp"
                     merged = None if fsdp else self.raw_model.merge_and_unload()
                     if merged is None:
                         log.warning("lora.merge with FSDP is not supported: merge later from %s", self.out / "adapter")
@@ -628,13 +629,13 @@ class SFTRecipe:
                 self._atomic_dir(self.out / "model", lambda d: self._save_hf(d, model_sd))
             write_text_atomic(self.out / "train_summary.json", json.dumps({
                 "model_dir": str(self.model_dir), "trainable_params": self.n_trainable, "world_size": self.world,
-                "data": self.data_stats, "max_steps": int(self.tcfg["max_steps"]), "attention": self.attention,
+                "data": self.data_stats, "max_steps": self.tcfg.max_steps, "attention": self.attention,
                 "train_items_per_epoch": self.schedule.items_per_epoch, "train_items_consumed": self.consumed,
                 "kept_best": kept}, indent=2) + "\n")
             from .tracking import plot_metrics
 
             plot_metrics(self.out / "metrics.jsonl", self.out / "training.png",
-                         f"{self.cfg['run_name']}: {self.model_dir.name}, {self.tcfg['method']}")
+                         f"{self.cfg.run_name}: {self.model_dir.name}, {self.tcfg.method}")
             log.info("final model: %s; metrics: %s; plot: %s", self.out / "model", self.out / "metrics.jsonl",
                      self.out / "training.png")
         if self.world > 1:
