@@ -127,3 +127,33 @@ def test_exact_dedup_reports_cluster_sizes():
     stage = ExactDedup("code")
     run(stage, frame([("a", m), ("b", m), ("c", n), ("d", m), ("e", n), ("f", "module z; endmodule")]))
     assert stage.summary()["cluster_sizes"] == {"2": 1, "3": 1}
+
+
+class _NoWalk(dict):
+    """A drop table that may be looked up by key but not walked: the table holds the whole corpus's
+    duplicates, so walking it in every partition costs O(partitions x duplicates) per pass."""
+
+    def _walk(self, *args):
+        raise AssertionError("the whole drop table was walked for one partition")
+
+    __iter__ = keys = values = items = _walk
+
+
+@pytest.mark.parametrize("kind", ["exact", "fuzzy"])
+def test_applying_the_decision_looks_up_the_partition_rows_only(kind):
+    ids = [f"r{i}" for i in range(6)]
+    part = pd.DataFrame({"id": ids, "_order": range(6), "code": ["module m; endmodule"] * 6})
+    big = {f"elsewhere{i}": "r0" for i in range(5000)}          # duplicates in other partitions
+    if kind == "exact":
+        stage, table = ExactDedup("code"), _NoWalk({**big, "r2": "r0", "r5": "r1"})
+        want = {"r2": "same code as r0", "r5": "same code as r1"}
+    else:
+        stage, table = FuzzyDedup("code"), _NoWalk({**{k: (v, 0.9) for k, v in big.items()}, "r2": ("r0", 0.875), "r5": ("r1", 1.0)})
+        want = {"r2": "near r0 (Jaccard 0.875)", "r5": "near r1 (Jaccard 1.0)"}
+    stage.set_state(table)
+    out = stage(part)
+    got = {i: d for i, r, d in zip(out["id"], out[REASON], out[DETAIL]) if r}
+    assert got == want
+    assert set(out.loc[out[REASON] != "", REASON]) == {"exact_duplicate" if kind == "exact" else "near_duplicate"}
+    stage.set_state(_NoWalk(big))                                  # no duplicate in this partition
+    assert (stage(part)[REASON] == "").all()

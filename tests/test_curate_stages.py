@@ -1,6 +1,12 @@
 """Unit tests of the curation stages (no cluster: plain pandas or engine=local, every task in this process)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -222,8 +228,40 @@ def test_minhash_numpy_and_torch_agree_and_estimate_jaccard():
 def test_signatures_do_not_depend_on_chunking():
     rng = np.random.default_rng(1)
     docs = [np.unique(rng.integers(0, 2**32, size=50).astype(np.uint64)) for _ in range(30)]
+    # a document longer than a whole chunk (60 shingles), empty ones around it, a short last one
+    docs[7:7] = [np.array([], dtype=np.uint64), np.unique(rng.integers(0, 2**32, size=500).astype(np.uint64)),
+                 np.array([], dtype=np.uint64)]
+    docs.append(np.array([5], dtype=np.uint64))
     big, small = MinHasher(64, 3), MinHasher(64, 3, chunk_elems=64 * 60)
     assert (big.signatures(docs) == small.signatures(docs)).all()
+    assert (big.signatures(docs[::-1]) == small.signatures(docs)[::-1]).all()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts page faults with getrusage (Linux glibc)")
+def test_signatures_reuse_one_scratch_buffer_under_dask_workers_malloc_setting():
+    """Dask's nanny starts every worker with MALLOC_TRIM_THRESHOLD_ set, which pins glibc's mmap
+    threshold at 128 kB: a fresh (num_perm, shingles) array per chunk (~2 MB) is then mapped and
+    unmapped chunk after chunk, and its page faults cost as much CPU as the hashing (issue 15's
+    exact-dedup pass, docs/benchmarks.md). One scratch buffer per call: page faults O(buffer), not
+    O(chunks). 3,000 docs x 200 shingles = ~370 chunks of 2 MB (512 pages): ~190k faults when each
+    chunk allocates its own, ~1k with one buffer."""
+    code = textwrap.dedent("""
+        import resource
+        import numpy as np
+        from sft_playbook.curate.minhash import MinHasher
+        rng = np.random.default_rng(0)
+        docs = [np.unique(rng.integers(0, 2**32, size=200).astype(np.uint64)) for _ in range(3000)]
+        hasher = MinHasher(160, 42, "numpy")
+        hasher.signatures(docs[:10])
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        hasher.signatures(docs)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    """)
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    faults = int(out.stdout.split()[-1])
+    assert faults < 20_000, f"{faults} page faults: the signature kernel allocates per chunk again"
 
 
 def test_lsh_finds_near_duplicates():

@@ -110,11 +110,14 @@ class ExactDedup(Stage):
         return d
 
     def process(self, df):
-        """Drop every row of the partition that is in the table, as ``exact_duplicate`` (detail: the kept id)."""
-        ids = _as_str(df["id"])
-        mask = ids.isin(self.drop_of.keys())
+        """Drop every row of the partition that is in the table, as ``exact_duplicate`` (detail: the kept id).
+        The partition's ids are looked up one by one: the table holds the whole corpus's duplicates,
+        so anything that walks it (``isin(table.keys())``, ``map(table)``) costs O(duplicates) per
+        partition, O(partitions x duplicates) per pass (measured: docs/benchmarks.md, issue 15)."""
+        first = _lookup(self.drop_of, df["id"])
+        mask = first.notna()
         if mask.any():
-            self.drop(df, mask, "exact_duplicate", "same code as " + ids[mask].map(self.drop_of))
+            self.drop(df, mask, "exact_duplicate", "same code as " + first[mask])
         return df
 
     def summary(self):
@@ -124,6 +127,13 @@ class ExactDedup(Stage):
 
 def _item(i, seq):
     return seq[i]
+
+
+def _lookup(table: dict, ids: pd.Series) -> pd.Series:
+    """``table[id]`` for each id of the partition (None where absent), aligned with ``ids``: one
+    dict lookup per row, whatever the size of ``table``."""
+    get = table.get
+    return pd.Series([get(i) for i in _as_str(ids).tolist()], index=ids.index, dtype=object)
 
 
 def _hash_buckets(keys: pd.DataFrame, buckets: int) -> list[pd.DataFrame]:
@@ -274,11 +284,12 @@ class FuzzyDedup(Stage):
         return d
 
     def process(self, df):
-        """Drop the partition's rows found in ``fit`` as ``near_duplicate`` (detail: the kept id and the Jaccard)."""
-        ids = _as_str(df["id"])
-        mask = ids.isin(self.drop_of.keys())
-        detail = ids.map(lambda i: f"near {self.drop_of[i][0]} (Jaccard {self.drop_of[i][1]})" if i in self.drop_of else "")
-        self.drop(df, mask, "near_duplicate", detail)
+        """Drop the partition's rows found in ``fit`` as ``near_duplicate`` (detail: the kept id and
+        the Jaccard); one lookup per row, as ``ExactDedup.process``."""
+        hit = _lookup(self.drop_of, df["id"])
+        mask = hit.notna()
+        if mask.any():
+            self.drop(df, mask, "near_duplicate", hit[mask].map(lambda kj: f"near {kj[0]} (Jaccard {kj[1]})"))
         return df
 
     def summary(self):

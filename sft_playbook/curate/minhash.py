@@ -146,6 +146,14 @@ class MinHasher:
         out = np.full((n, self.num_perm), MAX_U32, dtype=np.uint32)
         sizes = np.fromiter((len(d) for d in docs), dtype=np.int64, count=n)
         per_chunk = max(1, self.chunk_elems // self.num_perm)
+        # one buffer for every chunk's (num_perm, shingles) hashes, allocated once per call: a
+        # fresh ~2 MB array per chunk is mmap'ed and unmapped each time where glibc's mmap
+        # threshold is pinned at 128 kB - in every Dask worker, whose nanny sets
+        # MALLOC_TRIM_THRESHOLD_ - and then page faults cost as much CPU as the hashing itself
+        # (measured: docs/benchmarks.md, the exact-dedup pass of issue 15's full recipe)
+        buf = None
+        if self.backend != "torch" and n:
+            buf = np.empty(self.num_perm * max(per_chunk, int(sizes.max())), dtype=np.uint64)
         i = 0
         while i < n:
             j, total = i, 0
@@ -156,18 +164,25 @@ class MinHasher:
             if idx:
                 x = np.concatenate([docs[k] for k in idx]).astype(np.uint64)
                 seg = sizes[idx]
-                out[idx] = self._segment_min(x, seg)
+                out[idx] = self._segment_min(x, seg, buf)
             i = j
         return out
 
-    def _segment_min(self, x: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    def _segment_min(self, x: np.ndarray, seg: np.ndarray, buf: np.ndarray | None = None) -> np.ndarray:
+        """Per-document minimum of every hash function over ``x`` (the documents' shingles, one
+        after the other; ``seg``: shingles per document): (len(seg), num_perm) uint32. ``buf``: a
+        uint64 scratch array of at least num_perm x len(x) elements (None: one is allocated)."""
         if self.backend == "torch":
             return self._segment_min_torch(x, seg)
         # (num_perm, shingles) in place, each document's shingles contiguous along axis 1, and
         # chunks of ~2 MB (``chunk_elems``): 3-4x faster than (shingles, num_perm) chunks of 32 MB,
         # the same values (the arithmetic is the same, wrapping mod 2^64)
+        m = self.num_perm * len(x)
+        if buf is None or buf.size < m:
+            buf = np.empty(m, dtype=np.uint64)
+        h = buf[:m].reshape(self.num_perm, len(x))
         with np.errstate(over="ignore"):
-            h = np.multiply(self.a[:, None], x[None, :])
+            np.multiply(self.a[:, None], x[None, :], out=h)
             np.add(h, self.b[:, None], out=h)
             np.right_shift(h, np.uint64(32), out=h)
         starts = np.concatenate([[0], np.cumsum(seg)[:-1]])
