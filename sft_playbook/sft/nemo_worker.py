@@ -561,7 +561,9 @@ def main(argv=None) -> int:
     if len(argv) != 2 or argv[0] not in PHASES:
         print(f"usage: python -m sft_playbook.sft.nemo_worker {{{'|'.join(PHASES)}}} JOB.json", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ..log import setup_logging
+
+    setup_logging()   # the one set-up of every entry point (basicConfig would keep a stale handler)
     if NUMPY_ALIASES_ADDED:
         import numpy
 
