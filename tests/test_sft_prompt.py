@@ -270,3 +270,22 @@ def test_verilogeval_answers_then_judge_elsewhere(tiny_llama_dir, tmp_path, monk
     assert summary["problems"] == 2 and summary["passed_problems"] == 1
     assert summary["pass_at_k"]["pass@1"] == 0.5
     assert (tmp_path / "judged" / "verilogeval_samples.jsonl").is_file()
+
+
+@pytest.mark.parametrize("text,where", [
+    ("", "no answers (the file is empty)"),
+    ("\ufeff\n", "no answers (the file is empty)"),
+    ('{"problem": "Prob901_counter4", "answers": []}\n', ":1: expected"),
+    ('{"problem": "Prob901_counter4", "answers": ["x"]}\n{"answers": ["y"]}\n', ":2: expected"),
+    ('{"problem": "Prob901_counter4", "answers": "module m; endmodule"}\n', ":1: expected"),
+])
+def test_judging_a_bad_answers_file_is_one_line_naming_it(tmp_path, text, where):
+    from sft_playbook.paths import REPO_ROOT
+    from sft_playbook.sft import report as R
+
+    path = tmp_path / "answers.jsonl"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError) as exc:
+        R.judge_verilogeval_answers(path, REPO_ROOT / "tests/fixtures/verilog_eval/problems", None, progress=False)
+    assert str(exc.value).startswith(str(path)) and where in str(exc.value), exc.value
+    assert "\n" not in str(exc.value)

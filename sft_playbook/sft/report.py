@@ -161,12 +161,20 @@ def judge_verilogeval_answers(answers_path: Path, problems_dir, out_dir: Path | 
 
     Raises:
         InputError: a line of the answers file is not a JSON object.
-        ValueError: the file has no rows, or the runner asks for another number of problems.
+        ValueError: the file has no rows, a row lacks ``problem`` or a non-empty ``answers`` list
+            (``file:line`` named), or the runner asks for another number of problems.
         RuntimeError: iverilog/vvp are not installed.
     """
     from ..evaluate.verilogeval import run_benchmark
 
-    rows = [row for _, row in iter_jsonl(Path(answers_path))]
+    rows = []
+    for lineno, row in iter_jsonl(Path(answers_path)):
+        if not isinstance(row.get("problem"), str) or not isinstance(row.get("answers"), list) or not row["answers"]:
+            raise ValueError(f"{answers_path}:{lineno}: expected {{\"problem\": <id>, \"answers\": [<text>, ...]}} "
+                             f"with at least one answer")
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"{answers_path}: no answers (the file is empty): run the generation step first")
     answers = {r["problem"]: r["answers"] for r in rows}
     ids = [r["problem"] for r in rows]
 
