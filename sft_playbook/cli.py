@@ -63,7 +63,13 @@ def build_parser(prog: str, description: str, default_config: str, steps: Sequen
 
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The step (if the parser has steps), options and key=value overrides, wherever each stands:
-    `train --config F a=1`, `--config F train a=1`, `a=1 train b=2` all parse the same."""
+    `train --config F a=1`, `--config F train a=1`, `a=1 train b=2` all parse the same.
+
+    Returns:
+        The parsed namespace: ``step`` (``"all"`` when none is named, for a parser with steps),
+        ``overrides`` (the ``key=value`` words, in order) and the options. An unknown step, or more
+        than one, ends the process through ``parser.error`` (exit code 2, usage on stderr).
+    """
     args = parser.parse_intermixed_args(argv)
     steps = getattr(args, "_steps", None)
     if steps is not None:
@@ -89,6 +95,11 @@ def start(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
     name_run: the config has `output_dir` / `run_name` (SFT); unless run_name is given on the
     command line, a config that differs from its file gets its own run folder
     (`paths.derived_run_name`); `args.file_run_name` keeps the file's name.
+
+    Returns:
+        ``(settings, args)``: the typed settings object (the plain config dict when the parser
+        declares no settings kind and ``name_run`` is False) and the parsed namespace, with
+        ``file_run_name`` added. ``--print-config`` prints the config and exits 0 instead.
     """
     from .settings import build, declares, describe
     args = parse_args(parser, argv)
@@ -127,8 +138,14 @@ def start(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
 def run_steps(steps: Sequence[str], handlers: dict[str, Callable[[], Any]], errors: tuple[type[BaseException], ...],
               label: str = "") -> int:
     """Run ``handlers[step]()`` for each step in order, each announced as ``=== step: NAME ===``;
-    one of ``errors`` ends the run with its message on one line and exit code 2. Returns 0 when
-    every step ran. ValueError for a step with no handler."""
+    one of ``errors`` ends the run with its message on one line and exit code 2.
+
+    Returns:
+        The exit code: 0 when every step ran, 2 when a step raised one of ``errors`` (logged).
+
+    Raises:
+        ValueError: a step has no handler (before any step runs).
+    """
     log = logging.getLogger("sft_playbook")
     unknown = [s for s in steps if s not in handlers]
     if unknown:
@@ -147,7 +164,19 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
     """Run an entry point's ``main(argv)``; a bad input file (``InputError``: file:line), an output
     that cannot be written (``OutputError``: "no space left on device writing PATH"), a bad config
     or any other OS error naming a file end with ONE line on stderr and exit code 2 (input,
-    config) or 1 (output); the traceback only with ``--debug``."""
+    config) or 1 (output); the traceback only with ``--debug``.
+
+    Returns:
+        The exit code: ``main``'s own, 2 for a bad input, config or token file, 1 for an output or
+        OS error naming a file (or carrying its own message).
+
+    Raises:
+        InputError: with ``--debug``: the one ``main`` raised, re-raised for its traceback.
+        ConfigError: with ``--debug``, re-raised as InputError is.
+        TokenFileError: with ``--debug``, re-raised as InputError is.
+        OutputError: with ``--debug``, re-raised as InputError is.
+        OSError: with ``--debug``, or always when it names no file and has no message of its own.
+    """
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
         return main(argv)

@@ -75,6 +75,9 @@ _Loader.add_implicit_resolver(
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML config file as a dict (an empty file gives ``{}``).
 
+    Returns:
+        The top-level mapping as the YAML loader reads it (``5e-5`` a float); ``{}`` for an empty file.
+
     Raises:
         ConfigError: the file is missing, is not valid YAML (``file:line`` named) or is not a mapping.
     """
@@ -99,7 +102,16 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def parse_override(text: str) -> tuple[list[str], Any, bool]:
-    """'a.b=3' -> (['a', 'b'], 3, False); '+a.c=x' -> (['a', 'c'], 'x', True)."""
+    """'a.b=3' -> (['a', 'b'], 3, False); '+a.c=x' -> (['a', 'c'], 'x', True).
+
+    Returns:
+        ``(key_parts, value, add)``: the dotted key split on ``.``, the value as YAML reads it (a
+        text that parses as a float, such as ``5e-5``, becomes a float; invalid YAML stays the raw
+        text; an empty value is ''), and whether the key had a leading ``+`` (a new key may be added).
+
+    Raises:
+        ConfigError: ``text`` has no ``=`` or an empty key or key part (``a..b=1``).
+    """
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not of the form key=value")
     key, raw = text.split("=", 1)
@@ -155,7 +167,11 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str],
 
 
 def _lookup(cfg: dict[str, Any], parts: list[str]) -> tuple[bool, Any]:
-    """(whether the key path exists in cfg, its value)."""
+    """Look a key path up in cfg.
+
+    Returns:
+        ``(found, value)``: whether the key path exists in cfg, and its value (None when not found).
+    """
     node: Any = cfg
     for part in parts:
         if not isinstance(node, dict) or part not in node:
@@ -166,7 +182,11 @@ def _lookup(cfg: dict[str, Any], parts: list[str]) -> tuple[bool, Any]:
 
 def _flow_text(value: Any) -> str:
     """A parsed value as YAML flow text, as a user would type it: a text bare where this loader reads
-    it back as the same text (``on``), quoted where it would read something else (``'Q: {x}'``)."""
+    it back as the same text (``on``), quoted where it would read something else (``'Q: {x}'``).
+
+    Returns:
+        The value as one line of YAML flow text (mappings as ``{a: 1}``, lists as ``[1, 2]``).
+    """
     if isinstance(value, str) and value == value.strip():
         try:
             if yaml.load(value, Loader=_Loader) == value:  # noqa: S506 - a SafeLoader subclass
@@ -180,7 +200,15 @@ def _flow_text(value: Any) -> str:
 def _leaves(cfg: dict[str, Any], parts: list[str], value: Any, raw: str) -> list[tuple[list[str], Any, str]]:
     """The (key path, value, value as typed) settings one override makes: a mapping given for a
     section of cfg (or for a key cfg does not have yet) is split into its keys, recursively, so
-    that it is merged into the section; anything else is one setting."""
+    that it is merged into the section; anything else is one setting.
+
+    Returns:
+        ``(key_parts, value, raw)`` per setting, in the mapping's order; [] for ``{}`` given for an
+        existing empty section.
+
+    Raises:
+        ConfigError: an empty mapping is given for a section of cfg that has keys (it would set nothing).
+    """
     if not isinstance(value, dict):
         return [(parts, value, raw)]
     found, current = _lookup(cfg, parts)
@@ -202,7 +230,12 @@ def _leaves(cfg: dict[str, Any], parts: list[str], value: Any, raw: str) -> list
 def _set(out: dict[str, Any], cfg: dict[str, Any], parts: list[str], value: Any, raw: str, add: bool,
          text: str) -> None:
     """out[parts] = value, checked against the type of cfg's value there (``_typed``); ``add``: the
-    key path may be new. ConfigError naming the override and key."""
+    key path may be new.
+
+    Raises:
+        ConfigError: naming the override and key, when a key of the path is unknown (and ``add`` is
+            False), a part of the path is a value and not a section, or the value has the wrong type.
+    """
     node = out
     for i, part in enumerate(parts[:-1]):
         if part not in node:
@@ -230,7 +263,16 @@ def _typed(key: str, old: Any, value: Any, raw: str) -> Any:
     """`value` checked against the type of `old` (the value it replaces); ConfigError when it
     does not fit. An integral float for an integer becomes an int (``1e3`` -> 1000); a number or
     true/false given for a text is kept as the text typed, and so is any text that YAML would read as
-    something else (``Q: {input}``, ``### A``, ``x # y``); a quoted text (``'a b'``) loses its quotes."""
+    something else (``Q: {input}``, ``### A``, ``x # y``); a quoted text (``'a b'``) loses its quotes.
+
+    Returns:
+        The value to store: ``value`` itself, converted (int for an integral float, float for an int
+        where ``old`` is a float), or the stripped ``raw`` text where ``old`` is a text.
+
+    Raises:
+        ConfigError: ``value`` does not fit the type of ``old``, or is an infinite/NaN number where
+            ``old`` is a float or a duration in seconds (a key ending in ``_s``).
+    """
     if value is None and raw.strip() in ("null", "Null", "NULL", "~"):   # accepted anywhere, never the text 'null'
         return None                         # ('### A' is also None to YAML, a comment: a text key keeps it)
     if isinstance(old, str) and not (isinstance(value, str) and value == raw.strip()):
@@ -270,7 +312,11 @@ def _typed(key: str, old: Any, value: Any, raw: str) -> Any:
 
 
 def non_finite_text(value: Any) -> bool:
-    """Whether value is a text Python reads as an infinite or NaN float (``nan``, ``inf``, ``-Infinity``)."""
+    """Whether value is a text Python reads as an infinite or NaN float (``nan``, ``inf``, ``-Infinity``).
+
+    Returns:
+        True for such a text; False for any other text and for anything that is not a str.
+    """
     if not isinstance(value, str):
         return False
     try:
@@ -299,12 +345,24 @@ def load_config(path: str | Path, overrides: Iterable[str] = (),
 
 
 def dump_config(cfg: dict[str, Any]) -> str:
-    """The config as YAML text, keys in their order."""
+    """The config as YAML text, keys in their order.
+
+    Returns:
+        Block-style YAML (``yaml.safe_dump``), ending with a newline.
+    """
     return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False)
 
 
 def get(cfg: dict[str, Any], dotted: str, default: Any = ...) -> Any:
-    """cfg['a']['b'] for 'a.b'; a missing key raises ConfigError unless a default is given."""
+    """cfg['a']['b'] for 'a.b'.
+
+    Returns:
+        The value at the dotted key (a section is returned as its dict), or ``default`` when the key
+        is missing and a default is given.
+
+    Raises:
+        ConfigError: the key is missing and no default is given.
+    """
     node: Any = cfg
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:

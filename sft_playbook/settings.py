@@ -74,7 +74,11 @@ MINHASH_BACKENDS = ("auto", "numpy", "torch")
 
 
 def _number_as_text(value: Any) -> Any:
-    """A number where a text is expected is kept as the text (``run_name: 2024``)."""
+    """A number where a text is expected is kept as the text (``run_name: 2024``).
+
+    Returns:
+        ``str(value)`` for an int or float (not a bool); ``value`` unchanged otherwise.
+    """
     return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
@@ -82,7 +86,11 @@ Text = Annotated[str, BeforeValidator(_number_as_text)]
 
 
 def F(default: Any, help: str, **kw: Any) -> Any:   # noqa: A002 - 'help' reads best at the call sites
-    """A field with its default and one-line help text (``Field(description=help)``)."""
+    """A field with its default and one-line help text (``Field(description=help)``).
+
+    Returns:
+        The pydantic ``FieldInfo`` (typed ``Any`` so that it can stand as a field's default).
+    """
     return Field(default, description=help, **kw)
 
 
@@ -106,21 +114,37 @@ class Section(BaseModel):
         return key in type(self).model_fields
 
     def keys(self) -> list[str]:
-        """The setting names, in declaration order."""
+        """The setting names, in declaration order.
+
+        Returns:
+            A new list of the field names of the section's class.
+        """
         return list(type(self).model_fields)
 
     def items(self) -> list[tuple[str, Any]]:
-        """(name, value) of every setting, in declaration order."""
+        """(name, value) of every setting, in declaration order.
+
+        Returns:
+            A new list of ``(name, value)`` pairs; a nested section's value is the Section itself.
+        """
         return [(k, getattr(self, k)) for k in type(self).model_fields]
 
     def get(self, key: str, default: Any = None) -> Any:
-        """The setting ``key``, or ``default`` when the section has no such setting."""
+        """Look a setting up by name, as ``dict.get`` does.
+
+        Returns:
+            The setting ``key``, or ``default`` when the section has no such setting.
+        """
         return getattr(self, key) if key in type(self).model_fields else default
 
     # (iterating a section yields (name, value) pairs, as pydantic's models do; use keys() / items())
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (nested dicts and lists), in declaration order."""
+        """Plain data (nested dicts and lists), in declaration order.
+
+        Returns:
+            A new dict (``model_dump(mode="python")``): nested sections as dicts, values as stored.
+        """
         return self.model_dump(mode="python")
 
 
@@ -488,8 +512,15 @@ class PredictSettings(Section):
 def check_stops(stops: Any) -> list[str]:
     """predict.stop as a list of strings. A Verilog answer may hold several modules (helpers
     before or after the top), so a stop at `endmodule` would cut it after its first module:
-    refused (ValueError naming predict.stop). Generation ends at EOS, at max_new_tokens, or at
-    one of these strings (default `[DONE]`, the end marker of VerilogEval answers)."""
+    refused. Generation ends at EOS, at max_new_tokens, or at one of these strings (default
+    `[DONE]`, the end marker of VerilogEval answers).
+
+    Returns:
+        The stop strings as a new list ([] for None or an empty value).
+
+    Raises:
+        ValueError: naming predict.stop, when an item is not a string, is empty or contains ``endmodule``.
+    """
     stops = list(stops or [])
     bad = [s for s in stops if not isinstance(s, str) or not s or "endmodule" in s.lower()]
     if bad:
@@ -554,7 +585,11 @@ class NemoSettings(Section):
 
 
 def processes() -> int:
-    """Training processes of this launch: ``WORLD_SIZE`` (torchrun) or 1."""
+    """Training processes of this launch: ``WORLD_SIZE`` (torchrun) or 1.
+
+    Returns:
+        ``WORLD_SIZE`` as an int, at least 1; 1 when it is unset or not an integer.
+    """
     try:
         return max(1, int(os.environ.get("WORLD_SIZE", "1")))
     except ValueError:
@@ -602,8 +637,18 @@ class SftSettings(Root):
         return self
 
     def nemo_geometry(self) -> dict[str, int]:
-        """NeMo's parallel layout: {world_size, data_parallel, seq_length, micro_batch_size,
-        global_batch_size}; ValueError naming the key when the sizes do not fit."""
+        """NeMo's parallel layout, from ``nemo:`` and, where it leaves a size null, ``train:``/``data:``.
+
+        Returns:
+            ``{"world_size", "data_parallel", "micro_batch_size", "global_batch_size", "seq_length"}``:
+            GPUs (devices x num_nodes), data-parallel replicas, sequences per micro batch and per
+            optimizer step, and the sequence length in tokens.
+
+        Raises:
+            ValueError: naming the key, when devices x num_nodes is not a multiple of tensor_parallel x
+                pipeline_parallel, the global batch is not a multiple of micro batch x data-parallel
+                size, or sequence_parallel is on with tensor_parallel 1.
+        """
         n, t = self.nemo, self.train
         world = n.devices * n.num_nodes
         if world % (n.tensor_parallel * n.pipeline_parallel):
@@ -707,7 +752,11 @@ _EXPECTED = {"int_type": "an integer", "int_parsing": "an integer", "int_from_fl
 
 
 def _shown(value: Any) -> str:
-    """A value as the user would type it (``'abc'``, ``'1.5'``, ``'[a, b]'``, ``'true'``)."""
+    """A value as the user would type it (``'abc'``, ``'1.5'``, ``'[a, b]'``, ``'true'``).
+
+    Returns:
+        The ``repr`` of the text (a str as is, anything else as YAML flow text), quotes included.
+    """
     if isinstance(value, str):
         return repr(value)
     text = yaml.safe_dump(value, default_flow_style=True).strip()
@@ -715,7 +764,11 @@ def _shown(value: Any) -> str:
 
 
 def _one_line(exc: ValidationError) -> str:
-    """The first error of a pydantic ValidationError as ``dotted.key: what is wrong``."""
+    """The first error of a pydantic ValidationError as ``dotted.key: what is wrong``.
+
+    Returns:
+        One line, ending with `` (and N more error(s))`` when the error holds more than one.
+    """
     errors = exc.errors(include_url=False)
     e = errors[0]
     loc = [str(p) for p in e["loc"] if not isinstance(p, int)]
@@ -767,8 +820,17 @@ def _model_at(title: str, path: list[str]) -> type[BaseModel] | None:
 
 
 def build(kind: str, cfg: dict[str, Any] | Root) -> Root:
-    """The typed settings of one config (``kind``: curate, sft or eval) from its mapping; a
-    settings object is returned as it is. ConfigError with one line naming the field."""
+    """The typed settings of one config (``kind``: curate, sft or eval) from its mapping.
+
+    Returns:
+        The frozen settings (``KINDS[kind]``), remembering a copy of ``cfg`` as its ``source``;
+        ``cfg`` itself when it already is a settings object of that kind.
+
+    Raises:
+        TypeError: ``cfg`` is a settings object of another kind.
+        ConfigError: ``cfg`` is not a mapping, or a field is unknown, missing or invalid (one line
+            naming the field).
+    """
     cls = KINDS[kind]
     if isinstance(cfg, cls):
         return cfg
@@ -785,8 +847,14 @@ def build(kind: str, cfg: dict[str, Any] | Root) -> Root:
 
 
 def as_section(cls: type[S], value: S | dict[str, Any], where: str = "") -> S:
-    """``value`` as the section ``cls`` (a mapping is checked, missing keys take the defaults
-    declared here); an instance is returned as it is. ConfigError naming ``where.key``."""
+    """``value`` as the section ``cls`` (a mapping is checked, missing keys take the defaults declared here).
+
+    Returns:
+        A new ``cls`` instance, or ``value`` itself when it already is one.
+
+    Raises:
+        ConfigError: a key is unknown or a value invalid; one line naming ``where.key``.
+    """
     if isinstance(value, cls):
         return value
     try:
@@ -798,7 +866,11 @@ def as_section(cls: type[S], value: S | dict[str, Any], where: str = "") -> S:
 
 def declares(kind: str) -> Any:
     """``known(path) -> bool`` for ``config.load_config``: whether the key path (``["train",
-    "loss_chunk_size"]``) is a setting of ``kind``, so an override may set a key the file leaves out."""
+    "loss_chunk_size"]``) is a setting of ``kind``, so an override may set a key the file leaves out.
+
+    Returns:
+        A function of a key path's parts: True when every part names a field of the section above it.
+    """
     def known(parts: list[str]) -> bool:
         model: Any = KINDS[kind]
         for part in parts:
@@ -811,12 +883,21 @@ def declares(kind: str) -> Any:
 
 def load_settings(kind: str, path: str | Path, overrides: Iterable[str] = ()) -> Root:
     """``build(kind, config.load_config(path, overrides))``; an override may set a declared key
-    that the file leaves out."""
+    that the file leaves out.
+
+    Returns:
+        The typed settings of ``kind`` (``build``); ConfigError as ``load_config`` and ``build`` raise it.
+    """
     return build(kind, load_config(path, overrides, declares(kind)))
 
 
 def replace(settings: Root, **changes: Any) -> Root:
-    """A copy with dotted keys changed (``replace(s, **{"verilogeval.problems_dir": "x"})``), checked again."""
+    """A copy with dotted keys changed (``replace(s, **{"verilogeval.problems_dir": "x"})``), checked again.
+
+    Returns:
+        New settings of the same kind, built (``build``) from the source mapping with the changes;
+        ConfigError as ``build`` raises it when a changed value is invalid.
+    """
     source = _deep_copy(settings.source or settings.to_dict())
     for dotted, value in changes.items():
         node = source
@@ -838,7 +919,11 @@ def _deep_copy(d: Any) -> Any:
 
 def describe(settings: Root) -> str:
     """YAML of every value, each leaf with its help text and, where it differs, its default:
-    what ``--print-config`` shows."""
+    what ``--print-config`` shows.
+
+    Returns:
+        The YAML text, one ``key: value  # help (default: D)`` line per setting, ending with a newline.
+    """
     lines: list[str] = []
     _describe(settings, type(settings), "", lines)
     return "\n".join(lines) + "\n"

@@ -50,7 +50,11 @@ _CODE_WRAP_EDGES = re.compile(r"^\s*(?:" + _CODE_WRAP + r"\s*)+|(?:\s*" + _CODE_
 
 
 def strip_code_wrapper(code: str) -> str:
-    """``code`` without chat/EOS tokens at its edges or right after ``endmodule``."""
+    """``code`` without chat/EOS tokens at its edges or right after ``endmodule``.
+
+    Returns:
+        ``code`` with the wrapper tokens removed; unchanged (the same string) when it has none.
+    """
     if "<" not in code and "[" not in code:
         return code
     return _CODE_WRAP_EDGES.sub("", code)
@@ -67,7 +71,12 @@ _BLOCK_LINE = re.compile(r"\s*(block_\d+\s*:)", re.IGNORECASE)
 def find_header(text: str, start: int = 0, line_start: bool = False) -> re.Match | None:
     """The first ``module name ... ;`` header in ``text`` (from ``start``) that is not inside a
     comment or a string (``// this module adds; ...`` is prose, not a header); with ``line_start``
-    only one that begins a line (nothing but white space before it on its line)."""
+    only one that begins a line (nothing but white space before it on its line).
+
+    Returns:
+        The header's match (``m.group(0)`` is the header text, ``m.start()``/``m.end()`` its
+        character offsets in ``text``), or None when ``text`` has no such header after ``start``.
+    """
     pos = start
     while True:
         m = _MODULE_HEADER.search(text, pos)
@@ -89,7 +98,11 @@ def find_header(text: str, start: int = 0, line_start: bool = False) -> re.Match
 
 
 def skip_leading_comments(code: str) -> int:
-    """Index of the first character of ``code`` that is neither white space nor inside a comment."""
+    """Index of the first character of ``code`` that is neither white space nor inside a comment.
+
+    Returns:
+        A character offset into ``code``; ``len(code)`` when it is all white space and comments.
+    """
     i, n = 0, len(code)
     while i < n:
         if code[i].isspace():
@@ -106,17 +119,26 @@ def skip_leading_comments(code: str) -> int:
 
 
 def starts_with_module(code: str) -> bool:
-    """True when the first thing after leading comments is ``module``/``macromodule``."""
+    """Whether the first thing after leading comments is ``module``/``macromodule``.
+
+    Returns:
+        True when ``code`` (past white space and comments) starts with the keyword, else False.
+    """
     return re.match(r"(?:macro)?module\b", code[skip_leading_comments(code):]) is not None
 
 
 def strip_wrapper(text: str) -> tuple[str, str]:
-    """Return (summary, header) from one wrapped MG-Verilog description; either may be ''.
+    """Split one wrapped MG-Verilog description into its summary and its module header.
 
     The header is what follows the *last* ``Module header:`` (prose before it may say "module
     header" too); without that marker, a header that starts a line of the text is taken. Wrapper
     tokens (``<s>``, ``[INST]``, ``<<SYS>>`` ... with or without system text or its closing tag)
-    never survive in the summary."""
+    never survive in the summary.
+
+    Returns:
+        ``(summary, header)``: the prose with wrapper tokens removed (one ``block_N:`` per line) and
+        the first ``module name ... ;`` header with its white space normalized; either may be ''.
+    """
     text = fix_unicode(text or "")
     marks = list(_HEADER_SPLIT.finditer(text))
     if marks:
@@ -153,7 +175,12 @@ def layout_header(header: str, max_chars: int | None) -> str:
         );
 
     Only white space changes. Headers with comments or compiler directives (macro uses are fine), with more than one
-    line already, or that do not parse as ``module name [#(...)] [(...)] ;`` are returned as they are."""
+    line already, or that do not parse as ``module name [#(...)] [(...)] ;`` are returned as they are.
+
+    Returns:
+        The header laid out over several lines, or ``header`` itself when it is short enough
+        (``max_chars`` None or ``len(header) <= max_chars``) or is one of the cases above.
+    """
     if max_chars is None or len(header) <= max_chars or "\n" in header or "//" in header \
             or "/*" in header or _DIRECTIVE.search(header):
         return header
@@ -203,7 +230,12 @@ _CASE = {"case", "casez", "casex"}
 
 def layout_verilog(code: str, indent: str = "  ") -> str:
     """One statement per line, begin/end nesting indented. Line breaks only replace whitespace
-    between tokens (never inside a token, string or comment), so the meaning does not change."""
+    between tokens (never inside a token, string or comment), so the meaning does not change.
+
+    Returns:
+        The code laid out one statement per line, indented by ``indent`` per nesting level;
+        '' when ``code`` has no tokens.
+    """
     tokens = [t for t in _LEX.findall(code)]
     lines: list[str] = []
     cur: list[str] = []
@@ -270,7 +302,12 @@ def rebuild_module(header: str, body: str, header_max_chars: int | None = None) 
     """Header + body as one module; a body that already starts with its header is kept whole.
     A body whose lines were joined into one is laid out one statement per line; a header this
     function assembles or reflows is laid out one port per line when longer than
-    ``header_max_chars`` (``layout_header``): those lines are ours, not the source's."""
+    ``header_max_chars`` (``layout_header``): those lines are ours, not the source's.
+
+    Returns:
+        The module's source text; ``body`` (white space normalized) unchanged when it has no
+        header and ``header`` is '' as well.
+    """
     body = normalize_code_ws(fix_unicode(body or ""))
     has_module = starts_with_module(body)
     single_line = "\n" not in body.strip()
@@ -312,7 +349,12 @@ class CleanAndUnify(Stage):
         self.header_max_chars = None if header_max_chars is None else int(header_max_chars)
 
     def process(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Clean one partition as the class docstring says; drops ``empty_code`` and ``no_header``."""
+        """Clean one partition as the class docstring says; drops ``empty_code`` and ``no_header``.
+
+        Returns:
+            ``df`` itself, modified in place: ``code``, ``header`` and ``desc_<level>`` rewritten,
+            the four ``_n_*`` counter columns (int64, 0/1 per row) added, dropped rows marked.
+        """
         fixed, rebuilt, reflowed, code_tokens = [], [], [], []
         codes, headers = [], []
         descs = {lvl: [] for lvl in self.levels}

@@ -67,7 +67,12 @@ class ExactDedup(Stage):
         self._state = None
 
     def keys(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Per row of one partition: id, ``_order`` and the 128-bit BLAKE2b hex digest of the normalised field."""
+        """Per row of one partition: id, ``_order`` and the 128-bit BLAKE2b hex digest of the normalised field.
+
+        Returns:
+            A frame with one row per row of ``df`` (same index): ``id`` (str), ``_order`` (int64) and
+            ``hash`` (32 hex characters).
+        """
         norm = normalized_code if self.config["normalize"] == "code" else collapse_spaces
         blake = hashlib.blake2b
         h = [blake(norm(t).encode("utf-8"), digest_size=16).hexdigest() for t in df[self.config["field"]].tolist()]
@@ -97,7 +102,12 @@ class ExactDedup(Stage):
                          "cluster_sizes": {str(k): hist[k] for k in sorted(hist)}}
 
     def state(self):
-        """The ``id -> first id`` table of rows to drop, as left by ``fit`` (a future on a cluster)."""
+        """The ``id -> first id`` table of rows to drop, as left by ``fit`` (a future on a cluster).
+
+        Returns:
+            A future of the ``dict[str, str]`` table with a Dask client; None with ``engine=local``
+            (``fit`` has then already put the table in ``drop_of``) or before ``fit``.
+        """
         return self._state
 
     def set_state(self, value) -> None:
@@ -113,7 +123,11 @@ class ExactDedup(Stage):
         """Drop every row of the partition that is in the table, as ``exact_duplicate`` (detail: the kept id).
         The partition's ids are looked up one by one: the table holds the whole corpus's duplicates,
         so anything that walks it (``isin(table.keys())``, ``map(table)``) costs O(duplicates) per
-        partition, O(partitions x duplicates) per pass (measured: docs/benchmarks.md, issue 15)."""
+        partition, O(partitions x duplicates) per pass (measured: docs/benchmarks.md, issue 15).
+
+        Returns:
+            ``df`` itself, its duplicate rows marked dropped through ``Stage.drop``.
+        """
         first = _lookup(self.drop_of, df["id"])
         mask = first.notna()
         if mask.any():
@@ -121,7 +135,12 @@ class ExactDedup(Stage):
         return df
 
     def summary(self):
-        """Cluster counts: clusters, rows in clusters, the largest cluster and a size histogram."""
+        """Cluster counts: clusters, rows in clusters, the largest cluster and a size histogram.
+
+        Returns:
+            A copy of ``{"clusters", "rows_in_clusters", "largest_cluster": int, "cluster_sizes":
+            {str(size): clusters}}`` ({} before ``fit``).
+        """
         return dict(self._summary)
 
 
@@ -130,14 +149,22 @@ def _item(i, seq):
 
 
 def _lookup(table: dict, ids: pd.Series) -> pd.Series:
-    """``table[id]`` for each id of the partition (None where absent), aligned with ``ids``: one
-    dict lookup per row, whatever the size of ``table``."""
+    """``table[id]`` for each id of the partition: one dict lookup per row, whatever the size of ``table``.
+
+    Returns:
+        An object Series with the index of ``ids``: the table's value per id, None where absent.
+    """
     get = table.get
     return pd.Series([get(i) for i in _as_str(ids).tolist()], index=ids.index, dtype=object)
 
 
 def _hash_buckets(keys: pd.DataFrame, buckets: int) -> list[pd.DataFrame]:
-    """The partition's keys split by hash into ``buckets`` frames (the map side of the shuffle)."""
+    """The partition's keys split by hash into ``buckets`` frames (the map side of the shuffle).
+
+    Returns:
+        ``buckets`` frames with the columns of ``keys``: frame i holds the rows whose hash's first 32
+        bits are i modulo ``buckets`` (``[keys]`` itself when ``buckets`` is 1).
+    """
     if buckets == 1:
         return [keys]
     b = keys["hash"].map(lambda h: int(h[:8], 16) % buckets).to_numpy()
@@ -145,9 +172,13 @@ def _hash_buckets(keys: pd.DataFrame, buckets: int) -> list[pd.DataFrame]:
 
 
 def _exact_clusters(*frames: pd.DataFrame) -> tuple[pd.DataFrame, tuple[int, int, int, dict[int, int]]]:
-    """One bucket (the reduce side): the rows to drop (id, first id of their cluster) and
-    (clusters, rows in clusters, largest cluster, {cluster size: clusters}). The first row in
-    input order (``_order``) of a cluster stays."""
+    """One bucket (the reduce side). The first row in input order (``_order``) of a cluster stays.
+
+    Returns:
+        ``(drops, stats)``: the rows to drop, a frame of ``id`` and ``first`` (the id of their
+        cluster's kept row), and ``(clusters, rows in clusters, largest cluster, {cluster size:
+        clusters})`` counted over clusters of two or more rows.
+    """
     keys = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["id", "_order", "hash"])
     if keys.empty:
         return pd.DataFrame({"id": [], "first": []}, dtype=object), (0, 0, 0, {})
@@ -205,7 +236,11 @@ class FuzzyDedup(Stage):
     def keys(self, df: pd.DataFrame) -> pd.DataFrame:
         """The LSH band keys of every row (``band_keys``): its MinHash signature (on a GPU worker
         through torch) cut into ``bands`` bands of ``rows`` values. The signatures themselves stay
-        in this task."""
+        in this task.
+
+        Returns:
+            The ``band_keys`` frame: ``len(df) x bands`` rows of ``band``, ``v0..v<rows-1>`` and ``_order``.
+        """
         c = self.config
         backend = c["backend"] if c["backend"] != "auto" else ("torch" if _cuda_here() else "numpy")
         hasher = MinHasher(c["num_perm"], c["seed"], backend)
@@ -266,7 +301,11 @@ class FuzzyDedup(Stage):
 
     def state(self):
         """The decision where it lives after ``fit``: a future of the drop table on a worker (dask),
-        or None with ``engine=local`` (then ``drop_of`` is already here)."""
+        or None with ``engine=local`` (then ``drop_of`` is already here).
+
+        Returns:
+            The future of the ``dict[str, tuple[str, float]]`` drop table, or None.
+        """
         return self._state
 
     def set_state(self, value) -> None:
@@ -275,7 +314,11 @@ class FuzzyDedup(Stage):
 
     def decisions(self, engine) -> dict[str, tuple[str, float]]:
         """The drop table ``id -> (kept id, Jaccard)`` brought to this process (tests and
-        benchmarks; the pipeline leaves it on the workers). O(near duplicates)."""
+        benchmarks; the pipeline leaves it on the workers). O(near duplicates).
+
+        Returns:
+            A new dict: dropped id -> (kept id, Jaccard rounded to 3 places).
+        """
         return dict(self.drop_of) if self._state is None else engine.gather([self._state])[0]
 
     def __getstate__(self):
@@ -285,7 +328,11 @@ class FuzzyDedup(Stage):
 
     def process(self, df):
         """Drop the partition's rows found in ``fit`` as ``near_duplicate`` (detail: the kept id and
-        the Jaccard); one lookup per row, as ``ExactDedup.process``."""
+        the Jaccard); one lookup per row, as ``ExactDedup.process``.
+
+        Returns:
+            ``df`` itself, its near-duplicate rows marked dropped through ``Stage.drop``.
+        """
         hit = _lookup(self.drop_of, df["id"])
         mask = hit.notna()
         if mask.any():
@@ -293,15 +340,26 @@ class FuzzyDedup(Stage):
         return df
 
     def summary(self):
-        """Candidate and verified pair counts and the cluster counts and size histogram."""
+        """Candidate and verified pair counts and the cluster counts and size histogram.
+
+        Returns:
+            A copy of the summary (``candidate_pairs``, ``verified_pairs``, ``verified_via_keeper``,
+            ``clusters``, ``rows_in_clusters``, ``largest_cluster``: int; ``cluster_sizes``: {str(size):
+            clusters}); {} before ``fit``.
+        """
         return dict(self._summary)
 
 
 def band_keys(sigs: np.ndarray, order: np.ndarray, bands: int, rows: int) -> pd.DataFrame:
-    """LSH band keys: one row per (document, band) with ``band`` (int32), the band's ``rows``
-    signature values ``v0..v<rows-1>`` (uint32, the exact key: no hash, so no collision can
-    join two buckets) and the document's ``_order`` (int64). ``sigs``: (n, num_perm) uint32.
-    Size: 4 + 4 x rows + 8 bytes per band, 20 x 44 = 880 bytes a document with the defaults."""
+    """LSH band keys of documents' MinHash signatures. ``sigs``: ``[n, num_perm]`` uint32;
+    ``order``: ``[n]`` the documents' ``_order``.
+
+    Returns:
+        A frame of ``n x bands`` rows, one per (document, band), band-major: ``band`` (int32), the
+        band's ``rows`` signature values ``v0..v<rows-1>`` (uint32, the exact key: no hash, so no
+        collision can join two buckets) and the document's ``_order`` (int64). Size: 4 + 4 x rows +
+        8 bytes per band, 20 x 44 = 880 bytes a document with the defaults.
+    """
     n = sigs.shape[0]
     cols: dict[str, np.ndarray] = {"band": np.repeat(np.arange(bands, dtype=np.int32), n)}
     for j in range(rows):
@@ -311,10 +369,13 @@ def band_keys(sigs: np.ndarray, order: np.ndarray, bands: int, rows: int) -> pd.
 
 
 def band_pairs(keys: pd.DataFrame, rows: int, max_bucket: int) -> np.ndarray:
-    """The candidate pairs of the LSH buckets in ``keys`` (band-key rows, each bucket whole):
-    (k, 2) int64 ``_order`` pairs (lo < hi), unique, sorted. A bucket of more than ``max_bucket``
-    documents links every member to its first (lowest ``_order``) member only, as
-    ``minhash.lsh_candidates`` does; smaller buckets give every pair."""
+    """The candidate pairs of the LSH buckets in ``keys`` (band-key rows, each bucket whole).
+    A bucket of more than ``max_bucket`` documents links every member to its first (lowest
+    ``_order``) member only, as ``minhash.lsh_candidates`` does; smaller buckets give every pair.
+
+    Returns:
+        ``[k, 2]`` int64 array of ``_order`` pairs (lo < hi), unique, sorted; ``[0, 2]`` when none.
+    """
     if len(keys) < 2:
         return np.zeros((0, 2), dtype=np.int64)
     vals = [keys[f"v{j}"].to_numpy() for j in range(rows)]
@@ -346,10 +407,15 @@ def band_pairs(keys: pd.DataFrame, rows: int, max_bucket: int) -> np.ndarray:
 
 def candidate_graph(*pairs: np.ndarray, groups: int):
     """The candidate pairs of every bucket joined (a pair found in several bands counts once) and
-    cut into connected components, spread over ``groups`` groups by their first ``_order``:
-    ([pairs of group g], (nodes, group of each node), number of candidate pairs). Components by
-    label propagation with pointer jumping (vectorised; each label ends as the component's
-    lowest node)."""
+    cut into connected components, spread over ``groups`` groups by their first ``_order``.
+    Components by label propagation with pointer jumping (vectorised; each label ends as the
+    component's lowest node).
+
+    Returns:
+        ``(group_pairs, (nodes, group), n_pairs)``: ``groups`` int64 arrays ``[k_g, 2]`` of the
+        pairs of group g; ``nodes`` ``[m]`` the sorted ``_order`` values in any pair and ``group``
+        ``[m]`` int64 the group of each; ``n_pairs`` the number of unique candidate pairs.
+    """
     allp = np.unique(np.concatenate(pairs), axis=0) if pairs and any(len(p) for p in pairs) \
         else np.zeros((0, 2), dtype=np.int64)
     nodes, inv = np.unique(allp.reshape(-1), return_inverse=True)
@@ -375,7 +441,12 @@ def _pairs_of(g: int, graph):
 
 def candidate_rows(df: pd.DataFrame, nodes, stage: FuzzyDedup, groups: int) -> list[pd.DataFrame]:
     """The rows of this partition that are in the candidate graph: ``_order``, ``id`` and their
-    shingle set (uint64 array), one frame per component group."""
+    shingle set (uint64 array), one frame per component group.
+
+    Returns:
+        ``groups`` frames of ``_order`` (int64), ``id`` (str) and ``sh`` (object: a uint64 array of
+        shingle hashes per row); frame g holds the rows whose component is in group g.
+    """
     order_nodes, node_group = nodes
     order = df["_order"].to_numpy(dtype="int64")
     if len(order_nodes) == 0 or len(order) == 0:
@@ -393,8 +464,12 @@ def candidate_rows(df: pd.DataFrame, nodes, stage: FuzzyDedup, groups: int) -> l
 
 def verify_group(pairs: np.ndarray, *rows: pd.DataFrame, threshold: float):
     """One group of components: the candidate pairs checked with the exact Jaccard of their
-    shingle sets, then ``keep_first`` in input order. Returns (drops: id, kept id, Jaccard
-    rounded to 3 places; (verified pairs, keeper checks, {cluster size: clusters}))."""
+    shingle sets, then ``keep_first`` in input order.
+
+    Returns:
+        ``(drops, stats)``: a frame of ``id``, ``kept`` (kept id) and ``jaccard`` (rounded to 3
+        places), and ``(verified pairs, keeper checks, {cluster size: clusters})``.
+    """
     got = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["_order", "id", "sh"])
     sh = dict(zip(got["_order"].tolist(), got["sh"]))
     ids = dict(zip(got["_order"].tolist(), got["id"]))
@@ -439,7 +514,12 @@ def keep_first(edges: dict[int, dict[int, float]], threshold: float,
     the highest Jaccard; otherwise it is kept (even when it is similar to a dropped row: A~B and
     B~C with A !~ C drop B only). ``similarity(i, j)``, when given, is asked for the kept rows of a
     row's dropped neighbours that are not its own neighbours (an LSH miss must not keep a true
-    duplicate of a kept row). Returns ({dropped: (kept, jaccard)}, number of such extra checks)."""
+    duplicate of a kept row).
+
+    Returns:
+        ``(keep_of, extra)``: dropped row -> (kept row, Jaccard), and the number of extra
+        ``similarity`` checks made.
+    """
     keep_of: dict[int, tuple[int, float]] = {}
     kept: set[int] = set()
     extra = 0

@@ -133,7 +133,13 @@ class Engine:
     # only what the driver needs - drop reasons, counts, dedup keys - comes back with ``gather``.
     def partitions(self, df: pd.DataFrame) -> list:
         """Split a frame into partitions of about ``partition_rows`` rows (at least two per worker on
-        a cluster) in row order; on a cluster they are scattered to the workers."""
+        a cluster) in row order; on a cluster they are scattered to the workers.
+
+        Returns:
+            ``ceil(len(df) / partition_rows)`` partitions (at least one; on a cluster at least
+            ``min(len(df), 2 x workers)``), each a slice of ``df`` with its index reset: Dask futures
+            on a cluster, pandas frames with engine=local.
+        """
         df = df.reset_index(drop=True)
         nparts = max(1, -(-len(df) // self.partition_rows))
         if self.client is not None:
@@ -145,20 +151,33 @@ class Engine:
 
     def map(self, func: Callable, parts: Sequence, *iterables: Sequence) -> list:
         """``func(part, *args)`` for every partition (and the matching items of ``iterables``):
-        futures on a cluster (computed there, in parallel), values with engine=local."""
+        futures on a cluster (computed there, in parallel), values with engine=local.
+
+        Returns:
+            One result per partition, in partition order: futures on a cluster, values with engine=local.
+        """
         if self.client is None:
             return [func(*args) for args in zip(parts, *iterables)]
         return self.client.map(func, parts, *iterables, pure=False)
 
     def submit(self, func: Callable, *args: Any) -> Any:
         """One task ``func(*args)`` (arguments may be futures of earlier tasks: they are fetched
-        worker to worker, never through this process); a future, or the value with engine=local."""
+        worker to worker, never through this process).
+
+        Returns:
+            A future of the task's value on a cluster; the value itself with engine=local.
+        """
         if self.client is None:
             return func(*args)
         return self.client.submit(func, *args, pure=False)
 
     def gather_each(self, parts: Sequence, done: Callable[[Any], None]) -> list:
-        """Like ``gather``, calling ``done(value)`` as each task finishes (progress bars)."""
+        """Like ``gather``, calling ``done(value)`` as each task finishes (progress bars).
+
+        Returns:
+            The values, in the order of ``parts`` (not of completion); an exception raised inside a
+            task is raised here.
+        """
         if self.client is None:
             values = list(parts)
             for v in values:
@@ -182,7 +201,12 @@ class Engine:
         than P2P for these narrow numeric frames, which P2P spills to disk); the data moves worker
         to worker and the result stays there (futures, in no particular order). With engine=local
         the same grouping by ``pandas.util.hash_pandas_object`` in this process. ``meta``: an
-        empty frame with the columns and dtypes of the items."""
+        empty frame with the columns and dtypes of the items.
+
+        Returns:
+            ``npartitions`` frames (futures on a cluster, in no particular order), or [] when
+            ``frames`` is empty.
+        """
         frames = list(frames)
         n = max(1, int(npartitions))
         if not frames:
@@ -202,16 +226,29 @@ class Engine:
         return futures_of(out)
 
     def gather(self, parts: Sequence) -> list:
-        """The values (brought to this process); exceptions raised inside a task surface here."""
+        """The values (brought to this process); exceptions raised inside a task surface here.
+
+        Returns:
+            A list of the values, in the order of ``parts``.
+        """
         return list(parts) if self.client is None else self.client.gather(list(parts))
 
     def collect(self, func: Callable, parts: Sequence) -> pd.DataFrame:
-        """``func`` on every partition, the results concatenated here (e.g. the keys a dedup needs)."""
+        """``func`` on every partition, the results concatenated here (e.g. the keys a dedup needs).
+
+        Returns:
+            One frame of all partitions' results, index reset (an empty frame when there are none).
+        """
         frames = self.gather(self.map(func, parts))
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def describe(self) -> str:
-        """One line on where the tasks run, for the log and the report."""
+        """One line on where the tasks run, for the log and the report.
+
+        Returns:
+            ``"this process (engine=local)"``, ``"dask cluster at ADDRESS"`` or ``"dask LocalCluster (N workers)"``
+            (``LocalCUDACluster`` with GPUs).
+        """
         if self.mode == "local":
             return "this process (engine=local)"
         if self.scheduler:

@@ -171,7 +171,12 @@ class MinHasher:
     def _segment_min(self, x: np.ndarray, seg: np.ndarray, buf: np.ndarray | None = None) -> np.ndarray:
         """Per-document minimum of every hash function over ``x`` (the documents' shingles, one
         after the other; ``seg``: shingles per document): (len(seg), num_perm) uint32. ``buf``: a
-        uint64 scratch array of at least num_perm x len(x) elements (None: one is allocated)."""
+        uint64 scratch array of at least num_perm x len(x) elements (None: one is allocated).
+
+        Returns:
+            ``[len(seg), num_perm]`` uint32 array: row d holds the minimum of each hash function
+            over document d's shingles.
+        """
         if self.backend == "torch":
             return self._segment_min_torch(x, seg)
         # (num_perm, shingles) in place, each document's shingles contiguous along axis 1, and

@@ -107,14 +107,27 @@ class PipelineError(RuntimeError):
 
 def settings_of(cfg: dict[str, Any] | CurateSettings) -> CurateSettings:
     """The typed curation settings (``sft_playbook.settings.CurateSettings``) of a config mapping
-    (checked: ConfigError with one line naming the key) or the settings themselves."""
+    (checked: ConfigError with one line naming the key) or the settings themselves.
+
+    Returns:
+        ``CurateSettings`` (``cfg`` itself when it already is one).
+    """
     return build("curate", cfg)
 
 
 def build_stages(cfg: dict[str, Any] | CurateSettings) -> list[Stage]:
     """The recipe: an ordered list of configured stages. A section with ``enabled: false`` is left out.
     Every setting is checked before any work: types, choices, ranges, split and levels by the typed
-    settings, the rest by the stages' constructors (keyword arguments, named)."""
+    settings, the rest by the stages' constructors (keyword arguments, named).
+
+    Returns:
+        The enabled stages in recipe order (clean, module index, rules, PII, decontamination, both
+        views, exact then fuzzy dedup).
+
+    Raises:
+        ConfigError: a stage's constructor refuses a setting (TypeError/ValueError), one line naming
+            the config section; or the mapping is invalid (``settings_of``).
+    """
     s = settings_of(cfg)
     levels = list(s.levels)
     desc = [f"desc_{lvl}" for lvl in levels]
@@ -166,7 +179,17 @@ def build_stages(cfg: dict[str, Any] | CurateSettings) -> list[Stage]:
 def plan_sources(cfg: dict[str, Any] | CurateSettings) -> list[dict[str, Any]]:
     """Which files to read, per source, without reading a row: [{spec, files, origin, convert_to}]
     (hub sources are downloaded here, on the driver: files are what travels, not rows;
-    ``convert_to``: the download folder that gets ``records.jsonl``)."""
+    ``convert_to``: the download folder that gets ``records.jsonl``).
+
+    Returns:
+        One dict per source read: ``spec`` (the source spec), ``files`` (Paths), ``origin`` ("hub",
+        "local" or "offline sample DIR"), ``convert_to`` (Path or None) and ``licence`` (a dict).
+
+    Raises:
+        SourceError: a source lacks a field for a configured level, a download holds no data file for
+            its split, a local path does not exist, or the offline sample has no ``*.jsonl``.
+        DownloadError: a hub download failed and ``download.fallback_to_sample`` is false.
+    """
     st = settings_of(cfg)
     levels = list(st.levels)
     dl = st.download
@@ -229,7 +252,12 @@ def plan_sources(cfg: dict[str, Any] | CurateSettings) -> list[dict[str, Any]]:
 
 def load_sources(cfg: dict[str, Any] | CurateSettings) -> tuple[pd.DataFrame, list[dict[str, Any]], BadLines]:
     """Every source row in one frame on the driver (small data, tests and notebooks only: the
-    pipeline itself reads the sources on the workers, see ``read_partitions``)."""
+    pipeline itself reads the sources on the workers, see ``read_partitions``).
+
+    Returns:
+        ``(rows, origins, bad)``: the records frame (``records_frame``), one dict per source (name,
+        origin, rows, licence fields) and the bad input lines met (``BadLines``).
+    """
     cfg = settings_of(cfg)
     levels, on_bad = list(cfg.levels), cfg.on_bad_line
     bad = BadLines()
@@ -251,7 +279,15 @@ def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any] | CurateSett
     3. number (workers): ids and ``_order`` from the offsets the driver added up from the counts;
        a hub source's converted records are written as part files, joined into records.jsonl.
     4. ids unique (workers): ids hashed into buckets, repeats looked for per bucket.
-    Returns (partitions, origins, bad lines, rows read)."""
+
+    Returns:
+        ``(partitions, origins, bad, rows_read)``: the partitions (futures on a cluster, frames with
+        engine=local), one dict per source (name, origin, rows, licence fields), the bad input lines
+        (``BadLines``) and the number of rows read (the next ``_order``).
+
+    Raises:
+        SourceError: an id occurs more than once (the first repeat in input order, file:line named).
+    """
     cfg = settings_of(cfg)
     levels, on_bad = list(cfg.levels), cfg.on_bad_line
     files = [(k, str(f)) for k, src in enumerate(plan) for f in src["files"]]
@@ -311,7 +347,11 @@ def _without_where(df: pd.DataFrame) -> pd.DataFrame:
 
 # -- the stage loop ---------------------------------------------------------------------------------
 def chains(stages: list[Stage]) -> list[list[Stage]]:
-    """Split the recipe into chains: a global stage (dedup) starts a new one."""
+    """Split the recipe into chains: a global stage (dedup) starts a new one.
+
+    Returns:
+        The stages in order, cut into lists: each starts with the first stage or a global stage.
+    """
     out: list[list[Stage]] = []
     for st in stages:
         if not out or st.is_global:
@@ -322,7 +362,12 @@ def chains(stages: list[Stage]) -> list[list[Stage]]:
 
 def drop_summary(gone: pd.DataFrame, n_stages: int) -> list[dict[str, Any]]:
     """Per stage of a chain: rows dropped per reason and the first EXAMPLES_PER_REASON (id,
-    detail) per reason, in partition order - what the driver needs of the dropped rows."""
+    detail) per reason, in partition order - what the driver needs of the dropped rows.
+
+    Returns:
+        ``n_stages`` dicts, one per stage of the chain: ``{"dropped": {reason: rows}, "examples":
+        {reason: [{"id", "detail"}, ...]}}``.
+    """
     out = []
     for i in range(n_stages):
         mine = gone[gone[STAGE_COL] == i]
@@ -342,7 +387,14 @@ def _pass(part, index: int, states: list, chain: Chain, keys_of: Stage | None, k
     columns, the counter totals and, on the kept rows, the keys the next global stage's ``fit``
     needs. ``load`` turns the item into the partition first (e.g. reads a file) and
     ``finish(kept, index)`` consumes the kept rows at the end (e.g. writes them) in the same
-    task; its result replaces them."""
+    task; its result replaces them.
+
+    Returns:
+        ``(kept, gone, report, keys)``: the kept rows (None with ``finish``), the dropped rows (None
+        unless ``keep_gone``), the report dict (``rows``, ``drops``, ``gone_columns``, ``sums``,
+        ``keys``, ``finished``) and the next global stage's keys when it computes them on the
+        workers (else None: they travel in the report).
+    """
     for stage, value in zip(chain.stages, states):
         if value is not None:
             stage.set_state(value)
@@ -360,7 +412,11 @@ def _pass(part, index: int, states: list, chain: Chain, keys_of: Stage | None, k
 
 
 def _union(column_lists: list[list[str]]) -> list[str]:
-    """The columns of the partitions' concatenation, in order of first appearance."""
+    """The columns of the partitions' concatenation, in order of first appearance.
+
+    Returns:
+        The column names, each once.
+    """
     return list(dict.fromkeys(c for cols in column_lists for c in cols))
 
 
@@ -450,7 +506,15 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
     ``checkpoints``: every finished pass is saved there (partitions and statistics); the passes it
     already lists are not run again (``parts`` is then ignored unless no pass is listed): the
     partitions of the last one are read back by the workers, and the next global stage computes
-    its keys from them."""
+    its keys from them.
+
+    Returns:
+        ``(kept, stats)``: the kept rows as above, and one ``StageStats`` per stage, in order.
+
+    Raises:
+        PipelineError: the checkpoint lists more passes than the recipe has, or a stage dropped all
+            remaining rows.
+    """
     stats: list[StageStats] = []
     groups = chains(stages)
     done = list(checkpoints.passes) if checkpoints is not None else []
@@ -571,7 +635,13 @@ def kept_summary(df: pd.DataFrame, top: int = 20) -> dict[str, Any]:
     """What the driver needs of one partition's kept rows (on a worker): the ids (a pyarrow
     string array, ~20 bytes a row, for the split) and, for the report, the rows marked with a
     submodule defined nowhere or an interface mismatch: how many, the module names with counts
-    (first appearance first) and the first ``top`` ids."""
+    (first appearance first) and the first ``top`` ids.
+
+    Returns:
+        ``{"ids": ...}`` (a pyarrow large_string array, or a list of str where pyarrow cannot hold
+        them), plus, when the compile check ran, ``"unresolved": {"rows", "ids", "missing_modules",
+        "interface_mismatch"}``.
+    """
     ids = df["id"].astype(str).tolist()
     try:
         import pyarrow as pa
@@ -608,7 +678,11 @@ def _nth(seq, i: int):
 
 def partition_ranks(seed: int, *ids) -> list[np.ndarray]:
     """``split_ranks`` over the partitions' kept ids (in partition order), cut back into one
-    array of ranks per partition (runs on a worker)."""
+    array of ranks per partition (runs on a worker).
+
+    Returns:
+        One array per partition (``split_ranks``' dtype), ``len(ids[p])`` ranks each, in row order.
+    """
     if ids and all(not isinstance(i, list) for i in ids):
         import pyarrow as pa
 
@@ -624,7 +698,12 @@ def unresolved_report(*summaries: dict[str, Any], top: int = 20) -> dict[str, An
     interface mismatch: how many, the ``top`` most frequent missing / mismatched modules and the
     first ``top`` ids (input order); {} without a compile check. ``summaries``: the
     ``kept_summary`` of every partition, in order (the pipeline runs this on a worker: the name
-    counts of all partitions grow with the corpus, the answer does not)."""
+    counts of all partitions grow with the corpus, the answer does not).
+
+    Returns:
+        ``{"unresolved_rows_written", "missing_modules", "interface_mismatch", "unresolved_ids"}``
+        (name -> rows for the ``top`` most frequent names), or {} without a compile check.
+    """
     out: dict[str, Any] = {}
     marked = [s["unresolved"] for s in summaries if "unresolved" in s]
     if marked:
@@ -645,7 +724,12 @@ def hierarchy_report(kept, stats: list[StageStats], top: int = 20, unresolved: d
     """The module index's summary, the compile check's standards and, among the rows written, those
     kept with a submodule defined nowhere (``unresolved_report``). ``kept``: the kept rows (a
     frame) or the ``kept_summary`` of every partition, in order; or ``unresolved``: that part,
-    computed already (on a worker)."""
+    computed already (on a worker).
+
+    Returns:
+        A dict: ``module_index`` (its summary, when the stage ran), ``standards`` and the compile
+        check's counters (when it ran), and the keys of ``unresolved_report``.
+    """
     out: dict[str, Any] = {}
     index = next((s for s in stats if s.name == "module_index"), None)
     if index is not None:
@@ -670,7 +754,11 @@ def _rows_of(summary: dict[str, Any]) -> int:
 def work_folder(cfg: dict[str, Any] | CurateSettings, out_dir: Path) -> Path:
     """The run's folder for part files (``work_dir``; null: ``.<output_dir name>.work`` beside
     output_dir). The workers write there, so on a cluster it must be on a file system they all
-    see. Only a folder holding the marker ``.curate-work`` is ever emptied."""
+    see. Only a folder holding the marker ``.curate-work`` is ever emptied.
+
+    Returns:
+        The folder's path (``work_dir`` resolved, or beside ``out_dir``); it is not created here.
+    """
     wd = settings_of(cfg).work_dir
     return resolve(wd) if wd else out_dir.parent / f".{out_dir.name}.work"
 
@@ -680,7 +768,11 @@ WORK_MARKER = ".curate-work"
 
 def run_fingerprint(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str, Any]]) -> str:
     """What a checkpoint must match to be resumed: the config (without where and how it runs)
-    and every source file's path, size and modification time."""
+    and every source file's path, size and modification time.
+
+    Returns:
+        The sha256 of both, as 64 hex characters.
+    """
     import hashlib
 
     conf = {k: v for k, v in settings_of(cfg).source.items() if k not in ("resume", "engine", "output_dir", "dropped_dir", "work_dir")}
@@ -704,12 +796,20 @@ def fresh_work_folder(work: Path) -> None:
 
 
 def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -> dict[str, Any]:
-    """Run the whole recipe; returns the report (also written to output_dir).
+    """Run the whole recipe.
 
     ``cfg``: the typed settings, or a config mapping (checked first: ConfigError naming the key).
     The rows never come to this process: the workers read the shards, run the passes, write the
     dropped rows and the splits; this process sees offsets, counts, examples, the keys of the
-    global stages and the kept ids (for the split)."""
+    global stages and the kept ids (for the split).
+
+    Returns:
+        The report (the dict written as curation_report.json in output_dir).
+
+    Raises:
+        PipelineError: the sources gave 0 records, or the split files do not hold the expected rows
+            per level (also from ``run_stages``, and for a work folder that is not ours).
+    """
     cfg = settings_of(cfg)                   # every setting checked before any work (split, levels, stages)
     out_dir = resolve(cfg.output_dir)
     dropped_dir = resolve(cfg.dropped_dir) if cfg.dropped_dir else None
@@ -824,7 +924,11 @@ def log_timings(cfg: CurateSettings, marks: dict[str, float], passes: list[dict[
 
 def _write_outputs(out_dir: Path, rows_kept: int, levels, cfg, rows_read: int, origins, bad, stats,
                    unresolved: dict[str, Any], sizes) -> dict[str, Any]:
-    """The report (json, md, funnel png) in out_dir; returns it."""
+    """The report (json, md, funnel png) in out_dir.
+
+    Returns:
+        The report dict that was written.
+    """
     redactions: dict[str, int] = {}
     for st in stats:
         for k, v in st.counters.items():
@@ -856,7 +960,11 @@ REPORT_FILES = ("curation_report.json", "curation_report.md", "curation_funnel.p
 def foreign_entries(out_dir: Path, levels: list[str]) -> list[str]:
     """Entries of an existing output folder that a run does not write and that are not a previous
     run's outputs: they are carried over into the new set. A previous run's level folders
-    (holding train/validation/test.jsonl) and report files are replaced, not kept."""
+    (holding train/validation/test.jsonl) and report files are replaced, not kept.
+
+    Returns:
+        The entries' names, sorted; [] when ``out_dir`` does not exist.
+    """
     if not out_dir.is_dir():
         return []
     keep = []

@@ -83,7 +83,11 @@ def main(cfg: SftSettings | dict, steps: list[str], args=None) -> int:
 
 def lr_at(step: int, tcfg: TrainSettings | dict) -> float:
     """Linear warmup to lr, then cosine down to lr * min_lr_ratio at max_steps. `step` counts from 0.
-    ``tcfg``: the ``train:`` settings (a mapping is checked: ConfigError naming ``train.<key>``)."""
+    ``tcfg``: the ``train:`` settings (a mapping is checked: ConfigError naming ``train.<key>``).
+
+    Returns:
+        The learning rate for optimizer step ``step`` (a float, in the units of ``train.lr``).
+    """
     tcfg = as_section(TrainSettings, tcfg, "train")
     lr, warm, total = tcfg.lr, tcfg.warmup_steps, tcfg.max_steps
     if step < warm:
@@ -97,7 +101,12 @@ def loss_sum_and_count(model, batch, device, autocast_dtype):
     """Sum of token cross-entropies over the output tokens of a micro-batch, and their count.
 
     `model` is a `fast.LossModel` (possibly wrapped by DDP / FSDP2): the loss is computed inside its
-    forward, as the full fp32 logits or chunked (train.loss)."""
+    forward, as the full fp32 logits or chunked (train.loss).
+
+    Returns:
+        ``(loss_sum, n_tokens)``: 0-d tensors on ``device``: the summed cross-entropy in nats over the
+        micro-batch's output tokens (targets not -100) and the number of those tokens.
+    """
     import torch
 
     batch = {k: (v.to(device, non_blocking=True) if hasattr(v, "to") else v) for k, v in batch.items()}
@@ -115,7 +124,12 @@ def wrap_parallel(loss_module, parallel: str, world: int, device, autocast_dtype
     (None: DDP's default, 25 MB). reduce_bf16: gradients cross the link in bf16 (FSDP2 reduce_dtype,
     DDP's bf16 compression hook): half the bytes, bf16 rounding of each rank's contribution.
     fsdp_prefetch: FSDP2 issues layer i+1's all-gather when layer i starts its forward (i-1's when i
-    starts its backward) instead of when the next layer is reached."""
+    starts its backward) instead of when the next layer is reached.
+
+    Returns:
+        The module to train: ``loss_module`` itself (one process, or sharded in place by FSDP2), or a
+        ``DistributedDataParallel`` wrapping it.
+    """
     import torch
 
     if world <= 1:
@@ -150,7 +164,11 @@ def wrap_parallel(loss_module, parallel: str, world: int, device, autocast_dtype
 
 def build_optimizer(params, lr: float, betas, weight_decay: float, fused: bool = True):
     """AdamW over `params` (the fp32 master weights); fused: torch's fused implementation (one kernel
-    for the whole update), else its default (foreach)."""
+    for the whole update), else its default (foreach).
+
+    Returns:
+        A ``torch.optim.AdamW`` over ``params``.
+    """
     import torch
 
     return torch.optim.AdamW(params, lr=lr, betas=tuple(float(b) for b in betas), weight_decay=weight_decay,
@@ -169,8 +187,12 @@ def train_step(model, optimizer, micro_batches: list[dict], device, autocast_dty
     ranks): exact under accumulation, packing and uneven lengths. DDP skips the gradient all-reduce on
     all but the last micro-batch; FSDP2 does too when fsdp_sync_every_micro_batch is False (it then
     keeps unsharded fp32 gradients between micro-batches).
-    Returns (summed loss over all ranks, output tokens of all ranks, real tokens of all ranks,
-    gradient norm before clipping), all tensors on `device` (nothing waits for the GPU)."""
+
+    Returns:
+        ``(loss_sum, n_tokens, real_tokens, grad_norm)``: the summed token loss (nats) and output
+        tokens of all ranks, the real (non-pad) input tokens of all ranks, and the gradient norm before
+        clipping; 0-d tensors on ``device`` (nothing waits for the GPU).
+    """
     import torch
     import torch.distributed as dist
 
@@ -427,7 +449,13 @@ class SFTRecipe:
 
     def collate(self, items, train: bool = True):
         """A micro-batch: padded / 4D-masked (sdpa) or one row with sample boundaries (varlen).
-        Validation items are single examples, never packed."""
+        Validation items are single examples, never packed.
+
+        Returns:
+            The batch dict of CPU tensors: ``fast.collate_varlen``'s (``[1, T]`` rows and
+            ``cu_seq_lens``) with varlen attention, else ``data.collate``'s (``[batch, seq_len]``
+            tensors and a 2D or 4D attention mask).
+        """
         if self.attention == "varlen":
             # training rows get a fixed width under torch.compile, so the compiled layers see one shape
             pad_to = self.micro * self.dcfg.max_seq_len if self.compiled and train else None
@@ -436,7 +464,11 @@ class SFTRecipe:
         return D.collate(items, self.pad_id, self.packed and train, additive_mask=self.attention == "eager")
 
     def validate(self) -> float:
-        """Mean token loss over the validation split (every rank takes its share)."""
+        """Mean token loss over the validation split (every rank takes its share).
+
+        Returns:
+            The mean cross-entropy per output token, in nats, over all ranks (0.0 with no output tokens).
+        """
         import torch
         import torch.distributed as dist
 
@@ -456,7 +488,11 @@ class SFTRecipe:
     def _full_state(self):
         """Trainable weights and optimizer state as full (unsharded) CPU tensors keyed by parameter
         name, the same under one process, DDP and FSDP2 (torch.distributed.checkpoint.state_dict);
-        rank 0 gets them (the other ranks of FSDP get empty dicts)."""
+        rank 0 gets them (the other ranks of FSDP get empty dicts).
+
+        Returns:
+            ``(model_state, optimizer_state)``: the full state dicts, keyed by parameter name.
+        """
         from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
                                                              get_optimizer_state_dict)
 
@@ -506,7 +542,12 @@ class SFTRecipe:
         self.tokenizer.save_pretrained(folder)
 
     def load_weights(self, model, ckpt: Path) -> None:
-        """The checkpoint's weights into the plain (not yet DDP / FSDP) model: the same on every rank."""
+        """The checkpoint's weights into the plain (not yet DDP / FSDP) model: the same on every rank.
+
+        Raises:
+            ModelError: the checkpoint's weights do not match the model (a LoRA adapter with unexpected
+                keys, or full weights with missing or unexpected keys).
+        """
         from safetensors.torch import load_file
 
         if self.tcfg.method == "lora":
@@ -527,8 +568,16 @@ class SFTRecipe:
                              f"unexpected {unexpected[:3]}")
 
     def load_checkpoint(self, ckpt: Path) -> int:
-        """Optimizer state, data position and RNG from the checkpoint (weights: `load_weights`);
-        returns the step to continue at. Loads under any parallel mode and world size."""
+        """Optimizer state, data position and RNG from the checkpoint (weights: `load_weights`).
+        Loads under any parallel mode and world size.
+
+        Returns:
+            The optimizer step to continue at (the checkpoint's step count).
+
+        Raises:
+            ResumeError: the training examples' digest differs from the checkpoint's (the train split or
+                its formatting changed).
+        """
         import torch
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
@@ -593,8 +642,13 @@ class SFTRecipe:
             dist.barrier()
 
     def restore_best(self, last_val: float | None) -> dict | None:
-        """The kept best weights back into the model when they beat the last validation (None: nothing
-        restored); returns {step, val_loss, last_val_loss} of what the final model is."""
+        """The kept best weights back into the model when they beat the last validation.
+
+        Returns:
+            ``{"step", "val_loss", "last_val_loss"}`` of the best checkpoint restored (losses in
+            nats per token; last_val_loss None when there was no last validation), or None when
+            nothing was restored (no best kept, or the last validation is as good).
+        """
         from safetensors.torch import load_file
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
@@ -704,10 +758,15 @@ RESUME_ADAPTS = {
 
 
 def check_resume_settings(old: dict, new: dict, ckpt: Path, quiet: bool = False) -> dict:
-    """Compare the checkpoint's settings with this run's. Raises ResumeError (one line: which key,
-    from what to what, why) for a change resume cannot follow; logs how each other change is
-    followed (quiet: not logged, for ranks other than 0). Returns {key: (old, new)} of the changes
-    followed."""
+    """Compare the checkpoint's settings with this run's; logs how each change is followed (quiet:
+    not logged, for ranks other than 0).
+
+    Returns:
+        ``{dotted key: (old, new)}`` of the changes followed (keys of ``RESUME_ADAPTS``).
+
+    Raises:
+        ResumeError: one line (which key, from what to what, why) for a change resume cannot follow.
+    """
     def flat(cfg):
         out = {k: cfg.get(k) for k in RESUME_TOP if k in cfg}
         for sec in RESUME_SECTIONS:
@@ -743,7 +802,11 @@ def check_resume_settings(old: dict, new: dict, ckpt: Path, quiet: bool = False)
 
 
 def examples_digest(examples: list[dict]) -> str:
-    """sha256 over the training examples (ids, token ids, targets): the data a stream position means."""
+    """sha256 over the training examples (ids, token ids, targets): the data a stream position means.
+
+    Returns:
+        The digest as 64 hex characters.
+    """
     import hashlib
     from array import array
 
@@ -757,7 +820,11 @@ def examples_digest(examples: list[dict]) -> str:
 
 def _named_optimizer_state(model, optim_sd: dict) -> dict:
     """A plain `optimizer.state_dict()` (parameters by position, as format 1 saved under one
-    process or DDP) keyed by parameter name instead, the form set_optimizer_state_dict loads."""
+    process or DDP) keyed by parameter name instead, the form set_optimizer_state_dict loads.
+
+    Returns:
+        ``{"state": {name: state}, "param_groups": [...]}`` with each group's ``params`` as names.
+    """
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     groups = []
     for g in optim_sd["param_groups"]:
@@ -766,7 +833,11 @@ def _named_optimizer_state(model, optim_sd: dict) -> dict:
 
 
 def latest_checkpoint(out: Path) -> Path | None:
-    """The newest ``checkpoints/step_NNNNNN`` folder under ``out``, or None."""
+    """The newest checkpoint of a run folder.
+
+    Returns:
+        The newest ``out/checkpoints/step_NNNNNN`` folder (by name), or None when there is none.
+    """
     found = sorted(p for p in (out / "checkpoints").glob("step_*") if re.fullmatch(r"step_\d+", p.name))
     return found[-1] if found else None
 
