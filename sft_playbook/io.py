@@ -69,6 +69,18 @@ class BadLines:
 
 
 # -- reading ---------------------------------------------------------------------------------------
+def json_error_text(exc: json.JSONDecodeError) -> str:
+    """The reason of a JSON decode error with its column: ``"Expecting ',' delimiter at column 40"``.
+    The stdlib's control-character message already ends in "at" ("Invalid control character '\\n' at"),
+    which is not repeated.
+
+    Returns:
+        ``"<message> at column <n>"``.
+    """
+    msg = exc.msg[:-3] if exc.msg.endswith(" at") else exc.msg
+    return f"{msg} at column {exc.colno}"
+
+
 def decode_utf8(data: bytes, where: str, *, line_start: int = 1) -> str:
     """Decode ``data`` as UTF-8 (a leading BOM dropped), or raise ``InputError``.
 
@@ -125,7 +137,7 @@ def read_json(path: str | Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({json_error_text(exc)})") from None
 
 
 def iter_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | None = None,
@@ -168,7 +180,7 @@ def iter_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | 
                 try:
                     value = json.loads(text)
                 except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                    raise InputError(f"{path}:{lineno}: not valid JSON ({json_error_text(exc)})") from None
                 if objects_only and not isinstance(value, dict):
                     raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(value).__name__}")
             except InputError as exc:
@@ -275,6 +287,7 @@ def write_chunks_atomic(path: str | Path, chunks: Iterable[bytes]) -> int:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_umask())   # mkstemp makes 0600; the file gets the mode open() would give
         with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
             for c in chunks:
                 fh.write(c)
