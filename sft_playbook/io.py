@@ -69,6 +69,18 @@ class BadLines:
 
 
 # -- reading ---------------------------------------------------------------------------------------
+def json_error_text(exc: json.JSONDecodeError) -> str:
+    """The reason of a JSON decode error with its column: ``"Expecting ',' delimiter at column 40"``.
+    The stdlib's control-character message already ends in "at" ("Invalid control character '\\n' at"),
+    which is not repeated.
+
+    Returns:
+        ``"<message> at column <n>"``.
+    """
+    msg = exc.msg[:-3] if exc.msg.endswith(" at") else exc.msg
+    return f"{msg} at column {exc.colno}"
+
+
 def decode_utf8(data: bytes, where: str, *, line_start: int = 1) -> str:
     """Decode ``data`` as UTF-8 (a leading BOM dropped), or raise ``InputError``.
 
@@ -105,6 +117,8 @@ def read_text(path: str | Path) -> str:
         InputError: the file cannot be read or is not valid UTF-8.
     """
     path = Path(path)
+    if compression_of(path):
+        return decode_utf8(read_data_bytes(path), str(path))
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -125,7 +139,7 @@ def read_json(path: str | Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({json_error_text(exc)})") from None
 
 
 def iter_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | None = None,
@@ -149,12 +163,11 @@ def iter_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | 
     if on_bad_line not in ON_BAD_LINE:
         raise ValueError(f"on_bad_line must be one of {ON_BAD_LINE}, not {on_bad_line!r}")
     path = Path(path)
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 - opened apart for the error message; closed by the with below
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({_cause(exc)})") from None
+    if byte_range is not None and compression_of(path):
+        raise ValueError(f"{path}: a compressed file cannot be read by byte range")
+    fh = open_data(path)
     with fh:
-        lines: Iterable[bytes] = fh
+        lines: Iterable[bytes] = _decompressed_lines(fh, path)
         if byte_range is not None:
             fh.seek(byte_range[0])
             lines = _lines_until(fh, byte_range[0], byte_range[1])
@@ -168,7 +181,7 @@ def iter_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | 
                 try:
                     value = json.loads(text)
                 except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                    raise InputError(f"{path}:{lineno}: not valid JSON ({json_error_text(exc)})") from None
                 if objects_only and not isinstance(value, dict):
                     raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(value).__name__}")
             except InputError as exc:
@@ -179,6 +192,80 @@ def iter_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | 
                     continue
                 raise
             yield lineno, value
+
+
+#: compressed data files read through a decompressor (one stream: read whole, never by byte range)
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
+
+
+def compression_of(path: str | Path) -> str | None:
+    """The compression suffix of ``path`` (``".gz"``, ``".bz2"``, ``".xz"``, ``".zst"``), or None.
+
+    Returns:
+        The suffix, or None for a plain file.
+    """
+    name = Path(path).name
+    return next((c for c in COMPRESSED_SUFFIXES if name.endswith(c)), None)
+
+
+def open_data(path: str | Path):
+    """Open a data file for reading bytes, decompressing ``.gz``/``.bz2``/``.xz`` (stdlib) and
+    ``.zst`` (with the ``zstandard`` package) on the fly.
+
+    Returns:
+        A binary file object (close it).
+
+    Raises:
+        InputError: the file cannot be opened, or it is ``.zst`` and ``zstandard`` is not installed
+            (the message says to decompress it).
+    """
+    path = Path(path)
+    comp = compression_of(path)
+    try:
+        if comp == ".gz":
+            import gzip
+            return gzip.open(path, "rb")
+        if comp == ".bz2":
+            import bz2
+            return bz2.open(path, "rb")
+        if comp == ".xz":
+            import lzma
+            return lzma.open(path, "rb")
+        if comp == ".zst":
+            try:
+                import zstandard
+            except ImportError:
+                raise InputError(f"{path}: zstd-compressed and the zstandard package is not installed; "
+                                 f"decompress it first (zstd -d {path}) or pip install zstandard") from None
+            return zstandard.open(path, "rb")
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({_cause(exc)})") from None
+
+
+def _decompressed_lines(fh, path: Path) -> Iterator[bytes]:
+    """The lines of ``fh``; a broken compressed stream is one ``InputError`` naming the file."""
+    import lzma
+    import zlib
+    try:
+        yield from fh
+    except (EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
+        raise InputError(f"{path}: cannot decompress ({type(exc).__name__}: {exc}); the file is damaged or "
+                         "not what its name says") from None
+
+
+def read_data_bytes(path: str | Path) -> bytes:
+    """The whole (decompressed) content of a data file (see ``open_data``).
+
+    Returns:
+        The bytes.
+
+    Raises:
+        InputError: the file cannot be read or decompressed.
+    """
+    path = Path(path)
+    with open_data(path) as fh:
+        return b"".join(_decompressed_lines(fh, path))
 
 
 def _lines_until(fh, pos: int, stop: int) -> Iterator[bytes]:
@@ -275,6 +362,7 @@ def write_chunks_atomic(path: str | Path, chunks: Iterable[bytes]) -> int:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_umask())   # mkstemp makes 0600; the file gets the mode open() would give
         with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
             for c in chunks:
                 fh.write(c)

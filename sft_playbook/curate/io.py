@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io import BOM, InputError, decode_utf8, write_text_atomic
+from ..io import BOM, InputError, decode_utf8, json_error_text, write_text_atomic
 
 
 # -- jsonl <-> pandas, fast paths for the Dask workers -------------------------------------------
@@ -63,7 +63,7 @@ def read_jsonl_frame(path: str | Path, columns: dict[str, str]) -> pd.DataFrame:
         try:
             rows.append(json.loads(text))
         except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            raise InputError(f"{path}:{lineno}: not valid JSON ({json_error_text(exc)})") from None
     out = {}
     for c, t in columns.items():
         vals = [r[c] for r in rows]

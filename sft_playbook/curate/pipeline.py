@@ -89,8 +89,8 @@ from .filters import AlphaShare, Compiles, HasModule, LineCount, LongestLine, To
 from ..io import replace_dir_atomic
 from .pii import RedactPII
 from .report import write_report
-from .sources import (BadLines, DownloadError, SourceError, data_files, download_hub, licence_of, load_records,
-                      read_source_specs, records_frame)
+from .sources import (BadLines, DownloadError, SourceError, describe_skipped, download_hub, licence_of,
+                      list_data_files, load_records, read_source_specs, records_frame)
 from .split import SPLITS, KeepBothViews, split_ranks, split_sizes
 from .shards import cut_shards, first_repeat, id_buckets, lines_per_shard, number_shard, read_shard, scan_file, shard_report
 from .writers import concat_files, merge_split, part_name, write_dropped_parts, write_split_parts
@@ -226,7 +226,9 @@ def plan_sources(cfg: dict[str, Any] | CurateSettings) -> list[dict[str, Any]]:
                 use_sample = True
                 plan = [p for p in plan if p["origin"] != "hub"]
                 continue
-            files = data_files(folder, spec["split"])
+            files, non_data, unreadable = list_data_files(folder, spec["split"], converted="records.jsonl")
+            for line in describe_skipped(folder, non_data, unreadable):
+                log.warning("%s", line)
             if not files:
                 raise SourceError(f"{spec['_where']}: no data files ({', '.join(('parquet', 'arrow', 'json', 'jsonl'))}) "
                                   f"for split {spec['split']!r} in the download {folder}")
@@ -235,8 +237,14 @@ def plan_sources(cfg: dict[str, Any] | CurateSettings) -> list[dict[str, Any]]:
             path = resolve(spec["path"])
             if not path.exists():
                 raise SourceError(f"{spec['_where']}: local path {path} does not exist")
-            plan.append({"spec": spec, "files": data_files(path, None), "origin": "local", "convert_to": None,
-                         "licence": licence_of(spec)})
+            files, non_data, unreadable = list_data_files(path, None)
+            for line in describe_skipped(path, non_data, unreadable):
+                log.warning("%s", line)
+            if not files:
+                raise SourceError(f"{spec['_where']}: source {spec['name']!r}: no data files in {path} "
+                                  f"({len(non_data) + len(unreadable)} other file(s) not read)")
+            plan.append({"spec": spec, "files": files, "origin": "local", "convert_to": None,
+                         "licence": licence_of(spec), "not_read": [str(p) for p in unreadable]})
     if use_sample:
         sample = resolve(st.sample_dir)
         files = sorted(sample.glob("*.jsonl")) if sample.is_dir() else []
@@ -312,8 +320,14 @@ def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any] | CurateSett
         order_offsets.append(order)
         rows_per_source[sh.source] += c["rows"]
         order += c["rows"]
-    origins = [{"name": src["spec"]["name"], "origin": src["origin"], "rows": n, **src["licence"]}
+    origins = [{"name": src["spec"]["name"], "origin": src["origin"], "rows": n, **src["licence"],
+                **({"files_not_read": len(src["not_read"])} if src.get("not_read") else {})}
                for src, n in zip(plan, rows_per_source)]
+    for src, n in zip(plan, rows_per_source):
+        if n == 0:
+            where = src["files"][0] if len(src["files"]) == 1 else f"{len(src['files'])} file(s) under {src['files'][0].parent}"
+            raise SourceError(f"{src['spec'].get('_where', 'sources')}: source {src['spec']['name']!r} gave 0 records "
+                              f"({where}); nothing to curate from it")
     # keep only shards with rows (an empty partition costs a task per pass and says nothing)
     keep = [i for i, c in enumerate(counts) if c["rows"]]
     convert = [str(parts_dir / "records" / str(sh.source)) if plan[sh.source]["convert_to"] is not None else None

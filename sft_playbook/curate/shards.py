@@ -261,6 +261,8 @@ def first_repeat(*frames: pd.DataFrame) -> tuple[int, str] | None:
     Returns:
         ``(input order of the repeat, message naming both places)``, or None when no id repeats.
     """
+    if not frames:
+        return None
     keys = pd.concat(frames, ignore_index=True).sort_values("_order", kind="stable")
     dup = keys["id"].duplicated(keep="first")
     if not dup.any():

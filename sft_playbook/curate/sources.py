@@ -39,7 +39,8 @@ import pandas as pd
 
 from ..paths import resolve
 from ..secrets import redact
-from ..io import BadLines, InputError, iter_jsonl, read_json, read_text, write_jsonl_atomic  # noqa: F401
+from ..io import (COMPRESSED_SUFFIXES, BadLines, InputError, compression_of, iter_jsonl, open_data,  # noqa: F401
+                  read_json, read_text, write_jsonl_atomic)
 
 log = logging.getLogger(__name__)
 
@@ -160,24 +161,103 @@ def download_hub(spec: dict[str, Any], raw_dir: Path, timeout_s: float = 30.0) -
     return target
 
 
-def data_files(folder: Path, split: str | None) -> list[Path]:
-    """The data files under folder (sorted), restricted to the split's files when any match.
+#: files of a dataset folder that are not data (hub cards, git metadata, licences): skipped, said once
+_NON_DATA_NAMES = (".gitattributes", ".gitignore", ".gitkeep", ".DS_Store")
+_NON_DATA_STEMS = ("readme", "license", "licence", "copying", "notice", "citation", "changelog")
+_NON_DATA_SUFFIXES = (".md", ".txt", ".rst", ".cff", ".bib", ".lock", ".py", ".yaml", ".yml", ".sha256", ".md5")
+
+
+def _base_name(name: str) -> str:
+    """The name without a compression suffix (``a.jsonl.gz`` -> ``a.jsonl``)."""
+    comp = compression_of(name)
+    return name[:-len(comp)] if comp else name
+
+
+def is_data_file(name: str) -> bool:
+    """True for names the reader reads: ``*.parquet``, ``*.arrow``, ``*.jsonl``, ``*.json``, and
+    ``*.jsonl``/``*.json`` compressed with gzip, bzip2, xz or zstd (``a.jsonl.gz``).
 
     Returns:
-        ``[folder]`` when ``folder`` is a file; else its data files (by suffix, not under ``.cache``,
-        without ``records.jsonl`` and hub metadata JSON) sorted by path, only those whose relative path
-        contains ``split`` when any does.
+        Whether the file is read as data.
+    """
+    base = _base_name(name)
+    if base != name:
+        return base.endswith((".jsonl", ".json"))
+    return name.endswith(DATA_SUFFIXES)
+
+
+def _is_non_data(name: str) -> bool:
+    low = name.lower()
+    return (name in _NON_DATA_NAMES or low.split(".", 1)[0] in _NON_DATA_STEMS
+            or low.endswith(_NON_DATA_SUFFIXES))
+
+
+def list_data_files(folder: Path, split: str | None, *, converted: str | None = None
+                    ) -> tuple[list[Path], list[Path], list[Path]]:
+    """The data files under ``folder``, and what is not read, for one warning line each.
+
+    Args:
+        folder: a data file, or a folder searched recursively (``.cache`` folders and hub metadata
+            JSON such as ``dataset_info.json`` are left out).
+        split: keep only the files whose relative path contains it, when any does.
+        converted: a file name this run writes into ``folder`` itself (a hub download's converted
+            ``records.jsonl``): not read back as a source file. None for a local folder, whose
+            ``records.jsonl`` is data like any other file.
+
+    Returns:
+        ``(data files, non-data files, unreadable files)``, each sorted by path: data files as in
+        ``is_data_file``; non-data files are dataset cards, licences, git metadata (expected in a hub
+        dataset folder); unreadable files are everything else (e.g. ``.csv``, ``.parquet.gz``, ``.tar``).
     """
     if folder.is_file():
-        return [folder]
-    files = sorted(p for p in folder.rglob("*")
-                   if p.is_file() and p.name.endswith(DATA_SUFFIXES) and p.name not in _SKIP_JSON
-                   and ".cache" not in p.relative_to(folder).parts and p.name != "records.jsonl")
+        return [folder], [], []
+    files, non_data, unreadable = [], [], []
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file() or ".cache" in p.relative_to(folder).parts or p.name in _SKIP_JSON:
+            continue
+        if converted is not None and p.parent == folder and p.name == converted:
+            continue
+        if is_data_file(p.name):
+            files.append(p)
+        elif _is_non_data(p.name):
+            non_data.append(p)
+        else:
+            unreadable.append(p)
     if split:
         chosen = [p for p in files if split in str(p.relative_to(folder))]
         if chosen:
-            return chosen
-    return files
+            return chosen, non_data, unreadable
+    return files, non_data, unreadable
+
+
+def data_files(folder: Path, split: str | None, *, converted: str | None = None) -> list[Path]:
+    """The data files under folder (sorted), restricted to the split's files when any match; see
+    ``list_data_files``, which also returns what is not read.
+
+    Returns:
+        ``[folder]`` when ``folder`` is a file; else its data files sorted by path.
+    """
+    return list_data_files(folder, split, converted=converted)[0]
+
+
+def describe_skipped(folder: Path, non_data: list[Path], unreadable: list[Path]) -> list[str]:
+    """One line each for the files of ``folder`` that are not read (empty when all are).
+
+    Returns:
+        Up to two lines: the unreadable files (named, with what is read), the non-data files.
+    """
+    def names(ps: list[Path]) -> str:
+        shown = [str(p.relative_to(folder)) for p in ps[:5]]
+        return ", ".join(shown) + (f" and {len(ps) - 5} more" if len(ps) > 5 else "")
+    out = []
+    if unreadable:
+        out.append(f"{folder}: {len(unreadable)} file(s) NOT read (not a data file type: "
+                   f"{', '.join(DATA_SUFFIXES)}, or jsonl/json compressed with {', '.join(COMPRESSED_SUFFIXES)}): "
+                   f"{names(unreadable)}")
+    if non_data:
+        out.append(f"{folder}: skipped {len(non_data)} non-data file(s) (dataset card, licence, metadata): "
+                   f"{names(non_data)}")
+    return out
 
 
 # -- reading records -------------------------------------------------------------------------------
@@ -187,7 +267,9 @@ def _iter_file(path: Path, on_bad_line: str, bad: BadLines) -> Iterator[tuple[st
     Raises:
         SourceError: a bad line (``on_bad_line=error``), a JSON file that is not a list of records, or an unsupported file type.
     """
-    name = path.name
+    name = _base_name(path.name)
+    if compression_of(path.name) and not name.endswith((".jsonl", ".json")):
+        raise SourceError(f"{path}: compressed {name.rsplit('.', 1)[-1]} is not read; decompress it first")
     if name.endswith(".jsonl") or (name.endswith(".json") and _looks_like_jsonl(path)):
         try:
             for lineno, rec in iter_jsonl(path, on_bad_line=on_bad_line, bad=bad, objects_only=False):
@@ -225,8 +307,13 @@ def _iter_file(path: Path, on_bad_line: str, bad: BadLines) -> Iterator[tuple[st
 
 
 def _looks_like_jsonl(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        first = fh.readline()
+    try:
+        with open_data(path) as fh:
+            first = fh.readline()
+    except InputError as exc:
+        raise SourceError(str(exc)) from None
+    except (EOFError, OSError, ValueError) as exc:   # damaged compressed stream
+        raise SourceError(f"{path}: cannot decompress ({type(exc).__name__}: {exc})") from None
     first = first.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
     if not first.startswith("{"):
         return False

@@ -1,0 +1,174 @@
+"""Sources that give nothing, and files the reader might skip: every source either gives records or
+stops the run with one line naming it; every file of a source folder is read or named in a warning;
+compressed jsonl/json (gzip, bzip2, xz) is read like the plain file."""
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+import logging
+import lzma
+from pathlib import Path
+
+import pytest
+
+import curate_fixtures as fx
+from sft_playbook.config import load_config
+from sft_playbook.curate.pipeline import curate, main
+
+from sft_playbook.paths import REPO_ROOT
+
+LEVELS_MAP = {"high_level": "high_level_global_summary", "detailed": "detailed_global_summary",
+              "block": "block_summary"}
+
+
+def jsonl_bytes(rows) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+
+
+def cfg_for(tmp: Path, src: Path, name="fx"):
+    (tmp / "sources.jsonl").write_text(json.dumps({"name": name, "path": str(src), "levels": LEVELS_MAP}) + "\n")
+    bench = fx.write_benchmark(tmp / "bench")
+    return load_config(REPO_ROOT / "configs/curate.yaml", [
+        f"sources={tmp / 'sources.jsonl'}", f"output_dir={tmp / 'out'}", f"dropped_dir={tmp / 'dropped'}",
+        f"decontaminate.benchmark_dir={bench}", "engine.engine=local", "engine.partition_rows=4",
+        "pii.backend=regex"])
+
+
+def one_line_failure(cfg, caplog, *want):
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert main(cfg, None) == 1
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    text = "\n".join(r.getMessage() for r in errors)
+    assert "Traceback" not in caplog.text and "No objects to concatenate" not in caplog.text, caplog.text
+    for w in want:
+        assert w in text, text
+    assert not (cfg_path := Path(cfg["output_dir"])).exists() or cfg_path.is_dir()
+
+
+@pytest.mark.parametrize("layout", ["empty-file", "blank-lines", "empty-gz", "dir-of-empty", "bom-only"])
+def test_a_source_with_no_records_is_one_line_naming_it(tmp_path, caplog, layout):
+    src = tmp_path / "src"
+    src.mkdir()
+    if layout == "empty-file":
+        (src / "a.jsonl").write_bytes(b"")
+        path = src / "a.jsonl"
+    elif layout == "blank-lines":
+        (src / "a.jsonl").write_bytes(b"\n   \n\r\n")
+        path = src
+    elif layout == "empty-gz":
+        (src / "a.jsonl.gz").write_bytes(gzip.compress(b""))
+        path = src
+    elif layout == "bom-only":
+        (src / "a.jsonl").write_bytes(b"\xef\xbb\xbf\n")
+        path = src
+    else:
+        (src / "x.jsonl").write_bytes(b"")
+        (src / "y.json").write_bytes(b"[]")
+        path = src
+    one_line_failure(cfg_for(tmp_path, path, name="emptysrc"), caplog, "'emptysrc'", "0 records")
+
+
+@pytest.mark.parametrize("others", [["README.md", ".gitattributes"], ["LICENSE"], ["notes.csv"], []])
+def test_a_folder_without_data_files_is_one_line(tmp_path, caplog, others):
+    src = tmp_path / "src"
+    src.mkdir()
+    for o in others:
+        (src / o).write_text("x,y\n")
+    one_line_failure(cfg_for(tmp_path, src, name="nodata"), caplog, "'nodata'", "no data files")
+
+
+def test_a_local_records_jsonl_is_data(tmp_path):
+    rows, _ = fx.records()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "records.jsonl").write_bytes(jsonl_bytes(rows))
+    rep = curate(cfg_for(tmp_path, src))
+    assert rep["rows_read"] == len(rows)
+    from sft_playbook.curate.sources import list_data_files
+
+    # a hub download's own converted records.jsonl (top level) is what the run writes: not read back
+    assert list_data_files(src, None, converted="records.jsonl")[0] == []
+    (src / "sub").mkdir()
+    (src / "sub" / "records.jsonl").write_bytes(b"{}\n")
+    assert list_data_files(src, None, converted="records.jsonl")[0] == [src / "sub" / "records.jsonl"]
+
+
+@pytest.mark.parametrize("suffix, compress", [(".jsonl.gz", gzip.compress), (".jsonl.bz2", bz2.compress),
+                                              (".jsonl.xz", lzma.compress), (".json.gz", gzip.compress)])
+def test_compressed_jsonl_is_read_with_plain_files(tmp_path, suffix, compress):
+    rows, _ = fx.records()
+    half = len(rows) // 2
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / f"a{suffix}").write_bytes(compress(b"\xef\xbb\xbf" + jsonl_bytes(rows[:half])))
+    (src / "b.jsonl").write_bytes(jsonl_bytes(rows[half:]))
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "a.jsonl").write_bytes(jsonl_bytes(rows[:half]))
+    (plain / "b.jsonl").write_bytes(jsonl_bytes(rows[half:]))
+    rep = curate(cfg_for(tmp_path, src))
+    assert rep["rows_read"] == len(rows)
+    got = {p.name: p.read_bytes() for p in sorted((tmp_path / "out").rglob("*.jsonl"))}
+    rep2 = curate(cfg_for(tmp_path / "p", plain) if (tmp_path / "p").mkdir() is None else None)
+    assert rep2["rows_read"] == len(rows)
+    want = {p.name: p.read_bytes() for p in sorted((tmp_path / "p" / "out").rglob("*.jsonl"))}
+    assert got == want and got
+
+
+def test_a_gzipped_json_list_is_read(tmp_path):
+    rows, _ = fx.records()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.json.gz").write_bytes(gzip.compress(json.dumps(rows, indent=1).encode()))
+    assert curate(cfg_for(tmp_path, src))["rows_read"] == len(rows)
+
+
+@pytest.mark.parametrize("name, data, want", [
+    ("a.jsonl.gz", b"\x1f\x8b\x08\x00garbage-not-gzip", "cannot decompress"),
+    ("a.jsonl.gz", b"{\"id\": 1}\n", "cannot decompress"),                 # plain text named .gz
+    ("a.jsonl.xz", lzma.compress(jsonl_bytes(fx.records()[0] * 20))[:900], "cannot decompress"),   # truncated
+    ("a.jsonl.bz2", bz2.compress(jsonl_bytes(fx.records()[0] * 20))[:900], "cannot decompress"),
+])
+def test_a_damaged_compressed_file_is_one_line_naming_it(tmp_path, caplog, name, data, want):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / name).write_bytes(data)
+    one_line_failure(cfg_for(tmp_path, src), caplog, name, want)
+
+
+def test_zstd_without_the_package_says_to_decompress(tmp_path, caplog):
+    pytest.importorskip  # noqa: B018 - documented: with zstandard installed the file is read
+    try:
+        import zstandard  # noqa: F401
+        pytest.skip("zstandard is installed here: .zst files are read")
+    except ImportError:
+        pass
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.jsonl.zst").write_bytes(b"(\xb5/\xfd\x00\x00")
+    one_line_failure(cfg_for(tmp_path, src), caplog, "a.jsonl.zst", "decompress it first")
+
+
+@pytest.mark.parametrize("extra", [["notes.csv"], ["data.parquet.gz", "dump.tar"], ["x.tsv", "y.txt.gz", "z.jsonl.7z"]])
+def test_files_not_read_are_named_in_one_warning_and_counted(tmp_path, caplog, extra):
+    rows, _ = fx.records()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.jsonl").write_bytes(jsonl_bytes(rows))
+    for e in extra:
+        (src / e).write_bytes(b"1,2\n")
+    (src / "README.md").write_text("# card\n")
+    (src / ".gitattributes").write_text("*.jsonl filter=lfs\n")
+    with caplog.at_level(logging.WARNING):
+        rep = curate(cfg_for(tmp_path, src))
+    warn = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "NOT read" in r.getMessage()]
+    assert len(warn) == 1 and all(e in warn[0] for e in extra), warn
+    assert f"{len(extra)} file(s) NOT read" in warn[0]
+    card = [r.getMessage() for r in caplog.records if "non-data" in r.getMessage()]
+    assert len(card) == 1 and "README.md" in card[0] and ".gitattributes" in card[0]
+    src_rep = [o for o in rep["sources"] if o["name"] == "fx"][0] if "sources" in rep else None
+    report = json.loads((tmp_path / "out" / "curation_report.json").read_text()) if src_rep is None else None
+    origins = src_rep or [o for o in report["sources"] if o["name"] == "fx"][0]
+    assert origins["files_not_read"] == len(extra)
