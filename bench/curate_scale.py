@@ -17,11 +17,15 @@ Recipes:
 * ``full``: the same plus the corpus module index on ``code`` (after the unicode fix, as in the
   recipe) and fuzzy dedup on ``text`` (word 5-grams, 160 hashes, 20 bands x 8 rows, verified).
 
-Both run the way ``curate()`` runs them: the corpus is 8 jsonl files that the driver only lists;
-the workers scan them (line counts), read their line-range shards, run the passes, keep the
-global stages' keys on the workers (exact-dedup hashes bucketed by hash; module names and LSH band
-keys through dask's shuffle), write every dropped row (part files, then one file per stage) and
-the kept rows (part files). The driver sees counts, examples and offsets.
+Both run the same stage passes and Engine as ``curate()``, but not the whole ``curate()`` path:
+this script has its own reader (``read_range``) and writer (``write_part``) and skips
+``read_partitions``, the split (``partition_ranks``/``merge_split``) and the checkpoints. The corpus
+is 8 jsonl files that the driver only lists; the workers scan them (line counts), read their
+line-range shards, run the passes, keep the global stages' keys on the workers (exact-dedup hashes
+bucketed by hash; module names and LSH band keys through dask's shuffle), write every dropped row
+and the kept rows (part files). The driver sees counts, examples and offsets. The real
+``curate_data.py`` path was measured apart (docs/benchmarks.md, issue-15 section: driver VmHWM
+217 MB at 20k vs 230 MB at 100k documents).
 
 Each N runs in a fresh child process (the measured driver): it starts the LocalCluster, times the
 whole curation (cluster start-up timed apart), and reports ``ru_maxrss`` of itself (the driver's

@@ -244,7 +244,14 @@ def open_data(path: str | Path):
 
 
 def _decompressed_lines(fh, path: Path) -> Iterator[bytes]:
-    """The lines of ``fh``; a broken compressed stream is one ``InputError`` naming the file."""
+    """The lines of ``fh``; a broken compressed stream is one ``InputError`` naming the file.
+
+    Yields:
+        Each line of ``fh`` as it reads it (bytes or text, as ``fh`` gives them).
+
+    Raises:
+        InputError: the compressed stream is damaged or not what its name says.
+    """
     import lzma
     import zlib
     try:

@@ -382,7 +382,13 @@ class CurateSettings(Root):
                                        "beside output_dir")
     timings_file: Text | None = F(None, "a JSON file for where the time went (not in the report)")
     checkpoint: bool = F(True, "after every pass the workers save its partitions in work_dir")
-    resume: bool = F(False, "true: a killed run's finished passes are not redone")
+    resume: bool = F(False, "true: a killed run's finished passes are not redone, when config, sources spec, "
+                           "benchmark files and code are unchanged and every data file has the same path, "
+                           "size and mtime (make/rsync semantics: an edit keeping both is not seen, "
+                           "unless resume_check=content)")
+    resume_check: Literal["stat", "content"] = F("stat", "how resume compares data and benchmark files: stat "
+                                                  "(path, size, mtime) or content (also a sha256 of every file: "
+                                                  "reads the whole corpus)")
     seed: int = F(42, "shuffle / split / MinHash seed")
     levels: list[Text] = F(["high_level", "detailed", "block"], "description levels (keys of the sources' levels maps)",
                            min_length=1)

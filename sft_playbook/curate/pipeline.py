@@ -454,20 +454,27 @@ class Checkpoints:
     a run killed at any point (kill -9) leaves the last finished pass's state and nothing half
     written is ever listed. ``fingerprint`` ties it to the config and the source files."""
 
-    def __init__(self, work: Path, fingerprint: str, resume: bool) -> None:
+    def __init__(self, work: Path, fingerprint: dict[str, str] | str, resume: bool) -> None:
         self.work = work
         self.path = work / "manifest.json"
-        self.data: dict[str, Any] = {"fingerprint": fingerprint, "read": None, "passes": []}
+        parts = fingerprint if isinstance(fingerprint, dict) else {"run": fingerprint}
+        self.data: dict[str, Any] = {"fingerprint": parts, "read": None, "passes": []}
         if resume and self.path.is_file():
             try:
                 old = json.loads(self.path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 old = None
-            if old and old.get("fingerprint") == fingerprint:
+            before = old.get("fingerprint") if isinstance(old, dict) else None
+            if before == parts:
                 self.data = old
             else:
-                log.warning("resume=true but %s belongs to another config or other source files: starting afresh", self.path)
-                self.data = {"fingerprint": fingerprint, "read": None, "passes": []}
+                if isinstance(before, dict):
+                    changed = [k for k in parts if before.get(k) != parts[k]] + [k for k in before if k not in parts]
+                    why = "changed since: " + ", ".join(changed)
+                else:
+                    why = "unreadable or from an older version"
+                log.warning("resume=true but %s was computed from other inputs (%s): starting afresh", self.path, why)
+                self.data = {"fingerprint": parts, "read": None, "passes": []}
         elif resume:
             log.warning("resume=true but there is no finished pass to resume from (%s): starting afresh", self.path)
 
@@ -780,18 +787,94 @@ def work_folder(cfg: dict[str, Any] | CurateSettings, out_dir: Path) -> Path:
 WORK_MARKER = ".curate-work"
 
 
-def run_fingerprint(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str, Any]]) -> str:
-    """What a checkpoint must match to be resumed: the config (without where and how it runs)
-    and every source file's path, size and modification time.
+def code_version(root: Path | None = None) -> str:
+    """A hash of this process's curation code: every ``sft_playbook/curate/*.py`` source plus
+    ``sft_playbook/io.py`` and ``settings.py`` and the installed package version (sha256 hex).
+    ``root``: the ``curate`` folder (default: this one). Used by the resume fingerprint and by
+    the cluster check that workers run the driver's code.
 
     Returns:
-        The sha256 of both, as 64 hex characters.
+        64 hex characters (sha256 of the package version and those files' names and bytes).
+    """
+    import hashlib
+    from importlib import metadata
+
+    root = Path(root) if root is not None else Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    try:
+        h.update(metadata.version("sft-playbook").encode())
+    except metadata.PackageNotFoundError:
+        h.update(b"not installed")
+    for f in sorted(root.glob("*.py")) + [root.parent / "io.py", root.parent / "settings.py"]:
+        if f.is_file():
+            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _stat_of(f: Path, content: bool) -> list:
+    """``[path, size, mtime_ns]`` (make/rsync semantics), plus a sha256 of the bytes when ``content``.
+
+    Returns:
+        ``[str path, size in bytes, mtime in ns]`` (+ the 64-hex sha256 of the bytes when ``content``).
     """
     import hashlib
 
-    conf = {k: v for k, v in settings_of(cfg).source.items() if k not in ("resume", "engine", "output_dir", "dropped_dir", "work_dir")}
-    files = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for src in plan for f in map(Path, src["files"])]
-    return hashlib.sha256(json.dumps([conf, files], sort_keys=True, default=str).encode()).hexdigest()
+    st = f.stat()
+    out: list = [str(f), st.st_size, st.st_mtime_ns]
+    if content:
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        out.append(h.hexdigest())
+    return out
+
+
+def fingerprint_parts(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str, Any]],
+                      stages: list[Stage] | None = None) -> dict[str, str]:
+    """What a checkpoint must match to be resumed, one sha256 per input so that a mismatch can say
+    which input changed: ``config`` (without where and how it runs), ``sources spec`` (the sources
+    file's bytes and every planned source's spec: name, licence, fields, levels, format...),
+    ``data files`` (path, size, mtime of every source file; with ``resume_check: content`` also a
+    hash of its bytes), ``benchmark files`` (path, size, mtime of the files of every stage that
+    reads a benchmark folder) and ``code`` (``code_version``).
+
+    Returns:
+        ``{input name: 64-hex sha256}`` for those five inputs.
+    """
+    import hashlib
+
+    st = settings_of(cfg)
+    content = st.resume_check == "content"
+
+    def digest(obj) -> str:
+        return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+    conf = {k: v for k, v in st.source.items()
+            if k not in ("resume", "resume_check", "engine", "output_dir", "dropped_dir", "work_dir", "timings_file")}
+    spec_file = resolve(st.sources)
+    spec_bytes = hashlib.sha256(spec_file.read_bytes()).hexdigest() if spec_file.is_file() else None
+    specs = [{k: v for k, v in src["spec"].items()} for src in plan]
+    files = [_stat_of(f, content) for src in plan for f in map(Path, src["files"])]
+    bench = []
+    for stage in stages if stages is not None else build_stages(st):
+        folder_of = getattr(stage, "benchmark_folder", None)
+        folder = folder_of() if callable(folder_of) else None
+        if folder is not None:
+            bench.append([str(folder), [_stat_of(f, content) for f in sorted(Path(folder).rglob("*")) if f.is_file()]])
+    return {"config": digest(conf), "sources spec": digest([spec_bytes, specs]), "data files": digest(files),
+            "benchmark files": digest(bench), "code": code_version()}
+
+
+def run_fingerprint(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str, Any]]) -> str:
+    """One sha256 over ``fingerprint_parts``.
+
+    Returns:
+        64 hex characters.
+    """
+    import hashlib
+
+    return hashlib.sha256(json.dumps(fingerprint_parts(cfg, plan), sort_keys=True).encode()).hexdigest()
 
 
 def fresh_work_folder(work: Path) -> None:
@@ -836,7 +919,7 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
     eng = cfg.engine
     work = work_folder(cfg, out_dir)
     resume = cfg.resume
-    fingerprint = run_fingerprint(cfg, plan)
+    fingerprint = fingerprint_parts(cfg, plan, stages)
     if not (resume and (work / WORK_MARKER).is_file()):
         fresh_work_folder(work)
     checkpoints = Checkpoints(work, fingerprint, resume)

@@ -168,7 +168,11 @@ _NON_DATA_SUFFIXES = (".md", ".txt", ".rst", ".cff", ".bib", ".lock", ".py", ".y
 
 
 def _base_name(name: str) -> str:
-    """The name without a compression suffix (``a.jsonl.gz`` -> ``a.jsonl``)."""
+    """The name without a compression suffix (``a.jsonl.gz`` -> ``a.jsonl``).
+
+    Returns:
+        ``name`` without its ``.gz``/``.bz2``/``.xz``/``.zst`` suffix (unchanged when it has none).
+    """
     comp = compression_of(name)
     return name[:-len(comp)] if comp else name
 

@@ -1,0 +1,119 @@
+"""resume=true reuses a pass only when it was computed from the same inputs: config, sources
+spec, data files (path/size/mtime, or content with resume_check=content), benchmark files and
+code (issue 15, review finding 4)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import curate_fixtures as fx
+from sft_playbook.config import load_config
+from sft_playbook.curate import pipeline
+from sft_playbook.curate.pipeline import Checkpoints, code_version, fingerprint_parts, plan_sources
+from sft_playbook.paths import REPO_ROOT
+
+LEVELS = {"high_level": "high_level_global_summary", "detailed": "detailed_global_summary", "block": "block_summary"}
+
+
+def _setup(tmp: Path, spec_extra=None, extra=()):
+    rows, _ = fx.records()
+    (tmp / "src").mkdir(exist_ok=True)
+    data = tmp / "src" / "rows.jsonl"
+    if not data.exists():
+        data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    spec = {"name": "s", "path": str(tmp / "src"), "levels": LEVELS, "license": "MIT", **(spec_extra or {})}
+    (tmp / "sources.jsonl").write_text(json.dumps(spec) + "\n")
+    bench = tmp / "bench"
+    if not bench.exists():
+        fx.write_benchmark(bench)
+    cfg = load_config(REPO_ROOT / "configs/curate.yaml", [
+        f"sources={tmp / 'sources.jsonl'}", f"output_dir={tmp / 'out'}", f"decontaminate.benchmark_dir={bench}",
+        "engine.engine=local", "pii.backend=regex", *extra])
+    return cfg
+
+
+def _parts(tmp, spec_extra=None, extra=()):
+    cfg = _setup(tmp, spec_extra, extra)
+    return fingerprint_parts(cfg, plan_sources(cfg))
+
+
+def _changed(a, b):
+    return sorted(k for k in a if a[k] != b[k])
+
+
+def test_sources_spec_contents_are_in_the_fingerprint(tmp_path):
+    base = _parts(tmp_path)
+    assert _parts(tmp_path) == base
+    assert _changed(base, _parts(tmp_path, {"license": "CC-BY-NC-SA-4.0"})) == ["sources spec"]
+    assert _changed(base, _parts(tmp_path, {"name": "t"})) == ["sources spec"]
+    swapped = {"levels": {**LEVELS, "high_level": "detailed_global_summary"}}
+    assert _changed(base, _parts(tmp_path, swapped)) == ["sources spec"]
+    assert _changed(base, _parts(tmp_path, {"code_field": "verilog"})) == ["sources spec"]
+
+
+def test_benchmark_files_are_in_the_fingerprint(tmp_path):
+    base = _parts(tmp_path)
+    ref = sorted((tmp_path / "bench").glob("*_ref.sv"))[0]
+    ref.write_text(ref.read_text() + "\n// one more line\n")
+    assert _changed(base, _parts(tmp_path)) == ["benchmark files"]
+    after = _parts(tmp_path)
+    (tmp_path / "bench" / "Prob999_new_prompt.txt").write_text("a new problem\n")
+    assert _changed(after, _parts(tmp_path)) == ["benchmark files"]
+
+
+def test_data_files_use_stat_unless_content_is_asked(tmp_path):
+    base = _parts(tmp_path)
+    data = tmp_path / "src" / "rows.jsonl"
+    st = data.stat()
+    raw = data.read_bytes()
+    edited = raw.replace(b"module", b"MODULE", 1)            # same size
+    assert edited != raw and len(edited) == len(raw)
+    data.write_bytes(edited)
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))      # same mtime: make/rsync do not see it either
+    assert _parts(tmp_path) == base
+    data.write_bytes(raw)
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))
+    content = _parts(tmp_path, extra=["resume_check=content"])
+    data.write_bytes(edited)
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert _changed(content, _parts(tmp_path, extra=["resume_check=content"])) == ["data files"]
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert "data files" in _changed(base, _parts(tmp_path))
+
+
+def test_the_code_version_covers_every_curate_source(tmp_path):
+    here = Path(pipeline.__file__).resolve().parent
+    copy = tmp_path / "sft_playbook" / "curate"
+    shutil.copytree(here, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    for f in ("io.py", "settings.py"):
+        shutil.copy(here.parent / f, copy.parent / f)
+    assert code_version(copy) == code_version()
+    (copy / "filters.py").write_text((copy / "filters.py").read_text() + "\n# changed\n")
+    assert code_version(copy) != code_version()
+    (copy / "filters.py").write_text((here / "filters.py").read_text())
+    (copy.parent / "io.py").write_text((here.parent / "io.py").read_text() + "\n")
+    assert code_version(copy) != code_version()
+
+
+def test_resume_starts_afresh_and_says_which_input_changed(tmp_path, caplog):
+    work = tmp_path / "work"
+    work.mkdir()
+    base = _parts(tmp_path)
+    ck = Checkpoints(work, base, resume=False)
+    ck.data["read"] = {"rows_read": 3}
+    ck.data["passes"] = [{"parts": [], "stats": []}]
+    ck.save()
+    assert Checkpoints(work, base, resume=True).passes           # same inputs: resumed
+    changed = _parts(tmp_path, {"license": "Apache-2.0"})
+    with caplog.at_level(logging.WARNING, logger="sft_playbook.curate"):
+        again = Checkpoints(work, changed, resume=True)
+    assert again.passes == [] and again.data["read"] is None
+    assert "changed since: sources spec" in caplog.text and "starting afresh" in caplog.text
+    caplog.clear()
+    code = dict(base, code="0" * 64)
+    with caplog.at_level(logging.WARNING, logger="sft_playbook.curate"):
+        assert Checkpoints(work, code, resume=True).passes == []
+    assert "changed since: code" in caplog.text
