@@ -83,7 +83,7 @@ from .base import BOOKKEEPING, DETAIL, REASON, STAGE_COL, Chain, Stage, StageSta
 from .clean import CleanAndUnify
 from .decontam import Decontaminate
 from .dedup import ExactDedup, FuzzyDedup
-from .engine import Engine, EngineError
+from .engine import Engine, EngineError, code_version
 from .hierarchy import ModuleIndex
 from .filters import AlphaShare, Compiles, HasModule, LineCount, LongestLine, TopNGramShare, UrlShare, WordCount
 from ..io import replace_dir_atomic
@@ -683,26 +683,6 @@ def work_folder(cfg: dict[str, Any] | CurateSettings, out_dir: Path) -> Path:
 
 
 WORK_MARKER = ".curate-work"
-
-
-def code_version(root: Path | None = None) -> str:
-    """A hash of this process's curation code: every ``sft_playbook/curate/*.py`` source plus
-    ``sft_playbook/io.py`` and ``settings.py`` and the installed package version (sha256 hex).
-    ``root``: the ``curate`` folder (default: this one). Used by the resume fingerprint and by
-    the cluster check that workers run the driver's code."""
-    import hashlib
-    from importlib import metadata
-
-    root = Path(root) if root is not None else Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    try:
-        h.update(metadata.version("sft-playbook").encode())
-    except metadata.PackageNotFoundError:
-        h.update(b"not installed")
-    for f in sorted(root.glob("*.py")) + [root.parent / "io.py", root.parent / "settings.py"]:
-        if f.is_file():
-            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
 
 
 def _stat_of(f: Path, content: bool) -> list:
