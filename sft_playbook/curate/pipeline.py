@@ -348,11 +348,12 @@ def _pass(part, index: int, states: list, chain: Chain, keys_of: Stage | None, k
             stage.set_state(value)
     if load is not None:
         part = load(part)
-    kept, gone, sums = chain.split(part)
+    times: list[list[float]] = []
+    kept, gone, sums = chain.split(part, times)
     keys = keys_of.keys(kept) if keys_of is not None else None
     on_workers = keys_of is not None and keys_of.keys_on_workers
     report = {"rows": len(part), "drops": drop_summary(gone, len(chain.stages)), "gone_columns": list(gone.columns),
-              "sums": sums, "keys": None if on_workers else keys}
+              "sums": sums, "keys": None if on_workers else keys, "stage_times": times}
     if finish is not None:
         report["finished"] = finish(kept, index)
         kept = None
@@ -558,9 +559,18 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
         if checkpoints is not None and not last and g + 1 < len(groups):
             checkpoints.pass_done(engine, g, parts, stats[-len(chain):])
         total = time.monotonic() - t0
-        timings.append({"pass": g + 1, "stages": [st.name for st in chain], "rows_in": stats[-len(chain)].rows_in,
+        per_stage = [[0.0, 0.0] for _ in chain]        # summed over the partitions (on the workers)
+        for r in reports:
+            for i, (w, c) in enumerate(r["stage_times"]):
+                per_stage[i][0] += w
+                per_stage[i][1] += c
+        rows_in = stats[-len(chain)].rows_in
+        timings.append({"pass": g + 1, "stages": [st.name for st in chain], "rows_in": rows_in,
                         "fit_s": round(t_fit, 2), "pass_s": round(t_pass, 2), "dropped_rows_write_s": round(t_write, 2),
-                        "checkpoint_s": round(total - t_fit - t_pass - t_write, 2), "total_s": round(total, 2)})
+                        "checkpoint_s": round(total - t_fit - t_pass - t_write, 2), "total_s": round(total, 2),
+                        "rows_per_s": round(rows_in / max(t_pass, 1e-9), 1),
+                        "stage_s": [{"stage": st.name, "wall_s": round(w, 3), "cpu_s": round(c, 3)}
+                                    for st, (w, c) in zip(chain, per_stage)]})
         log.info("  (%d stage(s) in one pass: %.1fs: global fit %.1fs, pass %.1fs = %.0f rows/s, dropped rows %.1fs)",
                  len(chain), total, t_fit, t_pass, stats[-len(chain)].rows_in / max(t_pass, 1e-9), t_write)
     LAST_TIMINGS[:] = timings
@@ -861,9 +871,12 @@ def log_timings(cfg: CurateSettings, marks: dict[str, float], passes: list[dict[
         lines.append(f"  {k:<38} {v:8.1f}s  {100 * v / max(total, 1e-9):5.1f}%")
         if k == "stage passes":
             for p in passes:
-                lines.append(f"    pass {p['pass']} {', '.join(p['stages'])[:48]:<48} {p['total_s']:7.1f}s "
-                             f"(fit {p['fit_s']:.1f}, pass {p['pass_s']:.1f}, dropped rows {p['dropped_rows_write_s']:.1f}, "
-                             f"checkpoint {p['checkpoint_s']:.1f})")
+                lines.append(f"    pass {p['pass']} ({', '.join(p['stages'])}): {p['total_s']:.1f}s "
+                             f"(global fit {p['fit_s']:.1f}, pass {p['pass_s']:.1f} = {p.get('rows_per_s', 0):.0f} rows/s, "
+                             f"dropped rows {p['dropped_rows_write_s']:.1f}, checkpoint {p['checkpoint_s']:.1f})")
+                for t in p.get("stage_s", []):
+                    lines.append(f"      stage {t['stage']:<24} {t['wall_s']:8.2f}s wall {t['cpu_s']:8.2f}s CPU "
+                                 "(summed over the partitions)")
     log.info("%s", "\n".join(lines))
     target = cfg.timings_file
     if target:
