@@ -440,9 +440,31 @@ class Checkpoints:
         return files
 
 
+class ProgressLine:
+    """Progress for a log that is not a terminal: one plain ``log.info`` line at most every
+    ``every_s`` seconds: ``<what>: <done> / <total> rows (<pct>), <rows/s> rows/s`` (total unknown:
+    ``?``). ``every_s`` <= 0: never."""
+
+    def __init__(self, what: str, total: int | None, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.what, self.total, self.every_s, self.clock = what, total, float(every_s), clock
+        self.done = 0
+        self.t0 = self.last = clock()
+
+    def update(self, n: int) -> None:
+        """``n`` more rows done; logs a line when ``every_s`` has passed since the last."""
+        self.done += int(n)
+        now = self.clock()
+        if self.every_s > 0 and now - self.last >= self.every_s:
+            self.last = now
+            rate = self.done / max(now - self.t0, 1e-9)
+            of = f"{self.total} rows ({100 * self.done / max(self.total, 1):.0f}%)" if self.total else "? rows"
+            log.info("%s: %d / %s, %.0f rows/s", self.what, self.done, of, rate)
+
+
 def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Path | None, collect: bool = True,
                load: Callable | None = None, finish: Callable | None = None, work_dir: Path | None = None,
-               checkpoints: Checkpoints | None = None):
+               checkpoints: Checkpoints | None = None, rows_total: int | None = None,
+               progress_every_s: float = 30.0):
     """Run the stages in order over the partitions (``engine.partitions(df)``, futures of frames
     on the workers, or items that ``load(item)`` turns into partitions on the workers, in the
     first pass); returns (kept rows, [StageStats]). The kept rows are a pandas frame sorted by
@@ -458,7 +480,11 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
     ``checkpoints``: every finished pass is saved there (partitions and statistics); the passes it
     already lists are not run again (``parts`` is then ignored unless no pass is listed): the
     partitions of the last one are read back by the workers, and the next global stage computes
-    its keys from them."""
+    its keys from them.
+
+    Progress: a tqdm bar per pass on a terminal; otherwise (a batch log) one plain line per pass
+    every ``progress_every_s`` seconds (rows done / total, rows/s). ``rows_total``: the rows the
+    first pass gets (the read step's count), its total."""
     stats: list[StageStats] = []
     groups = chains(stages)
     done = list(checkpoints.passes) if checkpoints is not None else []
@@ -485,7 +511,12 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
             continue
         for st in chain:
             if not st.is_global or st is chain[0]:
+                tf = time.monotonic()
+                if st.is_global:
+                    log.info("pass %d: global fit of %s started", g + 1, st.name)
                 st.fit(parts, engine, keys if st is chain[0] else None)   # global: on the data as it is now
+                if st.is_global:
+                    log.info("pass %d: global fit of %s done in %.1fs", g + 1, st.name, time.monotonic() - tf)
         following = groups[g + 1][0] if g + 1 < len(groups) else None
         keys_of = following if following is not None and following.is_global \
             and type(following).keys is not Stage.keys else None
@@ -496,9 +527,18 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
         t_fit = time.monotonic() - t0
         results = engine.map(task, parts, range(len(parts)), [states] * len(parts))
         names = ", ".join(st.name for st in chain)
-        with tqdm(total=rows, desc=f"pass {g + 1}/{len(groups)} ({names[:40]})", unit="rows", unit_scale=True,
+        total_rows = rows if rows is not None else rows_total
+        with tqdm(total=total_rows, desc=f"pass {g + 1}/{len(groups)} ({names[:40]})", unit="rows", unit_scale=True,
                   disable=None, leave=True) as bar:
-            reports = engine.gather_each(engine.map(itemgetter(2), results), lambda r: bar.update(r["rows"]))
+            plain = ProgressLine(f"pass {g + 1}/{len(groups)} ({names})", total_rows, progress_every_s) \
+                if bar.disable else None
+
+            def advance(r, bar=bar, plain=plain):
+                bar.update(r["rows"])
+                if plain is not None:
+                    plain.update(r["rows"])
+
+            reports = engine.gather_each(engine.map(itemgetter(2), results), advance)
         t_pass = time.monotonic() - t0 - t_fit
         parts = [r["finished"] for r in reports] if last else engine.map(itemgetter(0), results)
         gone = engine.map(itemgetter(1), results) if dropped_dir is not None else None
@@ -817,7 +857,8 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
         marks["read sources (workers)"] = time.monotonic() - t1
         t1 = time.monotonic()
         parts, stats = run_stages(parts, stages, engine, dropped_dir, collect=False, work_dir=work,
-                                  checkpoints=checkpoints if cfg.checkpoint else None)
+                                  checkpoints=checkpoints if cfg.checkpoint else None, rows_total=rows_read,
+                                  progress_every_s=cfg.progress_every_s)
         marks["stage passes"] = time.monotonic() - t1
         t1 = time.monotonic()
         # The split from the ids alone, on a worker: the ids (~20 bytes a row) and the shuffle's
