@@ -389,6 +389,8 @@ class CurateSettings(Root):
     resume_check: Literal["stat", "content"] = F("stat", "how resume compares data and benchmark files: stat "
                                                   "(path, size, mtime) or content (also a sha256 of every file: "
                                                   "reads the whole corpus)")
+    progress_every_s: float = F(30.0, "stderr not a terminal (batch log): one progress line per pass every this "
+                                      "many seconds; 0 = none (a terminal gets tqdm bars)", ge=0)
     seed: int = F(42, "shuffle / split / MinHash seed")
     levels: list[Text] = F(["high_level", "detailed", "block"], "description levels (keys of the sources' levels maps)",
                            min_length=1)

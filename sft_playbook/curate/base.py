@@ -21,6 +21,8 @@ with ``keys_on_workers`` the keys stay on the workers and ``fit`` reduces them t
 """
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,11 +249,13 @@ class Chain:
     def __init__(self, stages: list[Stage]) -> None:
         self.stages = list(stages)
 
-    def split(self, partition: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    def split(self, partition: pd.DataFrame, times: list | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
         """Run the chained stages on one partition: what the pipeline runs per partition.
 
         Args:
             partition: the rows (not modified).
+            times: when given, ``[wall_s, cpu_s]`` of each stage is appended to it, in chain order
+                (``time.perf_counter`` and this thread's ``time.thread_time``, in seconds).
 
         Returns:
             ``(kept, dropped, counters)``: the kept rows with the input's columns; the dropped rows with
@@ -265,6 +269,7 @@ class Chain:
         dropped: list[pd.DataFrame] = []
         sums: dict[str, int] = {}
         for i, stage in enumerate(self.stages):
+            w0, c0 = time.perf_counter(), time.thread_time()
             out = stage(df)
             counters = [c for c in out.columns if c.startswith(COUNTER_PREFIX)]
             for c in counters:
@@ -275,6 +280,8 @@ class Chain:
                 gone[STAGE_COL] = np.int64(i)
                 dropped.append(gone)
             df = (out if keep.all() else out[keep]).drop(columns=[REASON, DETAIL, *counters])
+            if times is not None:
+                times.append([time.perf_counter() - w0, time.thread_time() - c0])
         if dropped:
             gone = pd.concat(dropped)
         else:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Sequence
 
@@ -28,6 +29,81 @@ import pandas as pd
 from ..settings import ENGINES, EngineSettings
 
 log = logging.getLogger(__name__)
+
+
+def code_version(root: Path | None = None) -> str:
+    """A hash of this process's curation code: every ``sft_playbook/curate/*.py`` source plus
+    ``sft_playbook/io.py`` and ``settings.py`` and the installed package version (sha256 hex).
+    ``root``: the ``curate`` folder (default: this process's). Used by the resume fingerprint and
+    by the cluster check that the workers run the driver's code (``code_identity``).
+
+    Returns:
+        64 hex characters (sha256 of the package version and those files' names and bytes).
+    """
+    import hashlib
+    from importlib import metadata
+
+    root = Path(root) if root is not None else Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    try:
+        h.update(metadata.version("sft-playbook").encode())
+    except metadata.PackageNotFoundError:
+        h.update(b"not installed")
+    for f in sorted(root.glob("*.py")) + [root.parent / "io.py", root.parent / "settings.py"]:
+        if f.is_file():
+            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+#: the packages whose versions must match between driver and workers (besides our own code)
+CHECKED_PACKAGES = ("dask", "distributed", "pandas", "numpy", "pyarrow", "cloudpickle")
+
+
+def code_identity() -> dict[str, str]:
+    """What this process runs: ``{"sft_playbook": <folder>, "code": code_version(), "python": x.y.z,
+    <package>: <version> for CHECKED_PACKAGES}``. Run on every worker by ``Engine`` to compare.
+
+    Returns:
+        That dict (all values text).
+    """
+    import platform
+    from importlib import metadata
+
+    out = {"sft_playbook": str(Path(__file__).resolve().parent.parent), "code": code_version(),
+           "python": platform.python_version()}
+    for name in CHECKED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def code_mismatches(driver: dict[str, str], workers: dict[str, Any]) -> list[str]:
+    """One line per worker whose ``code_identity`` differs from the driver's (or that could not
+    compute it: the value is an exception), naming the worker and what differs; [] when all match.
+    The ``sft_playbook`` folder alone may differ (the same code at another path is fine).
+
+    Returns:
+        The lines, sorted by worker address.
+    """
+    lines = []
+    for worker, ident in sorted(workers.items()):
+        if isinstance(ident, BaseException):
+            lines.append(f"worker {worker} cannot run the driver's sft_playbook: {type(ident).__name__}: {ident}")
+            continue
+        diff = [k for k in driver if k != "sft_playbook" and ident.get(k) != driver[k]]
+        if not diff:
+            continue
+        what = []
+        for k in diff:
+            if k == "code":
+                what.append(f"sft_playbook code differs (worker imports {ident.get('sft_playbook')}, "
+                            f"driver {driver['sft_playbook']}; hash {str(ident.get(k))[:12]} vs {driver[k][:12]})")
+            else:
+                what.append(f"{k} {ident.get(k)} vs driver's {driver[k]}")
+        lines.append(f"worker {worker} does not run the driver's code: " + "; ".join(what))
+    return lines
 
 
 #: the constructor's defaults: the settings' (``settings.EngineSettings``), declared there once
@@ -120,7 +196,25 @@ class Engine:
             self.client = self._stack.enter_context(Client(cluster))
             log.info("engine: Dask LocalCluster, %d worker process(es) x %d thread(s)",
                      self.n_workers, self.threads_per_worker)
+        self.check_workers()
         return self
+
+    def check_workers(self) -> None:
+        """Every worker must import the same sft_playbook code and package versions as this
+        process (a worker started without the right PYTHONPATH imports another checkout).
+
+        Raises:
+            EngineError: one line naming each worker that differs and what differs.
+        """
+        if self.client is None:
+            return
+        driver = code_identity()
+        workers = self.client.run(code_identity, on_error="return")
+        bad = code_mismatches(driver, workers)
+        if bad:
+            self._stack.close()
+            self.client = None
+            raise EngineError("; ".join(bad))
 
     def __exit__(self, *exc: Any) -> None:
         self._stack.close()

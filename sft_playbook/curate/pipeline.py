@@ -83,7 +83,7 @@ from .base import BOOKKEEPING, DETAIL, REASON, STAGE_COL, Chain, Stage, StageSta
 from .clean import CleanAndUnify
 from .decontam import Decontaminate
 from .dedup import ExactDedup, FuzzyDedup
-from .engine import Engine, EngineError
+from .engine import Engine, EngineError, code_version
 from .hierarchy import ModuleIndex
 from .filters import AlphaShare, Compiles, HasModule, LineCount, LongestLine, TopNGramShare, UrlShare, WordCount
 from ..io import replace_dir_atomic
@@ -414,11 +414,12 @@ def _pass(part, index: int, states: list, chain: Chain, keys_of: Stage | None, k
             stage.set_state(value)
     if load is not None:
         part = load(part)
-    kept, gone, sums = chain.split(part)
+    times: list[list[float]] = []
+    kept, gone, sums = chain.split(part, times)
     keys = keys_of.keys(kept) if keys_of is not None else None
     on_workers = keys_of is not None and keys_of.keys_on_workers
     report = {"rows": len(part), "drops": drop_summary(gone, len(chain.stages)), "gone_columns": list(gone.columns),
-              "sums": sums, "keys": None if on_workers else keys}
+              "sums": sums, "keys": None if on_workers else keys, "stage_times": times}
     if finish is not None:
         report["finished"] = finish(kept, index)
         kept = None
@@ -509,9 +510,31 @@ class Checkpoints:
         return files
 
 
+class ProgressLine:
+    """Progress for a log that is not a terminal: one plain ``log.info`` line at most every
+    ``every_s`` seconds: ``<what>: <done> / <total> rows (<pct>), <rows/s> rows/s`` (total unknown:
+    ``?``). ``every_s`` <= 0: never."""
+
+    def __init__(self, what: str, total: int | None, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.what, self.total, self.every_s, self.clock = what, total, float(every_s), clock
+        self.done = 0
+        self.t0 = self.last = clock()
+
+    def update(self, n: int) -> None:
+        """``n`` more rows done; logs a line when ``every_s`` has passed since the last."""
+        self.done += int(n)
+        now = self.clock()
+        if self.every_s > 0 and now - self.last >= self.every_s:
+            self.last = now
+            rate = self.done / max(now - self.t0, 1e-9)
+            of = f"{self.total} rows ({100 * self.done / max(self.total, 1):.0f}%)" if self.total else "? rows"
+            log.info("%s: %d / %s, %.0f rows/s", self.what, self.done, of, rate)
+
+
 def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Path | None, collect: bool = True,
                load: Callable | None = None, finish: Callable | None = None, work_dir: Path | None = None,
-               checkpoints: Checkpoints | None = None):
+               checkpoints: Checkpoints | None = None, rows_total: int | None = None,
+               progress_every_s: float = 30.0):
     """Run the stages in order over the partitions (``engine.partitions(df)``, futures of frames
     on the workers, or items that ``load(item)`` turns into partitions on the workers, in the
     first pass); returns (kept rows, [StageStats]). The kept rows are a pandas frame sorted by
@@ -528,6 +551,10 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
     already lists are not run again (``parts`` is then ignored unless no pass is listed): the
     partitions of the last one are read back by the workers, and the next global stage computes
     its keys from them.
+
+    Progress: a tqdm bar per pass on a terminal; otherwise (a batch log) one plain line per pass
+    every ``progress_every_s`` seconds (rows done / total, rows/s). ``rows_total``: the rows the
+    first pass gets (the read step's count), its total.
 
     Returns:
         ``(kept, stats)``: the kept rows as above, and one ``StageStats`` per stage, in order.
@@ -562,7 +589,12 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
             continue
         for st in chain:
             if not st.is_global or st is chain[0]:
+                tf = time.monotonic()
+                if st.is_global:
+                    log.info("pass %d: global fit of %s started", g + 1, st.name)
                 st.fit(parts, engine, keys if st is chain[0] else None)   # global: on the data as it is now
+                if st.is_global:
+                    log.info("pass %d: global fit of %s done in %.1fs", g + 1, st.name, time.monotonic() - tf)
         following = groups[g + 1][0] if g + 1 < len(groups) else None
         keys_of = following if following is not None and following.is_global \
             and type(following).keys is not Stage.keys else None
@@ -573,9 +605,18 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
         t_fit = time.monotonic() - t0
         results = engine.map(task, parts, range(len(parts)), [states] * len(parts))
         names = ", ".join(st.name for st in chain)
-        with tqdm(total=rows, desc=f"pass {g + 1}/{len(groups)} ({names[:40]})", unit="rows", unit_scale=True,
+        total_rows = rows if rows is not None else rows_total
+        with tqdm(total=total_rows, desc=f"pass {g + 1}/{len(groups)} ({names[:40]})", unit="rows", unit_scale=True,
                   disable=None, leave=True) as bar:
-            reports = engine.gather_each(engine.map(itemgetter(2), results), lambda r: bar.update(r["rows"]))
+            plain = ProgressLine(f"pass {g + 1}/{len(groups)} ({names})", total_rows, progress_every_s) \
+                if bar.disable else None
+
+            def advance(r, bar=bar, plain=plain):
+                bar.update(r["rows"])
+                if plain is not None:
+                    plain.update(r["rows"])
+
+            reports = engine.gather_each(engine.map(itemgetter(2), results), advance)
         t_pass = time.monotonic() - t0 - t_fit
         parts = [r["finished"] for r in reports] if last else engine.map(itemgetter(0), results)
         gone = engine.map(itemgetter(1), results) if dropped_dir is not None else None
@@ -636,9 +677,18 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
         if checkpoints is not None and not last and g + 1 < len(groups):
             checkpoints.pass_done(engine, g, parts, stats[-len(chain):])
         total = time.monotonic() - t0
-        timings.append({"pass": g + 1, "stages": [st.name for st in chain], "rows_in": stats[-len(chain)].rows_in,
+        per_stage = [[0.0, 0.0] for _ in chain]        # summed over the partitions (on the workers)
+        for r in reports:
+            for i, (w, c) in enumerate(r["stage_times"]):
+                per_stage[i][0] += w
+                per_stage[i][1] += c
+        rows_in = stats[-len(chain)].rows_in
+        timings.append({"pass": g + 1, "stages": [st.name for st in chain], "rows_in": rows_in,
                         "fit_s": round(t_fit, 2), "pass_s": round(t_pass, 2), "dropped_rows_write_s": round(t_write, 2),
-                        "checkpoint_s": round(total - t_fit - t_pass - t_write, 2), "total_s": round(total, 2)})
+                        "checkpoint_s": round(total - t_fit - t_pass - t_write, 2), "total_s": round(total, 2),
+                        "rows_per_s": round(rows_in / max(t_pass, 1e-9), 1),
+                        "stage_s": [{"stage": st.name, "wall_s": round(w, 3), "cpu_s": round(c, 3)}
+                                    for st, (w, c) in zip(chain, per_stage)]})
         log.info("  (%d stage(s) in one pass: %.1fs: global fit %.1fs, pass %.1fs = %.0f rows/s, dropped rows %.1fs)",
                  len(chain), total, t_fit, t_pass, stats[-len(chain)].rows_in / max(t_pass, 1e-9), t_write)
     LAST_TIMINGS[:] = timings
@@ -787,30 +837,6 @@ def work_folder(cfg: dict[str, Any] | CurateSettings, out_dir: Path) -> Path:
 WORK_MARKER = ".curate-work"
 
 
-def code_version(root: Path | None = None) -> str:
-    """A hash of this process's curation code: every ``sft_playbook/curate/*.py`` source plus
-    ``sft_playbook/io.py`` and ``settings.py`` and the installed package version (sha256 hex).
-    ``root``: the ``curate`` folder (default: this one). Used by the resume fingerprint and by
-    the cluster check that workers run the driver's code.
-
-    Returns:
-        64 hex characters (sha256 of the package version and those files' names and bytes).
-    """
-    import hashlib
-    from importlib import metadata
-
-    root = Path(root) if root is not None else Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    try:
-        h.update(metadata.version("sft-playbook").encode())
-    except metadata.PackageNotFoundError:
-        h.update(b"not installed")
-    for f in sorted(root.glob("*.py")) + [root.parent / "io.py", root.parent / "settings.py"]:
-        if f.is_file():
-            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
 def _stat_of(f: Path, content: bool) -> list:
     """``[path, size, mtime_ns]`` (make/rsync semantics), plus a sha256 of the bytes when ``content``.
 
@@ -953,7 +979,8 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
         marks["read sources (workers)"] = time.monotonic() - t1
         t1 = time.monotonic()
         parts, stats = run_stages(parts, stages, engine, dropped_dir, collect=False, work_dir=work,
-                                  checkpoints=checkpoints if cfg.checkpoint else None)
+                                  checkpoints=checkpoints if cfg.checkpoint else None, rows_total=rows_read,
+                                  progress_every_s=cfg.progress_every_s)
         marks["stage passes"] = time.monotonic() - t1
         t1 = time.monotonic()
         # The split from the ids alone, on a worker: the ids (~20 bytes a row) and the shuffle's
@@ -1007,9 +1034,12 @@ def log_timings(cfg: CurateSettings, marks: dict[str, float], passes: list[dict[
         lines.append(f"  {k:<38} {v:8.1f}s  {100 * v / max(total, 1e-9):5.1f}%")
         if k == "stage passes":
             for p in passes:
-                lines.append(f"    pass {p['pass']} {', '.join(p['stages'])[:48]:<48} {p['total_s']:7.1f}s "
-                             f"(fit {p['fit_s']:.1f}, pass {p['pass_s']:.1f}, dropped rows {p['dropped_rows_write_s']:.1f}, "
-                             f"checkpoint {p['checkpoint_s']:.1f})")
+                lines.append(f"    pass {p['pass']} ({', '.join(p['stages'])}): {p['total_s']:.1f}s "
+                             f"(global fit {p['fit_s']:.1f}, pass {p['pass_s']:.1f} = {p.get('rows_per_s', 0):.0f} rows/s, "
+                             f"dropped rows {p['dropped_rows_write_s']:.1f}, checkpoint {p['checkpoint_s']:.1f})")
+                for t in p.get("stage_s", []):
+                    lines.append(f"      stage {t['stage']:<24} {t['wall_s']:8.2f}s wall {t['cpu_s']:8.2f}s CPU "
+                                 "(summed over the partitions)")
     log.info("%s", "\n".join(lines))
     target = cfg.timings_file
     if target:
