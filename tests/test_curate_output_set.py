@@ -103,3 +103,23 @@ def test_resume_with_another_dropped_dir_gets_every_pass_dropped_rows(tmp_path, 
     assert tree(tmp_path / "dropped2") == ref
     assert tree(tmp_path / "out") == out
     assert tree(tmp_path / "dropped") == dropped                # the old folder is not touched
+
+
+def test_a_failed_run_says_where_its_finished_passes_are_kept(tmp_path, monkeypatch, caplog):
+    import logging
+
+    rows, _ = fx.records()
+    fx.write_jsonl(tmp_path / "src" / "data.jsonl", rows)
+
+    def boom(*a, **k):
+        raise pipeline.PipelineError("merge failed")
+    monkeypatch.setattr(pipeline, "merge_split", boom)
+    with caplog.at_level(logging.WARNING):
+        assert pipeline.main(cfg_for(tmp_path), None) == 1
+    said = [r.getMessage() for r in caplog.records if "finished pass(es)" in r.getMessage()]
+    assert len(said) == 1 and str(tmp_path / "work") in said[0] and "resume=true" in said[0]
+    caplog.clear()
+    fx.write_jsonl(tmp_path / "src" / "data.jsonl", [{**rows[0], "code": 5}])   # fails while reading
+    with caplog.at_level(logging.WARNING):
+        assert pipeline.main(cfg_for(tmp_path), None) == 1
+    assert not [r for r in caplog.records if "finished pass(es)" in r.getMessage()]

@@ -912,5 +912,17 @@ def main(cfg: dict[str, Any] | CurateSettings, args) -> int:
         curate(cfg, scheduler=getattr(args, "scheduler", None))
     except (ConfigError, SourceError, DownloadError, PipelineError, EngineError) as exc:
         log.error("%s", exc)
+        _say_work_kept(cfg)
         return 1
     return 0
+
+
+def _say_work_kept(cfg: dict[str, Any] | CurateSettings) -> None:
+    """After a failed run: one line saying where its finished passes are kept, if any."""
+    with contextlib.suppress(Exception):
+        st = settings_of(cfg)
+        work = work_folder(st, resolve(st.output_dir))
+        passes = json.loads((work / "manifest.json").read_text()).get("passes") or []
+        if passes:
+            log.warning("the %d finished pass(es) of this run are kept in %s: rerun with resume=true to reuse "
+                        "them (the folder is removed when a run finishes; delete it to start over)", len(passes), work)
