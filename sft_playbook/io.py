@@ -451,7 +451,8 @@ def replace_dir_atomic(target: str | Path, *, keep: Iterable[str] = ()) -> Itera
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new.", dir=target.parent))
+        remove_stale_staging(target)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new.{_owner_tag()}.", dir=target.parent))
         staging.chmod(0o777 & ~_umask())   # mkdtemp makes it 0700; the swapped-in folder gets the usual mode
     except OSError as exc:
         raise output_error(exc, target) from None
@@ -467,7 +468,7 @@ def replace_dir_atomic(target: str | Path, *, keep: Iterable[str] = ()) -> Itera
                         shutil.copy2(src, staging / name)
         old = None
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.{_owner_tag()}.", dir=target.parent))
             os.replace(target, old / target.name)
         os.replace(staging, target)
         if old is not None:
@@ -483,6 +484,55 @@ def replace_dir_atomic(target: str | Path, *, keep: Iterable[str] = ()) -> Itera
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _owner_tag() -> str:
+    """``<host>-<pid>`` of this process, in the names of staging folders (``remove_stale_staging``).
+
+    Returns:
+        The tag: the host name with characters other than letters, digits, ``_`` and ``-`` replaced.
+    """
+    import socket
+
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def remove_stale_staging(target: str | Path) -> list[Path]:
+    """Delete the staging folders (``.<target>.new.<host>-<pid>.*``, ``.<target>.old.<host>-<pid>.*``)
+    that a killed ``replace_dir_atomic`` left beside ``target``: only those made on this host by a
+    process that no longer exists. Others (a live run, another host, unknown names) are left alone.
+
+    Returns:
+        The folders removed.
+    """
+    import socket
+
+    target = Path(target)
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
+    pat = re.compile(rf"^\.{re.escape(target.name)}\.(?:new|old)\.{re.escape(host)}-(\d+)\.[^/]+$")
+    removed = []
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = pat.match(p.name)
+        if not m or not p.is_dir() or p.is_symlink():
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue                                   # alive (or not ours to signal): in use
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
 
 
 def _umask() -> int:

@@ -110,6 +110,45 @@ def code_mismatches(driver: dict[str, str], workers: dict[str, Any]) -> list[str
 _E = EngineSettings()
 
 
+#: errors a task raises for bad input or output, which the driver reports as one line (file:line):
+#: the worker's "Compute Failed" log record (task, exception, traceback) is not shown for them
+EXPECTED_TASK_ERRORS = ("SourceError", "InputError", "OutputError", "StageError", "PipelineError", "ConfigError")
+
+
+class QuietExpectedErrors(logging.Filter):
+    """Drops ``distributed.worker``'s "Compute Failed" record when the task raised one of
+    ``EXPECTED_TASK_ERRORS``; every other record (and any other failure) passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: D102 - logging.Filter's
+        if not (isinstance(record.msg, str) and record.msg.startswith("Compute Failed")):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        text = str(args[3]).lstrip("\"' ") if len(args) > 3 else ""
+        return not any(text.startswith(name + "(") for name in EXPECTED_TASK_ERRORS)
+
+
+def quiet_expected_errors() -> None:
+    """Install ``QuietExpectedErrors`` on this process's ``distributed.worker`` logger (once)."""
+    lg = logging.getLogger("distributed.worker")
+    if not any(isinstance(f, QuietExpectedErrors) for f in lg.filters):
+        lg.addFilter(QuietExpectedErrors())
+
+
+try:
+    from distributed.diagnostics.plugin import WorkerPlugin as _WorkerPlugin
+except ImportError:  # pragma: no cover - distributed is a dependency
+    _WorkerPlugin = object
+
+
+class QuietExpectedErrorsPlugin(_WorkerPlugin):
+    """Worker plugin: ``quiet_expected_errors()`` in every worker process, present and future."""
+
+    name = "sft-playbook-quiet-expected-errors"
+
+    def setup(self, worker: Any) -> None:  # noqa: D102 - WorkerPlugin's
+        quiet_expected_errors()
+
+
 class EngineError(RuntimeError):
     """The engine cannot be set up as configured (bad ``engine`` value, GPU without dask-cuda, ...)."""
 
@@ -184,7 +223,7 @@ class Engine:
             try:
                 cluster = self._stack.enter_context(LocalCUDACluster(
                     threads_per_worker=self.threads_per_worker,
-                    dashboard_address=":8787" if self.dashboard else None))
+                    **self._dashboard_kwargs()))
             except Exception as exc:  # no driver, no device
                 raise EngineError(f"gpu=true but no CUDA cluster could start: {exc}") from exc
             self.client = self._stack.enter_context(Client(cluster))
@@ -192,11 +231,13 @@ class Engine:
         else:
             cluster = self._stack.enter_context(LocalCluster(
                 n_workers=self.n_workers, threads_per_worker=self.threads_per_worker, processes=True,
-                memory_limit=self.memory_limit, dashboard_address=":8787" if self.dashboard else None))
+                memory_limit=self.memory_limit, **self._dashboard_kwargs()))
             self.client = self._stack.enter_context(Client(cluster))
             log.info("engine: Dask LocalCluster, %d worker process(es) x %d thread(s)",
                      self.n_workers, self.threads_per_worker)
         self.check_workers()
+        quiet_expected_errors()
+        self.client.register_plugin(QuietExpectedErrorsPlugin())
         return self
 
     def check_workers(self) -> None:
@@ -215,6 +256,18 @@ class Engine:
             self._stack.close()
             self.client = None
             raise EngineError("; ".join(bad))
+
+    def _dashboard_kwargs(self) -> dict[str, Any]:
+        """The cluster's dashboard arguments: port 8787 when on; when off no dashboard, and the
+        scheduler's small HTTP server (health, metrics) on a free port, so that a second run or a
+        Jupyter server on 8787 gives no "Port 8787 is already in use" warning.
+
+        Returns:
+            Keyword arguments for ``LocalCluster`` / ``LocalCUDACluster``.
+        """
+        if self.dashboard:
+            return {"dashboard_address": ":8787"}
+        return {"dashboard_address": None, "scheduler_kwargs": {"dashboard_address": ":0"}}
 
     def __exit__(self, *exc: Any) -> None:
         self._stack.close()

@@ -952,9 +952,6 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
     if not checkpoints.passes:
         if checkpoints.data["read"] is None and resume:
             fresh_work_folder(work)
-        if dropped_dir is not None and dropped_dir.is_dir():
-            for old in dropped_dir.glob("[0-9][0-9]_*.jsonl"):   # a previous run's files (stage list may differ)
-                old.unlink()
     marks = {"plan sources": time.monotonic() - t0}
     t1 = time.monotonic()
     with Engine(engine=eng.engine, n_workers=eng.n_workers, threads_per_worker=eng.threads_per_worker,
@@ -978,7 +975,10 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
                                         "bad": {"skipped": bad.skipped, "examples": bad.examples}}
         marks["read sources (workers)"] = time.monotonic() - t1
         t1 = time.monotonic()
-        parts, stats = run_stages(parts, stages, engine, dropped_dir, collect=False, work_dir=work,
+        # the dropped-row files are part of the output set: written into the work folder (kept for
+        # resume), moved into dropped_dir only when the whole run succeeded
+        drop_files = work / "dropped-files" if dropped_dir is not None else None
+        parts, stats = run_stages(parts, stages, engine, drop_files, collect=False, work_dir=work,
                                   checkpoints=checkpoints if cfg.checkpoint else None, rows_total=rows_read,
                                   progress_every_s=cfg.progress_every_s)
         marks["stage passes"] = time.monotonic() - t1
@@ -1016,6 +1016,8 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
             marks["merge splits (workers)"] = time.monotonic() - t1
             t1 = time.monotonic()
             report = _write_outputs(staging, n, levels, cfg, rows_read, origins, bad, stats, unresolved, sizes)
+            if dropped_dir is not None:
+                install_dropped(drop_files, dropped_dir)
             marks["report"] = time.monotonic() - t1
     shutil.rmtree(work, ignore_errors=True)
     log_timings(cfg, marks, LAST_TIMINGS, time.monotonic() - t0, rows_read)
@@ -1084,6 +1086,22 @@ def _write_outputs(out_dir: Path, rows_kept: int, levels, cfg, rows_read: int, o
 REPORT_FILES = ("curation_report.json", "curation_report.md", "curation_funnel.png")
 
 
+DROPPED_FILE_GLOB = "[0-9][0-9]_*.jsonl"
+
+
+def install_dropped(files_dir: Path, dropped_dir: Path) -> None:
+    """Replace a previous run's dropped-row files (``<nn>_<stage>.jsonl``) in ``dropped_dir`` by this
+    run's (``files_dir``, in the work folder) as one set (``replace_dir_atomic``): other entries of
+    ``dropped_dir`` are carried over; on any error ``dropped_dir`` is left as it was."""
+    import fnmatch
+
+    keep = [p.name for p in sorted(dropped_dir.iterdir()) if not fnmatch.fnmatch(p.name, DROPPED_FILE_GLOB)
+            and not p.name.startswith(".")] if dropped_dir.is_dir() else []
+    with replace_dir_atomic(dropped_dir, keep=keep) as staging:
+        for f in sorted(files_dir.glob(DROPPED_FILE_GLOB)) if files_dir.is_dir() else []:
+            shutil.move(str(f), str(staging / f.name))
+
+
 def foreign_entries(out_dir: Path, levels: list[str]) -> list[str]:
     """Entries of an existing output folder that a run does not write and that are not a previous
     run's outputs: they are carried over into the new set. A previous run's level folders
@@ -1115,5 +1133,17 @@ def main(cfg: dict[str, Any] | CurateSettings, args) -> int:
         curate(cfg, scheduler=getattr(args, "scheduler", None))
     except (ConfigError, SourceError, DownloadError, PipelineError, EngineError) as exc:
         log.error("%s", exc)
+        _say_work_kept(cfg)
         return 1
     return 0
+
+
+def _say_work_kept(cfg: dict[str, Any] | CurateSettings) -> None:
+    """After a failed run: one line saying where its finished passes are kept, if any."""
+    with contextlib.suppress(Exception):
+        st = settings_of(cfg)
+        work = work_folder(st, resolve(st.output_dir))
+        passes = json.loads((work / "manifest.json").read_text()).get("passes") or []
+        if passes:
+            log.warning("the %d finished pass(es) of this run are kept in %s: rerun with resume=true to reuse "
+                        "them (the folder is removed when a run finishes; delete it to start over)", len(passes), work)
