@@ -380,7 +380,7 @@ class CurateSettings(Root):
     dropped_dir: Text | None = F("data/work/dropped", "every dropped row with stage, reason, detail; null = off")
     work_dir: Text | None = F(None, "part files the workers write during a run; null = .<output_dir name>.work "
                                        "beside output_dir")
-    timings_file: Text | None = F(None, "a JSON file for where the time went (not in the report)")
+    timings_file: Text | None = F(None, "an extra copy of output_dir/curation_timings.json (where the time went)")
     checkpoint: bool = F(True, "after every pass the workers save its partitions in work_dir")
     resume: bool = F(False, "true: a killed run's finished passes are not redone, when config, sources spec, "
                            "benchmark files and code are unchanged and every data file has the same path, "

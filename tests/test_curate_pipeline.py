@@ -15,6 +15,7 @@ from hub_stub import HubStub
 from sft_playbook.config import load_config
 from sft_playbook.curate.base import Stage
 from sft_playbook.curate.pipeline import PipelineError, curate, main
+from sft_playbook.curate.report import TIMINGS_FILES
 from sft_playbook.curate.sources import SourceError
 from sft_playbook.paths import REPO_ROOT
 
@@ -35,8 +36,10 @@ def setup_run(tmp: Path, rows=None, engine="local", extra=()):
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` but the timings files (where the time went: they
+    change from run to run, by design; named explicitly)."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in TIMINGS_FILES}
 
 
 def read_jsonl(p: Path) -> list[dict]:

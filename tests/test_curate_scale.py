@@ -19,6 +19,7 @@ from sft_playbook.config import load_config
 from sft_playbook.curate import pipeline, sources
 from sft_playbook.curate.engine import Engine
 from sft_playbook.curate.pipeline import curate, load_sources, plan_sources, read_partitions
+from sft_playbook.curate.report import TIMINGS_FILES, TIMINGS_LINE
 from sft_playbook.curate.sources import SourceError
 from sft_playbook.curate.split import SPLITS, assign_splits, merge, split_ranks, split_sizes
 from sft_playbook.curate.writers import merge_split, part_name, write_split_parts
@@ -221,7 +222,8 @@ def test_a_killed_run_resumes_without_redoing_finished_passes(tmp_path):
     awkward_source(tmp_path / "src")
     ref = config(tmp_path, "local")
     curate(ref)
-    ref_out = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    ref_out = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*")
+               if p.is_file() and p.name not in TIMINGS_FILES}          # where the time went: differs by design
     ref_dropped = {p.name: p.read_bytes() for p in (tmp_path / "dropped").glob("*.jsonl")}
     import shutil
 
@@ -255,12 +257,14 @@ def test_a_killed_run_resumes_without_redoing_finished_passes(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     not_redone = [l for l in res.stderr.splitlines() if "finished in an earlier run, not redone" in l]
     assert len(not_redone) == finished >= 2
-    assert "stage  1 clean" not in res.stderr and "compiles" not in res.stderr.split("not redone")[-1]
+    ran = res.stderr.split("where the time went")[0]           # the log of the run, without the timings table
+    assert "stage  1 clean" not in ran and "compiles" not in ran.split("not redone")[-1]
     import re
 
     assert bool(re.search(r"stage +\d+ exact_dedup", res.stderr)) == (finished == 2)   # the pass after the last saved
     assert re.search(r"stage +\d+ fuzzy_dedup", res.stderr)
-    out = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    out = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*")
+           if p.is_file() and p.name not in TIMINGS_FILES}
     assert out == ref_out
     assert {p.name: p.read_bytes() for p in (tmp_path / "dropped").glob("*.jsonl")} == ref_dropped
     assert not work.exists()                                   # the checkpoints go with a finished run
@@ -279,5 +283,8 @@ def test_where_the_time_went_is_logged_and_kept_apart_from_the_report(tmp_path, 
     assert set(t["steps_s"]) >= {"read sources (workers)", "stage passes", "merge splits (workers)", "report"}
     assert all(p["total_s"] >= p["pass_s"] >= 0 for p in t["passes"])
     assert "where the time went" in caplog.text and "rows/s" in caplog.text
-    text = json.dumps(rep) + (tmp_path / "out" / "curation_report.md").read_text()
+    md = (tmp_path / "out" / "curation_report.md").read_text()
+    text = json.dumps(rep) + md.replace(TIMINGS_LINE, "")
+    assert md.count(TIMINGS_LINE) == 1                          # one fixed line points to the timings files
     assert not any(k in text for k in ("pass_s", "fit_s", "total_s", "steps_s", "time went"))   # no times in it
+    assert json.loads((tmp_path / "out" / TIMINGS_FILES[0]).read_text()) == t          # timings_file: a copy

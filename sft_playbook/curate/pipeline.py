@@ -55,8 +55,9 @@ kept summary         per partition the kept row count to the driver; the ids go 
 Checkpoints (``Checkpoints``): after every pass but the last, the workers pickle their partitions
 into ``work_dir/pass-<g>/`` and the driver rewrites ``work_dir/manifest.json`` (atomic); a run
 started with ``resume=true`` skips the passes listed there and reads the last one's partitions
-back on the workers. Progress: one bar per pass in rows (rows/s); where the time went is logged
-at the end (``timings_file`` keeps it as JSON; the report stays free of timings).
+back on the workers. Progress: one bar per pass in rows (rows/s). Where the time went (per step,
+pass and stage) is written into the output set as ``curation_timings.{json,md}`` and logged at the
+end (``timings_file``: an extra copy of the JSON); the report itself stays free of timings.
 """
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ from .hierarchy import ModuleIndex
 from .filters import AlphaShare, Compiles, HasModule, LineCount, LongestLine, TopNGramShare, UrlShare, WordCount
 from ..io import replace_dir_atomic
 from .pii import RedactPII
-from .report import write_report
+from .report import TIMINGS_FILES, timings_markdown, write_report, write_timings
 from .sources import (BadLines, DownloadError, SourceError, describe_skipped, download_hub, licence_of,
                       list_data_files, load_records, read_source_specs, records_frame)
 from .split import SPLITS, KeepBothViews, split_ranks, split_sizes
@@ -583,6 +584,7 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
                 number += 1
             rows = stats[-1].rows_out
             log.info("pass %d (%s): finished in an earlier run, not redone", g + 1, ", ".join(st.name for st in chain))
+            timings.append({"pass": g + 1, "stages": [st.name for st in chain], "resumed": True})
             if g == len(done) - 1:
                 parts = engine.map(pd.read_pickle, done[g]["parts"])
                 load = None
@@ -682,13 +684,16 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
             for i, (w, c) in enumerate(r["stage_times"]):
                 per_stage[i][0] += w
                 per_stage[i][1] += c
-        rows_in = stats[-len(chain)].rows_in
+        mine = stats[-len(chain):]
+        rows_in = mine[0].rows_in
         timings.append({"pass": g + 1, "stages": [st.name for st in chain], "rows_in": rows_in,
+                        "global_fit": chain[0].name if chain[0].is_global else None,
                         "fit_s": round(t_fit, 2), "pass_s": round(t_pass, 2), "dropped_rows_write_s": round(t_write, 2),
                         "checkpoint_s": round(total - t_fit - t_pass - t_write, 2), "total_s": round(total, 2),
                         "rows_per_s": round(rows_in / max(t_pass, 1e-9), 1),
-                        "stage_s": [{"stage": st.name, "wall_s": round(w, 3), "cpu_s": round(c, 3)}
-                                    for st, (w, c) in zip(chain, per_stage)]})
+                        "stage_s": [{"stage": st.name, "rows_in": s.rows_in, "wall_s": round(w, 3), "cpu_s": round(c, 3),
+                                     "rows_per_s": round(s.rows_in / w, 1) if w > 0 else None}
+                                    for st, s, (w, c) in zip(chain, mine, per_stage)]})
         log.info("  (%d stage(s) in one pass: %.1fs: global fit %.1fs, pass %.1fs = %.0f rows/s, dropped rows %.1fs)",
                  len(chain), total, t_fit, t_pass, stats[-len(chain)].rows_in / max(t_pass, 1e-9), t_write)
     LAST_TIMINGS[:] = timings
@@ -1016,39 +1021,61 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
             marks["merge splits (workers)"] = time.monotonic() - t1
             t1 = time.monotonic()
             report = _write_outputs(staging, n, levels, cfg, rows_read, origins, bad, stats, unresolved, sizes)
+            marks["report"] = time.monotonic() - t1
+            # where the time went: in the same output set (its own files; the report stays time-free)
+            timings = timings_record(marks, LAST_TIMINGS, time.monotonic() - t0, rows_read, engine.describe())
+            write_timings(staging, timings)
             if dropped_dir is not None:
                 install_dropped(drop_files, dropped_dir)
-            marks["report"] = time.monotonic() - t1
     shutil.rmtree(work, ignore_errors=True)
-    log_timings(cfg, marks, LAST_TIMINGS, time.monotonic() - t0, rows_read)
+    log_timings(cfg, timings)
     log.info("wrote %s/<level>/{train,validation,test}.jsonl for %s: %s; report in %s/curation_report.md (%.1fs)",
              out_dir, ", ".join(levels), ", ".join(f"{k}={v}" for k, v in sizes[levels[0]].items()), out_dir,
              time.monotonic() - t0)
     return report
 
 
-def log_timings(cfg: CurateSettings, marks: dict[str, float], passes: list[dict[str, Any]], total: float,
-                rows: int) -> None:
-    """Where the time went: logged, and written to ``timings_file`` when set. Not part of the
-    curation report, which stays byte-identical from run to run and engine to engine."""
-    lines = [f"where the time went ({total:.1f}s, {rows / max(total, 1e-9):.0f} rows/s overall):"]
-    for k, v in marks.items():
-        lines.append(f"  {k:<38} {v:8.1f}s  {100 * v / max(total, 1e-9):5.1f}%")
-        if k == "stage passes":
-            for p in passes:
-                lines.append(f"    pass {p['pass']} ({', '.join(p['stages'])}): {p['total_s']:.1f}s "
-                             f"(global fit {p['fit_s']:.1f}, pass {p['pass_s']:.1f} = {p.get('rows_per_s', 0):.0f} rows/s, "
-                             f"dropped rows {p['dropped_rows_write_s']:.1f}, checkpoint {p['checkpoint_s']:.1f})")
-                for t in p.get("stage_s", []):
-                    lines.append(f"      stage {t['stage']:<24} {t['wall_s']:8.2f}s wall {t['cpu_s']:8.2f}s CPU "
-                                 "(summed over the partitions)")
-    log.info("%s", "\n".join(lines))
+def timings_record(marks: dict[str, float], passes: list[dict[str, Any]], total: float, rows: int,
+                   engine: str) -> dict[str, Any]:
+    """Where the time went, as written to ``curation_timings.json`` (``report.write_timings``).
+
+    Args:
+        marks: wall seconds per step of ``curate`` (plan sources, start engine, read, stage passes,
+            split, merge, report), in order.
+        passes: one dict per pass (``run_stages``' ``LAST_TIMINGS``: global fit, pass, dropped-row
+            write and checkpoint seconds, rows/s, per stage wall/CPU seconds summed over partitions).
+        total: wall seconds from the start of ``curate`` to the report written.
+        rows: the rows read.
+        engine: ``Engine.describe()``.
+
+    Returns:
+        ``{"finished_utc", "engine", "total_s", "rows_read", "rows_per_s", "steps_s": {step: s},
+        "passes": passes}`` (seconds rounded to 0.01). Not counted: writing the timings files, moving
+        the dropped-row files into ``dropped_dir`` and swapping the output set in (renames).
+    """
+    import datetime as _dt
+
+    return {"finished_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "engine": engine, "total_s": round(total, 2), "rows_read": int(rows),
+            "rows_per_s": round(rows / max(total, 1e-9), 1),
+            "steps_s": {k: round(v, 2) for k, v in marks.items()}, "passes": list(passes)}
+
+
+def log_timings(cfg: CurateSettings, timings: dict[str, Any]) -> None:
+    """Log where the time went (``curation_timings.md``'s text) and, when ``timings_file`` is set,
+    write an extra copy of ``curation_timings.json`` there (the copy in output_dir is the one of
+    the output set).
+
+    Raises:
+        OutputError: ``timings_file`` cannot be written (its path named).
+    """
+    log.info("where the time went (also in %s):\n%s", resolve(cfg.output_dir) / TIMINGS_FILES[1],
+             timings_markdown(timings).rstrip())
     target = cfg.timings_file
     if target:
         from ..io import write_json_atomic
 
-        write_json_atomic(resolve(target), {"total_s": round(total, 2), "rows_read": rows,
-                                            "steps_s": {k: round(v, 2) for k, v in marks.items()}, "passes": passes})
+        write_json_atomic(resolve(target), timings)
 
 
 def _write_outputs(out_dir: Path, rows_kept: int, levels, cfg, rows_read: int, origins, bad, stats,
@@ -1083,7 +1110,7 @@ def _write_outputs(out_dir: Path, rows_kept: int, levels, cfg, rows_read: int, o
     return report
 
 
-REPORT_FILES = ("curation_report.json", "curation_report.md", "curation_funnel.png")
+REPORT_FILES = ("curation_report.json", "curation_report.md", "curation_funnel.png", *TIMINGS_FILES)
 
 
 DROPPED_FILE_GLOB = "[0-9][0-9]_*.jsonl"

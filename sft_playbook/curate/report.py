@@ -1,6 +1,10 @@
 """The curation report: ``curation_report.json`` (everything), ``curation_report.md`` (the same for
 people) and ``curation_funnel.png`` (rows after each stage). Nothing machine- or time-dependent goes
-in (no timings, paths or engine details; those are logged), so reruns are byte-identical."""
+in (no timings, paths or engine details), so reruns are byte-identical.
+
+Where the time went is written beside it, in the same output set: ``curation_timings.json`` and
+``curation_timings.md`` (``write_timings``): per step, per pass and per stage, wall and CPU
+seconds and rows/s. They change from run to run; the report names them in one fixed line."""
 from __future__ import annotations
 
 import io
@@ -8,6 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from ..io import write_bytes_atomic, write_json_atomic, write_text_atomic
+
+
+#: the files that say where the time went: in the output set, never byte-identical between runs
+TIMINGS_FILES = ("curation_timings.json", "curation_timings.md")
+#: the one (time-free) line of curation_report.md that points to them
+TIMINGS_LINE = ("Where the time went (per step, pass and stage; it changes from run to run, so it is not in "
+                "this report): [curation_timings.md](curation_timings.md).")
 
 
 def write_report(out_dir: Path, report: dict[str, Any]) -> None:
@@ -33,7 +44,7 @@ def markdown(r: dict[str, Any]) -> str:
              *[f"- {s['name']}: {s.get('license', 'unknown')}" + (f" - {s['license_note']}" if s.get("license_note") else "")
                for s in r["sources"]], "",
              f"Rows read: {r['rows_read']}; bad input lines skipped: {r['bad_lines']['skipped']}; "
-             f"rows kept: {r['rows_kept']}.", "",
+             f"rows kept: {r['rows_kept']}.", "", TIMINGS_LINE, "",
              "## Stages", "", "| # | stage | rows in | rows out | dropped | reasons |", "| --- | --- | --- | --- | --- | --- |"]
     for i, st in enumerate(r["stages"], start=1):
         reasons = ", ".join(f"{k}: {v}" for k, v in st["dropped"].items()) or "-"
@@ -110,3 +121,66 @@ def funnel_png(r: dict[str, Any]) -> bytes:
     fig.savefig(buf, format="png", metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
+
+
+def write_timings(out_dir: Path, timings: dict[str, Any]) -> None:
+    """Write ``curation_timings.json`` (``timings`` as given) and ``curation_timings.md``
+    (``timings_markdown``) into ``out_dir`` (atomically each).
+
+    Raises:
+        OutputError: a file cannot be written (its path named).
+    """
+    write_json_atomic(out_dir / TIMINGS_FILES[0], timings)
+    write_text_atomic(out_dir / TIMINGS_FILES[1], timings_markdown(timings))
+
+
+def _s(v: Any) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def timings_markdown(t: dict[str, Any]) -> str:
+    """Where the time went, for people: the steps of the run, then one row per pass, then one
+    row per stage (its global fit, if it has one, on a row of its own). Stage names in full.
+
+    Args:
+        t: the timings dict (``curation_timings.json``'s content: ``total_s``, ``rows_read``,
+            ``rows_per_s``, ``engine``, ``finished_utc``, ``steps_s`` {step: s}, ``passes``
+            [{pass, stages, rows_in, fit_s, pass_s, rows_per_s, dropped_rows_write_s,
+            checkpoint_s, total_s, stage_s [{stage, rows_in, wall_s, cpu_s, rows_per_s}]}]; a pass
+            done by an earlier run has ``resumed: true`` and no times).
+
+    Returns:
+        The Markdown text (lines joined by ``\\n``, ending with a newline).
+    """
+    total = max(float(t["total_s"]), 1e-9)
+    lines = ["# Where the time went", "",
+             f"Finished {t.get('finished_utc', '?')} on {t.get('engine', '?')}: {t['rows_read']} rows read, "
+             f"{t['total_s']:.1f} s in all ({t['rows_per_s']:.0f} rows/s overall). Wall seconds as the driver saw "
+             "them; a stage's wall and CPU seconds are summed over its partitions (over the workers' threads), "
+             "its rows/s is per worker thread.", "",
+             "## Steps", "", "| step | wall s | share |", "| --- | ---: | ---: |"]
+    for step, sec in t["steps_s"].items():
+        lines.append(f"| {step} | {sec:.2f} | {100 * sec / total:.1f}% |")
+    lines += ["", "## Passes", "",
+              "| pass | stages | rows in | global fit s | pass s | rows/s | dropped-row write s | checkpoint s | total s |",
+              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for p in t["passes"]:
+        names = ", ".join(p["stages"])
+        if p.get("resumed"):
+            lines.append(f"| {p['pass']} | {names} | - | finished in an earlier run (resume) | - | - | - | - | - |")
+            continue
+        lines.append(f"| {p['pass']} | {names} | {p['rows_in']} | {p['fit_s']:.2f} | {p['pass_s']:.2f} | "
+                     f"{p['rows_per_s']:.0f} | {p['dropped_rows_write_s']:.2f} | {p['checkpoint_s']:.2f} | {p['total_s']:.2f} |")
+    lines += ["", "## Stages", "", "| pass | stage | rows in | wall s | CPU s | rows/s per thread |",
+              "| ---: | --- | ---: | ---: | ---: | ---: |"]
+    for p in t["passes"]:
+        if p.get("resumed"):
+            continue
+        if p.get("global_fit"):
+            lines.append(f"| {p['pass']} | {p['global_fit']} (global fit, whole corpus) | {p['rows_in']} | "
+                         f"{p['fit_s']:.2f} | - | {p['rows_in'] / max(p['fit_s'], 1e-9):.0f} (overall) |")
+        for s in p.get("stage_s", []):
+            lines.append(f"| {p['pass']} | {s['stage']} | {s.get('rows_in', '-')} | {_s(s['wall_s'])} | {_s(s['cpu_s'])} | "
+                         f"{s['rows_per_s']:.0f} |" if s.get("rows_per_s") is not None else
+                         f"| {p['pass']} | {s['stage']} | {s.get('rows_in', '-')} | {_s(s['wall_s'])} | {_s(s['cpu_s'])} | - |")
+    return "\n".join(lines) + "\n"
