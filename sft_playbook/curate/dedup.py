@@ -87,8 +87,11 @@ class ExactDedup(Stage):
         elif isinstance(keys, pd.DataFrame):
             keys = [keys]
         n = max(1, min(len(keys), 2 * max(1, engine.n_workers)))
+        total = sum(engine.gather(engine.map(len, keys)))          # one count per partition
         buckets = engine.map(partial(_hash_buckets, buckets=n), keys)
-        reduced = [engine.submit(_exact_clusters, *engine.map(partial(_item, b), buckets)) for b in range(n)]
+        reduced = [engine.submit(_exact_clusters_sized, *engine.map(partial(_item, b), buckets)) for b in range(n)]
+        engine.gather_progress(engine.map(partial(_item, 2), reduced), f"exact_dedup fit: hashes grouped into "
+                               f"{n} buckets, clusters found", total, "rows")
         stats = engine.gather(engine.map(partial(_item, 1), reduced))
         self._state = engine.submit(_drop_table, *engine.map(partial(_item, 0), reduced))
         if engine.client is None:
@@ -194,6 +197,15 @@ def _exact_clusters(*frames: pd.DataFrame) -> tuple[pd.DataFrame, tuple[int, int
     return drops, (int(len(sizes)), int(sizes.sum()), int(sizes.max()) if len(sizes) else 0, hist)
 
 
+def _exact_clusters_sized(*frames: pd.DataFrame):
+    """``_exact_clusters`` plus the rows of the bucket (for the progress line).
+
+    Returns:
+        ``(drops, stats, rows)``.
+    """
+    return (*_exact_clusters(*frames), sum(len(f) for f in frames))
+
+
 def _drop_table(*drops: pd.DataFrame) -> dict[str, str]:
     return {i: f for d in drops for i, f in zip(d["id"], d["first"])}
 
@@ -276,20 +288,37 @@ class FuzzyDedup(Stage):
             self._summary = _fuzzy_summary(0, [])
             return
         n_buckets = max(1, min(len(keys), max(2 * max(1, engine.n_workers), len(keys) // 4)))
+        bands = c["bands"]
+        signatures = sum(engine.gather(engine.map(len, keys))) // bands   # one count per partition
+        rows = sum(engine.gather(engine.map(len, parts)))
         buckets = engine.shuffle(keys, ["band", *(f"v{j}" for j in range(c["rows"]))], n_buckets,
                                  band_keys(np.zeros((0, c["num_perm"]), np.uint32), np.zeros(0, np.int64), c["bands"], c["rows"]))
         del keys
-        pairs = engine.map(partial(band_pairs, rows=c["rows"], max_bucket=c["max_bucket"]), buckets)
+        bucketed = engine.map(partial(_band_pairs_sized, rows=c["rows"], max_bucket=c["max_bucket"]), buckets)
+        pairs = engine.map(partial(_item, 0), bucketed)
         del buckets
         groups = 2 * max(1, engine.n_workers)
         graph = engine.submit(partial(candidate_graph, groups=groups), *pairs)
         del pairs
         nodes = engine.submit(_item, 1, graph)
-        cands = engine.map(partial(candidate_rows, stage=self, groups=groups), parts, [nodes] * len(parts))
-        results = [engine.submit(partial(verify_group, threshold=float(c["threshold"])), engine.submit(_pairs_of, g, graph),
-                                 *engine.map(partial(_item, g), cands)) for g in range(groups)]
-        del cands, nodes
+        cands = engine.map(partial(_candidate_rows_sized, stage=self, groups=groups), parts, [nodes] * len(parts))
+        results = [engine.submit(partial(_verify_group_sized, threshold=float(c["threshold"])),
+                                 engine.submit(_pairs_of, g, graph), *engine.map(partial(_group_of, g), cands)) for g in range(groups)]
+        # every task is submitted; the driver now follows the steps as they finish (progress lines)
+        what = "fuzzy_dedup fit"
+        engine.gather_progress(engine.map(partial(_item, 1), bucketed), f"{what} 1/4: MinHash signatures shuffled "
+                               f"by LSH band ({bands} bands, {n_buckets} buckets), candidate pairs found",
+                               signatures, "signatures", size=lambda k: k / bands)
+        del bucketed
+        log.info("%s 2/4: joining the candidate pairs of %d buckets into connected components (one task)",
+                 what, n_buckets)
         n_cands = engine.gather([engine.submit(_item, 2, graph)])[0]
+        log.info("%s 2/4: %d candidate pairs", what, n_cands)
+        engine.gather_progress(engine.map(partial(_item, 1), cands), f"{what} 3/4: rows checked for candidates, their shingles "
+                               "sent to their group", rows, "rows")
+        engine.gather_progress(engine.map(partial(_item, 2), results), f"{what} 4/4: candidate pairs verified "
+                               f"(exact Jaccard) and near duplicates chosen in {groups} groups", n_cands, "pairs")
+        del cands, nodes
         stats = engine.gather(engine.map(partial(_item, 1), results))
         self._state = engine.submit(_fuzzy_drop_table, *engine.map(partial(_item, 0), results))
         if engine.client is None:
@@ -433,6 +462,37 @@ def candidate_graph(*pairs: np.ndarray, groups: int):
     group = (nodes[label] % groups).astype(np.int64) if len(nodes) else np.zeros(0, dtype=np.int64)
     pair_group = group[a]
     return [allp[pair_group == g] for g in range(groups)], (nodes, group), int(len(allp))
+
+
+def _band_pairs_sized(keys: pd.DataFrame, rows: int, max_bucket: int) -> tuple[np.ndarray, int]:
+    """``band_pairs`` plus the band keys of the bucket (for the progress line).
+
+    Returns:
+        ``(pairs, band keys in the bucket)``.
+    """
+    return band_pairs(keys, rows, max_bucket), len(keys)
+
+
+def _candidate_rows_sized(df: pd.DataFrame, nodes, stage: FuzzyDedup, groups: int) -> tuple[list[pd.DataFrame], int]:
+    """``candidate_rows`` plus the partition's row count (for the progress line).
+
+    Returns:
+        ``(groups frames of candidate_rows, rows of the partition)``.
+    """
+    return candidate_rows(df, nodes, stage, groups), len(df)
+
+
+def _group_of(g: int, cands: tuple[list[pd.DataFrame], int]) -> pd.DataFrame:
+    return cands[0][g]
+
+
+def _verify_group_sized(pairs: np.ndarray, *rows: pd.DataFrame, threshold: float):
+    """``verify_group`` plus the group's candidate pairs (for the progress line).
+
+    Returns:
+        ``(drops, stats, candidate pairs)``.
+    """
+    return (*verify_group(pairs, *rows, threshold=threshold), len(pairs))
 
 
 def _pairs_of(g: int, graph):

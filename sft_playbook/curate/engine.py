@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Sequence
@@ -106,6 +107,30 @@ def code_mismatches(driver: dict[str, str], workers: dict[str, Any]) -> list[str
     return lines
 
 
+class ProgressLine:
+    """Progress for a log that is not a terminal: one plain ``log.info`` line (logger
+    ``sft_playbook.curate``) at most every ``every_s`` seconds: ``<what>: <done> / <total> <unit>
+    (<pct>), <rate> <unit>/s`` (total unknown: ``?``). ``every_s`` <= 0: never."""
+
+    def __init__(self, what: str, total: int | None, every_s: float, clock: Callable[[], float] = time.monotonic,
+                 unit: str = "rows") -> None:
+        self.what, self.total, self.every_s, self.clock, self.unit = what, total, float(every_s), clock, unit
+        self.done: float = 0
+        self.t0 = self.last = clock()
+
+    def update(self, n: float) -> None:
+        """``n`` more done (rows, signatures, pairs: ``unit``); logs a line when ``every_s`` has
+        passed since the last."""
+        self.done += n
+        now = self.clock()
+        if self.every_s > 0 and now - self.last >= self.every_s:
+            self.last = now
+            rate = self.done / max(now - self.t0, 1e-9)
+            u = self.unit
+            of = f"{self.total} {u} ({100 * self.done / max(self.total, 1):.0f}%)" if self.total else f"? {u}"
+            logging.getLogger("sft_playbook.curate").info("%s: %d / %s, %.0f %s/s", self.what, round(self.done), of, rate, u)
+
+
 #: the constructor's defaults: the settings' (``settings.EngineSettings``), declared there once
 _E = EngineSettings()
 
@@ -188,6 +213,8 @@ class Engine:
         self.dashboard = dashboard
         self.client = None
         self._stack = contextlib.ExitStack()
+        #: seconds between plain progress lines (``gather_progress``) when the log is not a terminal
+        self.progress_every_s = 30.0
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> Engine:
@@ -339,6 +366,29 @@ class Engine:
             values[where[fut.key]] = v
             done(v)
         return values
+
+    def gather_progress(self, parts: Sequence, what: str, total: float | None, unit: str = "rows",
+                        size: Callable[[Any], float] | None = None) -> list:
+        """``gather_each`` with progress (the global fits' steps): a tqdm bar on a terminal, else a
+        plain ``ProgressLine`` every ``progress_every_s`` seconds. ``parts``: small results (counts),
+        one per task of the step; ``size(value)``: how much of ``total`` one is (default: the value).
+
+        Returns:
+            The values, in the order of ``parts``.
+        """
+        from tqdm import tqdm
+
+        size = size or (lambda v: v)
+        with tqdm(total=total, desc=what, unit=f" {unit}", unit_scale=True, disable=None, leave=False) as bar:
+            plain = ProgressLine(what, total, self.progress_every_s, unit=unit) if bar.disable else None
+
+            def done(v):
+                n = size(v)
+                bar.update(n)
+                if plain is not None:
+                    plain.update(n)
+
+            return self.gather_each(parts, done)
 
     def shuffle(self, frames: Sequence, on: list[str], npartitions: int, meta: pd.DataFrame) -> list:
         """Dask's own shuffle of the frames (one pandas frame per item; futures on a cluster): the

@@ -399,10 +399,15 @@ class ModuleIndex(Stage):
             return
         cap = int(self.config["max_definitions_per_name"])
         n = max(1, min(len(keys), 2 * max(1, engine.n_workers)))
+        total = sum(engine.gather(engine.map(len, keys)))          # one count per partition
         buckets = engine.shuffle(keys, ["name"], n, index_keys(pd.DataFrame({"id": [], "_order": [], "code": []}), "code"))
         del keys
+        sized = engine.map(len, buckets)
         reduced = engine.map(partial(index_bucket, cap=cap, keep_all=self.keep_all), buckets)
         del buckets
+        done = engine.map(_second, sized, engine.map(partial(_item, 1), reduced))   # a bucket's keys, once reduced
+        engine.gather_progress(done, f"module_index fit: module names (defined or instantiated) shuffled into {n} "
+                               "buckets, definitions chosen", total, "names")
         wanted = engine.submit(_wanted_rows, *engine.map(partial(_item, 0), reduced))
         texts = engine.map(partial(definition_texts, field=self.config["field"]), parts, [wanted] * len(parts))
         built = engine.submit(build_definitions, engine.map(partial(_item, 0), reduced),
@@ -490,6 +495,15 @@ class ModuleIndex(Stage):
             in characters); empty before ``fit``.
         """
         return dict(self._summary)
+
+
+def _second(n, _after):
+    """``n``, once ``_after`` is computed (a task that finishes with its bucket's reduction).
+
+    Returns:
+        ``n``.
+    """
+    return n
 
 
 def _item(i, seq):

@@ -52,6 +52,11 @@ kept summary         per partition the kept row count to the driver; the ids go 
                      which sends the driver the top 20 and the first 20 ids
 ===================  =========================================================================
 
+The global fits (module_index, exact and fuzzy dedup) report their progress like the passes
+(``Engine.gather_progress``: tqdm on a terminal, else a plain line every ``progress_every_s``
+seconds; rows, signatures, module names or candidate pairs done / total, and the rate): for that
+the driver also gets one count per partition or bucket and step.
+
 Checkpoints (``Checkpoints``): after every pass but the last, the workers pickle their partitions
 into ``work_dir/pass-<g>/`` and the driver rewrites ``work_dir/manifest.json`` (atomic); a run
 started with ``resume=true`` skips the passes listed there and reads the last one's partitions
@@ -84,7 +89,7 @@ from .base import BOOKKEEPING, DETAIL, REASON, STAGE_COL, Chain, Stage, StageSta
 from .clean import CleanAndUnify
 from .decontam import Decontaminate
 from .dedup import ExactDedup, FuzzyDedup
-from .engine import Engine, EngineError, code_version
+from .engine import Engine, EngineError, ProgressLine, code_version  # noqa: F401 - ProgressLine: public here too
 from .hierarchy import ModuleIndex
 from .filters import AlphaShare, Compiles, HasModule, LineCount, LongestLine, TopNGramShare, UrlShare, WordCount
 from ..io import replace_dir_atomic
@@ -511,27 +516,6 @@ class Checkpoints:
         return files
 
 
-class ProgressLine:
-    """Progress for a log that is not a terminal: one plain ``log.info`` line at most every
-    ``every_s`` seconds: ``<what>: <done> / <total> rows (<pct>), <rows/s> rows/s`` (total unknown:
-    ``?``). ``every_s`` <= 0: never."""
-
-    def __init__(self, what: str, total: int | None, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.what, self.total, self.every_s, self.clock = what, total, float(every_s), clock
-        self.done = 0
-        self.t0 = self.last = clock()
-
-    def update(self, n: int) -> None:
-        """``n`` more rows done; logs a line when ``every_s`` has passed since the last."""
-        self.done += int(n)
-        now = self.clock()
-        if self.every_s > 0 and now - self.last >= self.every_s:
-            self.last = now
-            rate = self.done / max(now - self.t0, 1e-9)
-            of = f"{self.total} rows ({100 * self.done / max(self.total, 1):.0f}%)" if self.total else "? rows"
-            log.info("%s: %d / %s, %.0f rows/s", self.what, self.done, of, rate)
-
-
 def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Path | None, collect: bool = True,
                load: Callable | None = None, finish: Callable | None = None, work_dir: Path | None = None,
                checkpoints: Checkpoints | None = None, rows_total: int | None = None,
@@ -576,6 +560,7 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
     keys = None                              # what the previous pass computed for this chain's global stage
     number = 0
     timings: list[dict[str, Any]] = []
+    engine.progress_every_s = progress_every_s      # the global fits' progress lines too
     for g, chain in enumerate(groups):
         t0 = time.monotonic()
         if g < len(done):                    # finished before (resume): its statistics, its partitions
