@@ -336,6 +336,8 @@ def _cause(exc: OSError) -> str:
         return "permission denied"
     if exc.errno == errno.EROFS:
         return "read-only file system"
+    if exc.errno == errno.EEXIST and exc.filename:      # mkdir(exist_ok=True) met a file where a folder goes
+        return f"a file is in the way ({exc.filename} is not a folder)"
     return exc.strerror or type(exc).__name__
 
 
@@ -449,6 +451,10 @@ def replace_dir_atomic(target: str | Path, *, keep: Iterable[str] = ()) -> Itera
             under ``target`` rather than under the staging folder.
     """  # noqa: DOC501 - raised through the factory output_error(), which ruff takes for the exception's name
     target = Path(target)
+    if target.exists() and not target.is_dir():     # never swap a user's file for a folder (it would be deleted)
+        err = OutputError(errno.ENOTDIR, f"{target} is a file, not a folder: not replaced by the output folder")
+        err.filename = str(target)
+        raise err
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_staging(target)

@@ -926,6 +926,7 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
     cfg = settings_of(cfg)                   # every setting checked before any work (split, levels, stages)
     out_dir = resolve(cfg.output_dir)
     dropped_dir = resolve(cfg.dropped_dir) if cfg.dropped_dir else None
+    check_output_paths(cfg)
     levels = list(cfg.levels)
     seed = cfg.seed
     t0 = time.monotonic()
@@ -1010,14 +1011,44 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
             # where the time went: in the same output set (its own files; the report stays time-free)
             timings = timings_record(marks, LAST_TIMINGS, time.monotonic() - t0, rows_read, engine.describe())
             write_timings(staging, timings)
+            log_timings(cfg, timings)         # its extra copy (timings_file) too, before anything is swapped in
             if dropped_dir is not None:
                 install_dropped(drop_files, dropped_dir)
     shutil.rmtree(work, ignore_errors=True)
-    log_timings(cfg, timings)
     log.info("wrote %s/<level>/{train,validation,test}.jsonl for %s: %s; report in %s/curation_report.md (%.1fs)",
              out_dir, ", ".join(levels), ", ".join(f"{k}={v}" for k, v in sizes[levels[0]].items()), out_dir,
              time.monotonic() - t0)
     return report
+
+
+def check_output_paths(cfg: dict[str, Any] | CurateSettings) -> None:
+    """Before any work: output_dir, dropped_dir and work_dir must be folders or not exist yet, with
+    no file where one of their parent folders goes; timings_file must not be a folder, nor its
+    parent a file. (A file at output_dir would otherwise be swapped for the output folder late in
+    the run.)
+
+    Raises:
+        PipelineError: one line naming the setting and the file in the way.
+    """
+    st = settings_of(cfg)
+    out_dir = resolve(st.output_dir)
+    folders = [("output_dir", out_dir), ("dropped_dir", resolve(st.dropped_dir) if st.dropped_dir else None),
+               ("work_dir", work_folder(st, out_dir))]
+    if st.timings_file:
+        t = resolve(st.timings_file)
+        if t.is_dir():
+            raise PipelineError(f"timings_file {t} is a folder; give a file path")
+        folders.append(("timings_file's folder", t.parent))
+    for key, path in folders:
+        if path is None:
+            continue
+        p = path
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        if p.exists() and not p.is_dir():
+            where = "is a file" if p == path else f"cannot be created: {p} is a file"
+            raise PipelineError(f"{key} {path} {where}, not a folder; nothing was written (move the file "
+                                f"or choose another {key.split(chr(39))[0]})")
 
 
 def timings_record(marks: dict[str, float], passes: list[dict[str, Any]], total: float, rows: int,
