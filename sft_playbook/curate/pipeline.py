@@ -26,8 +26,9 @@ rows                 on the workers only: read there (``read_partitions``: shard
                      passed pass to pass as futures, written there (``writers.py``: dropped
                      rows and splits as part files, then one concatenation / merge per file)
 per partition        to the driver: rows in, drops per reason, 3 examples per reason, counters
-read step            to the driver: one row count per shard (-> id offsets); id uniqueness is
-                     checked on the workers (ids hashed into buckets)
+read step            to the driver: per jsonl file its size, one line count per 32 MiB byte range
+                     and one byte offset per shard (``list_shards``); one row count per shard
+                     (-> id offsets); id uniqueness is checked on the workers (ids hashed into buckets)
 exact_dedup keys     on the workers: 16-byte hash + id + order, ~100 B a row as Python objects
                      (1M rows ~100 MB): shuffled by hash into buckets, one task per bucket, the
                      drop table stays on a worker and goes to the next pass (``ExactDedup``)
@@ -98,7 +99,8 @@ from .report import TIMINGS_FILES, timings_markdown, write_report, write_timings
 from .sources import (BadLines, DownloadError, SourceError, describe_skipped, download_hub, licence_of,
                       list_data_files, load_records, read_source_specs, records_frame)
 from .split import SPLITS, KeepBothViews, split_ranks, split_sizes
-from .shards import cut_shards, first_repeat, id_buckets, lines_per_shard, number_shard, read_shard, scan_file, shard_report
+from .shards import (Shard, byte_ranges, count_lines, describe_file, first_repeat, id_buckets, jsonl_shards, line_offsets,
+                     lines_per_shard, number_shard, read_shard, shard_lines, shard_report, shard_starts)
 from .writers import concat_files, merge_split, part_name, write_dropped_parts, write_split_parts
 
 log = logging.getLogger("sft_playbook.curate")
@@ -287,8 +289,9 @@ def load_sources(cfg: dict[str, Any] | CurateSettings) -> tuple[pd.DataFrame, li
 def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any] | CurateSettings, engine: Engine, parts_dir: Path):
     """Read the planned sources on the workers into partitions (futures; lists with engine=local).
 
-    1. scan (workers): lines per jsonl file (and where every LINE_STEP-th starts), row groups per
-       parquet file; the driver cuts shards of about ``partition_rows`` lines.
+    1. list the shards (``list_shards``): lines counted per byte range of each jsonl file, row
+       groups per parquet file (workers); the driver cuts shards of about ``partition_rows`` lines
+       and the workers find where they start. The driver holds O(ranges + shards) numbers.
     2. read (workers): each shard's records; only the count and the bad lines come back.
     3. number (workers): ids and ``_order`` from the offsets the driver added up from the counts;
        a hub source's converted records are written as part files, joined into records.jsonl.
@@ -305,12 +308,7 @@ def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any] | CurateSett
     cfg = settings_of(cfg)
     levels, on_bad = list(cfg.levels), cfg.on_bad_line
     files = [(k, str(f)) for k, src in enumerate(plan) for f in src["files"]]
-    scans = engine.gather(engine.map(scan_file, [f for _, f in files]))
-    total_lines = sum(n for kind, n, _ in scans if kind == "jsonl")
-    min_shards = 2 * engine.n_workers if engine.client is not None else 1
-    per = lines_per_shard(total_lines, engine.partition_rows, min_shards)
-    shards = [sh for (k, f), sc in zip(files, scans) for sh in cut_shards(k, f, sc, per)]
-    del scans
+    shards = list_shards(files, engine)
     specs = [src["spec"] for src in plan]
     reads = engine.map(lambda sh: read_shard(sh, specs[sh.source], on_bad), shards)
     counts = engine.gather(engine.map(shard_report, reads))
@@ -359,6 +357,50 @@ def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any] | CurateSett
         raise SourceError(min(repeats)[1])
     parts = engine.map(_without_where, parts)
     return parts, origins, bad, order
+
+
+def list_shards(files: list[tuple[int, str]], engine: Engine) -> list[Shard]:
+    """The shards of the sources' files (``shards.py`` says how a jsonl file is cut): the driver
+    gets each file's kind and size, one line count per ``SCAN_RANGE_BYTES`` byte range and the
+    byte offset of each shard's first line - O(ranges + shards) numbers, not O(lines).
+
+    Args:
+        files: ``(source index, path)`` per file, in input order.
+        engine: where the counting tasks run.
+
+    Returns:
+        The shards in input order (file by file, in file order).
+
+    Raises:
+        SourceError: a file cannot be read, or changed while it was counted.
+    """
+    kinds = engine.gather(engine.map(describe_file, [f for _, f in files]))
+    ranges = {i: byte_ranges(n) for i, (kind, n) in enumerate(kinds) if kind == "jsonl"}
+    jobs = [(i, r) for i, rs in ranges.items() for r in rs]
+    counted = engine.gather(engine.map(count_lines, [files[i][1] for i, _ in jobs], [r[0] for _, r in jobs],
+                                       [r[1] for _, r in jobs], [kinds[i][1] for i, _ in jobs]))
+    counts: dict[int, list[int]] = {i: [] for i in ranges}
+    for (i, _), n in zip(jobs, counted):
+        counts[i].append(n)
+    total_lines = sum(sum(c) for c in counts.values())
+    min_shards = 2 * engine.n_workers if engine.client is not None else 1
+    per = shard_lines(lines_per_shard(total_lines, engine.partition_rows, min_shards))
+    asks = [(i, r, idx) for i in ranges for r, idx in shard_starts(counts[i], per).items()]
+    found = engine.gather(engine.map(line_offsets, [files[i][1] for i, _, _ in asks],
+                                     [ranges[i][r][0] for i, r, _ in asks], [ranges[i][r][1] for i, r, _ in asks],
+                                     [kinds[i][1] for i, _, _ in asks], [idx for _, _, idx in asks]))
+    starts: dict[int, list[int]] = {i: [] for i in ranges}
+    for (i, _, _), offs in zip(asks, found):              # asks are in range order within a file
+        starts[i] += offs
+    out: list[Shard] = []
+    for i, ((k, f), (kind, n)) in enumerate(zip(files, kinds)):
+        if kind == "jsonl":
+            out += jsonl_shards(k, f, n, sum(counts[i]), per, starts[i])
+        elif kind == "parquet":
+            out += [Shard(k, f, row_group=g) for g in range(n)] or [Shard(k, f, row_group=0)]
+        else:
+            out.append(Shard(k, f))
+    return out
 
 
 def _without_where(df: pd.DataFrame) -> pd.DataFrame:

@@ -1,9 +1,23 @@
 """Sources as shards, read by the workers (the reading step of the pipeline).
 
-The driver lists *shards*, never rows: a jsonl file is cut into byte ranges of whole lines (a
-cheap first pass on the workers counts the lines and notes where every ``LINE_STEP``-th one
-starts), a parquet file into its row groups, any other data file (a JSON list, an Arrow file) is
-one shard. A hub source is downloaded first (``sources.download_hub``); its files are then shards
+The driver lists *shards*, never rows: a jsonl file is cut into byte ranges of whole lines, a
+parquet file into its row groups, any other data file (a JSON list, an Arrow file) is one shard.
+
+How a jsonl file is cut, with the driver holding O(ranges + shards) numbers, never O(lines):
+
+1. ``describe_file`` (workers): the kind and the size of each file.
+2. The driver cuts each jsonl file into ``SCAN_RANGE_BYTES`` byte ranges; ``count_lines``
+   (workers, one task per range) counts the lines that START in each range (so a line that
+   crosses a range's end belongs to the range it starts in: ranges align to newlines).
+3. The driver adds the counts up (cumulative sum per file): the file's line count, hence the
+   shard size in lines (``shard_lines``: a multiple of ``LINE_STEP``, as before), and in which
+   range each shard's first line lies.
+4. ``line_offsets`` (workers, one task per range holding a shard start) returns the byte offsets
+   of those lines; the shards are the byte ranges between them (``jsonl_shards``), with the
+   1-based line number of their first line, so errors still name ``file:line``.
+
+The shards are exactly those of the former one-task scan (``scan_file`` + ``cut_shards``, kept
+for ``bench/``), which sent the driver the offset of every 16th line (O(lines / 16)). A hub source is downloaded first (``sources.download_hub``); its files are then shards
 like a local folder's.
 
 Ids stay what they were when the driver read every row: a record's own ``id_field``, or
@@ -30,8 +44,13 @@ import pandas as pd
 from ..io import BadLines, InputError, iter_jsonl, jsonl_line_starts
 from .sources import SourceError, _iter_file, _record
 
-#: the line scan notes the byte offset of every LINE_STEP-th line: shards are cut on those lines
+#: shards hold a multiple of LINE_STEP lines (``shard_lines``)
 LINE_STEP = 16
+#: the byte ranges a jsonl file's lines are counted in, one worker task each: the driver holds one
+#: count per range (a 100 GB corpus: 3,200 counts)
+SCAN_RANGE_BYTES = 32 * 1024 * 1024
+#: bytes read at a time by ``count_lines`` / ``line_offsets``
+_BLOCK = 1 << 20
 
 
 @dataclass
@@ -132,6 +151,169 @@ def cut_shards(source: int, path: str, scan: tuple[str, int, list[int]], lines_p
         stop = starts[k + step] if k + step < len(starts) else size
         out.append(Shard(source, path, start=starts[k], stop=stop, first_line=k * LINE_STEP + 1))
     return out
+
+
+def describe_file(path: str) -> tuple[str, int]:
+    """The cheap look at one file (on a worker): what kind of shards it gives.
+
+    Returns:
+        ``("jsonl", size in bytes)``, ``("parquet", row groups)`` or ``("file", 1)`` (read whole).
+
+    Raises:
+        SourceError: the file cannot be read (the message names it).
+    """
+    p = Path(path)
+    try:
+        if p.name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            return "parquet", pq.ParquetFile(p).metadata.num_row_groups
+        if is_jsonl(p):
+            return "jsonl", p.stat().st_size
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    return "file", 1
+
+
+def byte_ranges(size: int, range_bytes: int | None = None) -> list[tuple[int, int]]:
+    """A file of ``size`` bytes cut into ranges of ``range_bytes`` (default ``SCAN_RANGE_BYTES``).
+
+    Returns:
+        ``[(start, stop), ...]`` covering [0, size) in order; [] for an empty file.
+    """
+    step = max(1, int(range_bytes or SCAN_RANGE_BYTES))
+    return [(a, min(a + step, size)) for a in range(0, size, step)]
+
+
+def _blocks(fh, lo: int, hi: int):
+    """The file's bytes [lo, hi) in blocks of ``_BLOCK``.
+
+    Yields:
+        ``(offset of the block, its bytes)``, in order.
+    """
+    fh.seek(lo)
+    pos = lo
+    while pos < hi:
+        block = fh.read(min(_BLOCK, hi - pos))
+        if not block:
+            return
+        yield pos, block
+        pos += len(block)
+
+
+def count_lines(path: str, start: int, stop: int, size: int) -> int:
+    """The lines of a file that start at a byte offset in [start, stop) (on a worker). Lines end
+    at b"\\n"; a last line without one counts (as ``io.jsonl_line_starts``): a line starts at 0
+    (non-empty file) and after every b"\\n" that is not the file's last byte.
+
+    Returns:
+        That count.
+
+    Raises:
+        SourceError: the file cannot be read (the message names it).
+    """
+    lo, hi = max(start - 1, 0), min(stop - 1, size - 1)      # the newlines whose next byte is in range
+    n = 1 if start == 0 and size > 0 else 0
+    try:
+        with open(path, "rb") as fh:
+            for _, block in _blocks(fh, lo, hi):
+                n += block.count(b"\n")
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    return n
+
+
+def line_offsets(path: str, start: int, stop: int, size: int, indices: list[int]) -> list[int]:
+    """The byte offsets of the lines that start in [start, stop) whose 0-based index among those
+    lines is in ``indices`` (sorted) (on a worker).
+
+    Returns:
+        One offset per index, in order.
+
+    Raises:
+        SourceError: the file cannot be read, or holds fewer lines in the range than an index asks
+            (it changed since it was counted).
+    """
+    import numpy as np
+
+    want = list(indices)
+    out: list[int] = []
+    seen = 0                                                # lines that started before the block
+    if start == 0 and size > 0:
+        if want and want[0] == 0:
+            out.append(0)
+            want.pop(0)
+        seen = 1
+    lo, hi = max(start - 1, 0), min(stop - 1, size - 1)
+    try:
+        with open(path, "rb") as fh:
+            for pos, block in _blocks(fh, lo, hi):
+                if not want:
+                    break
+                c = block.count(b"\n")
+                if seen + c > want[0]:
+                    nl = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+                    while want and want[0] < seen + c:
+                        out.append(pos + int(nl[want.pop(0) - seen]) + 1)
+                seen += c
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    if want:
+        raise SourceError(f"{path}: changed while it was read (fewer lines than counted in bytes {start}-{stop})")
+    return out
+
+
+def shard_lines(lines_per_shard_: int) -> int:
+    """The lines per jsonl shard: ``lines_per_shard_`` rounded to a multiple of LINE_STEP (at
+    least LINE_STEP), as ``cut_shards`` cuts.
+
+    Returns:
+        ``max(1, round(lines_per_shard_ / LINE_STEP)) * LINE_STEP``.
+    """
+    return max(1, round(lines_per_shard_ / LINE_STEP)) * LINE_STEP
+
+
+def shard_starts(counts: list[int], per_shard: int) -> dict[int, list[int]]:
+    """Where the shards of one file start: for each range (by index) the 0-based indices, among
+    the range's lines, of the lines that start a shard (every ``per_shard``-th line of the file).
+
+    Args:
+        counts: the lines counted in each range of the file, in order (``count_lines``).
+        per_shard: lines per shard (``shard_lines``).
+
+    Returns:
+        ``{range index: [line index within the range, ...]}`` for the ranges holding a shard start.
+    """
+    out: dict[int, list[int]] = {}
+    total = sum(counts)
+    r, before = 0, 0                                        # range r holds lines [before, before + counts[r])
+    for first in range(0, total, per_shard):
+        while first >= before + counts[r]:
+            before += counts[r]
+            r += 1
+        out.setdefault(r, []).append(first - before)
+    return out
+
+
+def jsonl_shards(source: int, path: str, size: int, total_lines: int, per_shard: int, starts: list[int]) -> list[Shard]:
+    """The shards of one jsonl file from the byte offsets of its shard starts.
+
+    Args:
+        source: the source's index in the run's source list.
+        path: the file.
+        size: its size in bytes.
+        total_lines: its line count.
+        per_shard: lines per shard (``shard_lines``).
+        starts: the byte offset of lines 1, 1 + per_shard, ... (``line_offsets``), in order.
+
+    Returns:
+        One ``Shard`` per byte range (``first_line`` = 1 + k x per_shard, the last ending at
+        ``size``), or one whole-file ``Shard`` for a file without lines.
+    """
+    if total_lines == 0:
+        return [Shard(source, path)]
+    return [Shard(source, path, start=a, stop=starts[k + 1] if k + 1 < len(starts) else size,
+                  first_line=k * per_shard + 1) for k, a in enumerate(starts)]
 
 
 def lines_per_shard(total_lines: int, partition_rows: int, min_shards: int) -> int:
