@@ -49,10 +49,13 @@ PLANS = {
     "forms-1ep": (1, [FORMS3, "train.keep_best=false"], 1.0),
     "forms-1ep-half": (1, [FORMS3, "train.keep_best=false"], 0.5),
     "forms-1ep-quarter": (1, [FORMS3, "train.keep_best=false"], 0.25),
+    "forms-3ep-half": (3, [FORMS3, "train.keep_best=false"], 0.5),
+    "forms-3ep-quarter": (3, [FORMS3, "train.keep_best=false"], 0.25),
     "forms-6ep": (6, [FORMS3, "train.keep_best=false"], 1.0),
     "header-3ep": (3, ["data.prompt_forms=[header]", "train.keep_best=false"], 1.0),
     "header-9ep": (9, ["data.prompt_forms=[header]", "train.keep_best=false"], 1.0),
     "spec-1ep": (1, ["data.prompt_forms=[header,spec,description]", "train.keep_best=false"], 1.0),
+    "spec-3ep": (3, ["data.prompt_forms=[header,spec,description]", "train.keep_best=false"], 1.0),
     "forms4-2ep-best": (2, ["data.prompt_forms=[header,ports,spec,description]", "train.keep_best=true"], 1.0),
 }
 EVAL_FORMS = ("header", "ports")
