@@ -616,14 +616,16 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
                 parts = engine.map(pd.read_pickle, done[g]["parts"])
                 load = None
             continue
-        for st in chain:
+        fit_s = [0.0] * len(chain)
+        for i, st in enumerate(chain):
             if not st.is_global or st is chain[0]:
                 tf = time.monotonic()
                 if st.is_global:
                     log.info("pass %d: global fit of %s started", g + 1, st.name)
                 st.fit(parts, engine, keys if st is chain[0] else None)   # global: on the data as it is now
+                fit_s[i] = time.monotonic() - tf
                 if st.is_global:
-                    log.info("pass %d: global fit of %s done in %.1fs", g + 1, st.name, time.monotonic() - tf)
+                    log.info("pass %d: global fit of %s done in %.1fs", g + 1, st.name, fit_s[i])
         following = groups[g + 1][0] if g + 1 < len(groups) else None
         keys_of = following if following is not None and following.is_global \
             and type(following).keys is not Stage.keys else None
@@ -718,9 +720,9 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
                         "fit_s": round(t_fit, 2), "pass_s": round(t_pass, 2), "dropped_rows_write_s": round(t_write, 2),
                         "checkpoint_s": round(total - t_fit - t_pass - t_write, 2), "total_s": round(total, 2),
                         "rows_per_s": round(rows_in / max(t_pass, 1e-9), 1),
-                        "stage_s": [{"stage": st.name, "rows_in": s.rows_in, "wall_s": round(w, 3), "cpu_s": round(c, 3),
-                                     "rows_per_s": round(s.rows_in / w, 1) if w > 0 else None}
-                                    for st, s, (w, c) in zip(chain, mine, per_stage)]})
+                        "stage_s": [{"stage": st.name, "rows_in": s.rows_in, "fit_s": round(f, 3), "wall_s": round(w, 3),
+                                     "cpu_s": round(c, 3), "rows_per_s": round(s.rows_in / w, 1) if w > 0 else None}
+                                    for st, s, f, (w, c) in zip(chain, mine, fit_s, per_stage)]})
         log.info("  (%d stage(s) in one pass: %.1fs: global fit %.1fs, pass %.1fs = %.0f rows/s, dropped rows %.1fs)",
                  len(chain), total, t_fit, t_pass, stats[-len(chain)].rows_in / max(t_pass, 1e-9), t_write)
     LAST_TIMINGS[:] = timings

@@ -146,7 +146,7 @@ def timings_markdown(t: dict[str, Any]) -> str:
         t: the timings dict (``curation_timings.json``'s content: ``total_s``, ``rows_read``,
             ``rows_per_s``, ``engine``, ``finished_utc``, ``steps_s`` {step: s}, ``passes``
             [{pass, stages, rows_in, fit_s, pass_s, rows_per_s, dropped_rows_write_s,
-            checkpoint_s, total_s, stage_s [{stage, rows_in, wall_s, cpu_s, rows_per_s}]}]; a pass
+            checkpoint_s, total_s, stage_s [{stage, rows_in, fit_s, wall_s, cpu_s, rows_per_s}]}]; a pass
             done by an earlier run has ``resumed: true`` and no times).
 
     Returns:
@@ -162,7 +162,9 @@ def timings_markdown(t: dict[str, Any]) -> str:
     for step, sec in t["steps_s"].items():
         lines.append(f"| {step} | {sec:.2f} | {100 * sec / total:.1f}% |")
     lines += ["", "## Passes", "",
-              "| pass | stages | rows in | global fit s | pass s | rows/s | dropped-row write s | checkpoint s | total s |",
+              "fit s: before the pass, on the driver and the workers: the global fit of its first stage (module "
+              "index, dedup) on the whole corpus, and the other stages' set-up (decontaminate loads the benchmark).", "",
+              "| pass | stages | rows in | fit s | pass s | rows/s | dropped-row write s | checkpoint s | total s |",
               "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for p in t["passes"]:
         names = ", ".join(p["stages"])
@@ -171,16 +173,17 @@ def timings_markdown(t: dict[str, Any]) -> str:
             continue
         lines.append(f"| {p['pass']} | {names} | {p['rows_in']} | {p['fit_s']:.2f} | {p['pass_s']:.2f} | "
                      f"{p['rows_per_s']:.0f} | {p['dropped_rows_write_s']:.2f} | {p['checkpoint_s']:.2f} | {p['total_s']:.2f} |")
-    lines += ["", "## Stages", "", "| pass | stage | rows in | wall s | CPU s | rows/s per thread |",
-              "| ---: | --- | ---: | ---: | ---: | ---: |"]
+    lines += ["", "## Stages", "",
+              "fit s: wall seconds before the pass (`global` marks a fit over the whole corpus); wall s, CPU s: "
+              "in the pass, summed over the partitions.", "",
+              "| pass | stage | rows in | fit s | wall s | CPU s | rows/s per thread |",
+              "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for p in t["passes"]:
         if p.get("resumed"):
             continue
-        if p.get("global_fit"):
-            lines.append(f"| {p['pass']} | {p['global_fit']} (global fit, whole corpus) | {p['rows_in']} | "
-                         f"{p['fit_s']:.2f} | - | {p['rows_in'] / max(p['fit_s'], 1e-9):.0f} (overall) |")
         for s in p.get("stage_s", []):
-            lines.append(f"| {p['pass']} | {s['stage']} | {s.get('rows_in', '-')} | {_s(s['wall_s'])} | {_s(s['cpu_s'])} | "
-                         f"{s['rows_per_s']:.0f} |" if s.get("rows_per_s") is not None else
-                         f"| {p['pass']} | {s['stage']} | {s.get('rows_in', '-')} | {_s(s['wall_s'])} | {_s(s['cpu_s'])} | - |")
+            fit = _s(s.get("fit_s")) + (" global" if s["stage"] == p.get("global_fit") else "")
+            rate = f"{s['rows_per_s']:.0f}" if s.get("rows_per_s") is not None else "-"
+            lines.append(f"| {p['pass']} | {s['stage']} | {s.get('rows_in', '-')} | {fit} | {_s(s['wall_s'])} | "
+                         f"{_s(s['cpu_s'])} | {rate} |")
     return "\n".join(lines) + "\n"
