@@ -56,6 +56,7 @@ PLANS = {
     "header-9ep": (9, ["data.prompt_forms=[header]", "train.keep_best=false"], 1.0),
     "spec-1ep": (1, ["data.prompt_forms=[header,spec,description]", "train.keep_best=false"], 1.0),
     "spec-3ep": (3, ["data.prompt_forms=[header,spec,description]", "train.keep_best=false"], 1.0),
+    "spec-3ep-seed7": (3, ["data.prompt_forms=[header,spec,description]", "train.keep_best=false", "seed=7"], 1.0),
     "forms4-2ep-best": (2, ["data.prompt_forms=[header,ports,spec,description]", "train.keep_best=true"], 1.0),
 }
 EVAL_FORMS = ("header", "ports")
