@@ -381,7 +381,7 @@ def main() -> int:
     d.add_argument("--problems", required=True, help="VerilogEval v2 spec-to-rtl folder")
     d.add_argument("--out", required=True)
     d.add_argument("--work", default="/tmp/real_job")
-    d.add_argument("--plan", default="base,forms-1ep,header-3ep", help=f"runs, of: {', '.join(PLANS)}")
+    d.add_argument("--plan", default="base,spec-3ep", help=f"runs, of: {', '.join(PLANS)}")
     d.add_argument("--budget-s", type=float, default=480.0, help="start no new run after this many seconds")
     d.add_argument("--deadline-s", type=float, default=0.0, help="stop runs still going after this many seconds (0: never)")
     d.add_argument("--jobs", type=int, default=1, help="runs at once (separate processes on the one GPU)")

@@ -16,7 +16,7 @@ PY=${PYTHON:-.venv/bin/python}
 SLICE=${SLICE:-../shared/realdata/mg-verilog-course-slice/mg_verilog_high_level.jsonl}
 VE=${VE:-../shared/benchmarks/verilog-eval-v2/spec-to-rtl}
 OUT=${OUT:-results/real_job}
-PLAN=${PLAN:-base,forms-1ep,header-3ep,spec-1ep}
+PLAN=${PLAN:-base,spec-3ep}   # spec-3ep = configs/sft_gpu.yaml's forms and epochs (docs/benchmarks.md)
 for f in "$SLICE" "$VE"; do [ -e "$f" ] || { echo "real_job.sh: $f not found (set SLICE / VE)" >&2; exit 2; }; done
 mkdir -p "$OUT"
 printf '{"name": "mgv-slice", "path": "%s", "format": "mg-verilog", "levels": {"high_level": "high_level_global_summary"}}\n' \

@@ -31,9 +31,9 @@ def test_settings_follow_the_shared_config():
         float(cfg["train"]["lr"]), cfg["train"]["max_steps"])
     gpu = P.nemo_settings(load_config(REPO / "configs" / "sft_gpu.yaml", ["backend=nemo"]))
     # the GPU profile (lengths from the real slice, docs/benchmarks.md "The real job"): seq 2048,
-    # micro 8, global 8, lr 2e-4, 429 steps (three epochs, "One epoch against three, generated"), bf16; NeMo: TP=2 on 2 GPUs (the course's layout)
+    # micro 8, global 8, lr 2e-4, 433 steps (three epochs of header+spec+description, "Data size, format, epochs"), bf16; NeMo: TP=2 on 2 GPUs (the course's layout)
     assert (gpu["seq_length"], gpu["micro_batch_size"], gpu["global_batch_size"], gpu["lr"], gpu["max_steps"],
-            gpu["precision"], gpu["tp"], gpu["devices"]) == (1024, 2, 8, 2e-4, 429, "bf16", 2, 2)
+            gpu["precision"], gpu["tp"], gpu["devices"]) == (1024, 2, 8, 2e-4, 433, "bf16", 2, 2)
     assert gpu["data_parallel"] == 1 and gpu["world_size"] == 2
     assert gpu["min_lr"] == pytest.approx(2e-4 * float(_cfg()["train"]["min_lr_ratio"]))
 
