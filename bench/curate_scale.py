@@ -505,7 +505,7 @@ def main() -> int:
                     print(json.dumps(line), flush=True)
                     continue
                 res = subprocess.run([sys.executable, __file__, "--child", "run", "--workers", str(args.workers),
-                                      "--partition-rows", str(args.partition_rows), "--folder", tmp, "--recipe", name,
+                                      "--partition-rows", str(args.partition_rows or 10_000), "--folder", tmp, "--recipe", name,
                                       *(["--checkpoint"] if args.checkpoint else [])],
                                      check=True, env=env, capture_output=True, text=True)
                 line = {"corpus_docs": n, "checkpoint": args.checkpoint, "corpus_mb": round(mb, 1), "load_before": before,
