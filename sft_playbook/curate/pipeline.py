@@ -113,6 +113,11 @@ class PipelineError(RuntimeError):
     """The curation cannot run or finish (bad work folder, missing sources, ...); one line for the user."""
 
 
+class RunLockedError(PipelineError):
+    """Another live curation run holds the lock of one of this run's folders (output_dir,
+    dropped_dir, work_dir); nothing of either run was touched."""
+
+
 def settings_of(cfg: dict[str, Any] | CurateSettings) -> CurateSettings:
     """The typed curation settings (``sft_playbook.settings.CurateSettings``) of a config mapping
     (checked: ConfigError with one line naming the key) or the settings themselves.
@@ -952,7 +957,87 @@ def fresh_work_folder(work: Path) -> None:
     (work / WORK_MARKER).write_text("part files of a curation run; removed when the run ends\n")
 
 
+def lock_path(folder: Path) -> Path:
+    """The lock file of a run folder: ``.<name>.lock`` beside it (not inside: the folder itself is
+    swapped or emptied by the run).
+
+    Returns:
+        ``folder.parent / f".{folder.name}.lock"``.
+    """
+    return folder.parent / f".{folder.name}.lock"
+
+
+@contextlib.contextmanager
+def run_lock(folders: list[tuple[str, Path]]):
+    """Hold an exclusive lock (``filelock``: ``flock`` on ``lock_path(folder)``) on each run folder
+    for the whole run, so that two runs never share an output_dir, dropped_dir or work_dir. The
+    operating system releases the lock when the process ends in any way (``kill -9`` too), so a
+    killed run's lock never blocks the next one; ``<lock>.owner`` says who holds it (host, pid,
+    start time) for the error of a second run.
+
+    Args:
+        folders: ``(setting name, folder)`` pairs; the same folder twice is locked once.
+
+    Raises:
+        RunLockedError: one line naming the setting, the folder and the other run (host/pid/start),
+            raised at once (no waiting); the locks taken so far are released.
+        OutputError: a lock file cannot be created (its path named).
+    """
+    import datetime as _dt
+    import socket
+
+    from filelock import FileLock, Timeout
+
+    from ..io import output_error
+
+    owner = (f"host {socket.gethostname()}, pid {os.getpid()}, started "
+             f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M:%S UTC')}")
+    seen: set[Path] = set()
+    with contextlib.ExitStack() as stack:
+        for key, folder in folders:
+            if folder is None or folder in seen:
+                continue
+            seen.add(folder)
+            path = lock_path(folder)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                lock = FileLock(str(path), timeout=0, thread_local=False)
+                stack.enter_context(lock)
+            except Timeout:
+                other = "another run"
+                with contextlib.suppress(OSError):
+                    other = f"another run ({Path(str(path) + '.owner').read_text().strip()})"
+                raise RunLockedError(f"{key} {folder} is in use by {other} (lock {path}); wait for it to "
+                                     f"finish or choose another {key}") from None
+            except OSError as exc:
+                raise output_error(exc, path) from None
+            tag = Path(str(path) + ".owner")
+            with contextlib.suppress(OSError):
+                tag.write_text(owner + "\n")
+            stack.callback(lambda tag=tag: tag.unlink(missing_ok=True))   # before the lock is released
+        yield
+
+
 def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -> dict[str, Any]:
+    """Run the whole recipe, holding the run folders' locks (``run_lock``) for the whole run.
+
+    Returns:
+        The report (``_curate``).
+
+    Raises:
+        RunLockedError: another live run uses the same output_dir, dropped_dir or work_dir.
+        PipelineError: see ``_curate``.
+    """
+    cfg = settings_of(cfg)
+    check_output_paths(cfg)
+    out_dir = resolve(cfg.output_dir)
+    with run_lock([("output_dir", out_dir),
+                   ("dropped_dir", resolve(cfg.dropped_dir) if cfg.dropped_dir else None),
+                   ("work_dir", work_folder(cfg, out_dir))]):
+        return _curate(cfg, scheduler)
+
+
+def _curate(cfg: CurateSettings, scheduler: str | None = None) -> dict[str, Any]:
     """Run the whole recipe.
 
     ``cfg``: the typed settings, or a config mapping (checked first: ConfigError naming the key).
@@ -1218,6 +1303,9 @@ def main(cfg: dict[str, Any] | CurateSettings, args) -> int:
     """
     try:
         curate(cfg, scheduler=getattr(args, "scheduler", None))
+    except RunLockedError as exc:
+        log.error("%s", exc)          # the other run's work folder is not this run's to describe
+        return 1
     except (ConfigError, SourceError, DownloadError, PipelineError, EngineError) as exc:
         log.error("%s", exc)
         _say_work_kept(cfg)
