@@ -1028,19 +1028,23 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
         RunLockedError: another live run uses the same output_dir, dropped_dir or work_dir.
         PipelineError: see ``_curate``.
     """
+    t0 = time.monotonic()
     cfg = settings_of(cfg)
     check_output_paths(cfg)
+    stages = build_stages(cfg)              # every setting checked before any work (split, levels, stages)
+    plan = plan_sources(cfg)
+    check_against_sources(cfg, plan)        # before the lock files: nothing is written beside a source
     out_dir = resolve(cfg.output_dir)
     with run_lock([("output_dir", out_dir),
                    ("dropped_dir", resolve(cfg.dropped_dir) if cfg.dropped_dir else None),
                    ("work_dir", work_folder(cfg, out_dir))]):
-        return _curate(cfg, scheduler)
+        return _curate(cfg, stages, plan, t0, scheduler)
 
 
-def _curate(cfg: CurateSettings, scheduler: str | None = None) -> dict[str, Any]:
-    """Run the whole recipe.
-
-    ``cfg``: the typed settings, or a config mapping (checked first: ConfigError naming the key).
+def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]], t0: float,
+            scheduler: str | None = None) -> dict[str, Any]:
+    """Run the whole recipe (``curate``'s body, under the run lock): ``stages`` and ``plan`` as
+    built and checked by ``curate``, ``t0`` its start (``time.monotonic()``).
     The rows never come to this process: the workers read the shards, run the passes, write the
     dropped rows and the splits; this process sees offsets, counts, examples, the keys of the
     global stages and the kept ids (for the split).
@@ -1052,16 +1056,11 @@ def _curate(cfg: CurateSettings, scheduler: str | None = None) -> dict[str, Any]
         PipelineError: the sources gave 0 records, or the split files do not hold the expected rows
             per level (also from ``run_stages``, and for a work folder that is not ours).
     """
-    cfg = settings_of(cfg)                   # every setting checked before any work (split, levels, stages)
     out_dir = resolve(cfg.output_dir)
     dropped_dir = resolve(cfg.dropped_dir) if cfg.dropped_dir else None
-    check_output_paths(cfg)
     levels = list(cfg.levels)
     seed = cfg.seed
-    t0 = time.monotonic()
-    stages = build_stages(cfg)
     fractions = cfg.split.to_dict()
-    plan = plan_sources(cfg)
     eng = cfg.engine
     work = work_folder(cfg, out_dir)
     resume = cfg.resume
@@ -1168,6 +1167,7 @@ def check_output_paths(cfg: dict[str, Any] | CurateSettings) -> None:
         if t.is_dir():
             raise PipelineError(f"timings_file {t} is a folder; give a file path")
         folders.append(("timings_file's folder", t.parent))
+    check_nesting(folders, resolve(st.timings_file) if st.timings_file else None)
     for key, path in folders:
         if path is None:
             continue
@@ -1178,6 +1178,71 @@ def check_output_paths(cfg: dict[str, Any] | CurateSettings) -> None:
             where = "is a file" if p == path else f"cannot be created: {p} is a file"
             raise PipelineError(f"{key} {path} {where}, not a folder; nothing was written (move the file "
                                 f"or choose another {key.split(chr(39))[0]})")
+
+
+def _within(path: Path, folder: Path) -> bool:
+    """``path`` is ``folder`` or inside it (compared resolved: symlinks and ``..`` followed)."""
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or path.is_relative_to(folder)
+
+
+def check_nesting(folders: list[tuple[str, Path | None]], timings_file: Path | None = None) -> None:
+    """The run folders (output_dir, dropped_dir, work_dir) must be apart: none equal to or inside
+    another (output_dir and dropped_dir are each swapped in as a whole set, and the work folder is
+    emptied at the start and removed at the end, so whatever lies in one of them is lost), and
+    ``timings_file`` must lie in none of them (it is written before the output set is swapped in).
+
+    Raises:
+        PipelineError: one line naming both settings and paths; nothing was written.
+    """
+    named = [(k, p) for k, p in folders if p is not None and k in ("output_dir", "dropped_dir", "work_dir")]
+    for i, (ka, a) in enumerate(named):
+        for kb, b in named[i + 1:]:
+            for (k1, p1), (k2, p2) in (((ka, a), (kb, b)), ((kb, b), (ka, a))):
+                if _within(p1, p2):
+                    where = "is the same folder as" if p1.resolve() == p2.resolve() else "is inside"
+                    raise PipelineError(f"{k1} {p1} {where} {k2} {p2}: the run replaces or removes {k2} as a whole, "
+                                        f"so {k1}'s files would be lost; nothing was written (give {k1} a folder "
+                                        f"outside {k2})")
+    if timings_file is not None:
+        for k, p in named:
+            if _within(timings_file, p):
+                raise PipelineError(f"timings_file {timings_file} is inside {k} {p}: the run replaces or removes "
+                                    f"{k} as a whole, so the file would be lost; nothing was written (give "
+                                    f"timings_file a path outside {k}; output_dir holds curation_timings.json anyway)")
+
+
+def check_against_sources(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str, Any]]) -> None:
+    """output_dir, dropped_dir and work_dir must not be, or lie inside, a folder the sources are
+    read from (a local source folder, a download folder, the offline sample): the next run would
+    read this run's outputs as input rows.
+
+    Raises:
+        PipelineError: one line naming the setting, its path and the source's folder.
+    """
+    st = settings_of(cfg)
+    out_dir = resolve(st.output_dir)
+    folders = [("output_dir", out_dir), ("dropped_dir", resolve(st.dropped_dir) if st.dropped_dir else None),
+               ("work_dir", work_folder(st, out_dir))]
+    for src in plan:
+        name = src["spec"].get("name", "?")
+        reads = set()
+        if src["origin"].startswith("offline sample"):
+            reads.add(resolve(st.sample_dir).resolve())
+        if src.get("convert_to"):
+            reads.add(Path(src["convert_to"]).resolve())
+        if src["origin"] == "local":
+            p = resolve(src["spec"]["path"]).resolve()
+            if p.is_dir():
+                reads.add(p)
+        for key, path in folders:
+            if path is None:
+                continue
+            for folder in sorted(reads):
+                if _within(path, folder):
+                    raise PipelineError(f"{key} {path} is {'the' if path.resolve() == folder else 'inside the'} "
+                                        f"folder {folder} that source {name!r} is read from: the next run would read "
+                                        f"this run's files as rows; nothing was written (choose a {key} outside it)")
 
 
 def timings_record(marks: dict[str, float], passes: list[dict[str, Any]], total: float, rows: int,
