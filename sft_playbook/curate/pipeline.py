@@ -1076,6 +1076,7 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
     with Engine(engine=eng.engine, n_workers=eng.n_workers, threads_per_worker=eng.threads_per_worker,
                 scheduler=scheduler or eng.scheduler, gpu=eng.gpu, memory_limit=eng.memory_limit,
                 partition_rows=eng.partition_rows, dashboard=eng.dashboard) as engine:
+        check_shared_folders(engine, [("work_dir", work), ("output_dir's parent folder", out_dir.parent)])
         marks["start engine"] = time.monotonic() - t1
         t1 = time.monotonic()
         if checkpoints.passes:
@@ -1124,11 +1125,13 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
         # that then replaces output_dir, so a failure (full disk) leaves the previous set as it was.
         with replace_dir_atomic(out_dir, keep=foreign_entries(out_dir, levels)) as staging:
             jobs = {(lvl, split): engine.submit(
-                merge_split, [str(folder / lvl / split / f"{part_name(p)}.jsonl") for p in range(n_parts)],
+                _merge_sized, [str(folder / lvl / split / f"{part_name(p)}.jsonl") for p in range(n_parts)],
                 [str(folder / "ranks" / split / f"{part_name(p)}.npy") for p in range(n_parts)],
                 str(staging / lvl / f"{split}.jsonl")) for lvl in levels for split in SPLITS}
             written = dict(zip(jobs, engine.gather(list(jobs.values()))))
-            sizes = {lvl: {split: written[(lvl, split)] for split in SPLITS} for lvl in levels}
+            verify_written({staging / lvl / f"{split}.jsonl": size for (lvl, split), (_, size) in written.items()},
+                           out_dir.parent, "output_dir's parent folder")
+            sizes = {lvl: {split: written[(lvl, split)][0] for split in SPLITS} for lvl in levels}
             expected = dict(zip(SPLITS, (n_train, n_val, n - n_train - n_val)))
             if any(sizes[lvl] != expected for lvl in levels):
                 raise PipelineError(f"the split files hold {sizes}, expected {expected} rows per level")
@@ -1141,12 +1144,109 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
             write_timings(staging, timings)
             log_timings(cfg, timings)         # its extra copy (timings_file) too, before anything is swapped in
             if dropped_dir is not None:
+                verify_dropped_files(drop_files, stats, work)
                 install_dropped(drop_files, dropped_dir)
     shutil.rmtree(work, ignore_errors=True)
     log.info("wrote %s/<level>/{train,validation,test}.jsonl for %s: %s; report in %s/curation_report.md (%.1fs)",
              out_dir, ", ".join(levels), ", ".join(f"{k}={v}" for k, v in sizes[levels[0]].items()), out_dir,
              time.monotonic() - t0)
     return report
+
+
+SHARED_HINT = ("the driver and every worker must share it (one machine, or a shared mount at the same path: "
+               "work_dir, output_dir's parent folder and dropped_dir)")
+
+
+def _read_tokens(paths: list[str]) -> list[str | None]:
+    """On a worker: the text of each token file, None where it cannot be read."""
+    out: list[str | None] = []
+    for p in paths:
+        try:
+            out.append(Path(p).read_text())
+        except OSError:
+            out.append(None)
+    return out
+
+
+def check_shared_folders(engine: Engine, folders: list[tuple[str, Path]]) -> None:
+    """Before any work on a Dask cluster: the driver writes a random token file into each folder
+    and every worker must read it back, so that workers on another host (or a container) that do
+    not see the driver's folders stop the run at once instead of writing the outputs into their
+    own file system. With engine=local (no workers) nothing is checked.
+
+    Args:
+        engine: a started ``Engine``.
+        folders: ``(what, existing folder)`` pairs the workers write into.
+
+    Raises:
+        PipelineError: one line naming the folder, the setting and the workers that do not see it.
+    """
+    client = getattr(engine, "client", None)
+    if client is None:
+        return
+    import secrets
+
+    tokens = {}
+    try:
+        for what, folder in folders:
+            t = secrets.token_hex(16)
+            path = folder / f".curate-token-{t}"
+            path.write_text(t)
+            tokens[str(path)] = (what, folder, t)
+        seen = client.run(_read_tokens, list(tokens), on_error="return")
+        for worker, got in sorted(seen.items()):
+            bad = [(what, folder) for (what, folder, t), g in zip(tokens.values(), got if isinstance(got, list)
+                                                                  else [None] * len(tokens)) if g != t]
+            if bad:
+                what, folder = bad[0]
+                raise PipelineError(f"the Dask worker {worker} does not see {what} {folder} (a file the driver wrote "
+                                    f"there is missing on the worker); {SHARED_HINT}")
+    finally:
+        for p in tokens:
+            with contextlib.suppress(OSError):
+                Path(p).unlink()
+
+
+def _merge_sized(parts: list[str], ranks: list[str], target: str) -> tuple[int, int]:
+    """``merge_split`` on a worker, plus the size of ``target`` as that worker sees it.
+
+    Returns:
+        ``(rows written, bytes of target)``.
+    """
+    return merge_split(parts, ranks, target), os.path.getsize(target)
+
+
+def verify_written(files: dict[Path, int], folder: Path, what: str) -> None:
+    """On the driver, before the output set is swapped in: every file a worker wrote must be there
+    with the size the worker reported (a worker writing into its own file system, not the one the
+    driver sees, otherwise ends in a false success with missing outputs).
+
+    Raises:
+        PipelineError: one line naming the first file that is missing or of another size.
+    """
+    for path, size in files.items():
+        seen = path.stat().st_size if path.is_file() else None
+        if seen != size:
+            state = "is missing" if seen is None else f"holds {seen} bytes, the worker wrote {size}"
+            raise PipelineError(f"{path} {state} on this machine after a worker wrote it: the workers do not see "
+                                f"{what} {folder}; {SHARED_HINT}; the previous outputs were left as they were")
+
+
+def verify_dropped_files(files_dir: Path, stats: list[StageStats], work: Path) -> None:
+    """On the driver, before the dropped-row files are installed: one ``<nn>_<stage>.jsonl`` per
+    stage in ``files_dir``, not empty where the stage dropped rows.
+
+    Raises:
+        PipelineError: one line naming the first missing (or empty) file.
+    """
+    for i, st in enumerate(stats):
+        f = files_dir / f"{i + 1:02d}_{st.name}.jsonl"
+        n = sum(st.dropped.values())
+        if not f.is_file() or (n and f.stat().st_size == 0):
+            state = "is missing" if not f.is_file() else "is empty"
+            raise PipelineError(f"{f} {state} on this machine although stage {st.name} dropped {n} row(s): the "
+                                f"workers do not see work_dir {work}; {SHARED_HINT}; the previous outputs were "
+                                "left as they were")
 
 
 def check_output_paths(cfg: dict[str, Any] | CurateSettings) -> None:
