@@ -898,7 +898,8 @@ def _stat_of(f: Path, content: bool) -> list:
 def fingerprint_parts(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str, Any]],
                       stages: list[Stage] | None = None) -> dict[str, str]:
     """What a checkpoint must match to be resumed, one sha256 per input so that a mismatch can say
-    which input changed: ``config`` (without where and how it runs), ``sources spec`` (the sources
+    which input changed: ``config`` (without where and how it runs, but with whether dropped
+    rows are kept: dropped_dir null or not), ``sources spec`` (the sources
     file's bytes and every planned source's spec: name, licence, fields, levels, format...),
     ``data files`` (path, size, mtime of every source file; with ``resume_check: content`` also a
     hash of its bytes), ``benchmark files`` (path, size, mtime of the files of every stage that
@@ -917,6 +918,9 @@ def fingerprint_parts(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str,
 
     conf = {k: v for k, v in st.source.items()
             if k not in ("resume", "resume_check", "engine", "output_dir", "dropped_dir", "work_dir", "timings_file")}
+    # where the dropped rows go may change on resume, whether they are kept may not: a pass run
+    # with dropped_dir=null wrote no dropped-row files, so it cannot serve a run that keeps them
+    conf["dropped rows kept"] = bool(st.dropped_dir)
     spec_file = resolve(st.sources)
     spec_bytes = hashlib.sha256(spec_file.read_bytes()).hexdigest() if spec_file.is_file() else None
     specs = [{k: v for k, v in src["spec"].items()} for src in plan]
