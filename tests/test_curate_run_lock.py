@@ -3,7 +3,6 @@ stops at once with one line naming the folder and the other run (host, pid), tou
 run killed with kill -9 leaves no lock that blocks the next one."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

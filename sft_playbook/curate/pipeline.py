@@ -973,7 +973,9 @@ def lock_path(folder: Path) -> Path:
 
 @contextlib.contextmanager
 def run_lock(folders: list[tuple[str, Path]]):
-    """Hold an exclusive lock (``filelock``: ``flock`` on ``lock_path(folder)``) on each run folder
+    """Yields once, with every lock held.
+
+    Hold an exclusive lock (``filelock``: ``flock`` on ``lock_path(folder)``) on each run folder
     for the whole run, so that two runs never share an output_dir, dropped_dir or work_dir. The
     operating system releases the lock when the process ends in any way (``kill -9`` too), so a
     killed run's lock never blocks the next one; ``<lock>.owner`` says who holds it (host, pid,
@@ -986,7 +988,7 @@ def run_lock(folders: list[tuple[str, Path]]):
         RunLockedError: one line naming the setting, the folder and the other run (host/pid/start),
             raised at once (no waiting); the locks taken so far are released.
         OutputError: a lock file cannot be created (its path named).
-    """
+    """  # noqa: DOC501 - raised through the factory output_error()
     import datetime as _dt
     import socket
 
@@ -1162,7 +1164,11 @@ SHARED_HINT = ("the driver and every worker must share it (one machine, or a sha
 
 
 def _read_tokens(paths: list[str]) -> list[str | None]:
-    """On a worker: the text of each token file, None where it cannot be read."""
+    """On a worker: the text of each token file.
+
+    Returns:
+        One entry per path: the file's text, or None where it cannot be read.
+    """
     out: list[str | None] = []
     for p in paths:
         try:
@@ -1285,7 +1291,11 @@ def check_output_paths(cfg: dict[str, Any] | CurateSettings) -> None:
 
 
 def _within(path: Path, folder: Path) -> bool:
-    """``path`` is ``folder`` or inside it (compared resolved: symlinks and ``..`` followed)."""
+    """Whether ``path`` is ``folder`` or inside it.
+
+    Returns:
+        True when it is (compared resolved: symlinks and ``..`` followed).
+    """
     path, folder = path.resolve(), folder.resolve()
     return path == folder or path.is_relative_to(folder)
 

@@ -148,7 +148,11 @@ def _ranked_lines(jsonl: str, ranks: str) -> Iterator[tuple[int, bytes]]:
 
 
 def _run_lines(path: str) -> Iterator[tuple[int, bytes]]:
-    """The lines of an intermediate run file: ``<rank> <jsonl line>`` each (one open file)."""
+    """The lines of an intermediate run file (``<rank> <jsonl line>`` each; one open file).
+
+    Yields:
+        ``(rank, line bytes with its newline)``.
+    """
     with open(path, "rb") as fh:
         for line in fh:
             rank, _, rest = line.partition(b" ")
@@ -179,7 +183,7 @@ def merge_split(parts: list[str], ranks: list[str], target: str, fan_in: int = M
     Raises:
         ValueError: ``fan_in`` < 2, or ``parts`` and ``ranks`` differ in length.
         OutputError: ``target`` (or an intermediate file) cannot be written.
-    """
+    """  # noqa: DOC501 - raised through the factory output_error()
     import shutil
     import tempfile
 
