@@ -1160,7 +1160,7 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
 
 
 SHARED_HINT = ("the driver and every worker must share it (one machine, or a shared mount at the same path: "
-               "work_dir, output_dir's parent folder and dropped_dir)")
+               "work_dir and output_dir's parent folder; dropped_dir is written by the driver alone)")
 
 
 def _read_tokens(paths: list[str]) -> list[str | None]:
