@@ -84,3 +84,17 @@ def test_killed_run_does_not_block(fixture_src):
     assert report["rows_kept"] > 0 and (tmp / "out" / "curation_report.md").is_file()
     # a finished run leaves no lock tag beside its folders
     assert not list(tmp.glob(".*.lock.owner"))
+
+
+def test_another_spelling_of_the_folder_is_the_same_lock(fixture_src):
+    """output_dir given through a symlink or with '..' is the same output folder."""
+    tmp = fixture_src
+    (tmp / "out").mkdir()
+    (tmp / "alias").symlink_to(tmp)
+    holder = hold(tmp / "out")
+    try:
+        for spelled in (tmp / "alias" / "out", tmp / "src" / ".." / "out"):
+            with pytest.raises(RunLockedError, match=f"pid {holder.pid}"):
+                curate(cfg_for(tmp, [f"output_dir={spelled}"]))
+    finally:
+        kill9(holder)

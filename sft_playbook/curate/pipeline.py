@@ -1001,7 +1001,10 @@ def run_lock(folders: list[tuple[str, Path]]):
     seen: set[Path] = set()
     with contextlib.ExitStack() as stack:
         for key, folder in folders:
-            if folder is None or folder in seen:
+            if folder is None:
+                continue
+            folder = folder.resolve()          # two spellings of one folder (.., a symlink) share one lock
+            if folder in seen:
                 continue
             seen.add(folder)
             path = lock_path(folder)
