@@ -384,8 +384,9 @@ def test_curation_outputs_are_replaced_as_a_set_or_not_at_all(tmp_path, monkeypa
     finally:
         logger.removeHandler(caplog.handler)
     assert digest(out) == before
-    # no staging folder left (the run's work folder .out.work stays: resume=true continues from it)
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out") and p.name != ".out.work"] == []
+    # no staging folder left (the run's work folder .out.work stays: resume=true continues from it;
+    # .out.lock is the run lock's empty file, kept like any flock file)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out") and p.name not in (".out.work", ".out.lock")] == []
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == \
         [f"no space left on device writing {out / 'detailed' / 'train.jsonl'}"]
     monkeypatch.setattr(pipeline, "merge_split", real)

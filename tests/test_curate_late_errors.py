@@ -63,8 +63,9 @@ def test_replace_dir_atomic_never_replaces_a_file(tmp_path):
 
 
 @pytest.mark.parametrize("engine", ["local", "dask"])
-def test_a_read_only_output_folder_fails_late_with_one_line(tmp_path, engine):
-    """Every pass runs (work_dir is elsewhere); the output set cannot be staged beside output_dir."""
+def test_a_read_only_output_folder_fails_early_with_one_line(tmp_path, engine):
+    """output_dir's parent is read-only: the run lock beside output_dir cannot be created, so the
+    run stops before any pass (it used to run every pass and fail at the swap)."""
     ro = tmp_path / "ro"
     ro.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], capture_output=True).returncode:
@@ -72,8 +73,8 @@ def test_a_read_only_output_folder_fails_late_with_one_line(tmp_path, engine):
     try:
         res = run(tmp_path, f"work_dir={tmp_path / 'work'}", *(["engine.n_workers=2"] if engine == "dask" else []),
                   out=ro / "out", engine=engine)
-        assert "stage 15 fuzzy_dedup" in res.stderr                      # late: after the last pass
-        one_error(res, f"read-only file system writing {ro / 'out'}")
+        assert "stage 1 " not in res.stderr                               # early: no pass ran
+        one_error(res, f"read-only file system writing {ro / '.out.lock'}")
         assert res.returncode == 1
     finally:
         subprocess.run(["umount", "-l", str(ro)], capture_output=True)

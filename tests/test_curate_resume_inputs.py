@@ -9,6 +9,8 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 import curate_fixtures as fx
 from sft_playbook.config import load_config
 from sft_playbook.curate import pipeline
@@ -117,3 +119,32 @@ def test_resume_starts_afresh_and_says_which_input_changed(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="sft_playbook.curate"):
         assert Checkpoints(work, code, resume=True).passes == []
     assert "changed since: code" in caplog.text
+
+
+def test_keeping_dropped_rows_is_in_the_fingerprint(tmp_path):
+    """dropped_dir may move between a killed run and its resume, but null -> a folder must not
+    reuse passes that wrote no dropped-row files (REVIEW15b #18)."""
+    base = _parts(tmp_path, extra=[f"dropped_dir={tmp_path / 'd1'}"])
+    assert _parts(tmp_path, extra=[f"dropped_dir={tmp_path / 'd2'}"]) == base
+    assert _changed(base, _parts(tmp_path, extra=["dropped_dir=null"])) == ["config"]
+
+
+def test_resume_with_dropped_dir_after_a_run_without_keeps_every_dropped_row(tmp_path, monkeypatch):
+    from sft_playbook.io import OutputError
+
+    extra = [f"work_dir={tmp_path / 'work'}", "rules.longest_line.max_chars=60", "engine.partition_rows=4"]
+    cfg = _setup(tmp_path, extra=[*extra, "dropped_dir=null"])
+    real = pipeline.merge_split
+
+    def boom(*a, **k):
+        raise OutputError(28, "no space left on device writing x")
+    monkeypatch.setattr(pipeline, "merge_split", boom)
+    with pytest.raises(OutputError):                          # fails late: the passes are checkpointed
+        pipeline.curate(cfg)
+    assert json.loads((tmp_path / "work" / "manifest.json").read_text())["passes"]
+    monkeypatch.setattr(pipeline, "merge_split", real)
+    cfg = _setup(tmp_path, extra=[*extra, f"dropped_dir={tmp_path / 'drop'}", "resume=true"])
+    report = pipeline.curate(cfg)
+    lines = sum(len(p.read_text().splitlines()) for p in (tmp_path / "drop").glob("*.jsonl"))
+    dropped = sum(sum(s["dropped"].values()) for s in report["stages"])
+    assert dropped > 0 and lines == dropped and report["rows_kept"] + dropped == report["rows_read"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 
 import pandas as pd
 
@@ -119,3 +120,19 @@ def test_a_resumed_run_marks_the_passes_an_earlier_run_did(tmp_path, monkeypatch
     assert len(resumed) == len(t["passes"]) - 1 >= 2             # all but the last pass were checkpointed
     md = (tmp_path / "out" / "curation_timings.md").read_text()
     assert md.count("finished in an earlier run (resume)") == len(resumed)
+
+
+def test_committed_report_links_nothing_that_is_not_shipped():
+    """The committed data/merged/curation_report.md holds the fixed timings line, and every
+    relative link in it points to a file that is committed (the timings files are git-ignored)."""
+    from sft_playbook.paths import REPO_ROOT
+
+    md = (REPO_ROOT / "data" / "merged" / "curation_report.md").read_text()
+    assert md.count(TIMINGS_LINE) == 1
+    assert "beside this report on each run" in TIMINGS_LINE and "not shipped" in TIMINGS_LINE
+    for target in re.findall(r"\]\(([^)#]+)\)", md):
+        if "://" not in target:
+            assert (REPO_ROOT / "data" / "merged" / target).is_file(), target
+            ignored = subprocess.run(["git", "check-ignore", "-q", str(REPO_ROOT / "data" / "merged" / target)],
+                                     cwd=REPO_ROOT).returncode == 0
+            assert not ignored, f"the report links {target}, which .gitignore keeps out of the repository"

@@ -113,6 +113,11 @@ class PipelineError(RuntimeError):
     """The curation cannot run or finish (bad work folder, missing sources, ...); one line for the user."""
 
 
+class RunLockedError(PipelineError):
+    """Another live curation run holds the lock of one of this run's folders (output_dir,
+    dropped_dir, work_dir); nothing of either run was touched."""
+
+
 def settings_of(cfg: dict[str, Any] | CurateSettings) -> CurateSettings:
     """The typed curation settings (``sft_playbook.settings.CurateSettings``) of a config mapping
     (checked: ConfigError with one line naming the key) or the settings themselves.
@@ -893,7 +898,8 @@ def _stat_of(f: Path, content: bool) -> list:
 def fingerprint_parts(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str, Any]],
                       stages: list[Stage] | None = None) -> dict[str, str]:
     """What a checkpoint must match to be resumed, one sha256 per input so that a mismatch can say
-    which input changed: ``config`` (without where and how it runs), ``sources spec`` (the sources
+    which input changed: ``config`` (without where and how it runs, but with whether dropped
+    rows are kept: dropped_dir null or not), ``sources spec`` (the sources
     file's bytes and every planned source's spec: name, licence, fields, levels, format...),
     ``data files`` (path, size, mtime of every source file; with ``resume_check: content`` also a
     hash of its bytes), ``benchmark files`` (path, size, mtime of the files of every stage that
@@ -912,6 +918,9 @@ def fingerprint_parts(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str,
 
     conf = {k: v for k, v in st.source.items()
             if k not in ("resume", "resume_check", "engine", "output_dir", "dropped_dir", "work_dir", "timings_file")}
+    # where the dropped rows go may change on resume, whether they are kept may not: a pass run
+    # with dropped_dir=null wrote no dropped-row files, so it cannot serve a run that keeps them
+    conf["dropped rows kept"] = bool(st.dropped_dir)
     spec_file = resolve(st.sources)
     spec_bytes = hashlib.sha256(spec_file.read_bytes()).hexdigest() if spec_file.is_file() else None
     specs = [{k: v for k, v in src["spec"].items()} for src in plan]
@@ -952,10 +961,99 @@ def fresh_work_folder(work: Path) -> None:
     (work / WORK_MARKER).write_text("part files of a curation run; removed when the run ends\n")
 
 
-def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -> dict[str, Any]:
-    """Run the whole recipe.
+def lock_path(folder: Path) -> Path:
+    """The lock file of a run folder: ``.<name>.lock`` beside it (not inside: the folder itself is
+    swapped or emptied by the run).
 
-    ``cfg``: the typed settings, or a config mapping (checked first: ConfigError naming the key).
+    Returns:
+        ``folder.parent / f".{folder.name}.lock"``.
+    """
+    return folder.parent / f".{folder.name}.lock"
+
+
+@contextlib.contextmanager
+def run_lock(folders: list[tuple[str, Path]]):
+    """Yields once, with every lock held.
+
+    Hold an exclusive lock (``filelock``: ``flock`` on ``lock_path(folder)``) on each run folder
+    for the whole run, so that two runs never share an output_dir, dropped_dir or work_dir. The
+    operating system releases the lock when the process ends in any way (``kill -9`` too), so a
+    killed run's lock never blocks the next one; ``<lock>.owner`` says who holds it (host, pid,
+    start time) for the error of a second run.
+
+    Args:
+        folders: ``(setting name, folder)`` pairs; the same folder twice is locked once.
+
+    Raises:
+        RunLockedError: one line naming the setting, the folder and the other run (host/pid/start),
+            raised at once (no waiting); the locks taken so far are released.
+        OutputError: a lock file cannot be created (its path named).
+    """  # noqa: DOC501 - raised through the factory output_error()
+    import datetime as _dt
+    import socket
+
+    from filelock import FileLock, Timeout
+
+    from ..io import output_error
+
+    owner = (f"host {socket.gethostname()}, pid {os.getpid()}, started "
+             f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M:%S UTC')}")
+    seen: set[Path] = set()
+    with contextlib.ExitStack() as stack:
+        for key, folder in folders:
+            if folder is None:
+                continue
+            folder = folder.resolve()          # two spellings of one folder (.., a symlink) share one lock
+            if folder in seen:
+                continue
+            seen.add(folder)
+            path = lock_path(folder)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                lock = FileLock(str(path), timeout=0, thread_local=False)
+                stack.enter_context(lock)
+            except Timeout:
+                other = "another run"
+                with contextlib.suppress(OSError):
+                    other = f"another run ({Path(str(path) + '.owner').read_text().strip()})"
+                raise RunLockedError(f"{key} {folder} is in use by {other} (lock {path}); wait for it to "
+                                     f"finish or choose another {key}") from None
+            except OSError as exc:
+                raise output_error(exc, path) from None
+            tag = Path(str(path) + ".owner")
+            with contextlib.suppress(OSError):
+                tag.write_text(owner + "\n")
+            stack.callback(lambda tag=tag: tag.unlink(missing_ok=True))   # before the lock is released
+        yield
+
+
+def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -> dict[str, Any]:
+    """Run the whole recipe, holding the run folders' locks (``run_lock``) for the whole run.
+
+    Returns:
+        The report (``_curate``).
+
+    Raises:
+        RunLockedError: another live run uses the same output_dir, dropped_dir or work_dir.
+        PipelineError: see ``_curate``.
+    """
+    t0 = time.monotonic()
+    cfg = settings_of(cfg)
+    check_output_paths(cfg)
+    stages = build_stages(cfg)              # every setting checked before any work (split, levels, stages)
+    plan = plan_sources(cfg)
+    check_against_sources(cfg, plan)        # before the lock files: nothing is written beside a source
+    out_dir = resolve(cfg.output_dir)
+    with run_lock([("output_dir", out_dir),
+                   ("dropped_dir", resolve(cfg.dropped_dir) if cfg.dropped_dir else None),
+                   ("work_dir", work_folder(cfg, out_dir))]):
+        return _curate(cfg, stages, plan, t0, scheduler)
+
+
+def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]], t0: float,
+            scheduler: str | None = None) -> dict[str, Any]:
+    """Run the whole recipe (``curate``'s body, under the run lock): ``stages`` and ``plan`` as
+    built and checked by ``curate``, ``t0`` its start (``time.monotonic()``).
     The rows never come to this process: the workers read the shards, run the passes, write the
     dropped rows and the splits; this process sees offsets, counts, examples, the keys of the
     global stages and the kept ids (for the split).
@@ -967,16 +1065,11 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
         PipelineError: the sources gave 0 records, or the split files do not hold the expected rows
             per level (also from ``run_stages``, and for a work folder that is not ours).
     """
-    cfg = settings_of(cfg)                   # every setting checked before any work (split, levels, stages)
     out_dir = resolve(cfg.output_dir)
     dropped_dir = resolve(cfg.dropped_dir) if cfg.dropped_dir else None
-    check_output_paths(cfg)
     levels = list(cfg.levels)
     seed = cfg.seed
-    t0 = time.monotonic()
-    stages = build_stages(cfg)
     fractions = cfg.split.to_dict()
-    plan = plan_sources(cfg)
     eng = cfg.engine
     work = work_folder(cfg, out_dir)
     resume = cfg.resume
@@ -992,6 +1085,7 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
     with Engine(engine=eng.engine, n_workers=eng.n_workers, threads_per_worker=eng.threads_per_worker,
                 scheduler=scheduler or eng.scheduler, gpu=eng.gpu, memory_limit=eng.memory_limit,
                 partition_rows=eng.partition_rows, dashboard=eng.dashboard) as engine:
+        check_shared_folders(engine, [("work_dir", work), ("output_dir's parent folder", out_dir.parent)])
         marks["start engine"] = time.monotonic() - t1
         t1 = time.monotonic()
         if checkpoints.passes:
@@ -1040,11 +1134,13 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
         # that then replaces output_dir, so a failure (full disk) leaves the previous set as it was.
         with replace_dir_atomic(out_dir, keep=foreign_entries(out_dir, levels)) as staging:
             jobs = {(lvl, split): engine.submit(
-                merge_split, [str(folder / lvl / split / f"{part_name(p)}.jsonl") for p in range(n_parts)],
+                _merge_sized, [str(folder / lvl / split / f"{part_name(p)}.jsonl") for p in range(n_parts)],
                 [str(folder / "ranks" / split / f"{part_name(p)}.npy") for p in range(n_parts)],
                 str(staging / lvl / f"{split}.jsonl")) for lvl in levels for split in SPLITS}
             written = dict(zip(jobs, engine.gather(list(jobs.values()))))
-            sizes = {lvl: {split: written[(lvl, split)] for split in SPLITS} for lvl in levels}
+            verify_written({staging / lvl / f"{split}.jsonl": size for (lvl, split), (_, size) in written.items()},
+                           out_dir.parent, "output_dir's parent folder")
+            sizes = {lvl: {split: written[(lvl, split)][0] for split in SPLITS} for lvl in levels}
             expected = dict(zip(SPLITS, (n_train, n_val, n - n_train - n_val)))
             if any(sizes[lvl] != expected for lvl in levels):
                 raise PipelineError(f"the split files hold {sizes}, expected {expected} rows per level")
@@ -1057,12 +1153,113 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
             write_timings(staging, timings)
             log_timings(cfg, timings)         # its extra copy (timings_file) too, before anything is swapped in
             if dropped_dir is not None:
+                verify_dropped_files(drop_files, stats, work)
                 install_dropped(drop_files, dropped_dir)
     shutil.rmtree(work, ignore_errors=True)
     log.info("wrote %s/<level>/{train,validation,test}.jsonl for %s: %s; report in %s/curation_report.md (%.1fs)",
              out_dir, ", ".join(levels), ", ".join(f"{k}={v}" for k, v in sizes[levels[0]].items()), out_dir,
              time.monotonic() - t0)
     return report
+
+
+SHARED_HINT = ("the driver and every worker must share it (one machine, or a shared mount at the same path: "
+               "work_dir and output_dir's parent folder; dropped_dir is written by the driver alone)")
+
+
+def _read_tokens(paths: list[str]) -> list[str | None]:
+    """On a worker: the text of each token file.
+
+    Returns:
+        One entry per path: the file's text, or None where it cannot be read.
+    """
+    out: list[str | None] = []
+    for p in paths:
+        try:
+            out.append(Path(p).read_text())
+        except OSError:
+            out.append(None)
+    return out
+
+
+def check_shared_folders(engine: Engine, folders: list[tuple[str, Path]]) -> None:
+    """Before any work on a Dask cluster: the driver writes a random token file into each folder
+    and every worker must read it back, so that workers on another host (or a container) that do
+    not see the driver's folders stop the run at once instead of writing the outputs into their
+    own file system. With engine=local (no workers) nothing is checked.
+
+    Args:
+        engine: a started ``Engine``.
+        folders: ``(what, existing folder)`` pairs the workers write into.
+
+    Raises:
+        PipelineError: one line naming the folder, the setting and the workers that do not see it.
+    """
+    client = getattr(engine, "client", None)
+    if client is None:
+        return
+    import secrets
+
+    tokens = {}
+    try:
+        for what, folder in folders:
+            t = secrets.token_hex(16)
+            path = folder / f".curate-token-{t}"
+            path.write_text(t)
+            tokens[str(path)] = (what, folder, t)
+        seen = client.run(_read_tokens, list(tokens), on_error="return")
+        for worker, got in sorted(seen.items()):
+            bad = [(what, folder) for (what, folder, t), g in zip(tokens.values(), got if isinstance(got, list)
+                                                                  else [None] * len(tokens)) if g != t]
+            if bad:
+                what, folder = bad[0]
+                raise PipelineError(f"the Dask worker {worker} does not see {what} {folder} (a file the driver wrote "
+                                    f"there is missing on the worker); {SHARED_HINT}")
+    finally:
+        for p in tokens:
+            with contextlib.suppress(OSError):
+                Path(p).unlink()
+
+
+def _merge_sized(parts: list[str], ranks: list[str], target: str) -> tuple[int, int]:
+    """``merge_split`` on a worker, plus the size of ``target`` as that worker sees it.
+
+    Returns:
+        ``(rows written, bytes of target)``.
+    """
+    return merge_split(parts, ranks, target), os.path.getsize(target)
+
+
+def verify_written(files: dict[Path, int], folder: Path, what: str) -> None:
+    """On the driver, before the output set is swapped in: every file a worker wrote must be there
+    with the size the worker reported (a worker writing into its own file system, not the one the
+    driver sees, otherwise ends in a false success with missing outputs).
+
+    Raises:
+        PipelineError: one line naming the first file that is missing or of another size.
+    """
+    for path, size in files.items():
+        seen = path.stat().st_size if path.is_file() else None
+        if seen != size:
+            state = "is missing" if seen is None else f"holds {seen} bytes, the worker wrote {size}"
+            raise PipelineError(f"{path} {state} on this machine after a worker wrote it: the workers do not see "
+                                f"{what} {folder}; {SHARED_HINT}; the previous outputs were left as they were")
+
+
+def verify_dropped_files(files_dir: Path, stats: list[StageStats], work: Path) -> None:
+    """On the driver, before the dropped-row files are installed: one ``<nn>_<stage>.jsonl`` per
+    stage in ``files_dir``, not empty where the stage dropped rows.
+
+    Raises:
+        PipelineError: one line naming the first missing (or empty) file.
+    """
+    for i, st in enumerate(stats):
+        f = files_dir / f"{i + 1:02d}_{st.name}.jsonl"
+        n = sum(st.dropped.values())
+        if not f.is_file() or (n and f.stat().st_size == 0):
+            state = "is missing" if not f.is_file() else "is empty"
+            raise PipelineError(f"{f} {state} on this machine although stage {st.name} dropped {n} row(s): the "
+                                f"workers do not see work_dir {work}; {SHARED_HINT}; the previous outputs were "
+                                "left as they were")
 
 
 def check_output_paths(cfg: dict[str, Any] | CurateSettings) -> None:
@@ -1083,6 +1280,7 @@ def check_output_paths(cfg: dict[str, Any] | CurateSettings) -> None:
         if t.is_dir():
             raise PipelineError(f"timings_file {t} is a folder; give a file path")
         folders.append(("timings_file's folder", t.parent))
+    check_nesting(folders, resolve(st.timings_file) if st.timings_file else None)
     for key, path in folders:
         if path is None:
             continue
@@ -1093,6 +1291,75 @@ def check_output_paths(cfg: dict[str, Any] | CurateSettings) -> None:
             where = "is a file" if p == path else f"cannot be created: {p} is a file"
             raise PipelineError(f"{key} {path} {where}, not a folder; nothing was written (move the file "
                                 f"or choose another {key.split(chr(39))[0]})")
+
+
+def _within(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or inside it.
+
+    Returns:
+        True when it is (compared resolved: symlinks and ``..`` followed).
+    """
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or path.is_relative_to(folder)
+
+
+def check_nesting(folders: list[tuple[str, Path | None]], timings_file: Path | None = None) -> None:
+    """The run folders (output_dir, dropped_dir, work_dir) must be apart: none equal to or inside
+    another (output_dir and dropped_dir are each swapped in as a whole set, and the work folder is
+    emptied at the start and removed at the end, so whatever lies in one of them is lost), and
+    ``timings_file`` must lie in none of them (it is written before the output set is swapped in).
+
+    Raises:
+        PipelineError: one line naming both settings and paths; nothing was written.
+    """
+    named = [(k, p) for k, p in folders if p is not None and k in ("output_dir", "dropped_dir", "work_dir")]
+    for i, (ka, a) in enumerate(named):
+        for kb, b in named[i + 1:]:
+            for (k1, p1), (k2, p2) in (((ka, a), (kb, b)), ((kb, b), (ka, a))):
+                if _within(p1, p2):
+                    where = "is the same folder as" if p1.resolve() == p2.resolve() else "is inside"
+                    raise PipelineError(f"{k1} {p1} {where} {k2} {p2}: the run replaces or removes {k2} as a whole, "
+                                        f"so {k1}'s files would be lost; nothing was written (give {k1} a folder "
+                                        f"outside {k2})")
+    if timings_file is not None:
+        for k, p in named:
+            if _within(timings_file, p):
+                raise PipelineError(f"timings_file {timings_file} is inside {k} {p}: the run replaces or removes "
+                                    f"{k} as a whole, so the file would be lost; nothing was written (give "
+                                    f"timings_file a path outside {k}; output_dir holds curation_timings.json anyway)")
+
+
+def check_against_sources(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str, Any]]) -> None:
+    """output_dir, dropped_dir and work_dir must not be, or lie inside, a folder the sources are
+    read from (a local source folder, a download folder, the offline sample): the next run would
+    read this run's outputs as input rows.
+
+    Raises:
+        PipelineError: one line naming the setting, its path and the source's folder.
+    """
+    st = settings_of(cfg)
+    out_dir = resolve(st.output_dir)
+    folders = [("output_dir", out_dir), ("dropped_dir", resolve(st.dropped_dir) if st.dropped_dir else None),
+               ("work_dir", work_folder(st, out_dir))]
+    for src in plan:
+        name = src["spec"].get("name", "?")
+        reads = set()
+        if src["origin"].startswith("offline sample"):
+            reads.add(resolve(st.sample_dir).resolve())
+        if src.get("convert_to"):
+            reads.add(Path(src["convert_to"]).resolve())
+        if src["origin"] == "local":
+            p = resolve(src["spec"]["path"]).resolve()
+            if p.is_dir():
+                reads.add(p)
+        for key, path in folders:
+            if path is None:
+                continue
+            for folder in sorted(reads):
+                if _within(path, folder):
+                    raise PipelineError(f"{key} {path} is {'the' if path.resolve() == folder else 'inside the'} "
+                                        f"folder {folder} that source {name!r} is read from: the next run would read "
+                                        f"this run's files as rows; nothing was written (choose a {key} outside it)")
 
 
 def timings_record(marks: dict[str, float], passes: list[dict[str, Any]], total: float, rows: int,
@@ -1218,6 +1485,9 @@ def main(cfg: dict[str, Any] | CurateSettings, args) -> int:
     """
     try:
         curate(cfg, scheduler=getattr(args, "scheduler", None))
+    except RunLockedError as exc:
+        log.error("%s", exc)          # the other run's work folder is not this run's to describe
+        return 1
     except (ConfigError, SourceError, DownloadError, PipelineError, EngineError) as exc:
         log.error("%s", exc)
         _say_work_kept(cfg)

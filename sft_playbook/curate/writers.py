@@ -9,7 +9,8 @@ concatenation per output file.
   (``split.split_ranks``) and sends every partition the ranks of its own rows (8 bytes a row);
   ``write_split_parts`` writes, per level and split, the partition's rows sorted by rank plus the
   ranks (``.npy``), and ``merge_split`` merges the parts of one level and split by rank
-  (``heapq.merge``: one line of each part in memory) into ``<level>/<split>.jsonl``. The bytes are
+  (``heapq.merge``: one line of each part in memory; at most ``MERGE_FAN_IN`` files open at once,
+  more parts are merged in rounds) into ``<level>/<split>.jsonl``. The bytes are
   those the driver-side ``split.merge`` writes: the same rows, lines and order.
 
 Every output file is written to a temporary file in its folder and renamed (atomic); the output
@@ -19,6 +20,7 @@ same file system (one machine, or a shared mount) for the output and work folder
 from __future__ import annotations
 
 import heapq
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from collections.abc import Iterator
@@ -133,32 +135,92 @@ def write_split_parts(df: pd.DataFrame, ranks: np.ndarray, index: int, n_train: 
     return sizes
 
 
+#: The most part files ``merge_split`` opens at once: more parts are merged in rounds (groups of
+#: this many into intermediate files, then those), so a corpus of any number of partitions stays
+#: far below a worker's open-file limit (``ulimit -n``: often 1024 on a login node or Slurm job).
+MERGE_FAN_IN = 64
+
+
 def _ranked_lines(jsonl: str, ranks: str) -> Iterator[tuple[int, bytes]]:
     r = np.load(ranks)
     with open(jsonl, "rb") as fh:
         yield from zip(r.tolist(), fh)
 
 
-def merge_split(parts: list[str], ranks: list[str], target: str) -> int:
+def _run_lines(path: str) -> Iterator[tuple[int, bytes]]:
+    """The lines of an intermediate run file (``<rank> <jsonl line>`` each; one open file).
+
+    Yields:
+        ``(rank, line bytes with its newline)``.
+    """
+    with open(path, "rb") as fh:
+        for line in fh:
+            rank, _, rest = line.partition(b" ")
+            yield int(rank), rest
+
+
+def _merged(sources: list[Iterator[tuple[int, bytes]]]) -> Iterator[tuple[int, bytes]]:
+    return heapq.merge(*sources, key=itemgetter(0))
+
+
+def merge_split(parts: list[str], ranks: list[str], target: str, fan_in: int = MERGE_FAN_IN) -> int:
     """Merge part files (each sorted by rank) by rank into ``target`` (atomic).
+
+    At most ``fan_in`` files are open at once: with more parts, groups of ``fan_in`` are merged
+    into intermediate run files (``<rank> <line>``, in a temporary folder beside the parts, removed
+    at the end), round after round, until ``fan_in`` or fewer remain. The bytes of ``target`` do not
+    depend on ``fan_in``.
 
     Args:
         parts: the jsonl part files of one level and split.
         ranks: the matching ``.npy`` rank files, one per part.
         target: the merged output file.
+        fan_in: the most input files open at once (>= 2).
 
     Returns:
         The number of rows (lines) written.
 
     Raises:
-        OutputError: ``target`` cannot be written.
-    """
-    count = 0
+        ValueError: ``fan_in`` < 2, or ``parts`` and ``ranks`` differ in length.
+        OutputError: ``target`` (or an intermediate file) cannot be written.
+    """  # noqa: DOC501 - raised through the factory output_error()
+    import shutil
+    import tempfile
 
-    def lines() -> Iterator[bytes]:
-        nonlocal count
-        for _, line in heapq.merge(*(_ranked_lines(p, r) for p, r in zip(parts, ranks)), key=itemgetter(0)):
-            count += 1
-            yield line
-    write_chunks_atomic(target, lines())
+    from ..io import output_error
+
+    if fan_in < 2:
+        raise ValueError(f"fan_in must be at least 2, got {fan_in}")
+    if len(parts) != len(ranks):
+        raise ValueError(f"{len(parts)} part files for {len(ranks)} rank files")
+    count = 0
+    sources = [partial(_ranked_lines, p, r) for p, r in zip(parts, ranks)]
+    tmp = None
+    try:
+        n_round = 0
+        while len(sources) > fan_in:
+            if tmp is None:
+                base = Path(parts[0]).parent if parts else Path(target).parent
+                try:
+                    tmp = tempfile.mkdtemp(prefix=".merge-", dir=base)
+                except OSError as exc:
+                    raise output_error(exc, base) from None
+            runs = []
+            for g in range(0, len(sources), fan_in):
+                path = str(Path(tmp) / f"round{n_round:02d}-{g // fan_in:06d}.txt")
+                group = sources[g:g + fan_in]
+                write_chunks_atomic(path, (b"%d %s" % (rank, line) for rank, line in _merged([s() for s in group])))
+                runs.append(partial(_run_lines, path))
+            sources = runs
+            n_round += 1
+
+        def lines() -> Iterator[bytes]:
+            nonlocal count
+            for _, line in _merged([s() for s in sources]):
+                count += 1
+                yield line
+        write_chunks_atomic(target, lines())
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     return count
