@@ -328,6 +328,30 @@ def _looks_like_jsonl(path: Path) -> bool:
         return False
 
 
+def lone_surrogate(text: str) -> int | None:
+    """Where ``text`` holds a lone UTF-16 surrogate (U+D800..U+DFFF), which JSON's ``"\\ud800"``
+    escape decodes to but no UTF-8 file, Arrow string or tokenizer can hold.
+
+    Returns:
+        The 1-based character position of the first surrogate, or None (always None for ASCII text).
+    """
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start + 1
+    return None
+
+
+def _check_text(where: str, field: str, text: str) -> None:
+    """Raise SourceError when ``text`` (the record's ``field``) holds a lone surrogate (``lone_surrogate``)."""
+    at = lone_surrogate(text)
+    if at is not None:
+        raise SourceError(f"{where}: field {field!r} holds a lone UTF-16 surrogate "
+                          f"(\\u{ord(text[at - 1]):04x} at character {at}), not valid Unicode")
+
+
 def _record(spec: dict[str, Any], where: str, rec: Any) -> dict[str, str]:
     """Map one raw record onto the pipeline schema, or raise SourceError naming the field.
 
@@ -335,7 +359,10 @@ def _record(spec: dict[str, Any], where: str, rec: Any) -> dict[str, str]:
         ``{"code": ..., "desc_<level>": ...}`` per level of the spec (all str).
 
     Raises:
-        SourceError: the record is not an object, or its code or a description level is missing or not a string.
+        SourceError: the record is not an object, or its code or a description level is missing or not a
+            string, or the code, a description level or a string id holds a lone UTF-16 surrogate
+            (``"\\ud800"`` in JSON: a bad record like a non-UTF-8 byte, skipped and counted with
+            ``on_bad_line=skip``).
     """
     if not isinstance(rec, dict):
         raise SourceError(f"{where}: expected a JSON object, got {type(rec).__name__}")
@@ -363,6 +390,13 @@ def _record(spec: dict[str, Any], where: str, rec: Any) -> dict[str, str]:
             if not isinstance(val, str):
                 raise SourceError(f"{where}: field {key!r} is missing or not a string")
             out[f"desc_{level}"] = val
+    _check_text(where, spec["code_field"], code)
+    for level, key in spec["levels"].items():
+        name = f"{spec['description_field']}.{key}" if spec["format"] == "mg-verilog" else key
+        _check_text(where, name, out[f"desc_{level}"])
+    rid = rec.get(spec["id_field"])
+    if isinstance(rid, str):
+        _check_text(where, spec["id_field"], rid)
     return out
 
 
