@@ -63,3 +63,73 @@ def test_lone_surrogates_are_skipped_and_counted_with_on_bad_line_skip(tmp_path,
     assert "a.jsonl:2" in ex and "a.jsonl:5" in ex and "b.json#1" in ex and "surrogate" in ex, ex
     kept = [json.loads(line) for p in (tmp_path / "out").rglob("*.jsonl") for line in p.read_text().splitlines()]
     assert kept and all("\ud800" not in json.dumps(r, ensure_ascii=False) for r in kept)
+
+
+def fixture_parquet(path: Path, rows, row_group_size: int) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=row_group_size, compression="snappy")
+    return path.read_bytes()
+
+
+def damaged(tmp: Path, kind: str) -> tuple[Path, str]:
+    """A source folder holding one good jsonl and one damaged file of ``kind``; the text the error names."""
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows, _ = fx.records()
+    src = tmp / "src"
+    src.mkdir()
+    (src / "a.jsonl").write_bytes(ascii_jsonl(rows[:4]))
+    if kind == "parquet-truncated":                             # a download cut in the middle
+        data = fixture_parquet(tmp / "whole.parquet", rows[4:], 4)
+        (src / "b.parquet").write_bytes(data[: len(data) // 2])
+        return src, "b.parquet: cannot read as parquet"
+    if kind == "parquet-empty":
+        (src / "b.parquet").write_bytes(b"")
+        return src, "b.parquet: cannot read as parquet"
+    if kind == "parquet-row-group":                             # footer fine, row group 1's data damaged
+        data = bytearray(fixture_parquet(tmp / "whole.parquet", rows[4:], 4))
+        col = pq.ParquetFile(tmp / "whole.parquet").metadata.row_group(1).column(0)
+        at = (col.dictionary_page_offset or col.data_page_offset) + 20
+        data[at:at + 40] = b"\0" * 40
+        (src / "b.parquet").write_bytes(bytes(data))
+        return src, "b.parquet row group 1: cannot read as parquet"
+    if kind == "arrow-truncated":
+        sink = pa.BufferOutputStream()
+        table = pa.Table.from_pylist(rows[4:])
+        with pa.ipc.new_file(sink, table.schema) as w:
+            w.write_table(table)
+        data = sink.getvalue().to_pybytes()
+        (src / "b.arrow").write_bytes(data[: len(data) // 2])
+        return src, "b.arrow: cannot read as Arrow"
+    if kind == "json-list-gz-truncated":
+        data = gzip.compress(json.dumps(rows[4:]).encode())
+        (src / "b.json.gz").write_bytes(data[: len(data) // 2])
+        return src, "b.json.gz"
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind, engine", [("parquet-truncated", "local"), ("parquet-truncated", "dask"),
+                                          ("parquet-empty", "local"), ("parquet-row-group", "local"),
+                                          ("arrow-truncated", "local"), ("json-list-gz-truncated", "local")])
+def test_a_damaged_binary_or_compressed_file_is_one_line_naming_it(tmp_path, caplog, kind, engine):
+    src, want = damaged(tmp_path, kind)
+    cfg = cfg_for(tmp_path, src)
+    cfg["engine"]["engine"] = engine
+    cfg["engine"]["n_workers"] = 1
+    one_line_failure(cfg, caplog, want)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= 40]
+    assert len(errors) == 1 and "\n" not in errors[0], errors
+    assert "Compute Failed" not in caplog.text and "Traceback" not in caplog.text
+
+
+def test_an_undamaged_two_row_group_parquet_is_read_whole(tmp_path):
+    rows, _ = fx.records()
+    src = tmp_path / "src"
+    src.mkdir()
+    fixture_parquet(src / "b.parquet", rows, 4)
+    assert curate(cfg_for(tmp_path, src))["rows_read"] == len(rows)

@@ -162,6 +162,8 @@ def describe_file(path: str) -> tuple[str, int]:
     Raises:
         SourceError: the file cannot be read (the message names it).
     """
+    import pyarrow as pa
+
     p = Path(path)
     try:
         if p.name.endswith(".parquet"):
@@ -170,9 +172,28 @@ def describe_file(path: str) -> tuple[str, int]:
             return "parquet", pq.ParquetFile(p).metadata.num_row_groups
         if is_jsonl(p):
             return "jsonl", p.stat().st_size
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    except (pa.ArrowException, OSError) as exc:             # pyarrow's IO errors are plain OSErrors
+        raise SourceError(damaged_arrow(path, exc)) from None
     return "file", 1
+
+
+def damaged_arrow(path: str | Path, exc: Exception, part: str = "") -> str:
+    """The one line for a parquet/Arrow file pyarrow cannot read (truncated download, damaged copy).
+
+    Args:
+        path: the file.
+        exc: pyarrow's error (``ArrowInvalid``, an ``OSError`` such as "Corrupt snappy compressed data"); an
+            ``OSError`` with an errno (the OS's own error) gives ``"<path>: cannot read (<strerror>)"``.
+        part: where in the file, e.g. ``" row group 3"`` (empty: the file as a whole).
+
+    Returns:
+        ``"<path><part>: cannot read as <parquet|Arrow> (damaged or truncated? <pyarrow's first line>)"``.
+    """
+    if isinstance(exc, OSError) and exc.errno:              # the OS's error (missing, no permission): not damage
+        return f"{path}: cannot read ({exc.strerror or type(exc).__name__})"
+    kind = "parquet" if str(path).endswith(".parquet") else "Arrow"
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return f"{path}{part}: cannot read as {kind} (damaged or truncated? {reason})"
 
 
 def byte_ranges(size: int, range_bytes: int | None = None) -> list[tuple[int, int]]:
@@ -345,9 +366,17 @@ def read_shard(shard: Shard, spec: dict[str, Any], on_bad_line: str) -> ShardRea
     if shard.row_group is not None:
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(path)
+        import pyarrow as pa
+
+        try:
+            pf = pq.ParquetFile(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise SourceError(damaged_arrow(path, exc)) from None
         base = sum(pf.metadata.row_group(g).num_rows for g in range(shard.row_group))
-        rows = pf.read_row_group(shard.row_group).to_pylist() if pf.metadata.num_row_groups else []
+        try:
+            rows = pf.read_row_group(shard.row_group).to_pylist() if pf.metadata.num_row_groups else []
+        except (pa.ArrowException, OSError) as exc:
+            raise SourceError(damaged_arrow(path, exc, f" row group {shard.row_group}")) from None
         items = ((f"{path}#{base + i}", rec) for i, rec in enumerate(rows))
     elif shard.start is not None:
         def lines():

@@ -291,19 +291,31 @@ def _iter_file(path: Path, on_bad_line: str, bad: BadLines) -> Iterator[tuple[st
         for i, rec in enumerate(rows):
             yield f"{path}#{i}", rec
     elif name.endswith(".parquet"):
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        for i, rec in enumerate(pq.read_table(path).to_pylist()):
+        from .shards import damaged_arrow
+
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise SourceError(damaged_arrow(path, exc)) from None
+        for i, rec in enumerate(table.to_pylist()):
             yield f"{path}#{i}", rec
     elif name.endswith(".arrow"):
         import pyarrow as pa
 
+        from .shards import damaged_arrow
+
         try:
-            with pa.memory_map(str(path)) as src:
-                table = pa.ipc.open_stream(src).read_all()
-        except pa.ArrowInvalid:
-            with pa.memory_map(str(path)) as src:
-                table = pa.ipc.open_file(src).read_all()
+            try:
+                with pa.memory_map(str(path)) as src:
+                    table = pa.ipc.open_stream(src).read_all()
+            except pa.ArrowInvalid:
+                with pa.memory_map(str(path)) as src:
+                    table = pa.ipc.open_file(src).read_all()
+        except (pa.ArrowException, OSError) as exc:
+            raise SourceError(damaged_arrow(path, exc)) from None
         for i, rec in enumerate(table.to_pylist()):
             yield f"{path}#{i}", rec
     else:
