@@ -991,7 +991,9 @@ def curate(cfg: dict[str, Any] | CurateSettings, scheduler: str | None = None) -
     t1 = time.monotonic()
     with Engine(engine=eng.engine, n_workers=eng.n_workers, threads_per_worker=eng.threads_per_worker,
                 scheduler=scheduler or eng.scheduler, gpu=eng.gpu, memory_limit=eng.memory_limit,
-                partition_rows=eng.partition_rows, dashboard=eng.dashboard) as engine:
+                partition_rows=eng.partition_rows, dashboard=eng.dashboard,
+                required_tools=sorted({t for s in stages for t in s.tools}),
+                tools_needed_by=", ".join(f"rules.{s.name}" for s in stages if s.tools) or "the run") as engine:
         marks["start engine"] = time.monotonic() - t1
         t1 = time.monotonic()
         if checkpoints.passes:
