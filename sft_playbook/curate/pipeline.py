@@ -457,20 +457,37 @@ def _pass(part, index: int, states: list, chain: Chain, keys_of: Stage | None, k
         ``keys``, ``finished``) and the next global stage's keys when it computes them on the
         workers (else None: they travel in the report).
     """
+    def clock() -> tuple[float, float]:
+        return time.perf_counter(), time.thread_time()
+
+    def since(t: tuple[float, float]) -> list[float]:
+        return [time.perf_counter() - t[0], time.thread_time() - t[1]]
+
+    steps: dict[str, list[float]] = {}      # the pass's work outside the stages, [wall_s, cpu_s] each
     for stage, value in zip(chain.stages, states):
         if value is not None:
             stage.set_state(value)
     if load is not None:
+        t = clock()
         part = load(part)
+        steps["read"] = since(t)
     times: list[list[float]] = []
     kept, gone, sums = chain.split(part, times)
+    t = clock()
     keys = keys_of.keys(kept) if keys_of is not None else None
+    if keys_of is not None:
+        steps["keys"] = since(t)
     on_workers = keys_of is not None and keys_of.keys_on_workers
+    t = clock()
     report = {"rows": len(part), "drops": drop_summary(gone, len(chain.stages)), "gone_columns": list(gone.columns),
               "sums": sums, "keys": None if on_workers else keys, "stage_times": times}
+    steps["summary"] = since(t)
     if finish is not None:
+        t = clock()
         report["finished"] = finish(kept, index)
+        steps["finish"] = since(t)
         kept = None
+    report["step_times"] = steps
     return kept, (gone if keep_gone else None), report, (keys if on_workers else None)
 
 
@@ -713,6 +730,14 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
             for i, (w, c) in enumerate(r["stage_times"]):
                 per_stage[i][0] += w
                 per_stage[i][1] += c
+        step_sums: dict[str, list[float]] = {}        # the pass's work outside the stages, summed likewise
+        for r in reports:
+            for k, (w, c) in r.get("step_times", {}).items():
+                acc = step_sums.setdefault(k, [0.0, 0.0])
+                acc[0] += w
+                acc[1] += c
+        step_names = {"read": "read the shards", "keys": f"keys for {keys_of.name}" if keys_of is not None else "keys",
+                      "summary": "drop counts + examples", "finish": "write split parts"}
         mine = stats[-len(chain):]
         rows_in = mine[0].rows_in
         timings.append({"pass": g + 1, "stages": [st.name for st in chain], "rows_in": rows_in,
@@ -722,7 +747,9 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
                         "rows_per_s": round(rows_in / max(t_pass, 1e-9), 1),
                         "stage_s": [{"stage": st.name, "rows_in": s.rows_in, "fit_s": round(f, 3), "wall_s": round(w, 3),
                                      "cpu_s": round(c, 3), "rows_per_s": round(s.rows_in / w, 1) if w > 0 else None}
-                                    for st, s, f, (w, c) in zip(chain, mine, fit_s, per_stage)]})
+                                    for st, s, f, (w, c) in zip(chain, mine, fit_s, per_stage)],
+                        "other_s": [{"step": step_names[k], "wall_s": round(w, 3), "cpu_s": round(c, 3)}
+                                    for k, (w, c) in step_sums.items()]})
         log.info("  (%d stage(s) in one pass: %.1fs: global fit %.1fs, pass %.1fs = %.0f rows/s, dropped rows %.1fs)",
                  len(chain), total, t_fit, t_pass, stats[-len(chain)].rows_in / max(t_pass, 1e-9), t_write)
     LAST_TIMINGS[:] = timings

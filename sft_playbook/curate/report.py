@@ -146,8 +146,10 @@ def timings_markdown(t: dict[str, Any]) -> str:
         t: the timings dict (``curation_timings.json``'s content: ``total_s``, ``rows_read``,
             ``rows_per_s``, ``engine``, ``finished_utc``, ``steps_s`` {step: s}, ``passes``
             [{pass, stages, rows_in, fit_s, pass_s, rows_per_s, dropped_rows_write_s,
-            checkpoint_s, total_s, stage_s [{stage, rows_in, fit_s, wall_s, cpu_s, rows_per_s}]}]; a pass
-            done by an earlier run has ``resumed: true`` and no times).
+            checkpoint_s, total_s, stage_s [{stage, rows_in, fit_s, wall_s, cpu_s, rows_per_s}], other_s
+            [{step, wall_s, cpu_s}]}]: the pass's work outside its stages - reading the shards, the next
+            global stage's keys, drop counts, writing split parts; a pass done by an earlier run has
+            ``resumed: true`` and no times).
 
     Returns:
         The Markdown text (lines joined by ``\\n``, ending with a newline).
@@ -175,7 +177,10 @@ def timings_markdown(t: dict[str, Any]) -> str:
                      f"{p['rows_per_s']:.0f} | {p['dropped_rows_write_s']:.2f} | {p['checkpoint_s']:.2f} | {p['total_s']:.2f} |")
     lines += ["", "## Stages", "",
               "fit s: wall seconds before the pass (`global` marks a fit over the whole corpus); wall s, CPU s: "
-              "in the pass, summed over the partitions.", "",
+              "in the pass, summed over the partitions. The pass's work outside its stages has rows of its own "
+              "(in parentheses): reading the shards, the keys the NEXT pass's global stage decides on (exact-dedup "
+              "hashes, fuzzy-dedup MinHash signatures, module names), drop counts and examples, writing split "
+              "parts; with one worker thread a pass's rows add up to its pass s.", "",
               "| pass | stage | rows in | fit s | wall s | CPU s | rows/s per thread |",
               "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for p in t["passes"]:
@@ -186,4 +191,6 @@ def timings_markdown(t: dict[str, Any]) -> str:
             rate = f"{s['rows_per_s']:.0f}" if s.get("rows_per_s") is not None else "-"
             lines.append(f"| {p['pass']} | {s['stage']} | {s.get('rows_in', '-')} | {fit} | {_s(s['wall_s'])} | "
                          f"{_s(s['cpu_s'])} | {rate} |")
+        for o in p.get("other_s", []):
+            lines.append(f"| {p['pass']} | ({o['step']}) | - | - | {_s(o['wall_s'])} | {_s(o['cpu_s'])} | - |")
     return "\n".join(lines) + "\n"
