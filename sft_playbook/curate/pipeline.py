@@ -1138,15 +1138,24 @@ def timings_record(marks: dict[str, float], passes: list[dict[str, Any]], total:
         engine: ``Engine.describe()``.
 
     Returns:
-        ``{"finished_utc", "engine", "total_s", "rows_read", "rows_per_s", "steps_s": {step: s},
-        "passes": passes}`` (seconds rounded to 0.01). Not counted: writing the timings files, moving
+        ``{"finished_utc", "engine", "total_s", "rows_read", "rows_per_s", "resumed_passes", "rows_through",
+        "steps_s": {step: s}, "passes": passes}`` (seconds rounded to 0.01). ``resumed_passes``: the
+        passes an earlier run finished (resume; not timed here); ``rows_through``: the rows this run
+        passed through its stages (the rows read, or, resumed, the rows into the first pass it ran);
+        ``rows_per_s`` = rows_through / total_s. Not counted: writing the timings files, moving
         the dropped-row files into ``dropped_dir`` and swapping the output set in (renames).
     """
     import datetime as _dt
 
+    resumed = [p["pass"] for p in passes if p.get("resumed")]
+    ran = [p for p in passes if not p.get("resumed")]
+    # a resumed run read nothing and ran only the later passes: its rows/s counts the rows that went
+    # through the passes it ran (those into the first of them), not the rows an earlier run read
+    through = int(ran[0]["rows_in"]) if resumed and ran else int(rows)
     return {"finished_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "engine": engine, "total_s": round(total, 2), "rows_read": int(rows),
-            "rows_per_s": round(rows / max(total, 1e-9), 1),
+            "rows_per_s": round(through / max(total, 1e-9), 1), "resumed_passes": resumed,
+            "rows_through": through,
             "steps_s": {k: round(v, 2) for k, v in marks.items()}, "passes": list(passes)}
 
 

@@ -138,6 +138,17 @@ def _s(v: Any) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
+def _ranges(numbers: list[int]) -> str:
+    """``[1, 2, 3, 5]`` -> ``"1-3, 5"``."""
+    out: list[str] = []
+    for n in sorted(numbers):
+        if out and int(out[-1].split("-")[-1]) == n - 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{n}"
+        else:
+            out.append(str(n))
+    return ", ".join(out)
+
+
 def timings_markdown(t: dict[str, Any]) -> str:
     """Where the time went, for people: the steps of the run, then one row per pass, then one
     row per stage (its global fit, if it has one, on a row of its own). Stage names in full.
@@ -155,9 +166,17 @@ def timings_markdown(t: dict[str, Any]) -> str:
         The Markdown text (lines joined by ``\\n``, ending with a newline).
     """
     total = max(float(t["total_s"]), 1e-9)
+    resumed = t.get("resumed_passes") or []
+    if resumed:
+        head = (f"Finished {t.get('finished_utc', '?')} on {t.get('engine', '?')}: RESUMED - pass(es) "
+                f"{_ranges(resumed)} and the read of {t['rows_read']} rows were done by an earlier run and are not "
+                f"timed here; this run passed {t.get('rows_through', '?')} rows through the other passes in "
+                f"{t['total_s']:.1f} s ({t['rows_per_s']:.0f} rows/s over the passes run).")
+    else:
+        head = (f"Finished {t.get('finished_utc', '?')} on {t.get('engine', '?')}: {t['rows_read']} rows read, "
+                f"{t['total_s']:.1f} s in all ({t['rows_per_s']:.0f} rows/s overall).")
     lines = ["# Where the time went", "",
-             f"Finished {t.get('finished_utc', '?')} on {t.get('engine', '?')}: {t['rows_read']} rows read, "
-             f"{t['total_s']:.1f} s in all ({t['rows_per_s']:.0f} rows/s overall). Wall seconds as the driver saw "
+             head + " Wall seconds as the driver saw "
              "them; a stage's wall and CPU seconds are summed over its partitions (over the workers' threads), "
              "its rows/s is per worker thread.", "",
              "## Steps", "", "| step | wall s | share |", "| --- | ---: | ---: |"]
