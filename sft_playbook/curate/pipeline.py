@@ -917,10 +917,19 @@ def _stat_of(f: Path, content: bool) -> list:
     return out
 
 
+#: settings that do not change any output row (where and how the run goes, what it logs): a resume
+#: with another value reuses the finished passes. The data a download gives is compared by its files.
+NOT_IN_FINGERPRINT = ("resume", "resume_check", "engine", "output_dir", "dropped_dir", "work_dir", "timings_file",
+                      "progress_every_s", "checkpoint")
+#: the same for keys inside a section
+NOT_IN_FINGERPRINT_OF = {"download": ("timeout_s",)}
+
+
 def fingerprint_parts(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str, Any]],
                       stages: list[Stage] | None = None) -> dict[str, str]:
     """What a checkpoint must match to be resumed, one sha256 per input so that a mismatch can say
-    which input changed: ``config`` (without where and how it runs), ``sources spec`` (the sources
+    which input changed: ``config`` (without where and how it runs, nor what it logs:
+    ``NOT_IN_FINGERPRINT``, ``NOT_IN_FINGERPRINT_OF``), ``sources spec`` (the sources
     file's bytes and every planned source's spec: name, licence, fields, levels, format...),
     ``data files`` (path, size, mtime of every source file; with ``resume_check: content`` also a
     hash of its bytes), ``benchmark files`` (path, size, mtime of the files of every stage that
@@ -937,8 +946,10 @@ def fingerprint_parts(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str,
     def digest(obj) -> str:
         return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
-    conf = {k: v for k, v in st.source.items()
-            if k not in ("resume", "resume_check", "engine", "output_dir", "dropped_dir", "work_dir", "timings_file")}
+    conf = {k: v for k, v in st.source.items() if k not in NOT_IN_FINGERPRINT}
+    for section, keys in NOT_IN_FINGERPRINT_OF.items():
+        if isinstance(conf.get(section), dict):
+            conf[section] = {k: v for k, v in conf[section].items() if k not in keys}
     spec_file = resolve(st.sources)
     spec_bytes = hashlib.sha256(spec_file.read_bytes()).hexdigest() if spec_file.is_file() else None
     specs = [{k: v for k, v in src["spec"].items()} for src in plan]
