@@ -133,3 +133,37 @@ def test_an_undamaged_two_row_group_parquet_is_read_whole(tmp_path):
     src.mkdir()
     fixture_parquet(src / "b.parquet", rows, 4)
     assert curate(cfg_for(tmp_path, src))["rows_read"] == len(rows)
+
+
+def two_sources(tmp: Path, second_path: Path, first_path: Path):
+    from sft_playbook.config import load_config
+    from sft_playbook.paths import REPO_ROOT
+    from test_curate_inputs import LEVELS_MAP
+
+    (tmp / "sources.jsonl").write_text(
+        json.dumps({"name": "corpus_a", "path": str(first_path), "levels": LEVELS_MAP}) + "\n"
+        + json.dumps({"name": "corpus_b", "path": str(second_path), "levels": LEVELS_MAP}) + "\n")
+    bench = fx.write_benchmark(tmp / "bench")
+    return load_config(REPO_ROOT / "configs/curate.yaml", [
+        f"sources={tmp / 'sources.jsonl'}", f"output_dir={tmp / 'out'}", f"dropped_dir={tmp / 'dropped'}",
+        f"decontaminate.benchmark_dir={bench}", "engine.engine=local", "engine.partition_rows=4", "pii.backend=regex"])
+
+
+@pytest.mark.parametrize("layout", ["same-file", "same-numbering"])
+def test_a_repeated_id_across_sources_names_both_sources(tmp_path, caplog, layout):
+    rows, _ = fx.records()
+    a = tmp_path / "a"
+    a.mkdir()
+    numbered = [dict(r, id=str(i)) for i, r in enumerate(rows)]         # two datasets both numbering 0..N
+    (a / "part.jsonl").write_bytes(ascii_jsonl(numbered[:6]))
+    if layout == "same-file":
+        cfg = two_sources(tmp_path, a / "part.jsonl", a)
+        want = ["part.jsonl:1: id '0' (source 'corpus_b') repeats the id of", "(source 'corpus_a')", "list it once"]
+    else:
+        b = tmp_path / "b"
+        b.mkdir()
+        (b / "other.jsonl").write_bytes(ascii_jsonl(numbered[6:9] + numbered[3:6]))   # other rows, ids 6..8, 3..5
+        cfg = two_sources(tmp_path, b, a)
+        want = ["other.jsonl:4: id '3' (source 'corpus_b') repeats the id of", "part.jsonl:4 (source 'corpus_a')",
+                "give 'corpus_b' an id_field"]
+    one_line_failure(cfg, caplog, *want)

@@ -452,13 +452,13 @@ def _bucket(values: list[str], buckets: int) -> list[int]:
 
 
 def id_buckets(df: pd.DataFrame, buckets: int) -> list[pd.DataFrame]:
-    """The partition's (id, _order, _where) split into ``buckets`` frames by a hash of the id.
+    """The partition's (id, _order, _where, source) split into ``buckets`` frames by a hash of the id.
 
     Returns:
-        ``buckets`` frames (some possibly empty) with the columns ``id``, ``_order`` and ``_where``;
+        ``buckets`` frames (some possibly empty) with the columns ``id``, ``_order``, ``_where`` and ``source``;
         a row goes to bucket ``blake2b-64(id) % buckets``, so equal ids always land in the same one.
     """
-    keys = df[["id", "_order", "_where"]]
+    keys = df[["id", "_order", "_where", "source"]]
     b = pd.Series(_bucket(keys["id"].astype(str).tolist(), buckets), index=keys.index)
     return [keys[b == i] for i in range(buckets)]
 
@@ -480,5 +480,23 @@ def first_repeat(*frames: pd.DataFrame) -> tuple[int, str] | None:
         return None
     row = keys[dup].iloc[0]
     first = keys[(keys["id"] == row["id"]) & ~dup].iloc[0]
-    return int(row["_order"]), (f"{row['_where']}: id {row['id']!r} repeats the id of {first['_where']}; "
-                                "ids must be unique")
+    return int(row["_order"]), repeat_message(row["_where"], row["id"], row["source"], first["_where"], first["source"])
+
+
+def repeat_message(where: str, rid: str, source: str, first_where: str, first_source: str) -> str:
+    """The one line for an id that repeats an earlier one, naming both places and both sources.
+
+    Returns:
+        ``"<where>: id '<id>' (source '<s>') repeats the id of <first where> (source '<s0>'); ids must be
+        unique"`` and, when the sources differ, how to tell them apart (their own ``id_field``, or one
+        naming a field the records lack: ids ``<name>-<n>``); for one source listed twice, that.
+    """
+    msg = (f"{where}: id {rid!r} (source {source!r}) repeats the id of {first_where} (source {first_source!r}); "
+           "ids must be unique")
+    same_file = where.rsplit(":", 1)[0].split("#")[0] == first_where.rsplit(":", 1)[0].split("#")[0]
+    if source != first_source and same_file:
+        return msg + f" (the same file is read by both sources: list it once)"
+    if source != first_source:
+        return msg + (f" (two sources numbering their records alike? give {source!r} an id_field naming a field "
+                      f"its records lack: its ids are then '{source}-<n>')")
+    return msg

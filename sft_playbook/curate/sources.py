@@ -459,11 +459,13 @@ def records_frame(records: list[dict[str, Any]], levels: list[str]) -> pd.DataFr
         SourceError: an id repeats, or a record lacks a description level (the message names the record).
     """
     cols = ["id", "source", "code", *[f"desc_{l}" for l in levels]]
-    seen: dict[str, str] = {}
+    from .shards import repeat_message
+
+    seen: dict[str, tuple[str, str]] = {}
     for r in records:
         if r["id"] in seen:
-            raise SourceError(f"{r['_where']}: id {r['id']!r} repeats the id of {seen[r['id']]}; ids must be unique")
-        seen[r["id"]] = r["_where"]
+            raise SourceError(repeat_message(r["_where"], r["id"], r.get("source", "?"), *seen[r["id"]]))
+        seen[r["id"]] = (r["_where"], r.get("source", "?"))
         for lvl in levels:
             if f"desc_{lvl}" not in r:
                 raise SourceError(f"{r['_where']}: no description for level {lvl!r} (check the source's 'levels')")
