@@ -368,16 +368,18 @@ class Engine:
         # hash=False: the keys are random, the frames are not hashed (tokenised) to name them
         return self.client.scatter(frames, hash=False) if self.client is not None else frames
 
-    def map(self, func: Callable, parts: Sequence, *iterables: Sequence) -> list:
+    def map(self, func: Callable, parts: Sequence, *iterables: Sequence, priority: int = 0) -> list:
         """``func(part, *args)`` for every partition (and the matching items of ``iterables``):
         futures on a cluster (computed there, in parallel), values with engine=local.
+        ``priority``: Dask's task priority (higher runs first among ready tasks; 0 = submission order,
+        so a task mapped later waits behind every ready task mapped before it).
 
         Returns:
             One result per partition, in partition order: futures on a cluster, values with engine=local.
         """
         if self.client is None:
             return [func(*args) for args in zip(parts, *iterables)]
-        return self.client.map(func, parts, *iterables, pure=False)
+        return self.client.map(func, parts, *iterables, pure=False, priority=priority)
 
     def submit(self, func: Callable, *args: Any) -> Any:
         """One task ``func(*args)`` (arguments may be futures of earlier tasks: they are fetched

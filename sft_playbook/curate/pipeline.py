@@ -664,7 +664,9 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
                 if plain is not None:
                     plain.update(r["rows"])
 
-            reports = engine.gather_each(engine.map(itemgetter(2), results), advance)
+            # priority: a partition's small report is taken out as soon as its pass task is done, not
+            # behind every other pass task the worker holds (the progress counted only at the end)
+            reports = engine.gather_each(engine.map(itemgetter(2), results, priority=1), advance)
         t_pass = time.monotonic() - t0 - t_fit
         parts = [r["finished"] for r in reports] if last else engine.map(itemgetter(0), results)
         gone = engine.map(itemgetter(1), results) if dropped_dir is not None else None
