@@ -324,7 +324,11 @@ class Engine:
             raise EngineError("; ".join(bad))
 
     def _tools_error(self, gaps: list[str]) -> str:
-        """The one line refusing a run whose workers lack ``required_tools`` (``gaps``: one per worker)."""
+        """The one line refusing a run whose workers lack ``required_tools``.
+
+        Returns:
+            ``gaps`` (one line per worker) joined by "; ", then who needs which tools and how to fix it.
+        """
         return ("; ".join(gaps) + f": {self.tools_needed_by} needs {', '.join(self.required_tools)} on every "
                 "worker (install Icarus Verilog there, e.g. scripts/bootstrap.sh, or start the worker with it on "
                 "PATH; or turn the stage off)")

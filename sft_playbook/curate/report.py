@@ -139,7 +139,11 @@ def _s(v: Any) -> str:
 
 
 def _ranges(numbers: list[int]) -> str:
-    """``[1, 2, 3, 5]`` -> ``"1-3, 5"``."""
+    """Pass numbers as ranges.
+
+    Returns:
+        e.g. ``"1-3, 5"`` for ``[1, 2, 3, 5]``.
+    """
     out: list[str] = []
     for n in sorted(numbers):
         if out and int(out[-1].split("-")[-1]) == n - 1:

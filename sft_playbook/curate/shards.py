@@ -495,7 +495,7 @@ def repeat_message(where: str, rid: str, source: str, first_where: str, first_so
            "ids must be unique")
     same_file = where.rsplit(":", 1)[0].split("#")[0] == first_where.rsplit(":", 1)[0].split("#")[0]
     if source != first_source and same_file:
-        return msg + f" (the same file is read by both sources: list it once)"
+        return msg + " (the same file is read by both sources: list it once)"
     if source != first_source:
         return msg + (f" (two sources numbering their records alike? give {source!r} an id_field naming a field "
                       f"its records lack: its ids are then '{source}-<n>')")

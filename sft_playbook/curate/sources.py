@@ -357,7 +357,12 @@ def lone_surrogate(text: str) -> int | None:
 
 
 def _check_text(where: str, field: str, text: str) -> None:
-    """Raise SourceError when ``text`` (the record's ``field``) holds a lone surrogate (``lone_surrogate``)."""
+    """Check one text field of a record.
+
+    Raises:
+        SourceError: ``text`` (the record's ``field``) holds a lone surrogate (``lone_surrogate``), naming
+            ``where``, the field and the character position.
+    """
     at = lone_surrogate(text)
     if at is not None:
         raise SourceError(f"{where}: field {field!r} holds a lone UTF-16 surrogate "
