@@ -97,3 +97,17 @@ def test_a_worker_without_iverilog_is_refused_naming_it(tmp_path):
             pass
     finally:
         stop(procs)
+
+
+def test_rows_the_compile_check_skipped_are_a_driver_warning(tmp_path, monkeypatch, caplog):
+    """Should a worker still lose iverilog after the start-up check, the driver says so (not only
+    the worker's own log)."""
+    import sft_playbook.verilog.sandbox as sb
+
+    cfg = cfg_for(tmp_path, source(tmp_path))
+    monkeypatch.setattr(sb, "iverilog_available", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="sft_playbook.curate"):
+        curate(cfg)
+    warned = [r.getMessage() for r in caplog.records if r.name.startswith("sft_playbook.curate")
+              and r.levelno == logging.WARNING and "compile check was SKIPPED" in r.getMessage()]
+    assert len(warned) == 1 and "(compiles)" in warned[0], caplog.text

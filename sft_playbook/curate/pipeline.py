@@ -716,6 +716,10 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
             log.info("stage %2d %-14s %6d -> %6d rows%s%s", number, stage.name, st.rows_in, st.rows_out,
                      "  dropped " + ", ".join(f"{k}={v}" for k, v in st.dropped.items()) if st.dropped else "",
                      "  " + ", ".join(f"{k}={v}" for k, v in st.counters.items() if v) if any(st.counters.values()) else "")
+            skipped = st.counters.get("compile_skipped", 0)
+            if skipped:                       # a worker could not run iverilog: those rows were not checked
+                log.warning("stage %d (%s): the compile check was SKIPPED on %d of %d rows (iverilog/vvp missing "
+                            "on a worker): those rows are kept unchecked", number, stage.name, skipped, st.rows_in)
             if st.rows_out == 0:
                 engine.gather(writes)
                 raise PipelineError(f"stage {number} ({stage.name}) dropped all {rows} remaining rows "
