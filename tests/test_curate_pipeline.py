@@ -143,7 +143,7 @@ def test_zero_rows_names_the_stage_that_emptied_it(tmp_path, caplog):
 def test_duplicate_ids_are_an_error(tmp_path):
     rows, _ = fx.records()
     rows[3]["id"] = rows[0]["id"]
-    with pytest.raises(SourceError, match=r"data.jsonl:4: id 'r00' repeats the id of .*data.jsonl:1"):
+    with pytest.raises(SourceError, match=r"data.jsonl:4: id 'r00' \(source '[^']*'\) repeats the id of .*data.jsonl:1"):
         curate(setup_run(tmp_path, rows=rows))
 
 

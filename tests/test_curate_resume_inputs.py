@@ -148,3 +148,38 @@ def test_resume_with_dropped_dir_after_a_run_without_keeps_every_dropped_row(tmp
     lines = sum(len(p.read_text().splitlines()) for p in (tmp_path / "drop").glob("*.jsonl"))
     dropped = sum(sum(s["dropped"].values()) for s in report["stages"])
     assert dropped > 0 and lines == dropped and report["rows_kept"] + dropped == report["rows_read"]
+
+
+def test_settings_that_change_no_row_are_not_in_the_fingerprint(tmp_path):
+    """Watching a resumed run, one changes the progress interval: the finished passes stay valid
+    (REVIEW15b finding 8); a setting that changes rows still starts afresh."""
+    base = _parts(tmp_path)
+    for extra in (["progress_every_s=5"], ["progress_every_s=0"], ["checkpoint=false"], ["download.timeout_s=300"],
+                  ["engine.n_workers=7"], [f"timings_file={tmp_path / 't.json'}"]):
+        assert _changed(base, _parts(tmp_path, extra=extra)) == [], extra
+    for extra in (["rules.word_count.min_words=6"], ["on_bad_line=skip"], ["seed=7"], ["fuzzy_dedup.threshold=0.7"]):
+        assert _changed(base, _parts(tmp_path, extra=extra)) == ["config"], extra
+
+
+def test_a_resume_with_another_progress_interval_reuses_the_finished_passes(tmp_path, monkeypatch, caplog):
+    import logging
+
+    import pytest
+
+    from sft_playbook.curate import pipeline
+    from sft_playbook.io import OutputError
+
+    cfg = _setup(tmp_path, extra=[f"work_dir={tmp_path / 'work'}"])
+
+    def boom(*a, **k):
+        raise OutputError(28, "no space left on device writing x")
+    monkeypatch.setattr(pipeline, "merge_split", boom)
+    with pytest.raises(OutputError):
+        pipeline.curate(cfg)
+    monkeypatch.undo()
+    again = _setup(tmp_path, extra=[f"work_dir={tmp_path / 'work'}",
+                                    "progress_every_s=1", "resume=true"])
+    with caplog.at_level(logging.INFO, logger="sft_playbook.curate"):
+        pipeline.curate(again)
+    assert "pass 1 (clean): finished in an earlier run, not redone" in caplog.text, caplog.text
+    assert "changed since" not in caplog.text

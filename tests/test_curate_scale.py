@@ -93,7 +93,7 @@ def test_repeated_ids_across_shards_are_found_on_the_workers(tmp_path):
     rows, _ = fx.records()
     extra.write_text(json.dumps({"id": "own-3", "code": rows[0]["code"], "description": rows[0]["description"]}) + "\n")
     cfg = config(tmp_path, "local")
-    with pytest.raises(SourceError, match=r"e_dup\.jsonl:1: id 'own-3' repeats the id of .*b_main\.jsonl:"):
+    with pytest.raises(SourceError, match=r"e_dup\.jsonl:1: id 'own-3' \(source 'aw'\) repeats the id of .*b_main\.jsonl:"):
         curate(cfg)
 
 

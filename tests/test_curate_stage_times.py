@@ -59,3 +59,48 @@ def test_every_stage_of_every_pass_has_its_time_and_full_name(tmp_path, caplog):
     assert len(names) > 48 and names in caplog.text            # not cut
     for s in first["stages"]:
         assert f"| {first['pass']} | {s} | " in caplog.text           # its own row, full name
+
+
+def distinct_rows(n: int) -> list[dict]:
+    """``n`` rows that survive exact dedup (distinct constants in the code, not in comments), so the
+    next global stages' keys (hashes, MinHash signatures) are computed on all of them."""
+    import random
+
+    import curate_fixtures as fx
+
+    rows, _ = fx.records()
+    rng = random.Random(15)
+    out = []
+    for i in range(n):
+        r = json.loads(json.dumps(rows[i % len(rows)]))
+        r["id"] = f"d{i}"
+        consts = "".join(f"  localparam [31:0] K{j} = 32'd{rng.randrange(10**9)};\n" for j in range(6))
+        r["code"] = r["code"].replace("endmodule", consts + "endmodule")
+        out.append(r)
+    return out
+
+
+def test_a_pass_time_is_its_stages_plus_its_other_work(tmp_path, caplog):
+    """engine=local (one thread): every pass's stage rows plus its other rows (the next global
+    stage's keys, drop counts, ...) add up to its pass seconds; the MinHash signatures computed at
+    the end of the exact-dedup pass are on a "keys for fuzzy_dedup" row (REVIEW15b finding 5)."""
+    from test_curate_inputs import cfg_for
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in distinct_rows(600)))
+    cfg = cfg_for(tmp_path, src)
+    cfg["engine"]["partition_rows"] = 100
+    cfg["rules"]["compiles"]["enabled"] = False
+    cfg["timings_file"] = str(tmp_path / "timings.json")
+    with caplog.at_level(logging.INFO, logger="sft_playbook.curate"):
+        curate(cfg)
+    t = json.loads((tmp_path / "timings.json").read_text())
+    for p in t["passes"]:
+        inside = sum(s["wall_s"] for s in p["stage_s"]) + sum(o["wall_s"] for o in p["other_s"])
+        assert 0.8 * p["pass_s"] - 0.1 <= inside <= 1.05 * p["pass_s"] + 0.05, p
+    by_step = {(p["pass"], o["step"]): o for p in t["passes"] for o in p["other_s"]}
+    exact = next(p["pass"] for p in t["passes"] if p["stages"] == ["exact_dedup"])
+    fuzzy = by_step[(exact, "keys for fuzzy_dedup")]
+    assert fuzzy["wall_s"] > 0 and fuzzy["cpu_s"] > 0
+    assert f"| {exact} | (keys for fuzzy_dedup) | - | - | {fuzzy['wall_s']:.2f} |" in caplog.text

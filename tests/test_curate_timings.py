@@ -120,6 +120,14 @@ def test_a_resumed_run_marks_the_passes_an_earlier_run_did(tmp_path, monkeypatch
     assert len(resumed) == len(t["passes"]) - 1 >= 2             # all but the last pass were checkpointed
     md = (tmp_path / "out" / "curation_timings.md").read_text()
     assert md.count("finished in an earlier run (resume)") == len(resumed)
+    # the headline says so and counts only the rows through the passes run (REVIEW15b finding 10)
+    last = [p for p in t["passes"] if not p.get("resumed")]
+    assert t["resumed_passes"] == [p["pass"] for p in resumed] and len(last) == 1
+    assert t["rows_through"] == last[0]["rows_in"] < t["rows_read"]
+    assert abs(t["rows_per_s"] - t["rows_through"] / t["total_s"]) <= 0.01 * t["rows_per_s"] + 1
+    head = md.splitlines()[2]
+    want = f"RESUMED - pass(es) 1-{len(resumed)} and the read of {t['rows_read']} rows were done by an earlier run"
+    assert want in head and "not timed here" in head and "rows/s overall" not in head, head
 
 
 def test_committed_report_links_nothing_that_is_not_shipped():

@@ -88,6 +88,10 @@ class Stage:
     #: corpus (exact-dedup hashes); ``fit`` then reduces them on the workers (a shuffle by key)
     keys_on_workers: bool = False
 
+    #: programs the stage runs (looked up on PATH); the engine checks every worker has them before
+    #: the run starts (``engine.missing_tools``), so no worker silently skips the stage's work
+    tools: tuple[str, ...] = ()
+
     def __init__(self, **settings: Any) -> None:
         self.config = dict(settings)
 

@@ -107,6 +107,33 @@ def code_mismatches(driver: dict[str, str], workers: dict[str, Any]) -> list[str
     return lines
 
 
+def missing_tools(tools: Sequence[str]) -> list[str]:
+    """The programs of ``tools`` this process cannot find on its PATH (run on every worker by ``Engine``).
+
+    Returns:
+        The missing names, in the order given ([] when all are there).
+    """
+    import shutil
+
+    return [t for t in tools if shutil.which(t) is None]
+
+
+def tool_gaps(tools: Sequence[str], workers: dict[str, Any]) -> list[str]:
+    """One line per worker that lacks one of ``tools`` (``missing_tools``' answer per worker, or the
+    exception it raised); [] when every worker has them all.
+
+    Returns:
+        The lines, sorted by worker address.
+    """
+    lines = []
+    for worker, missing in sorted(workers.items()):
+        if isinstance(missing, BaseException):
+            lines.append(f"worker {worker} could not look for {', '.join(tools)}: {type(missing).__name__}: {missing}")
+        elif missing:
+            lines.append(f"worker {worker} has no {' or '.join(missing)} on its PATH")
+    return lines
+
+
 class ProgressLine:
     """Progress for a log that is not a terminal: one plain ``log.info`` line (logger
     ``sft_playbook.curate``) at most every ``every_s`` seconds: ``<what>: <done> / <total> <unit>
@@ -200,7 +227,8 @@ class Engine:
     def __init__(self, engine: str = _E.engine, n_workers: int = _E.n_workers,
                  threads_per_worker: int = _E.threads_per_worker, scheduler: str | None = _E.scheduler,
                  gpu: bool = _E.gpu, memory_limit: str = _E.memory_limit, partition_rows: int = _E.partition_rows,
-                 dashboard: bool = _E.dashboard) -> None:
+                 dashboard: bool = _E.dashboard, required_tools: Sequence[str] = (),
+                 tools_needed_by: str = "the run") -> None:
         if engine not in ENGINES:
             raise EngineError(f"engine must be 'dask' or 'local', not {engine!r}")
         self.mode = engine
@@ -211,6 +239,9 @@ class Engine:
         self.memory_limit = memory_limit
         self.partition_rows = int(partition_rows)
         self.dashboard = dashboard
+        #: programs every worker (engine=local: this process) must find on PATH, and who needs them
+        self.required_tools = tuple(required_tools)
+        self.tools_needed_by = tools_needed_by
         self.client = None
         self._stack = contextlib.ExitStack()
         #: seconds between plain progress lines (``gather_progress``) when the log is not a terminal
@@ -222,6 +253,10 @@ class Engine:
             if self.gpu:
                 raise EngineError("gpu=true needs engine=dask (a LocalCUDACluster)")
             log.info("engine: every task in this process, one after the other (engine=local)")
+            missing = missing_tools(self.required_tools)
+            if missing:
+                raise EngineError(self._tools_error([f"this machine (engine=local) has no {' or '.join(missing)} "
+                                                     "on its PATH"]))
             return self
         from dask.distributed import Client, LocalCluster
 
@@ -269,20 +304,34 @@ class Engine:
 
     def check_workers(self) -> None:
         """Every worker must import the same sft_playbook code and package versions as this
-        process (a worker started without the right PYTHONPATH imports another checkout).
+        process (a worker started without the right PYTHONPATH imports another checkout), and find
+        ``required_tools`` on its PATH (a worker without iverilog would skip the compile check).
 
         Raises:
-            EngineError: one line naming each worker that differs and what differs.
+            EngineError: one line naming each worker that differs and what differs, or that lacks a tool.
         """
         if self.client is None:
             return
         driver = code_identity()
         workers = self.client.run(code_identity, on_error="return")
         bad = code_mismatches(driver, workers)
+        if not bad and self.required_tools:
+            gaps = tool_gaps(self.required_tools, self.client.run(missing_tools, self.required_tools, on_error="return"))
+            bad = [self._tools_error(gaps)] if gaps else []
         if bad:
             self._stack.close()
             self.client = None
             raise EngineError("; ".join(bad))
+
+    def _tools_error(self, gaps: list[str]) -> str:
+        """The one line refusing a run whose workers lack ``required_tools``.
+
+        Returns:
+            ``gaps`` (one line per worker) joined by "; ", then who needs which tools and how to fix it.
+        """
+        return ("; ".join(gaps) + f": {self.tools_needed_by} needs {', '.join(self.required_tools)} on every "
+                "worker (install Icarus Verilog there, e.g. scripts/bootstrap.sh, or start the worker with it on "
+                "PATH; or turn the stage off)")
 
     def _dashboard_kwargs(self) -> dict[str, Any]:
         """The cluster's dashboard arguments: port 8787 when on; when off no dashboard, and the
@@ -323,16 +372,18 @@ class Engine:
         # hash=False: the keys are random, the frames are not hashed (tokenised) to name them
         return self.client.scatter(frames, hash=False) if self.client is not None else frames
 
-    def map(self, func: Callable, parts: Sequence, *iterables: Sequence) -> list:
+    def map(self, func: Callable, parts: Sequence, *iterables: Sequence, priority: int = 0) -> list:
         """``func(part, *args)`` for every partition (and the matching items of ``iterables``):
         futures on a cluster (computed there, in parallel), values with engine=local.
+        ``priority``: Dask's task priority (higher runs first among ready tasks; 0 = submission order,
+        so a task mapped later waits behind every ready task mapped before it).
 
         Returns:
             One result per partition, in partition order: futures on a cluster, values with engine=local.
         """
         if self.client is None:
             return [func(*args) for args in zip(parts, *iterables)]
-        return self.client.map(func, parts, *iterables, pure=False)
+        return self.client.map(func, parts, *iterables, pure=False, priority=priority)
 
     def submit(self, func: Callable, *args: Any) -> Any:
         """One task ``func(*args)`` (arguments may be futures of earlier tasks: they are fetched

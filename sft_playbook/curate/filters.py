@@ -249,6 +249,7 @@ class Compiles(Stage):
     """
 
     name = "compiles"
+    tools = ("iverilog", "vvp")          # sandbox.iverilog_available: checked on every worker up front
 
     # defaults: the settings' (``settings.CompilesSettings``: rules.compiles in configs/curate.yaml)
     def __init__(self, standards=tuple(_C.standards), flags=tuple(_C.flags), timeout_s: float = _C.timeout_s,

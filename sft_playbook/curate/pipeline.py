@@ -462,20 +462,37 @@ def _pass(part, index: int, states: list, chain: Chain, keys_of: Stage | None, k
         ``keys``, ``finished``) and the next global stage's keys when it computes them on the
         workers (else None: they travel in the report).
     """
+    def clock() -> tuple[float, float]:
+        return time.perf_counter(), time.thread_time()
+
+    def since(t: tuple[float, float]) -> list[float]:
+        return [time.perf_counter() - t[0], time.thread_time() - t[1]]
+
+    steps: dict[str, list[float]] = {}      # the pass's work outside the stages, [wall_s, cpu_s] each
     for stage, value in zip(chain.stages, states):
         if value is not None:
             stage.set_state(value)
     if load is not None:
+        t = clock()
         part = load(part)
+        steps["read"] = since(t)
     times: list[list[float]] = []
     kept, gone, sums = chain.split(part, times)
+    t = clock()
     keys = keys_of.keys(kept) if keys_of is not None else None
+    if keys_of is not None:
+        steps["keys"] = since(t)
     on_workers = keys_of is not None and keys_of.keys_on_workers
+    t = clock()
     report = {"rows": len(part), "drops": drop_summary(gone, len(chain.stages)), "gone_columns": list(gone.columns),
               "sums": sums, "keys": None if on_workers else keys, "stage_times": times}
+    steps["summary"] = since(t)
     if finish is not None:
+        t = clock()
         report["finished"] = finish(kept, index)
+        steps["finish"] = since(t)
         kept = None
+    report["step_times"] = steps
     return kept, (gone if keep_gone else None), report, (keys if on_workers else None)
 
 
@@ -652,7 +669,9 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
                 if plain is not None:
                     plain.update(r["rows"])
 
-            reports = engine.gather_each(engine.map(itemgetter(2), results), advance)
+            # priority: a partition's small report is taken out as soon as its pass task is done, not
+            # behind every other pass task the worker holds (the progress counted only at the end)
+            reports = engine.gather_each(engine.map(itemgetter(2), results, priority=1), advance)
         t_pass = time.monotonic() - t0 - t_fit
         parts = [r["finished"] for r in reports] if last else engine.map(itemgetter(0), results)
         gone = engine.map(itemgetter(1), results) if dropped_dir is not None else None
@@ -702,6 +721,10 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
             log.info("stage %2d %-14s %6d -> %6d rows%s%s", number, stage.name, st.rows_in, st.rows_out,
                      "  dropped " + ", ".join(f"{k}={v}" for k, v in st.dropped.items()) if st.dropped else "",
                      "  " + ", ".join(f"{k}={v}" for k, v in st.counters.items() if v) if any(st.counters.values()) else "")
+            skipped = st.counters.get("compile_skipped", 0)
+            if skipped:                       # a worker could not run iverilog: those rows were not checked
+                log.warning("stage %d (%s): the compile check was SKIPPED on %d of %d rows (iverilog/vvp missing "
+                            "on a worker): those rows are kept unchecked", number, stage.name, skipped, st.rows_in)
             if st.rows_out == 0:
                 engine.gather(writes)
                 raise PipelineError(f"stage {number} ({stage.name}) dropped all {rows} remaining rows "
@@ -718,6 +741,14 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
             for i, (w, c) in enumerate(r["stage_times"]):
                 per_stage[i][0] += w
                 per_stage[i][1] += c
+        step_sums: dict[str, list[float]] = {}        # the pass's work outside the stages, summed likewise
+        for r in reports:
+            for k, (w, c) in r.get("step_times", {}).items():
+                acc = step_sums.setdefault(k, [0.0, 0.0])
+                acc[0] += w
+                acc[1] += c
+        step_names = {"read": "read the shards", "keys": f"keys for {keys_of.name}" if keys_of is not None else "keys",
+                      "summary": "drop counts + examples", "finish": "write split parts"}
         mine = stats[-len(chain):]
         rows_in = mine[0].rows_in
         timings.append({"pass": g + 1, "stages": [st.name for st in chain], "rows_in": rows_in,
@@ -727,7 +758,9 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
                         "rows_per_s": round(rows_in / max(t_pass, 1e-9), 1),
                         "stage_s": [{"stage": st.name, "rows_in": s.rows_in, "fit_s": round(f, 3), "wall_s": round(w, 3),
                                      "cpu_s": round(c, 3), "rows_per_s": round(s.rows_in / w, 1) if w > 0 else None}
-                                    for st, s, f, (w, c) in zip(chain, mine, fit_s, per_stage)]})
+                                    for st, s, f, (w, c) in zip(chain, mine, fit_s, per_stage)],
+                        "other_s": [{"step": step_names[k], "wall_s": round(w, 3), "cpu_s": round(c, 3)}
+                                    for k, (w, c) in step_sums.items()]})
         log.info("  (%d stage(s) in one pass: %.1fs: global fit %.1fs, pass %.1fs = %.0f rows/s, dropped rows %.1fs)",
                  len(chain), total, t_fit, t_pass, stats[-len(chain)].rows_in / max(t_pass, 1e-9), t_write)
     LAST_TIMINGS[:] = timings
@@ -895,11 +928,20 @@ def _stat_of(f: Path, content: bool) -> list:
     return out
 
 
+#: settings that do not change any output row (where and how the run goes, what it logs): a resume
+#: with another value reuses the finished passes. The data a download gives is compared by its files.
+NOT_IN_FINGERPRINT = ("resume", "resume_check", "engine", "output_dir", "dropped_dir", "work_dir", "timings_file",
+                      "progress_every_s", "checkpoint")
+#: the same for keys inside a section
+NOT_IN_FINGERPRINT_OF = {"download": ("timeout_s",)}
+
+
 def fingerprint_parts(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str, Any]],
                       stages: list[Stage] | None = None) -> dict[str, str]:
     """What a checkpoint must match to be resumed, one sha256 per input so that a mismatch can say
-    which input changed: ``config`` (without where and how it runs, but with whether dropped
-    rows are kept: dropped_dir null or not), ``sources spec`` (the sources
+    which input changed: ``config`` (without where and how it runs, nor what it logs:
+    ``NOT_IN_FINGERPRINT``, ``NOT_IN_FINGERPRINT_OF``; but with whether dropped rows are kept:
+    dropped_dir null or not), ``sources spec`` (the sources
     file's bytes and every planned source's spec: name, licence, fields, levels, format...),
     ``data files`` (path, size, mtime of every source file; with ``resume_check: content`` also a
     hash of its bytes), ``benchmark files`` (path, size, mtime of the files of every stage that
@@ -916,8 +958,10 @@ def fingerprint_parts(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str,
     def digest(obj) -> str:
         return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
-    conf = {k: v for k, v in st.source.items()
-            if k not in ("resume", "resume_check", "engine", "output_dir", "dropped_dir", "work_dir", "timings_file")}
+    conf = {k: v for k, v in st.source.items() if k not in NOT_IN_FINGERPRINT}
+    for section, keys in NOT_IN_FINGERPRINT_OF.items():
+        if isinstance(conf.get(section), dict):
+            conf[section] = {k: v for k, v in conf[section].items() if k not in keys}
     # where the dropped rows go may change on resume, whether they are kept may not: a pass run
     # with dropped_dir=null wrote no dropped-row files, so it cannot serve a run that keeps them
     conf["dropped rows kept"] = bool(st.dropped_dir)
@@ -1084,7 +1128,9 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
     t1 = time.monotonic()
     with Engine(engine=eng.engine, n_workers=eng.n_workers, threads_per_worker=eng.threads_per_worker,
                 scheduler=scheduler or eng.scheduler, gpu=eng.gpu, memory_limit=eng.memory_limit,
-                partition_rows=eng.partition_rows, dashboard=eng.dashboard) as engine:
+                partition_rows=eng.partition_rows, dashboard=eng.dashboard,
+                required_tools=sorted({t for s in stages for t in s.tools}),
+                tools_needed_by=", ".join(f"rules.{s.name}" for s in stages if s.tools) or "the run") as engine:
         check_shared_folders(engine, [("work_dir", work), ("output_dir's parent folder", out_dir.parent)])
         marks["start engine"] = time.monotonic() - t1
         t1 = time.monotonic()
@@ -1376,15 +1422,24 @@ def timings_record(marks: dict[str, float], passes: list[dict[str, Any]], total:
         engine: ``Engine.describe()``.
 
     Returns:
-        ``{"finished_utc", "engine", "total_s", "rows_read", "rows_per_s", "steps_s": {step: s},
-        "passes": passes}`` (seconds rounded to 0.01). Not counted: writing the timings files, moving
+        ``{"finished_utc", "engine", "total_s", "rows_read", "rows_per_s", "resumed_passes", "rows_through",
+        "steps_s": {step: s}, "passes": passes}`` (seconds rounded to 0.01). ``resumed_passes``: the
+        passes an earlier run finished (resume; not timed here); ``rows_through``: the rows this run
+        passed through its stages (the rows read, or, resumed, the rows into the first pass it ran);
+        ``rows_per_s`` = rows_through / total_s. Not counted: writing the timings files, moving
         the dropped-row files into ``dropped_dir`` and swapping the output set in (renames).
     """
     import datetime as _dt
 
+    resumed = [p["pass"] for p in passes if p.get("resumed")]
+    ran = [p for p in passes if not p.get("resumed")]
+    # a resumed run read nothing and ran only the later passes: its rows/s counts the rows that went
+    # through the passes it ran (those into the first of them), not the rows an earlier run read
+    through = int(ran[0]["rows_in"]) if resumed and ran else int(rows)
     return {"finished_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "engine": engine, "total_s": round(total, 2), "rows_read": int(rows),
-            "rows_per_s": round(rows / max(total, 1e-9), 1),
+            "rows_per_s": round(through / max(total, 1e-9), 1), "resumed_passes": resumed,
+            "rows_through": through,
             "steps_s": {k: round(v, 2) for k, v in marks.items()}, "passes": list(passes)}
 
 

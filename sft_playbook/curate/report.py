@@ -140,6 +140,21 @@ def _s(v: Any) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
+def _ranges(numbers: list[int]) -> str:
+    """Pass numbers as ranges.
+
+    Returns:
+        e.g. ``"1-3, 5"`` for ``[1, 2, 3, 5]``.
+    """
+    out: list[str] = []
+    for n in sorted(numbers):
+        if out and int(out[-1].split("-")[-1]) == n - 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{n}"
+        else:
+            out.append(str(n))
+    return ", ".join(out)
+
+
 def timings_markdown(t: dict[str, Any]) -> str:
     """Where the time went, for people: the steps of the run, then one row per pass, then one
     row per stage (its global fit, if it has one, on a row of its own). Stage names in full.
@@ -148,16 +163,26 @@ def timings_markdown(t: dict[str, Any]) -> str:
         t: the timings dict (``curation_timings.json``'s content: ``total_s``, ``rows_read``,
             ``rows_per_s``, ``engine``, ``finished_utc``, ``steps_s`` {step: s}, ``passes``
             [{pass, stages, rows_in, fit_s, pass_s, rows_per_s, dropped_rows_write_s,
-            checkpoint_s, total_s, stage_s [{stage, rows_in, fit_s, wall_s, cpu_s, rows_per_s}]}]; a pass
-            done by an earlier run has ``resumed: true`` and no times).
+            checkpoint_s, total_s, stage_s [{stage, rows_in, fit_s, wall_s, cpu_s, rows_per_s}], other_s
+            [{step, wall_s, cpu_s}]}]: the pass's work outside its stages - reading the shards, the next
+            global stage's keys, drop counts, writing split parts; a pass done by an earlier run has
+            ``resumed: true`` and no times).
 
     Returns:
         The Markdown text (lines joined by ``\\n``, ending with a newline).
     """
     total = max(float(t["total_s"]), 1e-9)
+    resumed = t.get("resumed_passes") or []
+    if resumed:
+        head = (f"Finished {t.get('finished_utc', '?')} on {t.get('engine', '?')}: RESUMED - pass(es) "
+                f"{_ranges(resumed)} and the read of {t['rows_read']} rows were done by an earlier run and are not "
+                f"timed here; this run passed {t.get('rows_through', '?')} rows through the other passes in "
+                f"{t['total_s']:.1f} s ({t['rows_per_s']:.0f} rows/s over the passes run).")
+    else:
+        head = (f"Finished {t.get('finished_utc', '?')} on {t.get('engine', '?')}: {t['rows_read']} rows read, "
+                f"{t['total_s']:.1f} s in all ({t['rows_per_s']:.0f} rows/s overall).")
     lines = ["# Where the time went", "",
-             f"Finished {t.get('finished_utc', '?')} on {t.get('engine', '?')}: {t['rows_read']} rows read, "
-             f"{t['total_s']:.1f} s in all ({t['rows_per_s']:.0f} rows/s overall). Wall seconds as the driver saw "
+             head + " Wall seconds as the driver saw "
              "them; a stage's wall and CPU seconds are summed over its partitions (over the workers' threads), "
              "its rows/s is per worker thread.", "",
              "## Steps", "", "| step | wall s | share |", "| --- | ---: | ---: |"]
@@ -177,7 +202,10 @@ def timings_markdown(t: dict[str, Any]) -> str:
                      f"{p['rows_per_s']:.0f} | {p['dropped_rows_write_s']:.2f} | {p['checkpoint_s']:.2f} | {p['total_s']:.2f} |")
     lines += ["", "## Stages", "",
               "fit s: wall seconds before the pass (`global` marks a fit over the whole corpus); wall s, CPU s: "
-              "in the pass, summed over the partitions.", "",
+              "in the pass, summed over the partitions. The pass's work outside its stages has rows of its own "
+              "(in parentheses): reading the shards, the keys the NEXT pass's global stage decides on (exact-dedup "
+              "hashes, fuzzy-dedup MinHash signatures, module names), drop counts and examples, writing split "
+              "parts; with one worker thread a pass's rows add up to its pass s.", "",
               "| pass | stage | rows in | fit s | wall s | CPU s | rows/s per thread |",
               "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for p in t["passes"]:
@@ -188,4 +216,6 @@ def timings_markdown(t: dict[str, Any]) -> str:
             rate = f"{s['rows_per_s']:.0f}" if s.get("rows_per_s") is not None else "-"
             lines.append(f"| {p['pass']} | {s['stage']} | {s.get('rows_in', '-')} | {fit} | {_s(s['wall_s'])} | "
                          f"{_s(s['cpu_s'])} | {rate} |")
+        for o in p.get("other_s", []):
+            lines.append(f"| {p['pass']} | ({o['step']}) | - | - | {_s(o['wall_s'])} | {_s(o['cpu_s'])} | - |")
     return "\n".join(lines) + "\n"

@@ -162,6 +162,8 @@ def describe_file(path: str) -> tuple[str, int]:
     Raises:
         SourceError: the file cannot be read (the message names it).
     """
+    import pyarrow as pa
+
     p = Path(path)
     try:
         if p.name.endswith(".parquet"):
@@ -170,9 +172,28 @@ def describe_file(path: str) -> tuple[str, int]:
             return "parquet", pq.ParquetFile(p).metadata.num_row_groups
         if is_jsonl(p):
             return "jsonl", p.stat().st_size
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    except (pa.ArrowException, OSError) as exc:             # pyarrow's IO errors are plain OSErrors
+        raise SourceError(damaged_arrow(path, exc)) from None
     return "file", 1
+
+
+def damaged_arrow(path: str | Path, exc: Exception, part: str = "") -> str:
+    """The one line for a parquet/Arrow file pyarrow cannot read (truncated download, damaged copy).
+
+    Args:
+        path: the file.
+        exc: pyarrow's error (``ArrowInvalid``, an ``OSError`` such as "Corrupt snappy compressed data"); an
+            ``OSError`` with an errno (the OS's own error) gives ``"<path>: cannot read (<strerror>)"``.
+        part: where in the file, e.g. ``" row group 3"`` (empty: the file as a whole).
+
+    Returns:
+        ``"<path><part>: cannot read as <parquet|Arrow> (damaged or truncated? <pyarrow's first line>)"``.
+    """
+    if isinstance(exc, OSError) and exc.errno:              # the OS's error (missing, no permission): not damage
+        return f"{path}: cannot read ({exc.strerror or type(exc).__name__})"
+    kind = "parquet" if str(path).endswith(".parquet") else "Arrow"
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return f"{path}{part}: cannot read as {kind} (damaged or truncated? {reason})"
 
 
 def byte_ranges(size: int, range_bytes: int | None = None) -> list[tuple[int, int]]:
@@ -345,9 +366,17 @@ def read_shard(shard: Shard, spec: dict[str, Any], on_bad_line: str) -> ShardRea
     if shard.row_group is not None:
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(path)
+        import pyarrow as pa
+
+        try:
+            pf = pq.ParquetFile(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise SourceError(damaged_arrow(path, exc)) from None
         base = sum(pf.metadata.row_group(g).num_rows for g in range(shard.row_group))
-        rows = pf.read_row_group(shard.row_group).to_pylist() if pf.metadata.num_row_groups else []
+        try:
+            rows = pf.read_row_group(shard.row_group).to_pylist() if pf.metadata.num_row_groups else []
+        except (pa.ArrowException, OSError) as exc:
+            raise SourceError(damaged_arrow(path, exc, f" row group {shard.row_group}")) from None
         items = ((f"{path}#{base + i}", rec) for i, rec in enumerate(rows))
     elif shard.start is not None:
         def lines():
@@ -423,13 +452,13 @@ def _bucket(values: list[str], buckets: int) -> list[int]:
 
 
 def id_buckets(df: pd.DataFrame, buckets: int) -> list[pd.DataFrame]:
-    """The partition's (id, _order, _where) split into ``buckets`` frames by a hash of the id.
+    """The partition's (id, _order, _where, source) split into ``buckets`` frames by a hash of the id.
 
     Returns:
-        ``buckets`` frames (some possibly empty) with the columns ``id``, ``_order`` and ``_where``;
+        ``buckets`` frames (some possibly empty) with the columns ``id``, ``_order``, ``_where`` and ``source``;
         a row goes to bucket ``blake2b-64(id) % buckets``, so equal ids always land in the same one.
     """
-    keys = df[["id", "_order", "_where"]]
+    keys = df[["id", "_order", "_where", "source"]]
     b = pd.Series(_bucket(keys["id"].astype(str).tolist(), buckets), index=keys.index)
     return [keys[b == i] for i in range(buckets)]
 
@@ -451,5 +480,23 @@ def first_repeat(*frames: pd.DataFrame) -> tuple[int, str] | None:
         return None
     row = keys[dup].iloc[0]
     first = keys[(keys["id"] == row["id"]) & ~dup].iloc[0]
-    return int(row["_order"]), (f"{row['_where']}: id {row['id']!r} repeats the id of {first['_where']}; "
-                                "ids must be unique")
+    return int(row["_order"]), repeat_message(row["_where"], row["id"], row["source"], first["_where"], first["source"])
+
+
+def repeat_message(where: str, rid: str, source: str, first_where: str, first_source: str) -> str:
+    """The one line for an id that repeats an earlier one, naming both places and both sources.
+
+    Returns:
+        ``"<where>: id '<id>' (source '<s>') repeats the id of <first where> (source '<s0>'); ids must be
+        unique"`` and, when the sources differ, how to tell them apart (their own ``id_field``, or one
+        naming a field the records lack: ids ``<name>-<n>``); for one source listed twice, that.
+    """
+    msg = (f"{where}: id {rid!r} (source {source!r}) repeats the id of {first_where} (source {first_source!r}); "
+           "ids must be unique")
+    same_file = where.rsplit(":", 1)[0].split("#")[0] == first_where.rsplit(":", 1)[0].split("#")[0]
+    if source != first_source and same_file:
+        return msg + " (the same file is read by both sources: list it once)"
+    if source != first_source:
+        return msg + (f" (two sources numbering their records alike? give {source!r} an id_field naming a field "
+                      f"its records lack: its ids are then '{source}-<n>')")
+    return msg

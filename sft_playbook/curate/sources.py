@@ -291,19 +291,31 @@ def _iter_file(path: Path, on_bad_line: str, bad: BadLines) -> Iterator[tuple[st
         for i, rec in enumerate(rows):
             yield f"{path}#{i}", rec
     elif name.endswith(".parquet"):
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        for i, rec in enumerate(pq.read_table(path).to_pylist()):
+        from .shards import damaged_arrow
+
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise SourceError(damaged_arrow(path, exc)) from None
+        for i, rec in enumerate(table.to_pylist()):
             yield f"{path}#{i}", rec
     elif name.endswith(".arrow"):
         import pyarrow as pa
 
+        from .shards import damaged_arrow
+
         try:
-            with pa.memory_map(str(path)) as src:
-                table = pa.ipc.open_stream(src).read_all()
-        except pa.ArrowInvalid:
-            with pa.memory_map(str(path)) as src:
-                table = pa.ipc.open_file(src).read_all()
+            try:
+                with pa.memory_map(str(path)) as src:
+                    table = pa.ipc.open_stream(src).read_all()
+            except pa.ArrowInvalid:
+                with pa.memory_map(str(path)) as src:
+                    table = pa.ipc.open_file(src).read_all()
+        except (pa.ArrowException, OSError) as exc:
+            raise SourceError(damaged_arrow(path, exc)) from None
         for i, rec in enumerate(table.to_pylist()):
             yield f"{path}#{i}", rec
     else:
@@ -328,6 +340,35 @@ def _looks_like_jsonl(path: Path) -> bool:
         return False
 
 
+def lone_surrogate(text: str) -> int | None:
+    """Where ``text`` holds a lone UTF-16 surrogate (U+D800..U+DFFF), which JSON's ``"\\ud800"``
+    escape decodes to but no UTF-8 file, Arrow string or tokenizer can hold.
+
+    Returns:
+        The 1-based character position of the first surrogate, or None (always None for ASCII text).
+    """
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start + 1
+    return None
+
+
+def _check_text(where: str, field: str, text: str) -> None:
+    """Check one text field of a record.
+
+    Raises:
+        SourceError: ``text`` (the record's ``field``) holds a lone surrogate (``lone_surrogate``), naming
+            ``where``, the field and the character position.
+    """
+    at = lone_surrogate(text)
+    if at is not None:
+        raise SourceError(f"{where}: field {field!r} holds a lone UTF-16 surrogate "
+                          f"(\\u{ord(text[at - 1]):04x} at character {at}), not valid Unicode")
+
+
 def _record(spec: dict[str, Any], where: str, rec: Any) -> dict[str, str]:
     """Map one raw record onto the pipeline schema, or raise SourceError naming the field.
 
@@ -335,7 +376,10 @@ def _record(spec: dict[str, Any], where: str, rec: Any) -> dict[str, str]:
         ``{"code": ..., "desc_<level>": ...}`` per level of the spec (all str).
 
     Raises:
-        SourceError: the record is not an object, or its code or a description level is missing or not a string.
+        SourceError: the record is not an object, or its code or a description level is missing or not a
+            string, or the code, a description level or a string id holds a lone UTF-16 surrogate
+            (``"\\ud800"`` in JSON: a bad record like a non-UTF-8 byte, skipped and counted with
+            ``on_bad_line=skip``).
     """
     if not isinstance(rec, dict):
         raise SourceError(f"{where}: expected a JSON object, got {type(rec).__name__}")
@@ -363,6 +407,13 @@ def _record(spec: dict[str, Any], where: str, rec: Any) -> dict[str, str]:
             if not isinstance(val, str):
                 raise SourceError(f"{where}: field {key!r} is missing or not a string")
             out[f"desc_{level}"] = val
+    _check_text(where, spec["code_field"], code)
+    for level, key in spec["levels"].items():
+        name = f"{spec['description_field']}.{key}" if spec["format"] == "mg-verilog" else key
+        _check_text(where, name, out[f"desc_{level}"])
+    rid = rec.get(spec["id_field"])
+    if isinstance(rid, str):
+        _check_text(where, spec["id_field"], rid)
     return out
 
 
@@ -413,11 +464,13 @@ def records_frame(records: list[dict[str, Any]], levels: list[str]) -> pd.DataFr
         SourceError: an id repeats, or a record lacks a description level (the message names the record).
     """
     cols = ["id", "source", "code", *[f"desc_{l}" for l in levels]]
-    seen: dict[str, str] = {}
+    from .shards import repeat_message
+
+    seen: dict[str, tuple[str, str]] = {}
     for r in records:
         if r["id"] in seen:
-            raise SourceError(f"{r['_where']}: id {r['id']!r} repeats the id of {seen[r['id']]}; ids must be unique")
-        seen[r["id"]] = r["_where"]
+            raise SourceError(repeat_message(r["_where"], r["id"], r.get("source", "?"), *seen[r["id"]]))
+        seen[r["id"]] = (r["_where"], r.get("source", "?"))
         for lvl in levels:
             if f"desc_{lvl}" not in r:
                 raise SourceError(f"{r['_where']}: no description for level {lvl!r} (check the source's 'levels')")

@@ -1,0 +1,113 @@
+"""rules.compiles runs iverilog/vvp on the workers: a worker (or, engine=local, this machine) without
+them must stop the run up front with one line naming it and the program, never skip the compile check
+on its partitions and exit 0 (REVIEW15b finding 17)."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import curate_fixtures as fx
+from sft_playbook.curate.engine import Engine, EngineError, missing_tools, tool_gaps
+from sft_playbook.curate.pipeline import curate, main
+from test_curate_cluster import DASK, free_port, stop
+from test_curate_inputs import cfg_for, jsonl_bytes
+
+
+def bin_with(tmp: Path, *names: str) -> Path:
+    """A folder holding only executable stubs called ``names`` (a PATH without iverilog)."""
+    d = tmp / "bin"
+    d.mkdir(exist_ok=True)
+    for n in names:
+        (d / n).write_text("#!/bin/sh\nexit 0\n")
+        (d / n).chmod(0o755)
+    return d
+
+
+def test_missing_tools_and_the_lines_naming_workers(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(bin_with(tmp_path, "vvp")))
+    assert missing_tools(["iverilog", "vvp"]) == ["iverilog"]
+    lines = tool_gaps(["iverilog", "vvp"], {"tcp://b:2": [], "tcp://a:1": ["iverilog", "vvp"],
+                                            "tcp://c:3": OSError("no PATH")})
+    assert lines == ["worker tcp://a:1 has no iverilog or vvp on its PATH",
+                     "worker tcp://c:3 could not look for iverilog, vvp: OSError: no PATH"]
+
+
+def source(tmp: Path) -> Path:
+    rows, _ = fx.records()
+    src = tmp / "src"
+    src.mkdir()
+    (src / "a.jsonl").write_bytes(jsonl_bytes(rows))
+    return src
+
+
+def test_local_engine_without_iverilog_stops_when_compiles_is_on(tmp_path, monkeypatch, caplog):
+    cfg = cfg_for(tmp_path, source(tmp_path))
+    assert cfg["rules"]["compiles"].get("enabled", True)
+    monkeypatch.setenv("PATH", str(bin_with(tmp_path, "vvp")))
+    with caplog.at_level(logging.ERROR):
+        assert main(cfg, None) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "\n" not in errors[0], errors
+    assert "engine=local" in errors[0] and "no iverilog on its PATH" in errors[0] and "rules.compiles" in errors[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_the_compile_check_no_iverilog_is_needed(tmp_path, monkeypatch):
+    cfg = cfg_for(tmp_path, source(tmp_path))
+    cfg["rules"]["compiles"]["enabled"] = False
+    monkeypatch.setenv("PATH", str(bin_with(tmp_path)))
+    assert curate(cfg)["rows_read"] == len(fx.records()[0])
+
+
+@pytest.mark.skipif(not DASK.exists(), reason=f"no dask CLI next to {sys.executable}")
+def test_a_worker_without_iverilog_is_refused_naming_it(tmp_path):
+    """Two real workers: one with the full PATH, one whose PATH lacks iverilog and vvp."""
+    from sft_playbook.paths import REPO_ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "DASK_LOGGING__DISTRIBUTED": "error"}
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs: list[subprocess.Popen] = []
+    try:
+        procs.append(subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                       "--no-dashboard"], env=env, cwd=tmp_path,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for name, path in (("good", env["PATH"]), ("noiv", str(bin_with(tmp_path)))):
+            procs.append(subprocess.Popen([str(DASK), "worker", address, "--nworkers", "1", "--nthreads", "1",
+                                           "--no-dashboard", "--name", name, "--memory-limit", "1GiB"],
+                                          env={**env, "PATH": path}, cwd=tmp_path,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from dask.distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=90)
+            by_name = {info.get("name"): w for w, info in client.scheduler_info()["workers"].items()}
+        with pytest.raises(EngineError) as err, Engine(scheduler=address, required_tools=("iverilog", "vvp"),
+                                                        tools_needed_by="rules.compiles"):
+            pass
+        msg = str(err.value)
+        assert "\n" not in msg and f"worker {by_name['noiv']} has no iverilog or vvp on its PATH" in msg, msg
+        assert by_name["good"] not in msg and "rules.compiles needs iverilog, vvp" in msg
+        with Engine(scheduler=address):                   # nothing asked for: the same workers are fine
+            pass
+    finally:
+        stop(procs)
+
+
+def test_rows_the_compile_check_skipped_are_a_driver_warning(tmp_path, monkeypatch, caplog):
+    """Should a worker still lose iverilog after the start-up check, the driver says so (not only
+    the worker's own log)."""
+    import sft_playbook.verilog.sandbox as sb
+
+    cfg = cfg_for(tmp_path, source(tmp_path))
+    monkeypatch.setattr(sb, "iverilog_available", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="sft_playbook.curate"):
+        curate(cfg)
+    warned = [r.getMessage() for r in caplog.records if r.name.startswith("sft_playbook.curate")
+              and r.levelno == logging.WARNING and "compile check was SKIPPED" in r.getMessage()]
+    assert len(warned) == 1 and "(compiles)" in warned[0], caplog.text
