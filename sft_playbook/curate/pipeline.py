@@ -100,7 +100,7 @@ from .sources import (BadLines, DownloadError, SourceError, describe_skipped, do
                       list_data_files, load_records, read_source_specs, records_frame)
 from .split import SPLITS, KeepBothViews, split_ranks, split_sizes
 from .shards import (Shard, byte_ranges, count_lines, describe_file, first_repeat, id_buckets, jsonl_shards, line_offsets,
-                     lines_per_shard, number_shard, read_shard, shard_lines, shard_report, shard_starts)
+                     lines_per_shard, number_shard, pack_shards, read_pack, shard_lines, shard_report, shard_starts)
 from .writers import concat_files, merge_split, part_name, write_dropped_parts, write_split_parts
 
 log = logging.getLogger("sft_playbook.curate")
@@ -297,7 +297,9 @@ def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any] | CurateSett
     1. list the shards (``list_shards``): lines counted per byte range of each jsonl file, row
        groups per parquet file (workers); the driver cuts shards of about ``partition_rows`` lines
        and the workers find where they start. The driver holds O(ranges + shards) numbers.
-    2. read (workers): each shard's records; only the count and the bad lines come back.
+    2. read (workers): each pack's records (consecutive small shards of a source packed to about
+       ``partition_rows`` rows, ``pack_shards``; a pack is one partition); only the count and the
+       bad lines come back.
     3. number (workers): ids and ``_order`` from the offsets the driver added up from the counts;
        a hub source's converted records are written as part files, joined into records.jsonl.
     4. ids unique (workers): ids hashed into buckets, repeats looked for per bucket.
@@ -313,9 +315,12 @@ def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any] | CurateSett
     cfg = settings_of(cfg)
     levels, on_bad = list(cfg.levels), cfg.on_bad_line
     files = [(k, str(f)) for k, src in enumerate(plan) for f in src["files"]]
-    shards = list_shards(files, engine)
+    packing: list[list[int]] = []
+    shards = list_shards(files, engine, packing)
+    packs = [[shards[i] for i in pack] for pack in packing]   # consecutive small shards of a source: one read, one partition
     specs = [src["spec"] for src in plan]
-    reads = engine.map(lambda sh: read_shard(sh, specs[sh.source], on_bad), shards)
+    reads = engine.map(lambda pk: read_pack(pk, specs[pk[0].source], on_bad), packs)
+    shards = [pk[0] for pk in packs]                      # from here a pack is its first shard (its source)
     counts = engine.gather(engine.map(shard_report, reads))
     bad = BadLines()
     for c in counts:
@@ -364,7 +369,7 @@ def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any] | CurateSett
     return parts, origins, bad, order
 
 
-def list_shards(files: list[tuple[int, str]], engine: Engine) -> list[Shard]:
+def list_shards(files: list[tuple[int, str]], engine: Engine, packs: list[list[int]] | None = None) -> list[Shard]:
     """The shards of the sources' files (``shards.py`` says how a jsonl file is cut): the driver
     gets each file's kind and size, one line count per ``SCAN_RANGE_BYTES`` byte range and the
     byte offset of each shard's first line - O(ranges + shards) numbers, not O(lines).
@@ -372,6 +377,8 @@ def list_shards(files: list[tuple[int, str]], engine: Engine) -> list[Shard]:
     Args:
         files: ``(source index, path)`` per file, in input order.
         engine: where the counting tasks run.
+        packs: a list that gets the shards' packs (``pack_shards``: indices of consecutive shards of
+            one source, about as many rows as a shard of a big file, i.e. many small files per pack).
 
     Returns:
         The shards in input order (file by file, in file order).
@@ -380,7 +387,7 @@ def list_shards(files: list[tuple[int, str]], engine: Engine) -> list[Shard]:
         SourceError: a file cannot be read, or changed while it was counted.
     """
     kinds = engine.gather(engine.map(describe_file, [f for _, f in files]))
-    ranges = {i: byte_ranges(n) for i, (kind, n) in enumerate(kinds) if kind == "jsonl"}
+    ranges = {i: byte_ranges(n) for i, (kind, n, _) in enumerate(kinds) if kind == "jsonl"}
     jobs = [(i, r) for i, rs in ranges.items() for r in rs]
     counted = engine.gather(engine.map(count_lines, [files[i][1] for i, _ in jobs], [r[0] for _, r in jobs],
                                        [r[1] for _, r in jobs], [kinds[i][1] for i, _ in jobs]))
@@ -398,13 +405,22 @@ def list_shards(files: list[tuple[int, str]], engine: Engine) -> list[Shard]:
     for (i, _, _), offs in zip(asks, found):              # asks are in range order within a file
         starts[i] += offs
     out: list[Shard] = []
-    for i, ((k, f), (kind, n)) in enumerate(zip(files, kinds)):
+    sizes: list[tuple[int, int | None, int]] = []          # (source, rows or None: unknown, bytes) per shard
+    for i, ((k, f), (kind, n, size)) in enumerate(zip(files, kinds)):
         if kind == "jsonl":
-            out += jsonl_shards(k, f, n, sum(counts[i]), per, starts[i])
+            total = sum(counts[i])
+            mine = jsonl_shards(k, f, n, total, per, starts[i])
+            sizes += [(k, min(per, total - (sh.first_line - 1)) if total else 0, (sh.stop or 0) - (sh.start or 0))
+                      for sh in mine]
         elif kind == "parquet":
-            out += [Shard(k, f, row_group=g) for g in range(n)] or [Shard(k, f, row_group=0)]
+            mine = [Shard(k, f, row_group=g) for g in range(n)] or [Shard(k, f, row_group=0)]
+            sizes += [(k, None, size // len(mine))] * len(mine)
         else:
-            out.append(Shard(k, f))
+            mine = [Shard(k, f)]
+            sizes.append((k, None, size))
+        out += mine
+    if packs is not None:
+        packs[:] = pack_shards(sizes, per)
     return out
 
 

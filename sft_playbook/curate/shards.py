@@ -157,7 +157,8 @@ def describe_file(path: str) -> tuple[str, int]:
     """The cheap look at one file (on a worker): what kind of shards it gives.
 
     Returns:
-        ``("jsonl", size in bytes)``, ``("parquet", row groups)`` or ``("file", 1)`` (read whole).
+        ``("jsonl", size in bytes, size)``, ``("parquet", row groups, size)`` or ``("file", 1, size)``
+        (read whole); ``size`` is the file's size in bytes (packing, ``pack_shards``).
 
     Raises:
         SourceError: the file cannot be read (the message names it).
@@ -166,15 +167,50 @@ def describe_file(path: str) -> tuple[str, int]:
 
     p = Path(path)
     try:
+        size = p.stat().st_size
         if p.name.endswith(".parquet"):
             import pyarrow.parquet as pq
 
-            return "parquet", pq.ParquetFile(p).metadata.num_row_groups
+            return "parquet", pq.ParquetFile(p).metadata.num_row_groups, size
         if is_jsonl(p):
-            return "jsonl", p.stat().st_size
+            return "jsonl", size, size
     except (pa.ArrowException, OSError) as exc:             # pyarrow's IO errors are plain OSErrors
         raise SourceError(damaged_arrow(path, exc)) from None
-    return "file", 1
+    return "file", 1, size
+
+
+#: the bytes a row is taken to hold when packing shards whose row count the driver does not know
+#: (parquet row groups, whole JSON/Arrow files): ``pack_shards``' byte budget is rows x this
+PACK_ROW_BYTES = 2048
+
+
+def pack_shards(sizes: list[tuple[int, int | None, int]], rows: int) -> list[list[int]]:
+    """Consecutive small shards of one source grouped into packs of about ``rows`` rows: one read
+    task and one partition per pack (1,000 files of 2 rows are not 1,000 partitions). The order of
+    the shards, hence of the rows, is kept; a shard is never cut.
+
+    Args:
+        sizes: per shard, in input order, ``(source index, rows or None when unknown, bytes)``; a
+            shard of unknown rows counts as ``ceil(bytes / PACK_ROW_BYTES)`` rows (at least 1).
+        rows: the target rows per pack (at least 1).
+
+    Returns:
+        The packs: lists of shard indices, consecutive and in order, covering every shard once; a
+        pack holds shards of one source only, and closes before a shard that would take it past
+        ``rows`` (a shard of ``rows`` or more is a pack of its own).
+    """
+    rows = max(1, int(rows))
+    packs: list[list[int]] = []
+    held, src = 0, None
+    for i, (k, n, nbytes) in enumerate(sizes):
+        n = n if n is not None else max(1, math.ceil(nbytes / PACK_ROW_BYTES))
+        if packs and k == src and held + n <= rows:
+            packs[-1].append(i)
+            held += n
+        else:
+            packs.append([i])
+            held, src = n, k
+    return packs
 
 
 def damaged_arrow(path: str | Path, exc: Exception, part: str = "") -> str:
@@ -402,6 +438,24 @@ def read_shard(shard: Shard, spec: dict[str, Any], on_bad_line: str) -> ShardRea
         row["source"] = spec["name"]
         row["_where"] = where
         out.records.append(row)
+    return out
+
+
+def read_pack(pack: list[Shard], spec: dict[str, Any], on_bad_line: str) -> ShardRead:
+    """Read a pack of consecutive shards of one source (``pack_shards``) as one: ``read_shard``
+    on each, in order, the records and bad lines joined.
+
+    Returns:
+        One ``ShardRead`` holding the shards' records in order.
+
+    Raises:
+        SourceError: as ``read_shard`` (the first bad shard's ``file:line``).
+    """
+    out = ShardRead()
+    for shard in pack:
+        one = read_shard(shard, spec, on_bad_line)
+        out.records += one.records
+        out.bad.extend(one.bad)
     return out
 
 
