@@ -20,6 +20,10 @@ The shards are exactly those of the former one-task scan (``scan_file`` + ``cut_
 for ``bench/``), which sent the driver the offset of every 16th line (O(lines / 16)). A hub source is downloaded first (``sources.download_hub``); its files are then shards
 like a local folder's.
 
+Small shards are packed (``pack_shards``): consecutive shards of one source, in this order, are read
+by one task (``read_pack``) into one partition of about a shard's rows (line counts for jsonl, bytes
+for the rest), so 1,000 files of 2 rows are a few partitions, not 1,000; rows, ids and lines stay.
+
 Ids stay what they were when the driver read every row: a record's own ``id_field``, or
 ``<name>-<n>`` with n the 0-based index of the record over the source's files in sorted order.
 The workers read the shards and report how many records each holds (``read_shard``); the driver
