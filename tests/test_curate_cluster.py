@@ -4,6 +4,7 @@ the outputs compared byte for byte with an ``engine=local`` run of the same conf
 is always stopped (its processes, by their ids), also when the test fails."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -54,6 +55,33 @@ def stop(procs: list[subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+@contextlib.contextmanager
+def named_workers(tmp: Path, env: dict, workers: dict[str, dict]):
+    """``dask scheduler`` and one single-thread ``dask worker`` per name of ``workers`` on 127.0.0.1,
+    each worker's environment ``env`` updated by its dict; yields (scheduler address, {name: worker
+    address}) once all are up; always stops them."""
+    from dask.distributed import Client
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs: list[subprocess.Popen] = []
+    try:
+        procs.append(subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                       "--no-dashboard"], env=env, cwd=tmp,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for name, extra in workers.items():
+            procs.append(subprocess.Popen([str(DASK), "worker", address, "--nworkers", "1", "--nthreads", "1",
+                                           "--no-dashboard", "--name", name, "--memory-limit", "1GiB"],
+                                          env={**env, **extra}, cwd=tmp,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(len(workers), timeout=90)
+            by_name = {info.get("name"): w for w, info in client.scheduler_info()["workers"].items()}
+        yield address, by_name
+    finally:
+        stop(procs)
 
 
 @pytest.mark.skipif(not DASK.exists(), reason=f"no dask CLI next to {sys.executable}")

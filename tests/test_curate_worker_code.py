@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
 
 from sft_playbook.curate.engine import Engine, EngineError, code_identity, code_mismatches
 from sft_playbook.paths import REPO_ROOT
-from test_curate_cluster import DASK, free_port, stop
+from test_curate_cluster import DASK, named_workers
 
 
 def test_same_identity_passes_and_a_moved_checkout_is_fine():
@@ -43,27 +42,10 @@ def test_a_worker_importing_another_checkout_is_refused(tmp_path):
     f = other / "sft_playbook" / "curate" / "filters.py"
     f.write_text(f.read_text() + "\n# an older or newer checkout\n")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "DASK_LOGGING__DISTRIBUTED": "error"}
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    procs: list[subprocess.Popen] = []
-    try:
-        procs.append(subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                       "--no-dashboard"], env=env, cwd=tmp_path,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for name, path in (("good", REPO_ROOT), ("stale", other)):
-            procs.append(subprocess.Popen([str(DASK), "worker", address, "--nworkers", "1", "--nthreads", "1",
-                                           "--no-dashboard", "--name", name, "--memory-limit", "1GiB"],
-                                          env={**env, "PYTHONPATH": str(path)}, cwd=tmp_path,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        from dask.distributed import Client
-
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=90)
-            stale = [w for w, info in client.scheduler_info()["workers"].items() if info.get("name") == "stale"]
+    workers = {"good": {"PYTHONPATH": str(REPO_ROOT)}, "stale": {"PYTHONPATH": str(other)}}
+    with named_workers(tmp_path, env, workers) as (address, by_name):
         with pytest.raises(EngineError) as err, Engine(scheduler=address):
             pass
         msg = str(err.value)
-        assert "\n" not in msg and stale[0] in msg and str(other / "sft_playbook") in msg
+        assert "\n" not in msg and by_name["stale"] in msg and str(other / "sft_playbook") in msg
         assert msg.count("does not run the driver's code") == 1          # the good worker is not named
-    finally:
-        stop(procs)

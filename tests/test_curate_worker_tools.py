@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 import curate_fixtures as fx
 from sft_playbook.curate.engine import Engine, EngineError, missing_tools, tool_gaps
 from sft_playbook.curate.pipeline import curate, main
-from test_curate_cluster import DASK, free_port, stop
+from test_curate_cluster import DASK, named_workers
 from test_curate_inputs import cfg_for, jsonl_bytes
 
 
@@ -70,23 +69,8 @@ def test_a_worker_without_iverilog_is_refused_naming_it(tmp_path):
     from sft_playbook.paths import REPO_ROOT
 
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "DASK_LOGGING__DISTRIBUTED": "error"}
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    procs: list[subprocess.Popen] = []
-    try:
-        procs.append(subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                       "--no-dashboard"], env=env, cwd=tmp_path,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for name, path in (("good", env["PATH"]), ("noiv", str(bin_with(tmp_path)))):
-            procs.append(subprocess.Popen([str(DASK), "worker", address, "--nworkers", "1", "--nthreads", "1",
-                                           "--no-dashboard", "--name", name, "--memory-limit", "1GiB"],
-                                          env={**env, "PATH": path}, cwd=tmp_path,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        from dask.distributed import Client
-
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=90)
-            by_name = {info.get("name"): w for w, info in client.scheduler_info()["workers"].items()}
+    workers = {"good": {"PATH": env["PATH"]}, "noiv": {"PATH": str(bin_with(tmp_path))}}
+    with named_workers(tmp_path, env, workers) as (address, by_name):
         with pytest.raises(EngineError) as err, Engine(scheduler=address, required_tools=("iverilog", "vvp"),
                                                         tools_needed_by="rules.compiles"):
             pass
@@ -95,8 +79,6 @@ def test_a_worker_without_iverilog_is_refused_naming_it(tmp_path):
         assert by_name["good"] not in msg and "rules.compiles needs iverilog, vvp" in msg
         with Engine(scheduler=address):                   # nothing asked for: the same workers are fine
             pass
-    finally:
-        stop(procs)
 
 
 def test_rows_the_compile_check_skipped_are_a_driver_warning(tmp_path, monkeypatch, caplog):
