@@ -214,8 +214,11 @@ SHUFFLE_MAX_INPUTS = 32
 
 
 def _concat_frames(*frames: pd.DataFrame) -> pd.DataFrame:
-    """The frames one after the other (index reset); an empty frame with the first's columns when
-    they are all empty."""
+    """Concatenate partitions (a task on a worker).
+
+    Returns:
+        The frames one after the other, index reset (empty, with the first's columns, when they
+        are all empty)."""
     return pd.concat(frames, ignore_index=True)
 
 
@@ -498,7 +501,10 @@ class Engine:
     def _coalesce(self, frames: list, groups: int) -> list:
         """The frames (futures) concatenated, in order, into ``groups`` frames of about equal
         counts: one ``pandas.concat`` task per group, run on the workers (the rows never pass
-        through this process). Returns ``groups`` futures."""
+        through this process).
+
+        Returns:
+            ``groups`` futures."""
         bounds = [round(i * len(frames) / groups) for i in range(groups + 1)]
         return [self.client.submit(_concat_frames, *frames[bounds[i]:bounds[i + 1]], pure=False)
                 for i in range(groups)]
