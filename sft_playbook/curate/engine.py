@@ -470,7 +470,8 @@ class Engine:
         than P2P for these narrow numeric frames, which P2P spills to disk); the data moves worker
         to worker and the result stays there (futures, in no particular order). With engine=local
         the same grouping by ``pandas.util.hash_pandas_object`` in this process. ``meta``: an
-        empty frame with the columns and dtypes of the items. More than ``SHUFFLE_MAX_INPUTS``
+        empty frame with the columns and dtypes of the items. It returns once the outputs are
+        computed (the inputs are then no longer needed). More than ``SHUFFLE_MAX_INPUTS``
         frames are first concatenated on the workers into that many, so the shuffle's task graph
         (held by the scheduler) does not grow with the number of partitions.
 
@@ -493,10 +494,18 @@ class Engine:
         import dask.dataframe as dd
         from dask.distributed import futures_of
 
+        from dask.distributed import wait
+
         with dask.config.set({"dataframe.convert-string": False}):
             ddf = dd.from_delayed(frames, meta=meta, verify_meta=False)
-            out = self.client.persist(ddf.shuffle(on=list(on), npartitions=n, shuffle_method="tasks"))
-        return futures_of(out)
+            out = futures_of(self.client.persist(ddf.shuffle(on=list(on), npartitions=n, shuffle_method="tasks")))
+        # The inputs (``frames``: the caller's futures, or the concatenations above) stay referenced
+        # here until the outputs are computed: released at once, the client could drop them before
+        # the scheduler had read the shuffle's graph (seen once: "Error during deserialization of
+        # the task graph", then "lost dependencies").
+        wait(out)
+        del frames, ddf
+        return out
 
     def _coalesce(self, frames: list, groups: int) -> list:
         """The frames (futures) concatenated, in order, into ``groups`` frames of about equal
