@@ -268,3 +268,31 @@ def test_real_rows_clean_exactly_as_the_plain_functions_do():
         full, summaries, changed = _plain_clean_row(r["code"], [r["description"]["high_level_global_summary"]], 100)
         assert (out["code"].iloc[i], out["desc_high_level"].iloc[i], out["_n_unicode_fixed"].iloc[i]) == \
             (full, summaries[0], changed), r["id"]
+
+
+def test_starts_with_module_equals_the_sliced_match():
+    rng = random.Random(7)
+    bits = ["module", "macromodule", "modulex", "module\n", "// c\n", "/* module */", "/* open", " ", "\n", "\t",
+            "x", "\\$not", "endmodule", "\r", "//\r", "m"]
+    for _ in range(4000):
+        t = "".join(rng.choice(bits) for _ in range(rng.randint(0, 6)))
+        assert C.starts_with_module(t) == (re.match(r"(?:macro)?module\b", t[C.skip_leading_comments(t):]) is not None), repr(t)
+
+
+def test_json_dumps_equals_json_dumps_with_surrogates_escaped():
+    import json
+    from sft_playbook.io import _json_dumps, jsonl_text
+    rng = random.Random(8)
+    alphabet = ["a", " ", '"', "\\", "\n", "\t", "\x00", "é", "日", "\ud800", "\udfff", "\U0001f600", "\u2028", "/"]
+    objs = []
+    for _ in range(2000):
+        s = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        objs.append(rng.choice([s, {"input": s, "output": s[::-1], "id": str(len(s))}, [s, 1.5, None, True],
+                                {"n": float("nan"), "k": {"deep": [s]}}]))
+    for o in objs:
+        want = json.dumps(o, ensure_ascii=False)
+        want = re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", want)
+        assert _json_dumps(o) == want
+        assert _json_dumps(o, indent=2) == re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}",
+                                                  json.dumps(o, ensure_ascii=False, indent=2))
+    assert jsonl_text([{"a": "\ud800é"}]) == '{"a": "\\ud800é"}\n'

@@ -130,13 +130,16 @@ def skip_leading_comments(code: str) -> int:
     return i
 
 
+_MODULE_KEYWORD = re.compile(r"(?:macro)?module\b")
+
+
 def starts_with_module(code: str) -> bool:
     """Whether the first thing after leading comments is ``module``/``macromodule``.
 
     Returns:
         True when ``code`` (past white space and comments) starts with the keyword, else False.
     """
-    return re.match(r"(?:macro)?module\b", code[skip_leading_comments(code):]) is not None
+    return _MODULE_KEYWORD.match(code, skip_leading_comments(code)) is not None   # no copy of the rest
 
 
 def strip_wrapper(text: str) -> tuple[str, str]:
