@@ -227,7 +227,12 @@ def _plain_clean_row(raw_code: str, raw_descs: list[str], max_chars: int | None)
             found.append(header)
     header = Counter(found).most_common(1)[0][0] if found else ""
     full = rebuild_module(header, bare, max_chars) if bare.strip() else ""
-    return full, summaries, int(changed)
+    if C.starts_with_module(bare):
+        hm = plain_find_header(full, C.skip_leading_comments(full))
+        header = plain_normalize_code_ws(hm.group(0)).strip() if hm else header
+    else:
+        header = C.layout_header(header, max_chars)
+    return full, summaries, int(changed), header
 
 
 CODES = ["module m(input a, output y); assign y = a & b; endmodule", "assign y = ~a; endmodule</s>",
@@ -246,8 +251,9 @@ def test_clean_stage_equals_the_plain_per_row_functions():
                        "_order": range(len(rows))})
     out = CleanAndUnify(["high_level", "detailed"], 100)(df)
     for i, (code, d1, d2) in enumerate(rows):
-        full, summaries, changed = _plain_clean_row(code, [d1, d2], 100)
+        full, summaries, changed, header = _plain_clean_row(code, [d1, d2], 100)
         assert out["code"].iloc[i] == full, (code, d1, d2)
+        assert out["header"].iloc[i] == header
         assert [out["desc_high_level"].iloc[i], out["desc_detailed"].iloc[i]] == summaries
         assert out["_n_unicode_fixed"].iloc[i] == changed
 
@@ -265,9 +271,9 @@ def test_real_rows_clean_exactly_as_the_plain_functions_do():
                        "_order": range(len(rows))})
     out = CleanAndUnify(["high_level"], 100)(df)
     for i, r in enumerate(rows):
-        full, summaries, changed = _plain_clean_row(r["code"], [r["description"]["high_level_global_summary"]], 100)
-        assert (out["code"].iloc[i], out["desc_high_level"].iloc[i], out["_n_unicode_fixed"].iloc[i]) == \
-            (full, summaries[0], changed), r["id"]
+        full, summaries, changed, header = _plain_clean_row(r["code"], [r["description"]["high_level_global_summary"]], 100)
+        assert (out["code"].iloc[i], out["desc_high_level"].iloc[i], out["_n_unicode_fixed"].iloc[i], out["header"].iloc[i]) == \
+            (full, summaries[0], changed, header), r["id"]
 
 
 def test_starts_with_module_equals_the_sliced_match():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 
 import pandas as pd
 
@@ -259,6 +260,11 @@ def layout_header(header: str, max_chars: int | None) -> str:
     return "\n".join(lines)
 
 
+#: ``layout_header`` (a pure function) remembering its last few answers: the clean stage lays out a
+#: row's header for the module it rebuilds and again for the row's ``header`` field
+_layout_header_once = lru_cache(maxsize=16)(layout_header)
+
+
 # -- layout of a body whose lines were joined by spaces ------------------------------------------
 _LEX = re.compile(r'"(?:\\.|[^"\\\n])*"|/\*.*?\*/|//[^\n]*|`[A-Za-z_]\w*|[A-Za-z_$][\w$]*|\d[\w.\']*|'
                   r"'[sS]?[bBoOdDhH][\w?]+|\s+|.", re.DOTALL)
@@ -365,7 +371,7 @@ def _rebuild(header: str, body: str, header_max_chars: int | None) -> str:
         return laid[:hm.start()] + layout_header(hm.group(0), header_max_chars) + laid[hm.end():]
     if not header:
         return body
-    header = layout_header(header, header_max_chars)
+    header = _layout_header_once(header, header_max_chars)
     if single_line or not body.strip():
         inner = layout_verilog(body)
         inner_lines = inner.split("\n") if inner else []
@@ -435,7 +441,7 @@ class CleanAndUnify(Stage):
                 hm = find_header(full, skip_leading_comments(full))
                 header = normalize_code_ws(hm.group(0)).strip() if hm else header
             else:
-                header = layout_header(header, self.header_max_chars)
+                header = _layout_header_once(header, self.header_max_chars)   # as _rebuild laid it out
             codes.append(full)
             headers.append(header)
             fixed.append(int(changed))
