@@ -49,6 +49,7 @@ that docs/benchmarks.md holds, with the verdict lines.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -353,7 +354,8 @@ def _sample(pid: int) -> tuple[int, int, float] | None:
     return vals.get("VmHWM", 0), vals.get("VmRSS", 0), (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_product(folder: Path, recipe_name: str, workers: int, partition_rows: int | None, every_s: float = 0.25) -> dict:
+def run_product(folder: Path, recipe_name: str, workers: int, partition_rows: int | None, every_s: float = 0.25,
+                cpus: set[int] | None = None) -> dict:
     """Run ``curate_data.py`` on the corpus in ``folder/in`` as a child process (the driver; its
     LocalCluster's scheduler lives in it) and sample /proc: the driver's VmHWM/VmRSS, every
     descendant's VmHWM (nannies, workers) and CPU seconds. Reads the run's curation_timings.json
@@ -369,7 +371,10 @@ def run_product(folder: Path, recipe_name: str, workers: int, partition_rows: in
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, str(repo / "curate_data.py"), "--config", str(cfg_path)],
                                 cwd=repo, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONPATH": str(repo)})
+                                env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                    [str(repo), *filter(None, [os.environ.get("PYTHONPATH")])])},
+                                # --cpus: the driver, its scheduler and workers on these CPUs only
+                                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         driver_hwm = driver_rss = 0
         seen: dict[int, dict] = {}
         while proc.poll() is None:
@@ -460,6 +465,19 @@ def table(lines: list[dict]) -> str:
     return "\n".join(rows + [""] + notes)
 
 
+def machine(cpus: set[int] | None) -> dict:
+    """Where the run is: the CPU model, the machine's CPU count and the CPUs the run may use.
+
+    Returns:
+        ``{"cpu_model", "machine_cpus", "run_cpus"}``."""
+    model = ""
+    with contextlib.suppress(OSError):
+        model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                      if ln.startswith("model name")), "")
+    return {"cpu_model": model, "machine_cpus": os.cpu_count(),
+            "run_cpus": sorted(cpus) if cpus else sorted(os.sched_getaffinity(0))}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
@@ -473,6 +491,10 @@ def main() -> int:
                     help="rows per partition (default: configs/curate.yaml's for product, 10,000 for passes)")
     ap.add_argument("--checkpoint", action="store_true",
                     help="passes only: save every pass's partitions (product: configs/curate.yaml's checkpoint)")
+    ap.add_argument("--cpus", default=None, metavar="0,1",
+                    help="product only: run curate_data.py (driver, scheduler, workers) on these CPUs alone "
+                         "(sched_setaffinity), e.g. a 2-core measurement on a bigger machine; the corpus "
+                         "generator is not restricted")
     ap.add_argument("--table-from", metavar="LOG", help="print the table of the JSON lines in LOG (a run cut short)")
     ap.add_argument("--child", choices=["generate", "run"], help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
@@ -488,7 +510,9 @@ def main() -> int:
     if args.child == "run":
         print(json.dumps(run(Path(args.folder), args.workers, args.partition_rows or 10_000, args.checkpoint, args.recipe[0])))
         return 0
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1])])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1]),
+                                                         *filter(None, [os.environ.get("PYTHONPATH")])])}
+    cpus = {int(c) for c in args.cpus.split(",")} if args.cpus else None
     lines = []
     for n in args.docs:
         with tempfile.TemporaryDirectory(prefix="curate-scale-") as tmp:
@@ -499,8 +523,8 @@ def main() -> int:
                 before = round(os.getloadavg()[0], 1)
                 if args.path == "product":
                     line = {"corpus_docs": n, "checkpoint": False, "corpus_mb": round(mb, 1), "load_before": before,
-                            "started_utc": time.strftime("%H:%M:%S", time.gmtime()),
-                            **run_product(Path(tmp), name, args.workers, args.partition_rows)}
+                            "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()), **machine(cpus),
+                            **run_product(Path(tmp), name, args.workers, args.partition_rows, cpus=cpus)}
                     lines.append(line)
                     print(json.dumps(line), flush=True)
                     continue

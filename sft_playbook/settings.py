@@ -182,7 +182,8 @@ class EngineSettings(Section):
     scheduler: Text | None = F(None, "tcp://host:8786 joins an existing cluster (or --scheduler)")
     gpu: bool = F(False, "true: dask-cuda LocalCUDACluster (MinHash on the GPU via torch)")
     memory_limit: Text = F("auto", "memory per worker (dask's memory_limit: auto, 4GB, ...)")
-    partition_rows: int = F(10000, "rows per partition (input lines per shard)", ge=1)
+    partition_rows: int = F(10000, "rows per partition (input lines per shard); fewer when that would leave "
+                            "fewer than 2 partitions per worker", ge=1)
     dashboard: bool = F(False, "serve the Dask dashboard")
 
 

@@ -201,6 +201,27 @@ class QuietExpectedErrorsPlugin(_WorkerPlugin):
         quiet_expected_errors()
 
 
+#: At most this many frames go into one ``Engine.shuffle``; more are first concatenated (in order,
+#: on the workers) into this many. Dask's task shuffle of P inputs into n outputs builds about
+#: ``max(P, n) x (k + 2)`` tasks per stage (k = the ``max_branch`` split, 32 by default), and its
+#: task state lives in the scheduler, which a LocalCluster runs in the driver process: with
+#: ``partition_rows: 2000``, 1M rows are 500 partitions and each shuffle ~26,000 tasks, enough to
+#: grow the driver's peak RSS with the corpus (docs/benchmarks.md, issue 15). Coalesced to 32 inputs
+#: (one stage when n <= 32), a shuffle's graph no longer grows with the partitions; each input
+#: frame then grows with the corpus instead (keys only: 44 B a row per LSH band, ~60 B per
+#: module name), on the workers.
+SHUFFLE_MAX_INPUTS = 32
+
+
+def _concat_frames(*frames: pd.DataFrame) -> pd.DataFrame:
+    """Concatenate partitions (a task on a worker).
+
+    Returns:
+        The frames one after the other, index reset (empty, with the first's columns, when they
+        are all empty)."""
+    return pd.concat(frames, ignore_index=True)
+
+
 class EngineError(RuntimeError):
     """The engine cannot be set up as configured (bad ``engine`` value, GPU without dask-cuda, ...)."""
 
@@ -449,7 +470,9 @@ class Engine:
         than P2P for these narrow numeric frames, which P2P spills to disk); the data moves worker
         to worker and the result stays there (futures, in no particular order). With engine=local
         the same grouping by ``pandas.util.hash_pandas_object`` in this process. ``meta``: an
-        empty frame with the columns and dtypes of the items.
+        empty frame with the columns and dtypes of the items. More than ``SHUFFLE_MAX_INPUTS``
+        frames are first concatenated on the workers into that many, so the shuffle's task graph
+        (held by the scheduler) does not grow with the number of partitions.
 
         Returns:
             ``npartitions`` frames (futures on a cluster, in no particular order), or [] when
@@ -459,6 +482,8 @@ class Engine:
         n = max(1, int(npartitions))
         if not frames:
             return []
+        if self.client is not None and len(frames) > SHUFFLE_MAX_INPUTS:
+            frames = self._coalesce(frames, SHUFFLE_MAX_INPUTS)
         if self.client is None:
             df = pd.concat(frames, ignore_index=True)
             if n == 1 or df.empty:
@@ -472,6 +497,17 @@ class Engine:
             ddf = dd.from_delayed(frames, meta=meta, verify_meta=False)
             out = self.client.persist(ddf.shuffle(on=list(on), npartitions=n, shuffle_method="tasks"))
         return futures_of(out)
+
+    def _coalesce(self, frames: list, groups: int) -> list:
+        """The frames (futures) concatenated, in order, into ``groups`` frames of about equal
+        counts: one ``pandas.concat`` task per group, run on the workers (the rows never pass
+        through this process).
+
+        Returns:
+            ``groups`` futures."""
+        bounds = [round(i * len(frames) / groups) for i in range(groups + 1)]
+        return [self.client.submit(_concat_frames, *frames[bounds[i]:bounds[i + 1]], pure=False)
+                for i in range(groups)]
 
     def gather(self, parts: Sequence) -> list:
         """The values (brought to this process); exceptions raised inside a task surface here.

@@ -599,7 +599,7 @@ class Checkpoints:
 def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Path | None, collect: bool = True,
                load: Callable | None = None, finish: Callable | None = None, work_dir: Path | None = None,
                checkpoints: Checkpoints | None = None, rows_total: int | None = None,
-               progress_every_s: float = 30.0):
+               progress_every_s: float = 30.0, consume: bool = False):
     """Run the stages in order over the partitions (``engine.partitions(df)``, futures of frames
     on the workers, or items that ``load(item)`` turns into partitions on the workers, in the
     first pass); returns (kept rows, [StageStats]). The kept rows are a pandas frame sorted by
@@ -616,6 +616,11 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
     already lists are not run again (``parts`` is then ignored unless no pass is listed): the
     partitions of the last one are read back by the workers, and the next global stage computes
     its keys from them.
+
+    ``consume``: empty the list ``parts`` once the first pass is submitted, so that nothing else
+    holds its futures: the workers then free the first pass's input (the rows as read) as soon as
+    that pass is done, instead of keeping them for the whole run; the caller must not use that
+    list again.
 
     Progress: a tqdm bar per pass on a terminal; otherwise (a batch log) one plain line per pass
     every ``progress_every_s`` seconds (rows done / total, rows/s). ``rows_total``: the rows the
@@ -673,6 +678,10 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
         states = [st.state() for st in chain]
         t_fit = time.monotonic() - t0
         results = engine.map(task, parts, range(len(parts)), [states] * len(parts))
+        if consume and g == 0 and isinstance(parts, list):
+            parts_in, parts = parts, list(parts)
+            parts_in.clear()
+            del parts_in
         names = ", ".join(st.name for st in chain)
         total_rows = rows if rows is not None else rows_total
         with tqdm(total=total_rows, desc=f"pass {g + 1}/{len(groups)} ({names[:40]})", unit="rows", unit_scale=True,
@@ -700,7 +709,7 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
             for k, v in r["sums"].items():
                 sums[k] = sums.get(k, 0) + v
         if worker_keys is not None:
-            keys = worker_keys               # the next stage reduces them on the workers
+            keys, worker_keys = worker_keys, None     # the next stage reduces them on the workers
         else:
             keys = pd.concat([r["keys"] for r in reports], ignore_index=True) if keys_of is not None else None
         writes = []
@@ -711,6 +720,7 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
             parts_written = engine.map(partial(write_dropped_parts, folders=folders, names=[st.name for st in chain],
                                                columns=columns), gone, range(len(parts)))
             engine.gather(parts_written)                # part files written (row counts; nothing else comes back)
+            del parts_written                           # (a held future keeps its tasks in the scheduler)
             dropped_dir.mkdir(parents=True, exist_ok=True)
             for i, st in enumerate(chain):
                 files = [f"{folders[i]}/{part_name(p)}.jsonl" for p in range(len(parts))]
@@ -1169,7 +1179,7 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
         # the dropped-row files are part of the output set: written into the work folder (kept for
         # resume), moved into dropped_dir only when the whole run succeeded
         drop_files = work / "dropped-files" if dropped_dir is not None else None
-        parts, stats = run_stages(parts, stages, engine, drop_files, collect=False, work_dir=work,
+        parts, stats = run_stages(parts, stages, engine, drop_files, collect=False, work_dir=work, consume=True,
                                   checkpoints=checkpoints if cfg.checkpoint else None, rows_total=rows_read,
                                   progress_every_s=cfg.progress_every_s)
         marks["stage passes"] = time.monotonic() - t1
