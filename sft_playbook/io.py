@@ -408,8 +408,14 @@ def _json_dumps(obj: Any, **kw: Any) -> str:
     Returns:
         The JSON text, with non-ASCII characters as themselves and lone surrogates as ``\\uXXXX`` escapes.
     """
-    text = json.dumps(obj, ensure_ascii=False, **kw)
+    text = json.dumps(obj, ensure_ascii=False, **kw) if kw else _ENCODER.encode(obj)
+    if text.isascii():       # no surrogate (a flag lookup instead of a regex scan)
+        return text
     return _SURROGATE_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+#: what ``json.dumps(obj, ensure_ascii=False)`` builds on every call (the same defaults)
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 def jsonl_text(rows: Iterable[dict[str, Any]]) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 
 import pandas as pd
 
@@ -39,6 +40,13 @@ _WRAPPER_PATTERNS = [
                r"unless\s+otherwise\s+stated\s*\.?", re.IGNORECASE),
     re.compile(r"^\s*Here\s+(?:is|are)\s+(?:a|the)?\s*[\w\s-]{0,60}?:", re.IGNORECASE),
 ]
+#: what each of _WRAPPER_PATTERNS cannot match without (a fast path that skips the pattern's
+#: ``sub`` over a text that cannot hold a match; test_curate_clean_fastpaths checks it equals the
+#: plain ``sub``): ``(symbols, word)`` = characters every match contains, and a run of letters every
+#: match contains (checked in ``text.lower()`` of ASCII text only: under re.IGNORECASE a letter also
+#: matches non-ASCII look-alikes such as U+017F for 's' or U+212A for 'k')
+_WRAPPER_NEEDS = [("<</>", "sys"), (".,", "endmodule"), ("<>", "sys"), ("<>", None), ("[]", "inst"),
+                  ("", "implement"), ("/", "assume"), (":", "here")]
 #: the tokens of the Llama-2 chat wrapper; none may reach the output
 _WRAPPER_TOKENS = re.compile(r"<<\s*/?\s*SYS\s*>>|<\s*/?\s*s\s*>|\[\s*/?\s*INST\s*\]", re.IGNORECASE)
 #: wrapper tokens at the start or end of the code field, or right after an ``endmodule``
@@ -79,7 +87,12 @@ def find_header(text: str, start: int = 0, line_start: bool = False) -> re.Match
     """
     pos = start
     while True:
-        m = _MODULE_HEADER.search(text, pos)
+        # a match at q has 'module' at q or, after 'macro', at q + 5: none starts before the first
+        # 'module' at or after pos, less 5 (\b still sees the character before the search start)
+        first = text.find("module", pos)
+        if first < 0:
+            return None
+        m = _MODULE_HEADER.search(text, max(pos, first - 5))
         if m is None:
             return None
         inside = None
@@ -118,13 +131,16 @@ def skip_leading_comments(code: str) -> int:
     return i
 
 
+_MODULE_KEYWORD = re.compile(r"(?:macro)?module\b")
+
+
 def starts_with_module(code: str) -> bool:
     """Whether the first thing after leading comments is ``module``/``macromodule``.
 
     Returns:
         True when ``code`` (past white space and comments) starts with the keyword, else False.
     """
-    return re.match(r"(?:macro)?module\b", code[skip_leading_comments(code):]) is not None
+    return _MODULE_KEYWORD.match(code, skip_leading_comments(code)) is not None   # no copy of the rest
 
 
 def strip_wrapper(text: str) -> tuple[str, str]:
@@ -139,21 +155,46 @@ def strip_wrapper(text: str) -> tuple[str, str]:
         ``(summary, header)``: the prose with wrapper tokens removed (one ``block_N:`` per line) and
         the first ``module name ... ;`` header with its white space normalized; either may be ''.
     """
-    text = fix_unicode(text or "")
-    marks = list(_HEADER_SPLIT.finditer(text))
+    return _split_description(fix_unicode(text or ""))
+
+
+def _may_match(text: str, low: str | None, symbols: str, word: str | None) -> bool:
+    """False only when ``text`` lacks one of ``symbols`` or (ASCII text: ``low`` is its
+    ``lower()``) ``word``: then a pattern that needs them cannot match (``_WRAPPER_NEEDS``)."""
+    for c in symbols:
+        if c not in text:
+            return False
+    return word is None or low is None or word in low
+
+
+def _split_description(text: str) -> tuple[str, str]:
+    """``strip_wrapper`` of a description ftfy has already repaired (``fix_unicode(raw)``).
+
+    Returns:
+        ``(summary, header)`` as ``strip_wrapper`` says.
+    """
+    low = text.lower() if text.isascii() else None
+    marks = list(_HEADER_SPLIT.finditer(text)) if _may_match(text, low, ":", "header") else []
     if marks:
         summary, rest = text[:marks[-1].start()], text[marks[-1].end():]
     else:
         m = find_header(text, line_start=True)
         summary, rest = (text[:m.start()], text[m.start():]) if m else (text, "")
-    for pat in _WRAPPER_PATTERNS:
-        summary = pat.sub(" ", summary)
-    summary = _WRAPPER_TOKENS.sub(" ", summary)
-    rest = _WRAPPER_TOKENS.sub(" ", rest)
+    low = summary.lower() if summary.isascii() else None
+    for pat, (symbols, word) in zip(_WRAPPER_PATTERNS, _WRAPPER_NEEDS):
+        if _may_match(summary, low, symbols, word):
+            summary, n = pat.subn(" ", summary)
+            if n and low is not None:
+                low = summary.lower()
+    if "<" in summary or "[" in summary:
+        summary = _WRAPPER_TOKENS.sub(" ", summary)
+    if "<" in rest or "[" in rest:
+        rest = _WRAPPER_TOKENS.sub(" ", rest)
     m = find_header(rest)
     header = normalize_code_ws(m.group(0)).strip() if m else ""
     # block summaries: one 'block_N:' per line
-    summary = _BLOCK_LINE.sub(lambda mm: "\n" + mm.group(1), summary)
+    if "_" in summary and ":" in summary and (not summary.isascii() or "block_" in summary.lower()):
+        summary = _BLOCK_LINE.sub(lambda mm: "\n" + mm.group(1), summary)
     return normalize_prose(summary), header
 
 
@@ -217,6 +258,11 @@ def layout_header(header: str, max_chars: int | None) -> str:
                   for n, it in enumerate(items)]
         lines.append(") (" if g < len(groups) - 1 else ");")
     return "\n".join(lines)
+
+
+#: ``layout_header`` (a pure function) remembering its last few answers: the clean stage lays out a
+#: row's header for the module it rebuilds and again for the row's ``header`` field
+_layout_header_once = lru_cache(maxsize=16)(layout_header)
 
 
 # -- layout of a body whose lines were joined by spaces ------------------------------------------
@@ -308,7 +354,11 @@ def rebuild_module(header: str, body: str, header_max_chars: int | None = None) 
         The module's source text; ``body`` (white space normalized) unchanged when it has no
         header and ``header`` is '' as well.
     """
-    body = normalize_code_ws(fix_unicode(body or ""))
+    return _rebuild(header, normalize_code_ws(fix_unicode(body or "")), header_max_chars)
+
+
+def _rebuild(header: str, body: str, header_max_chars: int | None) -> str:
+    """``rebuild_module`` of a body already repaired by ftfy and white-space normalized."""
     has_module = starts_with_module(body)
     single_line = "\n" not in body.strip()
     if has_module:
@@ -321,7 +371,7 @@ def rebuild_module(header: str, body: str, header_max_chars: int | None = None) 
         return laid[:hm.start()] + layout_header(hm.group(0), header_max_chars) + laid[hm.end():]
     if not header:
         return body
-    header = layout_header(header, header_max_chars)
+    header = _layout_header_once(header, header_max_chars)
     if single_line or not body.strip():
         inner = layout_verilog(body)
         inner_lines = inner.split("\n") if inner else []
@@ -358,29 +408,40 @@ class CleanAndUnify(Stage):
         fixed, rebuilt, reflowed, code_tokens = [], [], [], []
         codes, headers = [], []
         descs = {lvl: [] for lvl in self.levels}
-        for row in df.itertuples(index=False):
-            raw_code = row.code or ""
+        # only the columns read here (itertuples would convert every column of every row)
+        columns = [df["code"]] + [df[f"desc_{lvl}"] for lvl in self.levels]
+        for raw_code, *raw_descs in zip(*columns):
+            raw_code = raw_code or ""
             code = fix_unicode(raw_code)
             changed = code != raw_code
             bare = strip_code_wrapper(code)
             code_tokens.append(int(bare != code))
+            # rebuild_module repairs its body again (ftfy is not idempotent on every text); a body
+            # equal to a text ftfy left as it was is a fixed point: the second call is skipped
+            known_fixed = not changed and bare == code
             code = bare
             found = []
-            for lvl in self.levels:
-                raw = getattr(row, f"desc_{lvl}") or ""
-                summary, header = strip_wrapper(raw)
-                changed |= fix_unicode(raw) != raw
+            for lvl, raw in zip(self.levels, raw_descs):
+                raw = raw or ""
+                fixed_desc = fix_unicode(raw)        # once: strip_wrapper(raw) repairs raw the same way
+                summary, header = _split_description(fixed_desc)
+                changed |= fixed_desc != raw
                 descs[lvl].append(summary)
                 if header:
                     found.append(header)
             header = Counter(found).most_common(1)[0][0] if found else ""
             body_has_header = starts_with_module(code)
-            full = rebuild_module(header, code, self.header_max_chars) if code.strip() else ""
+            if not code.strip():
+                full = ""
+            elif known_fixed:
+                full = _rebuild(header, normalize_code_ws(code), self.header_max_chars)
+            else:
+                full = rebuild_module(header, code, self.header_max_chars)
             if body_has_header:
                 hm = find_header(full, skip_leading_comments(full))
                 header = normalize_code_ws(hm.group(0)).strip() if hm else header
             else:
-                header = layout_header(header, self.header_max_chars)
+                header = _layout_header_once(header, self.header_max_chars)   # as _rebuild laid it out
             codes.append(full)
             headers.append(header)
             fixed.append(int(changed))

@@ -6,28 +6,47 @@ from collections import Counter
 from itertools import islice
 
 import ftfy
+from ftfy.chardata import HTML_ENTITY_RE
 
 # Characters ftfy can change even in ASCII text: HTML entities (&), control characters, \r and ESC.
 # Text made only of other printable ASCII (plus \t \n) is returned as is without calling ftfy:
 # mojibake needs non-ASCII characters, so this skips no repair and saves ~70 us per document.
+# An ``&`` matters only where it starts an entity as ftfy's own unescape_html reads one
+# (ftfy.chardata.HTML_ENTITY_RE, ``&name;``/``&#123;``): Verilog's ``a & b`` is not one, and such
+# code (a third of real MG-Verilog rows) skips ftfy too (~550 us a row).
 _NEEDS_FTFY = re.compile(r"[^\t\n\x20-\x25\x27-\x7e]")
 
 
 _SAFE_ASCII = bytes([9, 10, *range(0x20, 0x26), *range(0x27, 0x7F)])
 
 
-def fix_unicode(text: str) -> str:
-    """``text`` repaired by ftfy (mojibake, HTML entities, control characters); printable ASCII text
-    is returned as is without calling ftfy.
+def needs_ftfy(text: str) -> bool:
+    """Whether ftfy could change ``text``: False only for printable ASCII (plus tab and newline) in
+    which every ``&`` is outside an HTML entity (``ftfy.chardata.HTML_ENTITY_RE``).
 
     Returns:
-        The repaired text; ``text`` itself when it is empty or printable ASCII (plus tab and newline,
-        no ``&``).
+        True when ``text`` has a non-ASCII or control character, ``\r``, ESC or an HTML entity.
     """
     if not text:
+        return False
+    if not text.isascii():
+        return True
+    rest = text.encode("ascii").translate(None, _SAFE_ASCII)   # C-speed check of _NEEDS_FTFY
+    if not rest:
+        return False
+    return bool(rest.strip(b"&")) or HTML_ENTITY_RE.search(text) is not None
+
+
+def fix_unicode(text: str) -> str:
+    """``text`` repaired by ftfy (mojibake, HTML entities, control characters); printable ASCII text
+    without an HTML entity is returned as is without calling ftfy (``needs_ftfy``).
+
+    Returns:
+        The repaired text; ``text`` itself when it is empty or ``needs_ftfy`` says ftfy cannot
+        change it.
+    """
+    if not needs_ftfy(text):
         return text
-    if text.isascii() and not text.encode("ascii").translate(None, _SAFE_ASCII):
-        return text          # C-speed check of the same rule as _NEEDS_FTFY
     return ftfy.fix_text(text)
 
 
@@ -43,8 +62,15 @@ def normalize_prose(text: str) -> str:
         line stripped, at most one empty line in a row, and no leading or trailing blank lines.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
-    return _MANY_BLANK.sub("\n\n", "\n".join(lines)).strip()
+    if text.isascii() and "  " not in text and "\t" not in text:
+        # no run to collapse: in ASCII text _SPACES matches only ' ' and '\t', and a lone ' ' stays
+        lines = [line.strip() for line in text.split("\n")]
+    else:
+        lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    text = "\n".join(lines)
+    if "\n\n\n" in text:
+        text = _MANY_BLANK.sub("\n\n", text)
+    return text.strip()
 
 
 def normalize_code_ws(code: str) -> str:
@@ -55,8 +81,10 @@ def normalize_code_ws(code: str) -> str:
         each line removed, at most one empty line in a row, and no leading or trailing newlines.
     """
     code = code.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "  ")
-    lines = [line.rstrip() for line in code.split("\n")]
-    return _MANY_BLANK.sub("\n\n", "\n".join(lines)).strip("\n")
+    code = "\n".join([line.rstrip() for line in code.split("\n")])
+    if "\n\n\n" in code:
+        code = _MANY_BLANK.sub("\n\n", code)
+    return code.strip("\n")
 
 
 _PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
