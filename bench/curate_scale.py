@@ -239,26 +239,48 @@ def random_of(k: int):
     return random.Random(k)
 
 
-def generate_product(n: int, words: int, folder: Path) -> None:
+def _product_block(n: int, words: int, start: int, step: int, folder: str) -> list[str]:
+    """One block of the product corpus written as SHARDS part files (a child process of
+    ``generate_product``); its own random stream, so the blocks can be made in parallel.
+
+    Returns:
+        The part file paths, one per shard, in shard order."""
     import random
 
     from curate_throughput import make_corpus
 
     from sft_playbook.io import jsonl_text
 
+    docs = near_copies(make_corpus(min(step, n - start), words, seed=start), NEAR_SHARE, start)
+    rows = product_rows(docs, start, n, random.Random(n * 1_000_003 + start))
+    paths = []
+    for s in range(SHARDS):
+        path = Path(folder) / f".block_{start:09d}_{s:02d}.part"
+        path.write_text(jsonl_text(r for i, r in enumerate(rows) if (start + i) % SHARDS == s), encoding="utf-8")
+        paths.append(str(path))
+    return paths
+
+
+def generate_product(n: int, words: int, folder: Path) -> None:
+    """The product corpus of ``n`` documents as SHARDS jsonl files in ``folder``: blocks of 200,000
+    documents made in parallel (one process per CPU this process may use), then joined per shard
+    in block order."""
+    import shutil
+    from concurrent.futures import ProcessPoolExecutor
+
     folder.mkdir(parents=True, exist_ok=True)
     step = 200_000
-    rng = random.Random(n)
-    handles = [open(folder / f"shard_{s:02d}.jsonl", "w", encoding="utf-8") for s in range(SHARDS)]  # noqa: SIM115 - closed below
-    try:
-        for start in range(0, n, step):
-            docs = near_copies(make_corpus(min(step, n - start), words, seed=start), NEAR_SHARE, start)
-            rows = product_rows(docs, start, n, rng)
-            for s in range(SHARDS):
-                handles[s].write(jsonl_text(r for i, r in enumerate(rows) if (start + i) % SHARDS == s))
-    finally:
-        for h in handles:
-            h.close()
+    starts = list(range(0, n, step))
+    procs = max(1, min(len(starts), len(os.sched_getaffinity(0))))
+    with ProcessPoolExecutor(procs) as pool:
+        blocks = list(pool.map(_product_block, [n] * len(starts), [words] * len(starts), starts,
+                               [step] * len(starts), [str(folder)] * len(starts)))
+    for s in range(SHARDS):
+        with open(folder / f"shard_{s:02d}.jsonl", "wb") as out:
+            for parts in blocks:
+                with open(parts[s], "rb") as part:
+                    shutil.copyfileobj(part, out, 1 << 20)
+                os.remove(parts[s])
 
 
 def product_spec(folder: Path) -> dict:
