@@ -611,8 +611,8 @@ def unit_rows_of(df: pd.DataFrame, *requests: pd.DataFrame, stage: FuzzyDedup) -
     ``requests`` (``bucket_units`` rows), each computed once.
 
     Returns:
-        ``(frame, rows of the partition)``: the requests with ``id`` (str) and ``sh`` (object: a
-        sorted uint32 array per row) added (columns of ``_UNIT_META``).
+        ``(frame, rows of the partition)``: the requests with ``id`` (str) and ``sh`` (object: the
+        bytes of a sorted uint32 array per row) added (columns of ``_UNIT_META``).
     """
     req = pd.concat(requests, ignore_index=True) if requests else _UNIT_META[["_order", "piece", "first", "unit"]]
     req = req[req["_order"].isin(df["_order"])]          # all of it but with overlapping partitions
@@ -621,7 +621,8 @@ def unit_rows_of(df: pd.DataFrame, *requests: pd.DataFrame, stage: FuzzyDedup) -
     want = pd.unique(req["_order"].to_numpy())
     sub = df[df["_order"].isin(want)]
     order = sub["_order"].to_numpy(dtype="int64").tolist()
-    sh = dict(zip(order, (stage._shingles(t).astype(np.uint32) for t in sub[stage.config["field"]])))
+    # bytes, not arrays: a column of bytes objects pickles ~20x faster through the shuffle
+    sh = dict(zip(order, (stage._shingles(t).astype(np.uint32).tobytes() for t in sub[stage.config["field"]])))
     ids = dict(zip(order, _as_str(sub["id"]).tolist()))
     o = req["_order"].tolist()
     out = req.reset_index(drop=True)
@@ -645,7 +646,7 @@ def verify_units(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
     piece = f["piece"].to_numpy()
     order = f["_order"].to_numpy(dtype=np.int64)
     first = f["first"].to_numpy(dtype=np.int64)
-    sh = dict(zip(order.tolist(), f["sh"]))
+    sh = {o: np.frombuffer(b, dtype=np.uint32) for o, b in zip(order.tolist(), f["sh"])}
     new = np.ones(len(f), dtype=bool)
     new[1:] = piece[1:] != piece[:-1]
     starts = np.flatnonzero(new)

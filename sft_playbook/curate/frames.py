@@ -68,8 +68,11 @@ def _encode(name: str, s: pd.Series):
     if dtype == object:
         out = []
         for v in values:
-            t = json.dumps(v, ensure_ascii=True, allow_nan=True)
-            if not _same(json.loads(t), v):
+            try:
+                t = json.dumps(v, ensure_ascii=True, allow_nan=True)
+            except (TypeError, ValueError):
+                t = None
+            if t is None or not _same(json.loads(t), v):
                 raise CheckpointError(f"checkpoint: column {name!r} holds a {type(v).__name__} value that a "
                                       "checkpoint file cannot store exactly")
             out.append(t)
