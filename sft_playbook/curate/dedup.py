@@ -9,21 +9,19 @@ Where the decision is made: on the workers, for both. Their keys grow with the c
 ~100 B a row; fuzzy: 20 LSH band keys of 44 B, 880 B a row, where the signatures alone would be
 640 B), so they stay where the pass before computed them and are shuffled between the workers;
 the drop table (O(duplicates)) stays on a worker and goes to the next pass's tasks as an argument
-(``state``/``set_state``). The driver gets counts only. For fuzzy dedup even the candidate pairs
-(46k pairs at 1M prose documents with 5 % near copies; on templated code far more, see below)
-do not come to the driver:
-verifying them needs the shingle sets of both rows (~200 x 8 B each), which only the workers that
-hold the rows can compute without moving the text, and ``keep_first`` needs nothing beyond one
-connected component of the candidate graph, so each group of components is decided by one worker
-task (``FuzzyDedup.fit`` lists the steps). ``decisions(engine)`` brings the fuzzy drop table here
-for tests and benchmarks.
+(``state``/``set_state``). The driver gets counts only.
 
-Known limit (review of issue 15, 2026-12-01): on templated code (many rows from one template, as
-generated or scraped RTL is) the candidate pairs grow with the rows, not with the near duplicates
-(~20 pairs a row: 397k pairs at 20k synthetic Verilog rows, 52 of them verified), and ``max_bucket``'s
-"link every member of a big bucket to its first" joins most rows into one connected component
-(80 % at 20k). That component is verified by one worker task, whose memory then grows with N.
-Verifying pairs per bucket before joining, or splitting components, would spread it; not done.
+Fuzzy dedup's candidate pairs are not O(near duplicates): on templated code (many rows from one
+template, as generated or scraped RTL is) they grow with the rows (review of issue 15: ~20 a
+row, 397k pairs at 20k synthetic Verilog rows and 1.94M at 100k, of which 52 / 216 verify), and
+joined into connected components they make one giant component (80 % of the rows). So the
+pairs are verified where they are found: the LSH buckets are cut into units of about
+``partition_rows`` rows, each unit receives the shingle sets of its rows (~4 B a shingle, a few
+hundred a row) from the partitions that hold them, and only the VERIFIED pairs, which are
+O(near duplicates), are joined into components for ``keep_first``. No task holds more than a few
+units' shingle sets, whatever the corpus (``FuzzyDedup.fit`` lists the steps; ``fit_stats`` says
+how the work was spread; measured: docs/benchmarks.md, issue 15, templated Verilog).
+``decisions(engine)`` brings the fuzzy drop table here for tests and benchmarks.
 
 Fuzzy clusters do not chain: similarity is not transitive (A~B 0.84 and B~C 0.85 while A~C is
 0.72), so clusters are not the connected components of the similarity graph. Every dropped row

@@ -6,9 +6,9 @@ An Arrow IPC file holds data only. The round trip is exact for what the pipeline
 hold (checked by ``tests/test_curate_checkpoints.py``):
 
 * numeric and bool columns (``_order``: int64): Arrow's own types, the pandas dtype restored;
-* text columns (pandas ``str`` dtype, or ``object`` holding ``str`` and None): each value as
-  UTF-8 bytes with ``surrogatepass`` (lone surrogates, which Arrow strings cannot hold, survive),
-  None/NaN as Arrow null, the column's pandas dtype restored;
+* text columns (pandas ``str`` dtype, or ``object`` holding ``str`` and None): Arrow strings;
+  a column with a lone surrogate (which Arrow strings cannot hold) as UTF-8 bytes with
+  ``surrogatepass`` instead; None/NaN as Arrow null; the column's pandas dtype restored;
 * any other object column (lists, dicts, mixed values): one JSON text per value, accepted only
   when it reads back as the same value with the same types (else ``CheckpointError``: nothing is
   written that would not come back the same);
@@ -59,12 +59,17 @@ def _encode(name: str, s: pd.Series):
     dtype = s.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
         return pa.array(s.to_numpy()), {"kind": "numpy", "dtype": dtype.str}
-    values = s.tolist()
     text_dtype = isinstance(dtype, pd.StringDtype)
+    values = None if text_dtype else s.tolist()
     if text_dtype or all(type(v) is str or v is None for v in values):
-        arr = pa.array([None if _is_na(v) else v.encode("utf-8", "surrogatepass") for v in values], pa.large_binary())
-        return arr, {"kind": "text", "dtype": "str" if text_dtype else "object",
-                     "storage": getattr(dtype, "storage", None), "na_value": _na_name(dtype) if text_dtype else None}
+        meta = {"kind": "text", "dtype": "str" if text_dtype else "object",
+                "storage": getattr(dtype, "storage", None), "na_value": _na_name(dtype) if text_dtype else None}
+        try:                                  # Arrow's own UTF-8 strings (C speed; None/NaN -> null)
+            return pa.Array.from_pandas(s, type=pa.large_string()), meta
+        except (UnicodeEncodeError, pa.ArrowException):   # a lone surrogate: bytes with surrogatepass
+            arr = pa.array([None if _is_na(v) else v.encode("utf-8", "surrogatepass") for v in s.tolist()],
+                           pa.large_binary())
+            return arr, {**meta, "surrogates": True}
     if dtype == object:
         out = []
         for v in values:
@@ -90,11 +95,14 @@ def _decode(arr, meta: dict) -> pd.Series:
     if kind == "numpy":
         return pd.Series(arr.to_numpy(zero_copy_only=False).astype(np.dtype(meta["dtype"]), copy=False))
     if kind == "text":
-        vals = [None if b is None else b.decode("utf-8", "surrogatepass") for b in arr.to_pylist()]
+        if meta.get("surrogates"):
+            vals = [None if b is None else b.decode("utf-8", "surrogatepass") for b in arr.to_pylist()]
+        else:
+            vals = arr.to_pandas() if meta["dtype"] == "str" else arr.to_numpy(zero_copy_only=False)
         if meta["dtype"] == "str":
             na = np.nan if meta.get("na_value") == "nan" else pd.NA
             return pd.Series(vals, dtype=pd.StringDtype(storage=meta.get("storage") or "python", na_value=na))
-        return pd.Series(vals, dtype=object)
+        return pd.Series(vals, dtype=object)                    # str objects, None for null
     return pd.Series([json.loads(t) for t in arr.to_pylist()], dtype=object)
 
 

@@ -40,11 +40,16 @@ module_index keys    on the workers: one row per (row, module name it defines or
                      into the index on one worker, which the compile check's tasks receive
                      (``ModuleIndex.state``). The driver gets 3 counts per bucket
 fuzzy_dedup keys     on the workers: LSH band keys (20 bands x 44 B = 880 B a row), shuffled by
-                     band key; candidate pairs (``_order`` pairs, O(near duplicates)) are joined
-                     and cut into connected components on one worker; each partition sends the
-                     shingles of its candidate rows to its component's group, which verifies
-                     and decides (``keep_first``); the drop table stays on a worker. The driver
-                     gets the candidate count and 3 counts per group (``FuzzyDedup``)
+                     band key; the buckets are cut into verification units of about
+                     partition_rows rows, each partition sends the shingle sets of the rows a
+                     unit needs to it (a second shuffle) and the candidate pairs are verified
+                     there (exact Jaccard). Candidate pairs are NOT O(near duplicates): on
+                     templated code they grow with the rows (~20 a row at 20k synthetic
+                     Verilog rows, ~1 % of them verified), so no task holds them all; only the
+                     VERIFIED pairs (O(near duplicates)) are joined into connected components
+                     on one worker for ``keep_first``; the drop table stays on a worker. The
+                     driver gets the unique candidate count (a third shuffle, by pair) and a few
+                     counts per partition, bucket, unit task and group (``FuzzyDedup``)
 decontaminate        the benchmark's n-grams are loaded by ``fit`` and travel with the stage
                      (VerilogEval v2: 156 problems, 23k distinctive n-grams, 212 kB pickled;
                      fixed, whatever the corpus); no per-row keys
