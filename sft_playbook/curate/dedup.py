@@ -157,6 +157,11 @@ def _item(i, seq):
     return seq[i]
 
 
+def _load_totals(*sizes: tuple[int, int]) -> tuple[int, int, int]:
+    """``(pairs checked in all, most pairs in one task, most rows x units in one task)``."""
+    return (int(sum(p for p, _ in sizes)), max((p for p, _ in sizes), default=0), max((r for _, r in sizes), default=0))
+
+
 def _sum_first(*values) -> int:
     return int(sum(v[0] for v in values))
 
@@ -347,10 +352,11 @@ class FuzzyDedup(Stage):
         del answered
         checked = engine.map(partial(verify_units_sized, threshold=float(c["threshold"])), unit_frames)
         del unit_frames
-        load = engine.gather_progress(engine.map(partial(_item, 1), checked), f"{what} 3/5: candidate pairs "
-                                      f"verified (exact Jaccard) in {n_units} units ({n_verify} tasks)", members,
-                                      "rows x units", size=lambda v: v[1])
-        found = sum(v[0] for v in load)
+        sizes = engine.map(partial(_item, 1), checked)               # (pairs checked, rows x units) per task
+        engine.gather_progress(engine.map(partial(_item, 1), sizes), f"{what} 3/5: candidate pairs verified "
+                               f"(exact Jaccard) in {n_units} units ({n_verify} tasks)", members, "rows x units")
+        found, most_pairs, most_rows = engine.gather([engine.submit(_load_totals, *sizes)])[0]
+        del sizes
         uniq = engine.map(_unique_pairs_sized, engine.shuffle(engine.map(partial(_item, 0), checked), ["lo", "hi"],
                                                               n_verify, _PAIR_META))
         del checked
@@ -376,8 +382,7 @@ class FuzzyDedup(Stage):
         self._summary = _fuzzy_summary(n_cands, stats)
         self.fit_stats = {"routing": "by _order range" if starts is not None else "to every partition",
                           "unit_rows": unit_rows, "units": n_units, "unit_tasks": n_verify, "rows": rows,
-                          "pairs_checked": found, "largest_task_rows": max((v[1] for v in load), default=0),
-                          "largest_task_pairs": max((v[0] for v in load), default=0),
+                          "pairs_checked": found, "largest_task_rows": most_rows, "largest_task_pairs": most_pairs,
                           "largest_group_pairs": max(group_pairs, default=0)}
         log.info("fuzzy dedup: %d candidate pairs from LSH, %d verified >= %.2f, %d clusters (kept row + "
                  "its near duplicates), sizes %s; largest verification task %d rows, %d pairs", n_cands,
