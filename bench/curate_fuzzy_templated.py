@@ -14,8 +14,8 @@ the rows while verified pairs grow with the near copies only.
 
 Measured on a Dask LocalCluster (--workers processes, 1 thread each; the partitions and their
 band keys are made first, as the pass before fuzzy dedup leaves them): fit wall seconds, CPU
-seconds (driver + workers), the largest peak RSS of a worker during ``fit`` (VmHWM, reset before
-``fit`` through /proc/<pid>/clear_refs), the summary's candidate and verified pairs, and
+seconds (driver + workers), each worker's RSS before ``fit`` (the partitions and band keys it
+holds) and peak RSS during ``fit`` (VmHWM, reset before ``fit`` through /proc/<pid>/clear_refs), the summary's candidate and verified pairs, and
 ``FuzzyDedup.fit_stats`` (the largest verification task's rows and candidate pairs); with code
 that has no ``fit_stats`` (before the fix) the largest component group is recomputed here from the
 candidate graph. ``drops_sha256``: a digest of the sorted drop table (compare two versions).
@@ -72,11 +72,15 @@ def templated_corpus(n: int, near: float = 0.002, seed: int = 0) -> pd.DataFrame
 
 
 def _reset_peak() -> int:
+    """Reset this process's VmHWM to its current RSS; returns that RSS in bytes."""
     try:
         Path(f"/proc/{os.getpid()}/clear_refs").write_text("5")
     except OSError:
         pass
-    return os.getpid()
+    for line in Path(f"/proc/{os.getpid()}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def _peak_and_cpu() -> tuple[int, float]:
@@ -141,7 +145,8 @@ def main() -> int:
         parts = eng.partitions(df)
         keys = eng.map(stage.keys, parts)
         eng.gather(eng.map(len, keys))
-        eng.client.run(_reset_peak)
+        at_start = eng.client.run(_reset_peak)
+        out["worker_rss_before_fit_mb"] = sorted(round(v / 2**20, 1) for v in at_start.values())
         before = eng.client.run(_peak_and_cpu)
         t0, c0 = time.perf_counter(), time.process_time()
         stage.fit(parts, eng, keys)

@@ -103,7 +103,7 @@ def test_no_verification_task_sees_more_than_a_bounded_share_of_a_templated_corp
     biggest = max(per_task.values())
     assert biggest <= 0.1 * len(df), f"one task compared {biggest} of {len(df)} rows' shingle sets"
     assert stage.fit_stats["routing"] == "by _order range"
-    assert stage.fit_stats["largest_task_rows"] <= 4 * stage.fit_stats["unit_rows"]
+    assert stage.fit_stats["largest_task_rows"] <= 8 * stage.fit_stats["unit_rows"]      # a few units, hashed to tasks
 
 
 def test_decisions_on_a_templated_corpus_match_the_reference_on_a_cluster():

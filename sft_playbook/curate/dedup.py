@@ -43,6 +43,7 @@ from .minhash import MinHasher, jaccard, shingles
 from .textutil import collapse_spaces, normalized_code
 
 _X, _F = ExactDedupSettings(), FuzzyDedupSettings()  # the constructors' defaults are the settings'
+PAIRS_PER_TASK = 200_000     # fuzzy fit step 4: checked pairs (17 B each) per task that counts them once
 
 log = logging.getLogger(__name__)
 
@@ -296,8 +297,12 @@ class FuzzyDedup(Stage):
         3. Each unit frame forms its candidate pairs and checks them with the exact Jaccard of the
            shingle sets (``verify_units``): pairs are verified where they were found. A pair found
            in several bands is checked in each.
-        4. The checked pairs are shuffled by pair (a third shuffle, 17 bytes a pair), which counts
-           the unique candidate pairs and keeps the unique VERIFIED ones (``unique_pairs``).
+           Units are hashed to about ``rows x units / unit_rows`` tasks, so a task holds a few
+           units, by hash: no hard bound, but measured at most ~4 x ``unit_rows`` rows x units
+           (bench/curate_fuzzy_templated.py at 20k and 100k rows; tests/test_curate_fuzzy_spread.py).
+        4. The checked pairs are shuffled by pair (a third shuffle, 17 bytes a pair, into tasks
+           of about ``PAIRS_PER_TASK`` pairs), which counts the unique candidate pairs and keeps
+           the unique VERIFIED ones (``_unique_pairs_sized``).
         5. One task joins the verified pairs (O(near duplicates)) into connected components
            (``candidate_graph``), spread over ``2 x workers`` groups; each partition sends the
            shingle sets of its rows in a component to the component's group (``candidate_rows``)
@@ -341,7 +346,7 @@ class FuzzyDedup(Stage):
         unit_stats = [v[0] for v in unit_stats]
         members = sum(s[0] for s in unit_stats)
         n_units = sum(s[1] for s in unit_stats)
-        n_verify = max(1, 2 * -(-members // unit_rows))     # about half a unit a task: hashed units collide less
+        n_verify = max(1, -(-members // unit_rows))          # about one unit a task (units are hashed to tasks)
         answered = [engine.submit(partial(unit_rows_of, stage=self), parts[p],
                                   *engine.map(partial(_request_of, k if starts is not None else 0), units))
                     for k, p in enumerate(owners)]
@@ -357,8 +362,10 @@ class FuzzyDedup(Stage):
                                f"(exact Jaccard) in {n_units} units ({n_verify} tasks)", members, "rows x units")
         found, most_pairs, most_rows = engine.gather([engine.submit(_load_totals, *sizes)])[0]
         del sizes
+        # 17 bytes a checked pair: frames of up to ~PAIRS_PER_TASK pairs (a constant, whatever the corpus)
+        n_dedup = max(2 * max(1, engine.n_workers), -(-found // PAIRS_PER_TASK))
         uniq = engine.map(_unique_pairs_sized, engine.shuffle(engine.map(partial(_item, 0), checked), ["lo", "hi"],
-                                                              n_verify, _PAIR_META))
+                                                              n_dedup, _PAIR_META))
         del checked
         n_cands = engine.gather([engine.submit(_sum_first, *engine.map(partial(_item, 1), uniq))])[0]
         log.info("%s 4/5: %d candidate pairs (%d found, with repeats across bands)", what, n_cands, found)
