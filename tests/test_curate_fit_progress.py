@@ -37,6 +37,7 @@ def test_every_global_fit_reports_its_progress_to_the_total(tmp_path, caplog, en
     pairs = rep["duplicates"]["fuzzy_dedup"]["candidate_pairs"]
     assert pairs > 0 and f"fuzzy_dedup fit 4/5: {pairs} candidate pairs" in text
     assert last(text, "fuzzy_dedup fit 5/5: rows with a verified near duplicate", "rows") == (fuzzy_in, fuzzy_in)
+    assert "(rows routed by _order range)" in text     # the pipeline's partitions: each request to one partition
     exact_in = st["exact_dedup"]["rows_in"]
     assert last(text, "exact_dedup fit: hashes grouped into", "rows") == (exact_in, exact_in)
     done, total = last(text, "module_index fit: module names", "names")

@@ -260,6 +260,7 @@ class FuzzyDedup(Stage):
         self.drop_of: dict[str, tuple[str, float]] = {}
         self._summary: dict = {}
         self._state = None
+        self.fit_stats: dict = {}        # how fit spread the work (not in the report): see fit
 
     def _shingles(self, text: str) -> np.ndarray:
         c = self.config
@@ -392,9 +393,10 @@ class FuzzyDedup(Stage):
                           "pairs_checked": found, "largest_task_rows": most_rows, "largest_task_pairs": most_pairs,
                           "largest_group_pairs": max(group_pairs, default=0)}
         log.info("fuzzy dedup: %d candidate pairs from LSH, %d verified >= %.2f, %d clusters (kept row + "
-                 "its near duplicates), sizes %s; largest verification task %d rows, %d pairs", n_cands,
-                 self._summary["verified_pairs"], c["threshold"], self._summary["clusters"],
-                 self._summary["cluster_sizes"], self.fit_stats["largest_task_rows"], self.fit_stats["largest_task_pairs"])
+                 "its near duplicates), sizes %s; largest verification task %d rows x units, %d pairs (rows routed %s)",
+                 n_cands, self._summary["verified_pairs"], c["threshold"], self._summary["clusters"],
+                 self._summary["cluster_sizes"], self.fit_stats["largest_task_rows"], self.fit_stats["largest_task_pairs"],
+                 self.fit_stats["routing"])
 
     def state(self):
         """The decision where it lives after ``fit``: a future of the drop table on a worker (dask),
