@@ -44,7 +44,8 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=2000)
     ap.add_argument("--source", default=str(REAL if REAL.is_file() else Path("/work/shared") / REAL.relative_to(REAL.parents[2])))
     args = ap.parse_args()
-    rows = [json.loads(line) for line in open(args.source, encoding="utf-8") if line.strip()]
+    with open(args.source, encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
     n = len(rows)
     df = pd.DataFrame({"id": [f"mgv-{i}" for i in range(n)], "source": "mgv", "_order": np.arange(n, dtype=np.int64),
                        "code": [str(r.get("code", "")) for r in rows],
@@ -56,8 +57,10 @@ def main() -> int:
                                                    df.astype({"code": object}).assign(code=lambda x: x["code"].where(x.index != 3, "x\ud800y")))):
             pk, ar = f"{d}/p.pkl", f"{d}/p.arrow"
             out = {"rows": len(frame), "case": label,
-                   "pickle_write_ms": best(lambda: frame.to_pickle(pk)) * 1e3, "pickle_read_ms": best(lambda: pd.read_pickle(pk)) * 1e3,
-                   "arrow_write_ms": best(lambda: write_frame(frame, ar)) * 1e3, "arrow_read_ms": best(lambda: read_frame(ar)) * 1e3,
+                   "pickle_write_ms": best(lambda f=frame, p=pk: f.to_pickle(p)) * 1e3,
+                   "pickle_read_ms": best(lambda p=pk: pd.read_pickle(p)) * 1e3,
+                   "arrow_write_ms": best(lambda f=frame, p=ar: write_frame(f, p)) * 1e3,
+                   "arrow_read_ms": best(lambda p=ar: read_frame(p)) * 1e3,
                    "pickle_mb": os.path.getsize(pk) / 1e6, "arrow_mb": os.path.getsize(ar) / 1e6}
             pd.testing.assert_frame_equal(read_frame(ar), frame, check_exact=True)
             out["exact_round_trip"] = True

@@ -76,7 +76,7 @@ def test_a_checkpoint_file_holds_no_pickle_and_reads_back_exactly(tmp_path):
         files = ck.pass_done(eng, 0, [df], stats())
     raw = Path(files[0]).read_bytes()
     assert raw[:6] == b"ARROW1" and not raw.startswith(b"\x80")
-    with pytest.raises(Exception):
+    with pytest.raises(pickle.UnpicklingError):
         pickle.loads(raw)
     back = read_frame(files[0])
     pd.testing.assert_frame_equal(back, df, check_exact=True)

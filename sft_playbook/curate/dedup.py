@@ -159,7 +159,11 @@ def _item(i, seq):
 
 
 def _load_totals(*sizes: tuple[int, int]) -> tuple[int, int, int]:
-    """``(pairs checked in all, most pairs in one task, most rows x units in one task)``."""
+    """Step 3's load, reduced on a worker.
+
+    Returns:
+        ``(pairs checked in all, most pairs in one task, most rows x units in one task)``.
+    """
     return (int(sum(p for p, _ in sizes)), max((p for p, _ in sizes), default=0), max((r for _, r in sizes), default=0))
 
 
@@ -505,8 +509,12 @@ def band_pairs(keys: pd.DataFrame, rows: int, max_bucket: int) -> np.ndarray:
 
 
 def _bucket_starts(keys: pd.DataFrame, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The LSH buckets of band-key rows: ``(order, starts, sizes)``, ``order`` the rows' ``_order``
-    sorted by band, band values, then ``_order``; bucket i is ``order[starts[i]:starts[i] + sizes[i]]``."""
+    """The LSH buckets of band-key rows (the sort of ``band_pairs``).
+
+    Returns:
+        ``(order, starts, sizes)``: ``order`` the rows' ``_order`` (int64) sorted by band, band
+        values, then ``_order``; bucket i is ``order[starts[i]:starts[i] + sizes[i]]``.
+    """
     vals = [keys[f"v{j}"].to_numpy() for j in range(rows)]
     band = keys["band"].to_numpy()
     order = keys["_order"].to_numpy()
@@ -588,7 +596,11 @@ def _request_of(k: int, routed) -> pd.DataFrame:
 
 
 def _order_span(df: pd.DataFrame) -> tuple[int, int, int]:
-    """``(rows, lowest _order, highest _order)`` of one partition ((0, 0, -1) when empty)."""
+    """The partition's size and ``_order`` range (routing of ``fit``'s step 1).
+
+    Returns:
+        ``(rows, lowest _order, highest _order)``; ``(0, 0, -1)`` when empty.
+    """
     if len(df) == 0:
         return (0, 0, -1)
     o = df["_order"]

@@ -36,7 +36,11 @@ class CheckpointError(ValueError):
 
 
 def _same(a, b) -> bool:
-    """Equal values of the same types all the way down (NaN equals NaN)."""
+    """Whether ``a`` and ``b`` are equal values of the same types all the way down.
+
+    Returns:
+        True when equal (NaN equals NaN; 1 and 1.0, or a tuple and a list, differ).
+    """
     if type(a) is not type(b):
         return False
     if isinstance(a, float):
@@ -53,7 +57,14 @@ def _is_na(v) -> bool:
 
 
 def _encode(name: str, s: pd.Series):
-    """One column as (Arrow array, its metadata)."""
+    """One column as an Arrow array and the metadata that restores it.
+
+    Returns:
+        ``(array, metadata dict)``.
+
+    Raises:
+        CheckpointError: a value would not read back the same (tuple, bytes, non-str keys ...).
+    """
     import pyarrow as pa
 
     dtype = s.dtype
@@ -70,7 +81,7 @@ def _encode(name: str, s: pd.Series):
             arr = pa.array([None if _is_na(v) else v.encode("utf-8", "surrogatepass") for v in s.tolist()],
                            pa.large_binary())
             return arr, {**meta, "surrogates": True}
-    if dtype == object:
+    if isinstance(dtype, np.dtype) and dtype.kind == "O":
         out = []
         for v in values:
             try:

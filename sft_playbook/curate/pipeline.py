@@ -534,8 +534,12 @@ def _save_part(df: pd.DataFrame, path: str) -> int:
 
 
 def _foreign_parts(manifest: dict) -> bool:
-    """True when a manifest lists part files that are not Arrow checkpoint files (an older
-    version's pickles): never read, the run starts afresh."""
+    """Whether a manifest lists part files that are not Arrow checkpoint files (an older
+    version's pickles, or planted): those are never read, the run starts afresh.
+
+    Returns:
+        True when any listed part file lacks the ``.arrow`` suffix.
+    """
     passes = manifest.get("passes") or []
     return any(not str(f).endswith(FRAME_SUFFIX) for rec in passes for f in (rec.get("parts") or []))
 
