@@ -158,6 +158,18 @@ def _item(i, seq):
     return seq[i]
 
 
+def _settle(engine, futures) -> None:
+    """Wait until ``futures`` (a shuffle's outputs) are computed on a cluster; nothing with
+    engine=local. A shuffle's input futures are released only after this: released at once, the
+    client may drop them before the scheduler has read the shuffle's graph (seen once in a
+    ``curate_data.py`` run: "Error during deserialization of the task graph", then "lost
+    dependencies")."""
+    if getattr(engine, "client", None) is not None and futures:
+        from dask.distributed import wait
+
+        wait(list(futures))
+
+
 def _load_totals(*sizes: tuple[int, int]) -> tuple[int, int, int]:
     """Step 3's load, reduced on a worker.
 
@@ -341,10 +353,10 @@ class FuzzyDedup(Stage):
         owners, starts = _owners(spans)
         buckets = engine.shuffle(keys, ["band", *(f"v{j}" for j in range(c["rows"]))], n_buckets,
                                  band_keys(np.zeros((0, c["num_perm"]), np.uint32), np.zeros(0, np.int64), c["bands"], c["rows"]))
-        del keys
         units = engine.map(partial(_bucket_units_routed, rows=c["rows"], max_bucket=c["max_bucket"],
                                    unit_rows=unit_rows, starts=starts), buckets, list(range(len(buckets))))
-        del buckets
+        _settle(engine, buckets)
+        del keys, buckets
         unit_stats = engine.gather_progress(engine.map(_tail, units), f"{what} 1/5: MinHash signatures shuffled "
                                             f"by LSH band ({bands} bands, {n_buckets} buckets), cut into "
                                             "verification units", rows, "signatures", size=lambda v: v[1] / bands)
@@ -358,10 +370,11 @@ class FuzzyDedup(Stage):
         del units
         engine.gather_progress(engine.map(partial(_item, 1), answered), f"{what} 2/5: shingle sets of the "
                                f"{members} rows x units asked for sent to their units", rows, "rows")
-        unit_frames = engine.shuffle(engine.map(partial(_item, 0), answered), ["unit"], n_verify, _UNIT_META)
-        del answered
+        unit_in = engine.map(partial(_item, 0), answered)
+        unit_frames = engine.shuffle(unit_in, ["unit"], n_verify, _UNIT_META)
         checked = engine.map(partial(verify_units_sized, threshold=float(c["threshold"])), unit_frames)
-        del unit_frames
+        _settle(engine, unit_frames)
+        del answered, unit_in, unit_frames
         sizes = engine.map(partial(_item, 1), checked)               # (pairs checked, rows x units) per task
         engine.gather_progress(engine.map(partial(_item, 1), sizes), f"{what} 3/5: candidate pairs verified "
                                f"(exact Jaccard) in {n_units} units ({n_verify} tasks)", members, "rows x units")
@@ -369,9 +382,11 @@ class FuzzyDedup(Stage):
         del sizes
         # 17 bytes a checked pair: frames of up to ~PAIRS_PER_TASK pairs (a constant, whatever the corpus)
         n_dedup = max(2 * max(1, engine.n_workers), -(-found // PAIRS_PER_TASK))
-        uniq = engine.map(_unique_pairs_sized, engine.shuffle(engine.map(partial(_item, 0), checked), ["lo", "hi"],
-                                                              n_dedup, _PAIR_META))
-        del checked
+        pair_in = engine.map(partial(_item, 0), checked)
+        pair_frames = engine.shuffle(pair_in, ["lo", "hi"], n_dedup, _PAIR_META)
+        uniq = engine.map(_unique_pairs_sized, pair_frames)
+        _settle(engine, pair_frames)
+        del checked, pair_in, pair_frames
         n_cands = engine.gather([engine.submit(_sum_first, *engine.map(partial(_item, 1), uniq))])[0]
         log.info("%s 4/5: %d candidate pairs (%d found, with repeats across bands)", what, n_cands, found)
         groups = 2 * max(1, engine.n_workers)
