@@ -30,11 +30,14 @@ def test_every_global_fit_reports_its_progress_to_the_total(tmp_path, caplog, en
     text = caplog.text
     st = {s["name"]: s for s in rep["stages"]}
     fuzzy_in = st["fuzzy_dedup"]["rows_in"]
-    assert last(text, "fuzzy_dedup fit 1/4: MinHash signatures shuffled by LSH band", "signatures") == (fuzzy_in, fuzzy_in)
-    assert f"fuzzy_dedup fit 2/4: {rep['duplicates']['fuzzy_dedup']['candidate_pairs']} candidate pairs" in text
-    assert last(text, "fuzzy_dedup fit 3/4: rows checked for candidates", "rows") == (fuzzy_in, fuzzy_in)
+    assert last(text, "fuzzy_dedup fit 1/5: MinHash signatures shuffled by LSH band", "signatures") == (fuzzy_in, fuzzy_in)
+    assert last(text, "fuzzy_dedup fit 2/5: shingle sets", "rows") == (fuzzy_in, fuzzy_in)
+    done, total = last(text, "fuzzy_dedup fit 3/5: candidate pairs verified", "rows x units")
+    assert done == total > 0
     pairs = rep["duplicates"]["fuzzy_dedup"]["candidate_pairs"]
-    assert pairs > 0 and last(text, "fuzzy_dedup fit 4/4: candidate pairs verified", "pairs") == (pairs, pairs)
+    assert pairs > 0 and f"fuzzy_dedup fit 4/5: {pairs} candidate pairs" in text
+    assert last(text, "fuzzy_dedup fit 5/5: rows with a verified near duplicate", "rows") == (fuzzy_in, fuzzy_in)
+    assert "(rows routed by _order range)" in text     # the pipeline's partitions: each request to one partition
     exact_in = st["exact_dedup"]["rows_in"]
     assert last(text, "exact_dedup fit: hashes grouped into", "rows") == (exact_in, exact_in)
     done, total = last(text, "module_index fit: module names", "names")

@@ -9,21 +9,19 @@ Where the decision is made: on the workers, for both. Their keys grow with the c
 ~100 B a row; fuzzy: 20 LSH band keys of 44 B, 880 B a row, where the signatures alone would be
 640 B), so they stay where the pass before computed them and are shuffled between the workers;
 the drop table (O(duplicates)) stays on a worker and goes to the next pass's tasks as an argument
-(``state``/``set_state``). The driver gets counts only. For fuzzy dedup even the candidate pairs
-(46k pairs at 1M prose documents with 5 % near copies; on templated code far more, see below)
-do not come to the driver:
-verifying them needs the shingle sets of both rows (~200 x 8 B each), which only the workers that
-hold the rows can compute without moving the text, and ``keep_first`` needs nothing beyond one
-connected component of the candidate graph, so each group of components is decided by one worker
-task (``FuzzyDedup.fit`` lists the steps). ``decisions(engine)`` brings the fuzzy drop table here
-for tests and benchmarks.
+(``state``/``set_state``). The driver gets counts only.
 
-Known limit (review of issue 15, 2026-12-01): on templated code (many rows from one template, as
-generated or scraped RTL is) the candidate pairs grow with the rows, not with the near duplicates
-(~20 pairs a row: 397k pairs at 20k synthetic Verilog rows, 52 of them verified), and ``max_bucket``'s
-"link every member of a big bucket to its first" joins most rows into one connected component
-(80 % at 20k). That component is verified by one worker task, whose memory then grows with N.
-Verifying pairs per bucket before joining, or splitting components, would spread it; not done.
+Fuzzy dedup's candidate pairs are not O(near duplicates): on templated code (many rows from one
+template, as generated or scraped RTL is) they grow with the rows (review of issue 15: ~20 a
+row, 397k pairs at 20k synthetic Verilog rows and 1.94M at 100k, of which 52 / 216 verify), and
+joined into connected components they make one giant component (80 % of the rows). So the
+pairs are verified where they are found: the LSH buckets are cut into units of about
+``partition_rows`` rows, each unit receives the shingle sets of its rows (~4 B a shingle, a few
+hundred a row) from the partitions that hold them, and only the VERIFIED pairs, which are
+O(near duplicates), are joined into components for ``keep_first``. No task holds more than a few
+units' shingle sets, whatever the corpus (``FuzzyDedup.fit`` lists the steps; ``fit_stats`` says
+how the work was spread; measured: docs/benchmarks.md, issue 15, templated Verilog).
+``decisions(engine)`` brings the fuzzy drop table here for tests and benchmarks.
 
 Fuzzy clusters do not chain: similarity is not transitive (A~B 0.84 and B~C 0.85 while A~C is
 0.72), so clusters are not the connected components of the similarity graph. Every dropped row
@@ -45,6 +43,7 @@ from .minhash import MinHasher, jaccard, shingles
 from .textutil import collapse_spaces, normalized_code
 
 _X, _F = ExactDedupSettings(), FuzzyDedupSettings()  # the constructors' defaults are the settings'
+PAIRS_PER_TASK = 200_000     # fuzzy fit step 4: checked pairs (17 B each) per task that counts them once
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +158,35 @@ def _item(i, seq):
     return seq[i]
 
 
+def _settle(engine, futures) -> None:
+    """Wait until ``futures`` (a shuffle's outputs) are computed on a cluster; nothing with
+    engine=local. A shuffle's input futures are released only after this: released at once, the
+    client may drop them before the scheduler has read the shuffle's graph (seen once in a
+    ``curate_data.py`` run: "Error during deserialization of the task graph", then "lost
+    dependencies")."""
+    if getattr(engine, "client", None) is not None and futures:
+        from dask.distributed import wait
+
+        wait(list(futures))
+
+
+def _load_totals(*sizes: tuple[int, int]) -> tuple[int, int, int]:
+    """Step 3's load, reduced on a worker.
+
+    Returns:
+        ``(pairs checked in all, most pairs in one task, most rows x units in one task)``.
+    """
+    return (int(sum(p for p, _ in sizes)), max((p for p, _ in sizes), default=0), max((r for _, r in sizes), default=0))
+
+
+def _sum_first(*values) -> int:
+    return int(sum(v[0] for v in values))
+
+
+def _tail(seq):
+    return tuple(seq[1:])
+
+
 def _lookup(table: dict, ids: pd.Series) -> pd.Series:
     """``table[id]`` for each id of the partition: one dict lookup per row, whatever the size of ``table``.
 
@@ -248,6 +276,7 @@ class FuzzyDedup(Stage):
         self.drop_of: dict[str, tuple[str, float]] = {}
         self._summary: dict = {}
         self._state = None
+        self.fit_stats: dict = {}        # how fit spread the work (not in the report): see fit
 
     def _shingles(self, text: str) -> np.ndarray:
         c = self.config
@@ -269,20 +298,38 @@ class FuzzyDedup(Stage):
 
     def fit(self, parts, engine, keys=None) -> None:
         """Decide on the workers; the driver gets counts only (module docstring of this file).
+        No task holds more than a bounded number of rows' shingle sets (about ``unit_rows`` =
+        max(``engine.partition_rows``, ``max_bucket`` + 1) per verification unit), whatever the
+        corpus and however its candidates connect.
 
         1. ``keys`` (one band-key frame per partition, left on the workers by the pass before;
            computed here when None) are shuffled by band key (``engine.shuffle``: dask's own
-           shuffle), so every LSH bucket is whole in one frame; each frame gives its candidate
-           pairs (``band_pairs``: ``_order`` pairs, the ``max_bucket`` rule of ``lsh_candidates``).
-        2. One task joins the pairs (deduplicated across bands) and cuts the candidate graph
-           into connected components (``candidate_graph``), spread over ``2 x workers`` groups.
-        3. Each partition computes the shingle sets of its rows that are in the graph and sends
-           each to its component's group (``candidate_rows``).
-        4. Each group verifies its pairs (exact Jaccard) and runs ``keep_first`` on its
-           components (``verify_group``): the greedy decision of a row only looks at rows of its
+           shuffle), so every LSH bucket is whole in one frame. Each frame cuts its buckets of two
+           or more rows into verification units of about ``unit_rows`` rows (``bucket_units``;
+           a bucket above ``max_bucket`` rows links every member to its first only, as
+           ``lsh_candidates`` does, and is cut into several units that each hold its first row)
+           and sends each partition the list of its rows that units need.
+        2. Each partition computes the shingle sets of the rows asked for (once per row) and
+           sends them to their units: a second shuffle, on the unit (``unit_rows_of``).
+        3. Each unit frame forms its candidate pairs and checks them with the exact Jaccard of the
+           shingle sets (``verify_units``): pairs are verified where they were found. A pair found
+           in several bands is checked in each.
+           Units are hashed to about ``rows x units / unit_rows`` tasks, so a task holds a few
+           units, by hash: no hard bound, but measured at most ~4 x ``unit_rows`` rows x units
+           (bench/curate_fuzzy_templated.py at 20k and 100k rows; tests/test_curate_fuzzy_spread.py).
+        4. The checked pairs are shuffled by pair (a third shuffle, 17 bytes a pair, into tasks
+           of about ``PAIRS_PER_TASK`` pairs), which counts the unique candidate pairs and keeps
+           the unique VERIFIED ones (``_unique_pairs_sized``).
+        5. One task joins the verified pairs (O(near duplicates)) into connected components
+           (``candidate_graph``), spread over ``2 x workers`` groups; each partition sends the
+           shingle sets of its rows in a component to the component's group (``candidate_rows``)
+           and each group runs ``keep_first`` on its components (``verify_group``): the greedy
+           decision of a row only looks at verified neighbours and their kept rows, all in its
            own component, so per component it is the decision over the whole graph.
-        5. One task joins the groups' drops into the table ``id -> (kept id, Jaccard)``
+        6. One task joins the groups' drops into the table ``id -> (kept id, Jaccard)``
            (``state``), which goes to the next pass's tasks without passing through the driver.
+
+        ``fit_stats`` then holds how the work was spread (largest unit frame's rows and pairs).
         """
         c = self.config
         if keys is None:
@@ -290,51 +337,85 @@ class FuzzyDedup(Stage):
         elif isinstance(keys, pd.DataFrame):
             keys = [keys]
         keys = list(keys)
+        parts = list(parts)
         self._state, self.drop_of = None, {}
         if not keys:
             self.drop_of = {}
             self._summary = _fuzzy_summary(0, [])
+            self.fit_stats = {}
             return
         n_buckets = max(1, min(len(keys), max(2 * max(1, engine.n_workers), len(keys) // 4)))
         bands = c["bands"]
-        signatures = sum(engine.gather(engine.map(len, keys))) // bands   # one count per partition
-        rows = sum(engine.gather(engine.map(len, parts)))
+        unit_rows = max(int(getattr(engine, "partition_rows", 2000)), c["max_bucket"] + 1)
+        what = "fuzzy_dedup fit"
+        spans = engine.gather(engine.map(_order_span, parts))   # (rows, lowest, highest _order) per partition
+        rows = sum(s[0] for s in spans)
+        owners, starts = _owners(spans)
         buckets = engine.shuffle(keys, ["band", *(f"v{j}" for j in range(c["rows"]))], n_buckets,
                                  band_keys(np.zeros((0, c["num_perm"]), np.uint32), np.zeros(0, np.int64), c["bands"], c["rows"]))
-        del keys
-        bucketed = engine.map(partial(_band_pairs_sized, rows=c["rows"], max_bucket=c["max_bucket"]), buckets)
-        pairs = engine.map(partial(_item, 0), bucketed)
-        del buckets
+        units = engine.map(partial(_bucket_units_routed, rows=c["rows"], max_bucket=c["max_bucket"],
+                                   unit_rows=unit_rows, starts=starts), buckets, list(range(len(buckets))))
+        _settle(engine, buckets)
+        del keys, buckets
+        unit_stats = engine.gather_progress(engine.map(_tail, units), f"{what} 1/5: MinHash signatures shuffled "
+                                            f"by LSH band ({bands} bands, {n_buckets} buckets), cut into "
+                                            "verification units", rows, "signatures", size=lambda v: v[1] / bands)
+        unit_stats = [v[0] for v in unit_stats]
+        members = sum(s[0] for s in unit_stats)
+        n_units = sum(s[1] for s in unit_stats)
+        n_verify = max(1, -(-members // unit_rows))          # about one unit a task (units are hashed to tasks)
+        answered = [engine.submit(partial(unit_rows_of, stage=self), parts[p],
+                                  *engine.map(partial(_request_of, k if starts is not None else 0), units))
+                    for k, p in enumerate(owners)]
+        del units
+        engine.gather_progress(engine.map(partial(_item, 1), answered), f"{what} 2/5: shingle sets of the "
+                               f"{members} rows x units asked for sent to their units", rows, "rows")
+        unit_in = engine.map(partial(_item, 0), answered)
+        unit_frames = engine.shuffle(unit_in, ["unit"], n_verify, _UNIT_META)
+        checked = engine.map(partial(verify_units_sized, threshold=float(c["threshold"])), unit_frames)
+        _settle(engine, unit_frames)
+        del answered, unit_in, unit_frames
+        sizes = engine.map(partial(_item, 1), checked)               # (pairs checked, rows x units) per task
+        engine.gather_progress(engine.map(partial(_item, 1), sizes), f"{what} 3/5: candidate pairs verified "
+                               f"(exact Jaccard) in {n_units} units ({n_verify} tasks)", members, "rows x units")
+        found, most_pairs, most_rows = engine.gather([engine.submit(_load_totals, *sizes)])[0]
+        del sizes
+        # 17 bytes a checked pair: frames of up to ~PAIRS_PER_TASK pairs (a constant, whatever the corpus)
+        n_dedup = max(2 * max(1, engine.n_workers), -(-found // PAIRS_PER_TASK))
+        pair_in = engine.map(partial(_item, 0), checked)
+        pair_frames = engine.shuffle(pair_in, ["lo", "hi"], n_dedup, _PAIR_META)
+        uniq = engine.map(_unique_pairs_sized, pair_frames)
+        _settle(engine, pair_frames)
+        del checked, pair_in, pair_frames
+        n_cands = engine.gather([engine.submit(_sum_first, *engine.map(partial(_item, 1), uniq))])[0]
+        log.info("%s 4/5: %d candidate pairs (%d found, with repeats across bands)", what, n_cands, found)
         groups = 2 * max(1, engine.n_workers)
-        graph = engine.submit(partial(candidate_graph, groups=groups), *pairs)
-        del pairs
+        graph = engine.submit(partial(candidate_graph, groups=groups), *engine.map(partial(_item, 0), uniq))
+        del uniq
         nodes = engine.submit(_item, 1, graph)
         cands = engine.map(partial(_candidate_rows_sized, stage=self, groups=groups), parts, [nodes] * len(parts))
         results = [engine.submit(partial(_verify_group_sized, threshold=float(c["threshold"])),
                                  engine.submit(_pairs_of, g, graph), *engine.map(partial(_group_of, g), cands)) for g in range(groups)]
-        # every task is submitted; the driver now follows the steps as they finish (progress lines)
-        what = "fuzzy_dedup fit"
-        engine.gather_progress(engine.map(partial(_item, 1), bucketed), f"{what} 1/4: MinHash signatures shuffled "
-                               f"by LSH band ({bands} bands, {n_buckets} buckets), candidate pairs found",
-                               signatures, "signatures", size=lambda k: k / bands)
-        del bucketed
-        log.info("%s 2/4: joining the candidate pairs of %d buckets into connected components (one task)",
-                 what, n_buckets)
-        n_cands = engine.gather([engine.submit(_item, 2, graph)])[0]
-        log.info("%s 2/4: %d candidate pairs", what, n_cands)
-        engine.gather_progress(engine.map(partial(_item, 1), cands), f"{what} 3/4: rows checked for candidates, their shingles "
-                               "sent to their group", rows, "rows")
-        engine.gather_progress(engine.map(partial(_item, 2), results), f"{what} 4/4: candidate pairs verified "
-                               f"(exact Jaccard) and near duplicates chosen in {groups} groups", n_cands, "pairs")
+        engine.gather_progress(engine.map(partial(_item, 1), cands), f"{what} 5/5: rows with a verified near "
+                               f"duplicate sent to their component's group, near duplicates chosen in {groups} "
+                               "groups", rows, "rows")
         del cands, nodes
-        stats = engine.gather(engine.map(partial(_item, 1), results))
+        stats = engine.gather(engine.map(_tail, results))
+        group_pairs = [v[1] for v in stats]
+        stats = [v[0] for v in stats]
         self._state = engine.submit(_fuzzy_drop_table, *engine.map(partial(_item, 0), results))
         if engine.client is None:
             self.drop_of, self._state = self._state, None
         self._summary = _fuzzy_summary(n_cands, stats)
+        self.fit_stats = {"routing": "by _order range" if starts is not None else "to every partition",
+                          "unit_rows": unit_rows, "units": n_units, "unit_tasks": n_verify, "rows": rows,
+                          "pairs_checked": found, "largest_task_rows": most_rows, "largest_task_pairs": most_pairs,
+                          "largest_group_pairs": max(group_pairs, default=0)}
         log.info("fuzzy dedup: %d candidate pairs from LSH, %d verified >= %.2f, %d clusters (kept row + "
-                 "its near duplicates), sizes %s", n_cands, self._summary["verified_pairs"], c["threshold"],
-                 self._summary["clusters"], self._summary["cluster_sizes"])
+                 "its near duplicates), sizes %s; largest verification task %d rows x units, %d pairs (rows routed %s)",
+                 n_cands, self._summary["verified_pairs"], c["threshold"], self._summary["clusters"],
+                 self._summary["cluster_sizes"], self.fit_stats["largest_task_rows"], self.fit_stats["largest_task_pairs"],
+                 self.fit_stats["routing"])
 
     def state(self):
         """The decision where it lives after ``fit``: a future of the drop table on a worker (dask),
@@ -440,6 +521,211 @@ def band_pairs(keys: pd.DataFrame, rows: int, max_bucket: int) -> np.ndarray:
     if not out:
         return np.zeros((0, 2), dtype=np.int64)
     return np.unique(np.concatenate(out), axis=0)
+
+
+def _bucket_starts(keys: pd.DataFrame, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The LSH buckets of band-key rows (the sort of ``band_pairs``).
+
+    Returns:
+        ``(order, starts, sizes)``: ``order`` the rows' ``_order`` (int64) sorted by band, band
+        values, then ``_order``; bucket i is ``order[starts[i]:starts[i] + sizes[i]]``.
+    """
+    vals = [keys[f"v{j}"].to_numpy() for j in range(rows)]
+    band = keys["band"].to_numpy()
+    order = keys["_order"].to_numpy()
+    idx = np.lexsort([order, *reversed(vals), band])          # by band, its values, then _order
+    band, order, vals = band[idx], order[idx], [v[idx] for v in vals]
+    new = np.empty(len(idx), dtype=bool)
+    if len(idx):
+        new[0] = True
+    new[1:] = band[1:] != band[:-1]
+    for v in vals:
+        new[1:] |= v[1:] != v[:-1]
+    starts = np.flatnonzero(new)
+    return order.astype(np.int64, copy=False), starts, np.diff(np.append(starts, len(idx)))
+
+
+def bucket_units(keys: pd.DataFrame, rows: int, max_bucket: int, unit_rows: int) -> pd.DataFrame:
+    """The LSH buckets of two or more rows in ``keys`` (band-key rows, each bucket whole) as
+    verification pieces packed into units of about ``unit_rows`` rows. A bucket of up to
+    ``max_bucket`` rows is one piece (all its pairs are candidates); a larger one links every
+    member to its first (lowest ``_order``) member only, as ``lsh_candidates`` does, and is cut
+    into pieces of ``unit_rows - 1`` members plus that first row. Pieces are packed in order, a
+    new unit starting at every ``unit_rows`` rows, so a unit holds fewer than ``2 x unit_rows``
+    rows whatever the bucket sizes.
+
+    Returns:
+        A frame of one row per (row, piece): ``_order``, ``piece`` (local piece number), ``first``
+        (the piece's first ``_order`` for a cut large bucket, -1 for all pairs) and ``unit`` (local
+        unit number), all int64; empty when no bucket has two rows.
+    """
+    cols = ("_order", "piece", "first", "unit")
+    if len(keys) < 2:
+        return pd.DataFrame({k: np.zeros(0, dtype=np.int64) for k in cols})
+    order, starts, sizes = _bucket_starts(keys, rows)
+    multi = sizes > 1
+    st, sz = starts[multi], sizes[multi]
+    small = sz <= max_bucket
+    ss, zs = st[small], sz[small]
+    rep = np.repeat(np.arange(len(ss)), zs)
+    pos = [ss[rep] + (np.arange(rep.size) - np.repeat(np.cumsum(zs) - zs, zs))]
+    piece, first, piece_sizes = [rep], [np.full(rep.size, -1, dtype=np.int64)], [zs]
+    k = len(ss)
+    m = max(1, unit_rows - 1)
+    for s0, n in zip(st[~small].tolist(), sz[~small].tolist()):
+        for c in range(s0 + 1, s0 + n, m):
+            members = np.concatenate([[s0], np.arange(c, min(c + m, s0 + n))])
+            pos.append(members)
+            piece.append(np.full(members.size, k, dtype=np.int64))
+            first.append(np.full(members.size, order[s0], dtype=np.int64))
+            piece_sizes.append(np.array([members.size]))
+            k += 1
+    pos_a, piece_a = np.concatenate(pos).astype(np.int64), np.concatenate(piece).astype(np.int64)
+    psz = np.concatenate(piece_sizes).astype(np.int64)
+    unit_of_piece = (np.cumsum(psz) - psz) // max(1, unit_rows)
+    return pd.DataFrame({"_order": order[pos_a], "piece": piece_a, "first": np.concatenate(first),
+                         "unit": unit_of_piece[piece_a] if len(piece_a) else piece_a})
+
+
+def _bucket_units_routed(keys: pd.DataFrame, b: int, rows: int, max_bucket: int, unit_rows: int,
+                         starts: np.ndarray | None) -> tuple[list[pd.DataFrame], tuple[int, int], int]:
+    """``bucket_units`` of bucket frame ``b``, its piece and unit numbers made global (``b << 32``
+    plus the local number), split by the partition that holds each row (``starts``: the lowest
+    ``_order`` of each non-empty partition, ascending, their ranges apart; None: not split).
+
+    Returns:
+        ``(requests, (rows x units, units), band keys)``: ``requests[k]`` the ``bucket_units`` rows
+        of partition k (``[all rows]`` when ``starts`` is None).
+    """
+    u = bucket_units(keys, rows, max_bucket, unit_rows)
+    u["piece"] += np.int64(b) << 32
+    u["unit"] += np.int64(b) << 32
+    if starts is None:
+        return [u], (len(u), int(u["unit"].nunique())), len(keys)
+    where = np.searchsorted(starts, u["_order"].to_numpy(), side="right") - 1
+    return ([u[where == k] for k in range(len(starts))], (len(u), int(u["unit"].nunique())), len(keys))
+
+
+def _request_of(k: int, routed) -> pd.DataFrame:
+    return routed[0][k]
+
+
+def _order_span(df: pd.DataFrame) -> tuple[int, int, int]:
+    """The partition's size and ``_order`` range (routing of ``fit``'s step 1).
+
+    Returns:
+        ``(rows, lowest _order, highest _order)``; ``(0, 0, -1)`` when empty.
+    """
+    if len(df) == 0:
+        return (0, 0, -1)
+    o = df["_order"]
+    return (len(df), int(o.min()), int(o.max()))
+
+
+def _owners(spans: list[tuple[int, int, int]]) -> tuple[list[int], np.ndarray | None]:
+    """The non-empty partitions sorted by their lowest ``_order``, and those lowest values when
+    the partitions' ``_order`` ranges do not overlap (the pipeline's partitions: rows are read in
+    order and never move between partitions), so that a row is routed to its partition by range.
+
+    Returns:
+        ``(partition indices, lowest _order of each)``, or ``(partition indices, None)`` when two
+        ranges overlap (then every request goes to every partition: correct, but each partition
+        task then sees all the requests).
+    """
+    live = sorted((lo, hi, p) for p, (n, lo, hi) in enumerate(spans) if n)
+    owners = [p for _, _, p in live]
+    if any(lo <= hi for (_, hi, _), (lo, _, _) in zip(live, live[1:])):
+        return owners, None
+    return owners, np.array([lo for lo, _, _ in live], dtype=np.int64)
+
+
+_UNIT_META = pd.DataFrame({"_order": np.zeros(0, np.int64), "piece": np.zeros(0, np.int64),
+                           "first": np.zeros(0, np.int64), "unit": np.zeros(0, np.int64),
+                           "id": pd.Series([], dtype=object), "sh": pd.Series([], dtype=object)})
+_PAIR_META = pd.DataFrame({"lo": np.zeros(0, np.int64), "hi": np.zeros(0, np.int64), "ok": np.zeros(0, bool)})
+
+
+def unit_rows_of(df: pd.DataFrame, *requests: pd.DataFrame, stage: FuzzyDedup) -> tuple[pd.DataFrame, int]:
+    """One partition answers the units: the shingle sets (uint32) of its rows asked for in
+    ``requests`` (``bucket_units`` rows), each computed once.
+
+    Returns:
+        ``(frame, rows of the partition)``: the requests with ``id`` (str) and ``sh`` (object: the
+        bytes of a sorted uint32 array per row) added (columns of ``_UNIT_META``).
+    """
+    req = pd.concat(requests, ignore_index=True) if requests else _UNIT_META[["_order", "piece", "first", "unit"]]
+    req = req[req["_order"].isin(df["_order"])]          # all of it but with overlapping partitions
+    if req.empty:
+        return _UNIT_META.copy(), len(df)
+    want = pd.unique(req["_order"].to_numpy())
+    sub = df[df["_order"].isin(want)]
+    order = sub["_order"].to_numpy(dtype="int64").tolist()
+    # bytes, not arrays: a column of bytes objects pickles ~20x faster through the shuffle
+    sh = dict(zip(order, (stage._shingles(t).astype(np.uint32).tobytes() for t in sub[stage.config["field"]])))
+    ids = dict(zip(order, _as_str(sub["id"]).tolist()))
+    o = req["_order"].tolist()
+    out = req.reset_index(drop=True)
+    out["id"] = pd.Series([ids[i] for i in o], dtype=object)
+    out["sh"] = pd.Series([sh[i] for i in o], dtype=object)
+    return out, len(df)
+
+
+def verify_units(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """The candidate pairs of the pieces in ``frame`` (``unit_rows_of`` rows of whole units),
+    each checked with the exact Jaccard of its shingle sets. A piece with ``first`` -1 gives every
+    pair of its rows, a piece of a cut large bucket the pairs (first, member).
+
+    Returns:
+        A frame of ``lo``, ``hi`` (int64 ``_order`` values, lo < hi) and ``ok`` (Jaccard >=
+        ``threshold``), one row per pair and piece (a pair found in several pieces repeats).
+    """
+    if frame.empty:
+        return _PAIR_META.copy()
+    f = frame.sort_values(["piece", "_order"], kind="stable")
+    piece = f["piece"].to_numpy()
+    order = f["_order"].to_numpy(dtype=np.int64)
+    first = f["first"].to_numpy(dtype=np.int64)
+    sh = {o: np.frombuffer(b, dtype=np.uint32) for o, b in zip(order.tolist(), f["sh"])}
+    new = np.ones(len(f), dtype=bool)
+    new[1:] = piece[1:] != piece[:-1]
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.append(starts, len(f)))
+    out = []
+    allp = first[starts] < 0
+    for s in np.unique(sizes[allp & (sizes > 1)]).tolist():
+        st = starts[allp & (sizes == s)]
+        iu, ju = np.triu_indices(s, 1)
+        lo, hi = st[:, None] + iu, st[:, None] + ju
+        out.append(np.stack([order[lo.ravel()], order[hi.ravel()]], axis=1))
+    star = (first >= 0) & (order != first)
+    if star.any():
+        out.append(np.stack([first[star], order[star]], axis=1))
+    pairs = np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
+    ok = np.fromiter((jaccard(sh[i], sh[j]) >= threshold for i, j in pairs.tolist()), dtype=bool, count=len(pairs))
+    return pd.DataFrame({"lo": pairs[:, 0], "hi": pairs[:, 1], "ok": ok})
+
+
+def verify_units_sized(frame: pd.DataFrame, threshold: float) -> tuple[pd.DataFrame, tuple[int, int]]:
+    """``verify_units`` plus its size (the progress line and ``fit_stats``).
+
+    Returns:
+        ``(pairs frame, (pairs checked, rows x pieces in the frame))``.
+    """
+    out = verify_units(frame, threshold)
+    return out, (len(out), len(frame))
+
+
+def _unique_pairs_sized(frame: pd.DataFrame) -> tuple[np.ndarray, tuple[int, int]]:
+    """One frame of checked pairs, each pair whole in it (shuffled by pair): the unique pairs.
+
+    Returns:
+        ``(verified, (unique candidate pairs, pairs in))``: ``verified`` the ``[k, 2]`` int64 array of
+        the unique pairs with ``ok``.
+    """
+    u = frame.drop_duplicates(["lo", "hi"])
+    v = u[u["ok"].astype(bool)]
+    return (np.stack([v["lo"].to_numpy(np.int64), v["hi"].to_numpy(np.int64)], axis=1).reshape(-1, 2),
+            (len(u), len(frame)))
 
 
 def candidate_graph(*pairs: np.ndarray, groups: int):

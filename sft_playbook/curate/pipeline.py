@@ -40,11 +40,16 @@ module_index keys    on the workers: one row per (row, module name it defines or
                      into the index on one worker, which the compile check's tasks receive
                      (``ModuleIndex.state``). The driver gets 3 counts per bucket
 fuzzy_dedup keys     on the workers: LSH band keys (20 bands x 44 B = 880 B a row), shuffled by
-                     band key; candidate pairs (``_order`` pairs, O(near duplicates)) are joined
-                     and cut into connected components on one worker; each partition sends the
-                     shingles of its candidate rows to its component's group, which verifies
-                     and decides (``keep_first``); the drop table stays on a worker. The driver
-                     gets the candidate count and 3 counts per group (``FuzzyDedup``)
+                     band key; the buckets are cut into verification units of about
+                     partition_rows rows, each partition sends the shingle sets of the rows a
+                     unit needs to it (a second shuffle) and the candidate pairs are verified
+                     there (exact Jaccard). Candidate pairs are NOT O(near duplicates): on
+                     templated code they grow with the rows (~20 a row at 20k synthetic
+                     Verilog rows, ~1 % of them verified), so no task holds them all; only the
+                     VERIFIED pairs (O(near duplicates)) are joined into connected components
+                     on one worker for ``keep_first``; the drop table stays on a worker. The
+                     driver gets the unique candidate count (a third shuffle, by pair) and a few
+                     counts per partition, bucket, unit task and group (``FuzzyDedup``)
 decontaminate        the benchmark's n-grams are loaded by ``fit`` and travel with the stage
                      (VerilogEval v2: 156 problems, 23k distinctive n-grams, 212 kB pickled;
                      fixed, whatever the corpus); no per-row keys
@@ -58,10 +63,12 @@ The global fits (module_index, exact and fuzzy dedup) report their progress like
 seconds; rows, signatures, module names or candidate pairs done / total, and the rate): for that
 the driver also gets one count per partition or bucket and step.
 
-Checkpoints (``Checkpoints``): after every pass but the last, the workers pickle their partitions
-into ``work_dir/pass-<g>/`` and the driver rewrites ``work_dir/manifest.json`` (atomic); a run
-started with ``resume=true`` skips the passes listed there and reads the last one's partitions
-back on the workers. Progress: one bar per pass in rows (rows/s). Where the time went (per step,
+Checkpoints (``Checkpoints``): after every pass but the last, the workers write their partitions
+into ``work_dir/pass-<g>/`` as Arrow IPC files (``frames.py``: data only, never a pickle, so a
+work folder that others can write does not let them run code on the workers) and the driver
+rewrites ``work_dir/manifest.json`` (atomic), then deletes the previous pass's folder: the work
+folder holds one pass's partitions at a time. A run started with ``resume=true`` skips the
+passes listed there and reads the last one's partitions back on the workers. Progress: one bar per pass in rows (rows/s). Where the time went (per step,
 pass and stage) is written into the output set as ``curation_timings.{json,md}`` and logged at the
 end (``timings_file``: an extra copy of the JSON); the report itself stays free of timings.
 """
@@ -92,6 +99,7 @@ from .decontam import Decontaminate
 from .dedup import ExactDedup, FuzzyDedup
 from .engine import Engine, EngineError, ProgressLine, code_version  # noqa: F401 - ProgressLine: public here too
 from .hierarchy import ModuleIndex
+from .frames import SUFFIX as FRAME_SUFFIX, read_frame, write_frame
 from .filters import AlphaShare, Compiles, HasModule, LineCount, LongestLine, TopNGramShare, UrlShare, WordCount
 from ..io import replace_dir_atomic
 from .pii import RedactPII
@@ -522,11 +530,18 @@ def _union(column_lists: list[list[str]]) -> list[str]:
 
 
 def _save_part(df: pd.DataFrame, path: str) -> int:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{path}.tmp"
-    df.to_pickle(tmp)
-    os.replace(tmp, path)
-    return len(df)
+    return write_frame(df, path)             # Arrow IPC, data only (frames.py): never a pickle
+
+
+def _foreign_parts(manifest: dict) -> bool:
+    """Whether a manifest lists part files that are not Arrow checkpoint files (an older
+    version's pickles, or planted): those are never read, the run starts afresh.
+
+    Returns:
+        True when any listed part file lacks the ``.arrow`` suffix.
+    """
+    passes = manifest.get("passes") or []
+    return any(not str(f).endswith(FRAME_SUFFIX) for rec in passes for f in (rec.get("parts") or []))
 
 
 def _stats_record(st: StageStats) -> dict[str, Any]:
@@ -536,10 +551,16 @@ def _stats_record(st: StageStats) -> dict[str, Any]:
 
 class Checkpoints:
     """The passes a run has finished, for ``resume=true``: ``<work>/manifest.json`` lists them
-    (the partitions each left, as pickled part files written by the workers, and its stages'
-    statistics) plus what the read step found; it is rewritten atomically after every pass, so
-    a run killed at any point (kill -9) leaves the last finished pass's state and nothing half
-    written is ever listed. ``fingerprint`` ties it to the config and the source files."""
+    (its stages' statistics, and for the LAST finished pass the partitions it left, as Arrow IPC
+    part files written by the workers: ``frames.write_frame``, data only) plus what the read step
+    found; it is rewritten atomically after every pass, so a run killed at any point (kill -9)
+    leaves the last finished pass's state and nothing half written is ever listed.
+
+    On disk: one pass's partitions at a time (about the size of the rows still in the run, as
+    uncompressed Arrow): once pass g is in the manifest (which then no longer lists pass g-1's
+    files), ``pass-<g-1>/`` is deleted; a folder left by a kill between the two steps is deleted
+    at the next save or resume (``prune``). ``fingerprint`` ties it to the config and the source
+    files."""
 
     def __init__(self, work: Path, fingerprint: dict[str, str] | str, resume: bool) -> None:
         self.work = work
@@ -552,12 +573,15 @@ class Checkpoints:
             except (OSError, ValueError):
                 old = None
             before = old.get("fingerprint") if isinstance(old, dict) else None
-            if before == parts:
+            if before == parts and not _foreign_parts(old):
                 self.data = old
+                self.prune()
             else:
                 if isinstance(before, dict):
                     changed = [k for k in parts if before.get(k) != parts[k]] + [k for k in before if k not in parts]
                     why = "changed since: " + ", ".join(changed)
+                elif before == parts:
+                    why = "its part files are not Arrow checkpoint files (an older version's pickles)"
                 else:
                     why = "unreadable or from an older version"
                 log.warning("resume=true but %s was computed from other inputs (%s): starting afresh", self.path, why)
@@ -576,9 +600,19 @@ class Checkpoints:
 
         write_json_atomic(self.path, self.data)
 
+    def prune(self) -> None:
+        """Delete every ``pass-*`` folder of the work folder that the manifest does not list
+        (all but the last finished pass's); the manifest is saved before, so it never names a
+        deleted file."""
+        keep = {Path(f).parent.name for rec in self.data["passes"] for f in rec.get("parts") or []}
+        for d in sorted(self.work.glob("pass-*")):
+            if d.is_dir() and d.name not in keep:
+                shutil.rmtree(d, ignore_errors=True)
+
     def pass_done(self, engine: Engine, g: int, parts: list, stats: list[StageStats]) -> list:
-        """Record a finished pass: its partitions are pickled by the workers into ``pass-<g>/`` part
-        files, then the pass is added to the manifest (saved).
+        """Record a finished pass: its partitions are written by the workers into ``pass-<g>/``
+        part files (Arrow IPC), then the pass is added to the manifest, which stops listing the
+        previous pass's files (saved atomically), and only then is ``pass-<g-1>/`` deleted.
 
         Args:
             engine: the engine that runs the save tasks.
@@ -589,10 +623,13 @@ class Checkpoints:
         Returns:
             The part file paths, one per partition.
         """
-        files = [str(self.work / f"pass-{g:02d}" / f"{part_name(p)}.pkl") for p in range(len(parts))]
+        files = [str(self.work / f"pass-{g:02d}" / f"{part_name(p)}{FRAME_SUFFIX}") for p in range(len(parts))]
         engine.gather(engine.map(_save_part, parts, files))
+        for rec in self.data["passes"]:
+            rec["parts"] = []                # resume reads only the last pass's partitions
         self.data["passes"].append({"parts": files, "stats": [_stats_record(s) for s in stats]})
         self.save()
+        self.prune()
         return files
 
 
@@ -656,7 +693,7 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
             log.info("pass %d (%s): finished in an earlier run, not redone", g + 1, ", ".join(st.name for st in chain))
             timings.append({"pass": g + 1, "stages": [st.name for st in chain], "resumed": True})
             if g == len(done) - 1:
-                parts = engine.map(pd.read_pickle, done[g]["parts"])
+                parts = engine.map(read_frame, done[g]["parts"])
                 load = None
             continue
         fit_s = [0.0] * len(chain)

@@ -1,0 +1,169 @@
+"""Checkpoints (REVIEW15b #15, #16): the work folder holds one pass's partitions at a time, the
+manifest never names a deleted file, and part files are data only (Arrow IPC, never a pickle:
+a work folder that others can write must not let them run code on the workers at resume)."""
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sft_playbook.curate import pipeline
+from sft_playbook.curate.base import StageStats
+from sft_playbook.curate.engine import Engine
+from sft_playbook.curate.frames import CheckpointError, read_frame, write_frame
+from sft_playbook.curate.pipeline import Checkpoints
+
+FP = {"config": "c1", "data files": "d1"}
+
+
+def partition(n: int, start: int) -> pd.DataFrame:
+    """What a pass leaves: str-dtype text, object columns of str (hierarchy stage), int64 order,
+    an index with gaps (rows dropped), lone surrogates and a BOM in the text."""
+    df = pd.DataFrame({"id": [f"r{i}" for i in range(start, start + n)],
+                       "source": "mgv", "_order": np.arange(start, start + n, dtype=np.int64),
+                       "code": pd.Series([f"module m{i}; // \ud800 é\nendmodule\n" if i % 3 == 0
+                                          else f"\ufeffmodule m{i}; endmodule" for i in range(n)], dtype=object),
+                       "desc_high_level": [f"A register {i} (Jürgen)" for i in range(n)],
+                       "unresolved_modules": pd.Series(["" if i % 2 else "sub_a,sub_b" for i in range(n)], dtype=object)})
+    return df.iloc[::2] if n > 1 else df
+
+
+def stats() -> list[StageStats]:
+    return [StageStats("clean", 10, 9)]
+
+
+def test_pass_00_is_gone_once_pass_01_is_recorded(tmp_path):
+    ck = Checkpoints(tmp_path, FP, resume=False)
+    with Engine(engine="local") as eng:
+        ck.pass_done(eng, 0, [partition(6, 0), partition(4, 6)], stats())
+        assert (tmp_path / "pass-00").is_dir()
+        ck.pass_done(eng, 1, [partition(5, 0), partition(3, 6)], stats())
+        assert not (tmp_path / "pass-00").exists() and (tmp_path / "pass-01").is_dir()
+        ck.pass_done(eng, 2, [partition(4, 0)], stats())
+    assert sorted(p.name for p in tmp_path.glob("pass-*")) == ["pass-02"]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    listed = [f for rec in manifest["passes"] for f in rec["parts"]]
+    assert len(manifest["passes"]) == 3 and all(Path(f).is_file() for f in listed)   # never a deleted file
+    assert [len(rec["parts"]) for rec in manifest["passes"]] == [0, 0, 1]
+    assert [rec["stats"][0]["name"] for rec in manifest["passes"]] == ["clean"] * 3   # statistics kept for every pass
+
+
+def test_a_kill_between_manifest_and_delete_is_cleaned_at_resume(tmp_path):
+    """kill -9 after the manifest names pass 1 but before pass-00 was deleted: the resumed run
+    deletes the stale folder and keeps the listed one."""
+    ck = Checkpoints(tmp_path, FP, resume=False)
+    with Engine(engine="local") as eng:
+        ck.pass_done(eng, 0, [partition(6, 0)], stats())
+        ck.pass_done(eng, 1, [partition(4, 0)], stats())
+    stale = tmp_path / "pass-00"
+    stale.mkdir()
+    write_frame(partition(6, 0), stale / "part-00000.arrow")
+    (tmp_path / "pass-02").mkdir()                        # a pass that was being written (not listed)
+    resumed = Checkpoints(tmp_path, FP, resume=True)
+    assert len(resumed.passes) == 2
+    assert sorted(p.name for p in tmp_path.glob("pass-*")) == ["pass-01"]
+    assert all(Path(f).is_file() for rec in resumed.passes for f in rec["parts"])
+
+
+def test_a_checkpoint_file_holds_no_pickle_and_reads_back_exactly(tmp_path):
+    ck = Checkpoints(tmp_path, FP, resume=False)
+    df = partition(9, 100)
+    with Engine(engine="local") as eng:
+        files = ck.pass_done(eng, 0, [df], stats())
+    raw = Path(files[0]).read_bytes()
+    assert raw[:6] == b"ARROW1" and not raw.startswith(b"\x80")
+    with pytest.raises(pickle.UnpicklingError):
+        pickle.loads(raw)
+    back = read_frame(files[0])
+    pd.testing.assert_frame_equal(back, df, check_exact=True)
+    assert back.index.tolist() == df.index.tolist() and back["code"].tolist() == df["code"].tolist()
+    assert back["unresolved_modules"].dtype == object and back["code"].dtype == df["code"].dtype
+
+
+@pytest.mark.parametrize("column", [
+    pd.Series(["a", None, "\udc80x"], dtype=object),                     # object text with None, a lone surrogate
+    pd.Series(["a", None, "b"]),                                          # pandas' str dtype with NaN
+    pd.Series([["m1", "m2"], {"k": [1, 2.5]}, None], dtype=object),      # lists/dicts: JSON, exact
+    pd.Series([1.5, float("nan"), -0.0]),
+    pd.Series([True, False, True]),
+    pd.Series([3, 2, 1], dtype="int32"),
+])
+def test_round_trip_is_exact_for_each_column_kind(tmp_path, column):
+    df = pd.DataFrame({"x": column, "_order": np.arange(3, dtype=np.int64)}).set_axis([7, 3, 11])
+    write_frame(df, tmp_path / "p.arrow")
+    back = read_frame(tmp_path / "p.arrow")
+    pd.testing.assert_frame_equal(back, df, check_exact=True)
+    assert [type(v) for v in back["x"].tolist()] == [type(v) for v in df["x"].tolist()]
+
+
+def test_values_that_would_not_come_back_the_same_are_refused(tmp_path):
+    for bad in (pd.Series([(1, 2)], dtype=object), pd.Series([{1: "int key"}], dtype=object),
+                pd.Series([b"bytes"], dtype=object)):
+        with pytest.raises(CheckpointError, match="column 'x'"):
+            write_frame(pd.DataFrame({"x": bad}), tmp_path / "p.arrow")
+    assert not (tmp_path / "p.arrow").exists()
+
+
+class _Evil:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_pickle_planted_in_the_work_folder_is_never_run(tmp_path):
+    """Someone who can write work_dir replaces the manifest's part files with pickles (or an
+    older version left pickles): resume does not read them, and ``read_frame`` never unpickles."""
+    marker = tmp_path / "ran"
+    ck = Checkpoints(tmp_path, FP, resume=False)
+    with Engine(engine="local") as eng:
+        files = ck.pass_done(eng, 0, [partition(4, 0)], stats())
+    evil = tmp_path / "pass-00" / "part-00000.pkl"
+    evil.write_bytes(pickle.dumps(_Evil(str(marker))))
+    Path(files[0]).write_bytes(evil.read_bytes())            # same name, pickle inside
+    with pytest.raises(CheckpointError, match="not a checkpoint part file"):
+        read_frame(files[0])
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["passes"][0]["parts"] = [str(evil)]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    resumed = Checkpoints(tmp_path, FP, resume=True)
+    assert resumed.passes == []                               # started afresh, the .pkl never read
+    assert not marker.exists()
+
+
+def test_a_killed_curation_resumes_from_arrow_checkpoints_with_the_same_bytes(tmp_path, monkeypatch):
+    """A whole run (engine=local) checkpoints only .arrow files, keeps one pass folder at a time
+    (checked at every save), and a resume from its manifest gives the same outputs."""
+    from test_curate_scale import awkward_source, config
+
+    awkward_source(tmp_path / "src")
+    seen = []
+    real = Checkpoints.pass_done
+
+    def spy(self, engine, g, parts, st):
+        out = real(self, engine, g, parts, st)
+        seen.append(sorted(p.name for p in self.work.glob("pass-*")))
+        assert all(Path(f).suffix == ".arrow" and Path(f).is_file() for rec in self.passes for f in rec["parts"])
+        if g == 1:
+            raise KeyboardInterrupt("killed after pass 2's checkpoint")
+        return out
+    monkeypatch.setattr(Checkpoints, "pass_done", spy)
+    cfg = config(tmp_path, "local", [f"work_dir={tmp_path / 'work'}"])
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.curate(cfg)
+    assert seen == [["pass-00"], ["pass-01"]]
+    monkeypatch.setattr(Checkpoints, "pass_done", real)
+    pipeline.curate(config(tmp_path, "local", [f"work_dir={tmp_path / 'work'}", "resume=true"]))
+    resumed = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*.jsonl")}
+    import shutil
+
+    shutil.rmtree(tmp_path / "out")
+    shutil.rmtree(tmp_path / "dropped")
+    pipeline.curate(config(tmp_path, "local", [f"work_dir={tmp_path / 'work2'}"]))
+    fresh = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*.jsonl")}
+    assert resumed == fresh and len(fresh) >= 3
