@@ -27,8 +27,12 @@ rows                 on the workers only: read there (``read_partitions``: shard
                      rows and splits as part files, then one concatenation / merge per file)
 per partition        to the driver: rows in, drops per reason, 3 examples per reason, counters
 read step            to the driver: per jsonl file its size, one line count per 32 MiB byte range
-                     and one byte offset per shard (``list_shards``); one row count per pack of
-                     shards (-> id offsets); id uniqueness is checked on the workers (ids hashed into buckets)
+                     and one byte offset per shard, per parquet file its row counts per row
+                     group, per staged part file (compressed jsonl, JSON list, big row group)
+                     its path and counts (``list_shards``); one row count and the bad-line counts
+                     per reason per pack of shards (-> id offsets; every bad line is written by
+                     the workers, ``00_bad_lines.jsonl``); id uniqueness is checked on the
+                     workers (ids hashed into buckets)
 exact_dedup keys     on the workers: 16-byte hash + id + order, ~100 B a row as Python objects
                      (1M rows ~100 MB): shuffled by hash into buckets, one task per bucket, the
                      drop table stays on a worker and goes to the next pass (``ExactDedup``)
