@@ -310,3 +310,33 @@ def test_staged_parts_hold_at_most_a_chunk(tmp_path):
     assert [(p[1], p[2]) for p in parts] == [(0, 16), (16, 16), (32, 16), (48, 2)]
     assert sum(sh.arrow_rows(p[0], 0, 99) == pq.read_table(pq_file).slice(p[1], p[2]).to_pylist() for p in parts) == 4
     assert os.path.basename(parts[0][0]).endswith(".arrow")
+
+
+# -- the real slice (CC-BY-NC-SA-4.0, read from ../shared, never copied into the repository) --------------
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "mg-verilog-course-slice" / "mg_verilog_high_level.jsonl"
+REAL = REAL if REAL.is_file() else Path(__file__).resolve().parents[3] / "shared" / "realdata" / "mg-verilog-course-slice" / "mg_verilog_high_level.jsonl"
+
+
+@pytest.mark.skipif(not REAL.is_file(), reason="the real MG-Verilog slice (../shared/realdata) is not next to this checkout")
+def test_the_real_slice_as_gz_and_one_group_parquet_reads_as_the_plain_file_in_bounded_partitions(tmp_path):
+    recs = read_jsonl(REAL)
+    variants = {"plain": None, "gz": None, "parquet": None}
+    (tmp_path / "plain" / "src").mkdir(parents=True)
+    os.symlink(REAL, tmp_path / "plain" / "src" / "slice.jsonl")
+    (tmp_path / "gz" / "src").mkdir(parents=True)
+    (tmp_path / "gz" / "src" / "slice.jsonl.gz").write_bytes(gzip.compress(REAL.read_bytes()))
+    (tmp_path / "parquet" / "src").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([{"id": r["id"], "code": r["code"], "description": json.dumps(r["description"])}
+                                         for r in recs]), tmp_path / "parquet" / "src" / "slice.parquet",
+                   row_group_size=len(recs))
+    for name in variants:
+        cfg = config(tmp_path / name, "local", ["engine.partition_rows=256", "levels=[high_level]"])
+        (tmp_path / name / "sources.jsonl").write_text(json.dumps(
+            {"name": "mgv", "path": str(tmp_path / name / "src"), "levels": {"high_level": "high_level_global_summary"},
+             "license": "CC-BY-NC-SA-4.0"}) + "\n")
+        frames, bad, n = read(cfg, "local", tmp_path / name / "work")
+        assert bad.skipped == 0 and n == len(recs) == 1671, name
+        assert max(len(f) for f in frames) <= 256 and len(frames) >= len(recs) // 256, (name, [len(f) for f in frames])
+        variants[name] = pd.concat(frames, ignore_index=True)
+    pd.testing.assert_frame_equal(variants["gz"], variants["plain"])
+    pd.testing.assert_frame_equal(variants["parquet"], variants["plain"])
