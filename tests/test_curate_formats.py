@@ -340,3 +340,16 @@ def test_the_real_slice_as_gz_and_one_group_parquet_reads_as_the_plain_file_in_b
         variants[name] = pd.concat(frames, ignore_index=True)
     pd.testing.assert_frame_equal(variants["gz"], variants["plain"])
     pd.testing.assert_frame_equal(variants["parquet"], variants["plain"])
+
+
+def test_a_missing_bad_lines_file_is_not_installed_silently(tmp_path):
+    """Workers that do not see the work folder write 00_bad_lines.jsonl elsewhere: the driver names it."""
+    from sft_playbook.curate.pipeline import PipelineError, verify_dropped_files
+
+    files = tmp_path / "dropped-files"
+    files.mkdir()
+    verify_dropped_files(files, [], tmp_path, 0)
+    with pytest.raises(PipelineError, match=r"00_bad_lines\.jsonl is missing .* 3 row"):
+        verify_dropped_files(files, [], tmp_path, 3)
+    (files / "00_bad_lines.jsonl").write_text('{"id": null}\n')
+    verify_dropped_files(files, [], tmp_path, 3)

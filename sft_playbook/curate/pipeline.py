@@ -1329,7 +1329,7 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
             write_timings(staging, timings)
             log_timings(cfg, timings)         # its extra copy (timings_file) too, before anything is swapped in
             if dropped_dir is not None:
-                verify_dropped_files(drop_files, stats, work)
+                verify_dropped_files(drop_files, stats, work, bad.skipped)
                 install_dropped(drop_files, dropped_dir)
     shutil.rmtree(work, ignore_errors=True)
     log.info("wrote %s/<level>/{train,validation,test}.jsonl for %s: %s; report in %s/curation_report.md (%.1fs)",
@@ -1421,19 +1421,21 @@ def verify_written(files: dict[Path, int], folder: Path, what: str) -> None:
                                 f"{what} {folder}; {SHARED_HINT}; the previous outputs were left as they were")
 
 
-def verify_dropped_files(files_dir: Path, stats: list[StageStats], work: Path) -> None:
+def verify_dropped_files(files_dir: Path, stats: list[StageStats], work: Path, bad_lines: int = 0) -> None:
     """On the driver, before the dropped-row files are installed: one ``<nn>_<stage>.jsonl`` per
-    stage in ``files_dir``, not empty where the stage dropped rows.
+    stage in ``files_dir``, not empty where the stage dropped rows, and ``00_bad_lines.jsonl`` not
+    empty when ``bad_lines`` input lines were skipped.
 
     Raises:
         PipelineError: one line naming the first missing (or empty) file.
     """
-    for i, st in enumerate(stats):
-        f = files_dir / f"{i + 1:02d}_{st.name}.jsonl"
-        n = sum(st.dropped.values())
+    wanted = [(BAD_LINES_FILE, "read (bad input lines skipped)", bad_lines)] if bad_lines else []
+    wanted += [(f"{i + 1:02d}_{st.name}.jsonl", st.name, sum(st.dropped.values())) for i, st in enumerate(stats)]
+    for name, what, n in wanted:
+        f = files_dir / name
         if not f.is_file() or (n and f.stat().st_size == 0):
             state = "is missing" if not f.is_file() else "is empty"
-            raise PipelineError(f"{f} {state} on this machine although stage {st.name} dropped {n} row(s): the "
+            raise PipelineError(f"{f} {state} on this machine although stage {what} dropped {n} row(s): the "
                                 f"workers do not see work_dir {work}; {SHARED_HINT}; the previous outputs were "
                                 "left as they were")
 
