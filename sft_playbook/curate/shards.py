@@ -13,8 +13,9 @@ parquet              a row group of at most ``per`` rows is one shard, read in p
                      shards. Reading a row range of a parquet group in place would decode the
                      group from its start for every shard (quadratic); one streamed copy is linear.
 Arrow (``.arrow``)   row ranges of ``per`` rows, read in place through a memory map (record
-                     batches before the range are skipped without decoding; the range's slices
-                     are the only rows converted). Nothing is copied.
+                     batches before the range are skipped without decoding - unless the file
+                     uses Arrow's buffer compression, whose batches are decompressed as they are
+                     passed; the range's slices are the only rows converted). Nothing is copied.
 compressed jsonl     (``.gz``/``.bz2``/``.xz``/``.zst``) cannot be seeked: one worker task streams
                      the file once (``stage_lines``) and writes its lines, byte for byte, into
                      plain jsonl part files of ``chunk`` lines; the parts are the shards and are
@@ -51,8 +52,8 @@ for ``bench/``), which sent the driver the offset of every 16th line (O(lines / 
 like a local folder's.
 
 Small shards are packed (``pack_shards``): consecutive shards of one source, in this order, are read
-by one task (``read_pack``) into one partition of about a shard's rows (line counts for jsonl, bytes
-for the rest), so 1,000 files of 2 rows are a few partitions, not 1,000; rows, ids and lines stay.
+by one task (``read_pack``) into one partition of about a shard's rows (row or line counts; bytes
+only for a file read whole), so 1,000 files of 2 rows are a few partitions, not 1,000; rows, ids and lines stay.
 
 Ids stay what they were when the driver read every row: a record's own ``id_field``, or
 ``<name>-<n>`` with n the 0-based index of the record over the source's files in sorted order.
