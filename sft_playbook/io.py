@@ -49,23 +49,49 @@ class OutputError(OSError):
         return self.strerror or super().__str__()
 
 
+def bad_line_reason(reason: str) -> str:
+    """The class of a bad line's reason, for counting per reason: the text before its first
+    `` (`` (the details: byte, column, character).
+
+    Returns:
+        E.g. ``"not valid UTF-8"`` for ``"not valid UTF-8 (byte 0xe9 at column 3)"``, ``"not valid JSON"``,
+        ``"expected a JSON object, got list"``, ``"field 'code' is missing or not a string"``.
+    """
+    return reason.split(" (", 1)[0].strip() or reason
+
+
 @dataclass
 class BadLines:
-    """Tally of input lines skipped under ``on_bad_line=skip``: a count and up to 5 examples."""
+    """Tally of input lines skipped under ``on_bad_line=skip``: a count, the count per reason
+    (``bad_line_reason``), up to 5 examples and, when ``keep_all`` is set, every skipped line as
+    ``(where, reason)`` in the order met (``lines``; the curation's workers keep them per shard and
+    write them to ``dropped_dir/00_bad_lines.jsonl``, so the driver holds only the counts)."""
 
     skipped: int = 0
     examples: list[str] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+    keep_all: bool = False
+    lines: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, where: str, reason: str) -> None:
         """Count one skipped line; ``where`` (``file:line``) and ``reason`` are kept as an example (first 5)."""
         self.skipped += 1
+        key = bad_line_reason(reason)
+        self.reasons[key] = self.reasons.get(key, 0) + 1
         if len(self.examples) < 5:
             self.examples.append(f"{where}: {reason}")
+        if self.keep_all:
+            self.lines.append((where, reason))
 
     def extend(self, other: BadLines) -> None:
-        """Add another tally's count and examples (the first 5 examples overall are kept)."""
+        """Add another tally's count, counts per reason and examples (the first 5 examples overall are
+        kept; its ``lines`` too when this tally keeps them all)."""
         self.skipped += other.skipped
         self.examples = (self.examples + other.examples)[:5]
+        for k, v in other.reasons.items():
+            self.reasons[k] = self.reasons.get(k, 0) + v
+        if self.keep_all:
+            self.lines += other.lines
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -144,7 +170,7 @@ def read_json(path: str | Path) -> Any:
 
 def iter_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | None = None,
                objects_only: bool = True, byte_range: tuple[int, int] | None = None,
-               first_line: int = 1) -> Iterator[tuple[int, Any]]:
+               first_line: int = 1, name: str | Path | None = None) -> Iterator[tuple[int, Any]]:
     """Yield ``(line_number, value)`` for each non-blank line of a jsonl file (1-based lines).
 
     A UTF-8 BOM at the start is accepted. A line that is not valid UTF-8, not valid JSON, or (with
@@ -154,7 +180,9 @@ def iter_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | 
 
     ``byte_range=(start, stop)``: only the lines that start at a byte offset in [start, stop)
     (``start`` must be a line start, e.g. from ``jsonl_line_starts``); ``first_line`` is the line
-    number of the line at ``start``, so errors still name the file's own line.
+    number of the line at ``start``, so errors still name the file's own line. ``name``: the file
+    named in messages and in ``bad`` (default ``path``), e.g. the input file a part file was cut
+    from (``curate.shards.stage_lines``).
 
     Raises:
         ValueError: ``on_bad_line`` is not ``error`` or ``skip``.
@@ -166,6 +194,7 @@ def iter_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | 
     if byte_range is not None and compression_of(path):
         raise ValueError(f"{path}: a compressed file cannot be read by byte range")
     fh = open_data(path)
+    shown = Path(name) if name is not None else path
     with fh:
         lines: Iterable[bytes] = _decompressed_lines(fh, path)
         if byte_range is not None:
@@ -177,18 +206,18 @@ def iter_jsonl(path: str | Path, *, on_bad_line: str = "error", bad: BadLines | 
             if not raw.strip():
                 continue
             try:
-                text = decode_utf8(raw, str(path), line_start=lineno)
+                text = decode_utf8(raw, str(shown), line_start=lineno)
                 try:
                     value = json.loads(text)
                 except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{lineno}: not valid JSON ({json_error_text(exc)})") from None
+                    raise InputError(f"{shown}:{lineno}: not valid JSON ({json_error_text(exc)})") from None
                 if objects_only and not isinstance(value, dict):
-                    raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(value).__name__}")
+                    raise InputError(f"{shown}:{lineno}: expected a JSON object, got {type(value).__name__}")
             except InputError as exc:
                 if on_bad_line == "skip":
                     if bad is not None:
                         reason = str(exc).split(": ", 1)[1] if ": " in str(exc) else str(exc)
-                        bad.add(f"{path}:{lineno}", reason)
+                        bad.add(f"{shown}:{lineno}", reason)
                     continue
                 raise
             yield lineno, value

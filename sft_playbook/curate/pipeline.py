@@ -27,8 +27,12 @@ rows                 on the workers only: read there (``read_partitions``: shard
                      rows and splits as part files, then one concatenation / merge per file)
 per partition        to the driver: rows in, drops per reason, 3 examples per reason, counters
 read step            to the driver: per jsonl file its size, one line count per 32 MiB byte range
-                     and one byte offset per shard (``list_shards``); one row count per pack of
-                     shards (-> id offsets); id uniqueness is checked on the workers (ids hashed into buckets)
+                     and one byte offset per shard, per parquet file its row counts per row
+                     group, per staged part file (compressed jsonl, JSON list, big row group)
+                     its path and counts (``list_shards``); one row count and the bad-line counts
+                     per reason per pack of shards (-> id offsets; every bad line is written by
+                     the workers, ``00_bad_lines.jsonl``); id uniqueness is checked on the
+                     workers (ids hashed into buckets)
 exact_dedup keys     on the workers: 16-byte hash + id + order, ~100 B a row as Python objects
                      (1M rows ~100 MB): shuffled by hash into buckets, one task per bucket, the
                      drop table stays on a worker and goes to the next pass (``ExactDedup``)
@@ -101,14 +105,15 @@ from .engine import Engine, EngineError, ProgressLine, code_version  # noqa: F40
 from .hierarchy import ModuleIndex
 from .frames import SUFFIX as FRAME_SUFFIX, read_frame, write_frame
 from .filters import AlphaShare, Compiles, HasModule, LineCount, LongestLine, TopNGramShare, UrlShare, WordCount
-from ..io import replace_dir_atomic
+from ..io import replace_dir_atomic, write_json_atomic
 from .pii import RedactPII
 from .report import TIMINGS_FILES, timings_markdown, write_report, write_timings
 from .sources import (BadLines, DownloadError, SourceError, describe_skipped, download_hub, licence_of,
                       list_data_files, load_records, read_source_specs, records_frame)
 from .split import SPLITS, KeepBothViews, split_ranks, split_sizes
 from .shards import (Shard, byte_ranges, count_lines, describe_file, first_repeat, id_buckets, jsonl_shards, line_offsets,
-                     lines_per_shard, number_shard, pack_shards, read_pack, shard_lines, shard_report, shard_starts)
+                     lines_per_shard, number_shard, pack_shards, read_pack, shard_lines, shard_report, shard_starts,
+                     BAD_LINES_FILE, write_bad_lines)
 from .writers import concat_files, merge_split, part_name, write_dropped_parts, write_split_parts
 
 log = logging.getLogger("sft_playbook.curate")
@@ -299,18 +304,26 @@ def load_sources(cfg: dict[str, Any] | CurateSettings) -> tuple[pd.DataFrame, li
     return records_frame(records, levels), origins, bad
 
 
-def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any] | CurateSettings, engine: Engine, parts_dir: Path):
+def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any] | CurateSettings, engine: Engine, parts_dir: Path,
+                    bad_file: Path | None = None):
     """Read the planned sources on the workers into partitions (futures; lists with engine=local).
 
-    1. list the shards (``list_shards``): lines counted per byte range of each jsonl file, row
-       groups per parquet file (workers); the driver cuts shards of about ``partition_rows`` lines
-       and the workers find where they start. The driver holds O(ranges + shards) numbers.
+    1. list the shards (``list_shards``; ``shards.py`` says what a partition is per format):
+       lines counted per byte range of each jsonl file, rows per parquet row group and Arrow file,
+       compressed and JSON-list files (and parquet row groups bigger than a shard) streamed into
+       part files under ``parts_dir/read`` (workers); the driver cuts shards of about
+       ``partition_rows`` rows. The driver holds O(files + ranges + shards) numbers.
     2. read (workers): each pack's records (consecutive small shards of a source packed to about
        ``partition_rows`` rows, ``pack_shards``; a pack is one partition); only the count and the
        bad lines come back.
     3. number (workers): ids and ``_order`` from the offsets the driver added up from the counts;
-       a hub source's converted records are written as part files, joined into records.jsonl.
+       a hub source's converted records are written as part files, joined into records.jsonl -
+       once per download: not again while ``CONVERT_KEY_FILE`` matches its files (``convert_key``).
     4. ids unique (workers): ids hashed into buckets, repeats looked for per bucket.
+
+    ``bad_file``: where every skipped bad input line (``on_bad_line=skip``) is written as a dropped
+    row (``shards.write_bad_lines``; per pack by the workers, then joined); not written when no line
+    was skipped.
 
     Returns:
         ``(partitions, origins, bad, rows_read)``: the partitions (futures on a cluster, frames with
@@ -324,7 +337,7 @@ def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any] | CurateSett
     levels, on_bad = list(cfg.levels), cfg.on_bad_line
     files = [(k, str(f)) for k, src in enumerate(plan) for f in src["files"]]
     packing: list[list[int]] = []
-    shards = list_shards(files, engine, packing)
+    shards = list_shards(files, engine, packing, stage_dir=parts_dir / "read")
     packs = [[shards[i] for i in pack] for pack in packing]   # consecutive small shards of a source: one read, one partition
     specs = [src["spec"] for src in plan]
     reads = engine.map(lambda pk: read_pack(pk, specs[pk[0].source], on_bad), packs)
@@ -334,7 +347,17 @@ def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any] | CurateSett
     for c in counts:
         bad.extend(c["bad"])
     if bad.skipped:
-        log.warning("skipped %d bad input line(s) (on_bad_line=skip), e.g. %s", bad.skipped, "; ".join(bad.examples[:3]))
+        log.warning("skipped %d bad input line(s) (on_bad_line=skip): %s; e.g. %s%s", bad.skipped,
+                    ", ".join(f"{k}: {v}" for k, v in sorted(bad.reasons.items())), "; ".join(bad.examples[:3]),
+                    f"; every one in {bad_file}" if bad_file is not None else "")
+        if bad_file is not None:
+            folder = parts_dir / "bad-lines"
+            roots = [str(Path(os.path.commonpath([str(f) for f in src["files"]])).parent) if len(src["files"]) == 1
+                     else os.path.commonpath([str(f) for f in src["files"]]) for src in plan]
+            engine.gather(engine.map(lambda r, i, sh: write_bad_lines(r, i, str(folder), specs[sh.source]["name"],
+                                                                      roots[sh.source]), reads, range(len(reads)), shards))
+            engine.gather([engine.submit(concat_files, [str(folder / f"{part_name(i)}.jsonl") for i in range(len(reads))],
+                                         str(bad_file))])
     rows_per_source = [0] * len(plan)
     id_offsets, order_offsets, order = [], [], 0
     for sh, c in zip(shards, counts):
@@ -352,19 +375,26 @@ def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any] | CurateSett
                               f"({where}); nothing to curate from it")
     # keep only shards with rows (an empty partition costs a task per pass and says nothing)
     keep = [i for i, c in enumerate(counts) if c["rows"]]
-    convert = [str(parts_dir / "records" / str(sh.source)) if plan[sh.source]["convert_to"] is not None else None
-               for sh in shards]
+    keys = {k: convert_key(src) for k, src in enumerate(plan) if src["convert_to"] is not None}
+    for k in list(keys):                                  # converted before from the same download: not again
+        if _read_key(Path(plan[k]["convert_to"]) / CONVERT_KEY_FILE) == keys[k] \
+                and (Path(plan[k]["convert_to"]) / "records.jsonl").is_file():
+            log.info("%s: %s is up to date with the download (%s); not converted again",
+                     plan[k]["spec"]["name"], Path(plan[k]["convert_to"]) / "records.jsonl", CONVERT_KEY_FILE)
+            del keys[k]
+    convert = [str(parts_dir / "records" / str(sh.source)) if sh.source in keys else None for sh in shards]
     parts = engine.map(lambda r, sh, io, oo, cv, i: number_shard(r, specs[sh.source]["name"], io, oo, levels, cv, i),
                        [reads[i] for i in keep], [shards[i] for i in keep], [id_offsets[i] for i in keep],
                        [order_offsets[i] for i in keep], [convert[i] for i in keep], keep)
     del reads
-    if any(src["convert_to"] is not None for src in plan):
+    if keys:
         engine.gather(engine.map(len, parts))            # the converted part files are written
     for k, src in enumerate(plan):
-        if src["convert_to"] is not None:
+        if k in keys:
             mine = [i for i in keep if shards[i].source == k]
             target = Path(src["convert_to"]) / "records.jsonl"
             engine.gather([engine.submit(concat_files, [f"{convert[i]}/{part_name(i)}.jsonl" for i in mine], str(target))])
+            write_json_atomic(Path(src["convert_to"]) / CONVERT_KEY_FILE, keys[k])
             log.info("%s: %d records converted to %s", src["spec"]["name"], rows_per_source[k], target)
     buckets = max(1, min(len(parts), 2 * max(1, engine.n_workers)))
     split = engine.map(partial(id_buckets, buckets=buckets), parts)
@@ -377,38 +407,104 @@ def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any] | CurateSett
     return parts, origins, bad, order
 
 
-def list_shards(files: list[tuple[int, str]], engine: Engine, packs: list[list[int]] | None = None) -> list[Shard]:
-    """The shards of the sources' files (``shards.py`` says how a jsonl file is cut): the driver
-    gets each file's kind and size, one line count per ``SCAN_RANGE_BYTES`` byte range and the
-    byte offset of each shard's first line - O(ranges + shards) numbers, not O(lines).
+#: in a hub download's folder: what its ``records.jsonl`` was converted from (``convert_key``); under
+#: ``.cache``, which the file listing skips (``sources.list_data_files``), as huggingface_hub's own metadata
+CONVERT_KEY_FILE = ".cache/sft_playbook/records.jsonl.key"
+
+
+def convert_key(src: dict[str, Any]) -> dict[str, Any]:
+    """What a hub source's ``records.jsonl`` is converted from: the repo, revision, split and
+    levels of its spec and the downloaded data files (path relative to the download folder, size,
+    modification time in ns), so a new download (or another spec) converts again and an unchanged
+    one does not.
+
+    Returns:
+        A JSON-able dict (compared whole with the one stored in ``CONVERT_KEY_FILE``).
+    """
+    spec, folder = src["spec"], Path(src["convert_to"])
+    files = []
+    for f in src["files"]:
+        st = Path(f).stat()
+        files.append([str(Path(f).relative_to(folder)) if Path(f).is_relative_to(folder) else str(f),
+                      st.st_size, st.st_mtime_ns])
+    return {"repo_id": spec.get("repo_id"), "revision": spec.get("revision"), "split": spec.get("split"),
+            "fields": {k: spec.get(k) for k in ("format", "id_field", "code_field", "description_field", "levels")},
+            "files": files}
+
+
+def _read_key(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def list_shards(files: list[tuple[int, str]], engine: Engine, packs: list[list[int]] | None = None,
+                stage_dir: Path | None = None) -> list[Shard]:
+    """The shards of the sources' files (``shards.py`` says what a shard is per format): the driver
+    gets each file's kind and size (a parquet file's row counts per row group), one line count per
+    ``SCAN_RANGE_BYTES`` byte range, the byte offset of each jsonl shard's first line and, per
+    staged part file, its path and counts - O(files + ranges + shards) numbers, not O(lines).
+
+    1. describe every file (workers).
+    2. count the lines of plain jsonl ranges, and stream every compressed jsonl and JSON-list file
+       into part files of ``stage_chunk`` lines/records (workers, all at once).
+    3. ``per`` = the rows per shard from the total (``lines_per_shard``, ``shard_lines``).
+    4. find the jsonl shard starts, and stream every parquet row group of more than ``per`` rows
+       into Arrow part files of ``per`` rows (workers, all at once); Arrow files are cut into row
+       ranges of ``per`` rows (nothing to do on the workers).
 
     Args:
         files: ``(source index, path)`` per file, in input order.
-        engine: where the counting tasks run.
+        engine: where the counting and staging tasks run.
         packs: a list that gets the shards' packs (``pack_shards``: indices of consecutive shards of
-            one source, about as many rows as a shard of a big file, i.e. many small files per pack).
+            one source, at most ``per`` rows where the shards are smaller, i.e. many small files per pack).
+        stage_dir: the folder for the part files of staged files (the run's work folder + ``read``);
+            default: a fresh temporary folder (left for the caller's clean-up of /tmp).
 
     Returns:
-        The shards in input order (file by file, in file order).
+        The shards in input order (file by file, in file order); each at most ``per`` rows except
+        a staged part of ``stage_chunk`` rows when ``per`` is smaller.
 
     Raises:
-        SourceError: a file cannot be read, or changed while it was counted.
+        SourceError: a file cannot be read (or decompressed, or parsed as a JSON list), or changed
+            while it was counted.
+        OutputError: a part file cannot be written.
     """
+    from .shards import stage_chunk, stage_lines, stage_records, stage_row_group
+
+    if stage_dir is None:
+        import tempfile
+
+        stage_dir = Path(tempfile.mkdtemp(prefix="curate-read-"))
     kinds = engine.gather(engine.map(describe_file, [f for _, f in files]))
     ranges = {i: byte_ranges(n) for i, (kind, n, _) in enumerate(kinds) if kind == "jsonl"}
     jobs = [(i, r) for i, rs in ranges.items() for r in rs]
-    counted = engine.gather(engine.map(count_lines, [files[i][1] for i, _ in jobs], [r[0] for _, r in jobs],
-                                       [r[1] for _, r in jobs], [kinds[i][1] for i, _ in jobs]))
+    min_shards = 2 * engine.n_workers if engine.client is not None else 1
+    chunk = stage_chunk(engine.partition_rows, min_shards)
+    streamed = [i for i, (kind, _, _) in enumerate(kinds) if kind in ("lines", "records")]
+    counting = engine.map(count_lines, [files[i][1] for i, _ in jobs], [r[0] for _, r in jobs],
+                          [r[1] for _, r in jobs], [kinds[i][1] for i, _ in jobs])
+    staging = engine.map(lambda i: (stage_lines if kinds[i][0] == "lines" else stage_records)(
+        files[i][1], chunk, str(stage_dir / f"{i:06d}")), streamed)
+    counted = engine.gather(counting)
+    staged = dict(zip(streamed, engine.gather(staging)))
     counts: dict[int, list[int]] = {i: [] for i in ranges}
     for (i, _), n in zip(jobs, counted):
         counts[i].append(n)
-    total_lines = sum(sum(c) for c in counts.values())
-    min_shards = 2 * engine.n_workers if engine.client is not None else 1
-    per = shard_lines(lines_per_shard(total_lines, engine.partition_rows, min_shards))
+    total_rows = (sum(sum(c) for c in counts.values()) + sum(p[2] for parts in staged.values() for p in parts)
+                  + sum(sum(n) if kind == "parquet" else n for kind, n, _ in kinds if kind in ("parquet", "arrow")))
+    per = shard_lines(lines_per_shard(total_rows, engine.partition_rows, min_shards))
     asks = [(i, r, idx) for i in ranges for r, idx in shard_starts(counts[i], per).items()]
-    found = engine.gather(engine.map(line_offsets, [files[i][1] for i, _, _ in asks],
-                                     [ranges[i][r][0] for i, r, _ in asks], [ranges[i][r][1] for i, r, _ in asks],
-                                     [kinds[i][1] for i, _, _ in asks], [idx for _, _, idx in asks]))
+    big = [(i, g, sum(kinds[i][1][:g])) for i, (kind, n, _) in enumerate(kinds) if kind == "parquet"
+           for g, rows in enumerate(n) if rows > per]
+    finding = engine.map(line_offsets, [files[i][1] for i, _, _ in asks],
+                         [ranges[i][r][0] for i, r, _ in asks], [ranges[i][r][1] for i, r, _ in asks],
+                         [kinds[i][1] for i, _, _ in asks], [idx for _, _, idx in asks])
+    cutting = engine.map(lambda i, g, base: stage_row_group(files[i][1], g, base, per, str(stage_dir / f"{i:06d}-g{g}")),
+                         [b[0] for b in big], [b[1] for b in big], [b[2] for b in big])
+    found = engine.gather(finding)
+    groups = {(i, g): parts for (i, g, _), parts in zip(big, engine.gather(cutting))}
     starts: dict[int, list[int]] = {i: [] for i in ranges}
     for (i, _, _), offs in zip(asks, found):              # asks are in range order within a file
         starts[i] += offs
@@ -420,9 +516,25 @@ def list_shards(files: list[tuple[int, str]], engine: Engine, packs: list[list[i
             mine = jsonl_shards(k, f, n, total, per, starts[i])
             sizes += [(k, min(per, total - (sh.first_line - 1)) if total else 0, (sh.stop or 0) - (sh.start or 0))
                       for sh in mine]
+        elif kind in ("lines", "records"):              # staged: the parts are the shards
+            mine = [Shard(k, f, part=p, start=0, stop=nb, first_line=first) if kind == "lines"
+                    else Shard(k, f, part=p, numbered=True, first_row=first) for p, first, _, nb in staged[i]]
+            sizes += [(k, rows, nb) for _, _, rows, nb in staged[i]]
         elif kind == "parquet":
-            mine = [Shard(k, f, row_group=g) for g in range(n)] or [Shard(k, f, row_group=0)]
-            sizes += [(k, None, size // len(mine))] * len(mine)
+            mine = []
+            for g, rows in enumerate(n):
+                if (i, g) in groups:
+                    mine += [Shard(k, f, part=p, rows=(0, m), first_row=first) for p, first, m, _ in groups[(i, g)]]
+                    sizes += [(k, m, nb) for _, _, m, nb in groups[(i, g)]]
+                else:
+                    mine.append(Shard(k, f, row_group=g))
+                    sizes.append((k, rows, size * rows // max(1, sum(n))))
+            if not n:
+                mine, sizes = [Shard(k, f, row_group=0)], sizes + [(k, 0, size)]
+        elif kind == "arrow":
+            mine = [Shard(k, f, rows=(a, min(a + per, n)), first_row=a) for a in range(0, n, per)] \
+                or [Shard(k, f, rows=(0, 0))]
+            sizes += [(k, sh.rows[1] - sh.rows[0], size * (sh.rows[1] - sh.rows[0]) // max(1, n)) for sh in mine]
         else:
             mine = [Shard(k, f)]
             sizes.append((k, None, size))
@@ -1200,17 +1312,19 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
         if checkpoints.passes:
             r = checkpoints.data["read"]
             parts, origins, rows_read = [], r["origins"], r["rows_read"]
-            bad = BadLines(r["bad"]["skipped"], list(r["bad"]["examples"]))
+            bad = BadLines(r["bad"]["skipped"], list(r["bad"]["examples"]), dict(r["bad"].get("reasons") or {}))
             log.info("resume: %d of %d pass(es) finished in an earlier run; %d records read then",
                      len(checkpoints.passes), len(chains(stages)), rows_read)
         else:
-            parts, origins, bad, rows_read = read_partitions(plan, cfg, engine, work)
+            parts, origins, bad, rows_read = read_partitions(
+                plan, cfg, engine, work, bad_file=work / "dropped-files" / BAD_LINES_FILE if dropped_dir is not None else None)
             if rows_read == 0:
                 raise PipelineError("the sources gave 0 records; nothing to curate")
             log.info("read %d records from %s on %s", rows_read,
                      ", ".join(f"{o['name']} ({o['rows']})" for o in origins), engine.describe())
             checkpoints.data["read"] = {"origins": origins, "rows_read": rows_read,
-                                        "bad": {"skipped": bad.skipped, "examples": bad.examples}}
+                                        "bad": {"skipped": bad.skipped, "examples": bad.examples,
+                                                "reasons": bad.reasons}}
         marks["read sources (workers)"] = time.monotonic() - t1
         t1 = time.monotonic()
         # the dropped-row files are part of the output set: written into the work folder (kept for
@@ -1262,7 +1376,7 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
             write_timings(staging, timings)
             log_timings(cfg, timings)         # its extra copy (timings_file) too, before anything is swapped in
             if dropped_dir is not None:
-                verify_dropped_files(drop_files, stats, work)
+                verify_dropped_files(drop_files, stats, work, bad.skipped)
                 install_dropped(drop_files, dropped_dir)
     shutil.rmtree(work, ignore_errors=True)
     log.info("wrote %s/<level>/{train,validation,test}.jsonl for %s: %s; report in %s/curation_report.md (%.1fs)",
@@ -1354,19 +1468,21 @@ def verify_written(files: dict[Path, int], folder: Path, what: str) -> None:
                                 f"{what} {folder}; {SHARED_HINT}; the previous outputs were left as they were")
 
 
-def verify_dropped_files(files_dir: Path, stats: list[StageStats], work: Path) -> None:
+def verify_dropped_files(files_dir: Path, stats: list[StageStats], work: Path, bad_lines: int = 0) -> None:
     """On the driver, before the dropped-row files are installed: one ``<nn>_<stage>.jsonl`` per
-    stage in ``files_dir``, not empty where the stage dropped rows.
+    stage in ``files_dir``, not empty where the stage dropped rows, and ``00_bad_lines.jsonl`` not
+    empty when ``bad_lines`` input lines were skipped.
 
     Raises:
         PipelineError: one line naming the first missing (or empty) file.
     """
-    for i, st in enumerate(stats):
-        f = files_dir / f"{i + 1:02d}_{st.name}.jsonl"
-        n = sum(st.dropped.values())
+    wanted = [(BAD_LINES_FILE, "read (bad input lines skipped)", bad_lines)] if bad_lines else []
+    wanted += [(f"{i + 1:02d}_{st.name}.jsonl", st.name, sum(st.dropped.values())) for i, st in enumerate(stats)]
+    for name, what, n in wanted:
+        f = files_dir / name
         if not f.is_file() or (n and f.stat().st_size == 0):
             state = "is missing" if not f.is_file() else "is empty"
-            raise PipelineError(f"{f} {state} on this machine although stage {st.name} dropped {n} row(s): the "
+            raise PipelineError(f"{f} {state} on this machine although stage {what} dropped {n} row(s): the "
                                 f"workers do not see work_dir {work}; {SHARED_HINT}; the previous outputs were "
                                 "left as they were")
 
@@ -1538,7 +1654,9 @@ def _write_outputs(out_dir: Path, rows_kept: int, levels, cfg, rows_read: int, o
     report = {
         "sources": origins,
         "rows_read": int(rows_read),
-        "bad_lines": {"skipped": bad.skipped, "examples": [e.split(str(resolve('.')) + "/")[-1] for e in (bad.examples or [])]},
+        # per reason only when lines were skipped: a clean read's report keeps its bytes
+        "bad_lines": {"skipped": bad.skipped, **({"by_reason": dict(sorted(bad.reasons.items()))} if bad.skipped else {}),
+                      "examples": [e.split(str(resolve('.')) + "/")[-1] for e in (bad.examples or [])]},
         "rows_kept": int(rows_kept),
         "stages": [s.to_dict() for s in stats],
         "redactions": redactions,

@@ -45,8 +45,10 @@ def markdown(r: dict[str, Any]) -> str:
              "", "Licences of the data (the curated output carries them; see README.md, License):", "",
              *[f"- {s['name']}: {s.get('license', 'unknown')}" + (f" - {s['license_note']}" if s.get("license_note") else "")
                for s in r["sources"]], "",
-             f"Rows read: {r['rows_read']}; bad input lines skipped: {r['bad_lines']['skipped']}; "
-             f"rows kept: {r['rows_kept']}.", "", TIMINGS_LINE, "",
+             f"Rows read: {r['rows_read']}; bad input lines skipped: {r['bad_lines']['skipped']}"
+             + (" (" + ", ".join(f"{k}: {v}" for k, v in r["bad_lines"]["by_reason"].items()) + "; every one in the "
+                "dropped rows' 00_bad_lines.jsonl when dropped_dir is set)" if r["bad_lines"].get("by_reason") else "")
+             + f"; rows kept: {r['rows_kept']}.", "", TIMINGS_LINE, "",
              "## Stages", "", "| # | stage | rows in | rows out | dropped | reasons |", "| --- | --- | --- | --- | --- | --- |"]
     for i, st in enumerate(r["stages"], start=1):
         reasons = ", ".join(f"{k}: {v}" for k, v in st["dropped"].items()) or "-"

@@ -1,7 +1,38 @@
 """Sources as shards, read by the workers (the reading step of the pipeline).
 
-The driver lists *shards*, never rows: a jsonl file is cut into byte ranges of whole lines, a
-parquet file into its row groups, any other data file (a JSON list, an Arrow file) is one shard.
+The driver lists *shards*, never rows, and every input format ends up as partitions of about
+``engine.partition_rows`` rows (``per`` below), read by the workers:
+
+===================  ==========================================================================
+plain jsonl          byte ranges of ``per`` whole lines, read in place (seek) - see below
+parquet              a row group of at most ``per`` rows is one shard, read in place
+                     (``read_row_group``); a bigger one (pandas/pyarrow write up to 1Mi rows per
+                     group) is streamed ONCE by one worker task (``stage_row_group``:
+                     ``iter_batches``, a buffered read, never the whole group in memory) into
+                     Arrow part files of ``per`` rows in the run's work folder, which are the
+                     shards. Reading a row range of a parquet group in place would decode the
+                     group from its start for every shard (quadratic); one streamed copy is linear.
+Arrow (``.arrow``)   row ranges of ``per`` rows, read in place through a memory map (record
+                     batches before the range are skipped without decoding - unless the file
+                     uses Arrow's buffer compression, whose batches are decompressed as they are
+                     passed; the range's slices are the only rows converted). Nothing is copied.
+compressed jsonl     (``.gz``/``.bz2``/``.xz``/``.zst``) cannot be seeked: one worker task streams
+                     the file once (``stage_lines``) and writes its lines, byte for byte, into
+                     plain jsonl part files of ``chunk`` lines; the parts are the shards and are
+                     read like plain jsonl, with the input file's name and line numbers.
+JSON list            one JSON document (``[...]`` or ``{"data": [...]}``, compressed or not): one
+                     worker task parses it (the standard parser needs the whole document; a
+                     streaming parser such as ijson would be a new dependency that reads numbers
+                     as Decimal) and writes its records as jsonl part files of ``chunk`` records
+                     (``stage_records``); the parts are the shards, numbered ``file#index``. That
+                     task holds that one file once; every pass after it is bounded.
+===================  ==========================================================================
+
+``chunk`` (``stage_chunk``) is ``partition_rows`` / (2 x workers), so a small compressed file still
+gives every worker work; consecutive parts are packed back to ``per`` rows (``pack_shards``). Part
+files live in ``<work_dir>/read/`` (removed with the work folder when the run ends): a compressed
+or JSON-list corpus, and the big row groups of a parquet one, are on disk once more, uncompressed,
+for the run.
 
 How a jsonl file is cut, with the driver holding O(ranges + shards) numbers, never O(lines):
 
@@ -21,8 +52,8 @@ for ``bench/``), which sent the driver the offset of every 16th line (O(lines / 
 like a local folder's.
 
 Small shards are packed (``pack_shards``): consecutive shards of one source, in this order, are read
-by one task (``read_pack``) into one partition of about a shard's rows (line counts for jsonl, bytes
-for the rest), so 1,000 files of 2 rows are a few partitions, not 1,000; rows, ids and lines stay.
+by one task (``read_pack``) into one partition of about a shard's rows (row or line counts; bytes
+only for a file read whole), so 1,000 files of 2 rows are a few partitions, not 1,000; rows, ids and lines stay.
 
 Ids stay what they were when the driver read every row: a record's own ``id_field``, or
 ``<name>-<n>`` with n the 0-based index of the record over the source's files in sorted order.
@@ -59,8 +90,16 @@ _BLOCK = 1 << 20
 
 @dataclass
 class Shard:
-    """One unit of reading: ``path`` whole, its lines [``first_line``, ...) from byte ``start`` to
-    ``stop`` (jsonl), or its row group ``row_group`` (parquet)."""
+    """One unit of reading of the input file ``path`` (the file named in ids' places and messages):
+    its lines [``first_line``, ...) from byte ``start`` to ``stop`` (jsonl), its row group
+    ``row_group`` (parquet), its records [``rows[0]``, ``rows[1]``) (Arrow), or the file whole.
+
+    ``part``: a part file in the work folder cut from ``path`` (``stage_lines``, ``stage_records``,
+    ``stage_row_group``), read instead of ``path``: jsonl lines (``start``/``stop``/``first_line``
+    within the part, line numbers those of ``path``), records of a JSON list (``numbered``: jsonl,
+    one record a line, named ``path#<first_row + i>``) or Arrow rows (``rows`` within the part,
+    named ``path#<first_row + i>``).
+    """
 
     source: int                      # index of the source (its spec) in the run's source list
     path: str
@@ -68,16 +107,22 @@ class Shard:
     stop: int | None = None
     first_line: int = 1
     row_group: int | None = None
+    rows: tuple[int, int] | None = None
+    first_row: int = 0
+    part: str | None = None
+    numbered: bool = False
 
     def label(self) -> str:
         """The shard for messages.
 
         Returns:
-            The path, followed by ``row group <g>`` (parquet) or ``from line <n>`` (a jsonl byte range);
-            the path alone for a whole file.
+            The path, followed by ``row group <g>`` (parquet), ``from line <n>`` (jsonl lines) or
+            ``from row <n>`` (records); the path alone for a whole file.
         """
         if self.row_group is not None:
             return f"{self.path} row group {self.row_group}"
+        if self.rows is not None or self.numbered:
+            return f"{self.path} from row {self.first_row}"
         if self.start is not None:
             return f"{self.path} from line {self.first_line}"
         return self.path
@@ -157,30 +202,248 @@ def cut_shards(source: int, path: str, scan: tuple[str, int, list[int]], lines_p
     return out
 
 
-def describe_file(path: str) -> tuple[str, int]:
+def describe_file(path: str) -> tuple[str, Any, int]:
     """The cheap look at one file (on a worker): what kind of shards it gives.
 
     Returns:
-        ``("jsonl", size in bytes, size)``, ``("parquet", row groups, size)`` or ``("file", 1, size)``
-        (read whole); ``size`` is the file's size in bytes (packing, ``pack_shards``).
+        ``(kind, n, size)`` with ``size`` the file's size in bytes and, per kind: ``("jsonl",
+        size)`` (plain jsonl: cut into byte ranges), ``("lines", 0)`` (compressed jsonl: staged,
+        ``stage_lines``), ``("records", 0)`` (a JSON list, compressed or not: staged,
+        ``stage_records``), ``("parquet", [rows per row group])``, ``("arrow", rows)`` (counted
+        through a memory map) or ``("file", 1)`` (read whole).
 
     Raises:
         SourceError: the file cannot be read (the message names it).
     """
     import pyarrow as pa
 
+    from ..io import compression_of
+    from .sources import _base_name, _looks_like_jsonl
+
     p = Path(path)
+    base = _base_name(p.name)
     try:
         size = p.stat().st_size
         if p.name.endswith(".parquet"):
             import pyarrow.parquet as pq
 
-            return "parquet", pq.ParquetFile(p).metadata.num_row_groups, size
-        if is_jsonl(p):
-            return "jsonl", size, size
+            meta = pq.ParquetFile(p).metadata
+            return "parquet", [meta.row_group(g).num_rows for g in range(meta.num_row_groups)], size
+        if p.name.endswith(".arrow"):
+            return "arrow", sum(b.num_rows for b in _arrow_batches(p)), size
+        if base.endswith((".jsonl", ".json")):
+            lines = base.endswith(".jsonl") or _looks_like_jsonl(p)
+            if not compression_of(p.name):
+                return ("jsonl", size, size) if lines else ("records", 0, size)
+            return ("lines" if lines else "records"), 0, size
     except (pa.ArrowException, OSError) as exc:             # pyarrow's IO errors are plain OSErrors
         raise SourceError(damaged_arrow(path, exc)) from None
     return "file", 1, size
+
+
+def _arrow_batches(path: str | Path):
+    """The record batches of an Arrow IPC file (stream or file format), memory-mapped: a batch's
+    buffers are not read until its rows are used.
+
+    Yields:
+        ``pyarrow.RecordBatch`` objects, in file order.
+
+    Raises:
+        pyarrow.ArrowException, OSError: the file is not Arrow IPC or is damaged.
+    """
+    import pyarrow as pa
+
+    with pa.memory_map(str(path)) as src:
+        try:
+            reader = pa.ipc.open_stream(src)
+        except pa.ArrowInvalid:
+            src.seek(0)
+            f = pa.ipc.open_file(src)
+            for i in range(f.num_record_batches):
+                yield f.get_batch(i)
+            return
+        yield from reader
+
+
+def arrow_rows(path: str | Path, start: int, stop: int) -> list[dict[str, Any]]:
+    """Rows [start, stop) of an Arrow IPC file as records (``to_pylist``), converting only those.
+
+    Returns:
+        The records, in file order (fewer when the file holds fewer rows).
+
+    Raises:
+        pyarrow.ArrowException, OSError: the file is not Arrow IPC or is damaged.
+    """
+    import pyarrow as pa
+
+    out: list[dict[str, Any]] = []
+    pos = 0
+    for batch in _arrow_batches(path):
+        n = batch.num_rows
+        if pos + n > start and pos < stop:
+            a = max(start - pos, 0)
+            out += pa.Table.from_batches([batch.slice(a, min(stop - pos, n) - a)]).to_pylist()
+        pos += n
+        if pos >= stop:
+            break
+    return out
+
+
+def stage_chunk(partition_rows: int, min_shards: int) -> int:
+    """The lines (or records) per part file of a staged file (``stage_lines``, ``stage_records``,
+    ``stage_row_group``): ``partition_rows / min_shards`` as ``shard_lines`` rounds it, so a small
+    file still gives every worker a part; parts are packed back to about ``partition_rows`` rows.
+
+    Returns:
+        ``shard_lines(ceil(partition_rows / max(1, min_shards)))``.
+    """
+    return shard_lines(math.ceil(max(1, partition_rows) / max(1, min_shards)))
+
+
+def _part_path(folder: str | Path, k: int, suffix: str) -> Path:
+    from .writers import part_name
+
+    return Path(folder) / f"{part_name(k)}{suffix}"
+
+
+def stage_lines(path: str, chunk: int, folder: str) -> list[tuple[str, int, int, int]]:
+    """Stream a compressed jsonl file once (on a worker) into plain part files of ``chunk`` lines
+    each, the lines copied byte for byte (BOM, blank and bad lines included, so the read names the
+    input's own line numbers); at most one part's lines are held.
+
+    Args:
+        path: the compressed file (``.gz``/``.bz2``/``.xz``/``.zst``).
+        chunk: lines per part (``stage_chunk``).
+        folder: the folder for ``part-<k>.jsonl`` (created).
+
+    Returns:
+        Per part, in order: ``(part path, its first line's number in the input, lines, bytes)``;
+        [] for a file without lines.
+
+    Raises:
+        SourceError: the file cannot be read or decompressed (one line naming it).
+        OutputError: a part cannot be written.
+    """
+    import itertools
+
+    from ..io import _decompressed_lines, open_data, write_chunks_atomic
+
+    out: list[tuple[str, int, int, int]] = []
+    try:
+        with open_data(path) as fh:
+            lines = _decompressed_lines(fh, Path(path))
+            first = 1
+            while True:
+                block = list(itertools.islice(lines, max(1, chunk)))
+                if not block:
+                    break
+                target = _part_path(folder, len(out), ".jsonl")
+                out.append((str(target), first, len(block), write_chunks_atomic(target, block)))
+                first += len(block)
+    except InputError as exc:
+        raise SourceError(str(exc)) from None
+    return out
+
+
+def stage_records(path: str, chunk: int, folder: str) -> list[tuple[str, int, int, int]]:
+    """Parse a JSON-list file (``[...]`` or ``{"data": [...]}``; compressed or not) on a worker and
+    write its records as jsonl part files of ``chunk`` records (``io.jsonl_text``: read back as the
+    same values, lone surrogates included). The parse holds the document once (see the module
+    docstring); the parts, not the document, are what the passes read.
+
+    Returns:
+        Per part, in order: ``(part path, index of its first record in the list, records, bytes)``.
+
+    Raises:
+        SourceError: the file cannot be read, is not valid UTF-8/JSON (``file:line``), or is not a
+            list of records.
+        OutputError: a part cannot be written.
+    """
+    from ..io import jsonl_text, read_json, write_bytes_atomic
+
+    try:
+        data = read_json(path)
+    except InputError as exc:
+        raise SourceError(str(exc)) from None
+    rows = data if isinstance(data, list) else data.get("data") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        raise SourceError(f"{path}: expected a list of records (or {{'data': [...]}})")
+    del data
+    out: list[tuple[str, int, int, int]] = []
+    step = max(1, chunk)
+    for a in range(0, len(rows), step):
+        text = jsonl_text(rows[a:a + step]).encode("utf-8")
+        target = _part_path(folder, len(out), ".jsonl")
+        write_bytes_atomic(target, text)
+        out.append((str(target), a, min(step, len(rows) - a), len(text)))
+    return out
+
+
+def stage_row_group(path: str, group: int, first_row: int, chunk: int, folder: str) -> list[tuple[str, int, int, int]]:
+    """Stream one parquet row group (on a worker) into Arrow IPC part files of ``chunk`` rows:
+    ``ParquetFile(buffer_size=1 MiB).iter_batches`` reads the column chunks piecewise, so about one
+    part's rows are held, never the group.
+
+    Args:
+        path: the parquet file.
+        group: the row group.
+        first_row: the index in the file of the group's first row (parts are named ``path#<row>``).
+        chunk: rows per part.
+        folder: the folder for ``part-<k>.arrow`` (created).
+
+    Returns:
+        Per part, in order: ``(part path, index of its first row in the file, rows, bytes)``.
+
+    Raises:
+        SourceError: the file cannot be read as parquet (``damaged_arrow``: file and row group named).
+        OutputError: a part cannot be written.
+    """
+    import os
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..io import OutputError, output_error
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    out: list[tuple[str, int, int, int]] = []
+    held: list = []
+    n = 0
+    step = max(1, chunk)
+
+    def flush() -> None:
+        target = _part_path(folder, len(out), ".arrow")
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        try:
+            with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, held[0].schema) as w:
+                for b in held:
+                    w.write_batch(b)
+            os.replace(tmp, target)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise output_error(exc, target) from None
+        out.append((str(target), first_row + sum(o[2] for o in out), n, target.stat().st_size))
+
+    try:
+        pf = pq.ParquetFile(path, buffer_size=1 << 20)
+        for batch in pf.iter_batches(batch_size=min(step, 65536), row_groups=[group]):
+            while batch.num_rows:
+                take = min(step - n, batch.num_rows)
+                held.append(batch.slice(0, take))
+                batch = batch.slice(take)
+                n += take
+                if n == step:
+                    flush()
+                    held, n = [], 0
+    except OutputError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceError(damaged_arrow(path, exc, f" row group {group}")) from None
+    if n:
+        flush()
+    return out
 
 
 #: the bytes a row is taken to hold when packing shards whose row count the driver does not know
@@ -401,7 +664,7 @@ def read_shard(shard: Shard, spec: dict[str, Any], on_bad_line: str) -> ShardRea
     Raises:
         SourceError: a bad line or record with ``on_bad_line=error`` (``file:line`` named).
     """
-    out = ShardRead()
+    out = ShardRead(bad=BadLines(keep_all=True))
     path = Path(shard.path)
     if shard.row_group is not None:
         import pyarrow.parquet as pq
@@ -418,11 +681,25 @@ def read_shard(shard: Shard, spec: dict[str, Any], on_bad_line: str) -> ShardRea
         except (pa.ArrowException, OSError) as exc:
             raise SourceError(damaged_arrow(path, exc, f" row group {shard.row_group}")) from None
         items = ((f"{path}#{base + i}", rec) for i, rec in enumerate(rows))
+    elif shard.rows is not None:                          # Arrow rows: the file in place, or a staged part
+        import pyarrow as pa
+
+        try:
+            rows = arrow_rows(shard.part or path, *shard.rows)
+        except (pa.ArrowException, OSError) as exc:
+            raise SourceError(damaged_arrow(path, exc, f" from row {shard.first_row}")) from None
+        items = ((f"{path}#{shard.first_row + i}", rec) for i, rec in enumerate(rows))
+    elif shard.numbered:                                  # a JSON list's records, staged as jsonl
+        def records():
+            for i, (_, rec) in enumerate(iter_jsonl(shard.part, objects_only=False)):
+                yield f"{path}#{shard.first_row + i}", rec
+        items = records()
     elif shard.start is not None:
         def lines():
             try:
-                for lineno, rec in iter_jsonl(path, on_bad_line=on_bad_line, bad=out.bad, objects_only=False,
-                                              byte_range=(shard.start, shard.stop), first_line=shard.first_line):
+                for lineno, rec in iter_jsonl(shard.part or path, on_bad_line=on_bad_line, bad=out.bad,
+                                              objects_only=False, byte_range=(shard.start, shard.stop),
+                                              first_line=shard.first_line, name=path):
                     yield f"{path}:{lineno}", rec
             except InputError as exc:
                 raise SourceError(f"{exc}; set on_bad_line=skip to skip and count such lines") from None
@@ -455,7 +732,7 @@ def read_pack(pack: list[Shard], spec: dict[str, Any], on_bad_line: str) -> Shar
     Raises:
         SourceError: as ``read_shard`` (the first bad shard's ``file:line``).
     """
-    out = ShardRead()
+    out = ShardRead(bad=BadLines(keep_all=True))
     for shard in pack:
         one = read_shard(shard, spec, on_bad_line)
         out.records += one.records
@@ -464,12 +741,46 @@ def read_pack(pack: list[Shard], spec: dict[str, Any], on_bad_line: str) -> Shar
 
 
 def shard_report(read: ShardRead) -> dict[str, Any]:
-    """What goes back to the driver for one shard.
+    """What goes back to the driver for one shard: counts, never the rows or every bad line.
 
     Returns:
-        ``{"rows": record count, "bad": the shard's ``BadLines`` tally}``.
+        ``{"rows": record count, "bad": the shard's ``BadLines`` tally}`` (count, counts per reason,
+        up to 5 examples; its list of every skipped line stays on the worker, ``write_bad_lines``).
     """
-    return {"rows": len(read.records), "bad": read.bad}
+    b = read.bad
+    return {"rows": len(read.records), "bad": BadLines(b.skipped, list(b.examples), dict(b.reasons))}
+
+
+#: the stage name of a skipped bad input line in the dropped rows (``dropped_dir/00_bad_lines.jsonl``)
+BAD_LINES_STAGE = "read"
+#: the dropped-row file of the skipped input lines, before every stage's (``01_clean.jsonl``, ...)
+BAD_LINES_FILE = "00_bad_lines.jsonl"
+
+
+def write_bad_lines(read: ShardRead, index: int, folder: str, source: str, root: str) -> int:
+    """Write the pack's skipped input lines (on a worker) as dropped rows, one a line:
+    ``{"id": null, "stage": "read", "reason": <class, e.g. "not valid JSON">, "detail": <the full
+    reason>, "source": <source name>, "where": "<file>:<line>" or "<file>#<record>"}`` with the file
+    relative to ``root`` (the source's folder: the dropped rows do not depend on where the data
+    lies, like the other dropped-row files), into ``<folder>/part-<index>.jsonl`` (joined in pack
+    order into ``dropped_dir/00_bad_lines.jsonl``).
+
+    Returns:
+        The number of lines written.
+
+    Raises:
+        OutputError: the part cannot be written.
+    """
+    from ..io import bad_line_reason, jsonl_text, write_text_atomic
+    from .writers import part_name
+
+    prefix = str(root).rstrip("/") + "/"
+    rows = [{"id": None, "stage": BAD_LINES_STAGE, "reason": bad_line_reason(reason), "detail": reason,
+             "source": source, "where": where[len(prefix):] if where.startswith(prefix) else where}
+            for where, reason in read.bad.lines]
+    write_text_atomic(Path(folder) / f"{part_name(index)}.jsonl", jsonl_text(rows))
+    read.bad.lines = []
+    return len(rows)
 
 
 def number_shard(read: ShardRead, name: str, id_offset: int, order_offset: int, levels: list[str],

@@ -24,7 +24,8 @@
 
 Hub downloads use ``huggingface_hub.snapshot_download`` (``HF_TOKEN`` from token.env,
 ``HF_ENDPOINT`` for mirrors, interrupted downloads resume) into ``data/raw/<name>/``; every data
-file is converted to ``data/raw/<name>/records.jsonl`` (one record per line, stable ids).
+file is converted to ``data/raw/<name>/records.jsonl`` (one record per line, stable ids) once per
+download (``pipeline.convert_key``: not again while the downloaded files and the spec's fields are unchanged).
 """
 from __future__ import annotations
 
