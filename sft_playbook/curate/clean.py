@@ -159,8 +159,11 @@ def strip_wrapper(text: str) -> tuple[str, str]:
 
 
 def _may_match(text: str, low: str | None, symbols: str, word: str | None) -> bool:
-    """False only when ``text`` lacks one of ``symbols`` or (ASCII text: ``low`` is its
-    ``lower()``) ``word``: then a pattern that needs them cannot match (``_WRAPPER_NEEDS``)."""
+    """Whether a pattern that needs ``symbols`` and ``word`` could match ``text`` (``_WRAPPER_NEEDS``).
+
+    Returns:
+        False only when ``text`` lacks one of ``symbols`` or (ASCII text: ``low`` is its
+        ``lower()``) ``word``; True otherwise."""
     for c in symbols:
         if c not in text:
             return False
@@ -358,7 +361,10 @@ def rebuild_module(header: str, body: str, header_max_chars: int | None = None) 
 
 
 def _rebuild(header: str, body: str, header_max_chars: int | None) -> str:
-    """``rebuild_module`` of a body already repaired by ftfy and white-space normalized."""
+    """``rebuild_module`` of a body already repaired by ftfy and white-space normalized.
+
+    Returns:
+        The full module text, as ``rebuild_module`` returns it."""
     has_module = starts_with_module(body)
     single_line = "\n" not in body.strip()
     if has_module:

@@ -496,18 +496,7 @@ def band_pairs(keys: pd.DataFrame, rows: int, max_bucket: int) -> np.ndarray:
     """
     if len(keys) < 2:
         return np.zeros((0, 2), dtype=np.int64)
-    vals = [keys[f"v{j}"].to_numpy() for j in range(rows)]
-    band = keys["band"].to_numpy()
-    order = keys["_order"].to_numpy()
-    idx = np.lexsort([order, *reversed(vals), band])          # by band, its values, then _order
-    band, order, vals = band[idx], order[idx], [v[idx] for v in vals]
-    new = np.empty(len(idx), dtype=bool)
-    new[0] = True
-    new[1:] = band[1:] != band[:-1]
-    for v in vals:
-        new[1:] |= v[1:] != v[:-1]
-    starts = np.flatnonzero(new)
-    sizes = np.diff(np.append(starts, len(idx)))
+    order, starts, sizes = _bucket_starts(keys, rows)
     out = []
     for s in np.unique(sizes[sizes > 1]).tolist():
         st = starts[sizes == s]

@@ -77,7 +77,7 @@ from typing import Any
 import pandas as pd
 
 from ..io import BadLines, InputError, iter_jsonl, jsonl_line_starts
-from .sources import SourceError, _iter_file, _record
+from .sources import SourceError, _iter_file, _record, json_records
 
 #: shards hold a multiple of LINE_STEP lines (``shard_lines``)
 LINE_STEP = 16
@@ -359,16 +359,9 @@ def stage_records(path: str, chunk: int, folder: str) -> list[tuple[str, int, in
             list of records.
         OutputError: a part cannot be written.
     """
-    from ..io import jsonl_text, read_json, write_bytes_atomic
+    from ..io import jsonl_text, write_bytes_atomic
 
-    try:
-        data = read_json(path)
-    except InputError as exc:
-        raise SourceError(str(exc)) from None
-    rows = data if isinstance(data, list) else data.get("data") if isinstance(data, dict) else None
-    if not isinstance(rows, list):
-        raise SourceError(f"{path}: expected a list of records (or {{'data': [...]}})")
-    del data
+    rows = json_records(path)
     out: list[tuple[str, int, int, int]] = []
     step = max(1, chunk)
     for a in range(0, len(rows), step):

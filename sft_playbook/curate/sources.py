@@ -266,6 +266,26 @@ def describe_skipped(folder: Path, non_data: list[Path], unreadable: list[Path])
 
 
 # -- reading records -------------------------------------------------------------------------------
+def json_records(path: Path | str) -> list:
+    """The records of a JSON-list file: the top-level list, or the list under ``"data"``.
+
+    Returns:
+        The list as parsed (its items are not checked here).
+
+    Raises:
+        SourceError: the file cannot be read or is not valid UTF-8/JSON (``file:line``), or holds
+            no such list.
+    """
+    try:
+        data = read_json(path)
+    except InputError as exc:
+        raise SourceError(str(exc)) from None
+    rows = data if isinstance(data, list) else data.get("data") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        raise SourceError(f"{path}: expected a list of records (or {{'data': [...]}})")
+    return rows
+
+
 def _iter_file(path: Path, on_bad_line: str, bad: BadLines) -> Iterator[tuple[str, Any]]:
     """Yield (where, record) from one data file; where = 'file:line' or 'file#row'.
 
@@ -282,14 +302,7 @@ def _iter_file(path: Path, on_bad_line: str, bad: BadLines) -> Iterator[tuple[st
         except InputError as exc:
             raise SourceError(f"{exc}; set on_bad_line=skip to skip and count such lines") from None
     elif name.endswith(".json"):
-        try:
-            data = read_json(path)
-        except InputError as exc:
-            raise SourceError(str(exc)) from None
-        rows = data if isinstance(data, list) else data.get("data") if isinstance(data, dict) else None
-        if not isinstance(rows, list):
-            raise SourceError(f"{path}: expected a list of records (or {{'data': [...]}})")
-        for i, rec in enumerate(rows):
+        for i, rec in enumerate(json_records(path)):
             yield f"{path}#{i}", rec
     elif name.endswith(".parquet"):
         import pyarrow as pa

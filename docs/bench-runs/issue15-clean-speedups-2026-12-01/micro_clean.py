@@ -1,7 +1,10 @@
+# ruff: noqa  -- the measurement script kept as it was run (a raw record, like the logs beside it)
 # Per-component CPU microseconds of the clean stage (docs/benchmarks.md, "Clean stage and shipped-path
 # speed-ups"). Needs /tmp/speed/c20000/data (bench/curate_scale.py generate_product(20000, 200, ...)) and
 # the real slice in /work/shared; run from a checkout: PYTHONPATH=$PWD .venv/bin/python micro_clean.py
-import json, sys, time, timeit
+import json
+import sys
+import time
 sys.path.insert(0, ".")
 from sft_playbook.curate import clean as C, textutil as T
 syn = [json.loads(l) for l, _ in zip(open("/tmp/speed/c20000/data/shard_00.jsonl"), range(3000))]
