@@ -85,3 +85,34 @@ def test_apart_is_fine_and_keeps_every_dropped_row(tmp_path):
     lines = sum(len(p.read_text().splitlines()) for p in (tmp_path / "data" / "dropped").glob("*.jsonl"))
     assert lines > 0 and report["rows_kept"] + lines == report["rows_read"]
     assert (tmp_path / "data" / "timings.json").is_file()
+
+
+# the other way round: a source inside a run folder would be deleted by the run itself (output_dir and
+# dropped_dir are swapped in as a whole set, work_dir removed at the end); a file source too, and one
+# whose name looks like a split file of an old output set
+SOURCE_INSIDE = {
+    "file source in output_dir": ("box/src/train.jsonl", {"output_dir": "box"}, "output_dir"),
+    "folder source in output_dir": ("box/high_level", {"output_dir": "box"}, "output_dir"),
+    "file source deep in dropped_dir": ("d/x/y/rows.jsonl", {"dropped_dir": "d"}, "dropped_dir"),
+    "folder source in work_dir": ("w/src", {"work_dir": "w"}, "work_dir"),
+}
+
+
+@pytest.mark.parametrize("name", list(SOURCE_INSIDE))
+def test_source_inside_a_run_folder_is_refused(tmp_path, name, caplog):
+    where, overrides, key = SOURCE_INSIDE[name]
+    rows, _ = fx.records()
+    src = tmp_path / where
+    fx.write_jsonl(src if src.suffix else src / "part-0.jsonl", rows)
+    c = cfg(tmp_path, src, **{k: tmp_path / v for k, v in overrides.items()})
+    before = snapshot(tmp_path)
+    with pytest.raises(PipelineError) as err:
+        curate(c)
+    msg = str(err.value)
+    assert "\n" not in msg and "nothing was written" in msg, msg
+    for w in ("source 'fx'", f"inside {key}", "would delete it"):
+        assert w in msg, (w, msg)
+    assert snapshot(tmp_path) == before, "a refused run wrote or removed files"
+    caplog.clear()
+    assert pipeline.main(c, None) == 1
+    assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 1

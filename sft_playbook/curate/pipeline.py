@@ -1557,10 +1557,12 @@ def check_nesting(folders: list[tuple[str, Path | None]], timings_file: Path | N
 def check_against_sources(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str, Any]]) -> None:
     """output_dir, dropped_dir and work_dir must not be, or lie inside, a folder the sources are
     read from (a local source folder, a download folder, the offline sample): the next run would
-    read this run's outputs as input rows.
+    read this run's outputs as input rows. Nor may a source (a folder, a download folder or any file
+    read) lie inside one of them: output_dir and dropped_dir are swapped in as a whole and work_dir
+    is removed, so the run would delete its own input.
 
     Raises:
-        PipelineError: one line naming the setting, its path and the source's folder.
+        PipelineError: one line naming the setting, its path and the source's folder or file.
     """
     st = settings_of(cfg)
     out_dir = resolve(st.output_dir)
@@ -1577,6 +1579,7 @@ def check_against_sources(cfg: dict[str, Any] | CurateSettings, plan: list[dict[
             p = resolve(src["spec"]["path"]).resolve()
             if p.is_dir():
                 reads.add(p)
+        read_paths = sorted(reads | {Path(f).resolve() for f in src.get("files", [])})
         for key, path in folders:
             if path is None:
                 continue
@@ -1585,6 +1588,11 @@ def check_against_sources(cfg: dict[str, Any] | CurateSettings, plan: list[dict[
                     raise PipelineError(f"{key} {path} is {'the' if path.resolve() == folder else 'inside the'} "
                                         f"folder {folder} that source {name!r} is read from: the next run would read "
                                         f"this run's files as rows; nothing was written (choose a {key} outside it)")
+            for read in read_paths:
+                if _within(read, path):
+                    raise PipelineError(f"source {name!r} reads {read}, which is inside {key} {path}: the run "
+                                        f"replaces or removes {key} as a whole and would delete it; nothing was "
+                                        f"written (move the source out of {key}, or choose a {key} elsewhere)")
 
 
 def timings_record(marks: dict[str, float], passes: list[dict[str, Any]], total: float, rows: int,
