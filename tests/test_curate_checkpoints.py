@@ -158,7 +158,11 @@ def test_a_killed_curation_resumes_from_arrow_checkpoints_with_the_same_bytes(tm
         pipeline.curate(cfg)
     assert seen == [["pass-00"], ["pass-01"]]
     monkeypatch.setattr(Checkpoints, "pass_done", real)
+    seen.clear()
+    monkeypatch.setattr(pipeline, "read_partitions", lambda *a, **k: (_ for _ in ()).throw(
+        AssertionError("resume read the sources again: the finished passes were not reused")))
     pipeline.curate(config(tmp_path, "local", [f"work_dir={tmp_path / 'work'}", "resume=true"]))
+    monkeypatch.undo()
     resumed = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*.jsonl")}
     import shutil
 
@@ -167,3 +171,43 @@ def test_a_killed_curation_resumes_from_arrow_checkpoints_with_the_same_bytes(tm
     pipeline.curate(config(tmp_path, "local", [f"work_dir={tmp_path / 'work2'}"]))
     fresh = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*.jsonl")}
     assert resumed == fresh and len(fresh) >= 3
+
+
+@pytest.mark.parametrize("killed_after", [0, 1])
+def test_resume_with_checkpoint_false_reuses_the_finished_passes(tmp_path, monkeypatch, killed_after):
+    """`checkpoint` is not part of the fingerprint: a run killed after pass g's checkpoint, resumed
+    with `resume=true checkpoint=false`, reuses the finished passes (the read is skipped), saves no
+    new pass and gives the same outputs and dropped rows as a fresh run (review 15c #2: it ran every
+    pass over zero partitions and stopped with "stage 1 dropped all 0 remaining rows")."""
+    from test_curate_scale import awkward_source, config
+
+    awkward_source(tmp_path / "src")
+    real = Checkpoints.pass_done
+    saved = []
+
+    def killed(self, engine, g, parts, st):
+        out = real(self, engine, g, parts, st)
+        saved.append(g)
+        if g == killed_after:
+            raise KeyboardInterrupt(f"killed after pass {g + 1}'s checkpoint")
+        return out
+    monkeypatch.setattr(Checkpoints, "pass_done", killed)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.curate(config(tmp_path, "local", [f"work_dir={tmp_path / 'work'}"]))
+    assert saved == list(range(killed_after + 1))
+    saved.clear()
+    reads = []
+    monkeypatch.setattr(pipeline, "read_partitions", lambda *a, **k: reads.append(1) or (_ for _ in ()).throw(
+        AssertionError("the sources were read again although the passes were finished")))
+    report = pipeline.curate(config(tmp_path, "local", [f"work_dir={tmp_path / 'work'}", "resume=true", "checkpoint=false"]))
+    assert saved == [] and reads == []                     # no pass saved, nothing read again
+    resumed = {p.relative_to(tmp_path): p.read_bytes() for d in ("out", "dropped") for p in (tmp_path / d).rglob("*.jsonl")}
+    monkeypatch.undo()
+    import shutil
+
+    shutil.rmtree(tmp_path / "out")
+    shutil.rmtree(tmp_path / "dropped")
+    fresh_report = pipeline.curate(config(tmp_path, "local", [f"work_dir={tmp_path / 'work2'}"]))
+    fresh = {p.relative_to(tmp_path): p.read_bytes() for d in ("out", "dropped") for p in (tmp_path / d).rglob("*.jsonl")}
+    assert report["rows_kept"] == fresh_report["rows_kept"] > 0
+    assert resumed == fresh and len(fresh) >= 6

@@ -230,7 +230,7 @@ def test_many_small_compressed_files_are_still_packed(tmp_path):
 
 
 # -- finding 13: skipped bad lines, per reason and every one in the dropped rows -------------------------
-def test_skipped_lines_are_counted_per_reason_and_each_written_as_a_dropped_row(tmp_path):
+def test_skipped_lines_are_counted_per_reason_and_each_written_as_a_dropped_row(tmp_path, caplog):
     recs = rows(40)
     src = tmp_path / "src"
     src.mkdir()
@@ -242,8 +242,12 @@ def test_skipped_lines_are_counted_per_reason_and_each_written_as_a_dropped_row(
     lines.insert(35, b"{also not json")                                   # :36 not JSON
     (src / "a.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     (src / "b.jsonl.gz").write_bytes(gzip.compress(b"\n".join(lines[:12]) + b"\n"))   # 2 more: b:4, b:11
+    caplog.set_level(logging.WARNING, logger="sft_playbook")
     rep = curate(cfg_of(tmp_path))
     assert rep["bad_lines"]["skipped"] == 7
+    # the one path the warning gives is where the file is after the run (not the removed work folder)
+    said = [r.getMessage() for r in caplog.records if "bad input line" in r.getMessage()]
+    assert len(said) == 1 and said[0].endswith(f"every one in {tmp_path / 'dropped' / '00_bad_lines.jsonl'} when the run ends")
     assert rep["bad_lines"]["by_reason"] == {"not valid UTF-8": 2, "not valid JSON": 3,
                                              "field 'code' is missing or not a string": 1,
                                              "expected a JSON object, got list": 1}

@@ -349,7 +349,9 @@ def read_partitions(plan: list[dict[str, Any]], cfg: dict[str, Any] | CurateSett
     if bad.skipped:
         log.warning("skipped %d bad input line(s) (on_bad_line=skip): %s; e.g. %s%s", bad.skipped,
                     ", ".join(f"{k}: {v}" for k, v in sorted(bad.reasons.items())), "; ".join(bad.examples[:3]),
-                    f"; every one in {bad_file}" if bad_file is not None else "")
+                    # the run moves the file into dropped_dir when it ends (work_dir is removed)
+                    f"; every one in {resolve(cfg.dropped_dir) / BAD_LINES_FILE} when the run ends"
+                    if bad_file is not None and cfg.dropped_dir else "")
         if bad_file is not None:
             folder = parts_dir / "bad-lines"
             roots = [str(Path(os.path.commonpath([str(f) for f in src["files"]])).parent) if len(src["files"]) == 1
@@ -674,8 +676,10 @@ class Checkpoints:
     at the next save or resume (``prune``). ``fingerprint`` ties it to the config and the source
     files."""
 
-    def __init__(self, work: Path, fingerprint: dict[str, str] | str, resume: bool) -> None:
+    def __init__(self, work: Path, fingerprint: dict[str, str] | str, resume: bool, save_passes: bool = True) -> None:
         self.work = work
+        #: False (``checkpoint: false``): passes finished by an earlier run are still reused, new ones are not saved
+        self.save_passes = save_passes
         self.path = work / "manifest.json"
         parts = fingerprint if isinstance(fingerprint, dict) else {"run": fingerprint}
         self.data: dict[str, Any] = {"fingerprint": parts, "read": None, "passes": []}
@@ -761,7 +765,8 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
     ``work_dir`` (default ``dropped_dir/.parts``), joined per stage into
     ``dropped_dir/<nn>_<stage>.jsonl``.
 
-    ``checkpoints``: every finished pass is saved there (partitions and statistics); the passes it
+    ``checkpoints``: every finished pass is saved there (partitions and statistics; not when its
+    ``save_passes`` is False: ``checkpoint: false``); the passes it
     already lists are not run again (``parts`` is then ignored unless no pass is listed): the
     partitions of the last one are read back by the workers, and the next global stage computes
     its keys from them.
@@ -908,7 +913,7 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
             rows = st.rows_out
         engine.gather(writes)
         t_write = time.monotonic() - t0 - t_fit - t_pass
-        if checkpoints is not None and not last and g + 1 < len(groups):
+        if checkpoints is not None and checkpoints.save_passes and not last and g + 1 < len(groups):
             checkpoints.pass_done(engine, g, parts, stats[-len(chain):])
         total = time.monotonic() - t0
         per_stage = [[0.0, 0.0] for _ in chain]        # summed over the partitions (on the workers)
@@ -1295,7 +1300,7 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
     fingerprint = fingerprint_parts(cfg, plan, stages)
     if not (resume and (work / WORK_MARKER).is_file()):
         fresh_work_folder(work)
-    checkpoints = Checkpoints(work, fingerprint, resume)
+    checkpoints = Checkpoints(work, fingerprint, resume, save_passes=cfg.checkpoint)
     if not checkpoints.passes:
         if checkpoints.data["read"] is None and resume:
             fresh_work_folder(work)
@@ -1331,7 +1336,7 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
         # resume), moved into dropped_dir only when the whole run succeeded
         drop_files = work / "dropped-files" if dropped_dir is not None else None
         parts, stats = run_stages(parts, stages, engine, drop_files, collect=False, work_dir=work, consume=True,
-                                  checkpoints=checkpoints if cfg.checkpoint else None, rows_total=rows_read,
+                                  checkpoints=checkpoints, rows_total=rows_read,
                                   progress_every_s=cfg.progress_every_s)
         marks["stage passes"] = time.monotonic() - t1
         t1 = time.monotonic()

@@ -64,12 +64,23 @@ def part_name(index: int) -> str:
     return f"part-{index:06d}"
 
 
+def _json_value(value):
+    """A cell as JSON can hold it.
+
+    Returns:
+        None for a missing cell (None, float NaN, ``pd.NA``, ``pd.NaT``), the value otherwise."""
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    return value
+
+
 def write_dropped_parts(gone: pd.DataFrame, index: int, folders: list[str], names: list[str],
                         columns: list[str]) -> int:
     """One part file per stage of the chain (``folders[i]``, stage name ``names[i]``) with this
     partition's rows that stage dropped: ``{"id", "stage", "reason", "detail", **columns}``;
-    ``columns`` is the union over all partitions (a column a partition lacks is NaN, as in a
-    concatenation of the partitions).
+    ``columns`` is the union over all partitions; a cell a row lacks (a column added by a later
+    stage, or one another partition has) is written as ``null``, never as the bare ``NaN`` token,
+    which is not JSON (RFC 8259) and strict readers refuse.
 
     Returns:
         The number of dropped rows written, over all the stages' files.
@@ -82,7 +93,7 @@ def write_dropped_parts(gone: pd.DataFrame, index: int, folders: list[str], name
         mine = gone[gone[STAGE_COL] == i]
         mine = mine.reindex(columns=["id", REASON, DETAIL, *columns])
         rows = ({"id": r["id"], "stage": name, "reason": r[REASON], "detail": r[DETAIL],
-                 **{c: r[c] for c in columns}} for r in mine.to_dict("records"))
+                 **{c: _json_value(r[c]) for c in columns}} for r in mine.to_dict("records"))
         write_text_atomic(Path(folder) / f"{part_name(index)}.jsonl", jsonl_text(rows))
         n += len(mine)
     return n
