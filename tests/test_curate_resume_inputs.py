@@ -86,18 +86,35 @@ def test_data_files_use_stat_unless_content_is_asked(tmp_path):
     assert "data files" in _changed(base, _parts(tmp_path))
 
 
-def test_the_code_version_covers_every_curate_source(tmp_path):
-    here = Path(pipeline.__file__).resolve().parent
-    copy = tmp_path / "sft_playbook" / "curate"
-    shutil.copytree(here, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    for f in ("io.py", "settings.py"):
-        shutil.copy(here.parent / f, copy.parent / f)
-    assert code_version(copy) == code_version()
-    (copy / "filters.py").write_text((copy / "filters.py").read_text() + "\n# changed\n")
-    assert code_version(copy) != code_version()
-    (copy / "filters.py").write_text((here / "filters.py").read_text())
-    (copy.parent / "io.py").write_text((here.parent / "io.py").read_text() + "\n")
-    assert code_version(copy) != code_version()
+def test_the_code_version_covers_the_code_that_makes_rows(tmp_path, monkeypatch):
+    """Every module of the package that curation can import: curate/, and what its stages import
+    from elsewhere (header recovery: evaluate/vparse.py; the compile check: verilog/sandbox.py;
+    io.py, settings.py...), but not the training code (sft/); and the versions of the packages
+    whose output becomes rows (ftfy, PII) as well as the engine's (review 15c #6)."""
+    from importlib import metadata
+
+    from sft_playbook.curate import engine
+
+    package = Path(pipeline.__file__).resolve().parent.parent
+    copy = tmp_path / "sft_playbook"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    here = code_version(copy / "curate")
+    assert here == code_version()
+    for rel in ("curate/filters.py", "io.py", "evaluate/vparse.py", "verilog/sandbox.py", "secrets.py"):
+        f = copy / rel
+        before = f.read_bytes()
+        f.write_bytes(before + b"\n# changed\n")
+        assert code_version(copy / "curate") != here, rel
+        f.write_bytes(before)
+    (copy / "sft" / "train.py").write_text("# training code: not curation\n")
+    assert code_version(copy / "curate") == here
+    real = metadata.version
+    for name in ("ftfy", "phonenumbers", "presidio-analyzer", "pandas"):
+        monkeypatch.setattr(metadata, "version", lambda n, name=name: "0.0.0-other" if n == name else real(n))
+        assert code_version(copy / "curate") != here, name
+        assert engine.code_identity()[name] == "0.0.0-other"
+    monkeypatch.setattr(metadata, "version", real)
+    assert code_version(copy / "curate") == here
 
 
 def test_resume_starts_afresh_and_says_which_input_changed(tmp_path, caplog):

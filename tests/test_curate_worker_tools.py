@@ -11,18 +11,20 @@ from pathlib import Path
 import pytest
 
 import curate_fixtures as fx
-from sft_playbook.curate.engine import Engine, EngineError, missing_tools, tool_gaps
+from sft_playbook.curate.engine import Engine, EngineError, missing_tools, tool_gaps, tool_versions
 from sft_playbook.curate.pipeline import curate, main
 from test_curate_cluster import DASK, named_workers
 from test_curate_inputs import cfg_for, jsonl_bytes
 
 
-def bin_with(tmp: Path, *names: str) -> Path:
-    """A folder holding only executable stubs called ``names`` (a PATH without iverilog)."""
-    d = tmp / "bin"
+def bin_with(tmp: Path, *names: str, version: str | None = None, folder: str = "bin") -> Path:
+    """A folder holding only executable stubs called ``names`` (a PATH without iverilog); with
+    ``version`` each stub prints it for ``-V`` as Icarus Verilog does."""
+    d = tmp / folder
     d.mkdir(exist_ok=True)
+    say = f'[ "$1" = -V ] && echo "{version}"\n' if version else ""
     for n in names:
-        (d / n).write_text("#!/bin/sh\nexit 0\n")
+        (d / n).write_text(f"#!/bin/sh\n{say}exit 0\n")
         (d / n).chmod(0o755)
     return d
 
@@ -93,3 +95,45 @@ def test_rows_the_compile_check_skipped_are_a_driver_warning(tmp_path, monkeypat
     warned = [r.getMessage() for r in caplog.records if r.name.startswith("sft_playbook.curate")
               and r.levelno == logging.WARNING and "compile check was SKIPPED" in r.getMessage()]
     assert len(warned) == 1 and "(compiles)" in warned[0], caplog.text
+
+
+def test_tool_versions_read_the_first_line_of_dash_v(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(bin_with(tmp_path, "iverilog", version="Icarus Verilog version 10.3 (stable) ()")))
+    assert tool_versions(["iverilog", "vvp"]) == {"iverilog": "Icarus Verilog version 10.3 (stable) ()", "vvp": "missing"}
+    monkeypatch.setenv("PATH", str(bin_with(tmp_path, "iverilog", folder="quiet")))
+    assert tool_versions(["iverilog"]) == {"iverilog": "unknown"}
+
+
+def test_another_icarus_version_changes_the_resume_fingerprint(tmp_path, monkeypatch):
+    """A killed run resumed under another iverilog must not reuse passes judged by the old one."""
+    from sft_playbook.curate.pipeline import fingerprint_parts, plan_sources
+
+    cfg = cfg_for(tmp_path, source(tmp_path))
+    plan = plan_sources(cfg)
+    monkeypatch.setenv("PATH", str(bin_with(tmp_path, "iverilog", "vvp", version="Icarus Verilog version 11.0")))
+    a = fingerprint_parts(cfg, plan)
+    monkeypatch.setenv("PATH", str(bin_with(tmp_path, "iverilog", "vvp", version="Icarus Verilog version 12.0", folder="b2")))
+    b = fingerprint_parts(cfg, plan)
+    assert [k for k in a if a[k] != b[k]] == ["code"]
+    cfg["rules"]["compiles"]["enabled"] = False                 # no stage runs it: the version does not matter
+    monkeypatch.setenv("PATH", str(bin_with(tmp_path, "iverilog", "vvp", version="Icarus Verilog version 13.0", folder="b3")))
+    c = fingerprint_parts(cfg, plan)
+    monkeypatch.setenv("PATH", str(bin_with(tmp_path, "iverilog", "vvp", version="Icarus Verilog version 11.0", folder="b4")))
+    assert fingerprint_parts(cfg, plan)["code"] == c["code"]
+
+
+@pytest.mark.skipif(not DASK.exists(), reason=f"no dask CLI next to {sys.executable}")
+def test_a_worker_with_another_icarus_version_is_refused_naming_it(tmp_path):
+    """Two real workers with iverilog and vvp on PATH, one of another version than the driver's."""
+    from sft_playbook.paths import REPO_ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "DASK_LOGGING__DISTRIBUTED": "error"}
+    old = bin_with(tmp_path, "iverilog", "vvp", version="Icarus Verilog version 10.1 (stable) ()", folder="old")
+    workers = {"good": {"PATH": env["PATH"]}, "old": {"PATH": f"{old}{os.pathsep}{env['PATH']}"}}
+    with named_workers(tmp_path, env, workers) as (address, by_name):
+        with pytest.raises(EngineError) as err, Engine(scheduler=address, required_tools=("iverilog", "vvp"),
+                                                        tools_needed_by="rules.compiles"):
+            pass
+        msg = str(err.value)
+        assert "\n" not in msg and f"worker {by_name['old']} runs iverilog 'Icarus Verilog version 10.1" in msg, msg
+        assert by_name["good"] not in msg and "vs the driver's iverilog" in msg

@@ -32,32 +32,53 @@ from ..settings import ENGINES, EngineSettings
 log = logging.getLogger(__name__)
 
 
-def code_version(root: Path | None = None) -> str:
-    """A hash of this process's curation code: every ``sft_playbook/curate/*.py`` source plus
-    ``sft_playbook/io.py`` and ``settings.py`` and the installed package version (sha256 hex).
-    ``root``: the ``curate`` folder (default: this process's). Used by the resume fingerprint and
-    by the cluster check that the workers run the driver's code (``code_identity``).
+#: the packages whose versions must match between driver and workers, and between a killed run and
+#: its resume: the engine's, and the libraries whose output becomes rows (ftfy: clean; phonenumbers,
+#: presidio-analyzer: PII); one not installed reads "not installed" and must be so everywhere
+CHECKED_PACKAGES = ("dask", "distributed", "pandas", "numpy", "pyarrow", "cloudpickle",
+                    "ftfy", "phonenumbers", "presidio-analyzer")
 
-    Returns:
-        64 hex characters (sha256 of the package version and those files' names and bytes).
-    """
-    import hashlib
+#: sub-packages of ``sft_playbook`` that curation never imports (training): not hashed
+NOT_CURATION = ("sft",)
+
+
+def _package_version(name: str) -> str:
     from importlib import metadata
 
-    root = Path(root) if root is not None else Path(__file__).resolve().parent
-    h = hashlib.sha256()
     try:
-        h.update(metadata.version("sft-playbook").encode())
+        return metadata.version(name)
     except metadata.PackageNotFoundError:
-        h.update(b"not installed")
-    for f in sorted(root.glob("*.py")) + [root.parent / "io.py", root.parent / "settings.py"]:
-        if f.is_file():
-            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+        return "not installed"
+
+
+def code_version(root: Path | None = None) -> str:
+    """A hash of the code that makes this process's curated rows: every ``*.py`` of the
+    ``sft_playbook`` package that holds ``root`` (``curate/``, and what its stages import:
+    ``evaluate/vparse.py`` for header recovery, ``verilog/sandbox.py`` for the compile check,
+    ``io.py``, ``settings.py``...; not ``sft/``, the training code), the installed package version,
+    and the versions of ``CHECKED_PACKAGES``. Used by the resume fingerprint and by the cluster
+    check that the workers run the driver's code (``code_identity``).
+
+    Args:
+        root: the ``curate`` folder (default: this process's).
+
+    Returns:
+        64 hex characters (sha256 of the versions and those files' relative paths and bytes).
+    """
+    import hashlib
+
+    root = Path(root) if root is not None else Path(__file__).resolve().parent
+    package = root.parent
+    h = hashlib.sha256()
+    h.update(_package_version("sft-playbook").encode())
+    for name in CHECKED_PACKAGES:
+        h.update(f"\0{name}={_package_version(name)}".encode())
+    for f in sorted(package.rglob("*.py")):
+        rel = f.relative_to(package)
+        if rel.parts[0] in NOT_CURATION or "__pycache__" in rel.parts:
+            continue
+        h.update(b"\0" + rel.as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
-
-
-#: the packages whose versions must match between driver and workers (besides our own code)
-CHECKED_PACKAGES = ("dask", "distributed", "pandas", "numpy", "pyarrow", "cloudpickle")
 
 
 def code_identity() -> dict[str, str]:
@@ -68,15 +89,11 @@ def code_identity() -> dict[str, str]:
         That dict (all values text).
     """
     import platform
-    from importlib import metadata
 
     out = {"sft_playbook": str(Path(__file__).resolve().parent.parent), "code": code_version(),
            "python": platform.python_version()}
     for name in CHECKED_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
+        out[name] = _package_version(name)
     return out
 
 
@@ -116,6 +133,32 @@ def missing_tools(tools: Sequence[str]) -> list[str]:
     import shutil
 
     return [t for t in tools if shutil.which(t) is None]
+
+
+def tool_versions(tools: Sequence[str]) -> dict[str, str]:
+    """The version line of each program of ``tools`` (``<tool> -V``, first line, as Icarus Verilog's
+    ``iverilog``/``vvp`` print it), run on every worker by ``Engine`` and hashed into the resume
+    fingerprint: another Icarus version may judge ``compiles`` differently.
+
+    Returns:
+        ``{tool: version line}``; "missing" for a program not on PATH, "unknown" when it gives no line.
+    """
+    import shutil
+    import subprocess
+
+    out = {}
+    for t in tools:
+        exe = shutil.which(t)
+        if exe is None:
+            out[t] = "missing"
+            continue
+        try:
+            res = subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+            line = (res.stdout or res.stderr).strip().splitlines()
+        except (OSError, subprocess.SubprocessError):
+            line = []
+        out[t] = line[0] if line else "unknown"
+    return out
 
 
 def tool_gaps(tools: Sequence[str], workers: dict[str, Any]) -> list[str]:
@@ -326,7 +369,8 @@ class Engine:
     def check_workers(self) -> None:
         """Every worker must import the same sft_playbook code and package versions as this
         process (a worker started without the right PYTHONPATH imports another checkout), and find
-        ``required_tools`` on its PATH (a worker without iverilog would skip the compile check).
+        ``required_tools`` on its PATH (a worker without iverilog would skip the compile check), in
+        the driver's version (``tool_versions``).
 
         Raises:
             EngineError: one line naming each worker that differs and what differs, or that lacks a tool.
@@ -339,6 +383,13 @@ class Engine:
         if not bad and self.required_tools:
             gaps = tool_gaps(self.required_tools, self.client.run(missing_tools, self.required_tools, on_error="return"))
             bad = [self._tools_error(gaps)] if gaps else []
+            if not bad:
+                mine = tool_versions(self.required_tools)
+                theirs = self.client.run(tool_versions, self.required_tools, on_error="return")
+                bad = [f"worker {w} runs " + ", ".join(f"{t} {v.get(t)!r}" for t in mine if v.get(t) != mine[t])
+                       + " vs the driver's " + ", ".join(f"{t} {mine[t]!r}" for t in mine if v.get(t) != mine[t])
+                       if isinstance(v, dict) else f"worker {w} could not report its tool versions: {v!r}"
+                       for w, v in sorted(theirs.items()) if not (isinstance(v, dict) and v == mine)]
         if bad:
             self._stack.close()
             self.client = None

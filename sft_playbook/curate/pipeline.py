@@ -101,7 +101,7 @@ from .base import BOOKKEEPING, DETAIL, REASON, STAGE_COL, Chain, Stage, StageSta
 from .clean import CleanAndUnify
 from .decontam import Decontaminate
 from .dedup import ExactDedup, FuzzyDedup
-from .engine import Engine, EngineError, ProgressLine, code_version  # noqa: F401 - ProgressLine: public here too
+from .engine import Engine, EngineError, ProgressLine, code_version, tool_versions  # noqa: F401 - ProgressLine: public here too
 from .hierarchy import ModuleIndex
 from .frames import SUFFIX as FRAME_SUFFIX, read_frame, write_frame
 from .filters import AlphaShare, Compiles, HasModule, LineCount, LongestLine, TopNGramShare, UrlShare, WordCount
@@ -1125,7 +1125,8 @@ def fingerprint_parts(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str,
     file's bytes and every planned source's spec: name, licence, fields, levels, format...),
     ``data files`` (path, size, mtime of every source file; with ``resume_check: content`` also a
     hash of its bytes), ``benchmark files`` (path, size, mtime of the files of every stage that
-    reads a benchmark folder) and ``code`` (``code_version``).
+    reads a benchmark folder) and ``code`` (``code_version``: our code and the packages that make
+    rows, plus ``tool_versions`` of the stages' programs, e.g. Icarus Verilog for the compile check).
 
     Returns:
         ``{input name: 64-hex sha256}`` for those five inputs.
@@ -1150,13 +1151,15 @@ def fingerprint_parts(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str,
     specs = [{k: v for k, v in src["spec"].items()} for src in plan]
     files = [_stat_of(f, content) for src in plan for f in map(Path, src["files"])]
     bench = []
-    for stage in stages if stages is not None else build_stages(st):
+    stages = stages if stages is not None else build_stages(st)
+    for stage in stages:
         folder_of = getattr(stage, "benchmark_folder", None)
         folder = folder_of() if callable(folder_of) else None
         if folder is not None:
             bench.append([str(folder), [_stat_of(f, content) for f in sorted(Path(folder).rglob("*")) if f.is_file()]])
+    tools = sorted({t for stage in stages for t in stage.tools})
     return {"config": digest(conf), "sources spec": digest([spec_bytes, specs]), "data files": digest(files),
-            "benchmark files": digest(bench), "code": code_version()}
+            "benchmark files": digest(bench), "code": digest([code_version(), tool_versions(tools)])}
 
 
 def run_fingerprint(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str, Any]]) -> str:
