@@ -211,3 +211,62 @@ def test_resume_with_checkpoint_false_reuses_the_finished_passes(tmp_path, monke
     fresh = {p.relative_to(tmp_path): p.read_bytes() for d in ("out", "dropped") for p in (tmp_path / d).rglob("*.jsonl")}
     assert report["rows_kept"] == fresh_report["rows_kept"] > 0
     assert resumed == fresh and len(fresh) >= 6
+
+
+def test_an_interrupted_work_folder_cleanup_does_not_lock_the_user_out(tmp_path, monkeypatch):
+    """The work folder's marker goes LAST: a clean-up cut short (Ctrl-C while deleting a big run's
+    checkpoints) leaves a folder that is still marked as ours, and the next run empties it again
+    instead of refusing "not a curation work folder" (review 15c #8)."""
+    import shutil
+
+    from test_curate_scale import awkward_source, config
+
+    awkward_source(tmp_path / "src")
+    real = Checkpoints.pass_done
+
+    def killed(self, engine, g, parts, st):
+        real(self, engine, g, parts, st)
+        raise KeyboardInterrupt("killed after pass 1's checkpoint")
+    monkeypatch.setattr(Checkpoints, "pass_done", killed)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.curate(config(tmp_path, "local"))
+    monkeypatch.undo()
+    work = tmp_path / ".out.work"
+    assert (work / pipeline.WORK_MARKER).is_file() and len(list(work.iterdir())) > 2
+    real_rmtree, calls = shutil.rmtree, []
+
+    def cut_short(path, *a, **k):                  # the first folder goes, then Ctrl-C
+        calls.append(path)
+        if len(calls) > 1:
+            raise KeyboardInterrupt("Ctrl-C during the clean-up")
+        real_rmtree(path, *a, **k)
+    monkeypatch.setattr(shutil, "rmtree", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.curate(config(tmp_path, "local"))          # starts afresh: empties the work folder
+    monkeypatch.undo()
+    assert (work / pipeline.WORK_MARKER).is_file()           # still ours
+    report = pipeline.curate(config(tmp_path, "local"))
+    assert report["rows_kept"] > 0 and not work.exists()
+
+
+def test_a_file_that_cannot_be_removed_keeps_the_marker(tmp_path, monkeypatch):
+    work = tmp_path / "w"
+    pipeline.fresh_work_folder(work)
+    (work / "pass-00").mkdir()
+    (work / "pass-00" / "part-000000.arrow").write_bytes(b"x")
+    (work / ".nfs0001").write_bytes(b"held open by a worker")
+    real_unlink = Path.unlink
+
+    def busy(self, *a, **k):
+        if self.name.startswith(".nfs"):
+            raise OSError(16, "Device or resource busy", str(self))
+        return real_unlink(self, *a, **k)
+    monkeypatch.setattr(Path, "unlink", busy)
+    pipeline.remove_work_folder(work)                        # end of a run: errors ignored
+    assert sorted(p.name for p in work.iterdir()) == sorted([".nfs0001", pipeline.WORK_MARKER])
+    with pytest.raises(pipeline.PipelineError) as err:      # the next run: one line, the folder still ours
+        pipeline.fresh_work_folder(work)
+    assert "cannot be removed" in str(err.value) and "\n" not in str(err.value)
+    monkeypatch.undo()
+    pipeline.fresh_work_folder(work)
+    assert [p.name for p in work.iterdir()] == [pipeline.WORK_MARKER]

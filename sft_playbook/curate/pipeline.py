@@ -1183,9 +1183,45 @@ def fresh_work_folder(work: Path) -> None:
         if not (work / WORK_MARKER).is_file():
             raise PipelineError(f"work_dir {work} exists and is not a curation work folder (no {WORK_MARKER}); "
                                 "choose another work_dir")
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
+        try:
+            remove_work_folder(work, ignore_errors=False)
+        except OSError as exc:
+            raise PipelineError(f"work_dir {work}: an earlier run's files cannot be removed ({exc}); remove them "
+                                "or choose another work_dir") from None
+    work.mkdir(parents=True, exist_ok=True)
     (work / WORK_MARKER).write_text("part files of a curation run; removed when the run ends\n")
+
+
+def remove_work_folder(work: Path, ignore_errors: bool = True) -> None:
+    """Delete a curation work folder with its marker LAST: everything else first, then the marker,
+    then the folder. A deletion cut short (Ctrl-C, kill, a file that cannot go, such as an NFS
+    ``.nfsXXXX`` of a file a worker still holds open) leaves a folder that is still marked as ours,
+    so the next run may empty it again instead of refusing it as a foreign folder.
+
+    Raises:
+        OSError: a file cannot be removed (only with ``ignore_errors=False``; the marker then stays).
+    """
+    if not work.is_dir():
+        return
+    for child in sorted(work.iterdir()):
+        if child.name == WORK_MARKER:
+            continue
+        try:
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        except OSError:
+            if not ignore_errors:
+                raise
+    if any(c.name != WORK_MARKER for c in work.iterdir()):
+        return                                     # something stayed: keep the marker with it
+    try:
+        (work / WORK_MARKER).unlink(missing_ok=True)
+        work.rmdir()
+    except OSError:
+        if not ignore_errors:
+            raise
 
 
 def lock_path(folder: Path) -> Path:
@@ -1386,7 +1422,7 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
             if dropped_dir is not None:
                 verify_dropped_files(drop_files, stats, work, bad.skipped)
                 install_dropped(drop_files, dropped_dir)
-    shutil.rmtree(work, ignore_errors=True)
+    remove_work_folder(work)
     log.info("wrote %s/<level>/{train,validation,test}.jsonl for %s: %s; report in %s/curation_report.md (%.1fs)",
              out_dir, ", ".join(levels), ", ".join(f"{k}={v}" for k, v in sizes[levels[0]].items()), out_dir,
              time.monotonic() - t0)
