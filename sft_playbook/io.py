@@ -32,7 +32,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 BOM = b"\xef\xbb\xbf"
 ON_BAD_LINE = ("error", "skip")
@@ -470,7 +470,7 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
 def replace_dir_atomic(target: str | Path, *, keep: Iterable[str] = ()) -> Iterator[Path]:
     """Write a folder of outputs as a set: yields a fresh sibling folder to fill; on success it
     replaces ``target`` (old contents moved aside, then deleted), on any error it is deleted and
-    ``target`` is left exactly as it was.
+    ``target`` is left exactly as it was (``replace_dirs_atomic`` of one folder).
 
     ``keep``: names of entries of the old ``target`` to carry over into the new one when the
     block did not write them (e.g. files produced by another step). The swap is two renames in the
@@ -484,46 +484,107 @@ def replace_dir_atomic(target: str | Path, *, keep: Iterable[str] = ()) -> Itera
         OutputError: the folder set cannot be written or swapped in; ``target`` is unchanged. A write
             inside the block that failed with ``OutputError`` is re-raised naming the file's path
             under ``target`` rather than under the staging folder.
-    """  # noqa: DOC501 - raised through the factory output_error(), which ruff takes for the exception's name
-    target = Path(target)
-    if target.exists() and not target.is_dir():     # never swap a user's file for a folder (it would be deleted)
-        err = OutputError(errno.ENOTDIR, f"{target} is a file, not a folder: not replaced by the output folder")
-        err.filename = str(target)
-        raise err
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_staging(target)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new.{_owner_tag()}.", dir=target.parent))
-        staging.chmod(0o777 & ~_umask())   # mkdtemp makes it 0700; the swapped-in folder gets the usual mode
-    except OSError as exc:
-        raise output_error(exc, target) from None
-    try:
+    """
+    with replace_dirs_atomic([(target, keep)]) as (staging,):
         yield staging
-        if target.exists():
-            for name in keep:
+
+
+@contextlib.contextmanager
+def replace_dirs_atomic(targets: Sequence[tuple[str | Path, Iterable[str]]]) -> Iterator[list[Path]]:
+    """Write several folders of outputs as ONE set (e.g. a run's output_dir and dropped_dir): yields
+    a fresh staging folder beside each target; when the block ends without error, first every
+    ``keep`` entry of every old target is copied into its staging folder (the old folders are not
+    touched yet), then the targets are swapped in one after the other (two renames each). If a swap
+    fails, the targets already swapped are swapped back, so every target is either all old or, once
+    the last rename is done, all new. On any error the staging folders are deleted and the targets
+    are left as they were.
+
+    Args:
+        targets: ``(target folder, names of its old entries to carry over)`` per folder; the
+            folders are swapped in this order.
+
+    Yields:
+        The staging folders, one per target, in order (``.<target name>.new.<random>`` beside it).
+
+    Raises:
+        OutputError: a folder cannot be staged or swapped in (naming the target; a write that
+            failed inside the block names the file's path under its target); every target is unchanged.
+    """  # noqa: DOC501 - raised through the factory output_error(), which ruff takes for the exception's name
+    pairs = [(Path(t), list(k)) for t, k in targets]
+    for target, _ in pairs:
+        if target.exists() and not target.is_dir():  # never swap a user's file for a folder (it would be deleted)
+            err = OutputError(errno.ENOTDIR, f"{target} is a file, not a folder: not replaced by the output folder")
+            err.filename = str(target)
+            raise err
+    stagings: list[Path] = []
+    current = pairs[0][0]
+
+    def clean() -> None:
+        for st in stagings:
+            shutil.rmtree(st, ignore_errors=True)
+    try:
+        for target, _ in pairs:
+            current = target
+            target.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_staging(target)
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new.{_owner_tag()}.", dir=target.parent))
+            staging.chmod(0o777 & ~_umask())   # mkdtemp makes it 0700; the swapped-in folder gets the usual mode
+            stagings.append(staging)
+    except OSError as exc:
+        clean()
+        raise output_error(exc, current) from None
+    try:
+        yield stagings
+        for (target, keep), staging in zip(pairs, stagings):
+            current = target
+            for name in keep if target.exists() else ():
                 src = target / name
                 if src.exists() and not (staging / name).exists():
                     if src.is_dir():
                         shutil.copytree(src, staging / name)
                     else:
                         shutil.copy2(src, staging / name)
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.{_owner_tag()}.", dir=target.parent))
-            os.replace(target, old / target.name)
-        os.replace(staging, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swapped: list[tuple[Path, Path | None]] = []     # (target, the folder holding its old version)
+        try:
+            for (target, _), staging in zip(pairs, stagings):
+                current = target
+                old = None
+                if target.exists():
+                    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.{_owner_tag()}.", dir=target.parent))
+                    os.replace(target, old / target.name)
+                try:
+                    os.replace(staging, target)
+                except BaseException:
+                    if old is not None:
+                        os.replace(old / target.name, target)
+                        shutil.rmtree(old, ignore_errors=True)
+                    raise
+                swapped.append((target, old))
+        except BaseException:
+            for target, old in reversed(swapped):        # back to the old set
+                undo = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.{_owner_tag()}.", dir=target.parent))
+                os.replace(target, undo / target.name)
+                if old is not None:
+                    os.replace(old / target.name, target)
+                    shutil.rmtree(old, ignore_errors=True)
+                shutil.rmtree(undo, ignore_errors=True)
+            raise
+        for _, old in swapped:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
     except OutputError as exc:   # a write inside the block: name the file where it will live
-        shutil.rmtree(staging, ignore_errors=True)
-        err = OutputError(exc.errno, str(exc).replace(str(staging), str(target)))
-        err.filename = (exc.filename or "").replace(str(staging), str(target)) or str(target)
+        clean()
+        text, name = str(exc), exc.filename or ""
+        for (target, _), staging in zip(pairs, stagings):
+            text, name = text.replace(str(staging), str(target)), name.replace(str(staging), str(target))
+        err = OutputError(exc.errno, text)
+        err.filename = name or str(current)
         raise err from None
     except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise output_error(exc, target) from None
+        clean()
+        raise output_error(exc, current) from None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        clean()
         raise
 
 

@@ -270,3 +270,29 @@ def test_a_file_that_cannot_be_removed_keeps_the_marker(tmp_path, monkeypatch):
     monkeypatch.undo()
     pipeline.fresh_work_folder(work)
     assert [p.name for p in work.iterdir()] == [pipeline.WORK_MARKER]
+
+
+def test_a_clean_up_cut_short_right_after_the_marker_leaves_a_usable_folder(tmp_path, monkeypatch):
+    """Cut between the marker's unlink and the folder's rmdir: the folder is empty and unmarked; the
+    next run uses it (an empty folder has nothing to lose) while a non-empty unmarked one is refused."""
+    work = tmp_path / "w"
+    pipeline.fresh_work_folder(work)
+    (work / "pass-00").mkdir()
+    real_rmdir = Path.rmdir
+
+    def cut(self):
+        if self == work:
+            raise KeyboardInterrupt("Ctrl-C after the marker went")
+        return real_rmdir(self)
+    monkeypatch.setattr(Path, "rmdir", cut)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.remove_work_folder(work)
+    monkeypatch.undo()
+    assert work.is_dir() and not any(work.iterdir())
+    pipeline.fresh_work_folder(work)
+    assert [p.name for p in work.iterdir()] == [pipeline.WORK_MARKER]
+    (work / pipeline.WORK_MARKER).unlink()
+    (work / "users-file.txt").write_text("not ours")
+    with pytest.raises(pipeline.PipelineError, match="not a curation work folder"):
+        pipeline.fresh_work_folder(work)
+    assert (work / "users-file.txt").read_text() == "not ours"

@@ -22,7 +22,9 @@ LEVELS_MAP = {"high_level": "high_level_global_summary", "detailed": "detailed_g
 
 def cfg_for(tmp: Path, extra=(), dropped="dropped"):
     (tmp / "sources.jsonl").write_text(json.dumps({"name": "fx", "path": str(tmp / "src"), "levels": LEVELS_MAP}) + "\n")
-    bench = fx.write_benchmark(tmp / "bench")
+    bench = tmp / "bench"
+    if not bench.exists():          # written once: a new mtime would change a resume's fingerprint
+        fx.write_benchmark(bench)
     return load_config(REPO_ROOT / "configs/curate.yaml", [
         f"sources={tmp / 'sources.jsonl'}", f"output_dir={tmp / 'out'}", f"dropped_dir={tmp / dropped}",
         f"decontaminate.benchmark_dir={bench}", "engine.engine=local", "engine.partition_rows=4",
@@ -71,14 +73,57 @@ def _report_fails(tmp, monkeypatch):
 
 
 def _dropped_install_fails(tmp, monkeypatch):
-    real = pipeline.shutil.move
+    """Staging the dropped-row files: no hard link (another file system), and the copy fails."""
+    import os
+    import shutil
 
-    def move(src, dst):
+    real = shutil.copy2
+
+    def no_link(src, dst, *a, **k):
+        raise OSError(18, "Invalid cross-device link")
+
+    def copy2(src, dst, *a, **k):
         if "dropped-files" in str(src) and "03_" in Path(src).name:
             raise OSError(28, "No space left on device")
-        return real(src, dst)
-    monkeypatch.setattr(pipeline.shutil, "move", move)
+        return real(src, dst, *a, **k)
+    monkeypatch.setattr(os, "link", no_link)
+    monkeypatch.setattr(shutil, "copy2", copy2)
     return []
+
+
+def _carrying_over_fails(tmp, monkeypatch):
+    """The disk fills while a user's folder in output_dir is copied into the new set (review 15c #3)."""
+    import shutil
+
+    (tmp / "out" / "notes").mkdir()
+    (tmp / "out" / "notes" / "n.txt").write_text("mine\n")
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(shutil, "copytree", full)
+    return []
+
+
+def _swap_of(folder: str, exc: BaseException):
+    """os.replace fails when it would put the new ``folder`` in place: after output_dir was swapped."""
+    def fail(tmp, monkeypatch):
+        import os
+
+        real = os.replace
+
+        def replace(src, dst, *a, **k):
+            if Path(dst) == tmp / folder and ".new." in Path(src).name:
+                raise exc
+            return real(src, dst, *a, **k)
+        monkeypatch.setattr(os, "replace", replace)
+        return []
+    fail.__name__ = f"_swap_of_{folder}_fails_{type(exc).__name__}"
+    return fail
+
+
+_dropped_swap_fails = _swap_of("dropped", OSError(16, "Device or resource busy"))
+_killed_at_dropped_swap = _swap_of("dropped", KeyboardInterrupt())
+_out_swap_fails = _swap_of("out", OSError(18, "Invalid cross-device link"))
 
 
 def _timings_fail(tmp, monkeypatch):
@@ -88,18 +133,49 @@ def _timings_fail(tmp, monkeypatch):
     return []
 
 
-@pytest.mark.parametrize("fail", [_bad_line, _all_dropped, _merge_fails, _report_fails, _timings_fail,
-                                  _dropped_install_fails])
+FAILURES = [_bad_line, _all_dropped, _merge_fails, _report_fails, _timings_fail, _dropped_install_fails,
+            _carrying_over_fails, _dropped_swap_fails, _killed_at_dropped_swap, _out_swap_fails]
+
+
+@pytest.mark.parametrize("fail", FAILURES, ids=lambda f: f.__name__)
 def test_a_failed_run_leaves_the_previous_output_set_whole(tmp_path, monkeypatch, fail):
+    """output_dir AND dropped_dir: both the previous run's, byte for byte, whatever failed - also
+    when output_dir was already swapped in and dropped_dir's swap failed (swapped back)."""
     out, dropped = good_run(tmp_path)
     rows, _ = fx.records()
     with open(tmp_path / "src" / "data.jsonl", "a") as fh:   # the failed run would drop other rows
         fh.write(json.dumps({**rows[0], "id": "extra-copy"}) + "\n")
     extra = fail(tmp_path, monkeypatch)
-    with pytest.raises(Exception):  # noqa: B017 - each kind of failure raises its own error
+    out = tree(tmp_path / "out")                             # (with what the failure set up in it)
+    with pytest.raises((Exception, KeyboardInterrupt)):  # noqa: B017 - each kind of failure raises its own error
         curate(cfg_for(tmp_path, extra))
+    monkeypatch.undo()
     assert tree(tmp_path / "out") == out
     assert tree(tmp_path / "dropped") == dropped
+    assert not [p.name for p in tmp_path.iterdir() if ".new." in p.name or ".old." in p.name]
+
+
+@pytest.mark.parametrize("fail", [_carrying_over_fails, _dropped_install_fails, _dropped_swap_fails],
+                         ids=lambda f: f.__name__)
+def test_resume_after_a_failed_swap_finishes_with_the_same_bytes(tmp_path, monkeypatch, fail):
+    """Every pass ran and the output set failed at the end: the work folder still holds the
+    dropped-row files (linked or copied into the set, never moved out), so resume=true finishes
+    without running a pass again and writes what a fresh run writes (review 15c #3)."""
+    good_run(tmp_path)
+    rows, _ = fx.records()
+    with open(tmp_path / "src" / "data.jsonl", "a") as fh:
+        fh.write(json.dumps({**rows[0], "id": "extra-copy"}) + "\n")
+    fail(tmp_path, monkeypatch)
+    with pytest.raises((Exception, KeyboardInterrupt)):  # noqa: B017
+        curate(cfg_for(tmp_path))
+    monkeypatch.undo()
+    monkeypatch.setattr(pipeline, "read_partitions", lambda *a, **k: (_ for _ in ()).throw(
+        AssertionError("resume read the sources again")))
+    curate(cfg_for(tmp_path, ["resume=true"]))
+    monkeypatch.undo()
+    resumed = tree(tmp_path / "out", timings=False), tree(tmp_path / "dropped")
+    curate(cfg_for(tmp_path, [f"work_dir={tmp_path / 'work2'}"]))
+    assert (tree(tmp_path / "out", timings=False), tree(tmp_path / "dropped")) == resumed
 
 
 def test_resume_with_another_dropped_dir_gets_every_pass_dropped_rows(tmp_path, monkeypatch):

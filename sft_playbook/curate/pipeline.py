@@ -105,7 +105,7 @@ from .engine import Engine, EngineError, ProgressLine, code_version, tool_versio
 from .hierarchy import ModuleIndex
 from .frames import SUFFIX as FRAME_SUFFIX, read_frame, write_frame
 from .filters import AlphaShare, Compiles, HasModule, LineCount, LongestLine, TopNGramShare, UrlShare, WordCount
-from ..io import replace_dir_atomic, write_json_atomic
+from ..io import replace_dirs_atomic, write_json_atomic
 from .pii import RedactPII
 from .report import TIMINGS_FILES, timings_markdown, write_report, write_timings
 from .sources import (BadLines, DownloadError, SourceError, describe_skipped, download_hub, licence_of,
@@ -1174,13 +1174,17 @@ def run_fingerprint(cfg: dict[str, Any] | CurateSettings, plan: list[dict[str, A
 
 
 def fresh_work_folder(work: Path) -> None:
-    """Empty ``work`` (or create it) and mark it as a curation work folder.
+    """Empty ``work`` (or create it) and mark it as a curation work folder. An existing folder must
+    hold the marker (``remove_work_folder`` deletes it last) or be empty.
 
     Raises:
-        PipelineError: ``work`` exists without the marker file (it is not ours: nothing is deleted).
+        PipelineError: ``work`` exists, is not empty and lacks the marker file (it is not ours:
+            nothing is deleted), or an earlier run's files in it cannot be removed.
     """
     if work.exists():
-        if not (work / WORK_MARKER).is_file():
+        if work.is_dir() and not any(work.iterdir()):
+            pass                                   # empty (a clean-up cut short after the marker): nothing to lose
+        elif not (work / WORK_MARKER).is_file():
             raise PipelineError(f"work_dir {work} exists and is not a curation work folder (no {WORK_MARKER}); "
                                 "choose another work_dir")
         try:
@@ -1399,7 +1403,12 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
         n_parts = len(sizes_p)
         # The outputs are one set (every level's splits + the report): written into a fresh folder
         # that then replaces output_dir, so a failure (full disk) leaves the previous set as it was.
-        with replace_dir_atomic(out_dir, keep=foreign_entries(out_dir, levels)) as staging:
+        # output_dir and dropped_dir are one set: both staged, then swapped in together (or neither)
+        targets = [(out_dir, foreign_entries(out_dir, levels))]
+        if dropped_dir is not None:
+            targets.append((dropped_dir, dropped_keep(dropped_dir)))
+        with replace_dirs_atomic(targets) as stagings:
+            staging = stagings[0]
             jobs = {(lvl, split): engine.submit(
                 _merge_sized, [str(folder / lvl / split / f"{part_name(p)}.jsonl") for p in range(n_parts)],
                 [str(folder / "ranks" / split / f"{part_name(p)}.npy") for p in range(n_parts)],
@@ -1421,7 +1430,7 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
             log_timings(cfg, timings)         # its extra copy (timings_file) too, before anything is swapped in
             if dropped_dir is not None:
                 verify_dropped_files(drop_files, stats, work, bad.skipped)
-                install_dropped(drop_files, dropped_dir)
+                stage_dropped(drop_files, stagings[1])
     remove_work_folder(work)
     log.info("wrote %s/<level>/{train,validation,test}.jsonl for %s: %s; report in %s/curation_report.md (%.1fs)",
              out_dir, ", ".join(levels), ", ".join(f"{k}={v}" for k, v in sizes[levels[0]].items()), out_dir,
@@ -1731,17 +1740,33 @@ REPORT_FILES = ("curation_report.json", "curation_report.md", "curation_funnel.p
 DROPPED_FILE_GLOB = "[0-9][0-9]_*.jsonl"
 
 
-def install_dropped(files_dir: Path, dropped_dir: Path) -> None:
-    """Replace a previous run's dropped-row files (``<nn>_<stage>.jsonl``) in ``dropped_dir`` by this
-    run's (``files_dir``, in the work folder) as one set (``replace_dir_atomic``): other entries of
-    ``dropped_dir`` are carried over; on any error ``dropped_dir`` is left as it was."""
+def dropped_keep(dropped_dir: Path) -> list[str]:
+    """The entries of an existing ``dropped_dir`` that are not a previous run's dropped-row files
+    (``<nn>_<stage>.jsonl``): they are carried over into the new set.
+
+    Returns:
+        Their names, sorted; [] when ``dropped_dir`` does not exist.
+    """
     import fnmatch
 
-    keep = [p.name for p in sorted(dropped_dir.iterdir()) if not fnmatch.fnmatch(p.name, DROPPED_FILE_GLOB)
+    return [p.name for p in sorted(dropped_dir.iterdir()) if not fnmatch.fnmatch(p.name, DROPPED_FILE_GLOB)
             and not p.name.startswith(".")] if dropped_dir.is_dir() else []
-    with replace_dir_atomic(dropped_dir, keep=keep) as staging:
-        for f in sorted(files_dir.glob(DROPPED_FILE_GLOB)) if files_dir.is_dir() else []:
-            shutil.move(str(f), str(staging / f.name))
+
+
+def stage_dropped(files_dir: Path, staging: Path) -> None:
+    """This run's dropped-row files (``files_dir``, in the work folder) into ``dropped_dir``'s staging
+    folder: hard links where the file system allows (no copy of the bytes), else copies. The work
+    folder keeps its files until the whole set is swapped in, so a run that fails at the swap can
+    still be resumed.
+
+    Raises:
+        OSError: a file can be neither linked nor copied.
+    """
+    for f in sorted(files_dir.glob(DROPPED_FILE_GLOB)) if files_dir.is_dir() else []:
+        try:
+            os.link(f, staging / f.name)
+        except OSError:
+            shutil.copy2(f, staging / f.name)
 
 
 def foreign_entries(out_dir: Path, levels: list[str]) -> list[str]:
