@@ -497,7 +497,8 @@ def replace_dirs_atomic(targets: Sequence[tuple[str | Path, Iterable[str]]]) -> 
     touched yet), then the targets are swapped in one after the other (two renames each). If a swap
     fails, the targets already swapped are swapped back, so every target is either all old or, once
     the last rename is done, all new. On any error the staging folders are deleted and the targets
-    are left as they were.
+    are left as they were. A target that is a symbolic link is resolved first: the folder it points
+    to is replaced and the link is kept.
 
     Args:
         targets: ``(target folder, names of its old entries to carry over)`` per folder; the
@@ -510,7 +511,9 @@ def replace_dirs_atomic(targets: Sequence[tuple[str | Path, Iterable[str]]]) -> 
         OutputError: a folder cannot be staged or swapped in (naming the target; a write that
             failed inside the block names the file's path under its target); every target is unchanged.
     """  # noqa: DOC501 - raised through the factory output_error(), which ruff takes for the exception's name
-    pairs = [(Path(t), list(k)) for t, k in targets]
+    # a target that is a symlink (data/merged -> /bigdisk/merged) is swapped where it points: the
+    # staging folder is made beside the real folder (same file system) and the link stays a link
+    pairs = [(Path(os.path.realpath(t)), list(k)) for t, k in targets]
     for target, _ in pairs:
         if target.exists() and not target.is_dir():  # never swap a user's file for a folder (it would be deleted)
             err = OutputError(errno.ENOTDIR, f"{target} is a file, not a folder: not replaced by the output folder")

@@ -131,11 +131,38 @@ def test_a_gzipped_json_list_is_read(tmp_path):
     ("a.jsonl.xz", lzma.compress(jsonl_bytes(fx.records()[0] * 20))[:900], "cannot decompress"),   # truncated
     ("a.jsonl.bz2", bz2.compress(jsonl_bytes(fx.records()[0] * 20))[:900], "cannot decompress"),
 ])
-def test_a_damaged_compressed_file_is_one_line_naming_it(tmp_path, caplog, name, data, want):
+@pytest.mark.parametrize("on_bad_line", ["error", "skip"])
+def test_a_damaged_compressed_file_is_one_line_naming_it(tmp_path, caplog, name, data, want, on_bad_line):
+    """Also with on_bad_line=skip (as the README says): a damaged file's rows cannot be counted."""
     src = tmp_path / "src"
     src.mkdir()
     (src / name).write_bytes(data)
-    one_line_failure(cfg_for(tmp_path, src), caplog, name, want)
+    cfg = cfg_for(tmp_path, src)
+    cfg["on_bad_line"] = on_bad_line
+    one_line_failure(cfg, caplog, name, want)
+
+
+@pytest.mark.parametrize("kind", ["parquet", "arrow"])
+def test_a_truncated_parquet_or_arrow_file_stops_the_run_even_with_skip(tmp_path, caplog, kind):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows, _ = fx.records()
+    table = pa.Table.from_pylist(rows * 10)
+    src = tmp_path / "src"
+    src.mkdir()
+    whole = tmp_path / f"whole.{kind}"
+    if kind == "parquet":
+        pq.write_table(table, whole, row_group_size=20)
+    else:
+        with pa.OSFile(str(whole), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+            w.write_table(table, max_chunksize=20)
+    data = whole.read_bytes()
+    (src / f"a.{kind}").write_bytes(data[: len(data) * 2 // 3])
+    cfg = cfg_for(tmp_path, src)
+    cfg["on_bad_line"] = "skip"
+    one_line_failure(cfg, caplog, f"a.{kind}")
+    assert not (tmp_path / "out").exists()
 
 
 def test_zstd_without_the_package_says_to_decompress(tmp_path, caplog):

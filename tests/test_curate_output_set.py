@@ -211,3 +211,24 @@ def test_a_failed_run_says_where_its_finished_passes_are_kept(tmp_path, monkeypa
     with caplog.at_level(logging.WARNING):
         assert pipeline.main(cfg_for(tmp_path), None) == 1
     assert not [r for r in caplog.records if "finished pass(es)" in r.getMessage()]
+
+
+@pytest.mark.parametrize("which", ["out", "dropped"])
+def test_an_output_folder_that_is_a_symlink_stays_a_link(tmp_path, which):
+    """output_dir -> /bigdisk/merged (a quota workaround): the run replaces the folder the link points
+    to and keeps the link (review 15c #12: the link was swapped for a real folder on the small disk)."""
+    rows, _ = fx.records()
+    fx.write_jsonl(tmp_path / "src" / "data.jsonl", rows)
+    big = tmp_path / "bigdisk" / which
+    big.mkdir(parents=True)
+    (big / "old.txt").write_text("a user's file stays\n")
+    (tmp_path / which).symlink_to(big, target_is_directory=True)
+    for _ in range(2):                                        # a second run replaces the first's set there too
+        curate(cfg_for(tmp_path))
+        assert (tmp_path / which).is_symlink() and (tmp_path / which).resolve() == big.resolve()
+    assert (big / "old.txt").read_text() == "a user's file stays\n"
+    if which == "out":
+        assert (big / "high_level" / "train.jsonl").stat().st_size > 0
+    else:
+        assert list(big.glob("[0-9][0-9]_*.jsonl"))
+    assert not [p for p in (tmp_path.iterdir()) if ".new." in p.name or ".old." in p.name]
