@@ -295,7 +295,8 @@ PRODUCT_OFF = ["rules.line_count", "rules.longest_line", "rules.alpha_share", "r
                "rules.compiles", "pii", "decontaminate", "both_views"]
 
 
-def product_config(recipe_name: str, folder: Path, partition_rows: int | None, workers: int) -> tuple[dict, dict]:
+def product_config(recipe_name: str, folder: Path, partition_rows: int | None, workers: int,
+                   memory_limit: str | None = None) -> tuple[dict, dict]:
     """configs/curate.yaml with the recipe's stages (module docstring) and the run's paths.
 
     Returns:
@@ -322,6 +323,8 @@ def product_config(recipe_name: str, folder: Path, partition_rows: int | None, w
     }
     if partition_rows:
         changed["engine.partition_rows"] = partition_rows
+    if memory_limit:
+        changed["engine.memory_limit"] = memory_limit
     for key, value in changed.items():
         *path, last = key.split(".")
         node = cfg
@@ -379,15 +382,16 @@ def _sample(pid: int) -> tuple[int, int, float] | None:
 
 
 def run_product(folder: Path, recipe_name: str, workers: int, partition_rows: int | None, every_s: float = 0.25,
-                cpus: set[int] | None = None) -> dict:
+                cpus: set[int] | None = None, memory_limit: str | None = None) -> dict:
     """Run ``curate_data.py`` on the corpus in ``folder/in`` as a child process (the driver; its
     LocalCluster's scheduler lives in it) and sample /proc: the driver's VmHWM/VmRSS, every
     descendant's VmHWM (nannies, workers) and CPU seconds. Reads the run's curation_timings.json
-    and curation_report.json."""
+    and curation_report.json; ``outputs_sha256`` is one SHA-256 over the merged splits (file names and
+    bytes, in name order), so runs of one corpus under other settings can be compared byte for byte."""
     import yaml
 
     repo = Path(__file__).resolve().parents[1]
-    cfg, settings = product_config(recipe_name, folder, partition_rows, workers)
+    cfg, settings = product_config(recipe_name, folder, partition_rows, workers, memory_limit)
     cfg_path = folder / f"curate-{recipe_name}.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     log_path = folder / f"curate-{recipe_name}.log"
@@ -432,7 +436,7 @@ def run_product(folder: Path, recipe_name: str, workers: int, partition_rows: in
             "steps_s": timings["steps_s"], "stage_passes_s": round(stage_s, 1),
             "stage_passes_docs_per_s": round(rows / max(stage_s, 1e-9)),
             "cpu_s": round(cpu, 1), "docs_per_s_if_cpu_bound": round(rows / (cpu / workers)),
-            "kept": report_kept(report),
+            "kept": report_kept(report), "outputs_sha256": outputs_sha256(out),
             "dropped": {st["name"]: sum(st["dropped"].values()) for st in report["stages"]},
             "duplicates": {k: {x: v.get(x) for x in ("clusters", "candidate_pairs", "verified_pairs") if x in v}
                            for k, v in report.get("duplicates", {}).items()},
@@ -444,6 +448,22 @@ def run_product(folder: Path, recipe_name: str, workers: int, partition_rows: in
             "passes": [{k: p.get(k) for k in ("pass", "stages", "fit_s", "pass_s", "dropped_rows_write_s",
                                                "checkpoint_s", "rows_per_s") if k in p}
                        | {"stage_cpu_s": {st["stage"]: st["cpu_s"] for st in p.get("stage_s", [])}} for p in passes]}
+
+
+def outputs_sha256(out: Path) -> str:
+    """SHA-256 over every ``*.jsonl`` under ``out`` (relative name, then bytes; names in order).
+
+    Returns:
+        The hex digest."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(out.rglob("*.jsonl")):
+        h.update(str(f.relative_to(out)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
 def report_kept(report: dict):
@@ -519,6 +539,9 @@ def main() -> int:
                     help="product only: run curate_data.py (driver, scheduler, workers) on these CPUs alone "
                          "(sched_setaffinity), e.g. a 2-core measurement on a bigger machine; the corpus "
                          "generator is not restricted")
+    ap.add_argument("--memory-limit", default=None, metavar="SIZE",
+                    help="product only: engine.memory_limit per worker (Dask syntax, e.g. 700MiB); below the rows' "
+                         "size the workers spill partitions to disk (dask's worker memory management)")
     ap.add_argument("--table-from", metavar="LOG", help="print the table of the JSON lines in LOG (a run cut short)")
     ap.add_argument("--child", choices=["generate", "run"], help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
@@ -548,7 +571,8 @@ def main() -> int:
                 if args.path == "product":
                     line = {"corpus_docs": n, "checkpoint": False, "corpus_mb": round(mb, 1), "load_before": before,
                             "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()), **machine(cpus),
-                            **run_product(Path(tmp), name, args.workers, args.partition_rows, cpus=cpus)}
+                            **run_product(Path(tmp), name, args.workers, args.partition_rows, cpus=cpus,
+                                         memory_limit=args.memory_limit)}
                     lines.append(line)
                     print(json.dumps(line), flush=True)
                     continue
