@@ -235,6 +235,61 @@ except ImportError:  # pragma: no cover - distributed is a dependency
     _WorkerPlugin = object
 
 
+def worker_problems(driver: dict[str, str], tools: Sequence[str], versions: dict[str, str],
+                    tokens: dict[str, str]) -> str:
+    """On a worker: what keeps it from curating for this driver, as one text ("" when nothing):
+    another ``code_identity``, a program of ``tools`` missing or of another version than the
+    driver's (``versions``), a token file of ``tokens`` (path -> text; written by the driver into
+    the folders the workers share) it cannot read back.
+
+    Returns:
+        "; "-joined problems (without the worker's address), or "".
+    """
+    out = [line.removeprefix("worker w ") for line in code_mismatches(driver, {"w": code_identity()})]
+    missing = missing_tools(tools)
+    if missing:
+        out.append(f"has no {' or '.join(missing)} on its PATH")
+    elif tools:
+        mine = tool_versions(tools)
+        out += [f"runs {t} {mine.get(t)!r} vs the driver's {v!r}" for t, v in versions.items() if mine.get(t) != v]
+    for path, text in tokens.items():
+        try:
+            ok = Path(path).read_text() == text
+        except OSError:
+            ok = False
+        if not ok:
+            out.append(f"does not see {Path(path).parent} (a file the driver wrote there is missing on the worker)")
+    return "; ".join(out)
+
+
+#: seconds a run joining a cluster (``--scheduler``) waits for its first worker
+WORKER_WAIT_S = 300
+
+#: the event topic on which ``WorkerGuardPlugin`` reports a worker that failed the checks
+GUARD_TOPIC = "sft-playbook-worker-refused"
+
+
+class WorkerGuardPlugin(_WorkerPlugin):
+    """Worker plugin: every worker that joins the cluster during a run is checked as the first ones
+    were (``worker_problems``: code, package and tool versions, shared folders). One that fails is
+    reported on ``GUARD_TOPIC`` (kept by the scheduler, so also after the worker left), and the
+    driver stops the run at its next check (``Engine.assert_workers``: after every pass and before
+    the outputs are written); nothing it computed reaches the outputs. The worker is not closed
+    here: tasks the scheduler already gave it would then wait for a worker that may never come."""
+
+    name = "sft-playbook-worker-guard"
+
+    def __init__(self, driver: dict[str, str], tools: Sequence[str], versions: dict[str, str],
+                 tokens: dict[str, str]) -> None:
+        self.args = (driver, tuple(tools), dict(versions), dict(tokens))
+
+    def setup(self, worker: Any) -> None:  # noqa: D102 - WorkerPlugin's
+        problem = worker_problems(*self.args)
+        if problem:
+            worker.log_event(GUARD_TOPIC, {"worker": worker.address, "problem": problem})
+            logging.getLogger("distributed.worker").error("sft-playbook: this worker %s; the run will stop", problem)
+
+
 class QuietExpectedErrorsPlugin(_WorkerPlugin):
     """Worker plugin: ``quiet_expected_errors()`` in every worker process, present and future."""
 
@@ -339,6 +394,16 @@ class Engine:
         if self.scheduler:
             log.info("engine: joining the Dask cluster at %s", self.scheduler)
             self.client = self._stack.enter_context(Client(self.scheduler))
+            if not self.client.scheduler_info().get("workers"):
+                log.info("engine: no worker has joined %s yet; waiting up to %d s for the first", self.scheduler,
+                         WORKER_WAIT_S)
+                try:
+                    self.client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+                except (TimeoutError, OSError):
+                    self._stack.close()
+                    self.client = None
+                    raise EngineError(f"no Dask worker joined the cluster at {self.scheduler} within {WORKER_WAIT_S} s "
+                                      "(start workers with: dask worker <scheduler address>)") from None
             self.n_workers = max(1, len(self.client.scheduler_info().get("workers", {})))
         elif self.gpu:
             try:
@@ -364,7 +429,46 @@ class Engine:
         self.check_workers()
         quiet_expected_errors()
         self.client.register_plugin(QuietExpectedErrorsPlugin())
+        self.guard_workers()
         return self
+
+    def guard_workers(self, tokens: dict[str, str] | None = None) -> None:
+        """Check every worker that joins from now on as the first ones were checked: a
+        ``WorkerGuardPlugin`` on the cluster (replacing the one before), and ``assert_workers``
+        checks the workers it has not seen. ``tokens``: token files (path -> text) in folders
+        every worker must see (``pipeline.check_shared_folders``); they must stay until the run ends."""
+        if self.client is None:
+            return
+        self._guard = (code_identity(), tuple(self.required_tools),
+                       tool_versions(self.required_tools) if self.required_tools else {}, dict(tokens or {}))
+        self.client.register_plugin(WorkerGuardPlugin(*self._guard))
+        self._checked = set(self.client.scheduler_info().get("workers", {}))
+
+    def assert_workers(self) -> None:
+        """Between passes and before the outputs are written: stop the run if a worker that joined
+        during it failed the checks (reported by ``WorkerGuardPlugin``, even if it is gone since),
+        and check the workers that joined since the last call.
+
+        Raises:
+            EngineError: one line naming each such worker and what is wrong with it.
+        """
+        if self.client is None or not getattr(self, "_guard", None):
+            return
+        bad = [f"worker {msg.get('worker')} joined during the run and {msg.get('problem')}"
+               for _, msg in self.client.get_events(GUARD_TOPIC) if isinstance(msg, dict)]
+        new = sorted(set(self.client.scheduler_info().get("workers", {})) - self._checked)
+        if new:
+            found = self.client.run(worker_problems, *self._guard, workers=new, on_error="return")
+            for w, problem in sorted(found.items()):
+                if isinstance(problem, BaseException):
+                    bad.append(f"worker {w} joined during the run and cannot run the driver's sft_playbook: "
+                               f"{type(problem).__name__}: {problem}")
+                elif problem:
+                    bad.append(f"worker {w} joined during the run and {problem}")
+            self._checked |= set(found)
+        if bad:
+            raise EngineError("; ".join(sorted(set(bad))) + " - its partitions cannot be trusted; the run stops "
+                              "(start every worker with the driver's code, packages and tools, seeing work_dir)")
 
     def check_workers(self) -> None:
         """Every worker must import the same sft_playbook code and package versions as this

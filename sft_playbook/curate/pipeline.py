@@ -912,6 +912,9 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
                                     "Check its thresholds in the config.")
             rows = st.rows_out
         engine.gather(writes)
+        assert_workers = getattr(engine, "assert_workers", None)
+        if assert_workers is not None:          # a worker that joined during the pass and fails the checks
+            assert_workers()
         t_write = time.monotonic() - t0 - t_fit - t_pass
         if checkpoints is not None and checkpoints.save_passes and not last and g + 1 < len(groups):
             checkpoints.pass_done(engine, g, parts, stats[-len(chain):])
@@ -1355,6 +1358,12 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
                 required_tools=sorted({t for s in stages for t in s.tools}),
                 tools_needed_by=", ".join(f"rules.{s.name}" for s in stages if s.tools) or "the run") as engine:
         check_shared_folders(engine, [("work_dir", work), ("output_dir's parent folder", out_dir.parent)])
+        if engine.client is not None:       # a worker that joins later is checked too (its work_dir as well)
+            import secrets
+
+            token = work / f".curate-run-{secrets.token_hex(8)}"
+            token.write_text(token.name)
+            engine.guard_workers({str(token): token.name})
         marks["start engine"] = time.monotonic() - t1
         t1 = time.monotonic()
         if checkpoints.passes:
@@ -1431,6 +1440,7 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
             if dropped_dir is not None:
                 verify_dropped_files(drop_files, stats, work, bad.skipped)
                 stage_dropped(drop_files, stagings[1])
+            engine.assert_workers()             # the split and merge tasks ran on checked workers only
     remove_work_folder(work)
     log.info("wrote %s/<level>/{train,validation,test}.jsonl for %s: %s; report in %s/curation_report.md (%.1fs)",
              out_dir, ", ".join(levels), ", ".join(f"{k}={v}" for k, v in sizes[levels[0]].items()), out_dir,
