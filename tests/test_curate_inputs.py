@@ -199,3 +199,40 @@ def test_files_not_read_are_named_in_one_warning_and_counted(tmp_path, caplog, e
     report = json.loads((tmp_path / "out" / "curation_report.json").read_text()) if src_rep is None else None
     origins = src_rep or [o for o in report["sources"] if o["name"] == "fx"][0]
     assert origins["files_not_read"] == len(extra)
+
+
+def _lines(rows):
+    return [json.dumps(r) for r in rows]
+
+
+JSON_FILES = {
+    # name: (text of a.json, rows read, bad lines) - fx.records() has 14 rows
+    "jsonl, line 1 has a control character": (
+        lambda rs: "\n".join(['{"id": "bad", "code": "a\tb\u0001", "description": {}}'.replace("\u0001", "\x01")]
+                             + _lines(rs)) + "\n", 14, 1),
+    "jsonl, line 1 truncated": (lambda rs: "\n".join(['{"id": "cut", "code": "modu'] + _lines(rs)) + "\n", 14, 1),
+    "jsonl, line 1 not JSON, a BOM": (lambda rs: "\ufeff" + "\n".join(["{oops}"] + _lines(rs)), 14, 1),
+    "jsonl, every line fine": (lambda rs: "\n".join(_lines(rs)) + "\n", 14, 0),
+    "document, pretty-printed": (lambda rs: json.dumps({"data": rs}, indent=1), 14, 0),
+    "document, one record a line": (lambda rs: '{"data": [\n' + ",\n".join(_lines(rs)) + "\n]}\n", 14, 0),
+    "document, a list": (lambda rs: "[\n" + ",\n".join(_lines(rs)) + "\n]\n", 14, 0),
+}
+
+
+@pytest.mark.parametrize("kind", list(JSON_FILES))
+def test_a_json_file_is_json_lines_or_one_document_whatever_its_first_record(tmp_path, kind):
+    """A bad first record of a JSON Lines `.json` file is a bad line like any other (skipped and
+    counted with on_bad_line=skip), not a reason to parse the file as one document and stop (review
+    15c #11); documents, pretty-printed or one record a line, are still read as documents."""
+    text, n, bad = JSON_FILES[kind]
+    rows, _ = fx.records()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.json").write_text(text(rows), encoding="utf-8")
+    cfg = cfg_for(tmp_path, src)
+    cfg["on_bad_line"] = "skip"
+    rep = curate(cfg)
+    assert (rep["rows_read"], rep["bad_lines"]["skipped"]) == (n, bad)
+    if bad:
+        got = [json.loads(x) for x in (tmp_path / "dropped" / "00_bad_lines.jsonl").read_text().splitlines()]
+        assert [g["where"] for g in got] == ["a.json:1"]

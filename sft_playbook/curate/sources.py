@@ -337,20 +337,45 @@ def _iter_file(path: Path, on_bad_line: str, bad: BadLines) -> Iterator[tuple[st
 
 
 def _looks_like_jsonl(path: Path) -> bool:
+    """Whether a ``.json`` file is JSON Lines (one object a line) rather than one JSON document.
+
+    Decided by its first non-blank line, and where that one is bad, by the next: line 1 parses as a
+    JSON object, or looks like one broken record (it starts with ``{`` and ends with ``}``), or
+    neither opens a document (it does not end with ``[``, ``{`` or ``,``) and the next line parses
+    as an object. A bad first record is thus a bad line (``on_bad_line``), as it is anywhere else,
+    while a pretty-printed ``{"data": [...]}`` document stays a document.
+
+    Returns:
+        True for JSON Lines.
+
+    Raises:
+        SourceError: the file cannot be read or decompressed.
+    """
     try:
         with open_data(path) as fh:
-            first = fh.readline()
+            lines = []
+            for raw in fh:
+                text = raw.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
+                if text:
+                    lines.append(text)
+                if len(lines) == 2:
+                    break
     except InputError as exc:
         raise SourceError(str(exc)) from None
     except (EOFError, OSError, ValueError) as exc:   # damaged compressed stream
         raise SourceError(f"{path}: cannot decompress ({type(exc).__name__}: {exc})") from None
-    first = first.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
-    if not first.startswith("{"):
+    if not lines or not lines[0].startswith("{"):
         return False
-    try:
-        json.loads(first)
+    first = lines[0]
+    if _is_object(first) or first.endswith("}"):
         return True
-    except json.JSONDecodeError:
+    return not first.endswith(("[", "{", ",")) and len(lines) > 1 and _is_object(lines[1])
+
+
+def _is_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
         return False
 
 
