@@ -186,19 +186,24 @@ class ProgressLine:
                  unit: str = "rows") -> None:
         self.what, self.total, self.every_s, self.clock, self.unit = what, total, float(every_s), clock, unit
         self.done: float = 0
+        self.running: float = 0
         self.t0 = self.last = clock()
 
-    def update(self, n: float) -> None:
+    def update(self, n: float, running: float | None = None) -> None:
         """``n`` more done (rows, signatures, pairs: ``unit``); logs a line when ``every_s`` has
-        passed since the last."""
+        passed since the last. ``running``: what the unfinished tasks have done so far (shown
+        with the finished, not added to them; None: as last given)."""
         self.done += n
+        if running is not None:
+            self.running = running
         now = self.clock()
         if self.every_s > 0 and now - self.last >= self.every_s:
             self.last = now
-            rate = self.done / max(now - self.t0, 1e-9)
+            shown = self.done + self.running
+            rate = shown / max(now - self.t0, 1e-9)
             u = self.unit
-            of = f"{self.total} {u} ({100 * self.done / max(self.total, 1):.0f}%)" if self.total else f"? {u}"
-            logging.getLogger("sft_playbook.curate").info("%s: %d / %s, %.0f %s/s", self.what, round(self.done), of, rate, u)
+            of = f"{self.total} {u} ({100 * shown / max(self.total, 1):.0f}%)" if self.total else f"? {u}"
+            logging.getLogger("sft_playbook.curate").info("%s: %d / %s, %.0f %s/s", self.what, round(shown), of, rate, u)
 
 
 #: the constructor's defaults: the settings' (``settings.EngineSettings``), declared there once
@@ -260,6 +265,42 @@ def worker_problems(driver: dict[str, str], tools: Sequence[str], versions: dict
         if not ok:
             out.append(f"does not see {Path(path).parent} (a file the driver wrote there is missing on the worker)")
     return "; ".join(out)
+
+
+#: the event topic on which a task reports rows done inside its partition (``report_rows``)
+ROWS_TOPIC = "sft-playbook-rows"
+
+#: seconds between two ``report_rows`` events of one task
+REPORT_EVERY_S = 5.0
+
+
+class RowReporter:
+    """Inside a task on a Dask worker: ``update(k)`` after k more rows of the partition are done;
+    at most every ``REPORT_EVERY_S`` seconds the total goes to the driver as an event on
+    ``ROWS_TOPIC`` (``{"key": task key, "rows": total}``), which ``Engine.gather_each`` adds to
+    the pass's progress while the task runs. A slow stage (the compile check: ~7 rows/s a thread
+    on real rows) thus moves the bar within a partition instead of once per partition. Outside a
+    worker (engine=local) it does nothing."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock, self.done, self.last = clock, 0, clock()
+        try:
+            from distributed import get_worker
+
+            self.worker = get_worker()
+            self.key = self.worker.get_current_task()
+        except (ImportError, ValueError, AttributeError):
+            self.worker = self.key = None
+
+    def update(self, rows: int) -> None:
+        """``rows`` more rows done."""
+        self.done += rows
+        if self.worker is None or self.key is None:
+            return
+        now = self.clock()
+        if now - self.last >= REPORT_EVERY_S:
+            self.last = now
+            self.worker.log_event(ROWS_TOPIC, {"key": str(self.key), "rows": int(self.done)})
 
 
 #: seconds a run joining a cluster (``--scheduler``) waits for its first worker
@@ -572,8 +613,17 @@ class Engine:
             return func(*args)
         return self.client.submit(func, *args, pure=False)
 
-    def gather_each(self, parts: Sequence, done: Callable[[Any], None]) -> list:
+    def gather_each(self, parts: Sequence, done: Callable[[Any], None],
+                    partial: Callable[[int], None] | None = None, work_keys: Sequence[str] | None = None) -> list:
         """Like ``gather``, calling ``done(value)`` as each task finishes (progress bars).
+
+        Args:
+            parts: the futures to gather.
+            done: called with each value as its task finishes.
+            partial: with ``work_keys``: called every few seconds with the rows that the tasks still
+                running have reported done so far (``RowReporter``: events on ``ROWS_TOPIC``).
+            work_keys: per future of ``parts``, the key of the task whose ``RowReporter`` reports
+                its progress (the pass task that ``parts[i]`` takes its value from).
 
         Returns:
             The values, in the order of ``parts`` (not of completion); an exception raised inside a
@@ -584,6 +634,8 @@ class Engine:
             for v in values:
                 done(v)
             return values
+        if partial is not None and work_keys is not None:
+            return self._gather_with_partial(list(parts), done, partial, [str(k) for k in work_keys])
         from dask.distributed import as_completed
 
         where = {f.key: i for i, f in enumerate(parts)}
@@ -592,6 +644,40 @@ class Engine:
             v = fut.result()
             values[where[fut.key]] = v
             done(v)
+        return values
+
+    def _gather_with_partial(self, parts: list, done: Callable[[Any], None], partial: Callable[[int], None],
+                             work_keys: list[str], poll_s: float = 2.0) -> list:
+        """``gather_each`` that also reports the running tasks' rows (``RowReporter`` events).
+
+        Returns:
+            The values, in the order of ``parts``.
+        """
+        from dask.distributed import wait
+
+        values: list = [None] * len(parts)
+        remaining = set(range(len(parts)))
+        shown = -1
+        while remaining:
+            try:
+                wait([parts[i] for i in remaining], timeout=poll_s, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                pass
+            for i in sorted(remaining):
+                if parts[i].done():
+                    values[i] = parts[i].result()      # raises the task's exception here
+                    remaining.discard(i)
+                    done(values[i])
+            running = {work_keys[i] for i in remaining}
+            latest: dict[str, int] = {}
+            if running:
+                for _, msg in self.client.get_events(ROWS_TOPIC):
+                    if isinstance(msg, dict) and msg.get("key") in running:
+                        latest[msg["key"]] = max(latest.get(msg["key"], 0), int(msg.get("rows", 0)))
+            now = sum(latest.values())
+            if now != shown:
+                shown = now
+                partial(now)
         return values
 
     def gather_progress(self, parts: Sequence, what: str, total: float | None, unit: str = "rows",

@@ -305,9 +305,16 @@ class Compiles(Stage):
         def check(code: str):
             return check_verilog(code, compile_check, stds, flags, timeout, self.index)
 
-        # iverilog runs in subprocesses: a few threads keep the cores busy while one waits
+        # iverilog runs in subprocesses: a few threads keep the cores busy while one waits; the rows
+        # done are reported as they go (the slowest stage: the pass's progress moves within a partition)
+        from .engine import RowReporter
+
+        progress = RowReporter()
+        verdicts = []
         with ThreadPoolExecutor(max(1, int(self.config["threads"]))) as pool:
-            verdicts = list(pool.map(check, df["code"]))
+            for v in pool.map(check, df["code"]):
+                verdicts.append(v)
+                progress.update(1)
         ok = {"ok", "ok_with_submodules", "unresolved_submodule"}
         df["verilog_std"] = pd.Series([standard_label(v.standard) if v.status in ok else "" for v in verdicts],
                                       index=df.index, dtype=object)

@@ -843,14 +843,25 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
             plain = ProgressLine(f"pass {g + 1}/{len(groups)} ({names})", total_rows, progress_every_s) \
                 if bar.disable else None
 
-            def advance(r, bar=bar, plain=plain):
-                bar.update(r["rows"])
+            finished = [0]
+
+            def advance(r, bar=bar, plain=plain, finished=finished):
+                finished[0] += r["rows"]
+                bar.n = finished[0]
+                bar.refresh()
                 if plain is not None:
-                    plain.update(r["rows"])
+                    plain.update(r["rows"], running=0)   # its rows move from running to finished
+
+            def running(rows, bar=bar, plain=plain, finished=finished):   # rows the running partitions did so far
+                bar.n = finished[0] + rows
+                bar.refresh()
+                if plain is not None:
+                    plain.update(0, running=rows)
 
             # priority: a partition's small report is taken out as soon as its pass task is done, not
             # behind every other pass task the worker holds (the progress counted only at the end)
-            reports = engine.gather_each(engine.map(itemgetter(2), results, priority=1), advance)
+            reports = engine.gather_each(engine.map(itemgetter(2), results, priority=1), advance, running,
+                                         [getattr(f, "key", None) for f in results])
         t_pass = time.monotonic() - t0 - t_fit
         parts = [r["finished"] for r in reports] if last else engine.map(itemgetter(0), results)
         gone = engine.map(itemgetter(1), results) if dropped_dir is not None else None
