@@ -216,6 +216,9 @@ JSON_FILES = {
     "document, pretty-printed": (lambda rs: json.dumps({"data": rs}, indent=1), 14, 0),
     "document, one record a line": (lambda rs: '{"data": [\n' + ",\n".join(_lines(rs)) + "\n]}\n", 14, 0),
     "document, a list": (lambda rs: "[\n" + ",\n".join(_lines(rs)) + "\n]\n", 14, 0),
+    "document, leading commas": (lambda rs: '{"data": [' + "\n,".join(_lines(rs)) + "]}\n", 14, 0),
+    "document, a list with leading commas": (lambda rs: "[" + "\n,".join(_lines(rs)) + "\n]", 14, 0),
+    "document, one key a line": (lambda rs: '{"data":\n' + json.dumps(rs) + "\n}", 14, 0),
 }
 
 

@@ -117,3 +117,61 @@ def test_a_run_waits_for_its_first_worker(tmp_path, cluster, monkeypatch):
     with Engine(scheduler=address, required_tools=("iverilog", "vvp"), tools_needed_by="rules.compiles") as eng:
         assert eng.n_workers == 1 and "first" in names(eng)
         assert names(eng)["first"] in eng._checked
+
+
+def test_a_refused_worker_of_one_run_does_not_stop_the_next(tmp_path, cluster):
+    """The guard's events carry the run's id and its plugin goes with the run (review 15d #1, #2):
+    a later run on the same long-lived scheduler, whose workers are fine, is not stopped by an
+    earlier run's refused worker, nor by a worker that joined between the runs."""
+    address, env, procs = cluster
+    start_worker(address, "first", env, procs)
+    with Engine(scheduler=address, required_tools=("iverilog", "vvp"), tools_needed_by="rules.compiles") as eng:
+        eng.guard_workers({})
+        bad = start_worker(address, "late", {**env, "PATH": str(bin_with(tmp_path))}, procs)
+        assert wait_for(lambda: eng.client.get_events(GUARD_TOPIC))
+        with pytest.raises(EngineError):
+            eng.assert_workers()
+        plugin = eng._guard_plugin
+    stop([bad])
+    work = tmp_path / "work"                            # a run with a token folder, ended: the token is gone
+    work.mkdir()
+    (work / ".curate-run-a").write_text("a")
+    with Engine(scheduler=address) as eng:
+        eng.guard_workers({str(work / ".curate-run-a"): "a"})
+    (work / ".curate-run-a").unlink()
+    start_worker(address, "between", env, procs)          # joins between two runs: no run's guard is there
+    with Engine(scheduler=address, required_tools=("iverilog", "vvp"), tools_needed_by="rules.compiles") as eng:
+        assert wait_for(lambda: "between" in names(eng) and "late" not in names(eng))
+        assert plugin != eng._guard_plugin
+        assert all(m.get("run") != eng._run_id for _, m in eng.client.get_events(GUARD_TOPIC))
+        eng.assert_workers()                                 # not stopped by the old events
+    with Engine(scheduler=address) as eng:             # every earlier run's guard is gone; this run's is there
+        guards = eng.client.run_on_scheduler(lambda dask_scheduler: [n for n in dask_scheduler.worker_plugins
+                                                                     if n.startswith("sft-playbook-worker-guard")])
+        assert guards == [eng._guard_plugin], guards
+
+
+def test_a_driver_without_icarus_takes_the_first_workers_version(tmp_path, cluster, monkeypatch):
+    """On a cluster the driver never compiles: a login node without Icarus is fine (review 15d #5);
+    the workers must still agree with each other."""
+    address, env, procs = cluster
+    start_worker(address, "a", env, procs)
+    start_worker(address, "b", env, procs)
+    monkeypatch.setenv("PATH", str(bin_with(tmp_path, folder="no-icarus")) + os.pathsep + "/nonexistent")
+    with Engine(scheduler=address, required_tools=("iverilog", "vvp"), tools_needed_by="rules.compiles") as eng:
+        assert wait_for(lambda: len(names(eng)) == 2)
+        assert "Icarus" in eng._tool_reference["iverilog"]
+    old = bin_with(tmp_path, "iverilog", "vvp", version="Icarus Verilog version 9.1 (stable) ()", folder="old")
+    start_worker(address, "c", {**env, "PATH": f"{old}{os.pathsep}{env['PATH']}"}, procs)
+    from dask.distributed import Client
+
+    with Client(address) as c:
+        c.wait_for_workers(3, timeout=90)
+        by = {i.get("name"): w for w, i in c.scheduler_info()["workers"].items()}
+    with pytest.raises(EngineError) as err, Engine(scheduler=address, required_tools=("iverilog", "vvp"),
+                                                    tools_needed_by="rules.compiles"):
+        pass
+    msg = str(err.value)
+    # the reference is the first worker by address; whichever disagrees with it is named
+    assert "Icarus Verilog version 9.1" in msg and "'s iverilog" in msg and "vs the driver's" not in msg, msg
+    assert by["c"] in msg or (by["a"] in msg and by["b"] in msg), msg

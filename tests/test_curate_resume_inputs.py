@@ -108,6 +108,11 @@ def test_the_code_version_covers_the_code_that_makes_rows(tmp_path, monkeypatch)
         f.write_bytes(before)
     (copy / "sft" / "train.py").write_text("# training code: not curation\n")
     assert code_version(copy / "curate") == here
+    # an editor's lock file (Emacs: a dangling symlink .#<name>.py) or any hidden .py: not code, no crash
+    (copy / "evaluate" / ".#harness.py").symlink_to("root@host.1234:1700000000")
+    (copy / "curate" / ".scratch.py").write_text("x = 1\n")
+    (copy / "curate" / "dangling.py").symlink_to(tmp_path / "gone.py")
+    assert code_version(copy / "curate") == here
     real = metadata.version
     for name in ("ftfy", "phonenumbers", "presidio-analyzer", "pandas"):
         monkeypatch.setattr(metadata, "version", lambda n, name=name: "0.0.0-other" if n == name else real(n))

@@ -75,7 +75,9 @@ def code_version(root: Path | None = None) -> str:
         h.update(f"\0{name}={_package_version(name)}".encode())
     for f in sorted(package.rglob("*.py")):
         rel = f.relative_to(package)
-        if rel.parts[0] in NOT_CURATION or "__pycache__" in rel.parts:
+        if rel.parts[0] in NOT_CURATION or "__pycache__" in rel.parts or any(p.startswith(".") for p in rel.parts):
+            continue                     # hidden: editor lock files (Emacs' .#x.py, a dangling link) and the like
+        if not f.is_file():
             continue
         h.update(b"\0" + rel.as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
@@ -313,22 +315,24 @@ GUARD_TOPIC = "sft-playbook-worker-refused"
 class WorkerGuardPlugin(_WorkerPlugin):
     """Worker plugin: every worker that joins the cluster during a run is checked as the first ones
     were (``worker_problems``: code, package and tool versions, shared folders). One that fails is
-    reported on ``GUARD_TOPIC`` (kept by the scheduler, so also after the worker left), and the
-    driver stops the run at its next check (``Engine.assert_workers``: after every pass and before
+    reported on ``GUARD_TOPIC`` with the run's id (kept by the scheduler, so also after the worker
+    left; another run on the same scheduler ignores it), and the driver stops the run at its next check (``Engine.assert_workers``: after every pass and before
     the outputs are written); nothing it computed reaches the outputs. The worker is not closed
     here: tasks the scheduler already gave it would then wait for a worker that may never come."""
 
-    name = "sft-playbook-worker-guard"
-
-    def __init__(self, driver: dict[str, str], tools: Sequence[str], versions: dict[str, str],
+    def __init__(self, run_id: str, driver: dict[str, str], tools: Sequence[str], versions: dict[str, str],
                  tokens: dict[str, str]) -> None:
+        self.run_id = run_id
+        #: one plugin per run (two runs on one scheduler do not replace each other's); removed at the run's end
+        self.name = f"sft-playbook-worker-guard-{run_id}"
         self.args = (driver, tuple(tools), dict(versions), dict(tokens))
 
     def setup(self, worker: Any) -> None:  # noqa: D102 - WorkerPlugin's
         problem = worker_problems(*self.args)
         if problem:
-            worker.log_event(GUARD_TOPIC, {"worker": worker.address, "problem": problem})
-            logging.getLogger("distributed.worker").error("sft-playbook: this worker %s; the run will stop", problem)
+            worker.log_event(GUARD_TOPIC, {"run": self.run_id, "worker": worker.address, "problem": problem})
+            logging.getLogger("distributed.worker").error("sft-playbook: this worker %s; curation run %s will stop",
+                                                          problem, self.run_id)
 
 
 class QuietExpectedErrorsPlugin(_WorkerPlugin):
@@ -404,6 +408,8 @@ class Engine:
         self.tools_needed_by = tools_needed_by
         self.client = None
         self._stack = contextlib.ExitStack()
+        #: the tool versions every worker must have (the driver's, or the first worker's where the driver lacks them)
+        self._tool_reference: dict[str, str] = {}
         #: seconds between plain progress lines (``gather_progress``) when the log is not a terminal
         self.progress_every_s = 30.0
 
@@ -480,9 +486,16 @@ class Engine:
         every worker must see (``pipeline.check_shared_folders``); they must stay until the run ends."""
         if self.client is None:
             return
-        self._guard = (code_identity(), tuple(self.required_tools),
-                       tool_versions(self.required_tools) if self.required_tools else {}, dict(tokens or {}))
-        self.client.register_plugin(WorkerGuardPlugin(*self._guard))
+        import secrets
+
+        self._guard = (code_identity(), tuple(self.required_tools), dict(self._tool_reference), dict(tokens or {}))
+        old = getattr(self, "_guard_plugin", None)
+        plugin = WorkerGuardPlugin(getattr(self, "_run_id", None) or secrets.token_hex(8), *self._guard)
+        self._run_id = plugin.run_id
+        self.client.register_plugin(plugin)
+        self._guard_plugin = plugin.name
+        if old and old != plugin.name:
+            self.client.unregister_worker_plugin(old)
         self._checked = set(self.client.scheduler_info().get("workers", {}))
 
     def assert_workers(self) -> None:
@@ -496,7 +509,8 @@ class Engine:
         if self.client is None or not getattr(self, "_guard", None):
             return
         bad = [f"worker {msg.get('worker')} joined during the run and {msg.get('problem')}"
-               for _, msg in self.client.get_events(GUARD_TOPIC) if isinstance(msg, dict)]
+               for _, msg in self.client.get_events(GUARD_TOPIC)
+               if isinstance(msg, dict) and msg.get("run") == self._run_id]
         new = sorted(set(self.client.scheduler_info().get("workers", {})) - self._checked)
         if new:
             found = self.client.run(worker_problems, *self._guard, workers=new, on_error="return")
@@ -531,10 +545,16 @@ class Engine:
             if not bad:
                 mine = tool_versions(self.required_tools)
                 theirs = self.client.run(tool_versions, self.required_tools, on_error="return")
+                whose = "the driver's"
+                if "missing" in mine.values():      # the driver never compiles on a cluster: the first worker decides
+                    first = next(((w, v) for w, v in sorted(theirs.items()) if isinstance(v, dict)), None)
+                    if first is not None:
+                        whose, mine = f"worker {first[0]}'s", first[1]
                 bad = [f"worker {w} runs " + ", ".join(f"{t} {v.get(t)!r}" for t in mine if v.get(t) != mine[t])
-                       + " vs the driver's " + ", ".join(f"{t} {mine[t]!r}" for t in mine if v.get(t) != mine[t])
+                       + f" vs {whose} " + ", ".join(f"{t} {mine[t]!r}" for t in mine if v.get(t) != mine[t])
                        if isinstance(v, dict) else f"worker {w} could not report its tool versions: {v!r}"
                        for w, v in sorted(theirs.items()) if not (isinstance(v, dict) and v == mine)]
+                self._tool_reference = mine
         if bad:
             self._stack.close()
             self.client = None
@@ -563,6 +583,12 @@ class Engine:
         return {"dashboard_address": None, "scheduler_kwargs": {"dashboard_address": ":0"}}
 
     def __exit__(self, *exc: Any) -> None:
+        name = getattr(self, "_guard_plugin", None)
+        if self.client is not None and name:
+            # the run's guard goes with it: a worker joining a long-lived scheduler later is not checked
+            # against this run's code and folders (a killed driver leaves it: it logs, it stops no other run)
+            with contextlib.suppress(Exception):
+                self.client.unregister_worker_plugin(name)
         self._stack.close()
         self.client = None
 

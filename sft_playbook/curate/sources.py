@@ -340,10 +340,12 @@ def _looks_like_jsonl(path: Path) -> bool:
     """Whether a ``.json`` file is JSON Lines (one object a line) rather than one JSON document.
 
     Decided by its first non-blank line, and where that one is bad, by the next: line 1 parses as a
-    JSON object, or looks like one broken record (it starts with ``{`` and ends with ``}``), or
-    neither opens a document (it does not end with ``[``, ``{`` or ``,``) and the next line parses
-    as an object. A bad first record is thus a bad line (``on_bad_line``), as it is anywhere else,
-    while a pretty-printed ``{"data": [...]}`` document stays a document.
+    JSON object; or it looks like one broken record (it starts with ``{`` and ends with ``}``) and
+    line 2 is absent or starts a record (``{``); or it opens no document (it does not end with
+    ``[``, ``{`` or ``,``) and line 2 parses as an object. A bad first record is thus a bad line
+    (``on_bad_line``), as it is anywhere else, while a pretty-printed ``{"data": [...]}`` document,
+    or one with leading commas (``{...}`` then ``,{...}``), stays a document. Line 2 is read only
+    when line 1 does not decide.
 
     Returns:
         True for JSON Lines.
@@ -351,25 +353,30 @@ def _looks_like_jsonl(path: Path) -> bool:
     Raises:
         SourceError: the file cannot be read or decompressed.
     """
+    def nonblank(fh):
+        for raw in fh:
+            text = raw.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
+            if text:
+                yield text
+
     try:
         with open_data(path) as fh:
-            lines = []
-            for raw in fh:
-                text = raw.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
-                if text:
-                    lines.append(text)
-                if len(lines) == 2:
-                    break
+            lines = nonblank(fh)
+            first = next(lines, "")
+            if not first.startswith("{"):
+                return False
+            if _is_object(first):
+                return True
+            if first.endswith(("[", "{", ",")):
+                return False                       # a document opens here
+            second = next(lines, None)
     except InputError as exc:
         raise SourceError(str(exc)) from None
     except (EOFError, OSError, ValueError) as exc:   # damaged compressed stream
         raise SourceError(f"{path}: cannot decompress ({type(exc).__name__}: {exc})") from None
-    if not lines or not lines[0].startswith("{"):
-        return False
-    first = lines[0]
-    if _is_object(first) or first.endswith("}"):
-        return True
-    return not first.endswith(("[", "{", ",")) and len(lines) > 1 and _is_object(lines[1])
+    if first.endswith("}"):
+        return second is None or second.startswith("{")
+    return second is not None and _is_object(second)
 
 
 def _is_object(line: str) -> bool:
