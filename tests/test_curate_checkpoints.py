@@ -296,3 +296,30 @@ def test_a_clean_up_cut_short_right_after_the_marker_leaves_a_usable_folder(tmp_
     with pytest.raises(pipeline.PipelineError, match="not a curation work folder"):
         pipeline.fresh_work_folder(work)
     assert (work / "users-file.txt").read_text() == "not ours"
+
+
+def test_a_clean_up_cut_short_leaves_nothing_resumable(tmp_path, monkeypatch):
+    """The manifest goes first: a clean-up cut after the dropped-row files went but before the
+    checkpoints leaves no manifest, so the next resume=true starts afresh instead of reusing passes
+    whose dropped rows are gone (review 15d #6)."""
+    work = tmp_path / "w"
+    pipeline.fresh_work_folder(work)
+    for name in ("bad-lines", "dropped-files", "pass-02", "read", "splits"):
+        (work / name).mkdir()
+        (work / name / "part-000000.jsonl").write_text("{}\n")
+    (work / "manifest.json").write_text("{}")
+    import shutil
+
+    real, removed = shutil.rmtree, []
+
+    def cut(path, *a, **k):
+        removed.append(Path(path).name)
+        if len(removed) == 2:
+            raise KeyboardInterrupt("Ctrl-C during the clean-up")
+        return real(path, *a, **k)
+    monkeypatch.setattr(shutil, "rmtree", cut)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.remove_work_folder(work)
+    monkeypatch.undo()
+    assert not (work / "manifest.json").exists() and (work / pipeline.WORK_MARKER).is_file()
+    assert Checkpoints(work, FP, resume=True).passes == []

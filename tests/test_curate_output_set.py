@@ -214,7 +214,7 @@ def test_a_failed_run_says_where_its_finished_passes_are_kept(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("which", ["out", "dropped"])
-def test_an_output_folder_that_is_a_symlink_stays_a_link(tmp_path, which):
+def test_an_output_folder_that_is_a_symlink_stays_a_link(tmp_path, which, monkeypatch):
     """output_dir -> /bigdisk/merged (a quota workaround): the run replaces the folder the link points
     to and keeps the link (review 15c #12: the link was swapped for a real folder on the small disk)."""
     rows, _ = fx.records()
@@ -223,8 +223,12 @@ def test_an_output_folder_that_is_a_symlink_stays_a_link(tmp_path, which):
     big.mkdir(parents=True)
     (big / "old.txt").write_text("a user's file stays\n")
     (tmp_path / which).symlink_to(big, target_is_directory=True)
+    checked = []
+    monkeypatch.setattr(pipeline, "check_shared_folders", lambda engine, folders: checked.append(dict(folders)))
     for _ in range(2):                                        # a second run replaces the first's set there too
         curate(cfg_for(tmp_path))
+        # the workers must see where the splits are merged: beside the folder the link points to (review 15d #8)
+        assert checked[-1]["output_dir's parent folder"] == (big.parent if which == "out" else tmp_path).resolve()
         assert (tmp_path / which).is_symlink() and (tmp_path / which).resolve() == big.resolve()
     assert (big / "old.txt").read_text() == "a user's file stays\n"
     if which == "out":

@@ -117,7 +117,11 @@ def test_the_code_version_covers_the_code_that_makes_rows(tmp_path, monkeypatch)
     for name in ("ftfy", "phonenumbers", "presidio-analyzer", "pandas"):
         monkeypatch.setattr(metadata, "version", lambda n, name=name: "0.0.0-other" if n == name else real(n))
         assert code_version(copy / "curate") != here, name
-        assert engine.code_identity()[name] == "0.0.0-other"
+        ident = engine.code_identity()
+        assert ident[name] == "0.0.0-other"
+        # a worker with another package version is told which one, not that its code differs
+        lines = engine.code_mismatches(dict(ident, **{name: "1.2.3-driver"}), {"tcp://w:1": ident})
+        assert len(lines) == 1 and f"{name} 0.0.0-other vs driver's" in lines[0] and "code differs" not in lines[0]
     monkeypatch.setattr(metadata, "version", real)
     assert code_version(copy / "curate") == here
 

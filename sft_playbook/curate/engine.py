@@ -51,7 +51,7 @@ def _package_version(name: str) -> str:
         return "not installed"
 
 
-def code_version(root: Path | None = None) -> str:
+def code_version(root: Path | None = None, packages: bool = True) -> str:
     """A hash of the code that makes this process's curated rows: every ``*.py`` of the
     ``sft_playbook`` package that holds ``root`` (``curate/``, and what its stages import:
     ``evaluate/vparse.py`` for header recovery, ``verilog/sandbox.py`` for the compile check,
@@ -61,6 +61,8 @@ def code_version(root: Path | None = None) -> str:
 
     Args:
         root: the ``curate`` folder (default: this process's).
+        packages: False: our files and version only (``code_identity``'s "code", where the package
+            versions are compared one by one, so that a differing one is named, not called a code difference).
 
     Returns:
         64 hex characters (sha256 of the versions and those files' relative paths and bytes).
@@ -71,7 +73,7 @@ def code_version(root: Path | None = None) -> str:
     package = root.parent
     h = hashlib.sha256()
     h.update(_package_version("sft-playbook").encode())
-    for name in CHECKED_PACKAGES:
+    for name in CHECKED_PACKAGES if packages else ():
         h.update(f"\0{name}={_package_version(name)}".encode())
     for f in sorted(package.rglob("*.py")):
         rel = f.relative_to(package)
@@ -84,7 +86,7 @@ def code_version(root: Path | None = None) -> str:
 
 
 def code_identity() -> dict[str, str]:
-    """What this process runs: ``{"sft_playbook": <folder>, "code": code_version(), "python": x.y.z,
+    """What this process runs: ``{"sft_playbook": <folder>, "code": code_version(packages=False), "python": x.y.z,
     <package>: <version> for CHECKED_PACKAGES}``. Run on every worker by ``Engine`` to compare.
 
     Returns:
@@ -92,7 +94,7 @@ def code_identity() -> dict[str, str]:
     """
     import platform
 
-    out = {"sft_playbook": str(Path(__file__).resolve().parent.parent), "code": code_version(),
+    out = {"sft_playbook": str(Path(__file__).resolve().parent.parent), "code": code_version(packages=False),
            "python": platform.python_version()}
     for name in CHECKED_PACKAGES:
         out[name] = _package_version(name)

@@ -1221,7 +1221,10 @@ def remove_work_folder(work: Path, ignore_errors: bool = True) -> None:
     """
     if not work.is_dir():
         return
-    for child in sorted(work.iterdir()):
+    # the manifest first: once it is gone nothing left is resumable (a resume of a half-deleted folder
+    # would miss the dropped-row files), the marker last: the folder stays ours until it is empty
+    order = sorted(work.iterdir(), key=lambda c: (c.name != "manifest.json", c.name))
+    for child in order:
         if child.name == WORK_MARKER:
             continue
         try:
@@ -1368,7 +1371,9 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
                 partition_rows=eng.partition_rows, dashboard=eng.dashboard,
                 required_tools=sorted({t for s in stages for t in s.tools}),
                 tools_needed_by=", ".join(f"rules.{s.name}" for s in stages if s.tools) or "the run") as engine:
-        check_shared_folders(engine, [("work_dir", work), ("output_dir's parent folder", out_dir.parent)])
+        # the merged splits are written beside the folder output_dir is (a symlinked output_dir: where it points)
+        check_shared_folders(engine, [("work_dir", work), ("output_dir's parent folder",
+                                                           Path(os.path.realpath(out_dir)).parent)])
         if engine.client is not None:       # a worker that joins later is checked too (its work_dir as well)
             import secrets
 
@@ -1435,7 +1440,7 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
                 str(staging / lvl / f"{split}.jsonl")) for lvl in levels for split in SPLITS}
             written = dict(zip(jobs, engine.gather(list(jobs.values()))))
             verify_written({staging / lvl / f"{split}.jsonl": size for (lvl, split), (_, size) in written.items()},
-                           out_dir.parent, "output_dir's parent folder")
+                           Path(os.path.realpath(out_dir)).parent, "output_dir's parent folder")
             sizes = {lvl: {split: written[(lvl, split)][0] for split in SPLITS} for lvl in levels}
             expected = dict(zip(SPLITS, (n_train, n_val, n - n_train - n_val)))
             if any(sizes[lvl] != expected for lvl in levels):

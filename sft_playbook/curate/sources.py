@@ -341,8 +341,9 @@ def _looks_like_jsonl(path: Path) -> bool:
 
     Decided by its first non-blank line, and where that one is bad, by the next: line 1 parses as a
     JSON object; or it looks like one broken record (it starts with ``{`` and ends with ``}``) and
-    line 2 is absent or starts a record (``{``); or it opens no document (it does not end with
-    ``[``, ``{`` or ``,``) and line 2 parses as an object. A bad first record is thus a bad line
+    line 2 is absent or starts a record (``{``); or it opens no document (it does not start with
+    ``[``, nor start with ``{`` and end with ``[``, ``{`` or ``,``: a stray header line, a record
+    cut at its start) and line 2 parses as an object. A bad first record is thus a bad line
     (``on_bad_line``), as it is anywhere else, while a pretty-printed ``{"data": [...]}`` document,
     or one with leading commas (``{...}`` then ``,{...}``), stays a document. Line 2 is read only
     when line 1 does not decide.
@@ -363,20 +364,20 @@ def _looks_like_jsonl(path: Path) -> bool:
         with open_data(path) as fh:
             lines = nonblank(fh)
             first = next(lines, "")
-            if not first.startswith("{"):
-                return False
+            if not first or first.startswith("["):
+                return False                       # empty, or a list document (one line or many)
             if _is_object(first):
                 return True
-            if first.endswith(("[", "{", ",")):
+            if first.startswith("{") and first.endswith(("[", "{", ",")):
                 return False                       # a document opens here
             second = next(lines, None)
     except InputError as exc:
         raise SourceError(str(exc)) from None
     except (EOFError, OSError, ValueError) as exc:   # damaged compressed stream
         raise SourceError(f"{path}: cannot decompress ({type(exc).__name__}: {exc})") from None
-    if first.endswith("}"):
+    if first.startswith("{") and first.endswith("}"):
         return second is None or second.startswith("{")
-    return second is not None and _is_object(second)
+    return second is not None and _is_object(second)     # a stray or cut first line, then records
 
 
 def _is_object(line: str) -> bool:
