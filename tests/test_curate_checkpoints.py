@@ -323,3 +323,29 @@ def test_a_clean_up_cut_short_leaves_nothing_resumable(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert not (work / "manifest.json").exists() and (work / pipeline.WORK_MARKER).is_file()
     assert Checkpoints(work, FP, resume=True).passes == []
+
+
+def test_a_resume_under_other_worker_tools_starts_afresh(tmp_path, caplog):
+    """The workers' Icarus version is kept in the manifest (a driver without Icarus fingerprints
+    'missing'): finished passes judged by another version are not reused (review 15d #14)."""
+    import logging
+
+    work = tmp_path / "w"
+    pipeline.fresh_work_folder(work)
+    ck = Checkpoints(work, FP, resume=False)
+    old = {"iverilog": "Icarus Verilog version 11.0", "vvp": "Icarus Verilog runtime version 11.0"}
+    pipeline.same_worker_tools(ck, old, work)
+    ck.data["read"] = {"rows_read": 3}
+    ck.data["passes"] = [{"parts": [], "stats": []}]
+    ck.save()
+    (work / "pass-00").mkdir()
+    same = Checkpoints(work, FP, resume=True)
+    pipeline.same_worker_tools(same, dict(old), work)
+    assert len(same.passes) == 1                                   # the same versions: reused
+    other = Checkpoints(work, FP, resume=True)
+    with caplog.at_level(logging.WARNING):
+        pipeline.same_worker_tools(other, {**old, "iverilog": "Icarus Verilog version 12.0"}, work)
+    assert other.passes == [] and other.data["read"] is None and "starting afresh" in caplog.text
+    assert sorted(p.name for p in work.iterdir()) == [pipeline.WORK_MARKER]
+    pipeline.same_worker_tools(other, {}, work)                    # engine=local: nothing to compare
+    assert other.data["worker tools"]["iverilog"].endswith("12.0")

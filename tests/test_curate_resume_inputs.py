@@ -108,6 +108,23 @@ def test_the_code_version_covers_the_code_that_makes_rows(tmp_path, monkeypatch)
         f.write_bytes(before)
     (copy / "sft" / "train.py").write_text("# training code: not curation\n")
     assert code_version(copy / "curate") == here
+    # files curation never imports (evaluation, the CLI): editing them during a run changes nothing
+    # (review 15d #12: a worker restarted after such an edit stopped the run)
+    for rel in ("evaluate/passk.py", "cli.py", "evaluate/verilogeval.py"):
+        f = copy / rel
+        before = f.read_bytes()
+        f.write_bytes(before + b"\n# changed\n")
+        assert code_version(copy / "curate") == here, rel
+        f.write_bytes(before)
+    # a new import from curation brings its module in
+    vm = copy / "evaluate" / "passk.py"
+    filters = copy / "curate" / "filters.py"
+    orig = filters.read_bytes()
+    filters.write_bytes(orig + b"\n\ndef _later():\n    from ..evaluate import passk  # noqa: F401\n")
+    with_import = code_version(copy / "curate")
+    vm.write_bytes(vm.read_bytes() + b"\n# changed\n")
+    assert code_version(copy / "curate") != with_import
+    filters.write_bytes(orig)
     # an editor's lock file (Emacs: a dangling symlink .#<name>.py) or any hidden .py: not code, no crash
     (copy / "evaluate" / ".#harness.py").symlink_to("root@host.1234:1700000000")
     (copy / "curate" / ".scratch.py").write_text("x = 1\n")

@@ -71,3 +71,36 @@ def test_the_compile_check_reports_per_row(monkeypatch):
                                 "module b(input x, output y); assign y = ~x; endmodule", "module c(; endmodule"]})
     out = stage(df)
     assert counted == [1, 1, 1] and len(out) == 3
+
+
+def test_the_shown_rows_never_go_back_when_a_partition_finishes():
+    """finished + running, as the pass's bar shows it, only grows (review 15d #11: it dropped the
+    running partitions' rows each time one finished) and ends at the total."""
+    with Engine(engine="dask", n_workers=2, threads_per_worker=1) as eng:
+        sizes = [15, 40, 25, 30]
+        futs = [eng.client.submit(slow_rows, n, 0.05, pure=False) for n in sizes]
+        reports = [eng.client.submit(lambda r: r, f) for f in futs]
+        finished, shown, calls = [0], [], []
+
+        def done(v):
+            finished[0] += v["rows"]
+            calls.append("done")
+
+        def running(rows):
+            shown.append(finished[0] + rows)
+            calls.append("running")
+
+        eng.gather_each(reports, done, running, [f.key for f in futs])
+    assert shown == sorted(shown), shown
+    # every finish is followed by a running call (the display gets the new split of finished/running)
+    assert all(calls[i + 1] == "running" for i, c in enumerate(calls) if c == "done" and
+               (i + 1 == len(calls) or calls[i + 1] != "done")) and calls[-1] == "running", calls
+    assert shown[-1] == sum(sizes) and any(0 < s < sum(sizes) for s in shown), shown
+
+
+def test_engine_local_reports_after_each_partition():
+    with Engine(engine="local") as eng:
+        calls = []
+        eng.gather_each([{"rows": 3}, {"rows": 4}], lambda v: calls.append(("done", v["rows"])),
+                        lambda rows: calls.append(("running", rows)), [None, None])
+    assert calls == [("done", 3), ("running", 0), ("done", 4), ("running", 0)]

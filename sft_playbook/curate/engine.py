@@ -38,10 +38,6 @@ log = logging.getLogger(__name__)
 CHECKED_PACKAGES = ("dask", "distributed", "pandas", "numpy", "pyarrow", "cloudpickle",
                     "ftfy", "phonenumbers", "presidio-analyzer")
 
-#: sub-packages of ``sft_playbook`` that curation never imports (training): not hashed
-NOT_CURATION = ("sft",)
-
-
 def _package_version(name: str) -> str:
     from importlib import metadata
 
@@ -51,13 +47,85 @@ def _package_version(name: str) -> str:
         return "not installed"
 
 
+def curation_files(package: Path) -> list[Path]:
+    """The source files of the ``sft_playbook`` package at ``package`` that curation runs: every
+    ``curate/*.py`` and, transitively, every module of the package they import (relative or
+    ``sft_playbook.`` imports, also inside functions; read with ``ast``, nothing is imported),
+    with the ``__init__.py`` of each package on the way. Hidden files (an editor's ``.#x.py`` lock
+    link) and anything that is not a regular file are left out.
+
+    Returns:
+        The files, sorted (cached per process while no ``*.py`` of the package changes: parsing
+        takes ~0.3 s).
+    """
+    import ast
+
+    state = tuple(sorted((str(f), st.st_mtime_ns, st.st_size) for f in package.rglob("*.py")
+                         if (st := _stat_or_none(f)) is not None))
+    cached = _CURATION_FILES.get(str(package))
+    if cached is not None and cached[0] == state:
+        return list(cached[1])
+
+    def usable(f: Path) -> bool:
+        rel = f.relative_to(package)
+        return f.is_file() and not any(p.startswith(".") or p == "__pycache__" for p in rel.parts)
+
+    todo = [f for f in sorted((package / "curate").glob("*.py")) if usable(f)] + [package / "__init__.py"]
+    seen: set[Path] = set()
+    while todo:
+        f = todo.pop()
+        if f in seen or not usable(f):
+            continue
+        seen.add(f)
+        here = f.relative_to(package).parts[:-1]            # the package this file belongs to
+        try:
+            tree = ast.parse(f.read_bytes())
+        except SyntaxError:
+            continue                                          # hashed as it is; imports nothing we can see
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    if node.level - 1 > len(here):
+                        continue
+                    base = list(here[:len(here) - (node.level - 1)])
+                elif node.module and node.module.split(".")[0] == "sft_playbook":
+                    base = []
+                else:
+                    continue
+                mod = base + (node.module.split(".")[1:] if not node.level and node.module else
+                              node.module.split(".") if node.module else [])
+                names = [mod] + [mod + [a.name] for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name.split(".")[1:] for a in node.names if a.name.split(".")[0] == "sft_playbook"]
+            else:
+                continue
+            for parts in names:
+                for k in range(len(parts) + 1):
+                    todo.append(package.joinpath(*parts[:k], "__init__.py"))
+                if parts:
+                    todo.append(package.joinpath(*parts[:-1], parts[-1] + ".py"))
+    _CURATION_FILES[str(package)] = (state, sorted(seen))
+    return sorted(seen)
+
+
+#: ``curation_files``' cache: package folder -> (the package's *.py stats, the files)
+_CURATION_FILES: dict[str, tuple[tuple, list[Path]]] = {}
+
+
+def _stat_or_none(f: Path):
+    try:
+        return f.stat()
+    except OSError:                     # a dangling link (an editor's lock file)
+        return None
+
+
 def code_version(root: Path | None = None, packages: bool = True) -> str:
-    """A hash of the code that makes this process's curated rows: every ``*.py`` of the
-    ``sft_playbook`` package that holds ``root`` (``curate/``, and what its stages import:
-    ``evaluate/vparse.py`` for header recovery, ``verilog/sandbox.py`` for the compile check,
-    ``io.py``, ``settings.py``...; not ``sft/``, the training code), the installed package version,
-    and the versions of ``CHECKED_PACKAGES``. Used by the resume fingerprint and by the cluster
-    check that the workers run the driver's code (``code_identity``).
+    """A hash of the code that makes this process's curated rows: the files ``curation_files``
+    lists (``curate/`` and what it imports from the package: ``evaluate/vparse.py`` for header
+    recovery, ``verilog/sandbox.py`` for the compile check, ``io.py``, ``settings.py``...; not the
+    training or evaluation code it never imports), the installed package version, and the
+    versions of ``CHECKED_PACKAGES``. Used by the resume fingerprint and by the cluster check that
+    the workers run the driver's code (``code_identity``).
 
     Args:
         root: the ``curate`` folder (default: this process's).
@@ -75,13 +143,8 @@ def code_version(root: Path | None = None, packages: bool = True) -> str:
     h.update(_package_version("sft-playbook").encode())
     for name in CHECKED_PACKAGES if packages else ():
         h.update(f"\0{name}={_package_version(name)}".encode())
-    for f in sorted(package.rglob("*.py")):
-        rel = f.relative_to(package)
-        if rel.parts[0] in NOT_CURATION or "__pycache__" in rel.parts or any(p.startswith(".") for p in rel.parts):
-            continue                     # hidden: editor lock files (Emacs' .#x.py, a dangling link) and the like
-        if not f.is_file():
-            continue
-        h.update(b"\0" + rel.as_posix().encode() + b"\0" + f.read_bytes())
+    for f in curation_files(package):
+        h.update(b"\0" + f.relative_to(package).as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
 
 
@@ -585,12 +648,14 @@ class Engine:
         return {"dashboard_address": None, "scheduler_kwargs": {"dashboard_address": ":0"}}
 
     def __exit__(self, *exc: Any) -> None:
-        name = getattr(self, "_guard_plugin", None)
-        if self.client is not None and name:
-            # the run's guard goes with it: a worker joining a long-lived scheduler later is not checked
-            # against this run's code and folders (a killed driver leaves it: it logs, it stops no other run)
-            with contextlib.suppress(Exception):
-                self.client.unregister_worker_plugin(name)
+        if self.client is not None:
+            # the run's plugins go with it: a worker joining a long-lived scheduler later is not checked
+            # against this run's code and folders, and one from another environment (without
+            # sft_playbook, which it would need to unpickle them) can start (a killed driver leaves them)
+            for name in (getattr(self, "_guard_plugin", None), QuietExpectedErrorsPlugin.name):
+                if name:
+                    with contextlib.suppress(Exception):
+                        self.client.unregister_worker_plugin(name)
         self._stack.close()
         self.client = None
 
@@ -648,8 +713,9 @@ class Engine:
         Args:
             parts: the futures to gather.
             done: called with each value as its task finishes.
-            partial: with ``work_keys``: called every few seconds with the rows that the tasks still
-                running have reported done so far (``RowReporter``: events on ``ROWS_TOPIC``).
+            partial: called with the rows that the tasks still running have reported done so far
+                (``RowReporter``: events on ``ROWS_TOPIC``) every few seconds, and right after the
+                ``done`` calls of tasks that finished (engine=local: 0 after each ``done``).
             work_keys: per future of ``parts``, the key of the task whose ``RowReporter`` reports
                 its progress (the pass task that ``parts[i]`` takes its value from).
 
@@ -661,6 +727,8 @@ class Engine:
             values = list(parts)
             for v in values:
                 done(v)
+                if partial is not None:
+                    partial(0)
             return values
         if partial is not None and work_keys is not None:
             return self._gather_with_partial(list(parts), done, partial, [str(k) for k in work_keys])
@@ -691,11 +759,10 @@ class Engine:
                 wait([parts[i] for i in remaining], timeout=poll_s, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 pass
-            for i in sorted(remaining):
-                if parts[i].done():
-                    values[i] = parts[i].result()      # raises the task's exception here
-                    remaining.discard(i)
-                    done(values[i])
+            finished = [i for i in sorted(remaining) if parts[i].done()]
+            for i in finished:
+                values[i] = parts[i].result()      # raises the task's exception here
+            remaining.difference_update(finished)
             running = {work_keys[i] for i in remaining}
             latest: dict[str, int] = {}
             if running:
@@ -703,7 +770,9 @@ class Engine:
                     if isinstance(msg, dict) and msg.get("key") in running:
                         latest[msg["key"]] = max(latest.get(msg["key"], 0), int(msg.get("rows", 0)))
             now = sum(latest.values())
-            if now != shown:
+            for i in finished:                     # done, then partial: a finished task's rows move from
+                done(values[i])                    # "running" to "done" in one step, never counted twice or lost
+            if finished or now != shown:
                 shown = now
                 partial(now)
         return values

@@ -845,18 +845,14 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
 
             finished = [0]
 
-            def advance(r, bar=bar, plain=plain, finished=finished):
+            def advance(r, finished=finished):           # a partition finished (shown by running(), next)
                 finished[0] += r["rows"]
-                bar.n = finished[0]
-                bar.refresh()
-                if plain is not None:
-                    plain.update(r["rows"], running=0)   # its rows move from running to finished
 
             def running(rows, bar=bar, plain=plain, finished=finished):   # rows the running partitions did so far
                 bar.n = finished[0] + rows
                 bar.refresh()
                 if plain is not None:
-                    plain.update(0, running=rows)
+                    plain.update(finished[0] - plain.done, running=rows)
 
             # priority: a partition's small report is taken out as soon as its pass task is done, not
             # behind every other pass task the worker holds (the progress counted only at the end)
@@ -1210,6 +1206,22 @@ def fresh_work_folder(work: Path) -> None:
     (work / WORK_MARKER).write_text("part files of a curation run; removed when the run ends\n")
 
 
+def same_worker_tools(checkpoints: Checkpoints, reference: dict[str, str], work: Path) -> None:
+    """The tool versions the workers run (``Engine``'s reference: the driver's, or the first
+    worker's where the driver has none) go into the manifest; a resume whose finished passes were
+    judged by other versions starts afresh, saying so. (The fingerprint holds the driver's own
+    versions, which say nothing when the driver has no Icarus.)"""
+    if not reference:
+        return
+    recorded = checkpoints.data.get("worker tools")
+    if checkpoints.passes and recorded is not None and recorded != reference:
+        log.warning("resume=true but the finished passes in %s were judged by %s on the workers, which now run %s: "
+                    "starting afresh", work, recorded, reference)
+        checkpoints.data = {"fingerprint": checkpoints.data["fingerprint"], "read": None, "passes": []}
+        fresh_work_folder(work)
+    checkpoints.data["worker tools"] = dict(reference)
+
+
 def remove_work_folder(work: Path, ignore_errors: bool = True) -> None:
     """Delete a curation work folder with its marker LAST: everything else first, then the marker,
     then the folder. A deletion cut short (Ctrl-C, kill, a file that cannot go, such as an NFS
@@ -1372,6 +1384,7 @@ def _curate(cfg: CurateSettings, stages: list[Stage], plan: list[dict[str, Any]]
                 required_tools=sorted({t for s in stages for t in s.tools}),
                 tools_needed_by=", ".join(f"rules.{s.name}" for s in stages if s.tools) or "the run") as engine:
         # the merged splits are written beside the folder output_dir is (a symlinked output_dir: where it points)
+        same_worker_tools(checkpoints, getattr(engine, "_tool_reference", {}), work)
         check_shared_folders(engine, [("work_dir", work), ("output_dir's parent folder",
                                                            Path(os.path.realpath(out_dir)).parent)])
         if engine.client is not None:       # a worker that joins later is checked too (its work_dir as well)
@@ -1658,20 +1671,22 @@ def check_against_sources(cfg: dict[str, Any] | CurateSettings, plan: list[dict[
             p = resolve(src["spec"]["path"]).resolve()
             if p.is_dir():
                 reads.add(p)
-        read_paths = sorted(reads | {Path(f).resolve() for f in src.get("files", [])})
+        read_paths = reads | {Path(os.path.realpath(f)) for f in src.get("files", [])}    # one resolve a file
         for key, path in folders:
             if path is None:
                 continue
+            real = Path(os.path.realpath(path))
             for folder in sorted(reads):
                 if _within(path, folder):
                     raise PipelineError(f"{key} {path} is {'the' if path.resolve() == folder else 'inside the'} "
                                         f"folder {folder} that source {name!r} is read from: the next run would read "
                                         f"this run's files as rows; nothing was written (choose a {key} outside it)")
-            for read in read_paths:
-                if _within(read, path):
-                    raise PipelineError(f"source {name!r} reads {read}, which is inside {key} {path}: the run "
-                                        f"replaces or removes {key} as a whole and would delete it; nothing was "
-                                        f"written (move the source out of {key}, or choose a {key} elsewhere)")
+            inside = sorted(r for r in read_paths if r == real or r.is_relative_to(real))
+            if inside:
+                read = inside[0]
+                raise PipelineError(f"source {name!r} reads {read}, which is inside {key} {path}: the run "
+                                    f"replaces or removes {key} as a whole and would delete it; nothing was "
+                                    f"written (move the source out of {key}, or choose a {key} elsewhere)")
 
 
 def timings_record(marks: dict[str, float], passes: list[dict[str, Any]], total: float, rows: int,
