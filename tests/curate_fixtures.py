@@ -132,11 +132,16 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def write_benchmark(folder: Path) -> Path:
+    """A two-problem VerilogEval-like folder. A file already holding its text is not rewritten:
+    its mtime is part of a resume's fingerprint, so configs built twice for one run resume."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "Prob001_parity_ref.sv").write_text(BENCH_REF)
-    (folder / "Prob001_parity_prompt.txt").write_text(BENCH_PROMPT)
-    (folder / "Prob002_other_ref.sv").write_text("module RefModule (input a, output b);\n  assign b = ~a;\nendmodule\n")
-    (folder / "Prob002_other_prompt.txt").write_text("Implement an inverter with input a and output b.\n")
+    files = {"Prob001_parity_ref.sv": BENCH_REF, "Prob001_parity_prompt.txt": BENCH_PROMPT,
+             "Prob002_other_ref.sv": "module RefModule (input a, output b);\n  assign b = ~a;\nendmodule\n",
+             "Prob002_other_prompt.txt": "Implement an inverter with input a and output b.\n"}
+    for name, text in files.items():
+        path = folder / name
+        if not (path.is_file() and path.read_text() == text):
+            path.write_text(text)
     return folder
 
 

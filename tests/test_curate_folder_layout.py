@@ -32,6 +32,22 @@ def snapshot(tmp: Path) -> dict[str, bytes]:
     return {str(p.relative_to(tmp)): p.read_bytes() for p in sorted(tmp.rglob("*")) if p.is_file() and not p.name.endswith(".lock")}
 
 
+def assert_refused(c, tmp: Path, words, caplog) -> None:
+    """``curate(c)`` stops with one PipelineError line holding ``words`` and writes or removes
+    nothing under ``tmp``; ``main`` logs exactly one ERROR and exits 1."""
+    before = snapshot(tmp)
+    with pytest.raises(PipelineError) as err:
+        curate(c)
+    msg = str(err.value)
+    assert "\n" not in msg and "nothing was written" in msg, msg
+    for w in words:
+        assert w in msg, (w, msg)
+    assert snapshot(tmp) == before, "a refused run wrote or removed files"
+    caplog.clear()
+    assert pipeline.main(c, None) == 1
+    assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 1
+
+
 @pytest.fixture()
 def src(tmp_path):
     rows, _ = fx.records()
@@ -59,19 +75,8 @@ LAYOUTS = {
 @pytest.mark.parametrize("name", list(LAYOUTS))
 def test_refused_with_one_line_and_nothing_written(tmp_path, src, name, caplog):
     overrides, words = LAYOUTS[name]
-    c = cfg(tmp_path, src, **{k: tmp_path / v for k, v in overrides.items()})
-    before = snapshot(tmp_path)
-    with pytest.raises(PipelineError) as err:
-        curate(c)
-    msg = str(err.value)
-    assert "\n" not in msg and "nothing was written" in msg, msg
-    for w in words:
-        assert w in msg, (w, msg)
-    assert snapshot(tmp_path) == before, "a refused run wrote or removed files"
+    assert_refused(cfg(tmp_path, src, **{k: tmp_path / v for k, v in overrides.items()}), tmp_path, words, caplog)
     assert not (tmp_path / "out").exists()
-    caplog.clear()
-    assert pipeline.main(c, None) == 1
-    assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 1
 
 
 def test_apart_is_fine_and_keeps_every_dropped_row(tmp_path):
@@ -104,15 +109,5 @@ def test_source_inside_a_run_folder_is_refused(tmp_path, name, caplog):
     rows, _ = fx.records()
     src = tmp_path / where
     fx.write_jsonl(src if src.suffix else src / "part-0.jsonl", rows)
-    c = cfg(tmp_path, src, **{k: tmp_path / v for k, v in overrides.items()})
-    before = snapshot(tmp_path)
-    with pytest.raises(PipelineError) as err:
-        curate(c)
-    msg = str(err.value)
-    assert "\n" not in msg and "nothing was written" in msg, msg
-    for w in ("source 'fx'", f"inside {key}", "would delete it"):
-        assert w in msg, (w, msg)
-    assert snapshot(tmp_path) == before, "a refused run wrote or removed files"
-    caplog.clear()
-    assert pipeline.main(c, None) == 1
-    assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 1
+    assert_refused(cfg(tmp_path, src, **{k: tmp_path / v for k, v in overrides.items()}), tmp_path,
+                   ("source 'fx'", f"inside {key}", "would delete it"), caplog)

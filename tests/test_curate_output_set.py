@@ -22,9 +22,7 @@ LEVELS_MAP = {"high_level": "high_level_global_summary", "detailed": "detailed_g
 
 def cfg_for(tmp: Path, extra=(), dropped="dropped"):
     (tmp / "sources.jsonl").write_text(json.dumps({"name": "fx", "path": str(tmp / "src"), "levels": LEVELS_MAP}) + "\n")
-    bench = tmp / "bench"
-    if not bench.exists():          # written once: a new mtime would change a resume's fingerprint
-        fx.write_benchmark(bench)
+    bench = fx.write_benchmark(tmp / "bench")
     return load_config(REPO_ROOT / "configs/curate.yaml", [
         f"sources={tmp / 'sources.jsonl'}", f"output_dir={tmp / 'out'}", f"dropped_dir={tmp / dropped}",
         f"decontaminate.benchmark_dir={bench}", "engine.engine=local", "engine.partition_rows=4",

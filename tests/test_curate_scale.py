@@ -55,9 +55,7 @@ def awkward_source(folder: Path) -> None:
 
 def config(tmp: Path, engine: str, extra=()) -> dict:
     (tmp / "sources.jsonl").write_text(json.dumps({"name": "aw", "path": str(tmp / "src"), "levels": LEVELS_MAP}) + "\n")
-    bench = tmp / "bench"
-    if not bench.exists():          # written once: a new mtime would change a resume's fingerprint
-        fx.write_benchmark(bench)
+    bench = fx.write_benchmark(tmp / "bench")
     return load_config(REPO_ROOT / "configs/curate.yaml", [
         f"sources={tmp / 'sources.jsonl'}", f"output_dir={tmp / 'out'}", f"dropped_dir={tmp / 'dropped'}",
         f"decontaminate.benchmark_dir={bench}", f"engine.engine={engine}", "engine.partition_rows=20",

@@ -4,6 +4,7 @@ on its partitions and exit 0 (REVIEW15b finding 17)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 import os
 import sys
 from pathlib import Path
@@ -65,22 +66,32 @@ def test_without_the_compile_check_no_iverilog_is_needed(tmp_path, monkeypatch):
     assert curate(cfg)["rows_read"] == len(fx.records()[0])
 
 
-@pytest.mark.skipif(not DASK.exists(), reason=f"no dask CLI next to {sys.executable}")
-def test_a_worker_without_iverilog_is_refused_naming_it(tmp_path):
-    """Two real workers: one with the full PATH, one whose PATH lacks iverilog and vvp."""
+def refused_by_real_workers(tmp: Path, path_of_other: Callable[[str], str], more=None) -> tuple[str, dict]:
+    """Two real dask workers, "good" (this PATH) and "other" (``path_of_other(this PATH)``): the
+    EngineError line of an Engine that needs iverilog and vvp, and {name: worker address};
+    ``more(address)`` runs while the cluster is still up."""
     from sft_playbook.paths import REPO_ROOT
 
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "DASK_LOGGING__DISTRIBUTED": "error"}
-    workers = {"good": {"PATH": env["PATH"]}, "noiv": {"PATH": str(bin_with(tmp_path))}}
-    with named_workers(tmp_path, env, workers) as (address, by_name):
+    workers = {"good": {"PATH": env["PATH"]}, "other": {"PATH": path_of_other(env["PATH"])}}
+    with named_workers(tmp, env, workers) as (address, by_name):
         with pytest.raises(EngineError) as err, Engine(scheduler=address, required_tools=("iverilog", "vvp"),
                                                         tools_needed_by="rules.compiles"):
             pass
-        msg = str(err.value)
-        assert "\n" not in msg and f"worker {by_name['noiv']} has no iverilog or vvp on its PATH" in msg, msg
-        assert by_name["good"] not in msg and "rules.compiles needs iverilog, vvp" in msg
-        with Engine(scheduler=address):                   # nothing asked for: the same workers are fine
+        if more is not None:
+            more(address)
+    return str(err.value), by_name
+
+
+@pytest.mark.skipif(not DASK.exists(), reason=f"no dask CLI next to {sys.executable}")
+def test_a_worker_without_iverilog_is_refused_naming_it(tmp_path):
+    """Two real workers: one with the full PATH, one whose PATH lacks iverilog and vvp."""
+    def nothing_asked(address):                          # nothing asked for: the same workers are fine
+        with Engine(scheduler=address):
             pass
+    msg, by_name = refused_by_real_workers(tmp_path, lambda _: str(bin_with(tmp_path)), nothing_asked)
+    assert "\n" not in msg and f"worker {by_name['other']} has no iverilog or vvp on its PATH" in msg, msg
+    assert by_name["good"] not in msg and "rules.compiles needs iverilog, vvp" in msg
 
 
 def test_rows_the_compile_check_skipped_are_a_driver_warning(tmp_path, monkeypatch, caplog):
@@ -125,15 +136,7 @@ def test_another_icarus_version_changes_the_resume_fingerprint(tmp_path, monkeyp
 @pytest.mark.skipif(not DASK.exists(), reason=f"no dask CLI next to {sys.executable}")
 def test_a_worker_with_another_icarus_version_is_refused_naming_it(tmp_path):
     """Two real workers with iverilog and vvp on PATH, one of another version than the driver's."""
-    from sft_playbook.paths import REPO_ROOT
-
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "DASK_LOGGING__DISTRIBUTED": "error"}
     old = bin_with(tmp_path, "iverilog", "vvp", version="Icarus Verilog version 10.1 (stable) ()", folder="old")
-    workers = {"good": {"PATH": env["PATH"]}, "old": {"PATH": f"{old}{os.pathsep}{env['PATH']}"}}
-    with named_workers(tmp_path, env, workers) as (address, by_name):
-        with pytest.raises(EngineError) as err, Engine(scheduler=address, required_tools=("iverilog", "vvp"),
-                                                        tools_needed_by="rules.compiles"):
-            pass
-        msg = str(err.value)
-        assert "\n" not in msg and f"worker {by_name['old']} runs iverilog 'Icarus Verilog version 10.1" in msg, msg
-        assert by_name["good"] not in msg and "vs the driver's iverilog" in msg
+    msg, by_name = refused_by_real_workers(tmp_path, lambda path: f"{old}{os.pathsep}{path}")
+    assert "\n" not in msg and f"worker {by_name['other']} runs iverilog 'Icarus Verilog version 10.1" in msg, msg
+    assert by_name["good"] not in msg and "vs the driver's iverilog" in msg

@@ -919,9 +919,7 @@ def run_stages(parts: list, stages: list[Stage], engine: Engine, dropped_dir: Pa
                                     "Check its thresholds in the config.")
             rows = st.rows_out
         engine.gather(writes)
-        assert_workers = getattr(engine, "assert_workers", None)
-        if assert_workers is not None:          # a worker that joined during the pass and fails the checks
-            assert_workers()
+        engine.assert_workers()                 # a worker that joined during the pass and fails the checks
         t_write = time.monotonic() - t0 - t_fit - t_pass
         if checkpoints is not None and checkpoints.save_passes and not last and g + 1 < len(groups):
             checkpoints.pass_done(engine, g, parts, stats[-len(chain):])
